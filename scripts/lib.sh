@@ -1,0 +1,37 @@
+# Shared helpers for the provisioning scripts: cache location, timed steps, clear failures.
+# Sourced, never run. Everything lands under $STREAMREC_CACHE (outside the clone, because CI
+# clones afresh on the same machine), keyed by version so a version bump rebuilds.
+set -euo pipefail
+
+STREAMREC_CACHE="${STREAMREC_CACHE:-$HOME/.cache/streamrec}"
+export STREAMREC_CACHE
+mkdir -p "$STREAMREC_CACHE"
+
+# Pinned versions. Bump here; the cache key follows.
+KAFKA_VERSION="4.1.1"
+SLF4J_VERSION="2.0.17"
+KUBE_VERSION="1.36.3"
+ETCD_VERSION="3.6.16"
+KWOK_VERSION="0.8.0"
+HELM_VERSION="3.19.0"
+# MinIO publishes RELEASE.* tags that the module proxy does not serve; pin the pseudo-version.
+MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+
+log() { printf '[provision %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '[provision] FAILED: %s\n' "$*" >&2; exit 1; }
+
+# timed NAME CMD...: run a step and report how long it took.
+timed() {
+  local name=$1; shift
+  local t0=$SECONDS
+  log "$name ..."
+  "$@" || die "$name (exit $?)"
+  log "$name done in $((SECONDS - t0))s"
+}
+
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed; $2"; }
+
+# Go builds must not pollute a module of the clone; keep them offline from any workspace.
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+export GOWORK=off
+export CGO_ENABLED=0

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok from the
+# Go module proxy into $STREAMREC_CACHE/kube-<version>/bin. Idempotent: a stamp file marks a
+# finished build. Why a wrapper module: k8s.io/kubernetes pins its staging modules at v0.0.0, so
+# `go install` fails; we replace each one with the matching v0.MINOR.PATCH release.
+source "$(dirname "$0")/lib.sh"
+need go "install Go 1.24+ (https://go.dev/dl)"
+
+KUBE_DIR="$STREAMREC_CACHE/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
+BIN="$KUBE_DIR/bin"
+STAMP="$KUBE_DIR/.done"
+if [[ -f "$STAMP" ]]; then
+  log "kube: cached at $KUBE_DIR"
+  echo "$KUBE_DIR"
+  exit 0
+fi
+mkdir -p "$BIN" "$KUBE_DIR/src"
+
+build_etcd() {
+  local src="$KUBE_DIR/src/etcd"
+  rm -rf "$src" && mkdir -p "$src" && cd "$src"
+  go mod init local/etcdbin >/dev/null 2>&1
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
+  go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null
+  go mod tidy >/dev/null
+  go build -trimpath -ldflags="-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+}
+
+build_kube() {
+  local src="$KUBE_DIR/src/kube" minor=${KUBE_VERSION#*.}
+  minor=${minor%%.*}
+  rm -rf "$src" && mkdir -p "$src" && cd "$src"
+  go mod init local/k8sbin >/dev/null 2>&1
+  local gomod
+  gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [[ -f "$gomod" ]] || die "could not download k8s.io/kubernetes@v$KUBE_VERSION"
+  # Every staging module pinned at v0.0.0 gets the release that matches this Kubernetes version.
+  local mods
+  mods=$(grep -oE 'k8s\.io/[a-zA-Z0-9._/-]+ v0\.0\.0' "$gomod" | awk '{print $1}' | sort -u)
+  local m
+  for m in $mods; do
+    go mod edit "-replace=$m=$m@v0.${KUBE_VERSION#1.}"
+  done
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+      printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"
+    done
+    printf ')\n'
+  } > tools.go
+  go get "k8s.io/kubernetes@v$KUBE_VERSION" >/dev/null
+  go mod tidy >/dev/null
+  # Stamp the real version in, as the release build does: components compare versions.
+  local ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=v$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=2000-01-01T00:00:00Z"
+  done
+  go build -trimpath -ldflags="$ld" -o "$BIN/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+}
+
+build_kwok() {
+  GOBIN="$BIN" go install -trimpath -ldflags="-s -w" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+  # kwok needs its stage configs (what makes a Pod Running/Ready); they ship in the module.
+  local mod
+  mod=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  mkdir -p "$KUBE_DIR/kwok-stages"
+  cp "$mod"/kustomize/stage/node/fast/*.yaml "$mod"/kustomize/stage/pod/fast/*.yaml "$KUBE_DIR/kwok-stages/"
+  chmod u+w "$KUBE_DIR"/kwok-stages/*.yaml
+}
+
+timed "etcd v$ETCD_VERSION: build from the Go module proxy" build_etcd
+timed "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v$KUBE_VERSION: build" build_kube
+timed "kwok v$KWOK_VERSION: build" build_kwok
+rm -rf "$KUBE_DIR/src"
+touch "$STAMP"
+echo "$KUBE_DIR"

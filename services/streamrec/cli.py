@@ -1,0 +1,46 @@
+"""The one `streamrec` command. Each service registers a subcommand here.
+
+Subcommands are imported lazily so that `streamrec --help` stays fast and a service's
+heavy dependencies (implicit, kopf) load only when that service runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from streamrec import __version__
+
+# name -> (module, help). Each module exposes `add_arguments(parser)` and `run(args) -> int`.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamrec",
+        description="Real-time recommendations from a stream of implicit feedback.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamrec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] | None = getattr(args, "_run", None)
+    if run is None:
+        parser.print_help()
+        return 2
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

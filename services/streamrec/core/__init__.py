@@ -1,0 +1,1 @@
+"""Pure core: events, id maps, window, model, snapshots. No Kafka, S3, HTTP or Kubernetes here."""
