@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from streamrec import __version__
 
 # name -> (module, help). Each module exposes `add_arguments(parser)` and `run(args) -> int`.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "operator": ("streamrec.operator.cli", "Run the Kubernetes operator (kopf)."),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,285 @@
+"""Pure builders: (name, namespace, parsed spec) -> manifests of a RecommenderService's children.
+
+No I/O and no kopf here; handlers add owner references (``kopf.adopt``) and apply the result,
+and unit tests assert on these dicts directly. Children: a ConfigMap holding the env-var
+contract, the trainer Deployment (one replica, Recreate: two trainers would fight over the
+consumer group and the snapshot store), the serving Deployment, its Service, and optionally an
+HPA and an Ingress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from streamrec.operator.env import SERVING_PORT, TRAINER_METRICS_PORT, config_data, secret_env
+from streamrec.operator.spec import RecommenderSpec, Resources
+
+APP = "streamrec"
+MANAGER = "streamrec-operator"
+CONFIG_HASH_ANNOTATION = "streamrec.io/config-hash"
+RUN_AS = 10001  # the image's numeric non-root user (services/Dockerfile)
+
+
+def labels(name: str, component: str) -> dict[str, str]:
+    return {**selector_labels(name, component), "app.kubernetes.io/managed-by": MANAGER}
+
+
+def selector_labels(name: str, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": APP,
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def child_names(name: str) -> dict[str, str]:
+    """Names of the children by role; the Service keeps the bare name clients will use."""
+    return {
+        "config": f"{name}-config",
+        "trainer": f"{name}-trainer",
+        "serving": f"{name}-serving",
+        "service": name,
+        "hpa": f"{name}-serving",
+        "ingress": name,
+    }
+
+
+def config_hash(data: dict[str, str]) -> str:
+    """A short digest of the ConfigMap data; a change rolls the pods that load it."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _meta(name: str, namespace: str, component: str, child: str) -> dict[str, Any]:
+    return {"name": child, "namespace": namespace, "labels": labels(name, component)}
+
+
+def build_configmap(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(name, namespace, "config", child_names(name)["config"]),
+        "data": config_data(name, spec),
+    }
+
+
+def _container(
+    spec: RecommenderSpec,
+    component: str,
+    name: str,
+    port: tuple[str, int],
+    readiness_path: str,
+    resources: Resources,
+) -> dict[str, Any]:
+    port_name, port_number = port
+    return {
+        "name": component,
+        "image": spec.image.reference,
+        "imagePullPolicy": spec.image.pull_policy,
+        "args": ["trainer" if component == "trainer" else "serve"],
+        "envFrom": [{"configMapRef": {"name": child_names(name)["config"]}}],
+        "env": secret_env(spec, component),
+        "ports": [{"name": port_name, "containerPort": port_number, "protocol": "TCP"}],
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": port_name},
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": readiness_path, "port": port_name},
+            "periodSeconds": 5,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+        # Loading a large snapshot can take a while; liveness waits until the process is up.
+        "startupProbe": {
+            "httpGet": {"path": "/healthz", "port": port_name},
+            "periodSeconds": 5,
+            "failureThreshold": 60,
+        },
+        "resources": resources.to_dict(),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _pod_template(
+    name: str, spec: RecommenderSpec, component: str, container: dict[str, Any]
+) -> dict[str, Any]:
+    port = container["ports"][0]["containerPort"]
+    return {
+        "metadata": {
+            "labels": labels(name, component),
+            "annotations": {
+                CONFIG_HASH_ANNOTATION: config_hash(config_data(name, spec)),
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(port),
+                "prometheus.io/path": "/metrics",
+            },
+        },
+        "spec": {
+            # The containers never call the Kubernetes API.
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUN_AS,
+                "runAsGroup": RUN_AS,
+                "fsGroup": RUN_AS,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [container],
+            # The root filesystem is read-only; /tmp holds downloaded snapshots and scratch.
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
+        },
+    }
+
+
+def build_trainer_deployment(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:
+    container = _container(
+        spec,
+        "trainer",
+        name,
+        ("metrics", TRAINER_METRICS_PORT),
+        # The trainer has no /readyz: it is ready as soon as it is alive.
+        "/healthz",
+        spec.training.resources,
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, namespace, "trainer", child_names(name)["trainer"]),
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector_labels(name, "trainer")},
+            "template": _pod_template(name, spec, "trainer", container),
+        },
+    }
+
+
+def build_serving_deployment(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:
+    container = _container(
+        spec, "serving", name, ("http", SERVING_PORT), "/readyz", spec.serving.resources
+    )
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, namespace, "serving", child_names(name)["serving"]),
+        "spec": {
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "selector": {"matchLabels": selector_labels(name, "serving")},
+            "template": _pod_template(name, spec, "serving", container),
+        },
+    }
+    # With an HPA the replica count is the HPA's: setting it here would undo every scaling.
+    if not spec.serving.autoscaling.enabled:
+        body["spec"]["replicas"] = spec.serving.replicas
+    return body
+
+
+def build_service(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, namespace, "serving", child_names(name)["service"]),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(name, "serving"),
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def build_hpa(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:
+    scaling = spec.serving.autoscaling
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(name, namespace, "serving", child_names(name)["hpa"]),
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": child_names(name)["serving"],
+            },
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.target_cpu_utilization_percentage,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def build_ingress(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:
+    ing = spec.serving.ingress
+    rule: dict[str, Any] = {
+        "http": {
+            "paths": [
+                {
+                    "path": ing.path,
+                    "pathType": "Prefix",
+                    "backend": {
+                        "service": {"name": child_names(name)["service"], "port": {"name": "http"}}
+                    },
+                }
+            ]
+        }
+    }
+    if ing.host is not None:
+        rule["host"] = ing.host
+    body: dict[str, Any] = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(name, namespace, "serving", child_names(name)["ingress"]),
+        "spec": {"rules": [rule]},
+    }
+    if ing.class_name is not None:
+        body["spec"]["ingressClassName"] = ing.class_name
+    if ing.tls_secret is not None:
+        body["spec"]["tls"] = [{"hosts": [ing.host], "secretName": ing.tls_secret}]
+    return body
+
+
+def build_children(name: str, namespace: str, spec: RecommenderSpec) -> list[dict[str, Any]]:
+    """Every child the spec asks for, ConfigMap first so pods never start without it."""
+    children = [
+        build_configmap(name, namespace, spec),
+        build_trainer_deployment(name, namespace, spec),
+        build_serving_deployment(name, namespace, spec),
+        build_service(name, namespace, spec),
+    ]
+    if spec.serving.autoscaling.enabled:
+        children.append(build_hpa(name, namespace, spec))
+    if spec.serving.ingress.enabled:
+        children.append(build_ingress(name, namespace, spec))
+    return children
+
+
+def unwanted_children(name: str, spec: RecommenderSpec) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of the optional children the spec no longer asks for."""
+    names = child_names(name)
+    unwanted = []
+    if not spec.serving.autoscaling.enabled:
+        unwanted.append(("autoscaling/v2", "HorizontalPodAutoscaler", names["hpa"]))
+    if not spec.serving.ingress.enabled:
+        unwanted.append(("networking.k8s.io/v1", "Ingress", names["ingress"]))
+    return unwanted

@@ -1,0 +1,62 @@
+"""``streamrec operator``: run the RecommenderService operator (kopf) in the foreground.
+
+Always standalone (no peering): the operator Deployment runs one replica with the Recreate
+strategy, so two operators never handle the same object. kopf and the handlers are imported
+only when the command runs, keeping ``streamrec --help`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+LOG_FORMATS = ("full", "plain", "json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NAMESPACE",
+        help="watch RecommenderServices in this namespace (repeatable)",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (the children's Role must then be bound in each)",
+    )
+    parser.add_argument(
+        "--liveness-port",
+        type=int,
+        default=8080,
+        metavar="PORT",
+        help="serve the liveness probe at http://0.0.0.0:PORT/healthz; 0 disables (default 8080)",
+    )
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="full")
+    parser.add_argument("--verbose", action="store_true", help="log kopf's progress in detail")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.liveness_port <= 65535:
+        print(f"--liveness-port: must be 0..65535, got {args.liveness_port}", file=sys.stderr)
+        return 2
+    try:
+        import kopf
+
+        import streamrec.operator.handlers  # noqa: F401  (registers the handlers)
+    except ValueError as exc:  # a bad STREAMREC_OPERATOR_* variable
+        print(f"streamrec operator: {exc}", file=sys.stderr)
+        return 2
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    kopf.run(
+        standalone=True,
+        namespaces=tuple(args.namespaces or ()),
+        clusterwide=bool(args.all_namespaces),
+        liveness_endpoint=liveness,
+    )
+    return 0

@@ -1,0 +1,239 @@
+"""kopf handlers for RecommenderService: parse, build, adopt, apply, and report status.
+
+Thin on purpose: the decisions live in ``spec`` (what is valid), ``builders`` (what to run),
+``diff`` (whether to write) and ``status`` (what to report). One ``reconcile`` handler serves
+create, update and resume; as it only writes children whose desired fields differ from the live
+ones, resuming after a restart writes nothing. A timer refreshes the status from the children,
+the referenced Secrets and the store's ``LATEST``. Deletion needs no handler and no finalizer:
+every child carries an owner reference, so the garbage collector removes it.
+
+Loaded by ``streamrec operator`` and by ``kopf run <path to this file>`` (the tests), so it
+imports the package absolutely.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from kubernetes import client
+from urllib3.exceptions import HTTPError
+
+from streamrec.operator.builders import build_children, child_names, unwanted_children
+from streamrec.operator.diff import with_applied_hash
+from streamrec.operator.env import S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY, all_secret_refs
+from streamrec.operator.fields import InvalidSpec
+from streamrec.operator.kube import Kube
+from streamrec.operator.snapshots import read_latest
+from streamrec.operator.spec import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    RecommenderSpec,
+    parse_spec,
+    validate_name,
+)
+from streamrec.operator.status import (
+    SnapshotRead,
+    compute_status,
+    invalid_status,
+    secret_problems,
+    status_changed,
+)
+
+ANNOTATION_PREFIX = "operator.streamrec.io"
+RETRY_DELAY_SECONDS = 10
+
+
+def _status_interval() -> float:
+    raw = os.environ.get("STREAMREC_OPERATOR_STATUS_INTERVAL", "30")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ValueError(f"STREAMREC_OPERATOR_STATUS_INTERVAL: must be seconds > 0, got {raw!r}")
+    return value
+
+
+STATUS_INTERVAL_SECONDS = _status_interval()
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Progress and the diff base go to annotations, keeping status.kopf out of our status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # Events only for what a user must act on.
+    memo["kube"] = Kube.from_environment()
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+def reconcile(
+    spec: kopf.Spec,
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: Any,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    assert namespace is not None  # the CRD is namespaced
+    kube: Kube = memo["kube"]
+    parsed = _parse_or_fail(spec, name, meta.get("generation"), status, patch)
+    children = build_children(name, namespace, parsed)
+    kopf.adopt(children, owner=body)
+    counts = {"created": 0, "patched": 0, "unchanged": 0, "deleted": 0}
+    try:
+        for child in children:
+            outcome = kube.apply(with_applied_hash(child))
+            counts[outcome] += 1
+            if outcome != "unchanged":
+                logger.info("%s %s %s", outcome, child["kind"], child["metadata"]["name"])
+        for api_version, kind, child_name in unwanted_children(name, parsed):
+            if kube.delete_owned(api_version, kind, namespace, child_name, meta["uid"]):
+                counts["deleted"] += 1
+                logger.info("deleted %s %s", kind, child_name)
+    except client.ApiException as exc:
+        if exc.status in (400, 422):  # a value the CRD schema let through but a child refuses
+            message = f"a child was rejected by the API server: {_api_message(exc)}"
+            rejected = invalid_status(
+                generation=meta.get("generation"),
+                reason="Rejected",
+                message=message,
+                previous=status,
+                now=_now(),
+            )
+            _set_status(status, patch, rejected)
+            raise kopf.PermanentError(message) from exc
+        raise _temporary("applying the children", exc) from exc
+    except HTTPError as exc:
+        raise _temporary("applying the children", exc) from exc
+    logger.info("children reconciled: %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
+    _refresh(kube, name, namespace, parsed, meta.get("generation"), status, patch)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=STATUS_INTERVAL_SECONDS)
+def refresh_status(
+    spec: kopf.Spec,
+    name: str,
+    namespace: str | None,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: Any,
+    **_: Any,
+) -> None:
+    assert namespace is not None  # the CRD is namespaced
+    try:
+        validate_name(name)
+        parsed = parse_spec(spec)
+    except InvalidSpec:
+        return  # reconcile has already put the reason in the status
+    _refresh(memo["kube"], name, namespace, parsed, status.get("observedGeneration"), status, patch)
+
+
+def _parse_or_fail(
+    spec: Mapping[str, Any],
+    name: str,
+    generation: int | None,
+    status: Mapping[str, Any],
+    patch: kopf.Patch,
+) -> RecommenderSpec:
+    try:
+        validate_name(name)
+        return parse_spec(spec)
+    except InvalidSpec as exc:
+        invalid = invalid_status(
+            generation=generation,
+            reason="InvalidSpec",
+            message=str(exc),
+            previous=status,
+            now=_now(),
+        )
+        _set_status(status, patch, invalid)
+        raise kopf.PermanentError(str(exc)) from exc
+
+
+def _refresh(
+    kube: Kube,
+    name: str,
+    namespace: str,
+    spec: RecommenderSpec,
+    observed_generation: int | None,
+    status: Mapping[str, Any],
+    patch: kopf.Patch,
+) -> None:
+    """Observe the children, Secrets and store, and patch the status if anything changed."""
+    names = child_names(name)
+    try:
+        trainer = kube.get("apps/v1", "Deployment", namespace, names["trainer"])
+        serving = kube.get("apps/v1", "Deployment", namespace, names["serving"])
+        refs = all_secret_refs(spec)
+        secrets = {ref.name: _secret_data(kube, namespace, ref.name) for ref in refs}
+    except (client.ApiException, HTTPError) as exc:
+        raise _temporary("reading the children", exc) from exc
+    issues = secret_problems(refs, secrets, namespace)
+    new = compute_status(
+        observed_generation=observed_generation,
+        trainer=trainer,
+        serving=serving,
+        secret_issues=issues,
+        snapshot=_read_snapshot(name, spec, secrets.get(spec.snapshots.credentials_secret)),
+        previous=status,
+        now=_now(),
+    )
+    _set_status(status, patch, new)
+
+
+def _read_snapshot(
+    name: str, spec: RecommenderSpec, credentials: Mapping[str, str] | None
+) -> SnapshotRead:
+    needed = {S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY}
+    if credentials is None or not needed <= set(credentials):
+        return SnapshotRead(error="the snapshot store credentials are unavailable")
+    decoded = {k: base64.b64decode(credentials[k]).decode() for k in needed}
+    return read_latest(name, spec, decoded[S3_ACCESS_KEY_ID_KEY], decoded[S3_SECRET_ACCESS_KEY_KEY])
+
+
+def _secret_data(kube: Kube, namespace: str, name: str) -> dict[str, str] | None:
+    secret = kube.get("v1", "Secret", namespace, name)
+    return None if secret is None else dict(secret.get("data") or {})
+
+
+def _set_status(status: Mapping[str, Any], patch: kopf.Patch, new: Mapping[str, Any]) -> None:
+    if status_changed(status, new):
+        patch.status.update(new)
+
+
+def _temporary(doing: str, exc: Exception) -> kopf.TemporaryError:
+    if isinstance(exc, client.ApiException):
+        detail = f"{exc.status} {exc.reason}: {_api_message(exc)}"
+    else:
+        detail = str(exc)
+    return kopf.TemporaryError(f"{doing} failed, will retry: {detail}", delay=RETRY_DELAY_SECONDS)
+
+
+def _api_message(exc: client.ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except ValueError:
+        return str(exc.body or exc.reason)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,71 @@
+"""Read the published snapshot version (``<prefix>/LATEST``) for the CR's status.
+
+The trainer publishes a snapshot by writing ``<prefix>/snapshots/<version>/…`` and then
+replacing ``<prefix>/LATEST``, which holds just the version id. The operator reads that one
+small object with the credentials of ``spec.snapshots.credentialsSecret``: it needs no extra
+RBAC (it already reads that Secret to check it exists), the trainer needs no Kubernetes
+credentials at all, and the status shows what is really in the store, even while the trainer is
+down. This is the operator's only I/O besides the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+import re
+
+from streamrec.operator.spec import RecommenderSpec
+from streamrec.operator.status import SnapshotRead
+
+_VERSION = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CONNECT_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 5
+
+
+def latest_key(name: str, spec: RecommenderSpec) -> str:
+    return f"{spec.snapshots.prefix or name}/LATEST"
+
+
+def parse_latest(raw: bytes) -> SnapshotRead:
+    """The content of ``LATEST`` as a version, refusing anything that is not a version id."""
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text:
+        return SnapshotRead()
+    if not _VERSION.match(text):
+        return SnapshotRead(error=f"LATEST does not hold a version id: {text[:64]!r}")
+    return SnapshotRead(version=text)
+
+
+def read_latest(
+    name: str, spec: RecommenderSpec, access_key_id: str, secret_access_key: str
+) -> SnapshotRead:
+    """Fetch ``LATEST``; a missing object is "no snapshot yet", any failure an error message."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    snapshots = spec.snapshots
+    key = latest_key(name, spec)
+    where = f"s3://{snapshots.bucket}/{key}"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=snapshots.endpoint,
+        region_name=snapshots.region or "us-east-1",
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=Config(
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
+            retries={"max_attempts": 1},
+            # MinIO and most self-hosted stores want path-style addressing.
+            s3={"addressing_style": "path" if snapshots.endpoint else "auto"},
+        ),
+    )
+    try:
+        raw = s3.get_object(Bucket=snapshots.bucket, Key=key)["Body"].read(1024)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "unknown"))
+        if code in ("NoSuchKey", "404"):
+            return SnapshotRead()
+        return SnapshotRead(error=f"{where}: {code}")
+    except BotoCoreError as exc:
+        return SnapshotRead(error=f"{where}: {exc}")
+    return parse_latest(raw)
