@@ -43,7 +43,7 @@ def parse_quantity(value: object) -> Decimal:
     if match is None:
         raise ValueError(f"must be a Kubernetes quantity such as 500m or 1Gi (got {value!r})")
     suffix = match["suffix"] or ""
-    if suffix[:1] in ("e", "E"):
+    if suffix not in _MULTIPLIERS:  # an exponent such as e3 ("E" alone is exa)
         return Decimal(match["number"]) * Decimal(10) ** int(suffix[1:])
     return Decimal(match["number"]) * _MULTIPLIERS[suffix]
 

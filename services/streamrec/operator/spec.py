@@ -218,9 +218,9 @@ def _kafka(f: Fields) -> KafkaSpec:
 
 def _model(f: Fields) -> ModelSpec:
     out = ModelSpec(
-        factors=f.integer("factors", 64, minimum=1, maximum=4096),
+        factors=f.integer("factors", 64, minimum=1),
         regularization=f.number("regularization", 0.05, minimum=0.0),
-        iterations=f.integer("iterations", 15, minimum=1, maximum=1000),
+        iterations=f.integer("iterations", 15, minimum=1),
         alpha=f.number("alpha", 1.0, minimum=0.0),
     )
     f.done()
