@@ -1,0 +1,558 @@
+"""The deployable artefacts: k8s/ manifests, the CRD and its schema, the Dockerfile, skaffold and
+the Helm chart (linted and rendered with a real helm built by scripts/provision-helm.sh)."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from streamrec.operator.builders import build_children
+from streamrec.operator.spec import GROUP, KIND, PLURAL, VERSION, RecommenderSpec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+CHART = ROOT / "helm" / "streamrec"
+CRD_PATH = K8S / "crd.yaml"
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def k8s_docs() -> list[dict[str, Any]]:
+    return [doc for path in sorted(K8S.glob("*.yaml")) for doc in load_all(path)]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+@pytest.fixture(scope="module")
+def crd() -> dict[str, Any]:
+    (doc,) = load_all(CRD_PATH)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def schema(crd: dict[str, Any]) -> dict[str, Any]:
+    (version,) = crd["spec"]["versions"]
+    return copy.deepcopy(version["schema"]["openAPIV3Schema"])
+
+
+def to_json_schema(node: Any) -> Any:
+    """OpenAPI v3 (as in CRDs) to JSON Schema draft 4: drop x-kubernetes-* and, like kubectl's
+    strict field validation, refuse unknown fields where properties are declared."""
+    if isinstance(node, list):
+        return [to_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: to_json_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes-")}
+    if "properties" in node and "additionalProperties" not in node:
+        out["additionalProperties"] = False
+    return out
+
+
+def validate(schema: dict[str, Any], obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """(dotted path, message) of every schema violation of ``obj``."""
+    validator = jsonschema.Draft4Validator(to_json_schema(schema))
+    return [
+        (".".join(str(p) for p in err.absolute_path), err.message)
+        for err in validator.iter_errors(obj)
+    ]
+
+
+def apply_defaults(schema: dict[str, Any], obj: Any) -> Any:
+    """Structural defaulting as the API server does it (defaults of defaults included)."""
+    if not isinstance(obj, dict):
+        return obj
+    for key, sub in schema.get("properties", {}).items():
+        if key not in obj and "default" in sub:
+            obj[key] = copy.deepcopy(sub["default"])
+        if key in obj:
+            apply_defaults(sub, obj[key])
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in obj:
+            apply_defaults(extra, obj[key])
+    return obj
+
+
+def example_cr() -> dict[str, Any]:
+    (cr,) = load_all(K8S / "recommender.yaml")
+    return cr
+
+
+# k8s/
+
+
+def test_every_k8s_manifest_parses_and_names_its_api() -> None:
+    files = sorted(K8S.glob("*.yaml"))
+    assert {p.name for p in files} >= {
+        "crd.yaml",
+        "rbac.yaml",
+        "operator.yaml",
+        "recommender.yaml",
+        "strimzi-kafka.yaml",
+        "minio.yaml",
+        "kind-cluster.yaml",
+    }
+    for path in files:
+        for doc in load_all(path):
+            assert doc.get("apiVersion") and doc.get("kind"), path.name
+
+
+def test_the_chart_ships_the_very_same_crd() -> None:
+    (chart_crd,) = sorted((CHART / "crds").glob("*.yaml"))
+    assert chart_crd.read_bytes() == CRD_PATH.read_bytes()
+
+
+def test_crd_identity_scope_and_printer_columns(crd: dict[str, Any]) -> None:
+    spec = crd["spec"]
+    assert crd["metadata"]["name"] == f"{PLURAL}.{GROUP}"
+    assert (spec["group"], spec["scope"], spec["names"]["kind"]) == (GROUP, "Namespaced", KIND)
+    assert spec["names"]["shortNames"] == ["recsvc"]
+    (version,) = spec["versions"]
+    assert (version["name"], version["served"], version["storage"]) == (VERSION, True, True)
+    assert version["subresources"] == {"status": {}}
+    columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
+    assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert columns["Snapshot"]["jsonPath"] == ".status.snapshotVersion"
+    assert columns["Replicas"]["jsonPath"] == ".status.servingReplicas"
+    assert columns["Age"]["jsonPath"] == ".metadata.creationTimestamp"
+
+
+def test_crd_schema_is_structural(schema: dict[str, Any]) -> None:
+    """Every node states its type (or is int-or-string), as the API server requires."""
+
+    def walk(node: dict[str, Any], path: str) -> Iterator[str]:
+        if "type" not in node and not node.get("x-kubernetes-int-or-string"):
+            yield path
+        for key, sub in node.get("properties", {}).items():
+            yield from walk(sub, f"{path}.{key}")
+        if isinstance(node.get("additionalProperties"), dict):
+            yield from walk(node["additionalProperties"], f"{path}.*")
+        if "items" in node:
+            yield from walk(node["items"], f"{path}[]")
+
+    assert list(walk(schema, "")) == []
+
+
+def test_the_example_cr_is_valid_against_the_crd_schema(schema: dict[str, Any]) -> None:
+    assert validate(schema, example_cr()) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        ("model.factors", 0, "spec.model.factors"),
+        ("model.factors", "64", "spec.model.factors"),
+        ("kafka.format", "xml", "spec.kafka.format"),
+        ("image.pullPolicy", "Sometimes", "spec.image.pullPolicy"),
+        (
+            "serving.autoscaling.targetCPUUtilizationPercentage",
+            0,
+            "spec.serving.autoscaling.targetCPUUtilizationPercentage",
+        ),
+        ("training.resources.requests.cpu", "lots", "spec.training.resources.requests.cpu"),
+        ("model.factor", 8, "spec.model"),
+    ],
+)
+def test_the_schema_rejects_bad_values_naming_the_field(
+    schema: dict[str, Any], path: str, value: Any, field: str
+) -> None:
+    cr = example_cr()
+    node = cr["spec"]
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    errors = validate(schema, cr)
+    assert errors and errors[0][0] == field, errors
+
+
+def test_the_schema_requires_kafka_and_snapshots(schema: dict[str, Any]) -> None:
+    cr = example_cr()
+    del cr["spec"]["kafka"]["bootstrapServers"]
+    assert validate(schema, cr) == [("spec.kafka", "'bootstrapServers' is a required property")]
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join("CPU" if part == "cpu" else part.title() for part in rest)
+
+
+def as_raw(value: Any) -> Any:
+    """A parsed spec rendered back to its CR form (camelCase, no unset optional fields)."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if hasattr(value, "__dataclass_fields__"):
+        return {
+            camel(name): as_raw(getattr(value, name))
+            for name in value.__dataclass_fields__
+            if getattr(value, name) is not None
+        }
+    return value
+
+
+def test_crd_defaults_are_exactly_the_operator_defaults(schema: dict[str, Any]) -> None:
+    minimal = {
+        "image": {"repository": "streamrec", "tag": "1"},
+        "kafka": {"bootstrapServers": "k:9092"},
+        "snapshots": {"bucket": "bkt", "credentialsSecret": "s3"},
+    }
+    parsed: RecommenderSpec = parse_spec(minimal)
+    defaulted = apply_defaults(schema["properties"]["spec"], copy.deepcopy(minimal))
+    assert defaulted == as_raw(parsed)
+    assert parse_spec(defaulted) == parsed
+
+
+# RBAC
+
+
+def rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    return {
+        (group, resource): set(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+
+
+def test_cluster_role_covers_only_kopf_and_the_custom_resources() -> None:
+    (cluster_role,) = by_kind(k8s_docs(), "ClusterRole")
+    assert rules(cluster_role) == {
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+        (GROUP, PLURAL): {"get", "list", "watch", "patch"},
+        (GROUP, f"{PLURAL}/status"): {"get", "patch"},
+        (GROUP, f"{PLURAL}/finalizers"): {"update"},
+        ("", "events"): {"create"},
+    }
+
+
+def test_namespaced_role_grants_what_the_children_need_and_no_more() -> None:
+    (role,) = by_kind(k8s_docs(), "Role")
+    granted = rules(role)
+    spec = parse_spec(
+        {
+            **example_cr()["spec"],
+            "serving": {"autoscaling": {"enabled": True}, "ingress": {"enabled": True}},
+        }
+    )
+    plural = {
+        "ConfigMap": "configmaps",
+        "Deployment": "deployments",
+        "Service": "services",
+        "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+        "Ingress": "ingresses",
+    }
+    for child in build_children("r", "ns", spec):
+        group = child["apiVersion"].rpartition("/")[0]
+        assert {"get", "create", "patch"} <= granted[(group, plural[child["kind"]])], child["kind"]
+    assert granted[("", "secrets")] == {"get"}
+    assert granted[("autoscaling", "horizontalpodautoscalers")] == {
+        "get",
+        "create",
+        "patch",
+        "delete",
+    }
+    assert granted[("networking.k8s.io", "ingresses")] == {"get", "create", "patch", "delete"}
+    assert granted[("apps", "deployments")] == {"get", "create", "patch"}
+    assert all("*" not in verbs and "list" not in verbs for verbs in granted.values())
+
+
+def test_bindings_point_the_roles_at_the_operator_service_account() -> None:
+    docs = k8s_docs()
+    (account,) = by_kind(docs, "ServiceAccount")
+    (deployment,) = [
+        d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "streamrec-operator"
+    ]
+    assert (
+        deployment["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    )
+    for binding in by_kind(docs, "ClusterRoleBinding") + by_kind(docs, "RoleBinding"):
+        assert binding["subjects"] == [
+            {
+                "kind": "ServiceAccount",
+                "name": account["metadata"]["name"],
+                "namespace": account["metadata"]["namespace"],
+            }
+        ]
+
+
+# Pods in k8s/
+
+
+def pod_templates(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "Job"):
+            yield doc["metadata"]["name"], doc["spec"]["template"]["spec"]
+
+
+def test_every_pod_in_k8s_is_non_root_read_only_and_bounded() -> None:
+    templates = list(pod_templates(k8s_docs()))
+    assert {name for name, _ in templates} == {"streamrec-operator", "minio", "minio-create-bucket"}
+    for name, pod in templates:
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        for container in pod["containers"]:
+            sc = container["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"]["drop"] == ["ALL"], name
+            assert {"requests", "limits"} <= set(container["resources"]), name
+            assert not container["image"].endswith(":latest") and ":" in container["image"], name
+
+
+def test_operator_runs_once_with_recreate_for_its_own_namespace() -> None:
+    (dep,) = load_all(K8S / "operator.yaml")
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:3] == ["operator", "--namespace", "$(POD_NAMESPACE)"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_minio_credentials_are_obvious_examples_shared_with_the_example_cr() -> None:
+    docs = load_all(K8S / "minio.yaml")
+    (secret,) = by_kind(docs, "Secret")
+    assert set(secret["stringData"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert all(v.startswith("example-") for v in secret["stringData"].values())
+    assert example_cr()["spec"]["snapshots"]["credentialsSecret"] == secret["metadata"]["name"]
+    (job,) = by_kind(docs, "Job")
+    assert "mb --ignore-existing local/" + example_cr()["spec"]["snapshots"]["bucket"] in str(job)
+
+
+def test_strimzi_kafka_is_kraft_with_a_node_pool_and_the_interactions_topic() -> None:
+    docs = load_all(K8S / "strimzi-kafka.yaml")
+    (kafka,) = by_kind(docs, "Kafka")
+    (pool,) = by_kind(docs, "KafkaNodePool")
+    assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
+    assert kafka["metadata"]["annotations"]["strimzi.io/node-pools"] == "enabled"
+    assert "zookeeper" not in kafka["spec"]
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+    assert set(pool["spec"]["roles"]) == {"controller", "broker"}
+    topics = {
+        t["spec"].get("topicName", t["metadata"]["name"]) for t in by_kind(docs, "KafkaTopic")
+    }
+    assert "interactions" in topics
+    bootstrap = f"{kafka['metadata']['name']}-kafka-bootstrap.streamrec.svc:9092"
+    assert example_cr()["spec"]["kafka"]["bootstrapServers"] == bootstrap
+
+
+def test_kind_cluster_node_is_ingress_ready_on_ports_80_and_443() -> None:
+    (cluster,) = load_all(K8S / "kind-cluster.yaml")
+    (node,) = cluster["nodes"]
+    assert "ingress-ready=true" in node["kubeadmConfigPatches"][0]
+    assert {(m["containerPort"], m["hostPort"]) for m in node["extraPortMappings"]} == {
+        (80, 80),
+        (443, 443),
+    }
+
+
+# Image
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "services" / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [
+        ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1]) for ln in lines]
+
+
+def test_dockerfile_is_multi_stage_on_python_slim_with_a_non_root_user() -> None:
+    steps = dockerfile_instructions()
+    bases = [args.split()[0] for op, args in steps if op == "FROM"]
+    assert len(bases) >= 2 and set(bases) == {"python:3.11-slim"}
+    assert not any(":latest" in b or ":" not in b for b in bases)
+    final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
+    users = [args for op, args in final if op == "USER"]
+    assert users and re.fullmatch(r"[1-9][0-9]*(:[1-9][0-9]*)?", users[-1])
+    assert ("ENTRYPOINT", '["streamrec"]') in final
+    runs = " ".join(args for op, args in steps if op == "RUN")
+    assert "pip wheel" in runs and "python -m venv /opt/venv" in runs
+
+
+def test_dockerignore_sends_only_pyproject_and_services() -> None:
+    lines = [
+        ln
+        for ln in (ROOT / ".dockerignore").read_text().splitlines()
+        if ln and not ln.startswith("#")
+    ]
+    assert lines[0] == "*"
+    assert {"!pyproject.toml", "!services/"} <= set(lines)
+
+
+def test_skaffold_builds_services_dockerfile_and_deploys_the_chart() -> None:
+    (config,) = load_all(ROOT / "skaffold.yaml")
+    major, minor = re.fullmatch(r"skaffold/v(\d+)beta(\d+)", config["apiVersion"]).groups()  # type: ignore[union-attr]
+    assert (int(major), int(minor)) >= (4, 11)
+    (artifact,) = config["build"]["artifacts"]
+    assert (ROOT / artifact["context"] / artifact["docker"]["dockerfile"]).is_file()
+    (release,) = config["deploy"]["helm"]["releases"]
+    assert (ROOT / release["chartPath"] / "Chart.yaml").is_file()
+    image = artifact["image"]
+    assert release["setValueTemplates"] == {
+        "image.repository": f"{{{{.IMAGE_REPO_{image}}}}}",
+        "image.tag": f"{{{{.IMAGE_TAG_{image}}}}}",
+    }
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for dotted in list(release["setValueTemplates"]) + list(release["setValues"]):
+        node = values
+        for key in dotted.split("."):
+            assert key in node, dotted
+            node = node[key]
+
+
+# Helm
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    """The helm binary built (once, then cached) by scripts/provision-helm.sh."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "provision-helm.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    return str(Path(done.stdout.strip().splitlines()[-1]) / "helm")
+
+
+def template(helm: str, *args: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [helm, "template", "rel", str(CHART), "--namespace", "recs", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.mark.parametrize("args", [[], ["--set", "example.enabled=true"]])
+def test_helm_lint_passes(helm: str, args: list[str]) -> None:
+    done = subprocess.run(
+        [helm, "lint", "--strict", str(CHART), *args], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_helm_renders_a_single_hardened_operator(helm: str) -> None:
+    docs = template(helm)
+    assert sorted(d["kind"] for d in docs) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    ]
+    (dep,) = by_kind(docs, "Deployment")
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["image"] == "streamrec:0.1.0"
+    assert container["args"][:3] == ["operator", "--namespace", "recs"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {"requests", "limits"} <= set(container["resources"])
+    assert pod["serviceAccountName"] == by_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
+    for doc in docs:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "rel"
+
+
+def test_helm_rbac_is_the_same_as_k8s_rbac(helm: str) -> None:
+    docs = template(helm)
+    k8s = k8s_docs()
+    assert rules(by_kind(docs, "ClusterRole")[0]) == rules(by_kind(k8s, "ClusterRole")[0])
+    assert rules(by_kind(docs, "Role")[0]) == rules(by_kind(k8s, "Role")[0])
+
+
+def test_helm_gives_each_watched_namespace_a_role_and_a_flag(helm: str) -> None:
+    docs = template(helm, "--set", "watchNamespaces={team-a,team-b}")
+    assert sorted(r["metadata"]["namespace"] for r in by_kind(docs, "Role")) == ["team-a", "team-b"]
+    assert sorted(r["metadata"]["namespace"] for r in by_kind(docs, "RoleBinding")) == [
+        "team-a",
+        "team-b",
+    ]
+    (dep,) = by_kind(docs, "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:5] == ["operator", "--namespace", "team-a", "--namespace", "team-b"]
+
+
+def test_helm_example_is_off_by_default_and_a_valid_cr_when_on(
+    helm: str, schema: dict[str, Any]
+) -> None:
+    assert not by_kind(template(helm), KIND)
+    (cr,) = by_kind(template(helm, "--set", "example.enabled=true", "--set", "image.tag=9.9"), KIND)
+    assert cr["metadata"]["namespace"] == "recs"
+    assert validate(schema, cr) == []
+    spec = parse_spec(cr["spec"])
+    assert spec.image.reference == "streamrec:9.9"
+    assert spec.training.window_size == 1_000_000 and isinstance(
+        cr["spec"]["training"]["windowSize"], int
+    )
+
+
+def test_helm_example_defaults_mirror_the_operator_defaults(
+    helm: str, schema: dict[str, Any]
+) -> None:
+    (cr,) = by_kind(template(helm, "--set", "example.enabled=true"), KIND)
+    rendered = parse_spec(cr["spec"])
+    minimal = parse_spec(
+        {
+            "image": cr["spec"]["image"],
+            "kafka": {"bootstrapServers": cr["spec"]["kafka"]["bootstrapServers"]},
+            "snapshots": {
+                "bucket": cr["spec"]["snapshots"]["bucket"],
+                "endpoint": cr["spec"]["snapshots"]["endpoint"],
+                "credentialsSecret": cr["spec"]["snapshots"]["credentialsSecret"],
+            },
+        }
+    )
+    assert rendered == minimal
+
+
+def test_helm_refuses_an_example_without_kafka(helm: str) -> None:
+    done = subprocess.run(
+        [
+            helm,
+            "template",
+            "rel",
+            str(CHART),
+            "--set",
+            "example.enabled=true",
+            "--set",
+            "example.kafka.bootstrapServers=",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0 and "example.kafka.bootstrapServers is required" in done.stderr
+
+
+def test_every_helm_value_is_commented() -> None:
+    """Each key has a comment line above it, except inside plain Kubernetes blocks."""
+    opaque = {"resources", "podSecurityContext", "securityContext"}
+    stack: list[tuple[int, str]] = []
+    previous = ""
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        match = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+        if match:
+            indent, key = len(match[1]), match[2]
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            inside_opaque = any(k in opaque for _, k in stack)
+            assert inside_opaque or previous.lstrip().startswith("#"), f"{key} has no comment"
+            stack.append((indent, key))
+        if line.strip():
+            previous = line
