@@ -1,0 +1,178 @@
+"""A snapshot store in a local directory: the embedded default, and the model for S3Store.
+
+Atomicity comes from rename: a version is assembled in a hidden temporary directory and renamed
+into place, and LATEST is replaced with ``os.replace`` after an fsync, so a crash at any point
+leaves either the old state or the new one. Fetching hard-links the immutable files (copying
+across filesystems), so the caller owns its copy and pruning the store cannot pull files out
+from under a replica that has them memory-mapped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..core.manifest import MANIFEST_NAME
+from .storebase import (
+    LATEST_NAME,
+    SNAPSHOTS_DIR,
+    StoreError,
+    StoreUnavailable,
+    VersionNotFound,
+    check_version_name,
+)
+
+__all__ = ["LocalStore"]
+
+_TMP = ".tmp-"
+# Temporary directories older than this are debris from a crash; prune removes them.
+_STALE_SECONDS = 3600.0
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _io(what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise StoreUnavailable(f"local store: {what} failed: {exc}") from exc
+
+
+def _snapshot_files(directory: Path) -> list[Path]:
+    """Regular files of a snapshot directory, the manifest last."""
+    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    return sorted(files, key=lambda p: p.name == MANIFEST_NAME)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links not supported
+        shutil.copyfile(src, dst)
+
+
+class LocalStore:
+    """Snapshots under ``root/snapshots/<version>/`` with ``root/LATEST``."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.snapshots = self.root / SNAPSHOTS_DIR
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def publish(self, local_dir: Path, version: str) -> None:
+        check_version_name(version)
+        local_dir = Path(local_dir)
+        if not (local_dir / MANIFEST_NAME).is_file():
+            raise StoreError(f"{local_dir} has no {MANIFEST_NAME}: not a complete snapshot")
+        final = self.snapshots / version
+        with _io(f"publishing {version}"):
+            self.snapshots.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                self._check_same(local_dir, final, version)
+            else:
+                tmp = self.snapshots / f"{_TMP}{version}-{uuid.uuid4().hex}"
+                tmp.mkdir()
+                try:
+                    for src in _snapshot_files(local_dir):
+                        shutil.copyfile(src, tmp / src.name)
+                        _fsync(tmp / src.name)
+                    _fsync(tmp)
+                    os.rename(tmp, final)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+                _fsync(self.snapshots)
+            self._write_latest(version)
+
+    @staticmethod
+    def _check_same(local_dir: Path, final: Path, version: str) -> None:
+        # A retried publish (say, after a crash before LATEST moved) is fine; a different
+        # snapshot under a used version is a bug upstream.
+        published = final / MANIFEST_NAME
+        if (
+            not published.is_file()
+            or published.read_bytes() != (local_dir / MANIFEST_NAME).read_bytes()
+        ):
+            raise StoreError(f"version {version} is already published with other content")
+
+    def _write_latest(self, version: str) -> None:
+        tmp = self.root / f".{LATEST_NAME}.{uuid.uuid4().hex}"
+        with tmp.open("w", encoding="ascii") as f:
+            f.write(version + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.root / LATEST_NAME)
+        _fsync(self.root)
+
+    def latest(self) -> str | None:
+        with _io("reading LATEST"):
+            try:
+                text = (self.root / LATEST_NAME).read_text(encoding="ascii").strip()
+            except FileNotFoundError:
+                return None
+        return text or None
+
+    def versions(self) -> list[str]:
+        with _io("listing versions"):
+            if not self.snapshots.is_dir():
+                return []
+            return sorted(
+                p.name
+                for p in self.snapshots.iterdir()
+                if not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()
+            )
+
+    def fetch(self, version: str, dest: Path) -> Path:
+        check_version_name(version)
+        target = Path(dest) / version
+        src = self.snapshots / version
+        with _io(f"fetching {version}"):
+            if (target / MANIFEST_NAME).is_file():
+                return target
+            if not (src / MANIFEST_NAME).is_file():
+                raise VersionNotFound(version, str(self.root))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.parent / f"{_TMP}{version}-{uuid.uuid4().hex}"
+            tmp.mkdir()
+            try:
+                for file in _snapshot_files(src):
+                    _link_or_copy(file, tmp / file.name)
+                if target.exists():  # an incomplete leftover: replace it
+                    shutil.rmtree(target)
+                os.rename(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return target
+
+    def prune(self, keep: int) -> list[str]:
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        latest = self.latest()
+        doomed = [v for v in self.versions()[:-keep] if v != latest]
+        with _io("pruning"):
+            for version in doomed:
+                path = self.snapshots / version
+                # Manifest first: a half-deleted version is then invisible, not corrupt.
+                (path / MANIFEST_NAME).unlink(missing_ok=True)
+                shutil.rmtree(path)
+            if self.snapshots.is_dir():
+                now = time.time()
+                for debris in self.snapshots.glob(f"{_TMP}*"):
+                    if now - debris.stat().st_mtime > _STALE_SECONDS:
+                        shutil.rmtree(debris, ignore_errors=True)
+        return doomed

@@ -1,0 +1,81 @@
+"""What every snapshot store promises, and the errors it may raise.
+
+A store holds published snapshot directories under ``<prefix>/snapshots/<version>/`` and a
+``<prefix>/LATEST`` object holding just the newest version id. Publishing uploads the files,
+the manifest last, and only then replaces LATEST: a reader that follows LATEST never sees a
+partial snapshot, and a version without a manifest is invisible.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "LATEST_NAME",
+    "SNAPSHOTS_DIR",
+    "SnapshotStore",
+    "StoreError",
+    "StoreUnavailable",
+    "VersionNotFound",
+    "check_version_name",
+]
+
+LATEST_NAME = "LATEST"
+SNAPSHOTS_DIR = "snapshots"
+# Versions become path segments and object keys: no separators, no dot files.
+_SAFE_VERSION = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+
+
+class StoreError(Exception):
+    """Base for snapshot store errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend failed (I/O error, network, S3 error): retry later, with backoff."""
+
+
+class VersionNotFound(StoreError, KeyError):
+    """No complete snapshot with this version exists in the store."""
+
+    def __init__(self, version: str, where: str) -> None:
+        super().__init__(version, where)
+        self.version, self.where = version, where
+
+    def __str__(self) -> str:
+        return f"snapshot version {self.version!r} not found in {self.where}"
+
+
+def check_version_name(version: str) -> str:
+    """Return ``version`` if it is safe as a path segment and key; else ``ValueError``."""
+    if not _SAFE_VERSION.fullmatch(version):
+        raise ValueError(f"unsafe snapshot version name {version!r}")
+    return version
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    """Where the trainer publishes snapshots and replicas find them."""
+
+    def publish(self, local_dir: Path, version: str) -> None:
+        """Upload the snapshot in ``local_dir`` as ``version`` (manifest last), then point
+        LATEST at it. Publishing the same content again only re-points LATEST."""
+        ...
+
+    def latest(self) -> str | None:
+        """The version LATEST names, or None before the first publish."""
+        ...
+
+    def fetch(self, version: str, dest: Path) -> Path:
+        """Make ``dest/<version>/`` a complete local copy (atomically) and return it; an
+        existing complete copy is reused. ``VersionNotFound`` if the store lacks it."""
+        ...
+
+    def versions(self) -> list[str]:
+        """Complete (manifest present) versions, oldest first."""
+        ...
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest ``keep`` versions, never the LATEST one; return them."""
+        ...

@@ -1,0 +1,255 @@
+"""Single-message codec: the reference semantics for turning one Kafka value into an Event.
+
+Two wire formats share a topic (see docs/core.md):
+
+* text ``user:item`` or ``user:item:weight`` - the original service's format. Exactly two or
+  three ``:``-separated fields, so ids containing ``:`` must be sent as JSON;
+* a JSON object ``{"user", "item", "weight", "ts"}``, with ``rating`` accepted for ``weight``
+  and ``timestamp`` for ``ts``; integer ids are stringified; unknown keys are ignored.
+
+With ``fmt="auto"`` a message whose first non-blank character is ``{`` is JSON, anything else
+is text. Surrounding ASCII blanks (space, tab, CR, LF) are ignored; fields are otherwise taken
+verbatim. The batch parser (``batch.py``) defers to this module for anything unusual, so this
+is the one place where validation rules live.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from .event import MAX_EVENT_BYTES, MAX_ID_BYTES, Event, InvalidEvent
+
+__all__ = ["FORMATS", "check_format", "parse_event", "serialize_event", "validate_event"]
+
+FORMATS = ("auto", "text", "json")
+
+#: Blanks stripped around a message (as bytes and as text).
+BLANKS = " \t\r\n"
+BLANKS_BYTES = BLANKS.encode()
+
+#: Unicode category Cc: C0 controls, DEL and C1 controls.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+# An id of at most this many code points cannot exceed MAX_ID_BYTES (UTF-8 uses <= 4 bytes each),
+# which lets the common case skip encoding the id just to measure it.
+SAFE_ID_CHARS = MAX_ID_BYTES // 4
+
+_WEIGHT_KEYS = ("weight", "rating")
+_TS_KEYS = ("ts", "timestamp")
+
+
+def check_format(fmt: str) -> None:
+    """Raise ``ValueError`` for an unknown format name (a configuration error, not bad data)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown event format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _show(value: object, limit: int = 40) -> str:
+    # Details end up in logs and DLQ headers: never echo a 64 KiB value back.
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_id(value: str, field: str) -> str:
+    """Validate one id string; return it unchanged."""
+    if not value:
+        raise InvalidEvent("bad_id", f"{field} id is empty")
+    if CONTROL.search(value):
+        raise InvalidEvent(
+            "control_char", f"{field} id {_show(value)} contains a control character"
+        )
+    if len(value) > SAFE_ID_CHARS:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate from a JSON "\ud800" escape
+            raise InvalidEvent(
+                "bad_id", f"{field} id {_show(value)} is not valid Unicode"
+            ) from None
+        if size > MAX_ID_BYTES:
+            raise InvalidEvent(
+                "id_too_long", f"{field} id is {size} bytes of UTF-8; the limit is {MAX_ID_BYTES}"
+            )
+    elif not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidEvent(
+                "bad_id", f"{field} id {_show(value)} is not valid Unicode"
+            ) from None
+    return value
+
+
+def text_weight(field: str) -> float | None:
+    """The weight in a text message, or ``None`` when the field is not a valid weight.
+
+    Only plain ASCII decimal or exponent notation is accepted: Python's ``float`` would also
+    take ``1_000`` and non-ASCII digits, which no producer means.
+    """
+    if not field.isascii() or "_" in field:
+        return None
+    try:
+        weight = float(field)
+    except ValueError:
+        return None
+    return weight if 0.0 < weight < math.inf else None
+
+
+def _weight_from_text(field: str) -> float:
+    weight = text_weight(field)
+    if weight is None:
+        raise InvalidEvent("bad_weight", f"weight {_show(field)} is not a finite number > 0")
+    return weight
+
+
+def _from_text(text: str, default_ts: float | None) -> Event:
+    if CONTROL.search(text):
+        raise InvalidEvent("control_char", f"message {_show(text)} contains a control character")
+    parts = text.split(":")
+    if len(parts) == 2:
+        return Event(check_id(parts[0], "user"), check_id(parts[1], "item"), 1.0, default_ts)
+    if len(parts) == 3:
+        user, item = check_id(parts[0], "user"), check_id(parts[1], "item")
+        return Event(user, item, _weight_from_text(parts[2]), default_ts)
+    raise InvalidEvent(
+        "malformed", f"expected user:item or user:item:weight, got {len(parts)} fields"
+    )
+
+
+def _json_id(obj: dict[str, Any], field: str) -> str:
+    value = obj.get(field)
+    if value is None:
+        raise InvalidEvent("malformed", f"JSON event has no {field!r}")
+    if isinstance(value, str):
+        return check_id(value, field)
+    if type(value) is int:  # not bool, which is an int subclass
+        return str(value)
+    raise InvalidEvent("bad_id", f"{field} id must be a string or an integer, got {_show(value)}")
+
+
+def _json_number(obj: dict[str, Any], keys: tuple[str, str]) -> float | None:
+    value = obj.get(keys[0])
+    if value is None:
+        value = obj.get(keys[1])
+    if value is None:
+        return None
+    reason = "bad_weight" if keys is _WEIGHT_KEYS else "bad_timestamp"
+    if type(value) not in (int, float):  # strings and booleans are refused, not coerced
+        raise InvalidEvent(reason, f"{keys[0]} must be a number, got {_show(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidEvent(reason, f"{keys[0]} {_show(value)} is out of range") from None
+    if not math.isfinite(number):
+        raise InvalidEvent(reason, f"{keys[0]} must be finite, got {_show(value)}")
+    return number
+
+
+def _from_json(text: str, default_ts: float | None) -> Event:
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise InvalidEvent("bad_json", f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent("malformed", f"expected a JSON object, got {type(obj).__name__}")
+    user, item = _json_id(obj, "user"), _json_id(obj, "item")
+    weight = _json_number(obj, _WEIGHT_KEYS)
+    if weight is None:
+        weight = 1.0
+    elif weight <= 0.0:
+        raise InvalidEvent("bad_weight", f"weight must be > 0, got {weight!r}")
+    ts = _json_number(obj, _TS_KEYS)
+    return Event(user, item, weight, default_ts if ts is None else ts)
+
+
+def parse_bytes(raw: bytes, fmt: str, default_ts: float | None) -> Event:
+    """:func:`parse_event` for bytes, without re-checking ``fmt`` (the batch path's entry)."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent(
+            "too_large", f"message is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent("bad_encoding", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    text = text.strip(BLANKS)
+    if not text:
+        raise InvalidEvent("empty", "message is empty")
+    if fmt == "json" or (fmt == "auto" and text[0] == "{"):
+        return _from_json(text, default_ts)
+    return _from_text(text, default_ts)
+
+
+def parse_event(
+    raw: bytes | bytearray | memoryview | str | None,
+    fmt: str = "auto",
+    default_ts: float | None = None,
+) -> Event:
+    """Parse one message.
+
+    Parameters
+    ----------
+    raw : bytes or str
+        The Kafka value (``None``, a tombstone, is rejected as ``empty``).
+    fmt : {"auto", "text", "json"}
+        ``auto`` picks JSON for a message starting with ``{`` and text otherwise.
+    default_ts : float, optional
+        The timestamp to use when the message has none (normally the Kafka timestamp).
+
+    Raises
+    ------
+    InvalidEvent
+        With a ``reason`` code from :data:`streamrec.core.event.REASONS`.
+    """
+    check_format(fmt)
+    if raw is None:
+        raise InvalidEvent("empty", "message has no value")
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidEvent("bad_encoding", f"not encodable as UTF-8: {exc.reason}") from None
+    return parse_bytes(bytes(raw), fmt, default_ts)
+
+
+def validate_event(event: Event) -> Event:
+    """Check an event built in code (not parsed) against the same rules; return it."""
+    check_id(event.user, "user")
+    check_id(event.item, "item")
+    if not 0.0 < event.weight < math.inf:
+        raise InvalidEvent(
+            "bad_weight", f"weight must be a finite number > 0, got {event.weight!r}"
+        )
+    if event.ts is not None and not math.isfinite(event.ts):
+        raise InvalidEvent("bad_timestamp", f"ts must be finite, got {event.ts!r}")
+    return event
+
+
+def _text_safe(value: str, field: str) -> None:
+    # Refuse what the text format cannot carry back unchanged.
+    if ":" in value:
+        raise InvalidEvent("malformed", f"{field} id {_show(value)} contains ':'; use JSON")
+    if value != value.strip(BLANKS) or (field == "user" and value.startswith("{")):
+        raise InvalidEvent("malformed", f"{field} id {_show(value)} is ambiguous as text; use JSON")
+
+
+def serialize_event(event: Event, fmt: str = "json") -> bytes:
+    """Encode an event as UTF-8 JSON (the default) or text; ``parse_event`` reads it back.
+
+    The text format has no timestamp: ``ts`` is dropped (the transport's timestamp is expected
+    to carry it), and ids that text cannot represent raise ``InvalidEvent("malformed")``.
+    """
+    if fmt not in ("json", "text"):
+        raise ValueError(f"cannot serialize to {fmt!r}; expected 'json' or 'text'")
+    validate_event(event)
+    if fmt == "text":
+        _text_safe(event.user, "user")
+        _text_safe(event.item, "item")
+        head = f"{event.user}:{event.item}"
+        return (head if event.weight == 1.0 else f"{head}:{float(event.weight)!r}").encode()
+    body: dict[str, object] = {"user": event.user, "item": event.item, "weight": event.weight}
+    if event.ts is not None:
+        body["ts"] = event.ts
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,80 @@
+"""The interaction event and the error raised for a message that cannot become one.
+
+An event is one implicit-feedback interaction: who (``user``), what (``item``), how strongly
+(``weight``) and when (``ts``, seconds since the epoch). Everything downstream (window, model,
+snapshots) speaks only this type, so the wire formats stay in the codec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MAX_EVENT_BYTES", "MAX_ID_BYTES", "REASONS", "Event", "InvalidEvent"]
+
+#: Messages larger than this are rejected as ``too_large`` before any decoding or parsing, so a
+#: hostile producer cannot make a consumer spend time or memory on a huge value.
+MAX_EVENT_BYTES = 64 * 1024
+
+#: Ids are at most this many bytes of UTF-8; they end up as dictionary keys and in snapshots.
+MAX_ID_BYTES = 256
+
+#: Every ``InvalidEvent.reason``, with what it means. Dead-letter headers and metrics use the code.
+REASONS: dict[str, str] = {
+    "empty": "the message is empty or only whitespace",
+    "malformed": "wrong shape: not user:item[:weight], not a JSON object, or a missing field",
+    "bad_json": "the message starts like JSON but does not parse",
+    "bad_encoding": "the message is not valid UTF-8",
+    "bad_id": "an id is empty or not a string or an integer",
+    "id_too_long": f"an id is longer than {MAX_ID_BYTES} bytes of UTF-8",
+    "control_char": "the message or an id contains a control character",
+    "bad_weight": "the weight is not a finite number greater than zero",
+    "bad_timestamp": "the timestamp is not a finite number",
+    "too_large": f"the message is larger than {MAX_EVENT_BYTES} bytes",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One interaction: ``user`` interacted with ``item``.
+
+    Parameters
+    ----------
+    user, item : str
+        Opaque ids, 1-256 bytes of UTF-8 without control characters (checked by the parsers,
+        not here: constructing an event must stay cheap on the batch path).
+    weight : float
+        Strength of the interaction, finite and > 0. Repeated (user, item) pairs add up.
+    ts : float or None
+        Seconds since the epoch; ``None`` when neither the message nor its transport had one.
+    """
+
+    user: str
+    item: str
+    weight: float = 1.0
+    ts: float | None = None
+
+
+class InvalidEvent(ValueError):
+    """A message that cannot be turned into an :class:`Event`.
+
+    ``reason`` is a short stable code (see :data:`REASONS`) for counters and dead-letter
+    headers; ``detail`` says what exactly was wrong, for a human.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"invalid event ({self.reason}): {self.detail}"
+
+    def __eq__(self, other: object) -> bool:
+        # Two rejections are the same when they say the same thing; the batch parser's tests
+        # compare its rejections with the single-message parser's.
+        if not isinstance(other, InvalidEvent):
+            return NotImplemented
+        return (self.reason, self.detail) == (other.reason, other.detail)
+
+    def __hash__(self) -> int:
+        return hash((self.reason, self.detail))

@@ -1,0 +1,310 @@
+"""The model: factors plus what serving needs to use them, with no implicit object at serve time.
+
+A :class:`Model` is plain arrays (possibly memory-mapped from a snapshot): user and item factors,
+the id lists, the window's user x item matrix (a user's known items: filtered out of their
+recommendations and the base of their fold-in) and item popularity (the cold-start answer).
+Fitting lives in ``training.py`` and is imported lazily by :func:`fit`, so serving never loads
+implicit. The math is in ``foldin.py``; ranking in ``ranking.py`` and ``recommend.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from . import foldin, ranking
+from .modeltypes import (
+    ALSParams,
+    FitInfo,
+    ModelError,
+    Recommendations,
+    UnknownItem,
+    UnknownUser,
+)
+from .recommend import EMPTY, check_n, rank_popular, rank_vector, recommend_many, result
+from .window import WindowMatrix
+
+__all__ = [
+    "ALSParams",
+    "FitInfo",
+    "Model",
+    "ModelError",
+    "Recommendations",
+    "UnknownItem",
+    "UnknownUser",
+    "fit",
+]
+
+#: A user's events as (item id, weight) pairs.
+Pairs = Sequence[tuple[str, float]]
+Idx = npt.NDArray[np.intp]
+F64 = npt.NDArray[np.float64]
+
+
+def fit(matrix: WindowMatrix, params: ALSParams) -> Model:
+    """Fit implicit ALS on a window matrix (see :func:`streamrec.core.training.fit_als`)."""
+    from .training import fit_als  # implicit is heavy, and only the trainer needs it
+
+    return fit_als(matrix, params)
+
+
+class Model:
+    """A fitted model over plain arrays; safe to share between threads once built.
+
+    Built by :func:`fit`, or from (memory-mapped) arrays by the snapshot reader. Shapes are
+    checked: a mismatch raises ``ModelError``.
+    """
+
+    def __init__(
+        self,
+        user_factors: npt.NDArray[np.float32],
+        item_factors: npt.NDArray[np.float32],
+        user_ids: Sequence[str],
+        item_ids: Sequence[str],
+        user_items: sp.csr_matrix,
+        popularity: F64,
+        params: ALSParams,
+        fit_info: FitInfo | None = None,
+    ) -> None:
+        self.user_factors = user_factors
+        self.item_factors = item_factors
+        self.user_ids = list(user_ids)
+        self.item_ids = list(item_ids)
+        self.user_items = user_items
+        self.popularity = popularity
+        self.params = params
+        self.fit_info = fit_info
+        self._check_shapes()
+        self.user_index = {u: i for i, u in enumerate(self.user_ids)}
+        self.item_index = {it: i for i, it in enumerate(self.item_ids)}
+        if len(self.user_index) != len(self.user_ids) or len(self.item_index) != len(self.item_ids):
+            raise ModelError("duplicate user or item ids")
+        # Caches filled on first use; two threads computing one at once is harmless.
+        self._gram: F64 | None = None
+        self._item_norms: npt.NDArray[np.float32] | None = None
+        self._popular_order: Idx | None = None
+
+    def _check_shapes(self) -> None:
+        users, items = len(self.user_ids), len(self.item_ids)
+        uf, itf = self.user_factors.shape, self.item_factors.shape
+        if len(uf) != 2 or len(itf) != 2 or uf[1] != itf[1]:
+            raise ModelError(f"factor shapes {uf} and {itf} do not match")
+        if uf[0] != users or itf[0] != items:
+            raise ModelError(f"{uf[0]} user / {itf[0]} item factors for {users} / {items} ids")
+        if self.user_items.shape != (users, items):
+            raise ModelError(f"user_items is {self.user_items.shape}, expected {(users, items)}")
+        if self.popularity.shape != (items,):
+            raise ModelError(f"popularity has shape {self.popularity.shape}, expected ({items},)")
+
+    @property
+    def regularization(self) -> float:
+        return self.params.regularization
+
+    @property
+    def alpha(self) -> float:
+        return self.params.alpha
+
+    @property
+    def factors(self) -> int:
+        return int(self.item_factors.shape[1])
+
+    @property
+    def gram(self) -> F64:
+        """``YᵀY + λI``, cached; touch it once after loading to warm a replica."""
+        if self._gram is None:
+            self._gram = foldin.gram(self.item_factors, self.regularization)
+        return self._gram
+
+    @property
+    def item_norms(self) -> npt.NDArray[np.float32]:
+        if self._item_norms is None:
+            norms = np.linalg.norm(np.asarray(self.item_factors, dtype=np.float32), axis=1)
+            norms[norms == 0] = 1e-10  # as implicit: an all-zero item is similar to nothing
+            self._item_norms = norms
+        return self._item_norms
+
+    @property
+    def popular_order(self) -> Idx:
+        """Item indices by decreasing popularity (ties: lower index first)."""
+        if self._popular_order is None:
+            self._popular_order = np.lexsort(
+                (np.arange(len(self.popularity)), -np.asarray(self.popularity))
+            ).astype(np.intp)
+        return self._popular_order
+
+    def has_user(self, user: str) -> bool:
+        return user in self.user_index
+
+    def has_item(self, item: str) -> bool:
+        return item in self.item_index
+
+    # -- building blocks shared with recommend.py ------------------------------------------
+
+    def row(self, row: int) -> tuple[Idx, F64]:
+        """Item indices and summed weights of user row ``row`` in ``user_items``."""
+        start, end = self.user_items.indptr[row], self.user_items.indptr[row + 1]
+        return (
+            np.asarray(self.user_items.indices[start:end], dtype=np.intp),
+            np.asarray(self.user_items.data[start:end], dtype=np.float64),
+        )
+
+    def items_of(self, user: str | None, extra: Pairs | None) -> tuple[Idx, F64]:
+        """The user's known items plus ``extra`` (unknown items dropped), repeats summed."""
+        row = None if user is None else self.user_index.get(user)
+        idx, w = self.row(row) if row is not None else (EMPTY, np.empty(0))
+        known = [(self.item_index[i], w_) for i, w_ in extra or () if i in self.item_index]
+        if known:
+            more_idx, more_w = zip(*known, strict=True)
+            idx, w = foldin.aggregate(np.concatenate((idx, more_idx)), np.concatenate((w, more_w)))
+        return idx, w
+
+    def vector_and_seen(
+        self, user: str, extra: Pairs | None
+    ) -> tuple[npt.NDArray[np.float32] | None, Idx]:
+        """The user's vector (refolded when ``extra`` is given) and their item indices."""
+        seen, weights = self.items_of(user, extra)
+        if extra:
+            return (self.fold_in(seen, weights) if len(seen) else None), seen
+        row = self.user_index.get(user)
+        return (None if row is None else np.asarray(self.user_factors[row])), seen
+
+    def indices(self, ids: Sequence[str] | None) -> Idx | None:
+        """Model indices of the known ones among ``ids`` (sorted, unique); None for None."""
+        if ids is None:
+            return None
+        return np.unique(
+            np.asarray([self.item_index[i] for i in ids if i in self.item_index], dtype=np.intp)
+        )
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def fold_in(
+        self, item_indices: npt.ArrayLike, weights: npt.ArrayLike
+    ) -> npt.NDArray[np.float32]:
+        """The exact ALS user vector for these items (model indices) and raw weights."""
+        return foldin.fold_in(self.item_factors, self.gram, item_indices, weights, self.alpha)
+
+    def user_vector(self, user: str, extra: Pairs | None = None) -> npt.NDArray[np.float32] | None:
+        """The fitted vector, refolded if ``extra`` is given; None if nothing is known."""
+        return self.vector_and_seen(user, extra)[0]
+
+    def known_items(self, user: str) -> list[tuple[str, float]]:
+        """The user's items in the model's window with summed weights, heaviest first."""
+        row = self.user_index.get(user)
+        if row is None:
+            raise UnknownUser(user)
+        idx, w = self.row(row)
+        order = np.lexsort((idx, -w))
+        return [(self.item_ids[idx[k]], float(w[k])) for k in order.tolist()]
+
+    def _banned(self, exclude: Sequence[str] | None, seen: Idx | None) -> Idx:
+        banned = self.indices(exclude)
+        banned = EMPTY if banned is None else banned
+        return banned if seen is None else np.union1d(banned, seen)
+
+    def recommend(
+        self,
+        user: str,
+        n: int = 10,
+        exclude_seen: bool = True,
+        items: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        extra: Pairs | None = None,
+    ) -> Recommendations:
+        """Top ``n`` items for ``user``.
+
+        Parameters
+        ----------
+        items : sequence of str, optional
+            Whitelist: rank only these (unknown ids are ignored).
+        exclude : sequence of str, optional
+            Blacklist: never return these.
+        extra : sequence of (item, weight), optional
+            The user's events since the snapshot: the vector is refolded over the known items
+            plus these (items unknown to the model are ignored), so a new user becomes known.
+
+        A user with nothing known gets popular items with ``fallback="popular"``.
+        """
+        check_n(n)
+        vector, seen = self.vector_and_seen(user, extra)
+        banned = self._banned(exclude, seen if exclude_seen else None)
+        return rank_vector(self, vector, n, banned, self.indices(items))
+
+    def recommend_anonymous(
+        self,
+        items: Pairs | Sequence[str],
+        n: int = 10,
+        exclude_seen: bool = True,
+        candidates: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+    ) -> Recommendations:
+        """Top ``n`` for a session given as item ids (weight 1) or (item, weight) pairs.
+
+        ``candidates`` is the whitelist (``items`` being the session here).
+        """
+        check_n(n)
+        pairs = [(i, 1.0) if isinstance(i, str) else (i[0], float(i[1])) for i in items]
+        seen, weights = self.items_of(None, pairs)
+        vector = self.fold_in(seen, weights) if len(seen) else None
+        banned = self._banned(exclude, seen if exclude_seen else None)
+        return rank_vector(self, vector, n, banned, self.indices(candidates))
+
+    def recommend_batch(
+        self,
+        users: Sequence[str],
+        n: int = 10,
+        exclude_seen: bool = True,
+        items: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        extra: Mapping[str, Pairs] | None = None,
+    ) -> dict[str, Recommendations]:
+        """:meth:`recommend` for many users (``extra`` per user), scored in blocks."""
+        return recommend_many(self, users, n, exclude_seen, items, exclude, extra or {})
+
+    def popular(self, n: int = 10, exclude: Sequence[str] | None = None) -> Recommendations:
+        """The most popular items (score: events in the window, decayed if configured)."""
+        check_n(n)
+        return rank_popular(self, n, self._banned(exclude, None), None, None)
+
+    def similar_items(
+        self, item: str, n: int = 10, exclude: Sequence[str] | None = None
+    ) -> Recommendations:
+        """Items closest to ``item`` by cosine of item factors, the item itself left out."""
+        check_n(n)
+        target = self.item_index.get(item)
+        if target is None:
+            raise UnknownItem(item)
+        norms = self.item_norms
+        scores = np.asarray(self.item_factors @ self.item_factors[target], dtype=np.float32)
+        scores /= norms * norms[target]
+        ranking.ban(scores, np.append(self._banned(exclude, None), target))
+        best = ranking.top_n(scores, n)
+        return result(self, best, scores[best])
+
+    def explain(
+        self, user: str, item: str, n: int = 5, extra: Pairs | None = None
+    ) -> list[tuple[str, float]]:
+        """The user's items contributing most to their score for ``item``, best first.
+
+        As implicit's ``explain``: the contributions of all the user's items sum to the score
+        of their refolded vector for ``item``.
+        """
+        check_n(n)
+        target = self.item_index.get(item)
+        if target is None:
+            raise UnknownItem(item)
+        idx, w = self.items_of(user, extra)
+        if not len(idx):
+            raise UnknownUser(user)
+        idx, shares = foldin.contributions(self.item_factors, self.gram, idx, w, self.alpha, target)
+        best = ranking.top_n(shares, n)
+        return [(self.item_ids[i], float(s)) for i, s in zip(idx[best], shares[best], strict=True)]
+
+    def __repr__(self) -> str:
+        return (
+            f"Model({len(self.user_ids)} users, {len(self.item_ids)} items, "
+            f"{self.factors} factors, {self.user_items.nnz} interactions)"
+        )

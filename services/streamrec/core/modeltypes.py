@@ -1,0 +1,103 @@
+"""The model's value types: hyperparameters, fit metrics, results and errors.
+
+Kept apart from :mod:`streamrec.core.model` so the ranking helpers, the snapshot reader and the
+serving layer can share them without importing the model class (or each other).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = [
+    "ALSParams",
+    "FitInfo",
+    "ModelError",
+    "Recommendations",
+    "UnknownItem",
+    "UnknownUser",
+]
+
+
+class ModelError(Exception):
+    """Base for model errors."""
+
+
+class UnknownUser(ModelError, KeyError):
+    """The user is not in the model and brought no events of their own."""
+
+    def __init__(self, user: str) -> None:
+        super().__init__(user)
+        self.user = user
+
+    def __str__(self) -> str:
+        return f"unknown user {self.user!r}: no interactions in the model's window"
+
+
+class UnknownItem(ModelError, KeyError):
+    """The item is not in the model (never seen, or fallen out of the window)."""
+
+    def __init__(self, item: str) -> None:
+        super().__init__(item)
+        self.item = item
+
+    def __str__(self) -> str:
+        return f"unknown item {self.item!r}: not in the model's window"
+
+
+@dataclass(frozen=True)
+class ALSParams:
+    """Hyperparameters. Confidence is ``1 + alpha * weight`` (see docs/core.md).
+
+    ``num_threads`` (0: all cores) is an addition for the trainer's CPU budget.
+    """
+
+    factors: int = 64
+    regularization: float = 0.05
+    iterations: int = 15
+    alpha: float = 1.0
+    use_gpu: bool = False
+    random_state: int | None = 42
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.factors < 1:
+            raise ValueError(f"factors must be >= 1, got {self.factors}")
+        if not 0.0 < self.regularization < math.inf:
+            # λ > 0 keeps every fold-in system positive definite, hence solvable.
+            raise ValueError(f"regularization must be > 0, got {self.regularization}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if not 0.0 < self.alpha < math.inf:
+            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+        if self.num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ALSParams:
+        """From :meth:`to_dict` output; unknown keys (from newer writers) are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """How a fit went: wall seconds, implicit's training loss, and the device used."""
+
+    seconds: float
+    loss: float | None = None
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Ranked items with their scores; ``fallback`` names why it is not personal (or None)."""
+
+    items: list[str]
+    scores: list[float]
+    fallback: str | None = None

@@ -1,0 +1,327 @@
+"""Snapshots: a model plus everything needed to serve it and to resume training, on disk.
+
+A snapshot is a directory of ``.npy`` files and a ``manifest.json`` written last. Arrays are
+saved and loaded with ``allow_pickle=False`` (data, never code) and loaded memory-mapped, so the
+gunicorn workers of a replica share one copy of the factors in the page cache. Every file's
+sha256 and size is checked against the manifest before anything is trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from .ids import decode_ids, encode_ids
+from .manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    FileInfo,
+    Manifest,
+    SnapshotCorrupt,
+    SnapshotError,
+    SnapshotFormatError,
+    SnapshotIncomplete,
+    is_version,
+    next_version,
+)
+from .model import Model
+from .modeltypes import ALSParams, FitInfo, ModelError
+from .window import WindowContents
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "FileInfo",
+    "Manifest",
+    "Snapshot",
+    "SnapshotCorrupt",
+    "SnapshotError",
+    "SnapshotFormatError",
+    "SnapshotIncomplete",
+    "is_version",
+    "next_version",
+    "read_manifest",
+    "read_snapshot",
+    "write_snapshot",
+]
+
+Array = npt.NDArray[Any]
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """A loaded snapshot: the model to serve, the window to resume, the offsets to seek to."""
+
+    manifest: Manifest
+    model: Model
+    window: WindowContents
+    offsets: dict[int, int]
+    path: Path
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+def _ids(prefix: str, ids: list[str]) -> dict[str, Array]:
+    data, offsets = encode_ids(ids)
+    return {f"{prefix}.data": data, f"{prefix}.offsets": offsets}
+
+
+def _arrays(model: Model, window: WindowContents) -> dict[str, Array]:
+    ui = model.user_items
+    index_dtype = np.int32 if ui.nnz < np.iinfo(np.int32).max else np.int64
+    return {
+        "user_factors": np.asarray(model.user_factors, dtype=np.float32),
+        "item_factors": np.asarray(model.item_factors, dtype=np.float32),
+        **_ids("user_ids", model.user_ids),
+        **_ids("item_ids", model.item_ids),
+        "user_items.indptr": np.asarray(ui.indptr, dtype=index_dtype),
+        "user_items.indices": np.asarray(ui.indices, dtype=np.int32),
+        "user_items.data": np.asarray(ui.data, dtype=np.float32),
+        "popularity": np.asarray(model.popularity, dtype=np.float64),
+        "window.users": np.asarray(window.users, dtype=np.int32),
+        "window.items": np.asarray(window.items, dtype=np.int32),
+        "window.weights": np.asarray(window.weights, dtype=np.float64),
+        "window.ts": np.asarray(window.ts, dtype=np.float64),
+        **_ids("window.user_ids", window.user_ids),
+        **_ids("window.item_ids", window.item_ids),
+    }
+
+
+#: Every file a format-1 snapshot has (without ``.npy``).
+_FILE_NAMES = tuple(
+    f"{prefix}{suffix}"
+    for prefix, suffixes in (
+        ("", ("user_factors", "item_factors", "popularity")),
+        ("user_ids.", ("data", "offsets")),
+        ("item_ids.", ("data", "offsets")),
+        ("user_items.", ("indptr", "indices", "data")),
+        ("window.", ("users", "items", "weights", "ts")),
+        ("window.user_ids.", ("data", "offsets")),
+        ("window.item_ids.", ("data", "offsets")),
+    )
+    for suffix in suffixes
+)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_array(path: Path, array: Array) -> FileInfo:
+    with path.open("wb") as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+    return FileInfo(
+        sha256=_sha256(path),
+        bytes=path.stat().st_size,
+        dtype=array.dtype.str,
+        shape=tuple(array.shape),
+    )
+
+
+def write_snapshot(
+    directory: Path | str,
+    model: Model,
+    window: WindowContents,
+    offsets: Mapping[int, int],
+    version: str,
+    extra_meta: Mapping[str, Any] | None = None,
+    created_at: float | None = None,
+) -> Manifest:
+    """Write a snapshot into ``directory`` (created if needed); the manifest goes last.
+
+    Raises ``SnapshotError`` if the directory already holds a snapshot.
+    """
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    if (path / MANIFEST_NAME).exists():
+        raise SnapshotError(f"{path} already holds a snapshot; write each version once")
+    files = {
+        name: _write_array(path / f"{name}.npy", array)
+        for name, array in _arrays(model, window).items()
+    }
+    _fsync_dir(path)
+    now = time.time() if created_at is None else created_at
+    info = model.fit_info
+    manifest = Manifest(
+        version=version,
+        created_at=datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z"),
+        created_at_unix=now,
+        params=model.params.to_dict(),
+        fit={}
+        if info is None
+        else {"seconds": info.seconds, "loss": info.loss, "device": info.device},
+        sizes={
+            "users": len(model.user_ids),
+            "items": len(model.item_ids),
+            "nnz": int(model.user_items.nnz),
+            "factors": model.factors,
+            "window": len(window),
+        },
+        offsets={int(p): int(o) for p, o in offsets.items()},
+        window={
+            "capacity": window.capacity,
+            "decay_half_life": window.decay_half_life,
+            "total_appended": window.total_appended,
+        },
+        files=files,
+        extra=dict(extra_meta or {}),
+    )
+    tmp = path / f".{MANIFEST_NAME}.tmp"
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(manifest.to_json())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path / MANIFEST_NAME)
+    _fsync_dir(path)
+    return manifest
+
+
+def read_manifest(directory: Path | str) -> Manifest:
+    """Parse ``directory``'s manifest (``SnapshotIncomplete`` if there is none)."""
+    path = Path(directory) / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SnapshotIncomplete(
+            f"{path} is missing: not a snapshot, or an unfinished one"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotFormatError(f"cannot read {path}: {exc}") from None
+    return Manifest.from_json(text, source=str(path))
+
+
+def _load(path: Path, info: FileInfo, verify: bool, mmap: bool) -> Array:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise SnapshotIncomplete(f"{path} is listed in the manifest but missing") from None
+    if size != info.bytes:
+        raise SnapshotCorrupt(path, f"{info.bytes} bytes", f"{size} bytes")
+    if verify and (digest := _sha256(path)) != info.sha256:
+        raise SnapshotCorrupt(path, f"sha256 {info.sha256}", f"sha256 {digest}")
+    # An empty array cannot be memory-mapped; it costs nothing to read.
+    mode: Literal["r"] | None = "r" if mmap and math.prod(info.shape) > 0 else None
+    try:
+        array: Array = np.load(path, mmap_mode=mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise SnapshotCorrupt(path, "a valid .npy file", str(exc)) from None
+    if array.dtype.str != info.dtype or array.shape != info.shape:
+        raise SnapshotFormatError(
+            f"{path} holds {array.dtype.str}{array.shape}, manifest says {info.dtype}{info.shape}"
+        )
+    return array
+
+
+def read_snapshot(directory: Path | str, verify: bool = True, mmap: bool = True) -> Snapshot:
+    """Load and check a snapshot.
+
+    Parameters
+    ----------
+    verify : bool
+        Check every file's sha256 (sizes, dtypes and shapes are always checked).
+    mmap : bool
+        Memory-map the arrays read-only instead of reading them into memory.
+
+    Raises
+    ------
+    SnapshotIncomplete, SnapshotCorrupt, SnapshotFormatError
+    """
+    path = Path(directory)
+    manifest = read_manifest(path)
+    missing = set(_FILE_NAMES) - set(manifest.files)
+    if missing:
+        raise SnapshotFormatError(f"{path} manifest does not list {sorted(missing)}")
+    a = {
+        name: _load(path / f"{name}.npy", manifest.files[name], verify, mmap)
+        for name in _FILE_NAMES
+    }
+    try:
+        model = _model(a, manifest)
+        window = _window(a, manifest)
+    except (ModelError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}") from None
+    return Snapshot(
+        manifest=manifest, model=model, window=window, offsets=dict(manifest.offsets), path=path
+    )
+
+
+def _model(a: Mapping[str, Array], manifest: Manifest) -> Model:
+    user_ids = decode_ids(a["user_ids.data"], a["user_ids.offsets"])
+    item_ids = decode_ids(a["item_ids.data"], a["item_ids.offsets"])
+    indptr, indices = a["user_items.indptr"], a["user_items.indices"]
+    shape = (len(user_ids), len(item_ids))
+    nnz = len(indices)
+    if (
+        len(indptr) != shape[0] + 1
+        or int(indptr[0]) != 0
+        or int(indptr[-1]) != nnz
+        or len(a["user_items.data"]) != nnz
+        or (nnz and int(indices.max()) >= shape[1])
+    ):
+        raise ValueError("user_items arrays do not describe a users x items matrix")
+    user_items = sp.csr_matrix((a["user_items.data"], indices, indptr), shape=shape, copy=False)
+    fit = manifest.fit
+    info = (
+        FitInfo(float(fit["seconds"]), fit.get("loss"), str(fit.get("device", "cpu")))
+        if fit
+        else None
+    )
+    return Model(
+        a["user_factors"],
+        a["item_factors"],
+        user_ids,
+        item_ids,
+        user_items,
+        a["popularity"],
+        ALSParams.from_dict(manifest.params),
+        info,
+    )
+
+
+def _window(a: Mapping[str, Array], manifest: Manifest) -> WindowContents:
+    user_ids = decode_ids(a["window.user_ids.data"], a["window.user_ids.offsets"])
+    item_ids = decode_ids(a["window.item_ids.data"], a["window.item_ids.offsets"])
+    users, items = a["window.users"], a["window.items"]
+    for codes, ids in ((users, user_ids), (items, item_ids)):
+        if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= len(ids)):
+            raise ValueError("window events refer to ids out of range")
+    meta = manifest.window
+    return WindowContents(
+        users=users,
+        items=items,
+        weights=a["window.weights"],
+        ts=a["window.ts"],
+        user_ids=user_ids,
+        item_ids=item_ids,
+        total_appended=int(meta["total_appended"]),
+        capacity=int(meta["capacity"]),
+        decay_half_life=meta.get("decay_half_life"),
+    )
