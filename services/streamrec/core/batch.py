@@ -15,13 +15,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .codec import BLANKS_BYTES, CONTROL, SAFE_ID_CHARS, check_format, parse_bytes, text_weight
+from .codec import BLANKS_BYTES, SAFE_ID_CHARS, check_format, parse_bytes, text_weight
 from .event import MAX_EVENT_BYTES, MAX_ID_BYTES, Event, InvalidEvent
 
 __all__ = ["ParsedBatch", "parse_batch"]
 
-# C0 controls and DEL except the newline that joins the batch.
+# C0 controls and DEL except the newline that joins the batch (checked on the bytes), and the
+# C1 controls (checked on the decoded text, where they are single characters).
 _CONTROL_BUT_NEWLINE = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")
+_C1_CONTROL = re.compile("[\x80-\x9f]")
 
 
 @dataclass(slots=True)
@@ -102,7 +104,7 @@ class _Batch:
             text = blob.decode("utf-8")
         except UnicodeDecodeError:
             text = ""
-        if not text or (not ascii_only and CONTROL.search(text)):
+        if not text or (not ascii_only and _C1_CONTROL.search(text)):
             for index in indices:
                 self.one(index)
             return

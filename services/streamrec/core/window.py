@@ -131,6 +131,11 @@ class SlidingWindow:
     def __len__(self) -> int:
         return self._size
 
+    def vocabulary_size(self) -> tuple[int, int]:
+        """Users and items currently mapped: live ids plus dead ones not yet compacted away,
+        never more than ``2 * capacity`` each (that is what keeps memory O(W))."""
+        return len(self._user_map), len(self._item_map)
+
     @overload
     def append(self, event: Event, /) -> None: ...
 

@@ -1,0 +1,200 @@
+"""Snapshots: exact round trip, memory-mapping, and clear refusals of damaged ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamrec.core.events import Event
+from streamrec.core.model import ALSParams, Model, fit
+from streamrec.core.snapshot import (
+    MANIFEST_NAME,
+    SnapshotCorrupt,
+    SnapshotError,
+    SnapshotFormatError,
+    SnapshotIncomplete,
+    is_version,
+    next_version,
+    read_manifest,
+    read_snapshot,
+    write_snapshot,
+)
+from streamrec.core.window import SlidingWindow
+
+OFFSETS = {0: 120, 3: 7}
+
+
+def small_window() -> SlidingWindow:
+    window = SlidingWindow(50, decay_half_life=3600.0)
+    window.extend(
+        Event(f"user-{k % 7}", f"item-{(k * 3) % 11}", 1.0 + k % 3, 1_700_000_000.0 + k)
+        for k in range(60)
+    )
+    window.append("ünïcode", "itém", 2.0)  # non-ASCII ids and a missing timestamp
+    return window
+
+
+@pytest.fixture(scope="module")
+def window() -> SlidingWindow:
+    return small_window()
+
+
+@pytest.fixture(scope="module")
+def model(window) -> Model:
+    return fit(window.build(), ALSParams(factors=4, iterations=3, num_threads=1))
+
+
+@pytest.fixture
+def snapshot_dir(tmp_path, model, window) -> Path:
+    path = tmp_path / "snap"
+    write_snapshot(path, model, window.contents(), OFFSETS, "000000000007", {"source": "test"})
+    return path
+
+
+def test_round_trip_preserves_model_window_and_offsets(snapshot_dir, model, window):
+    snap = read_snapshot(snapshot_dir)
+    assert snap.version == "000000000007" and snap.offsets == OFFSETS
+    loaded = snap.model
+    assert loaded.user_ids == model.user_ids and loaded.item_ids == model.item_ids
+    np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
+    np.testing.assert_array_equal(loaded.item_factors, model.item_factors)
+    assert (loaded.user_items != model.user_items).nnz == 0
+    np.testing.assert_array_equal(loaded.popularity, model.popularity)
+    assert loaded.params == model.params and loaded.fit_info == model.fit_info
+    for user in model.user_ids:
+        assert loaded.recommend(user, n=5) == model.recommend(user, n=5)
+    assert list(snap.window.events()) == list(window.contents().events())
+
+
+def test_training_resumes_from_a_snapshot_exactly(snapshot_dir, window):
+    resumed = SlidingWindow.from_contents(read_snapshot(snapshot_dir).window)
+    assert (resumed.capacity, resumed.decay_half_life) == (50, 3600.0)
+    assert resumed.total_appended == window.total_appended
+    original = small_window()
+    for w in (original, resumed):
+        w.extend([Event("late", "item-1", 1.0, 1_700_000_100.0)] * 3)
+    assert list(resumed.contents().events()) == list(original.contents().events())
+
+
+def test_arrays_are_memory_mapped_unless_asked_otherwise(snapshot_dir):
+    assert isinstance(read_snapshot(snapshot_dir).model.item_factors, np.memmap)
+    assert not isinstance(read_snapshot(snapshot_dir, mmap=False).model.item_factors, np.memmap)
+
+
+def test_manifest_lists_every_file_with_checksum_and_records_the_run(snapshot_dir, model):
+    manifest = read_manifest(snapshot_dir)
+    files = {p.name for p in snapshot_dir.iterdir()} - {MANIFEST_NAME}
+    assert {f"{name}.npy" for name in manifest.files} == files
+    assert all(len(info.sha256) == 64 for info in manifest.files.values())
+    assert manifest.format_version == 1 and manifest.created_at.endswith("Z")
+    assert manifest.sizes == {
+        "users": len(model.user_ids),
+        "items": len(model.item_ids),
+        "nnz": model.user_items.nnz,
+        "factors": 4,
+        "window": 50,
+    }
+    assert manifest.window["total_appended"] == 61 and manifest.extra == {"source": "test"}
+    assert manifest.params["factors"] == 4 and manifest.fit["device"] == "cpu"
+    raw = json.loads((snapshot_dir / MANIFEST_NAME).read_text())
+    assert raw["offsets"] == {"0": 120, "3": 7}
+
+
+def test_no_file_needs_pickle(snapshot_dir):
+    for path in snapshot_dir.glob("*.npy"):
+        assert np.load(path, allow_pickle=False).dtype != object
+
+
+def test_truncated_file_is_refused_as_corrupt(snapshot_dir):
+    path = snapshot_dir / "item_factors.npy"
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(SnapshotCorrupt) as err:
+        read_snapshot(snapshot_dir)
+    assert err.value.path == path and "bytes" in err.value.expected
+    assert "item_factors.npy" in str(err.value)
+
+
+def test_flipped_byte_is_refused_as_corrupt(snapshot_dir):
+    path = snapshot_dir / "user_factors.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(SnapshotCorrupt) as err:
+        read_snapshot(snapshot_dir)
+    assert err.value.expected.startswith("sha256 ") and err.value.actual != err.value.expected
+
+
+def test_missing_manifest_means_incomplete(snapshot_dir):
+    (snapshot_dir / MANIFEST_NAME).unlink()
+    with pytest.raises(SnapshotIncomplete, match="manifest.json"):
+        read_snapshot(snapshot_dir)
+
+
+def test_missing_array_file_means_incomplete(snapshot_dir):
+    (snapshot_dir / "popularity.npy").unlink()
+    with pytest.raises(SnapshotIncomplete, match="popularity.npy"):
+        read_snapshot(snapshot_dir)
+
+
+def _edit_manifest(directory: Path, edit) -> None:
+    path = directory / MANIFEST_NAME
+    body = json.loads(path.read_text())
+    edit(body)
+    path.write_text(json.dumps(body))
+
+
+def test_unsupported_format_version_is_a_format_error(snapshot_dir):
+    _edit_manifest(snapshot_dir, lambda m: m.update(format_version=99))
+    with pytest.raises(SnapshotFormatError, match="format_version 99"):
+        read_snapshot(snapshot_dir)
+
+
+def test_shape_that_disagrees_with_the_manifest_is_a_format_error(snapshot_dir):
+    _edit_manifest(snapshot_dir, lambda m: m["files"]["item_factors"].update(shape=[1, 1]))
+    with pytest.raises(SnapshotFormatError, match="item_factors"):
+        read_snapshot(snapshot_dir)
+
+
+def test_arrays_that_disagree_with_each_other_are_a_format_error(tmp_path, model, window):
+    broken = Model(
+        model.user_factors,
+        model.item_factors,
+        model.user_ids,
+        model.item_ids,
+        model.user_items,
+        model.popularity,
+        model.params,
+    )
+    broken.user_ids = broken.user_ids[:-1]  # written as if consistent, read back as not
+    write_snapshot(tmp_path / "s", broken, window.contents(), {}, "000000000001")
+    with pytest.raises(SnapshotFormatError):
+        read_snapshot(tmp_path / "s")
+
+
+def test_garbage_manifest_is_a_format_error(snapshot_dir):
+    (snapshot_dir / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(SnapshotFormatError):
+        read_snapshot(snapshot_dir)
+
+
+def test_every_refusal_is_a_snapshot_error():
+    for error in (SnapshotCorrupt, SnapshotIncomplete, SnapshotFormatError):
+        assert issubclass(error, SnapshotError)
+
+
+def test_a_snapshot_is_written_once(snapshot_dir, model, window):
+    with pytest.raises(SnapshotError, match="already"):
+        write_snapshot(snapshot_dir, model, window.contents(), {}, "000000000008")
+
+
+def test_versions_count_up_and_sort_as_strings():
+    versions = [next_version(None)]
+    for _ in range(11):
+        versions.append(next_version(versions[-1]))
+    assert versions[0] == "000000000001" and versions[-1] == "000000000012"
+    assert sorted(versions) == versions and all(is_version(v) for v in versions)
+    with pytest.raises(ValueError):
+        next_version("v7")
