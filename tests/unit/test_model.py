@@ -83,6 +83,18 @@ def test_fold_in_matches_implicit_recalculate_user(noisy):
             np.testing.assert_allclose(noisy.fold_in(items, weights), expected, atol=1e-4)
 
 
+def test_refolded_recommendations_match_implicit_recommend_with_recalculate_user(noisy):
+    twin = implicit_twin(noisy)
+    conf = confidence_matrix(noisy.user_items, noisy.alpha)
+    row = noisy.user_index["u7"]
+    with threadpool_limits(1, "blas"):
+        ids, scores = twin.recommend(row, conf[row], N=5, recalculate_user=True)
+    # An anonymous session of exactly u7's items is refolded the same way.
+    session = noisy.recommend_anonymous(noisy.known_items("u7"), n=5)
+    assert session.items == [noisy.item_ids[i] for i in ids]
+    np.testing.assert_allclose(session.scores, scores, atol=1e-4)
+
+
 def test_fold_in_sums_repeated_items(noisy):
     np.testing.assert_allclose(
         noisy.fold_in([3, 5, 3], [1.0, 2.0, 1.5]), noisy.fold_in([5, 3], [2.0, 2.5]), atol=1e-6

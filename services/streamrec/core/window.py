@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import TypeVar, overload
 
 import numpy as np
@@ -24,6 +23,7 @@ import scipy.sparse as sp
 
 from .event import Event
 from .ids import IdMap
+from .windowdata import WindowContents, WindowMatrix
 
 __all__ = ["KEEP", "SlidingWindow", "WindowContents", "WindowMatrix"]
 
@@ -37,55 +37,6 @@ class _Keep(enum.Enum):
 
 #: Default for :meth:`SlidingWindow.from_contents` overrides: keep what the contents say.
 KEEP = _Keep.KEEP
-
-
-@dataclass(frozen=True, eq=False)
-class WindowMatrix:
-    """The window as a matrix, ready to fit.
-
-    ``user_items[u, i]`` is the summed (and, with decay, decayed) weight of user
-    ``user_ids[u]`` on item ``item_ids[i]``; ``popularity[i]`` counts the item's events
-    (decayed the same way). Only ids present in the window appear, densely numbered.
-    """
-
-    user_items: sp.csr_matrix
-    user_ids: list[str]
-    item_ids: list[str]
-    popularity: npt.NDArray[np.float64]
-    events: int
-
-
-@dataclass(frozen=True, eq=False)
-class WindowContents:
-    """The window's events in arrival order, as plain arrays: enough to resume exactly.
-
-    ``users[k]``/``items[k]`` index ``user_ids``/``item_ids``; ``ts[k]`` is NaN for an event
-    without a timestamp.
-    """
-
-    users: npt.NDArray[np.int32]
-    items: npt.NDArray[np.int32]
-    weights: npt.NDArray[np.float64]
-    ts: npt.NDArray[np.float64]
-    user_ids: list[str]
-    item_ids: list[str]
-    total_appended: int
-    capacity: int
-    decay_half_life: float | None = None
-
-    def __len__(self) -> int:
-        return len(self.users)
-
-    def events(self) -> Iterator[Event]:
-        """The events, oldest first."""
-        for u, i, w, t in zip(
-            self.users.tolist(),
-            self.items.tolist(),
-            self.weights.tolist(),
-            self.ts.tolist(),
-            strict=True,
-        ):
-            yield Event(self.user_ids[u], self.item_ids[i], w, None if math.isnan(t) else t)
 
 
 def _check_config(capacity: int, decay_half_life: float | None) -> None:
