@@ -67,6 +67,10 @@ def test_all_children_ready_means_ready() -> None:
     assert all(c["lastTransitionTime"] == T0 for c in conds.values())
 
 
+def test_the_status_timer_leaves_observed_generation_alone() -> None:
+    assert "observedGeneration" not in status_of(observed_generation=None)
+
+
 def test_a_serving_rollout_in_progress_is_progressing_and_says_how_far() -> None:
     status = status_of(serving=deployment(replicas=3, ready=1, updated=2))
     assert status["phase"] == "Progressing"

@@ -65,6 +65,13 @@ def _status_interval() -> float:
 STATUS_INTERVAL_SECONDS = _status_interval()
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # kopf's own readers: the pod's service account, else $KUBECONFIG as it is at login time
+    # (kopf's default goes through the kubernetes client, which reads $KUBECONFIG at import).
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Progress and the diff base go to annotations, keeping status.kopf out of our status.
@@ -74,6 +81,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
+    # kopf puts a finalizer on each resource so that it can stop the status timer cleanly.
+    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
     settings.posting.level = logging.WARNING  # Events only for what a user must act on.
     memo["kube"] = Kube.from_environment()
 
@@ -144,7 +153,7 @@ def refresh_status(
         parsed = parse_spec(spec)
     except InvalidSpec:
         return  # reconcile has already put the reason in the status
-    _refresh(memo["kube"], name, namespace, parsed, status.get("observedGeneration"), status, patch)
+    _refresh(memo["kube"], name, namespace, parsed, None, status, patch)
 
 
 def _parse_or_fail(

@@ -11,6 +11,7 @@ of the operator free of patches.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -52,7 +53,10 @@ class Kube:
         try:
             config.load_incluster_config(client_configuration=configuration)
         except config.ConfigException:
-            config.load_kube_config(client_configuration=configuration)
+            # Pass $KUBECONFIG explicitly: the client reads it only once, at import time.
+            config.load_kube_config(
+                config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+            )
         return cls(client.ApiClient(configuration))
 
     def _call(

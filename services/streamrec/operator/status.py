@@ -95,7 +95,11 @@ def compute_status(
     previous: Mapping[str, Any],
     now: str,
 ) -> dict[str, Any]:
-    """The full status of a valid spec from the observed children."""
+    """The full status of a valid spec from the observed children.
+
+    ``observed_generation`` is None when the caller has not just applied the spec (the status
+    timer): the key is then left out, so the timer never moves it.
+    """
     trainer_cond = deployment_condition("Trainer", trainer)
     serving_cond = deployment_condition("Serving", serving)
     if secret_issues:
@@ -123,13 +127,15 @@ def compute_status(
 
     valid = Condition("SpecValid", True, "Valid", "the spec is valid")
     conditions = [ready, valid, secrets_cond, trainer_cond, serving_cond, snap_cond]
-    return {
-        "observedGeneration": observed_generation,
+    status = {
         "phase": phase,
         "conditions": merge_conditions(previous.get("conditions") or [], conditions, now),
         "servingReplicas": ((serving or {}).get("status") or {}).get("readyReplicas", 0),
         "snapshotVersion": version,
     }
+    if observed_generation is not None:
+        status["observedGeneration"] = observed_generation
+    return status
 
 
 def invalid_status(

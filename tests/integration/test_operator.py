@@ -1,0 +1,508 @@
+"""The operator against a real API server (the ``kube`` fixture: kube-apiserver + etcd, with
+kube-controller-manager, kube-scheduler and kwok, so Deployments get Pods that turn Ready and
+owner references are garbage collected).
+
+The operator runs in-process through ``kopf.testing.KopfRunner`` on the handlers module, the
+way ``kopf run`` would run it; everything else is a real API call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kopf
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+from kubernetes import client
+
+from streamrec.operator.spec import GROUP, PLURAL, VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+HANDLERS = ROOT / "services" / "streamrec" / "operator" / "handlers.py"
+MANAGER = "streamrec-operator"
+T = TypeVar("T")
+
+pytestmark = pytest.mark.timeout(900)
+
+
+# Plumbing
+
+
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float = 90.0,
+    explain: Callable[[], Any] | None = None,
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` and what was seen."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.5)
+    seen = explain() if explain is not None else last
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last saw {seen!r}")
+
+
+class Cluster:
+    """Plain-dict reads and writes of the objects this test cares about."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.api, self.ns = api, namespace
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self._readers: dict[str, Callable[..., Any]] = {
+            "ConfigMap": self.core.read_namespaced_config_map,
+            "Service": self.core.read_namespaced_service,
+            "Secret": self.core.read_namespaced_secret,
+            "Deployment": client.AppsV1Api(api).read_namespaced_deployment,
+            "HorizontalPodAutoscaler": client.AutoscalingV2Api(
+                api
+            ).read_namespaced_horizontal_pod_autoscaler,
+            "Ingress": client.NetworkingV1Api(api).read_namespaced_ingress,
+        }
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        try:
+            if kind == "RecommenderService":
+                response = self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, self.ns, PLURAL, name, _preload_content=False
+                )
+            else:
+                response = self._readers[kind](name, self.ns, _preload_content=False)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data: dict[str, Any] = json.loads(response.data)
+        return data
+
+    def create_cr(self, body: dict[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.ns, PLURAL, body
+        )
+        return created
+
+    def patch_cr(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, patch)
+
+    def delete_cr(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
+
+    def condition(self, name: str, ctype: str) -> dict[str, Any] | None:
+        cr = self.get("RecommenderService", name) or {}
+        for cond in (cr.get("status") or {}).get("conditions") or []:
+            if cond["type"] == ctype:
+                return dict(cond)
+        return None
+
+
+def example_cr(namespace: str, name: str = "recommender") -> dict[str, Any]:
+    (cr,) = [d for d in yaml.safe_load_all((K8S / "recommender.yaml").read_text()) if d]
+    cr = copy.deepcopy(cr)
+    cr["metadata"] = {"name": name, "namespace": namespace}
+    # No S3 store in this cluster: a closed local port fails fast instead of waiting on DNS.
+    cr["spec"]["snapshots"]["endpoint"] = "http://127.0.0.1:9"
+    return cr
+
+
+def s3_secret(cluster: Cluster, name: str = "minio-credentials") -> None:
+    cluster.core.create_namespaced_secret(
+        cluster.ns,
+        {
+            "metadata": {"name": name},
+            "stringData": {"AWS_ACCESS_KEY_ID": "example", "AWS_SECRET_ACCESS_KEY": "example-key"},
+        },
+    )
+
+
+CHILDREN = [
+    ("ConfigMap", "{}-config"),
+    ("Deployment", "{}-trainer"),
+    ("Deployment", "{}-serving"),
+    ("Service", "{}"),
+    ("HorizontalPodAutoscaler", "{}-serving"),
+    ("Ingress", "{}"),
+]
+
+
+def children(cluster: Cluster, name: str) -> dict[str, dict[str, Any] | None]:
+    return {
+        f"{kind}/{pattern.format(name)}": cluster.get(kind, pattern.format(name))
+        for kind, pattern in CHILDREN
+    }
+
+
+def operator_writes(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """(operation, time) of every write the operator's field manager made to ``obj``."""
+    return [
+        (entry["operation"], entry.get("time", ""))
+        for entry in obj["metadata"].get("managedFields", [])
+        if entry["manager"] == MANAGER
+    ]
+
+
+def fingerprint(cluster: Cluster, name: str) -> dict[str, Any]:
+    """What a write by the operator would change: our managedFields entries, and the
+    resourceVersion of the children no controller but ours ever writes."""
+    out: dict[str, Any] = {}
+    for key, obj in children(cluster, name).items():
+        assert obj is not None, key
+        out[key] = operator_writes(obj)
+        if key.split("/")[0] in ("ConfigMap", "Service", "Ingress"):
+            out[key + "@rv"] = obj["metadata"]["resourceVersion"]
+    return out
+
+
+def settled(cluster: Cluster, name: str) -> bool:
+    """Both Deployments rolled out and the status says Ready for the current generation."""
+    cr = cluster.get("RecommenderService", name) or {}
+    status = cr.get("status") or {}
+    ready = cluster.condition(name, "Ready")
+    if not ready or ready["status"] != "True":
+        return False
+    return status.get("observedGeneration") == cr["metadata"]["generation"]
+
+
+@contextlib.contextmanager
+def operator(
+    namespace: str, monkeypatch: pytest.MonkeyPatch, kubeconfig: str
+) -> Iterator[KopfRunner]:
+    monkeypatch.setenv("KUBECONFIG", kubeconfig)
+    monkeypatch.setenv("STREAMREC_OPERATOR_STATUS_INTERVAL", "1")
+    args = ["run", "--standalone", "--namespace", namespace, str(HANDLERS)]
+    # A fresh registry per run: the handlers module is loaded again, as a restarted process would.
+    with KopfRunner(args, timeout=60, registry=kopf.OperatorRegistry()) as runner:
+        yield runner
+    assert runner.exception is None, runner.output
+    assert runner.exit_code == 0, runner.output
+
+
+# Tests
+
+
+@pytest.fixture(scope="module")
+def crd(kube: Any) -> None:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(K8S / "crd.yaml"))
+    kube.kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+
+
+def retarget(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """A k8s/ manifest moved into the test namespace (cluster-scoped names suffixed)."""
+    doc = copy.deepcopy(doc)
+    meta = doc["metadata"]
+    if "namespace" in meta:
+        meta["namespace"] = namespace
+    elif doc["kind"] in ("ClusterRole", "ClusterRoleBinding", "Namespace"):
+        meta["name"] = f"{meta['name']}-{namespace}"
+    if doc["kind"] == "ClusterRoleBinding":
+        doc["roleRef"]["name"] = f"{doc['roleRef']['name']}-{namespace}"
+    for subject in doc.get("subjects", []):
+        subject["namespace"] = namespace
+    return doc
+
+
+def test_every_served_k8s_manifest_passes_a_server_side_dry_run(
+    kube: Any, crd: None, tmp_path: Path
+) -> None:
+    namespace = kube.namespace()
+    served = set(kube.kubectl("api-versions").stdout.split())
+    docs = [
+        doc
+        for path in sorted(K8S.glob("*.yaml"))
+        if path.name != "kind-cluster.yaml"  # a kind config, not an API object
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+    checked = [retarget(d, namespace) for d in docs if d["apiVersion"] in served]
+    skipped = {d["kind"] for d in docs if d["apiVersion"] not in served}
+    assert skipped <= {"Kafka", "KafkaNodePool", "KafkaTopic"}  # Strimzi is not installed here
+    manifest = tmp_path / "all.yaml"
+    manifest.write_text(yaml.safe_dump_all(checked))
+    out = kube.kubectl("apply", "--dry-run=server", "-f", str(manifest)).stdout
+    assert out.count("(server dry run)") == len(checked), out
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("model.factors", 0, "spec.model.factors"),
+        ("kafka.format", "xml", "spec.kafka.format"),
+        (
+            "serving.autoscaling",
+            {"minReplicas": 5, "maxReplicas": 2},
+            "maxReplicas must be >= minReplicas",
+        ),
+        ("kafka.securityProtocol", "SASL_SSL", "credentialsSecret is required with a SASL"),
+    ],
+)
+def test_the_api_server_rejects_an_invalid_cr_naming_the_field(
+    kube: Any, crd: None, path: str, value: Any, expected: str
+) -> None:
+    cluster = Cluster(kube.api_client(), kube.namespace())
+    cr = example_cr(cluster.ns)
+    node = cr["spec"]
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    with pytest.raises(client.ApiException) as err:
+        cluster.create_cr(cr)
+    assert err.value.status == 422
+    assert expected in json.loads(err.value.body)["message"]
+
+
+def test_rbac_lets_the_operator_service_account_do_its_job_and_nothing_more(
+    kube: Any, tmp_path: Path
+) -> None:
+    namespace = kube.namespace()
+    docs = [
+        retarget(d, namespace) for d in yaml.safe_load_all((K8S / "rbac.yaml").read_text()) if d
+    ]
+    manifest = tmp_path / "rbac.yaml"
+    manifest.write_text(yaml.safe_dump_all(docs))
+    kube.kubectl("apply", "-f", str(manifest))
+    try:
+        check_operator_permissions(kube, namespace)
+    finally:  # the cluster-scoped part outlives the namespace otherwise
+        for doc in docs:
+            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+                kube.kubectl("delete", doc["kind"].lower(), doc["metadata"]["name"])
+
+
+def check_operator_permissions(kube: Any, namespace: str) -> None:
+    user = f"system:serviceaccount:{namespace}:streamrec-operator"
+    authz = client.AuthorizationV1Api(kube.api_client())
+
+    def allowed(
+        verb: str, resource: str, group: str = "", subresource: str = "", ns: str | None = namespace
+    ) -> bool:
+        attrs = {"verb": verb, "resource": resource, "group": group, "subresource": subresource}
+        if ns is not None:
+            attrs["namespace"] = ns
+        review = {
+            "spec": {
+                "user": user,
+                "groups": ["system:serviceaccounts"],
+                "resourceAttributes": attrs,
+            }
+        }
+        result = authz.create_subject_access_review(review)
+        return bool(result.status.allowed)
+
+    for verb, resource, group in [
+        ("get", "configmaps", ""),
+        ("patch", "deployments", "apps"),
+        ("create", "services", ""),
+        ("delete", "horizontalpodautoscalers", "autoscaling"),
+        ("delete", "ingresses", "networking.k8s.io"),
+        ("get", "secrets", ""),
+        ("watch", PLURAL, GROUP),
+        ("create", "events", ""),
+    ]:
+        assert allowed(verb, resource, group), (verb, resource)
+    assert allowed("patch", PLURAL, GROUP, subresource="status")
+    assert allowed("list", "customresourcedefinitions", "apiextensions.k8s.io", ns=None)
+    for verb, resource, group in [
+        ("list", "secrets", ""),
+        ("create", "secrets", ""),
+        ("delete", "deployments", "apps"),
+        ("update", "deployments", "apps"),
+        ("create", "pods", ""),
+        ("delete", PLURAL, GROUP),
+    ]:
+        assert not allowed(verb, resource, group), (verb, resource)
+    assert not allowed("get", "secrets", "", ns="default")
+    assert not allowed("patch", "deployments", "apps", ns="default")
+
+
+def test_operator_lifecycle(kube: Any, crd: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = Cluster(kube.api_client(), kube.namespace())
+    s3_secret(cluster)
+    name = "recommender"
+
+    with operator(cluster.ns, monkeypatch, kube.kubeconfig):
+        # Create: every child appears, owned by the CR, and the status turns Ready via kwok.
+        uid = cluster.create_cr(example_cr(cluster.ns, name))["metadata"]["uid"]
+        found = wait_for(
+            "all children", lambda: (c := children(cluster, name)) and all(c.values()) and c
+        )
+        for key, obj in found.items():
+            assert obj is not None
+            (owner,) = obj["metadata"]["ownerReferences"]
+            assert (owner["kind"], owner["name"], owner["uid"]) == (
+                "RecommenderService",
+                name,
+                uid,
+            ), key
+            assert owner["controller"] is True and owner["blockOwnerDeletion"] is True
+        wait_for(
+            "Ready status",
+            lambda: settled(cluster, name),
+            180,
+            lambda: cluster.get("RecommenderService", name),
+        )
+        cr = cluster.get("RecommenderService", name)
+        assert cr is not None
+        status = cr["status"]
+        assert status["phase"] == "Ready"
+        serving = cluster.get("Deployment", f"{name}-serving")
+        assert serving is not None
+        assert status["servingReplicas"] == serving["status"]["readyReplicas"] >= 1
+        for ctype in ("SpecValid", "SecretsFound", "TrainerReady", "ServingReady"):
+            assert (cluster.condition(name, ctype) or {}).get("status") == "True", ctype
+        snapshot = cluster.condition(name, "SnapshotPublished")
+        assert snapshot is not None and snapshot["reason"] == "StoreUnreadable"
+        assert "s3://streamrec/recommender/LATEST" in snapshot["message"]
+        assert "snapshotVersion" not in status
+
+        # Update: a model change rewrites the ConfigMap and rolls both pod templates, nothing else.
+        before = fingerprint(cluster, name)
+        hashes = {
+            d: cluster.get("Deployment", f"{name}-{d}")["spec"]["template"]["metadata"][
+                "annotations"
+            ]  # type: ignore[index]
+            for d in ("trainer", "serving")
+        }
+        time.sleep(1.1)  # managedFields times have one-second resolution
+        cluster.patch_cr(name, {"spec": {"model": {"factors": 32}}})
+        wait_for(
+            "the ConfigMap to carry factors=32",
+            lambda: (
+                (cluster.get("ConfigMap", f"{name}-config") or {})
+                .get("data", {})
+                .get("STREAMREC_FACTORS")
+                == "32"
+            ),
+        )
+        wait_for(
+            "Ready after the rollout",
+            lambda: settled(cluster, name),
+            180,
+            lambda: cluster.get("RecommenderService", name),
+        )
+        after = fingerprint(cluster, name)
+        changed = sorted(key for key in before if before[key] != after[key])
+        assert changed == [
+            f"ConfigMap/{name}-config",
+            f"ConfigMap/{name}-config@rv",
+            f"Deployment/{name}-serving",
+            f"Deployment/{name}-trainer",
+        ]
+        for d in ("trainer", "serving"):
+            dep = cluster.get("Deployment", f"{name}-{d}")
+            assert dep is not None
+            new = dep["spec"]["template"]["metadata"]["annotations"]["streamrec.io/config-hash"]
+            assert new != hashes[d]["streamrec.io/config-hash"], d
+
+    # Restart: resuming finds every child up to date and writes nothing.
+    before = fingerprint(cluster, name)
+    with operator(cluster.ns, monkeypatch, kube.kubeconfig) as runner:
+        time.sleep(6)  # resume runs at start-up; the check happens after the runner stops
+    assert "children reconciled: 0 created, 0 patched, 6 unchanged, 0 deleted" in runner.output, (
+        runner.output
+    )
+    assert fingerprint(cluster, name) == before
+
+    with operator(cluster.ns, monkeypatch, kube.kubeconfig):
+        # Turning the Ingress off deletes it and touches nothing else.
+        before = fingerprint(cluster, name)
+        cluster.patch_cr(name, {"spec": {"serving": {"ingress": {"enabled": False}}}})
+        wait_for("the Ingress to go", lambda: cluster.get("Ingress", name) is None)
+        time.sleep(2)
+        for key, obj in children(cluster, name).items():
+            if not key.startswith("Ingress/"):
+                assert obj is not None
+                assert operator_writes(obj) == before[key], key
+
+        # A CR whose Secret does not exist: its children are created, the status says why not.
+        bad = example_cr(cluster.ns, "nosecret")
+        bad["spec"]["snapshots"]["credentialsSecret"] = "does-not-exist"
+        cluster.create_cr(bad)
+        found_cond = wait_for(
+            "SecretsFound=False",
+            lambda: (
+                (c := cluster.condition("nosecret", "SecretsFound"))
+                and c["status"] == "False"
+                and c
+            ),
+        )
+        assert (
+            "'does-not-exist' (spec.snapshots.credentialsSecret) not found" in found_cond["message"]
+        )
+        assert (cluster.get("RecommenderService", "nosecret") or {})["status"][
+            "phase"
+        ] == "Degraded"
+        assert cluster.get("Deployment", "nosecret-trainer") is not None
+
+        # A CR the schema accepts but the operator refuses: no children, the field in the status.
+        refused = example_cr(cluster.ns, "refused")
+        refused["spec"]["training"]["resources"] = {
+            "requests": {"cpu": "2", "memory": "1Gi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
+        }
+        cluster.create_cr(refused)
+        valid = wait_for(
+            "SpecValid=False",
+            lambda: (
+                (c := cluster.condition("refused", "SpecValid")) and c["status"] == "False" and c
+            ),
+        )
+        assert (
+            valid["message"] == "spec.training.resources.limits.cpu: must be >= the request (1 < 2)"
+        )
+        assert (cluster.get("RecommenderService", "refused") or {})["status"]["phase"] == "Failed"
+        assert cluster.get("ConfigMap", "refused-config") is None
+
+        # Delete: the garbage collector removes every child (kopf's finalizer is released while
+        # the operator runs).
+        for cr_name in (name, "nosecret", "refused"):
+            cluster.delete_cr(cr_name)
+        wait_for(
+            "the CRs to be gone",
+            lambda: all(
+                cluster.get("RecommenderService", n) is None for n in (name, "nosecret", "refused")
+            ),
+        )
+        wait_for(
+            "garbage collection of the children",
+            lambda: (
+                not any(children(cluster, name).values())
+                and not any(children(cluster, "nosecret").values())
+            ),
+            timeout=120,
+        )
+
+
+def test_kubectl_shows_the_printer_columns(kube: Any, crd: None) -> None:
+    namespace = kube.namespace()
+    cluster = Cluster(kube.api_client(), namespace)
+    cluster.create_cr(example_cr(namespace, "columns"))
+    cluster.custom.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "columns",
+        {
+            "status": {
+                "snapshotVersion": "v42",
+                "servingReplicas": 3,
+                "conditions": [{"type": "Ready", "status": "True"}],
+            }
+        },
+    )
+    out = kube.kubectl("get", "recsvc", "columns", "-n", namespace).stdout.split("\n")
+    assert out[0].split() == ["NAME", "READY", "SNAPSHOT", "REPLICAS", "AGE"]
+    assert out[1].split()[:4] == ["columns", "True", "v42", "3"]
+    cluster.delete_cr("columns")  # no operator ran, so no finalizer holds it
