@@ -36,7 +36,7 @@ build_kube() {
   [[ -f "$gomod" ]] || die "could not download k8s.io/kubernetes@v$KUBE_VERSION"
   # Every staging module pinned at v0.0.0 gets the release that matches this Kubernetes version.
   local mods
-  mods=$(grep -oE 'k8s\.io/[a-zA-Z0-9._/-]+ v0\.0\.0' "$gomod" | awk '{print $1}' | sort -u)
+  mods=$(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod" | sort -u)
   local m
   for m in $mods; do
     go mod edit "-replace=$m=$m@v0.${KUBE_VERSION#1.}"
@@ -67,8 +67,11 @@ build_kwok() {
   local mod
   mod=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   mkdir -p "$KUBE_DIR/kwok-stages"
-  cp "$mod"/kustomize/stage/node/fast/*.yaml "$mod"/kustomize/stage/pod/fast/*.yaml "$KUBE_DIR/kwok-stages/"
-  chmod u+w "$KUBE_DIR"/kwok-stages/*.yaml
+  local f
+  for f in "$mod"/kustomize/stage/node/fast/*.yaml "$mod"/kustomize/stage/pod/fast/*.yaml; do
+    [[ $(basename "$f") == kustomization.yaml ]] && continue
+    install -m 0644 "$f" "$KUBE_DIR/kwok-stages/"
+  done
 }
 
 timed "etcd v$ETCD_VERSION: build from the Go module proxy" build_etcd

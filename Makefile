@@ -1,0 +1,51 @@
+# streamrec: the two commands are `make run` (embedded demo) and `make test` (whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export OPENBLAS_NUM_THREADS ?= 1
+export STREAMREC_CACHE ?= $(HOME)/.cache/streamrec
+PYTEST_ARGS ?=
+ARGS ?=
+
+.PHONY: test run venv provision lint unit bench clean help
+
+help:
+	@echo "make run    - start the embedded demo (streams MovieLens-100K, prints recommendations)"
+	@echo "make test   - venv + real test infrastructure (Kafka, MinIO, kube-apiserver) + lint + all tests"
+	@echo "make lint   - ruff and mypy (strict on services/)"
+	@echo "make bench  - performance benchmarks into bench/results/"
+
+# The venv is rebuilt when pyproject.toml changes. pip is upgraded first: old pip backtracks for ages.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip check
+	@touch $@
+
+venv: $(VENV)/.installed
+
+provision:
+	bash scripts/provision.sh
+
+lint: venv
+	$(VENV)/bin/ruff check services tests bench demo
+	$(VENV)/bin/mypy
+
+test: venv provision lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+run: venv
+	@echo "make run will start 'streamrec run' (embedded trainer + server), stream MovieLens-100K into it"
+	@echo "and print recommendations with their freshness. The embedded mode is not built yet (issue 6)."
+	@exit 1
+
+bench: venv
+	$(PY) bench/parse.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

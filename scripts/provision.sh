@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Provision all the real infrastructure the tests use (Kafka, MinIO, the Kubernetes control
+# plane, helm). Idempotent: a warm cache makes this a few seconds. Prints a timing summary.
+source "$(dirname "$0")/lib.sh"
+here=$(dirname "$0")
+t0=$SECONDS
+for c in kafka minio kube helm; do
+  s=$SECONDS
+  bash "$here/provision-$c.sh" >/dev/null || die "$c could not be provisioned (see above)"
+  printf '[provision] %-6s ready in %4ss\n' "$c" "$((SECONDS - s))" >&2
+done
+printf '[provision] all components ready in %ss (cache: %s)\n' "$((SECONDS - t0))" "$STREAMREC_CACHE" >&2

@@ -1,0 +1,93 @@
+"""Session fixtures that start real infrastructure on demand, on free ports on 127.0.0.1.
+
+`kafka`, `minio`/`s3` and `kube` each start their component the first time a test asks for it
+and stop it at the end of the session. A component that cannot be provisioned or started
+raises `InfraError`, so the test errors with the component's name and reason; nothing is ever
+skipped. When a test fails, the tail of each component log it used is attached to the report.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.kafka import KafkaBroker
+from tests.infra.kube import KubeCluster
+from tests.infra.minio import MinioServer, S3Bucket
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# Components started in this session, by fixture name, for log tails on failure.
+_STARTED: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A real KRaft Kafka broker: `.bootstrap`, `.admin`, `.create_topic(name, partitions)`."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    _STARTED["kafka"] = broker
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
+    """The shared MinIO server (tests that stop and start S3 use this one directly)."""
+    server = MinioServer(tmp_path_factory.mktemp("minio"))
+    _STARTED["minio"] = server
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(minio: MinioServer) -> Iterator[S3Bucket]:
+    """A fresh, empty bucket on the real MinIO server, removed after the test."""
+    if not minio.process.running:  # a fault test may have left it stopped
+        minio.start()
+    bucket = f"t-{uuid.uuid4().hex[:16]}"
+    client = minio.client()
+    client.create_bucket(Bucket=bucket)
+    yield S3Bucket(minio, bucket)
+    if minio.process.running:
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=obj["Key"])
+        client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A real control plane: `.kubeconfig`, `.api_client()`, `.kubectl(...)`, `.namespace()`."""
+    cluster = KubeCluster(tmp_path_factory.mktemp("kube"))
+    _STARTED["kube"] = cluster
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        fixtures = getattr(item, "fixturenames", ())
+        for name, component in _STARTED.items():
+            if name in fixtures or (name == "minio" and "s3" in fixtures):
+                report.sections.append((f"{name} log tail", component.log_tail()))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
