@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from streamrec import __version__
+from streamrec.config import ConfigError
 
 # name -> (module, help). Each module exposes `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -41,7 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help()
         return 2
-    return run(args)
+    try:
+        return run(args)
+    except ConfigError as e:
+        print(f"streamrec {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,244 @@
+"""One typed, frozen configuration for every streamrec service, parsed once at the edge.
+
+Precedence: command-line flag > ``STREAMREC_*`` environment variable > the default here. Every
+default lives in `FIELDS` (mirrored, with comments, in docs/configuration.md and the Helm
+values). A bad value raises `ConfigError` naming the field; the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from streamrec.core.model import ALSParams
+
+FORMATS = ("auto", "text", "json")
+
+
+class ConfigError(ValueError):
+    """An invalid setting. `field` is the config field, `source` where the bad value came from."""
+
+    def __init__(self, field: str, message: str, source: str = "") -> None:
+        self.field, self.source = field, source
+        where = f" (from {source})" if source else ""
+        super().__init__(f"invalid {field}{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Config:
+    # Kafka
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "interactions"
+    group: str = "streamrec-trainer"
+    format: str = "auto"
+    min_weight: float | None = None
+    dlq_topic: str | None = None  # None: "<topic>.dlq"
+    notify_topic: str | None = None  # None: "<topic>.snapshots"; "" disables
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_username: str | None = None
+    kafka_password: str | None = None
+    from_beginning: bool = False
+    # Trainer
+    window_size: int = 1_000_000
+    retrain_every: int = 10_000
+    retrain_interval: float = 60.0
+    decay_half_life: float | None = None
+    factors: int = 64
+    regularization: float = 0.05
+    iterations: int = 15
+    alpha: float = 1.0
+    use_gpu: bool = False
+    fit_threads: int = 0
+    metrics_port: int = 9100
+    # Snapshots
+    store: str = "./data/snapshots"
+    s3_endpoint: str | None = None
+    keep: int = 5
+    # Serving
+    bind: str = "0.0.0.0:8000"
+    workers: int = 2
+    threads: int = 4
+    timeout: float = 30.0
+    reload_interval: float = 5.0
+    ingest_token: str | None = None
+    cache_dir: str | None = None  # where serving replicas unpack snapshots; None: a temp dir
+    # Embedded
+    data_dir: str = "./data"
+
+    @property
+    def dlq(self) -> str:
+        return self.dlq_topic or f"{self.topic}.dlq"
+
+    @property
+    def notify(self) -> str | None:
+        if self.notify_topic == "":
+            return None
+        return self.notify_topic or f"{self.topic}.snapshots"
+
+    @property
+    def als(self) -> ALSParams:
+        return ALSParams(factors=self.factors, regularization=self.regularization,
+                         iterations=self.iterations, alpha=self.alpha, use_gpu=self.use_gpu,
+                         num_threads=self.fit_threads)
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by every consumer and producer of this service."""
+        conf = {"bootstrap.servers": self.bootstrap_servers,
+                "security.protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_username is not None:
+            conf["sasl.username"] = self.kafka_username
+        if self.kafka_password is not None:
+            conf["sasl.password"] = self.kafka_password
+        return conf
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings for logs: secrets never appear."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for secret in ("kafka_password", "ingest_token"):
+            if out[secret] is not None:
+                out[secret] = "***"
+        return out
+
+    # --- parsing ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        return cls.load(None, env)
+
+    @classmethod
+    def load(cls, args: argparse.Namespace | None, env: Mapping[str, str] | None = None) -> Config:
+        """Defaults, then env, then flags that were given; validated."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, (conv, env_name) in FIELDS.items():
+            if env_name and env.get(env_name, "") != "":
+                values[name] = _convert(name, conv, env[env_name], env_name)
+        if args is not None:
+            for name, (conv, _) in FIELDS.items():
+                raw = getattr(args, name, None)
+                if raw is not None:
+                    values[name] = raw if not isinstance(raw, str) else _convert(
+                        name, conv, raw, "--" + name.replace("_", "-"))
+        cfg = replace(cls(), **values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        positive_ints = ("window_size", "retrain_every", "factors", "iterations", "keep",
+                         "workers", "threads")
+        for name in positive_ints:
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        for name in ("retrain_interval", "regularization", "alpha", "timeout", "reload_interval"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(name, f"must be a finite number > 0, got {v}")
+        for name in ("decay_half_life", "min_weight"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ConfigError(name, f"must be a finite number > 0, got {v}")
+        if self.format not in FORMATS:
+            raise ConfigError("format", f"must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("metrics_port", f"must be a port number, got {self.metrics_port}")
+        if self.fit_threads < 0:
+            raise ConfigError("fit_threads", f"must be >= 0, got {self.fit_threads}")
+        if not self.topic:
+            raise ConfigError("topic", "must not be empty")
+        if not self.store:
+            raise ConfigError("store", "must be s3://bucket/prefix or a directory")
+        if self.store.startswith("s3://") and not self.store[5:].split("/", 1)[0]:
+            raise ConfigError("store", f"s3 URL needs a bucket: {self.store!r}")
+        host, sep, port = self.bind.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ConfigError("bind", f"must be HOST:PORT, got {self.bind!r}")
+
+
+def _bool(raw: str) -> bool:
+    v = raw.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _optional_str(raw: str) -> str:
+    return raw
+
+
+def _convert(name: str, conv: Callable[[str], Any], raw: str, source: str) -> Any:
+    try:
+        return conv(raw)
+    except ValueError as e:
+        raise ConfigError(name, str(e) if conv is _bool else f"cannot parse {raw!r}", source) from e
+
+
+# field -> (converter from text, env var). Flags are `--field-name`.
+FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
+    "bootstrap_servers": (str, "STREAMREC_BOOTSTRAP_SERVERS"),
+    "topic": (str, "STREAMREC_TOPIC"),
+    "group": (str, "STREAMREC_GROUP"),
+    "format": (str, "STREAMREC_FORMAT"),
+    "min_weight": (float, "STREAMREC_MIN_WEIGHT"),
+    "dlq_topic": (str, "STREAMREC_DLQ_TOPIC"),
+    "notify_topic": (_optional_str, "STREAMREC_NOTIFY_TOPIC"),
+    "kafka_security_protocol": (str, "STREAMREC_KAFKA_SECURITY_PROTOCOL"),
+    "kafka_sasl_mechanism": (str, "STREAMREC_KAFKA_SASL_MECHANISM"),
+    "kafka_username": (str, "STREAMREC_KAFKA_USERNAME"),
+    "kafka_password": (str, "STREAMREC_KAFKA_PASSWORD"),
+    "from_beginning": (_bool, "STREAMREC_FROM_BEGINNING"),
+    "window_size": (int, "STREAMREC_WINDOW_SIZE"),
+    "retrain_every": (int, "STREAMREC_RETRAIN_EVERY"),
+    "retrain_interval": (float, "STREAMREC_RETRAIN_INTERVAL"),
+    "decay_half_life": (float, "STREAMREC_DECAY_HALF_LIFE"),
+    "factors": (int, "STREAMREC_FACTORS"),
+    "regularization": (float, "STREAMREC_REGULARIZATION"),
+    "iterations": (int, "STREAMREC_ITERATIONS"),
+    "alpha": (float, "STREAMREC_ALPHA"),
+    "use_gpu": (_bool, "STREAMREC_USE_GPU"),
+    "fit_threads": (int, "STREAMREC_FIT_THREADS"),
+    "metrics_port": (int, "STREAMREC_METRICS_PORT"),
+    "store": (str, "STREAMREC_STORE"),
+    "s3_endpoint": (str, "STREAMREC_S3_ENDPOINT"),
+    "keep": (int, "STREAMREC_KEEP"),
+    "bind": (str, "STREAMREC_BIND"),
+    "workers": (int, "STREAMREC_WORKERS"),
+    "threads": (int, "STREAMREC_THREADS"),
+    "timeout": (float, "STREAMREC_TIMEOUT"),
+    "reload_interval": (float, "STREAMREC_RELOAD_INTERVAL"),
+    "ingest_token": (str, "STREAMREC_INGEST_TOKEN"),
+    "cache_dir": (str, "STREAMREC_CACHE_DIR"),
+    "data_dir": (str, "STREAMREC_DATA_DIR"),
+}
+
+# Secrets come from the environment (a Secret), never from a flag visible in `ps`.
+_NO_FLAG = {"kafka_password", "kafka_username", "ingest_token"}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    """Add `--field-name` flags for `names`; they default to None so env/defaults apply."""
+    defaults = Config()
+    for name in names:
+        if name in _NO_FLAG:
+            continue
+        conv, env_name = FIELDS[name]
+        default = getattr(defaults, name)
+        helptext = f"env {env_name}; default {default!r}"
+        flag = "--" + name.replace("_", "-")
+        if conv is _bool:
+            parser.add_argument(flag, dest=name, action="store_const", const=True, default=None,
+                                help=helptext)
+        else:
+            parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=helptext)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config.load(args)

@@ -1,0 +1,66 @@
+"""Config: flags over env over defaults, and clear errors that name the field."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from streamrec.config import Config, ConfigError, add_config_arguments
+
+
+def _parse(argv: list[str], names: tuple[str, ...] = ("topic", "factors", "store", "use_gpu")):
+    p = argparse.ArgumentParser()
+    add_config_arguments(p, names)
+    return p.parse_args(argv)
+
+
+def test_defaults_match_the_documented_contract():
+    c = Config.from_env({})
+    assert (c.topic, c.window_size, c.retrain_every, c.factors, c.keep) == (
+        "interactions", 1_000_000, 10_000, 64, 5)
+    assert c.dlq == "interactions.dlq" and c.notify == "interactions.snapshots"
+
+
+def test_flag_beats_env_which_beats_default():
+    env = {"STREAMREC_TOPIC": "from-env", "STREAMREC_FACTORS": "8"}
+    c = Config.load(_parse(["--topic", "from-flag"]), env)
+    assert c.topic == "from-flag" and c.factors == 8
+
+
+def test_bad_env_value_names_the_field_and_variable():
+    with pytest.raises(ConfigError, match=r"invalid factors \(from STREAMREC_FACTORS\)"):
+        Config.from_env({"STREAMREC_FACTORS": "many"})
+
+
+def test_out_of_range_value_is_rejected_with_the_field_name():
+    with pytest.raises(ConfigError, match="invalid window_size: must be >= 1"):
+        Config.from_env({"STREAMREC_WINDOW_SIZE": "0"})
+    with pytest.raises(ConfigError, match="invalid format"):
+        Config.from_env({"STREAMREC_FORMAT": "xml"})
+    with pytest.raises(ConfigError, match="invalid alpha"):
+        Config.from_env({"STREAMREC_ALPHA": "nan"})
+
+
+def test_empty_notify_topic_disables_notifications():
+    assert Config.from_env({"STREAMREC_NOTIFY_TOPIC": "x"}).notify == "x"
+    assert Config(notify_topic="").notify is None
+
+
+def test_boolean_flags_and_env():
+    assert Config.load(_parse(["--use-gpu"]), {}).use_gpu is True
+    assert Config.from_env({"STREAMREC_USE_GPU": "false"}).use_gpu is False
+    with pytest.raises(ConfigError, match="use_gpu"):
+        Config.from_env({"STREAMREC_USE_GPU": "maybe"})
+
+
+def test_secrets_never_appear_in_the_redacted_view():
+    c = Config.from_env({"STREAMREC_KAFKA_PASSWORD": "hunter2", "STREAMREC_INGEST_TOKEN": "t0k"})
+    assert c.kafka_client_config()["sasl.password"] == "hunter2"
+    assert "hunter2" not in repr(c.redacted()) and "t0k" not in repr(c.redacted())
+
+
+def test_secrets_have_no_command_line_flag():
+    p = argparse.ArgumentParser()
+    add_config_arguments(p, ("kafka_password", "ingest_token", "topic"))
+    assert "--kafka-password" not in p.format_help()
