@@ -1,0 +1,59 @@
+"""The two interfaces between the services and their event log: Kafka or the embedded local log.
+
+The trainer, the serving fold-in and `POST /interactions` only ever see these protocols, so the
+embedded mode runs exactly the same code paths as the cluster. Offsets work like Kafka's: per
+partition, the offset stored is the *next* one to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMessage:
+    """One raw message as read from the log; parsing happens in core.events."""
+
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+    timestamp: float | None = None  # seconds since the epoch (Kafka message timestamp)
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+class SourceUnavailable(RuntimeError):
+    """The log cannot be reached right now (broker down); callers retry, never crash."""
+
+
+class EventSource(Protocol):
+    """Reads messages from every partition of one topic from given offsets (no group commit)."""
+
+    def partitions(self) -> list[int]: ...
+
+    def seek(self, offsets: Mapping[int, int]) -> None:
+        """Start each listed partition at its offset; others start at the beginning."""
+
+    def poll(self, max_messages: int, timeout: float) -> list[SourceMessage]: ...
+
+    def positions(self) -> dict[int, int]:
+        """Next offset to read per partition: what a snapshot stores to resume exactly."""
+
+    def lag(self) -> int | None:
+        """Messages behind the end of the log, summed over partitions; None if unknown."""
+
+    def close(self) -> None: ...
+
+
+class EventSink(Protocol):
+    """Appends messages to a topic (the interactions topic, the dead-letter topic, notify)."""
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None,
+                headers: Sequence[tuple[str, bytes]] = ()) -> None: ...
+
+    def flush(self, timeout: float = 10.0) -> int:
+        """Wait for delivery; return the number of messages still undelivered."""
+
+    def close(self) -> None: ...
