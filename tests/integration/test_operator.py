@@ -164,6 +164,12 @@ def fingerprint(cluster: Cluster, name: str) -> dict[str, Any]:
     return out
 
 
+def config_hash(cluster: Cluster, deployment: str) -> str:
+    dep = cluster.get("Deployment", deployment)
+    assert dep is not None, deployment
+    return str(dep["spec"]["template"]["metadata"]["annotations"]["streamrec.io/config-hash"])
+
+
 def settled(cluster: Cluster, name: str) -> bool:
     """Both Deployments rolled out and the status says Ready for the current generation."""
     cr = cluster.get("RecommenderService", name) or {}
@@ -368,12 +374,7 @@ def test_operator_lifecycle(kube: Any, crd: None, monkeypatch: pytest.MonkeyPatc
 
         # Update: a model change rewrites the ConfigMap and rolls both pod templates, nothing else.
         before = fingerprint(cluster, name)
-        hashes = {
-            d: cluster.get("Deployment", f"{name}-{d}")["spec"]["template"]["metadata"][
-                "annotations"
-            ]  # type: ignore[index]
-            for d in ("trainer", "serving")
-        }
+        hashes = {d: config_hash(cluster, f"{name}-{d}") for d in ("trainer", "serving")}
         time.sleep(1.1)  # managedFields times have one-second resolution
         cluster.patch_cr(name, {"spec": {"model": {"factors": 32}}})
         wait_for(
@@ -400,10 +401,7 @@ def test_operator_lifecycle(kube: Any, crd: None, monkeypatch: pytest.MonkeyPatc
             f"Deployment/{name}-trainer",
         ]
         for d in ("trainer", "serving"):
-            dep = cluster.get("Deployment", f"{name}-{d}")
-            assert dep is not None
-            new = dep["spec"]["template"]["metadata"]["annotations"]["streamrec.io/config-hash"]
-            assert new != hashes[d]["streamrec.io/config-hash"], d
+            assert config_hash(cluster, f"{name}-{d}") != hashes[d], d
 
     # Restart: resuming finds every child up to date and writes nothing.
     before = fingerprint(cluster, name)
@@ -482,6 +480,58 @@ def test_operator_lifecycle(kube: Any, crd: None, monkeypatch: pytest.MonkeyPatc
             ),
             timeout=120,
         )
+
+
+def test_status_reports_the_snapshot_version_published_in_the_store(
+    kube: Any, crd: None, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = Cluster(kube.api_client(), kube.namespace())
+    cluster.core.create_namespaced_secret(
+        cluster.ns,
+        {
+            "metadata": {"name": "store"},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": s3.access_key,
+                "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            },
+        },
+    )
+    cr = example_cr(cluster.ns, "snap")
+    cr["spec"]["snapshots"] = {
+        "bucket": s3.bucket,
+        "prefix": "team/snap",
+        "endpoint": s3.endpoint_url,
+        "region": s3.region,
+        "credentialsSecret": "store",
+    }
+
+    def published() -> dict[str, Any] | None:
+        return cluster.condition("snap", "SnapshotPublished")
+
+    def version() -> str | None:
+        return ((cluster.get("RecommenderService", "snap") or {}).get("status") or {}).get(
+            "snapshotVersion"
+        )
+
+    with operator(cluster.ns, monkeypatch, kube.kubeconfig):
+        cluster.create_cr(cr)
+        wait_for(
+            "NoSnapshot",
+            lambda: (c := published()) and c["reason"] == "NoSnapshot",
+            explain=published,
+        )
+        for published_version in ("20250101T000000Z-0001", "20250101T000100Z-0002"):
+            s3.client().put_object(
+                Bucket=s3.bucket, Key="team/snap/LATEST", Body=f"{published_version}\n".encode()
+            )
+            wait_for(
+                f"snapshotVersion {published_version}",
+                lambda v=published_version: version() == v,
+                explain=version,
+            )
+            assert (published() or {}).get("status") == "True"
+        cluster.delete_cr("snap")
+        wait_for("the CR to be gone", lambda: cluster.get("RecommenderService", "snap") is None)
 
 
 def test_kubectl_shows_the_printer_columns(kube: Any, crd: None) -> None:
