@@ -11,7 +11,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -532,6 +538,41 @@ def test_status_reports_the_snapshot_version_published_in_the_store(
             assert (published() or {}).get("status") == "True"
         cluster.delete_cr("snap")
         wait_for("the CR to be gone", lambda: cluster.get("RecommenderService", "snap") is None)
+
+
+def test_the_streamrec_operator_command_serves_liveness_and_reconciles(
+    kube: Any, crd: None, tmp_path: Path
+) -> None:
+    cluster = Cluster(kube.api_client(), kube.namespace())
+    s3_secret(cluster)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "KUBECONFIG": kube.kubeconfig, "STREAMREC_OPERATOR_STATUS_INTERVAL": "1"}
+    command = [sys.executable, "-m", "streamrec.cli", "operator", "--namespace", cluster.ns]
+    command += ["--liveness-port", str(port), "--log-format", "plain"]
+    log = tmp_path / "operator.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+
+        def alive() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        wait_for("the liveness endpoint", alive, explain=log.read_text)
+        cluster.create_cr(example_cr(cluster.ns, "cli"))
+        wait_for("Ready status", lambda: settled(cluster, "cli"), 180, log.read_text)
+        cluster.delete_cr("cli")
+        wait_for("the CR to be gone", lambda: cluster.get("RecommenderService", "cli") is None)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 0, log.read_text()
+    assert "children reconciled: 6 created" in log.read_text()
 
 
 def test_kubectl_shows_the_printer_columns(kube: Any, crd: None) -> None:
