@@ -1,0 +1,315 @@
+"""Kafka behind the `EventSource`/`EventSink` protocols (confluent-kafka / librdkafka).
+
+The source assigns *every* partition of one topic by hand and never lets the group coordinator
+move offsets: the trainer stores the next offsets in its snapshots and serving replicas seek to
+a snapshot's offsets, so Kafka's own commits are only a courtesy (`commit`, for lag dashboards
+and for the trainer's no-snapshot start). A broker that goes away is librdkafka's problem to
+reconnect to; we log its errors and keep polling, and raise `SourceUnavailable` only from calls
+whose caller cannot go on without an answer (`partitions`, `end_offsets`, `ensure_topics`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from streamrec.config import Config
+
+from .source import SourceMessage, SourceUnavailable
+
+__all__ = ["KafkaSink", "KafkaSource", "ensure_topics"]
+
+log = logging.getLogger(__name__)
+
+# How often the source looks for partitions added to the topic while it runs.
+_REFRESH_PARTITIONS_S = 30.0
+# Errors librdkafka reports while it retries by itself; logged, never raised.
+_QUIET = {KafkaError._PARTITION_EOF}
+
+
+def _log_error(err: KafkaError) -> None:
+    if err.code() in _QUIET:
+        return
+    level = logging.ERROR if err.fatal() else logging.WARNING
+    log.log(level, "kafka: %s", err.str(), extra={"kafka_code": err.name()})
+
+
+class KafkaSource:
+    """Reads all partitions of ``topic`` from explicit offsets; see `EventSource`.
+
+    Parameters
+    ----------
+    config : Config
+        Bootstrap servers and security settings (`Config.kafka_client_config`).
+    topic : str
+        The topic to read.
+    group : str, optional
+        Consumer group id, used only by `committed`/`commit`; a private one if not given.
+    """
+
+    def __init__(self, config: Config, topic: str, group: str | None = None) -> None:
+        self.topic = topic
+        self.group = group
+        conf: dict[str, object] = dict(config.kafka_client_config())
+        conf.update({
+            "group.id": group or f"streamrec-reader-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            "error_cb": _log_error,
+            "logger": log,
+        })
+        self._consumer = Consumer(conf)
+        self._positions: dict[int, int] = {}
+        self._assigned: list[int] = []
+        self._checked_at = 0.0
+
+    # --- metadata ---------------------------------------------------------------------------
+
+    def partitions(self, timeout: float = 10.0) -> list[int]:
+        """The topic's partitions; `SourceUnavailable` if the broker or topic cannot be seen."""
+        try:
+            md = self._consumer.list_topics(topic=self.topic, timeout=timeout)
+        except KafkaException as e:
+            raise SourceUnavailable(f"kafka: cannot list topic {self.topic}: {e}") from e
+        t = md.topics.get(self.topic)
+        if t is None or t.error is not None or not t.partitions:
+            why = t.error if t is not None else "missing"
+            raise SourceUnavailable(f"kafka: topic {self.topic} unavailable: {why}")
+        return sorted(t.partitions)
+
+    def _watermarks(self, partition: int, timeout: float) -> tuple[int, int]:
+        low, high = self._consumer.get_watermark_offsets(
+            TopicPartition(self.topic, partition), timeout=timeout, cached=False)
+        return int(low), int(high)
+
+    def end_offsets(self, timeout: float = 10.0) -> dict[int, int]:
+        """The high watermark (the next offset to be written) of every partition."""
+        try:
+            return {p: self._watermarks(p, timeout)[1] for p in self.partitions(timeout)}
+        except KafkaException as e:
+            raise SourceUnavailable(f"kafka: cannot read end offsets of {self.topic}: {e}") from e
+
+    def committed(self, timeout: float = 10.0) -> dict[int, int]:
+        """The group's committed offsets (partitions without a commit are left out)."""
+        if self.group is None:
+            return {}
+        tps = [TopicPartition(self.topic, p) for p in self.partitions(timeout)]
+        try:
+            got = self._consumer.committed(tps, timeout=timeout)
+        except KafkaException as e:
+            raise SourceUnavailable(f"kafka: cannot read committed offsets: {e}") from e
+        return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
+
+    def commit(self, offsets: Mapping[int, int]) -> bool:
+        """Commit ``offsets`` for the group, best effort: False (and a log line) on failure."""
+        if self.group is None or not offsets:
+            return False
+        tps = [TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())]
+        try:
+            self._consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as e:
+            log.warning("kafka: commit of %s failed: %s", dict(offsets), e)
+            return False
+        return True
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def seek(self, offsets: Mapping[int, int]) -> None:
+        """Assign every partition: listed ones at their offset, the others at the beginning."""
+        self._assign(self.partitions(), offsets)
+
+    def _assign(self, partitions: Iterable[int], offsets: Mapping[int, int]) -> None:
+        tps = []
+        for p in partitions:
+            start = offsets.get(p)
+            tps.append(TopicPartition(self.topic, p,
+                                      OFFSET_BEGINNING if start is None else int(start)))
+            if start is not None:
+                self._positions[p] = int(start)
+            else:
+                self._positions.pop(p, None)
+        if self._assigned:
+            self._consumer.incremental_assign(tps)
+            self._assigned = sorted({*self._assigned, *(tp.partition for tp in tps)})
+        else:
+            self._consumer.assign(tps)
+            self._assigned = sorted(tp.partition for tp in tps)
+        self._checked_at = time.monotonic()
+
+    def _refresh(self) -> None:
+        """Pick up partitions added to the topic since the last look (from their beginning)."""
+        self._checked_at = time.monotonic()
+        try:
+            new = [p for p in self.partitions(timeout=2.0) if p not in self._assigned]
+        except SourceUnavailable as e:
+            log.warning("%s; will look again", e)
+            return
+        if new:
+            log.info("kafka: topic %s gained partitions %s", self.topic, new)
+            self._assign(new, {})
+
+    def poll(self, max_messages: int, timeout: float) -> list[SourceMessage]:
+        """Up to ``max_messages`` messages; an empty list when none arrive within ``timeout``."""
+        if not self._assigned:
+            try:
+                self.seek({})
+            except SourceUnavailable as e:
+                log.warning("%s; retrying", e)
+                time.sleep(min(timeout, 1.0))
+                return []
+        elif time.monotonic() - self._checked_at > _REFRESH_PARTITIONS_S:
+            self._refresh()
+        try:
+            raw = self._consumer.consume(num_messages=max_messages, timeout=timeout)
+        except KafkaException as e:  # e.g. all brokers down: librdkafka keeps reconnecting
+            log.warning("kafka: consume failed: %s", e)
+            return []
+        out: list[SourceMessage] = []
+        for msg in raw:
+            err = msg.error()
+            if err is not None:
+                _log_error(err)
+                continue
+            item = _to_source(msg)
+            out.append(item)
+            self._positions[item.partition] = item.offset + 1
+        return out
+
+    def positions(self) -> dict[int, int]:
+        """Next offset per partition; partitions not read yet and seeked to nothing are absent
+        (they start at the beginning, which is what `seek` does with a missing partition)."""
+        return dict(self._positions)
+
+    def lag(self) -> int | None:
+        """Messages between our positions and the end of each partition; None if unknown."""
+        if not self._assigned:
+            return None
+        total = 0
+        try:
+            for p in self._assigned:
+                low, high = self._watermarks(p, timeout=1.0)
+                pos = self._positions.get(p, low)
+                total += max(0, high - max(pos, low))
+        except KafkaException as e:
+            log.debug("kafka: lag unknown: %s", e)
+            return None
+        return total
+
+    def close(self) -> None:
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError) as e:  # RuntimeError: already closed
+            log.debug("kafka: close: %s", e)
+
+
+def _to_source(msg: Message) -> SourceMessage:
+    ts_type, ts_ms = msg.timestamp()
+    # Consumed headers are always a list of (str, bytes | None); the stub allows a dict too.
+    headers: list[tuple[str, str | bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
+    partition, offset = msg.partition(), msg.offset()
+    assert partition is not None and offset is not None  # set on every non-error message
+    return SourceMessage(
+        partition=partition,
+        offset=offset,
+        value=_as_bytes(msg.value()),
+        key=_as_bytes(msg.key()),
+        timestamp=None if ts_type == TIMESTAMP_NOT_AVAILABLE else ts_ms / 1000.0,
+        headers=tuple((k, _as_bytes(v) or b"") for k, v in headers),
+    )
+
+
+def _as_bytes(raw: str | bytes | None) -> bytes | None:
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+class KafkaSink:
+    """An idempotent producer; see `EventSink`. Delivery failures are counted and logged."""
+
+    def __init__(self, config: Config, linger_ms: int = 5) -> None:
+        conf: dict[str, object] = dict(config.kafka_client_config())
+        conf.update({
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": linger_ms,
+            "error_cb": _log_error,
+            "logger": log,
+        })
+        self._producer = Producer(conf)
+        self.failed = 0  # messages whose delivery finally failed
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.failed += 1
+            log.error("kafka: delivery to %s failed: %s", msg.topic(), err.str())
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None,
+                headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Queue one message; waits (serving delivery reports) while the local queue is full."""
+        for _ in range(600):
+            try:
+                self._producer.produce(topic, value=value, key=key,
+                                       headers=list(headers) or None,
+                                       on_delivery=self._delivered)
+            except BufferError:
+                self._producer.poll(0.1)
+                continue
+            self._producer.poll(0)
+            return
+        raise SourceUnavailable(f"kafka: producer queue for {topic} stayed full for 60 s")
+
+    def flush(self, timeout: float = 10.0) -> int:
+        return int(self._producer.flush(timeout))
+
+    def close(self) -> None:
+        left = self.flush(10.0)
+        if left:
+            log.warning("kafka: %d messages undelivered at close", left)
+
+
+def ensure_topics(config: Config, names: Iterable[str], partitions: int = 1,
+                  replication: int = 1, timeout: float = 30.0) -> list[str]:
+    """Create the topics in ``names`` that do not exist yet; return the ones created.
+
+    A topic created concurrently by someone else counts as existing. `SourceUnavailable` if the
+    cluster cannot be reached or refuses for another reason.
+    """
+    conf: dict[str, object] = {**config.kafka_client_config(), "logger": log}
+    admin = AdminClient(conf)  # type: ignore[arg-type]
+    wanted = sorted(set(names))
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as e:
+        raise SourceUnavailable(f"kafka: cannot list topics: {e}") from e
+    missing = [n for n in wanted if n not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in missing],
+        request_timeout=timeout)
+    created = []
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=timeout)
+            created.append(name)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise SourceUnavailable(f"kafka: cannot create topic {name}: {e}") from e
+    if created:
+        log.info("kafka: created topics %s", created)
+    return sorted(created)
