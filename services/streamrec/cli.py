@@ -17,6 +17,8 @@ from streamrec.config import ConfigError
 # name -> (module, help). Each module exposes `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("streamrec.operator.cli", "Run the Kubernetes operator (kopf)."),
+    "trainer": ("streamrec.trainer.cli",
+                "Consume the interactions topic, retrain ALS, publish snapshots."),
 }
 
 

@@ -1,0 +1,145 @@
+"""`streamrec trainer`: the Kafka + snapshot-store wiring around `Trainer`, and its signals.
+
+Also accepts the original service's positional form
+``streamrec trainer TOPIC RETRAIN_EVERY WINDOW [-b/--from-beginning]``; flags and
+``STREAMREC_*`` variables (docs/configuration.md) cover everything else. SIGTERM or SIGINT
+stops the loop; a running fit gets a grace period, then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from streamrec.config import Config, ConfigError, add_config_arguments
+
+__all__ = ["add_arguments", "run"]
+
+log = logging.getLogger("streamrec.trainer")
+
+CONFIG_NAMES = (
+    "bootstrap_servers", "topic", "group", "format", "min_weight", "dlq_topic", "notify_topic",
+    "kafka_security_protocol", "kafka_sasl_mechanism", "from_beginning", "window_size",
+    "retrain_every", "retrain_interval", "decay_half_life", "factors", "regularization",
+    "iterations", "alpha", "use_gpu", "fit_threads", "metrics_port", "store", "s3_endpoint",
+    "keep",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pos_topic", nargs="?", metavar="TOPIC",
+                        help="the interactions topic (same as --topic)")
+    parser.add_argument("pos_retrain_every", nargs="?", metavar="RETRAIN_EVERY",
+                        help="retrain after this many events (same as --retrain-every)")
+    parser.add_argument("pos_window", nargs="?", metavar="WINDOW",
+                        help="sliding window size in events (same as --window-size)")
+    add_config_arguments(parser, CONFIG_NAMES)
+    parser.add_argument("-b", dest="from_beginning", action="store_const", const=True,
+                        default=None, help="same as --from-beginning")
+    parser.add_argument("--grace", type=float, default=30.0,
+                        help="seconds a running fit may finish after SIGTERM (default 30)")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    for positional, name in (("pos_topic", "topic"), ("pos_retrain_every", "retrain_every"),
+                             ("pos_window", "window_size")):
+        value = getattr(args, positional, None)
+        if value is None:
+            continue
+        if getattr(args, name, None) is not None:
+            raise ConfigError(name, "given both as a positional argument and as a flag")
+        setattr(args, name, value)
+    return Config.load(args)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; a message that is itself a JSON object is merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        message = record.getMessage()
+        try:
+            parsed = json.loads(message) if message.startswith("{") else None
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            out.update(parsed)
+        else:
+            out["msg"] = message
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _setup_logging()
+    # Heavy imports only when the trainer really runs (implicit, confluent-kafka, boto3).
+    from streamrec.adapters.kafka import KafkaSink, KafkaSource, ensure_topics
+    from streamrec.adapters.source import SourceUnavailable
+    from streamrec.adapters.stores import open_store
+
+    from .metrics import MetricsServer, TrainerMetrics
+    from .policy import backoff
+    from .service import Trainer
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("%s", json.dumps({"event": "start", "config": config.redacted()}, default=str))
+
+    try:
+        store = open_store(config.store, s3_endpoint=config.s3_endpoint)
+    except ValueError as e:
+        raise ConfigError("store", str(e)) from e
+    topics = [config.topic, config.dlq] + ([config.notify] if config.notify else [])
+    attempt = 0
+    while not stop.is_set():
+        try:
+            ensure_topics(config, topics)
+            break
+        except SourceUnavailable as e:
+            log.warning("kafka not ready (%s); retrying", e)
+            stop.wait(backoff(attempt))
+            attempt += 1
+
+    metrics = TrainerMetrics()
+    server = MetricsServer(metrics, port=config.metrics_port).start()
+    log.info("%s", json.dumps({"event": "metrics", "port": server.port}))
+    source = KafkaSource(config, config.topic, group=config.group)
+    sink = KafkaSink(config)
+    trainer = Trainer(config, source, sink, store, metrics=metrics)
+    started = time.monotonic()
+    try:
+        trainer.run(stop, grace=args.grace)
+    finally:
+        server.stop()
+        sink.close()
+    log.info("%s", json.dumps({"event": "stop", "published": len(trainer.published),
+                               "version": trainer.version,
+                               "uptime_s": round(time.monotonic() - started, 1)}))
+    return 0

@@ -1,0 +1,135 @@
+"""One retrain, on the worker thread: fit the copy, write the snapshot, publish, prune, notify.
+
+The job gets copies (the window matrix and contents, the offsets at the moment of the copy), so
+the consume loop keeps running while it fits. A store outage does not fail the job: the upload
+is retried with exponential backoff until it succeeds or the trainer stops, while new retrains
+pile up in the policy and run right after. Only a failed fit or snapshot write fails the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamrec.adapters.source import EventSink, SourceUnavailable
+from streamrec.adapters.storebase import SnapshotStore, StoreError, StoreUnavailable
+from streamrec.config import Config
+from streamrec.core.model import fit
+from streamrec.core.snapshot import write_snapshot
+from streamrec.core.windowdata import WindowContents, WindowMatrix
+
+from .metrics import TrainerMetrics
+from .policy import backoff
+
+__all__ = ["FitJob", "JobOutcome"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobOutcome:
+    """``published``: the store's LATEST now names ``version``; ``abandoned``: stopped first."""
+
+    version: str
+    offsets: dict[int, int]
+    published: bool = False
+    abandoned: bool = False
+    error: str | None = None
+    record: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class FitJob:
+    config: Config
+    store: SnapshotStore
+    sink: EventSink | None
+    metrics: TrainerMetrics
+    stop: threading.Event
+    workdir: Path
+    matrix: WindowMatrix
+    contents: WindowContents
+    offsets: dict[int, int]
+    version: str
+    new_events: int
+
+    def run(self) -> JobOutcome:
+        out = JobOutcome(self.version, self.offsets)
+        tmp = Path(tempfile.mkdtemp(prefix=f"fit-{self.version}-", dir=self.workdir))
+        try:
+            self._run(tmp, out)
+        except Exception as e:  # noqa: BLE001 (a thread must report, never die silently)
+            log.exception("retrain %s failed", self.version)
+            self.metrics.retrain_failures.inc()
+            out.error = f"{type(e).__name__}: {e}"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out
+
+    def _run(self, tmp: Path, out: JobOutcome) -> None:
+        started = time.monotonic()
+        model = fit(self.matrix, self.config.als)
+        fit_seconds = time.monotonic() - started
+        self.metrics.retrain_seconds.observe(fit_seconds)
+        snapshot_dir = tmp / self.version
+        write_snapshot(snapshot_dir, model, self.contents, self.offsets, self.version,
+                       extra_meta={"new_events": self.new_events})
+        if self.sink is not None:
+            # Dead letters for messages this snapshot covers must be durable before it is.
+            self.sink.flush(30.0)
+        if not self._publish(snapshot_dir):
+            out.abandoned = True
+            return
+        out.published = True
+        try:
+            pruned = self.store.prune(self.config.keep)
+        except StoreError as e:
+            log.warning("pruning old snapshots failed (%s); will prune next time", e)
+            pruned = []
+        self._notify()
+        out.record = {
+            "event": "retrain",
+            "version": self.version,
+            "events": len(self.contents),
+            "new_events": self.new_events,
+            "users": len(model.user_ids),
+            "items": len(model.item_ids),
+            "nnz": int(model.user_items.nnz),
+            "fit_seconds": round(fit_seconds, 4),
+            "total_seconds": round(time.monotonic() - started, 4),
+            "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
+            "pruned": pruned,
+        }
+        log.info("%s", json.dumps(out.record))
+
+    def _publish(self, snapshot_dir: Path) -> bool:
+        attempt = 0
+        while True:
+            try:
+                self.store.publish(snapshot_dir, self.version)
+                return True
+            except StoreUnavailable as e:
+                self.metrics.upload_failures.inc()
+                delay = backoff(attempt)
+                attempt += 1
+                log.warning("%s", json.dumps({
+                    "event": "upload_failed", "version": self.version, "attempt": attempt,
+                    "retry_in": delay, "error": str(e)}))
+                if self.stop.wait(delay):
+                    log.warning("stopping: snapshot %s abandoned before upload", self.version)
+                    return False
+
+    def _notify(self) -> None:
+        topic = self.config.notify
+        if topic is None or self.sink is None:
+            return
+        try:
+            self.sink.produce(topic, self.version.encode())
+            self.sink.flush(10.0)
+        except SourceUnavailable as e:  # serving also polls LATEST; a lost notify only delays
+            log.warning("notify on %s failed: %s", topic, e)

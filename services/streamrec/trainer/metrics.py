@@ -1,0 +1,117 @@
+"""The trainer's Prometheus metrics and the tiny HTTP server for ``/metrics`` and ``/healthz``.
+
+Each :class:`TrainerMetrics` owns its registry, so several trainers (tests, the embedded mode
+next to a serving app) never collide on metric names in prometheus-client's global registry.
+``/healthz`` answers 200 while the consume loop has stepped recently, 503 once it is stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+__all__ = ["MetricsServer", "TrainerMetrics"]
+
+log = logging.getLogger(__name__)
+
+_FIT_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+
+class TrainerMetrics:
+    """Counters and gauges the trainer updates; ``registry`` is what ``/metrics`` serves."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.consumed = Counter("streamrec_trainer_events_consumed",
+                                "Messages read from the interactions topic.", registry=r)
+        self.accepted = Counter("streamrec_trainer_events_accepted",
+                                "Valid events added to the window.", registry=r)
+        self.invalid = Counter("streamrec_trainer_events_invalid",
+                               "Messages sent to the dead-letter topic, by reason.",
+                               ["reason"], registry=r)
+        self.filtered = Counter("streamrec_trainer_events_filtered",
+                                "Valid events dropped by min_weight.", registry=r)
+        self.lag = Gauge("streamrec_trainer_consumer_lag",
+                         "Messages behind the end of the topic (-1: unknown).", registry=r)
+        self.window_size = Gauge("streamrec_trainer_window_events",
+                                 "Events in the sliding window.", registry=r)
+        self.retrains = Counter("streamrec_trainer_retrains",
+                                "Fits that were published as snapshots.", registry=r)
+        self.retrain_failures = Counter("streamrec_trainer_retrain_failures",
+                                        "Fits or snapshot writes that failed.", registry=r)
+        self.retrain_seconds = Histogram("streamrec_trainer_retrain_duration_seconds",
+                                         "Time to fit the model.", buckets=_FIT_BUCKETS,
+                                         registry=r)
+        self.coalesced = Counter("streamrec_trainer_coalesced_retrains",
+                                 "Retrains due during a fit, merged into the next one.",
+                                 registry=r)
+        self.snapshot_version = Gauge("streamrec_trainer_snapshot_version",
+                                      "The last published snapshot version.", registry=r)
+        self.upload_failures = Counter("streamrec_trainer_upload_failures",
+                                       "Snapshot uploads that failed and were retried.",
+                                       registry=r)
+        self.last_step = time.monotonic()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsServer:
+    """Serves ``/metrics`` and ``/healthz`` on a daemon thread.
+
+    ``port=0`` takes a free port (see :attr:`port`). ``stale_after`` seconds without a loop
+    step make ``/healthz`` answer 503.
+    """
+
+    def __init__(self, metrics: TrainerMetrics, host: str = "0.0.0.0", port: int = 9100,
+                 stale_after: float = 120.0) -> None:
+        self.metrics = metrics
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                if self.path.split("?")[0] == "/metrics":
+                    self._answer(200, outer.metrics.render(), CONTENT_TYPE_LATEST)
+                elif self.path.split("?")[0] == "/healthz":
+                    age = time.monotonic() - outer.metrics.last_step
+                    ok = age < stale_after
+                    body = b'{"status": "ok"}' if ok else b'{"status": "stuck"}'
+                    self._answer(200 if ok else 503, body, "application/json")
+                else:
+                    self._answer(404, b'{"error": "not_found", "message": "no such path"}',
+                                 "application/json")
+
+            def _answer(self, status: int, body: bytes, ctype: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                log.debug("metrics: " + format, *args)
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics",
+                                        daemon=True)
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,217 @@
+"""The trainer's loop: consume, parse, window, and hand retrains to a worker thread.
+
+`Trainer` knows only the `EventSource`/`EventSink`/`SnapshotStore` interfaces, so the cluster
+(Kafka + S3, wired in `cli.py`) and the embedded mode (local log + local store) run this same
+code. One ``step()`` polls a batch, sends invalid messages to the dead-letter topic, appends the
+valid events to the window, records the positions, and starts a fit when the policy says so.
+The window and positions change together under one lock, and a fit copies both under that
+lock, so every snapshot's offsets are exactly the messages its window has seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from streamrec.adapters.source import EventSink, EventSource, SourceMessage, SourceUnavailable
+from streamrec.adapters.storebase import SnapshotStore
+from streamrec.config import Config
+from streamrec.core.manifest import next_version
+from streamrec.core.window import SlidingWindow
+
+from .ingest import dead_letter_headers, ingest
+from .job import FitJob, JobOutcome
+from .metrics import TrainerMetrics
+from .policy import RetrainPolicy
+from .resume import GroupOffsets, ResumePoint, resume
+
+__all__ = ["Trainer"]
+
+log = logging.getLogger(__name__)
+
+_LAG_EVERY_S = 5.0  # lag costs a round trip per partition; refresh it this often
+_FIT_RETRY_S = 30.0  # after a failed fit, wait this long before the next one
+
+
+class Trainer:
+    """Consume ``source`` into a sliding window; retrain and publish snapshots to ``store``.
+
+    Parameters
+    ----------
+    config : Config
+        Topic names, format, window and retrain settings, ALS parameters, ``keep``.
+    source : EventSource
+        The interactions log. If it also offers `GroupOffsets` (Kafka), the no-snapshot
+        start can use committed or end offsets, and published offsets are committed.
+    sink : EventSink or None
+        For dead letters and the notify message; None drops both (logged).
+    store : SnapshotStore
+        Where snapshots go.
+    metrics : TrainerMetrics, optional
+    clock : callable, optional
+        Monotonic seconds, for the retrain interval.
+    workdir : Path, optional
+        Scratch space for snapshots before upload; a temp dir if not given.
+    """
+
+    def __init__(self, config: Config, source: EventSource, sink: EventSink | None,
+                 store: SnapshotStore, metrics: TrainerMetrics | None = None,
+                 clock: Callable[[], float] = time.monotonic, workdir: Path | None = None,
+                 max_batch: int = 10_000) -> None:
+        self.config, self.source, self.sink, self.store = config, source, sink, store
+        self.metrics = metrics or TrainerMetrics()
+        self.policy = RetrainPolicy(config.retrain_every, config.retrain_interval, clock)
+        self.window = SlidingWindow(config.window_size, config.decay_half_life)
+        self.positions: dict[int, int] = {}
+        self.version: str | None = None  # last snapshot resumed from or published
+        self.published: list[str] = []  # versions published by this trainer, in order
+        self.max_batch = max_batch
+        self._last_version: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outcome: JobOutcome | None = None
+        self._resumed: ResumePoint | None = None
+        self._lag_at = float("-inf")
+        self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(
+            prefix="streamrec-trainer-")
+        self.workdir = workdir if workdir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
+
+    # --- start ------------------------------------------------------------------------------
+
+    def resume(self, stop: threading.Event | None = None) -> ResumePoint | None:
+        """Restore from the newest snapshot (see `resume`); None if stopped while waiting."""
+        point = resume(self.config, self.source, self.store, self.workdir, stop or self._stop)
+        if point is None:
+            return None
+        with self._lock:
+            self.window = point.window
+            self.positions = dict(point.offsets)
+        self.version, self._last_version, self._resumed = (point.version, point.last_version,
+                                                           point)
+        self.metrics.window_size.set(len(self.window))
+        if point.version is not None:
+            self.metrics.snapshot_version.set(int(point.version))
+        return point
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, grace: float = 30.0) -> None:
+        """Resume, then step until ``stop`` is set; then `shutdown` with ``grace`` seconds."""
+        if self._resumed is None and self.resume(stop) is None:
+            self.shutdown(grace)
+            return
+        try:
+            while not stop.is_set():
+                self.step()
+        finally:
+            self.shutdown(grace)
+
+    def step(self, timeout: float = 0.5) -> int:
+        """Poll once, take in the batch, reap a finished fit, start one if due.
+
+        Returns the number of messages handled.
+        """
+        wait = self.policy.seconds_until_due()
+        if wait is not None:
+            timeout = min(timeout, wait)
+        messages = self.source.poll(self.max_batch, timeout)
+        if messages:
+            self._take(messages)
+        self._reap()
+        if self.policy.should_start():
+            self._start_fit()
+        now = time.monotonic()
+        if now - self._lag_at >= _LAG_EVERY_S:
+            self._lag_at = now
+            lag = self.source.lag()
+            self.metrics.lag.set(-1 if lag is None else lag)
+        self.metrics.last_step = now
+        return len(messages)
+
+    def _take(self, messages: list[SourceMessage]) -> None:
+        batch = ingest(messages, self.config.format, self.config.min_weight)
+        for msg, err in batch.dead:
+            self.metrics.invalid.labels(err.reason).inc()
+            if self.sink is None:
+                log.warning("invalid message at %d:%d dropped: %s", msg.partition, msg.offset, err)
+                continue
+            try:
+                self.sink.produce(self.config.dlq, msg.value or b"", key=msg.key,
+                                  headers=dead_letter_headers(msg, err))
+            except SourceUnavailable as e:
+                log.error("dead letter for %d:%d lost: %s", msg.partition, msg.offset, e)
+        positions = self.source.positions()
+        with self._lock:
+            self.window.extend(batch.events)
+            self.positions = positions
+            size = len(self.window)
+        self.policy.on_events(len(batch.events))
+        self.metrics.consumed.inc(len(messages))
+        self.metrics.accepted.inc(len(batch.events))
+        self.metrics.filtered.inc(batch.filtered)
+        self.metrics.window_size.set(size)
+
+    # --- retrains ---------------------------------------------------------------------------
+
+    def _start_fit(self) -> None:
+        before = self.policy.coalesced
+        new_events = self.policy.start()
+        self.metrics.coalesced.inc(self.policy.coalesced - before)
+        with self._lock:
+            matrix = self.window.build()
+            contents = self.window.contents()
+            offsets = dict(self.positions)
+        job = FitJob(self.config, self.store, self.sink, self.metrics, self._stop, self.workdir,
+                     matrix, contents, offsets, next_version(self._last_version), new_events)
+        self._outcome = None
+
+        def work() -> None:
+            self._outcome = job.run()
+
+        self._thread = threading.Thread(target=work, name=f"fit-{job.version}", daemon=True)
+        self._thread.start()
+
+    @property
+    def fitting(self) -> bool:
+        return self._thread is not None
+
+    def _reap(self) -> None:
+        if self._thread is None or self._thread.is_alive():
+            return
+        self._thread = None
+        outcome, self._outcome = self._outcome, None
+        if outcome is None or not outcome.published:
+            self.policy.finish(ok=False, retry_after=_FIT_RETRY_S)
+            return
+        self.policy.finish(ok=True)
+        self.version = self._last_version = outcome.version
+        self.published.append(outcome.version)
+        self.metrics.retrains.inc()
+        self.metrics.snapshot_version.set(int(outcome.version))
+        if isinstance(self.source, GroupOffsets):
+            self.source.commit(outcome.offsets)  # courtesy: lag dashboards, no-snapshot start
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Join a running fit for up to ``timeout`` seconds and reap it; True if none is left."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._reap()
+        return self._thread is None
+
+    def shutdown(self, grace: float = 30.0) -> None:
+        """Let a running fit finish for up to ``grace`` seconds (its upload retries stop at
+        once), then close the source and flush the sink. A fit still running is abandoned:
+        its thread is a daemon and nothing it half-wrote is ever LATEST."""
+        self._stop.set()
+        if not self.wait_idle(grace):
+            log.warning("stopping with a fit still running; it is abandoned")
+        self.source.close()
+        if self.sink is not None:
+            self.sink.flush(10.0)
+        if self._tmp is not None and self._thread is None:
+            self._tmp.cleanup()
