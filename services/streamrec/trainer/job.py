@@ -60,15 +60,18 @@ class FitJob:
 
     def run(self) -> JobOutcome:
         out = JobOutcome(self.version, self.offsets)
-        tmp = Path(tempfile.mkdtemp(prefix=f"fit-{self.version}-", dir=self.workdir))
+        tmp: Path | None = None
         try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f"fit-{self.version}-", dir=self.workdir))
             self._run(tmp, out)
         except Exception as e:  # noqa: BLE001 (a thread must report, never die silently)
             log.exception("retrain %s failed", self.version)
             self.metrics.retrain_failures.inc()
             out.error = f"{type(e).__name__}: {e}"
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
         return out
 
     def _run(self, tmp: Path, out: JobOutcome) -> None:

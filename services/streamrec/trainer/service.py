@@ -80,6 +80,7 @@ class Trainer:
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(
             prefix="streamrec-trainer-")
         self.workdir = workdir if workdir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
+        self.workdir.mkdir(parents=True, exist_ok=True)
 
     # --- start ------------------------------------------------------------------------------
 
