@@ -1,0 +1,1 @@
+"""Public data sets for the demo and benchmarks (fetched on demand, cached)."""
