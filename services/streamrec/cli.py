@@ -17,8 +17,11 @@ from streamrec.config import ConfigError
 # name -> (module, help). Each module exposes `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("streamrec.operator.cli", "Run the Kubernetes operator (kopf)."),
+    "serve": ("streamrec.serving.cli", "Serve recommendations over HTTP (gunicorn)."),
     "trainer": ("streamrec.trainer.cli",
                 "Consume the interactions topic, retrain ALS, publish snapshots."),
+    "run": ("streamrec.embedded",
+            "Run trainer and server embedded: local event log, local snapshots, no Kafka."),
 }
 
 

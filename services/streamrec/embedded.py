@@ -1,0 +1,137 @@
+"""`streamrec run`: the trainer and the server in one process, on the local log and local snapshots.
+
+The laptop mode. Everything lives under ``--data-dir``: ``log/`` (the durable local event log,
+`adapters.locallog`, standing in for Kafka), ``snapshots/`` (a `LocalStore`, standing in for
+S3), ``cache/`` and ``work/``. The trainer runs in a thread on the same `Trainer` class as
+`streamrec trainer`; the Flask app from `serving.create_app` is served by waitress in the main
+thread, its fold-in reading the same log. gunicorn does not fit here: its arbiter owns the main
+process and forks workers, so a trainer thread in the master is unsupported and one per worker
+would train N times; waitress is a production WSGI server that runs in-process with threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+from streamrec.config import FIELDS, Config, ConfigError, add_config_arguments
+
+log = logging.getLogger("streamrec.embedded")
+
+CONFIG_NAMES = (
+    "topic", "format", "min_weight", "dlq_topic", "notify_topic", "window_size", "retrain_every",
+    "retrain_interval", "decay_half_life", "factors", "regularization", "iterations", "alpha",
+    "use_gpu", "fit_threads", "store", "keep", "bind", "threads", "timeout", "reload_interval",
+    "data_dir", "cache_dir",
+)
+
+# Defaults that make the demo snappy; a flag or STREAMREC_* variable still wins.
+EMBEDDED_DEFAULTS: dict[str, object] = {
+    "retrain_every": 5_000, "retrain_interval": 5.0, "factors": 32, "iterations": 10,
+    "bind": "127.0.0.1:8000", "reload_interval": 1.0, "window_size": 200_000,
+    "from_beginning": True,  # a log without a snapshot yet is all unseen events
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, CONFIG_NAMES)
+    parser.add_argument("--grace", type=float, default=10.0,
+                        help="seconds a running fit may finish on shutdown (default 10)")
+
+
+def embedded_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
+    """`Config.load` with the embedded defaults and paths under ``data_dir``."""
+    env = dict(os.environ) if env is None else env
+    config = Config.load(args, env)
+
+    def given(name: str) -> bool:
+        env_name = FIELDS[name][1]
+        return getattr(args, name, None) is not None or bool(env_name and env.get(env_name))
+
+    overrides = {k: v for k, v in EMBEDDED_DEFAULTS.items() if not given(k)}
+    data = Path(config.data_dir)
+    if not given("store"):
+        overrides["store"] = str(data / "snapshots")
+    if not given("cache_dir"):
+        overrides["cache_dir"] = str(data / "cache")
+    config = replace(config, **overrides)  # type: ignore[arg-type]
+    config.validate()
+    if config.store.startswith("s3://"):
+        raise ConfigError("store", "embedded mode keeps snapshots in a local directory")
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    config = embedded_config(args)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # Heavy imports only when the service really runs.
+    import waitress.server
+
+    from streamrec.adapters.locallog import LocalLogSink, LocalLogSource
+    from streamrec.adapters.stores import open_store
+    from streamrec.serving.app import create_app
+    from streamrec.trainer.service import Trainer
+
+    data = Path(config.data_dir)
+    log_dir = data / "log"
+    for d in (log_dir, Path(config.store), data / "work"):
+        d.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.store)
+    sink = LocalLogSink(log_dir)
+    for topic in (config.topic, config.dlq, *([config.notify] if config.notify else [])):
+        sink.writer(topic)  # recover torn tails now, before anyone reads
+
+    stop = threading.Event()
+    trainer = Trainer(config, LocalLogSource(log_dir, config.topic, group=config.group), sink,
+                      store, workdir=data / "work")
+
+    def train() -> None:
+        try:
+            trainer.run(stop, grace=args.grace)
+        except Exception:  # the process must not serve on with a dead trainer
+            log.exception("trainer failed; shutting down")
+            stop.set()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    notify = config.notify
+    app = create_app(
+        config, store=store, sink=sink,
+        source_factory=lambda _offsets: LocalLogSource(log_dir, config.topic),
+        notify_factory=(lambda: LocalLogSource(log_dir, notify)) if notify else None)
+    service = app.extensions["streamrec"]
+    host, _, port = config.bind.rpartition(":")
+    server = waitress.server.create_server(app, host=host, port=int(port),
+                                           threads=config.threads,
+                                           channel_timeout=max(config.timeout, 1.0))
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+        raise SystemExit(0)  # waitress' loop catches it and shuts its threads down
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=train, name="trainer", daemon=True)
+    thread.start()
+    service.start()
+    eff = server.effective_host, server.effective_port
+    log.info("data in %s; serving on http://%s:%s", data.resolve(), *eff)
+    print(f"streamrec run: listening on http://{eff[0]}:{eff[1]}", flush=True)
+    try:
+        server.run()
+    finally:
+        stop.set()
+        server.close()
+        thread.join(args.grace + 15.0)
+        service.stop()  # closes the sink too
+        sink.close()
+    return 0 if not thread.is_alive() else 1
