@@ -1,0 +1,119 @@
+"""The serving app factory: `create_app(config)` wires the model holder, reloader and fold-in.
+
+Nothing starts at import or in the factory: background threads (snapshot polling, notify
+listener, fold-in consumer) start in `Service.start`, which gunicorn calls in each worker after
+the fork (``post_worker_init``) and the tests call when they want threads. Tests may instead
+drive `service.reloader.check_once()` and `service.foldin.step()` by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from streamrec.adapters.source import EventSink, EventSource
+from streamrec.adapters.stores import SnapshotStore, open_store
+from streamrec.config import Config
+
+from . import metrics
+from .errors import ApiError
+from .foldin import FoldIn, SourceFactory
+from .fresh import FreshEvents
+from .reloader import Holder, Reloader, Served
+from .routes import register_routes
+
+log = logging.getLogger(__name__)
+
+#: Largest accepted request body (POST /interactions, POST /recommendations).
+MAX_BODY = 1 << 20
+
+
+class Service:
+    """Everything a worker serves from: the holder, fresh events, reloader, fold-in, sink."""
+
+    def __init__(self, config: Config, store: SnapshotStore,
+                 source_factory: SourceFactory | None, sink: EventSink | None,
+                 notify_factory: Callable[[], EventSource] | None = None) -> None:
+        self.config, self.store, self.sink = config, store, sink
+        self.holder = Holder()
+        self.fresh = FreshEvents()
+        cache = Path(config.cache_dir) if config.cache_dir else Path(
+            tempfile.mkdtemp(prefix="streamrec-cache-"))
+        self.reloader = Reloader(store, self.holder, cache, config.reload_interval,
+                                 notify_factory)
+        self.foldin = FoldIn(source_factory, self.fresh, config.format, config.min_weight) \
+            if source_factory is not None else None
+        if self.foldin is not None:
+            self.holder.on_swap(self.foldin.on_swap)
+        else:  # no consumer: still keep the floor right for events nobody adds
+            self.holder.on_swap(self._advance)
+        self.started = False
+
+    def _advance(self, served: Served) -> None:
+        self.fresh.advance(served.snapshot.offsets)
+
+    def start(self) -> None:
+        """Start the background threads (once; after the fork)."""
+        if self.started:
+            return
+        self.started = True
+        self.reloader.start()
+        if self.foldin is not None:
+            self.foldin.start()
+
+    def stop(self) -> None:
+        self.reloader.stop()
+        if self.foldin is not None:
+            self.foldin.stop()
+        if self.sink is not None:
+            self.sink.close()
+
+
+def create_app(config: Config, *, store: SnapshotStore | None = None,
+               source_factory: SourceFactory | None = None, sink: EventSink | None = None,
+               notify_factory: Callable[[], EventSource] | None = None) -> Flask:
+    """Build the Flask app; ``app.extensions["streamrec"]`` is its `Service`."""
+    app = Flask("streamrec.serving")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if store is None:
+        store = open_store(config.store, s3_endpoint=config.s3_endpoint)
+    service = Service(config, store, source_factory, sink, notify_factory)
+    app.extensions["streamrec"] = service
+    register_routes(app, service)
+
+    @app.errorhandler(ApiError)
+    def api_error(e: ApiError) -> tuple[Response, int]:
+        return jsonify(error=e.code, message=e.message), e.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> tuple[Response, int]:
+        code = (e.name or "error").lower().replace(" ", "_")
+        return jsonify(error=code, message=e.description or e.name), e.code or 500
+
+    @app.errorhandler(Exception)
+    def bug(e: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(error="internal", message="internal error (a bug; it was logged)"), 500
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        started: Any = g.get("started")
+        if started is not None:
+            metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    return app

@@ -1,0 +1,90 @@
+"""JSON request bodies: ingest events and anonymous sessions, validated without any I/O.
+
+`POST /interactions` events go through the same `core.events` parser as Kafka messages (each
+object is re-encoded and parsed as a JSON message), so the API accepts exactly what the log
+accepts; a text string ``"user:item[:weight]"`` is accepted too. A batch is all or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from streamrec.core.codec import check_id
+from streamrec.core.events import Event, InvalidEvent, parse_event
+
+from .errors import ApiError, check_keys, parse_bool, parse_n
+
+MAX_EVENTS = 1000
+MAX_SESSION = 1000
+SESSION_KEYS = ("items", "n", "exclude_seen", "candidates", "exclude")
+
+
+def parse_interactions(body: Any) -> list[Event]:
+    """A JSON event or a list of them → events; 400 naming every bad one."""
+    raw = body if isinstance(body, list) else [body]
+    if not raw:
+        raise ApiError(400, "bad_body", "expected an event or a non-empty list of events")
+    if len(raw) > MAX_EVENTS:
+        raise ApiError(400, "bad_body", f"at most {MAX_EVENTS} events per request")
+    events, problems = [], []
+    for k, obj in enumerate(raw):
+        try:
+            if isinstance(obj, str):
+                events.append(parse_event(obj, "text"))
+            elif isinstance(obj, dict):
+                events.append(parse_event(json.dumps(obj), "json"))
+            else:
+                raise InvalidEvent("malformed", "an event is a JSON object or 'user:item' text")
+        except InvalidEvent as e:
+            problems.append(f"[{k}] {e.reason}: {e.detail}")
+        except (ValueError, TypeError) as e:  # e.g. json.dumps of a lone surrogate
+            problems.append(f"[{k}] malformed: {e}")
+    if problems:
+        raise ApiError(400, "invalid_event", "; ".join(problems[:20]))
+    return events
+
+
+def _ids(value: Any, name: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError(400, "bad_body", f"{name} must be a list of item ids")
+    return value
+
+
+def parse_session(body: Any) -> dict[str, Any]:
+    """``{"items": [...], "n": 10, ...}`` → keyword arguments for `recommend_anonymous`."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_body", "expected a JSON object with 'items'")
+    check_keys(body, SESSION_KEYS)
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise ApiError(400, "bad_body", "'items' must be a list of ids or {item, weight}")
+    if len(items) > MAX_SESSION:
+        raise ApiError(400, "bad_body", f"at most {MAX_SESSION} session items")
+    pairs: list[tuple[str, float]] = []
+    for k, it in enumerate(items):
+        if isinstance(it, str):
+            item, weight = it, 1.0
+        elif isinstance(it, dict) and isinstance(it.get("item"), str) and set(it) <= {
+                "item", "weight"}:
+            item, weight = it["item"], it.get("weight", 1.0)
+        else:
+            raise ApiError(400, "bad_body", f"items[{k}] must be an id or {{item, weight}}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
+                math.isfinite(weight) and weight > 0):
+            raise ApiError(400, "bad_body", f"items[{k}].weight must be a finite number > 0")
+        try:
+            check_id(item, "item")
+        except InvalidEvent as e:
+            raise ApiError(400, "bad_body", f"items[{k}]: {e.detail}") from None
+        pairs.append((item, float(weight)))
+    return {
+        "items": pairs,
+        "n": parse_n(body.get("n")),
+        "exclude_seen": parse_bool(body.get("exclude_seen"), "exclude_seen", True),
+        "candidates": _ids(body.get("candidates"), "candidates"),
+        "exclude": _ids(body.get("exclude"), "exclude"),
+    }

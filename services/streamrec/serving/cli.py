@@ -1,0 +1,49 @@
+"""``streamrec serve``: the serving replica (gunicorn, gthread workers) from one `Config`.
+
+Prometheus metrics of all workers are merged through ``PROMETHEUS_MULTIPROC_DIR``; when it is
+not set, a private directory is made for this run. It must be set before prometheus-client is
+imported, hence the imports inside `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from streamrec.config import Config, add_config_arguments
+
+NAMES = ("bootstrap_servers", "topic", "format", "min_weight", "notify_topic", "store",
+         "s3_endpoint", "regularization", "alpha", "bind", "workers", "threads", "timeout",
+         "reload_interval", "cache_dir", "kafka_security_protocol", "kafka_sasl_mechanism")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, NAMES)
+
+
+def _metrics_dir() -> None:
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        path = tempfile.mkdtemp(prefix="streamrec-prom-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    Path(path).mkdir(parents=True, exist_ok=True)
+    for stale in Path(path).glob("*.db"):  # values of a previous run's (dead) workers
+        stale.unlink()
+
+
+def run(args: argparse.Namespace) -> int:
+    config = Config.load(args)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    if config.cache_dir is None:  # all workers must share one cache to share pages
+        os.environ["STREAMREC_CACHE_DIR"] = tempfile.mkdtemp(prefix="streamrec-cache-")
+        config = Config.load(args)
+    _metrics_dir()
+    from .server import Server
+
+    logging.getLogger(__name__).info("streamrec serve: %s", config.redacted())
+    Server(config).run()
+    return 0

@@ -1,0 +1,76 @@
+"""HTTP errors and query-parameter parsing for the serving API, with no Flask in sight.
+
+Every bad input becomes an :class:`ApiError` carrying the status and a stable ``error`` code, so
+the app's error handler can answer ``{"error", "message"}`` and a 500 can only mean a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+MAX_N = 1000
+MAX_LIST = 1000
+
+
+class ApiError(Exception):
+    """An error the client can act on: ``status`` 4xx/503, ``code`` stable, ``message`` human."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def check_keys(args: Mapping[str, str], allowed: Iterable[str]) -> None:
+    """400 for query keys the endpoint does not know (a typo must not be silently ignored)."""
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise ApiError(400, "unknown_parameter",
+                       f"unknown query parameter(s): {', '.join(unknown)}")
+
+
+def parse_n(raw: object, name: str = "n", default: int = 10) -> int:
+    """An integer in 1..MAX_N (a JSON int or its decimal text); default when absent."""
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        raise ApiError(400, "bad_parameter", f"{name} must be an integer in 1..{MAX_N}")
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, str) and raw.strip().isdigit():
+        value = int(raw.strip())
+    else:
+        raise ApiError(400, "bad_parameter",
+                       f"{name} must be an integer in 1..{MAX_N}, got {raw!r}")
+    if not 1 <= value <= MAX_N:
+        raise ApiError(400, "bad_parameter", f"{name} must be in 1..{MAX_N}, got {value}")
+    return value
+
+
+def parse_bool(raw: object, name: str, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        v = raw.strip().lower()
+        if v in ("1", "true", "yes", "on"):
+            return True
+        if v in ("0", "false", "no", "off"):
+            return False
+    raise ApiError(400, "bad_parameter", f"{name} must be true or false, got {raw!r}")
+
+
+def parse_list(raw: str | None, name: str) -> list[str] | None:
+    """A comma list of ids (empty entries dropped); None when absent."""
+    if raw is None:
+        return None
+    values = [v for v in raw.split(",") if v]
+    if len(values) > MAX_LIST:
+        raise ApiError(400, "bad_parameter", f"{name} lists more than {MAX_LIST} ids")
+    return values
+
+
+def require(raw: str | None, name: str) -> str:
+    if raw is None or raw == "":
+        raise ApiError(400, "missing_parameter", f"query parameter {name!r} is required")
+    return raw

@@ -1,0 +1,221 @@
+"""The HTTP routes: thin handlers that parse, read the served model once, and answer JSON.
+
+Each handler calls `served()` once and uses that snapshot to the end, so a hot reload never
+changes the model in the middle of a request. Shapes follow ARCHITECTURE.md (Serving); the
+OpenAPI document next to this file describes every route, and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, jsonify, request
+
+from streamrec.adapters.source import SourceUnavailable
+from streamrec.core.codec import check_id
+from streamrec.core.events import InvalidEvent, serialize_event
+from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
+
+from . import metrics
+from .bodies import parse_interactions, parse_session
+from .errors import ApiError, check_keys, parse_bool, parse_list, parse_n, require
+from .reloader import Served
+
+if TYPE_CHECKING:
+    from .app import Service
+
+REC_KEYS = ("n", "exclude_seen", "items", "exclude")
+MAX_BATCH_USERS = 1000
+
+
+def _id(value: str, field: str) -> str:
+    try:
+        return check_id(value, field)
+    except InvalidEvent as e:
+        raise ApiError(400, "bad_id", e.detail) from None
+
+
+def _items(recs: Recommendations) -> list[dict[str, Any]]:
+    return [{"item": i, "score": s} for i, s in zip(recs.items, recs.scores, strict=True)]
+
+
+def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closure per route)
+    openapi = json.loads(resources.files("streamrec.serving").joinpath("openapi.json").read_text())
+
+    def served() -> Served:
+        s = svc.holder.current()
+        if s is None:
+            raise ApiError(503, "no_model", "no snapshot loaded yet; retry shortly")
+        return s
+
+    def rec_args() -> dict[str, Any]:
+        a = request.args
+        return {"n": parse_n(a.get("n")),
+                "exclude_seen": parse_bool(a.get("exclude_seen"), "exclude_seen", True),
+                "items": parse_list(a.get("items"), "items"),
+                "exclude": parse_list(a.get("exclude"), "exclude")}
+
+    def recommend_user(user: str, allowed: tuple[str, ...]) -> Response:
+        check_keys(request.args, allowed)
+        user = _id(user, "user")
+        kw = rec_args()
+        s = served()
+        extra = svc.fresh.pairs(user)
+        recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
+        return jsonify(user=user, items=_items(recs), model_version=s.version,
+                       fallback=recs.fallback, fresh_events=len(extra))
+
+    @app.get("/users/<user>/recommendations")
+    def user_recommendations(user: str) -> Response:
+        return recommend_user(user, REC_KEYS)
+
+    @app.get("/recommendations")
+    def query_recommendations() -> Response:
+        return recommend_user(require(request.args.get("user"), "user"), ("user", *REC_KEYS))
+
+    @app.get("/")
+    def compat() -> Response:
+        """The original service: ``?userId=&recommendationsNumber=``."""
+        check_keys(request.args, ("userId", "recommendationsNumber"))
+        user = _id(require(request.args.get("userId"), "userId"), "user")
+        n = parse_n(request.args.get("recommendationsNumber"), "recommendationsNumber")
+        s = served()
+        extra = svc.fresh.pairs(user)
+        recs = s.snapshot.model.recommend(user, n=n, extra=extra or None)
+        return jsonify(user_id=user, recommended_items=recs.items)
+
+    @app.post("/recommendations")
+    def session_recommendations() -> Response:
+        kw = parse_session(request.get_json(silent=True))
+        s = served()
+        recs = s.snapshot.model.recommend_anonymous(**kw)
+        return jsonify(items=_items(recs), model_version=s.version, fallback=recs.fallback,
+                       fresh_events=0)
+
+    @app.get("/recommendations/batch")
+    def batch_recommendations() -> Response:
+        check_keys(request.args, ("users", *REC_KEYS))
+        users = [_id(u, "user") for u in parse_list(request.args.get("users"), "users") or []]
+        if not users or len(users) > MAX_BATCH_USERS:
+            raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
+        kw = rec_args()
+        s = served()
+        extra = {u: p for u in users if (p := svc.fresh.pairs(u))}
+        out = s.snapshot.model.recommend_batch(users, extra=extra, **kw)
+        results = {u: {"items": _items(r), "fallback": r.fallback,
+                       "fresh_events": len(extra.get(u, ()))} for u, r in out.items()}
+        return jsonify(results=results, model_version=s.version)
+
+    @app.get("/items/<item>/similar")
+    def similar(item: str) -> Response:
+        check_keys(request.args, ("n", "exclude"))
+        item = _id(item, "item")
+        n, exclude = parse_n(request.args.get("n")), parse_list(request.args.get("exclude"),
+                                                                "exclude")
+        s = served()
+        try:
+            recs = s.snapshot.model.similar_items(item, n=n, exclude=exclude)
+        except UnknownItem as e:
+            raise ApiError(404, "unknown_item", str(e)) from None
+        return jsonify(item=item, items=_items(recs), model_version=s.version, fallback=None)
+
+    @app.get("/users/<user>/items")
+    def user_items(user: str) -> Response:
+        check_keys(request.args, ())
+        user = _id(user, "user")
+        s = served()
+        fresh = svc.fresh.pairs(user)
+        try:
+            known = s.snapshot.model.known_items(user)
+        except UnknownUser as e:
+            if not fresh:
+                raise ApiError(404, "unknown_user", str(e)) from None
+            known = []
+        return jsonify(user=user, items=[{"item": i, "weight": w} for i, w in known],
+                       fresh=[{"item": i, "weight": w} for i, w in fresh],
+                       model_version=s.version, fresh_events=len(fresh))
+
+    @app.get("/popular")
+    def popular() -> Response:
+        check_keys(request.args, ("n", "exclude"))
+        n = parse_n(request.args.get("n"))
+        exclude = parse_list(request.args.get("exclude"), "exclude")
+        s = served()
+        recs = s.snapshot.model.popular(n=n, exclude=exclude)
+        return jsonify(items=_items(recs), model_version=s.version, fallback="popular")
+
+    @app.get("/users/<user>/because/<item>")
+    def because(user: str, item: str) -> Response:
+        check_keys(request.args, ("n",))
+        user, item = _id(user, "user"), _id(item, "item")
+        n = parse_n(request.args.get("n"), default=5)
+        s = served()
+        extra = svc.fresh.pairs(user)
+        try:
+            why = s.snapshot.model.explain(user, item, n=n, extra=extra or None)
+        except UnknownItem as e:
+            raise ApiError(404, "unknown_item", str(e)) from None
+        except UnknownUser as e:
+            raise ApiError(404, "unknown_user", str(e)) from None
+        return jsonify(user=user, item=item, items=[{"item": i, "score": c} for i, c in why],
+                       model_version=s.version, fresh_events=len(extra))
+
+    @app.get("/model")
+    def model_info() -> Response:
+        s = served()
+        m = s.snapshot.manifest
+        return jsonify(version=m.version, created_at=m.created_at,
+                       age_seconds=max(0.0, time.time() - m.created_at_unix),
+                       loaded_at=s.loaded_at, sizes=m.sizes, params=m.params, fit=m.fit,
+                       offsets={str(p): o for p, o in m.offsets.items()},
+                       fresh_events=len(svc.fresh), fresh_users=svc.fresh.users)
+
+    @app.post("/interactions")
+    def interactions() -> tuple[Response, int]:
+        token = svc.config.ingest_token
+        if token is not None:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer' is required")
+        if svc.sink is None:
+            raise ApiError(503, "ingest_disabled", "this replica has no event sink")
+        try:
+            events = parse_interactions(request.get_json(silent=True))
+        except ApiError:
+            metrics.INGESTED.labels("invalid").inc()
+            raise
+        try:
+            for e in events:
+                svc.sink.produce(svc.config.topic, serialize_event(e, "json"),
+                                 key=e.user.encode("utf-8"))
+            undelivered = svc.sink.flush(5.0)
+        except SourceUnavailable as e:
+            raise ApiError(503, "log_unavailable", str(e)) from None
+        if undelivered:
+            raise ApiError(503, "log_unavailable", f"{undelivered} events not yet acknowledged")
+        metrics.INGESTED.labels("produced").inc(len(events))
+        return jsonify(accepted=len(events), topic=svc.config.topic), 202
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        s = svc.holder.current()
+        if s is None:
+            return jsonify(ready=False, model_version=None), 503
+        return jsonify(ready=True, model_version=s.version), 200
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        body, ctype = metrics.exposition()
+        return Response(body, content_type=ctype)
+
+    @app.get("/openapi.json")
+    def openapi_doc() -> Response:
+        return jsonify(openapi)

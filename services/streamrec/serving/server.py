@@ -1,0 +1,84 @@
+"""gunicorn, run programmatically: `streamrec serve` never uses Flask's debug server.
+
+The app is built in each worker (no ``preload_app``) and its background threads (reloader,
+notify listener, fold-in consumer) start in ``post_worker_init``, after the fork: librdkafka
+and boto3 threads do not survive a fork, and each worker owns its state. Workers map the same
+snapshot files, so the factors' pages are shared in the page cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from streamrec.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def build_production_app(config: Config) -> Flask:
+    """The app wired to Kafka (fold-in, ingest, notify) and the configured store."""
+    from streamrec.adapters.kafka import KafkaSink, KafkaSource
+
+    from .app import create_app
+
+    def source_factory(offsets: Any) -> KafkaSource:
+        return KafkaSource(config, config.topic)
+
+    notify = config.notify
+    return create_app(
+        config,
+        source_factory=source_factory,
+        sink=KafkaSink(config),
+        notify_factory=(lambda: KafkaSource(config, notify)) if notify else None,
+    )
+
+
+def _post_worker_init(worker: Any) -> None:
+    app = worker.wsgi
+    app.extensions["streamrec"].start()
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    service = worker.wsgi.extensions.get("streamrec") if hasattr(worker, "wsgi") else None
+    if service is not None:
+        service.stop()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from . import metrics
+
+    metrics.mark_worker_dead(worker.pid)
+
+
+class Server(BaseApplication):  # type: ignore[misc]
+    """gunicorn with the ``gthread`` worker, settings from `Config`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config_ = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        c = self.config_
+        settings = {
+            "bind": c.bind,
+            "workers": c.workers,
+            "threads": c.threads,
+            "worker_class": "gthread",
+            "timeout": int(max(1, c.timeout)),
+            "graceful_timeout": 10,
+            "accesslog": None,
+            "preload_app": False,
+            "post_worker_init": _post_worker_init,
+            "worker_exit": _worker_exit,
+            "child_exit": _child_exit,
+            "proc_name": "streamrec-serve",
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return build_production_app(self.config_)
