@@ -40,9 +40,7 @@ unit: venv
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 run: venv
-	@echo "make run will start 'streamrec run' (embedded trainer + server), stream MovieLens-100K into it"
-	@echo "and print recommendations with their freshness. The embedded mode is not built yet (issue 6)."
-	@exit 1
+	$(PY) demo/run_demo.py $(ARGS)
 
 bench: venv
 	$(PY) bench/parse.py
