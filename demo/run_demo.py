@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nnew event: user {user} rated {titles.get(item, item)!r} 5")
         show(user, after, titles)
         changed = [it["item"] for it in after["items"]] != [it["item"] for it in before["items"]]
-        print(f"\nevent-to-recommendation latency: "
-              f"{'%.1f ms' % latency if latency is not None else 'not seen within 10 s'}"
-              f" (list {'changed' if changed else 'unchanged'})")
+        took = f"{latency:.1f} ms" if latency is not None else "not seen within 10 s"
+        print(f"\nevent-to-recommendation latency: {took} "
+              f"(list {'changed' if changed else 'unchanged'})")
         print(f"\ntry:\n  curl '{url}/users/{user}/recommendations?n=5'\n"
               f"  curl '{url}/?userId={user}&recommendationsNumber=5'\n"
               f"  curl -X POST {url}/interactions -H 'Content-Type: application/json' "
