@@ -63,14 +63,12 @@ class FoldIn:
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is not None:
-            if self.source is None:
-                self.source = self.factory(pending)
-                self.source.seek(pending)
-            else:
-                position = self.source.positions()
-                ahead = {p: o for p, o in pending.items() if o > position.get(p, 0)}
-                if ahead:
-                    self.source.seek({**position, **ahead})
+            try:
+                self._seek(pending)
+            except SourceUnavailable:
+                with self._lock:  # try again next step, unless a newer snapshot came meanwhile
+                    self._pending = self._pending or pending
+                raise
         if self.source is None:
             return 0  # no snapshot yet: nothing to fold into
         messages = self.source.poll(POLL_MAX, POLL_TIMEOUT)
@@ -88,6 +86,21 @@ class FoldIn:
         metrics.FOLDIN_EVENTS.labels("filtered").inc(batch.filtered)
         metrics.FRESH_EVENTS.set(len(self.fresh))
         return kept
+
+    def _seek(self, offsets: dict[int, int]) -> None:
+        if self.source is None:
+            source = self.factory(offsets)
+            try:
+                source.seek(offsets)
+            except SourceUnavailable:
+                source.close()
+                raise
+            self.source = source
+            return
+        position = self.source.positions()
+        ahead = {p: o for p, o in offsets.items() if o > position.get(p, 0)}
+        if ahead:
+            self.source.seek({**position, **ahead})
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="foldin", daemon=True)
