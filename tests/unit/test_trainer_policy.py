@@ -101,3 +101,12 @@ def test_backoff_doubles_and_is_capped():
 def test_bad_settings_are_refused(every, interval):
     with pytest.raises(ValueError):
         RetrainPolicy(every, interval)
+
+
+def test_after_a_failure_the_wait_is_the_hold_not_zero():
+    clock = Clock()
+    policy = RetrainPolicy(every=1, interval=60, clock=clock)
+    policy.on_events(1)
+    policy.start()
+    policy.finish(ok=False, retry_after=5)
+    assert policy.seconds_until_due() == pytest.approx(5)

@@ -65,9 +65,10 @@ class RetrainPolicy:
         return self.pending > 0 and self._clock() - self._since >= self.interval
 
     def seconds_until_due(self) -> float | None:
-        """Seconds until the interval trigger fires; 0 if due now, None with no new events."""
+        """Seconds until a fit may start (0: now); None with no new events. While a fit runs
+        this is about the next one, so a caller must not spin on it (see `should_start`)."""
         if self.due():
-            return 0.0
+            return max(0.0, self._hold_until - self._clock())
         if self.pending == 0:
             return None
         return max(0.0, self.interval - (self._clock() - self._since))

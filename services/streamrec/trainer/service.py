@@ -117,7 +117,7 @@ class Trainer:
 
         Returns the number of messages handled.
         """
-        wait = self.policy.seconds_until_due()
+        wait = None if self.fitting else self.policy.seconds_until_due()
         if wait is not None:
             timeout = min(timeout, wait)
         messages = self.source.poll(self.max_batch, timeout)
