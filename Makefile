@@ -44,6 +44,7 @@ run: venv
 
 bench: venv
 	$(PY) bench/parse.py
+	$(PY) bench/locallog.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -208,3 +208,16 @@ def test_group_commits_survive_restart(tmp_path: Path) -> None:
     assert src.committed() == {}
     assert src.commit({0: 42})
     assert LocalLogSource(tmp_path, T, group="g").committed() == {0: 42}
+
+
+def test_records_larger_than_a_read_chunk_come_back_whole(tmp_path: Path) -> None:
+    sink = LocalLogSink(tmp_path, segment_bytes=4 << 20)
+    values = [bytes([i]) * (3 << 19) if i % 2 else b"small%d" % i for i in range(8)]
+    for v in values:
+        sink.produce(T, v)
+    sink.close()
+    src = LocalLogSource(tmp_path, T)
+    got: list[bytes] = []
+    for _ in range(20):
+        got += [m.value or b"" for m in src.poll(3, 0.01)]
+    assert got == values

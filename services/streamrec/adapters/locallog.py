@@ -38,6 +38,7 @@ _FRAME = struct.Struct("<II")  # body length, crc32(body)
 _BODY = struct.Struct("<QdiiH")  # offset, ts, key len (-1: none), value len (-1: none), n headers
 _HWM = struct.Struct("<QQQ")  # end offset, segment base, byte position in that segment
 MAX_RECORD_BYTES = 16 << 20
+_READ_CHUNK = 1 << 20  # bytes a reader takes per read
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
@@ -376,9 +377,15 @@ class LocalLogSource:
             assert self._seg is not None
             path = self.dir / _seg_name(self._seg)
             with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size if self._seg != hseg else hpos
+                avail = size - self._pos
                 f.seek(self._pos)
-                limit = hpos - self._pos if self._seg == hseg else -1
-                data = f.read(limit)
+                data = f.read(min(avail, _READ_CHUNK))
+                if len(data) >= _FRAME.size:  # one record bigger than the chunk: read it whole
+                    need = _FRAME.size + _FRAME.unpack_from(data)[0]
+                    if len(data) < need <= avail:
+                        f.seek(self._pos)
+                        data = f.read(need)
             pos = 0
             while len(out) < max_messages and pos + _FRAME.size <= len(data):
                 length, crc = _FRAME.unpack_from(data, pos)
@@ -391,9 +398,10 @@ class LocalLogSource:
                 pos += _FRAME.size + length
                 self._next += 1
             self._pos += pos
-            if self._next < end and self._seg != hseg and (
-                    self.dir / _seg_name(self._next)).exists() and pos >= len(data):
-                self._seg, self._pos = self._next, 0
+            if self._seg != hseg and self._pos >= size and self._next < end:
+                if not (self.dir / _seg_name(self._next)).exists():
+                    raise LogError(f"{self.dir}: segment {self._next} is missing")
+                self._seg, self._pos = self._next, 0  # a sealed segment read to its end
             elif pos == 0:
                 break
         return out
