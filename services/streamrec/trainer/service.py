@@ -120,7 +120,12 @@ class Trainer:
         wait = None if self.fitting else self.policy.seconds_until_due()
         if wait is not None:
             timeout = min(timeout, wait)
-        messages = self.source.poll(self.max_batch, timeout)
+        try:
+            messages = self.source.poll(self.max_batch, timeout)
+        except SourceUnavailable as e:  # the log is away: keep the loop (and fits) alive
+            log.warning("poll failed: %s", e)
+            self._stop.wait(min(max(timeout, 0.1), 1.0))
+            messages = []
         if messages:
             self._take(messages)
         self._reap()
