@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("streamrec.serving.cli", "Serve recommendations over HTTP (gunicorn)."),
     "trainer": ("streamrec.trainer.cli",
                 "Consume the interactions topic, retrain ALS, publish snapshots."),
+    "evaluate": ("streamrec.evaluation.cli",
+                 "Prequential evaluation of recommendation quality on an event stream."),
     "run": ("streamrec.embedded",
             "Run trainer and server embedded: local event log, local snapshots, no Kafka."),
 }

@@ -1,0 +1,1 @@
+"""Offline, prequential (test-then-train) evaluation of recommendation quality on a stream."""

@@ -1,0 +1,136 @@
+"""``streamrec evaluate``: prequential evaluation of recommendation quality on an event stream.
+
+A thin edge: parse flags, load the stream (MovieLens-100K through ``streamrec.data.movielens``,
+or the synthetic generator), build the strategy grid, replay, write the report. Evaluation
+settings are flags of this tool, not service configuration, so they are not ``Config`` fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from streamrec.config import ConfigError
+from streamrec.core.event import Event
+from streamrec.core.model import ALSParams
+
+from .prequential import Protocol, in_time_order, replay
+from .report import markdown_table, write_report
+from .suite import Grid, IsgdParams, build
+from .synthetic import SyntheticSpec, generate
+
+__all__ = ["add_arguments", "run"]
+
+QUICK_EVENTS = 10_000
+
+
+def _ints(field: str) -> Any:
+    def parse(raw: str) -> list[int]:
+        try:
+            values = [int(v) for v in raw.split(",") if v.strip()]
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"{field}: {raw!r} is not a list of integers") from e
+        if not values or min(values) < 1:
+            raise argparse.ArgumentTypeError(f"{field}: needs integers >= 1, got {raw!r}")
+        return values
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--dataset", choices=("ml-100k", "synthetic"), default="ml-100k")
+    a("--events", type=int, default=None,
+      help="use only the first EVENTS events (synthetic: how many to generate, default 100000)")
+    a("--retrain-every", type=_ints("--retrain-every"), default=None,
+      help="comma-separated retrain periods N in events (default 1000,5000,20000)")
+    a("--window", type=_ints("--window"), default=None,
+      help="comma-separated window sizes W in events (default 25000,100000)")
+    a("--factors", type=int, default=32)
+    a("--iterations", type=int, default=8)
+    a("--regularization", type=float, default=0.05)
+    a("--alpha", type=float, default=1.0)
+    a("--isgd-factors", type=int, default=32)
+    a("--isgd-learn-rate", type=float, default=0.05)
+    a("--isgd-regularization", type=float, default=0.01)
+    a("--k", type=int, default=10, help="list length (recall@k, nDCG@k, MRR@k)")
+    a("--positive", type=float, default=4.0, help="an event is a test case if weight >= this")
+    a("--warmup", type=float, default=0.2, help="share of the stream only learned")
+    a("--sample", type=float, default=1.0, help="share of positive test events scored")
+    a("--seed", type=int, default=0)
+    a("--out", type=Path, default=Path("bench/results"), help="report directory")
+    a("--name", default="quality", help="report file stem")
+    a("--no-plots", action="store_true")
+    a("--quick", action="store_true",
+      help=f"tiny run: first {QUICK_EVENTS} events, N=500,2000, W=5000, 16 factors")
+
+
+def _load(args: argparse.Namespace) -> tuple[list[Event], dict[str, Any]]:
+    if args.dataset == "synthetic":
+        spec = SyntheticSpec(events=args.events or 100_000, seed=args.seed)
+        return generate(spec), {"name": "synthetic", "spec": spec.__dict__}
+    from streamrec.data.movielens import load
+
+    ratings, _ = load()
+    events = [Event(r.user, r.item, r.rating, r.timestamp) for r in ratings]
+    return events, {"name": "MovieLens-100K", "source": "recbole wheel, ml-100k.inter",
+                    "weight": "rating 1-5"}
+
+
+def _settings(args: argparse.Namespace) -> tuple[Grid, Protocol]:
+    quick = args.quick
+    try:
+        als = ALSParams(factors=16 if quick else args.factors,
+                        iterations=4 if quick else args.iterations,
+                        regularization=args.regularization, alpha=args.alpha)
+        grid = Grid(
+            retrain_every=args.retrain_every or ([500, 2000] if quick else [1000, 5000, 20000]),
+            windows=args.window or ([5000] if quick else [25000, 100000]),
+            als=als,
+            isgd=IsgdParams(args.isgd_factors, args.isgd_learn_rate, args.isgd_regularization,
+                            args.seed),
+        )
+        protocol = Protocol(k=args.k, positive=args.positive, warmup=args.warmup,
+                            sample=args.sample, seed=args.seed)
+    except ValueError as e:
+        raise ConfigError("evaluate", str(e)) from e
+    return grid, protocol
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    grid, protocol = _settings(args)
+    started = time.perf_counter()
+    try:
+        events, dataset = _load(args)
+    except (RuntimeError, OSError) as e:  # DatasetError is a RuntimeError
+        print(f"streamrec evaluate: cannot load {args.dataset}: {e}", file=sys.stderr)
+        return 1
+    events = in_time_order(events)
+    limit = QUICK_EVENTS if args.quick and not args.events else args.events
+    if limit:
+        events = events[:limit]
+    result = replay(events, build(grid, protocol.positive), protocol)
+    report = {
+        "benchmark": "prequential recommendation quality",
+        "dataset": dataset,
+        "quick": bool(args.quick),
+        "als": grid.als.to_dict(),
+        "isgd": grid.isgd.__dict__,
+        "grid": {"retrain_every": list(grid.retrain_every), "windows": list(grid.windows)},
+        "result": result.to_dict(),
+        "seconds": round(time.perf_counter() - started, 1),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    paths = write_report(report, args.out, args.name, plots=not args.no_plots)
+    print(markdown_table(report), end="")
+    print(f"({report['seconds']} s; wrote {', '.join(str(p) for p in paths)})")
+    return 0

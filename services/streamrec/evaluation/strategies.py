@@ -1,0 +1,171 @@
+"""The strategies a replay compares, behind two small protocols: a learner and a recommender.
+
+A *learner* consumes the stream (``warm`` on the warm-up prefix, then ``learn`` per event); a
+*recommender* answers top-n lists from what its learner knows. They are split because the two
+ALS strategies share one learner: the original service (retrain every N events over the last W,
+nothing in between) and streamrec (the same retrains, plus a fold-in of each user's events since
+the last retrain) differ only in how they answer, so they see the very same fitted models.
+
+Popularity over the sliding window is the floor any personal model must clear. Incremental SGD
+(the fourth strategy) lives in ``isgd.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from streamrec.core.event import Event
+from streamrec.core.model import ALSParams, Model, fit
+from streamrec.core.window import SlidingWindow
+
+__all__ = ["ALSView", "Learner", "Popularity", "Recommender", "RetrainedALS"]
+
+
+class Learner(Protocol):
+    name: str
+
+    def warm(self, events: Sequence[Event]) -> None: ...
+
+    def learn(self, event: Event) -> None: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+class Recommender(Protocol):
+    name: str
+    kind: str
+    params: dict[str, Any]
+    learner: Learner
+
+    def recommend(self, user: str, n: int) -> list[str]: ...
+
+
+class Popularity:
+    """The most frequent items among the last ``window`` events, minus the user's own items
+    in that window. Ties go to the item seen first in the stream."""
+
+    kind = "popularity"
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.window = window
+        self.name = f"popularity W={window}"
+        self.params: dict[str, Any] = {"window": window}
+        self.learner: Learner = self
+        self._events: deque[tuple[str, int]] = deque()
+        self._index: dict[str, int] = {}
+        self._counts = np.zeros(0, dtype=np.int64)
+        self._seen: dict[str, Counter[int]] = {}
+
+    def _item(self, item: str) -> int:
+        idx = self._index.setdefault(item, len(self._index))
+        if idx >= len(self._counts):
+            self._counts = np.concatenate((self._counts, np.zeros(max(16, idx + 1), np.int64)))
+        return idx
+
+    def warm(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.learn(event)
+
+    def learn(self, event: Event) -> None:
+        idx = self._item(event.item)
+        self._counts[idx] += 1
+        self._seen.setdefault(event.user, Counter())[idx] += 1
+        self._events.append((event.user, idx))
+        if len(self._events) > self.window:
+            user, old = self._events.popleft()
+            self._counts[old] -= 1
+            mine = self._seen[user]
+            mine[old] -= 1
+            if not mine[old]:
+                del mine[old]
+                if not mine:
+                    del self._seen[user]
+
+    def recommend(self, user: str, n: int) -> list[str]:
+        counts = self._counts[: len(self._index)]
+        order = np.lexsort((np.arange(len(counts)), -counts))
+        banned: Counter[int] | dict[int, int] = self._seen.get(user, {})
+        ids = list(self._index)
+        out: list[str] = []
+        for idx in order.tolist():
+            if len(out) == n or counts[idx] == 0:
+                break
+            if idx not in banned:
+                out.append(ids[idx])
+        return out
+
+    def info(self) -> dict[str, Any]:
+        return {}
+
+
+class RetrainedALS:
+    """ALS refitted every ``retrain_every`` events on the last ``window`` events.
+
+    Between retrains the model is frozen; the events since the last retrain are kept per user
+    (as the serving replicas keep them) for the fold-in view. A fit happens at the end of the
+    warm-up, so every strategy starts the test part with a model.
+    """
+
+    def __init__(self, params: ALSParams, retrain_every: int, window: int) -> None:
+        if retrain_every < 1:
+            raise ValueError(f"retrain_every must be >= 1, got {retrain_every}")
+        self.params = params
+        self.retrain_every = retrain_every
+        self.name = f"als N={retrain_every} W={window}"
+        self.window = SlidingWindow(window)
+        self.model: Model | None = None
+        self.since: dict[str, list[tuple[str, float]]] = {}
+        self._pending = 0
+        self.fits = 0
+        self.fit_seconds = 0.0
+
+    def _retrain(self) -> None:
+        started = time.perf_counter()
+        self.model = fit(self.window.build(), self.params)
+        self.fit_seconds += time.perf_counter() - started
+        self.fits += 1
+        self.since.clear()
+        self._pending = 0
+
+    def warm(self, events: Sequence[Event]) -> None:
+        self.window.extend(events)
+        if len(self.window):
+            self._retrain()
+
+    def learn(self, event: Event) -> None:
+        self.window.append(event)
+        self.since.setdefault(event.user, []).append((event.item, event.weight))
+        self._pending += 1
+        if self._pending >= self.retrain_every or self.model is None:
+            self._retrain()
+
+    def info(self) -> dict[str, Any]:
+        return {"fits": self.fits, "fit_seconds": round(self.fit_seconds, 3)}
+
+
+class ALSView:
+    """Answers from a :class:`RetrainedALS`: the snapshot alone, or with fold-in of the
+    user's events since it (``fold_in=True``, what streamrec's serving does)."""
+
+    def __init__(self, core: RetrainedALS, fold_in: bool) -> None:
+        self.learner: Learner = core
+        self.core = core
+        self.fold_in = fold_in
+        self.kind = "fold-in" if fold_in else "retrain-only"
+        n, w = core.retrain_every, core.window.capacity
+        self.name = f"{'streamrec fold-in' if fold_in else 'retrain-only'} N={n} W={w}"
+        self.params: dict[str, Any] = {"retrain_every": n, "window": w}
+
+    def recommend(self, user: str, n: int) -> list[str]:
+        model = self.core.model
+        if model is None:
+            return []
+        extra = self.core.since.get(user) if self.fold_in else None
+        return model.recommend(user, n, exclude_seen=True, extra=extra or None).items

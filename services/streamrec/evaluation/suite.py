@@ -1,0 +1,53 @@
+"""Which strategies one evaluation run compares: a grid of retrain periods N and windows W.
+
+For every (N, W) there is one ALS learner and two answers from it (retrain-only, the original
+service, and streamrec's fold-in); for every W one popularity baseline; and one ISGD, which has
+neither N nor W. All of them replay the same stream in the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from streamrec.core.model import ALSParams
+
+from .isgd import ISGD
+from .strategies import ALSView, Popularity, Recommender, RetrainedALS
+
+__all__ = ["Grid", "IsgdParams", "build"]
+
+
+@dataclass(frozen=True)
+class IsgdParams:
+    factors: int = 32
+    learn_rate: float = 0.05
+    regularization: float = 0.01
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Grid:
+    retrain_every: Sequence[int] = (1_000, 5_000, 20_000)
+    windows: Sequence[int] = (25_000, 100_000)
+    als: ALSParams = field(default_factory=lambda: ALSParams(factors=32, iterations=8))
+    isgd: IsgdParams = field(default_factory=IsgdParams)
+
+    def __post_init__(self) -> None:
+        if not self.retrain_every or not self.windows:
+            raise ValueError("the grid needs at least one retrain period and one window")
+        if min(self.retrain_every) < 1 or min(self.windows) < 1:
+            raise ValueError("retrain periods and windows must be >= 1")
+
+
+def build(grid: Grid, positive: float) -> list[Recommender]:
+    """The recommenders of a run, baselines first. ``positive`` is ISGD's training threshold
+    (the same threshold that makes an event a test case)."""
+    out: list[Recommender] = [Popularity(w) for w in sorted(set(grid.windows))]
+    i = grid.isgd
+    out.append(ISGD(i.factors, i.learn_rate, i.regularization, min_weight=positive, seed=i.seed))
+    for w in sorted(set(grid.windows)):
+        for n in sorted(set(grid.retrain_every)):
+            core = RetrainedALS(grid.als, n, w)
+            out.extend([ALSView(core, fold_in=False), ALSView(core, fold_in=True)])
+    return out
