@@ -81,6 +81,10 @@ def show(user: str, recs: dict[str, Any], titles: dict[str, str]) -> None:
         print(f"  {rank:2d}. {titles.get(it['item'], it['item']):55.55s} {it['score']:.3f}")
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the demo like Ctrl-C: the server is stopped too
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=str(ROOT / ".cache" / "demo"),
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
               f"  curl {url}/model\n  curl '{url}/items/50/similar?n=5'")
         if not args.once:
             print("\nthe server keeps running; Ctrl-C stops it")
-            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+            signal.signal(signal.SIGTERM, _interrupt)
             while proc.poll() is None:
                 time.sleep(0.5)
     except KeyboardInterrupt:
