@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[Mapping[int, int]], EventSource]
 POLL_MAX = 500
-POLL_TIMEOUT = 0.2
+POLL_TIMEOUT = 0.05  # librdkafka fills a batch until this timeout: it bounds freshness
 LAG_EVERY = 5.0
 
 
