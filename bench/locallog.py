@@ -6,7 +6,7 @@ record takes to become visible to a reader waiting in the same process (bounded 
 interval, as readers never see past the durable high watermark). Writes
 ``bench/results/locallog.json``.
 
-    python bench/locallog.py [--records 200000]
+    python bench/locallog.py [--records 200000] [--quick]
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--records", type=int, default=200_000)
     p.add_argument("--latency-samples", type=int, default=200)
+    p.add_argument("--quick", action="store_true", help="20,000 records, 50 latency samples")
     args = p.parse_args(argv)
+    if args.quick:
+        args.records, args.latency_samples = 20_000, 50
     values = [f"user-{i % 5000}:item-{i % 1700}".encode() for i in range(args.records)]
     with tempfile.TemporaryDirectory(prefix="bench-locallog-") as tmp:
         sink = LocalLogSink(tmp)
