@@ -14,7 +14,7 @@ help:
 	@echo "make run    - start the embedded demo (streams MovieLens-100K, prints recommendations)"
 	@echo "make test   - venv + real test infrastructure (Kafka, MinIO, kube-apiserver) + lint + all tests"
 	@echo "make lint   - ruff and mypy (strict on services/)"
-	@echo "make bench  - performance benchmarks into bench/results/"
+	@echo "make bench  - every bench/*.py (speed, quality) into bench/results/, docs/benchmarks.md"
 
 # The venv is rebuilt when pyproject.toml changes. pip is upgraded first: old pip backtracks for ages.
 $(VENV)/.installed: pyproject.toml
@@ -42,9 +42,10 @@ unit: venv
 run: venv
 	$(PY) demo/run_demo.py $(ARGS)
 
+# Every bench/*.py, each under BENCH_TIMEOUT s (whole run: BENCH_BUDGET s); ARGS=--quick for a
+# short run. Writes bench/results/<date>.{json,md} and regenerates docs/benchmarks.md.
 bench: venv
-	$(PY) bench/parse.py
-	$(PY) bench/locallog.py
+	$(PY) bench/_runner.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

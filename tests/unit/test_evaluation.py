@@ -13,7 +13,7 @@ from streamrec.core.model import ALSParams
 from streamrec.evaluation.isgd import ISGD
 from streamrec.evaluation.metrics import score
 from streamrec.evaluation.prequential import Protocol, in_time_order, replay
-from streamrec.evaluation.strategies import Learner, Popularity
+from streamrec.evaluation.strategies import ALSView, Learner, Popularity, RetrainedALS
 from streamrec.evaluation.suite import Grid, build
 from streamrec.evaluation.synthetic import SyntheticSpec, generate
 
@@ -98,7 +98,7 @@ def test_all_strategies_give_metrics_within_bounds_on_a_small_stream() -> None:
                 als=ALSParams(factors=8, iterations=2, num_threads=1))
     result = replay(events, build(grid, 4.0), Protocol(warmup=0.3, sample=0.5))
     assert [s.kind for s in result.strategies] == [
-        "popularity", "isgd", "retrain-only", "fold-in"]
+        "popularity", "isgd", "retrain-only", "retrain+filter", "fold-in"]
     assert 0 < result.scored_events <= result.positive_test_events < result.test_events
     for s in result.strategies:
         assert s.warm["events"] + s.cold["events"] == result.scored_events  # type: ignore[operator]
@@ -106,8 +106,19 @@ def test_all_strategies_give_metrics_within_bounds_on_a_small_stream() -> None:
             assert value is not None and 0.0 <= value <= 1.0
         assert s.warm["ndcg"] <= s.warm["recall"]  # type: ignore[operator]
         assert all(r is None or 0.0 <= r <= 1.0 for r in s.recall_over_time)
-    assert result.strategies[2].learner == result.strategies[3].learner  # the same fits
+    assert result.strategies[2].learner == result.strategies[4].learner  # the same fits
     assert result.strategies[2].learner["fits"] >= 1
+
+
+def test_only_retrain_only_recommends_again_an_item_taken_since_the_retrain() -> None:
+    core = RetrainedALS(ALSParams(factors=4, iterations=2, num_threads=1), 1000, 1000)
+    views = {kind: ALSView(core, kind) for kind in ("retrain-only", "retrain+filter", "fold-in")}
+    core.warm(_stream("a x, b x, c x, a y, b y, c z"))  # x is the most popular
+    core.learn(Event("new", "x"))  # after the fit: the model does not know it
+    assert core.fits == 1
+    assert "x" in views["retrain-only"].recommend("new", 2)
+    assert "x" not in views["retrain+filter"].recommend("new", 2)
+    assert "x" not in views["fold-in"].recommend("new", 2)
 
 
 def test_isgd_step_reduces_the_error_of_a_repeated_pair() -> None:

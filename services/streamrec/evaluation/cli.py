@@ -115,7 +115,14 @@ def run(args: argparse.Namespace) -> int:
     limit = QUICK_EVENTS if args.quick and not args.events else args.events
     if limit:
         events = events[:limit]
-    result = replay(events, build(grid, protocol.positive), protocol)
+    strategies = build(grid, protocol.positive)
+    print(f"replaying {len(events)} events through {len(strategies)} strategies", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        print(f"  {done}/{total} test events, {time.perf_counter() - started:.0f} s",
+              file=sys.stderr, flush=True)
+
+    result = replay(events, strategies, protocol, progress)
     report = {
         "benchmark": "prequential recommendation quality",
         "dataset": dataset,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -90,8 +90,12 @@ def replay(
     events: Sequence[Event],
     recommenders: Sequence[Recommender],
     protocol: Protocol = Protocol(),
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
-    """Test-then-train over ``events`` (already in time order) for all ``recommenders``."""
+    """Test-then-train over ``events`` (already in time order) for all ``recommenders``.
+
+    ``progress(done, total)`` is called every 5,000 test events, if given.
+    """
     learners: list[Learner] = []
     for r in recommenders:
         if not any(r.learner is seen for seen in learners):
@@ -125,6 +129,8 @@ def replay(
             learner.learn(event)
             learn_seconds[id(learner)] += time.perf_counter() - started
         users.add(event.user)
+        if progress is not None and (j + 1) % 5000 == 0:
+            progress(j + 1, len(test))
     catalog = len({e.item for e in events})
     results = []
     for r in recommenders:

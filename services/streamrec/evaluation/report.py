@@ -79,6 +79,8 @@ def _plot(report: Mapping[str, Any], directory: Path, name: str) -> list[str]:
     fig, ax = plt.subplots(figsize=(9, 5))
     for s in strategies:
         p = s["params"]
+        if s["kind"] == "retrain+filter":
+            continue  # a diagnostic: in the table, not on the plot
         if s["kind"] in ("retrain-only", "fold-in") and p["window"] != widest:
             continue
         if s["kind"] == "popularity" and p["window"] != widest:

@@ -23,7 +23,7 @@ from streamrec.core.event import Event
 from streamrec.core.model import ALSParams, Model, fit
 from streamrec.core.window import SlidingWindow
 
-__all__ = ["ALSView", "Learner", "Popularity", "Recommender", "RetrainedALS"]
+__all__ = ["VIEWS", "ALSView", "Learner", "Popularity", "Recommender", "RetrainedALS"]
 
 
 class Learner(Protocol):
@@ -150,22 +150,41 @@ class RetrainedALS:
         return {"fits": self.fits, "fit_seconds": round(self.fit_seconds, 3)}
 
 
-class ALSView:
-    """Answers from a :class:`RetrainedALS`: the snapshot alone, or with fold-in of the
-    user's events since it (``fold_in=True``, what streamrec's serving does)."""
+#: How an :class:`ALSView` answers: its kind -> (name prefix, what it does with recent events).
+VIEWS = {
+    "retrain-only": "retrain-only",  # the snapshot alone: the original service
+    "retrain+filter": "retrain-only, recent filtered",  # snapshot vector, recent items removed
+    "fold-in": "streamrec fold-in",  # refold the user's vector over the recent events too
+}
 
-    def __init__(self, core: RetrainedALS, fold_in: bool) -> None:
+
+class ALSView:
+    """Answers from a :class:`RetrainedALS`.
+
+    ``retrain-only`` is the original service: the snapshot alone, so items the user took since
+    the retrain can come back and a user new since then gets the popular fallback.
+    ``fold-in`` is streamrec's serving: the user's events since the snapshot are folded into
+    their vector (and so also excluded). ``retrain+filter`` keeps the snapshot vector but
+    excludes those items: it is not a service anyone runs, it splits fold-in's gain into the
+    part that comes from filtering and the part that comes from the refolded vector.
+    """
+
+    def __init__(self, core: RetrainedALS, kind: str) -> None:
+        if kind not in VIEWS:
+            raise ValueError(f"unknown ALS view {kind!r}; one of {sorted(VIEWS)}")
         self.learner: Learner = core
         self.core = core
-        self.fold_in = fold_in
-        self.kind = "fold-in" if fold_in else "retrain-only"
+        self.kind = kind
         n, w = core.retrain_every, core.window.capacity
-        self.name = f"{'streamrec fold-in' if fold_in else 'retrain-only'} N={n} W={w}"
+        self.name = f"{VIEWS[kind]} N={n} W={w}"
         self.params: dict[str, Any] = {"retrain_every": n, "window": w}
 
     def recommend(self, user: str, n: int) -> list[str]:
         model = self.core.model
         if model is None:
             return []
-        extra = self.core.since.get(user) if self.fold_in else None
-        return model.recommend(user, n, exclude_seen=True, extra=extra or None).items
+        recent = self.core.since.get(user)
+        if self.kind == "fold-in":
+            return model.recommend(user, n, exclude_seen=True, extra=recent or None).items
+        exclude = [item for item, _ in recent] if recent and self.kind != "retrain-only" else None
+        return model.recommend(user, n, exclude_seen=True, exclude=exclude).items

@@ -1,8 +1,9 @@
 """Which strategies one evaluation run compares: a grid of retrain periods N and windows W.
 
-For every (N, W) there is one ALS learner and two answers from it (retrain-only, the original
-service, and streamrec's fold-in); for every W one popularity baseline; and one ISGD, which has
-neither N nor W. All of them replay the same stream in the same run.
+For every (N, W) there is one ALS learner and three answers from it (retrain-only, the original
+service; streamrec's fold-in; and, to explain the difference, the snapshot with recent items
+filtered); for every W one popularity baseline; and one ISGD, which has neither N nor W. All
+of them replay the same stream in the same run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from streamrec.core.model import ALSParams
 
 from .isgd import ISGD
-from .strategies import ALSView, Popularity, Recommender, RetrainedALS
+from .strategies import VIEWS, ALSView, Popularity, Recommender, RetrainedALS
 
 __all__ = ["Grid", "IsgdParams", "build"]
 
@@ -49,5 +50,5 @@ def build(grid: Grid, positive: float) -> list[Recommender]:
     for w in sorted(set(grid.windows)):
         for n in sorted(set(grid.retrain_every)):
             core = RetrainedALS(grid.als, n, w)
-            out.extend([ALSView(core, fold_in=False), ALSView(core, fold_in=True)])
+            out.extend(ALSView(core, kind) for kind in VIEWS)
     return out

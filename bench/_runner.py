@@ -1,0 +1,149 @@
+"""Run every benchmark in bench/ with a time bound and collect their results (``make bench``).
+
+A benchmark is any ``bench/*.py`` whose name does not start with ``_``; each writes its own
+``bench/results/<name>.json`` (and may write ``<name>.md``) and prints a table. This runner
+runs them one after another, each under a timeout (the whole run under a budget), then writes
+``bench/results/<date>.json`` (every benchmark's status, time and result), the summary
+``bench/results/<date>.md``, and ``docs/benchmarks.md`` generated from it.
+
+    python bench/_runner.py [--quick] [--timeout 900] [--budget 3600] [--only quality,parse]
+
+``--quick`` is passed to the benchmarks whose ``--help`` offers it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+DOCS = BENCH.parent / "docs" / "benchmarks.md"
+TAIL = 4000
+
+
+def discover(only: Sequence[str] | None = None) -> list[Path]:
+    found = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+    return [p for p in found if not only or p.stem in only]
+
+
+def offers_quick(script: Path) -> bool:
+    try:
+        out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                             text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return False
+    return "--quick" in out.stdout
+
+
+def run_one(script: Path, timeout: float, quick: bool) -> dict[str, Any]:
+    cmd = [sys.executable, str(script)]
+    if quick and offers_quick(script):
+        cmd.append("--quick")
+    started_wall, started = time.time(), time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, cwd=BENCH.parent)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+        status = "ok" if proc.returncode == 0 else "failed"
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group we started: the bench and its children
+        output, _ = proc.communicate()
+        status = "timeout"
+    seconds = time.perf_counter() - started
+    result_path = RESULTS / f"{script.stem}.json"
+    result = None
+    # Only a result written by this run counts; an old file would pass a failure off as a pass.
+    if result_path.exists() and result_path.stat().st_mtime >= started_wall - 1:
+        try:
+            result = json.loads(result_path.read_text())
+        except json.JSONDecodeError:
+            status = "failed" if status == "ok" else status
+    return {"name": script.stem, "command": " ".join(Path(c).name for c in cmd),
+            "status": status, "returncode": proc.returncode, "seconds": round(seconds, 1),
+            "fresh_result": result is not None, "result": result,
+            "output_tail": output[-TAIL:]}
+
+
+def _section(bench: dict[str, Any], link_prefix: str) -> str:
+    head = (f"## {bench['name']}\n\n`{bench['command']}`: **{bench['status']}** in "
+            f"{bench['seconds']} s\n\n")
+    md = RESULTS / f"{bench['name']}.md"
+    if bench["fresh_result"] and md.exists():
+        body = md.read_text()
+        body = re.sub(r"^# .*\n", "", body)  # the summary has its own headings
+        body = re.sub(r"\]\(([^/)]+\.png)\)", rf"]({link_prefix}\1)", body)
+        return head + body.strip() + "\n\n"
+    return head + "```\n" + bench["output_tail"].strip()[-2000:] + "\n```\n\n"
+
+
+def summary(report: dict[str, Any], link_prefix: str) -> str:
+    lines = [f"Measured {report['measured_at']} on {report['platform']}, "
+             f"{report['cpu_count']} CPUs, Python {report['python']}"
+             f"{' (quick mode)' if report['quick'] else ''}.\n\n",
+             "| benchmark | status | seconds |\n|---|---|---:|\n"]
+    lines += [f"| {b['name']} | {b['status']} | {b['seconds']} |\n" for b in report["benches"]]
+    lines.append("\n")
+    lines += [_section(b, link_prefix) for b in report["benches"]]
+    return "".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--timeout", type=float,
+                        default=float(os.environ.get("BENCH_TIMEOUT", "900")),
+                        help="seconds per benchmark (env BENCH_TIMEOUT)")
+    parser.add_argument("--budget", type=float,
+                        default=float(os.environ.get("BENCH_BUDGET", "3600")),
+                        help="seconds for the whole run (env BENCH_BUDGET)")
+    parser.add_argument("--only", type=lambda s: [x for x in s.split(",") if x], default=None)
+    parser.add_argument("--docs", type=Path, default=DOCS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + args.budget
+    benches = []
+    for script in discover(args.only):
+        left = deadline - time.monotonic()
+        if left <= 1:
+            benches.append({"name": script.stem, "command": script.name, "status": "skipped",
+                            "returncode": None, "seconds": 0.0, "fresh_result": False,
+                            "result": None, "output_tail": "the run's budget was spent"})
+            continue
+        print(f"== {script.name} (up to {min(args.timeout, left):.0f} s)", flush=True)
+        bench = run_one(script, min(args.timeout, left), args.quick)
+        print(bench["output_tail"][-1500:], flush=True)
+        print(f"== {script.name}: {bench['status']} in {bench['seconds']} s", flush=True)
+        benches.append(bench)
+    date = time.strftime("%Y-%m-%d", time.gmtime())
+    report = {"date": date, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "quick": args.quick, "python": sys.version.split()[0],
+              "platform": platform.platform(), "cpu_count": os.cpu_count(), "benches": benches}
+    (RESULTS / f"{date}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{date}.md").write_text(f"# Benchmarks {date}\n\n" + summary(report, ""))
+    args.docs.parent.mkdir(parents=True, exist_ok=True)
+    args.docs.write_text(
+        "# Benchmarks\n\nGenerated by `make bench` (`python bench/_runner.py`) from "
+        f"`bench/results/{date}.json`; do not edit by hand. Each `bench/*.py` runs on its own "
+        "under a timeout and writes `bench/results/<name>.json`; speed is measured here, "
+        "never asserted in tests.\n\n" + summary(report, "../bench/results/")
+    )
+    failed = [b["name"] for b in benches if b["status"] != "ok"]
+    print(f"wrote {RESULTS / (date + '.json')}, {RESULTS / (date + '.md')}, {args.docs}"
+          + (f"; not ok: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
