@@ -81,6 +81,9 @@ class LastLearned:
     def info(self) -> dict[str, Any]:
         return {}
 
+    def diagnostics(self) -> dict[str, Any]:
+        return {}
+
 
 def test_an_event_is_scored_before_it_is_learned() -> None:
     events = _stream("a 1, b 1, a 2, b 2, a 3, b 3, a 4, b 4, a 5, b 5")
@@ -108,6 +111,7 @@ def test_all_strategies_give_metrics_within_bounds_on_a_small_stream() -> None:
         assert all(r is None or 0.0 <= r <= 1.0 for r in s.recall_over_time)
     assert result.strategies[2].learner == result.strategies[4].learner  # the same fits
     assert result.strategies[2].learner["fits"] >= 1
+    assert 0.0 <= result.strategies[2].diagnostics["unknown_to_snapshot"] <= 1.0
 
 
 def test_only_retrain_only_recommends_again_an_item_taken_since_the_retrain() -> None:

@@ -119,3 +119,6 @@ class ISGD:
 
     def info(self) -> dict[str, Any]:
         return {"updates": self.updates}
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {}

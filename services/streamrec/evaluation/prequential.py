@@ -59,6 +59,7 @@ class StrategyResult:
     us_per_recommend: float
     us_per_update: float
     learner: dict[str, Any]
+    diagnostics: dict[str, Any]
     recall_over_time: list[float | None]
 
 
@@ -146,6 +147,7 @@ def replay(
                 us_per_recommend=1e6 * s.recommend_seconds / max(1, s.recommend_calls),
                 us_per_update=1e6 * learn_seconds[id(r.learner)] / max(1, len(events)),
                 learner=r.learner.info(),
+                diagnostics=r.diagnostics(),
                 recall_over_time=[b.mean()["recall"] for b in s.over_time],
             )
         )

@@ -28,8 +28,8 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     k = result["protocol"]["k"]
     lines = [
         f"| strategy | recall@{k} | nDCG@{k} | MRR@{k} | coverage | cold recall@{k} (n) "
-        "| µs/recommend | µs/update | fits (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| user new since fit | µs/recommend | µs/update | fits (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in result["strategies"]:
         fits = s["learner"].get("fits")
@@ -38,9 +38,15 @@ def markdown_table(report: Mapping[str, Any]) -> str:
             f"| {s['name']} | {_pct(s['warm']['recall'])} | {_pct(s['warm']['ndcg'])} "
             f"| {_pct(s['warm']['mrr'])} | {_pct(s['coverage'])} "
             f"| {_pct(s['cold']['recall'])} ({s['cold']['events']}) "
+            f"| {_pct(s['diagnostics'].get('unknown_to_snapshot'))} "
             f"| {s['us_per_recommend']:.0f} | {s['us_per_update']:.0f} | {fit_text} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _params(params: Mapping[str, Any]) -> str:
+    shown = ("factors", "iterations", "regularization", "alpha", "learn_rate")
+    return ", ".join(f"{k} {params[k]}" for k in shown if k in params)
 
 
 def summary(report: Mapping[str, Any]) -> str:
@@ -56,7 +62,8 @@ def summary(report: Mapping[str, Any]) -> str:
         f"Warm-up: the first {r['warmup_events']} events (learned only). Scored: {sampled} the "
         f"{r['positive_test_events']} test events with weight >= {p['positive']} "
         f"({r['scored_events']} scored), each before it is learned; metrics in % over warm "
-        f"users, cold users (no earlier event) apart. ALS: {report['als']}.\n"
+        f"users, cold users (no earlier event) apart. ALS: {_params(report['als'])}. "
+        f"ISGD: {_params(report['isgd'])}.\n"
     )
 
 
@@ -87,7 +94,7 @@ def _plot(report: Mapping[str, Any], directory: Path, name: str) -> list[str]:
             continue
         ys = [float("nan") if v is None else 100 * v for v in s["recall_over_time"]]
         xs = [(i + 0.5) / len(ys) for i in range(len(ys))]
-        style: dict[str, Any] = {"color": "C0", "linestyle": ":"}
+        style: dict[str, Any] = {"color": "C0", "linestyle": "-."}
         if s["kind"] == "isgd":
             style = {"color": "C1", "linestyle": ":"}
         elif s["kind"] in ("retrain-only", "fold-in"):
@@ -113,9 +120,14 @@ def _plot(report: Mapping[str, Any], directory: Path, name: str) -> list[str]:
             if rows:
                 ax.plot(*zip(*rows, strict=True), line, marker="o", color=f"C{wi + 2}",
                         label=f"{kind} W={w}")
+
+    def wi_of(s: Mapping[str, Any]) -> int:
+        return windows.index(s["params"]["window"]) * 3 if "window" in s["params"] else 0
+
     for s in strategies:
         if s["kind"] in ("popularity", "isgd"):
-            ax.axhline(100 * (s["warm"]["recall"] or 0.0), linestyle=":",
+            ax.axhline(100 * (s["warm"]["recall"] or 0.0),
+                       linestyle=":" if s["kind"] == "isgd" else (0, (1 + wi_of(s), 2)),
                        color="C1" if s["kind"] == "isgd" else "C0", label=s["name"])
     ax.set_xscale("log")
     ax.set_xlabel("retrain every N events")

@@ -44,6 +44,8 @@ class Recommender(Protocol):
 
     def recommend(self, user: str, n: int) -> list[str]: ...
 
+    def diagnostics(self) -> dict[str, Any]: ...
+
 
 class Popularity:
     """The most frequent items among the last ``window`` events, minus the user's own items
@@ -102,6 +104,9 @@ class Popularity:
         return out
 
     def info(self) -> dict[str, Any]:
+        return {}
+
+    def diagnostics(self) -> dict[str, Any]:
         return {}
 
 
@@ -178,13 +183,20 @@ class ALSView:
         n, w = core.retrain_every, core.window.capacity
         self.name = f"{VIEWS[kind]} N={n} W={w}"
         self.params: dict[str, Any] = {"retrain_every": n, "window": w}
+        self.calls = 0
+        self.unknown_to_snapshot = 0  # asked for a user the last fit never saw
 
     def recommend(self, user: str, n: int) -> list[str]:
         model = self.core.model
         if model is None:
             return []
+        self.calls += 1
+        self.unknown_to_snapshot += not model.has_user(user)
         recent = self.core.since.get(user)
         if self.kind == "fold-in":
             return model.recommend(user, n, exclude_seen=True, extra=recent or None).items
         exclude = [item for item, _ in recent] if recent and self.kind != "retrain-only" else None
         return model.recommend(user, n, exclude_seen=True, exclude=exclude).items
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"unknown_to_snapshot": self.unknown_to_snapshot / max(1, self.calls)}
