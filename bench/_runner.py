@@ -7,6 +7,7 @@ runs them one after another, each under a timeout (the whole run under a budget)
 ``bench/results/<date>.md``, and ``docs/benchmarks.md`` generated from it.
 
     python bench/_runner.py [--quick] [--timeout 900] [--budget 3600] [--only quality,parse]
+    python bench/_runner.py --collect     # run nothing: summarise the results already there
 
 ``--quick`` is passed to the benchmarks whose ``--help`` offers it.
 """
@@ -75,22 +76,71 @@ def run_one(script: Path, timeout: float, quick: bool) -> dict[str, Any]:
             "output_tail": output[-TAIL:]}
 
 
+def collect_one(script: Path) -> dict[str, Any]:
+    """A benchmark's last result as it is on disk (``--collect``)."""
+    path = RESULTS / f"{script.stem}.json"
+    result = None
+    if path.exists():
+        try:
+            result = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            result = None
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime)) if (
+        result is not None) else None
+    return {"name": script.stem, "command": script.name,
+            "status": f"collected ({when})" if when else "no result",
+            "returncode": None, "seconds": (result or {}).get("seconds", "–"),
+            "fresh_result": result is not None, "result": result, "output_tail": ""}
+
+
+_ENVIRONMENT = {"benchmark", "python", "platform", "machine", "cpu_count", "cpus", "measured_at"}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}" if abs(value) >= 1 else (
+        f"{value:.3g}")
+
+
+def json_markdown(result: dict[str, Any]) -> str:
+    """A benchmark's JSON as markdown: scalars on one line, each list of rows as a table."""
+    scalars = [f"{k} {_fmt(v)}" for k, v in result.items()
+               if k not in _ENVIRONMENT and not isinstance(v, dict | list)]
+    out = ["; ".join(scalars) + "\n\n" if scalars else ""]
+    for key, value in result.items():
+        if isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values()):
+            out.append(f"{key}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in value.items()) + "\n\n")
+        elif isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            cols = list(dict.fromkeys(c for r in value for c in r))
+            out.append(f"**{key}**\n\n| " + " | ".join(cols) + " |\n|"
+                       + "---|" * len(cols) + "\n")
+            out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |\n" for r in value]
+            out.append("\n")
+    return "".join(out)
+
+
 def _section(bench: dict[str, Any], link_prefix: str) -> str:
-    head = (f"## {bench['name']}\n\n`{bench['command']}`: **{bench['status']}** in "
-            f"{bench['seconds']} s\n\n")
+    took = f" in {bench['seconds']} s" if isinstance(bench["seconds"], int | float) else ""
+    head = f"## {bench['name']}\n\n`{bench['command']}`: **{bench['status']}**{took}\n\n"
     md = RESULTS / f"{bench['name']}.md"
     if bench["fresh_result"] and md.exists():
         body = md.read_text()
         body = re.sub(r"^# .*\n", "", body)  # the summary has its own headings
         body = re.sub(r"\]\(([^/)]+\.png)\)", rf"]({link_prefix}\1)", body)
         return head + body.strip() + "\n\n"
+    if bench["result"] is not None:
+        return head + json_markdown(bench["result"])
     return head + "```\n" + bench["output_tail"].strip()[-2000:] + "\n```\n\n"
 
 
 def summary(report: dict[str, Any], link_prefix: str) -> str:
     lines = [f"Measured {report['measured_at']} on {report['platform']}, "
              f"{report['cpu_count']} CPUs, Python {report['python']}"
-             f"{' (quick mode)' if report['quick'] else ''}.\n\n",
+             f"{' (quick mode)' if report['quick'] else ''}"
+             f"{'; results collected from earlier runs' if report.get('collected') else ''}.\n\n",
              "| benchmark | status | seconds |\n|---|---|---:|\n"]
     lines += [f"| {b['name']} | {b['status']} | {b['seconds']} |\n" for b in report["benches"]]
     lines.append("\n")
@@ -109,12 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="seconds for the whole run (env BENCH_BUDGET)")
     parser.add_argument("--only", type=lambda s: [x for x in s.split(",") if x], default=None)
     parser.add_argument("--docs", type=Path, default=DOCS)
+    parser.add_argument("--collect", action="store_true",
+                        help="run nothing; summarise the bench/results/<name>.json already there")
     args = parser.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     RESULTS.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.budget
     benches = []
     for script in discover(args.only):
+        if args.collect:
+            benches.append(collect_one(script))
+            continue
         left = deadline - time.monotonic()
         if left <= 1:
             benches.append({"name": script.stem, "command": script.name, "status": "skipped",
@@ -128,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         benches.append(bench)
     date = time.strftime("%Y-%m-%d", time.gmtime())
     report = {"date": date, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "quick": args.quick, "python": sys.version.split()[0],
+              "quick": args.quick, "collected": args.collect, "python": sys.version.split()[0],
               "platform": platform.platform(), "cpu_count": os.cpu_count(), "benches": benches}
     (RESULTS / f"{date}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{date}.md").write_text(f"# Benchmarks {date}\n\n" + summary(report, ""))
@@ -139,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "under a timeout and writes `bench/results/<name>.json`; speed is measured here, "
         "never asserted in tests.\n\n" + summary(report, "../bench/results/")
     )
-    failed = [b["name"] for b in benches if b["status"] != "ok"]
+    failed = [b["name"] for b in benches if b["status"] != "ok" and not args.collect]
     print(f"wrote {RESULTS / (date + '.json')}, {RESULTS / (date + '.md')}, {args.docs}"
           + (f"; not ok: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
