@@ -84,6 +84,8 @@ def _load(args: argparse.Namespace) -> tuple[list[Event], dict[str, Any]]:
 
 def _settings(args: argparse.Namespace) -> tuple[Grid, Protocol]:
     quick = args.quick
+    if args.events is not None and args.events < 1:
+        raise ConfigError("events", f"must be >= 1, got {args.events}")
     try:
         als = ALSParams(factors=16 if quick else args.factors,
                         iterations=4 if quick else args.iterations,
@@ -98,7 +100,7 @@ def _settings(args: argparse.Namespace) -> tuple[Grid, Protocol]:
         protocol = Protocol(k=args.k, positive=args.positive, warmup=args.warmup,
                             sample=args.sample, seed=args.seed)
     except ValueError as e:
-        raise ConfigError("evaluate", str(e)) from e
+        raise ConfigError("evaluation settings", str(e)) from e
     return grid, protocol
 
 
