@@ -25,6 +25,7 @@ from .storebase import (
     StoreUnavailable,
     VersionNotFound,
     check_version_name,
+    prune_candidates,
 )
 
 __all__ = ["LocalStore"]
@@ -160,10 +161,7 @@ class LocalStore:
         return target
 
     def prune(self, keep: int) -> list[str]:
-        if keep < 1:
-            raise ValueError(f"keep must be >= 1, got {keep}")
-        latest = self.latest()
-        doomed = [v for v in self.versions()[:-keep] if v != latest]
+        doomed = prune_candidates(self.versions(), self.latest(), keep)
         with _io("pruning"):
             for version in doomed:
                 path = self.snapshots / version

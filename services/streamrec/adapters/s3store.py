@@ -30,6 +30,7 @@ from .storebase import (
     StoreUnavailable,
     VersionNotFound,
     check_version_name,
+    prune_candidates,
 )
 
 __all__ = ["S3Store"]
@@ -194,10 +195,7 @@ class S3Store:
         return target
 
     def prune(self, keep: int) -> list[str]:
-        if keep < 1:
-            raise ValueError(f"keep must be >= 1, got {keep}")
-        latest = self.latest()
-        doomed = [v for v in self.versions()[:-keep] if v != latest]
+        doomed = prune_candidates(self.versions(), self.latest(), keep)
         for version in doomed:
             base = self._version_prefix(version)
             with _s3(f"delete {base}{MANIFEST_NAME}"):  # first: the version disappears at once

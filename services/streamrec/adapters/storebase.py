@@ -20,6 +20,7 @@ __all__ = [
     "StoreUnavailable",
     "VersionNotFound",
     "check_version_name",
+    "prune_candidates",
 ]
 
 LATEST_NAME = "LATEST"
@@ -52,6 +53,13 @@ def check_version_name(version: str) -> str:
     if not _SAFE_VERSION.fullmatch(version):
         raise ValueError(f"unsafe snapshot version name {version!r}")
     return version
+
+
+def prune_candidates(versions: list[str], latest: str | None, keep: int) -> list[str]:
+    """The versions `prune(keep)` deletes: all but the newest ``keep``, never LATEST's."""
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    return [v for v in versions[:-keep] if v != latest]
 
 
 @runtime_checkable
