@@ -315,3 +315,46 @@ def test_text_round_trip_gives_the_same_event_with_transport_timestamp(event):
         assume(":" not in value and value == value.strip(" \t\r\n"))
     assume(not event.user.startswith("{"))
     assert parse_event(serialize_event(event, "text"), default_ts=event.ts) == event
+
+
+# -- arbitrary bytes -------------------------------------------------------------------------
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(
+        st.sampled_from(["user", "item", "weight", "rating", "ts", "timestamp", "x"]),
+        inner,
+        max_size=5,
+    ),
+    max_leaves=8,
+)
+# Mostly noise, plus bytes that get past the first checks: JSON-shaped values (valid or with
+# noise appended), text with separators, and a value just over the size limit.
+_ANY_BYTES = (
+    st.binary(max_size=300)
+    | st.builds(lambda v, tail: json.dumps(v).encode() + tail, _JSON_VALUES, st.binary(max_size=3))
+    | st.builds(lambda b: b"{" + b, st.binary(max_size=40))
+    | st.lists(st.binary(max_size=6), min_size=1, max_size=4).map(b":".join)
+    | st.just(b"u:" + b"i" * MAX_EVENT_BYTES)
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw=_ANY_BYTES, fmt=st.sampled_from(["auto", "text", "json"]))
+def test_arbitrary_bytes_give_an_event_or_invalid_event_and_nothing_else(raw, fmt):
+    try:
+        event = parse_event(raw, fmt, 1.0)
+    except InvalidEvent as exc:
+        assert exc.reason in REASONS and exc.detail
+    else:
+        assert isinstance(event, Event) and event.weight > 0 and math.isfinite(event.weight)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_ANY_BYTES, max_size=20), fmt=st.sampled_from(["auto", "text", "json"]))
+def test_a_batch_of_arbitrary_bytes_never_raises_and_accounts_for_every_value(values, fmt):
+    batch = parse_batch(values, fmt, None, 1.0)
+    assert len(batch) == len(values)
+    assert sorted(batch.positions + [i for i, _ in batch.rejected]) == list(range(len(values)))
+    assert all(isinstance(e, InvalidEvent) and e.reason in REASONS for _, e in batch.rejected)
