@@ -93,6 +93,12 @@ class LocalStore:
                         _fsync(tmp / src.name)
                     _fsync(tmp)
                     os.rename(tmp, final)
+                except OSError:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    if not final.exists():
+                        raise
+                    # Another publisher renamed the same version into place first.
+                    self._check_same(local_dir, final, version)
                 except BaseException:
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise
