@@ -357,13 +357,63 @@ def test_concurrent_requests_during_reloads_never_fail(world: World):
 
 # --- metrics and the OpenAPI document -----------------------------------------------------
 
-def test_metrics_expose_requests_and_reloads(world: World):
-    world.get("/popular")
+def _sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_metrics_count_requests_by_route_rule_and_status(world: World):
+    route = {"route": "/users/<user>/recommendations", "method": "GET", "status": "200"}
+    before = _sample("streamrec_http_requests_total", **route)
+    slow = _sample("streamrec_http_request_seconds_count", **route)
+    world.get("/users/u0/recommendations")
+    world.get("/users/someone-else/recommendations")
+    world.get("/items/nope/similar", 404)
     r = world.client.get("/metrics")
     text = r.get_data(as_text=True)
     assert r.status_code == 200
-    assert 'streamrec_http_requests_total{endpoint="/popular"' in text
-    assert 'streamrec_snapshot_reloads_total{result="loaded"}' in text
+    assert _sample("streamrec_http_requests_total", **route) == before + 2
+    assert _sample("streamrec_http_request_seconds_count", **route) == slow + 2
+    assert 'route="/items/<item>/similar"' in text and 'status="404"' in text
+    assert "someone-else" not in text  # never the raw path
+
+
+def test_metrics_name_the_served_version_and_its_age(world: World):
+    assert _sample("streamrec_model_info", version="000000000001") == 1.0
+    world.publish("000000000002")
+    assert world.tick()
+    assert _sample("streamrec_model_info", version="000000000002") == 1.0
+    assert _sample("streamrec_model_info", version="000000000001") == 0.0
+    text = world.client.get("/metrics").get_data(as_text=True)
+    assert "streamrec_snapshot_age_seconds " in text
+
+
+def test_metrics_count_reload_successes_and_refusals(world: World):
+    loaded = _sample("streamrec_snapshot_reloads_total", result="loaded")
+    refused = _sample("streamrec_snapshot_reloads_total", result="refused")
+    world.publish("000000000002")
+    assert world.tick()
+    world.publish("000000000003")
+    (world.store.root / "snapshots" / "000000000003" / "item_factors.npy").write_bytes(b"x")
+    assert not world.tick()
+    assert _sample("streamrec_snapshot_reloads_total", result="loaded") == loaded + 1
+    assert _sample("streamrec_snapshot_reloads_total", result="refused") == refused + 1
+
+
+def test_metrics_report_fold_in_lag_in_messages_and_seconds(world: World):
+    foldin = world.service.foldin
+    assert foldin is not None
+    world.client.post("/interactions", json=[{"user": "u0", "item": "i1"}] * 3)
+    foldin.step()  # opens the source at the snapshot's offsets, reads all three
+    foldin.report_lag()
+    assert _sample("streamrec_foldin_lag_messages") == 0.0
+    assert _sample("streamrec_foldin_lag_seconds") == 0.0
+    world.client.post("/interactions", json={"user": "u0", "item": "i3"})
+    foldin.last_event_ts = 1_000.0
+    foldin.report_lag(now=1_004.0)
+    assert _sample("streamrec_foldin_lag_messages") == 1.0
+    assert _sample("streamrec_foldin_lag_seconds") == 4.0
 
 
 def _openapi_path(rule: str) -> str:

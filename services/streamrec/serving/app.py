@@ -96,7 +96,11 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> tuple[Response, int]:
         code = (e.name or "error").lower().replace(" ", "_")
-        return jsonify(error=code, message=e.description or e.name), e.code or 500
+        response = jsonify(error=code, message=e.description or e.name)
+        for name, value in e.get_headers():  # e.g. the 405's Allow (RFC 9110)
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, e.code or 500
 
     @app.errorhandler(Exception)
     def bug(e: Exception) -> tuple[Response, int]:
@@ -109,11 +113,11 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
 
     @app.after_request
     def _count(response: Response) -> Response:
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        # The URL rule, never the raw path: one series per route, whatever the ids.
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         started: Any = g.get("started")
-        if started is not None:
-            metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+        seconds = None if started is None else time.perf_counter() - started
+        metrics.observe(route, request.method, response.status_code, seconds)
         return response
 
     return app

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 SourceFactory = Callable[[Mapping[int, int]], EventSource]
 POLL_MAX = 500
 POLL_TIMEOUT = 0.05  # librdkafka fills a batch until this timeout: it bounds freshness
-LAG_EVERY = 5.0
+LAG_EVERY = 2.0  # seconds between lag checks (a watermark query per partition)
 
 
 class FoldIn:
@@ -47,6 +47,7 @@ class FoldIn:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.last_event_ts: float | None = None  # produce time of the last message read
 
     def on_swap(self, served: Served) -> None:
         """Holder listener: drop what the snapshot holds; skip the consumer ahead if needed."""
@@ -74,6 +75,9 @@ class FoldIn:
         messages = self.source.poll(POLL_MAX, POLL_TIMEOUT)
         if not messages:
             return 0
+        stamps = [m.timestamp for m in messages if m.timestamp is not None]
+        if stamps:
+            self.last_event_ts = max(stamps)
         batch = parse_batch([m.value or b"" for m in messages], self.fmt, self.min_weight,
                             [m.timestamp for m in messages])
         kept = 0
@@ -111,9 +115,7 @@ class FoldIn:
         while not self._stop.is_set():
             if self.source is not None and time.monotonic() - lag_at > LAG_EVERY:
                 lag_at = time.monotonic()
-                lag = self.lag()  # here, not in a request thread: the source is not shared
-                if lag is not None:
-                    metrics.FOLDIN_LAG.set(lag)
+                self.report_lag()  # here, not in a request thread: the source is not shared
             try:
                 if self.source is None and self._pending is None:
                     self._stop.wait(POLL_TIMEOUT)
@@ -131,6 +133,17 @@ class FoldIn:
 
     def lag(self) -> int | None:
         return None if self.source is None else self.source.lag()
+
+    def report_lag(self, now: float | None = None) -> None:
+        """Set the lag gauges (messages and seconds behind the end of the topic)."""
+        lag = self.lag()
+        if lag is None:
+            return
+        metrics.FOLDIN_LAG.set(lag)
+        seconds = metrics.lag_seconds(lag, self.last_event_ts,
+                                      time.time() if now is None else now)
+        if seconds is not None:
+            metrics.FOLDIN_LAG_SECONDS.set(seconds)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()

@@ -2,13 +2,19 @@
 
 When ``PROMETHEUS_MULTIPROC_DIR`` is set before this module is imported (``streamrec serve``
 sets one up), prometheus-client keeps each worker's values in files there and `/metrics`
-aggregates all workers; gauges say how (``livesum``, ``max``). Otherwise the default registry
-of this one process is exposed.
+aggregates all workers; gauges say how (``livesum``, ``livemax``, ``livemin``: only workers
+still alive count, gunicorn's ``child_exit`` marks the dead). Otherwise the default registry of
+this one process is exposed.
+
+The model's age is not stored: it is computed at scrape time from the oldest served snapshot's
+``created_at`` (a stored age would be as old as the last write of each worker).
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,16 +26,29 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as _mp
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+#: Latency buckets: fine below 10 ms, where a recommendation should land.
+BUCKETS = (.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5)
 
 REQUESTS = Counter("streamrec_http_requests_total", "HTTP requests answered",
-                   ["endpoint", "method", "status"])
-LATENCY = Histogram("streamrec_http_request_seconds", "HTTP request latency", ["endpoint"],
-                    buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+                   ["route", "method", "status"])
+LATENCY = Histogram("streamrec_http_request_seconds",
+                    "HTTP request latency in the app (parse to response built)",
+                    ["route", "method", "status"], buckets=BUCKETS)
 RELOADS = Counter("streamrec_snapshot_reloads_total",
-                  "Snapshot loads by result (loaded, refused, unavailable)", ["result"])
-SNAPSHOT_CREATED = Gauge("streamrec_snapshot_created_seconds",
-                         "created_at of the served snapshot (unix seconds)",
-                         multiprocess_mode="min")
+                  "Snapshot loads by result: loaded; refused (corrupt, partial, inconsistent: "
+                  "never retried) and unavailable (store unreachable: retried) are failures",
+                  ["result"])
+MODEL_INFO = Gauge("streamrec_model_info",
+                   "1 for the snapshot version a worker serves (0 once replaced)", ["version"],
+                   multiprocess_mode="livemax")
+CREATED_NAME = "streamrec_snapshot_created_seconds"
+SNAPSHOT_CREATED = Gauge(CREATED_NAME,
+                         "created_at of the served snapshot (unix seconds; oldest worker)",
+                         multiprocess_mode="livemin")
 FOLDIN_EVENTS = Counter("streamrec_foldin_events_total",
                         "Interactions read by the fold-in consumer, by result "
                         "(kept, stale, invalid, filtered)", ["result"])
@@ -38,18 +57,78 @@ FOLDIN_EVICTED = Counter("streamrec_foldin_evicted_total",
 FRESH_EVENTS = Gauge("streamrec_foldin_fresh_events",
                      "Events held for fold-in since the snapshot", multiprocess_mode="livesum")
 FOLDIN_LAG = Gauge("streamrec_foldin_lag_messages",
-                   "Fold-in consumer lag behind the end of the topic", multiprocess_mode="max")
+                   "Fold-in consumer lag behind the end of the topic, in messages (worst worker)",
+                   multiprocess_mode="livemax")
+FOLDIN_LAG_SECONDS = Gauge("streamrec_foldin_lag_seconds",
+                           "Fold-in lag in seconds: 0 when caught up, else the time since the "
+                           "last consumed event was produced (an upper bound; worst worker)",
+                           multiprocess_mode="livemax")
 INGESTED = Counter("streamrec_ingest_events_total",
                    "Events posted to /interactions by result (produced, invalid)", ["result"])
 
+AGE_NAME = "streamrec_snapshot_age_seconds"
 
-def exposition() -> tuple[bytes, str]:
+
+def lag_seconds(lag_messages: int, last_event_ts: float | None, now: float) -> float | None:
+    """Seconds the fold-in consumer is behind: 0 when caught up, else ``now`` minus the
+    produce time of the last event it read (the next unread one is younger); None when it
+    is behind but has read nothing yet."""
+    if lag_messages <= 0:
+        return 0.0
+    if last_event_ts is None:
+        return None
+    return max(0.0, now - last_event_ts)
+
+
+def snapshot_age(created: Iterable[float], now: float) -> float | None:
+    """Age of the oldest served snapshot; None when no worker serves one (created <= 0)."""
+    served = [c for c in created if c > 0]
+    return max(0.0, now - min(served)) if served else None
+
+
+def served(version: str, previous: str | None) -> None:
+    """A worker swapped models: the info gauge names the new version only."""
+    if previous is not None and previous != version:
+        MODEL_INFO.labels(previous).set(0)
+    MODEL_INFO.labels(version).set(1)
+
+
+def observe(route: str, method: str, status: int, seconds: float | None) -> None:
+    """Count one answered request (and its latency when known)."""
+    code = str(status)
+    REQUESTS.labels(route, method, code).inc()
+    if seconds is not None:
+        LATENCY.labels(route, method, code).observe(seconds)
+
+
+class _WithAge(Collector):
+    """The collected families plus the model age derived from them."""
+
+    def __init__(self, families: list[Metric], now: float) -> None:
+        self.families, self.now = families, now
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+        created = [s.value for f in self.families if f.name == CREATED_NAME
+                   for s in f.samples]
+        age = snapshot_age(created, self.now)
+        if age is not None:
+            family = GaugeMetricFamily(AGE_NAME, "Seconds since the oldest served snapshot "
+                                                 "was created")
+            family.add_metric([], age)
+            yield family
+
+
+def exposition(now: float | None = None) -> tuple[bytes, str]:
     """The text exposition of all workers (multiprocess) or of this process."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         _mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        families = list(registry.collect())
+    else:
+        families = list(REGISTRY.collect())
+    collector = _WithAge(families, time.time() if now is None else now)
+    return generate_latest(collector), CONTENT_TYPE_LATEST
 
 
 def mark_worker_dead(pid: int) -> None:

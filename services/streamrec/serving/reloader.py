@@ -123,6 +123,7 @@ class Reloader:
         self.holder.swap(served)
         metrics.RELOADS.labels("loaded").inc()
         metrics.SNAPSHOT_CREATED.set(snapshot.manifest.created_at_unix)
+        metrics.served(version, current.version if current else None)
         log.info("serving snapshot %s (%r)", version, snapshot.model)
         return True
 
