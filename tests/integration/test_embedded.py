@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,12 @@ from typing import Any
 import pytest
 
 from streamrec.adapters.kafka import KafkaSource
+from streamrec.adapters.locallog import LocalLogSource
+from streamrec.adapters.stores import open_store
 from streamrec.config import Config
+from streamrec.core.codec import parse_event
+from streamrec.core.snapshot import Snapshot, read_snapshot
+from streamrec.data import movielens
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
@@ -45,8 +51,29 @@ def _until(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _read_log(data_dir: Path, topic: str = "interactions") -> list[bytes]:
+    """Every record of ``topic`` up to its high watermark, read as the trainer reads it."""
+    source = LocalLogSource(data_dir / "log", topic)
+    source.seek({0: 0})
+    end = source.end_offsets()[0]
+    got: list[bytes] = []
+    deadline = time.monotonic() + 60
+    while len(got) < end and time.monotonic() < deadline:
+        got += [m.value or b"" for m in source.poll(10_000, 0.5)]
+    source.close()
+    assert len(got) == end
+    return got
+
+
+def _latest_snapshot(data_dir: Path, dest: Path) -> Snapshot | None:
+    store = open_store(str(data_dir / "snapshots"))
+    version = store.latest()
+    return None if version is None else read_snapshot(store.fetch(version, dest))
+
+
 class Embedded:
     def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.log = (data_dir.parent / f"{data_dir.name}.log").open("a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamrec.cli", "run", "--data-dir", str(data_dir),
@@ -60,6 +87,10 @@ class Embedded:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+    def kill(self) -> int:
+        self.proc.send_signal(signal.SIGKILL)
         return self.proc.wait(60)
 
 
@@ -150,3 +181,53 @@ def test_replay_and_item_producers_write_to_kafka(kafka: Any) -> None:
     first = json.loads(got[0])
     assert set(first) == {"user", "item", "rating", "timestamp"}
     assert all(re.fullmatch(rb"user-\d+:\d+", v) for v in got[500:])
+
+
+def test_every_acknowledged_event_survives_a_sigkill_and_the_window_matches_the_log(
+        embedded: Callable[[], Embedded], tmp_path: Path) -> None:
+    first = embedded()
+    sent: Counter[tuple[str, str, float]] = Counter()
+    for b in range(40):  # 40 acknowledged requests of 5 events, while the trainer fits
+        batch = [{"user": f"u{(b * 5 + k) % 23}", "item": f"i{(b * 3 + k) % 31}",
+                  "weight": float(1 + (b + k) % 3)} for k in range(5)]
+        reply = _http("POST", f"{first.url}/interactions", batch)
+        assert reply["accepted"] == 5, reply
+        sent.update((e["user"], e["item"], e["weight"]) for e in batch)
+    assert first.kill() == -signal.SIGKILL  # no shutdown, no final flush: only the acks count
+
+    def log_events() -> Counter[tuple[str, str, float]]:
+        return Counter((e.user, e.item, e.weight)
+                       for e in map(parse_event, _read_log(first.data_dir)))
+
+    assert log_events() == sent  # readable right after the kill, before any recovery
+    second = embedded()
+    assert log_events() == sent  # and after the restart's tail recovery
+    total = sum(sent.values())
+    snap = _until("a snapshot covering the whole log", lambda: (s := _latest_snapshot(
+        second.data_dir, tmp_path / f"c{time.monotonic_ns()}")) is not None
+        and s.offsets.get(0) == total and s)
+    assert snap.manifest.window["total_appended"] == total
+    assert Counter((e.user, e.item, e.weight) for e in snap.window.events()) == log_events()
+    assert second.stop() == 0
+
+
+def test_producers_write_through_the_embedded_endpoint(
+        embedded: Callable[[], Embedded]) -> None:
+    e = embedded()
+    data = str(e.data_dir)
+    for cmd in (["items", "--data-dir", data, "--items-topic", "items-demo"],
+                ["replay", "--url", e.url, "--limit", "300", "--batch", "100"],
+                ["users", "--url", e.url, "--data-dir", data, "--items-topic", "items-demo",
+                 "--count", "20", "--rate", "0"]):
+        proc = subprocess.run([sys.executable, str(ROOT / "demo" / "producers.py"), *cmd],
+                              capture_output=True, text=True, timeout=120, env=ENV)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    ratings, titles = movielens.load()
+    items = [json.loads(v) for v in _read_log(e.data_dir, "items-demo")]
+    assert {it["item"]: it["title"] for it in items} == titles
+    events = [parse_event(v) for v in _read_log(e.data_dir)]
+    assert len(events) == 320
+    assert [(ev.user, ev.item, ev.weight) for ev in events[:300]] == [
+        (r.user, r.item, r.rating) for r in ratings[:300]]
+    assert all(re.fullmatch(r"user-\d+", ev.user) and ev.item in titles for ev in events[300:])
+    assert e.stop() == 0
