@@ -91,7 +91,9 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError) -> tuple[Response, int]:
-        return jsonify(error=e.code, message=e.message), e.status
+        response = jsonify(error=e.code, message=e.message)
+        response.headers.update(e.headers)
+        return response, e.status
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> tuple[Response, int]:

@@ -15,9 +15,11 @@ MAX_LIST = 1000
 class ApiError(Exception):
     """An error the client can act on: ``status`` 4xx/503, ``code`` stable, ``message`` human."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = dict(headers or {})  # e.g. WWW-Authenticate on a 401
 
 
 def check_keys(args: Mapping[str, str], allowed: Iterable[str]) -> None:

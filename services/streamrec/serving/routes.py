@@ -178,9 +178,12 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     def interactions() -> tuple[Response, int]:
         token = svc.config.ingest_token
         if token is not None:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer' is required")
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            # The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    given.strip().encode("utf-8"), token.encode("utf-8")):
+                raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer' is required",
+                               {"WWW-Authenticate": 'Bearer realm="streamrec"'})
         if svc.sink is None:
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
         try:
