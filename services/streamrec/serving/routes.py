@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import struct
 import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 REC_KEYS = ("n", "exclude_seen", "items", "exclude")
 MAX_BATCH_USERS = 1000
+METRICS_ATTEMPTS = 5
 
 
 def _id(value: str, field: str) -> str:
@@ -216,8 +218,15 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        body, ctype = metrics.exposition()
-        return Response(body, content_type=ctype)
+        for attempt in range(METRICS_ATTEMPTS):
+            try:
+                body, ctype = metrics.exposition()
+                return Response(body, content_type=ctype)
+            except struct.error:
+                # prometheus-client race: another worker's metrics file was just created and
+                # is still empty (it opens, then sizes it). It is complete a moment later.
+                time.sleep(0.01 * (attempt + 1))
+        raise ApiError(503, "metrics_busy", "a worker's metrics file is being created; retry")
 
     @app.get("/openapi.json")
     def openapi_doc() -> Response:
