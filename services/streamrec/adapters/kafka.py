@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 _REFRESH_PARTITIONS_S = 30.0
 # Errors librdkafka reports while it retries by itself; logged, never raised.
 _QUIET = {KafkaError._PARTITION_EOF}
+# The producer's own size limit (librdkafka's default is 1 MB). A dead letter keeps the
+# original value, which the broker may have accepted up to the topic's max.message.bytes; the
+# broker, not the client, decides what fits.
+_PRODUCE_MAX_BYTES = 64 * 1024 * 1024
 
 
 def _log_error(err: KafkaError) -> None:
@@ -247,6 +251,7 @@ class KafkaSink:
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": linger_ms,
+            "message.max.bytes": _PRODUCE_MAX_BYTES,
             "error_cb": _log_error,
             "logger": log,
         })
@@ -260,7 +265,11 @@ class KafkaSink:
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None,
                 headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        """Queue one message; waits (serving delivery reports) while the local queue is full."""
+        """Queue one message; waits (serving delivery reports) while the local queue is full.
+
+        A message the client refuses at once (too large, unknown topic) raises
+        `SourceUnavailable`, which every caller handles, instead of crashing it.
+        """
         for _ in range(600):
             try:
                 self._producer.produce(topic, value=value, key=key,
@@ -269,6 +278,9 @@ class KafkaSink:
             except BufferError:
                 self._producer.poll(0.1)
                 continue
+            except KafkaException as e:
+                self.failed += 1
+                raise SourceUnavailable(f"kafka: cannot produce to {topic}: {e}") from e
             self._producer.poll(0)
             return
         raise SourceUnavailable(f"kafka: producer queue for {topic} stayed full for 60 s")
