@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -74,7 +75,12 @@ class KafkaBroker:
         return len(md.brokers) == 1
 
     def stop(self) -> None:
+        """Controlled shutdown (SIGTERM); `start` brings it back on the same ports and data."""
         self.process.stop(timeout=30)
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
 
     def kill(self) -> None:
         self.process.kill()
@@ -90,12 +96,14 @@ class KafkaBroker:
             [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config)]
         )
         futures[name].result(timeout=30)
-        # Wait until the topic's metadata is visible to clients.
-        for _ in range(100):
+        # Wait (up to ~30 s) until the topic's metadata is visible to clients; an unknown topic
+        # answers at once, so the loop has to pause between looks.
+        for _ in range(150):
             md = self.admin.list_topics(topic=name, timeout=5)
             t = md.topics.get(name)
             if t is not None and t.error is None and len(t.partitions) == partitions:
                 return name
+            time.sleep(0.2)
         raise InfraError(f"kafka: topic {name} not visible after creation")
 
     def log_tail(self) -> str:
