@@ -90,11 +90,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_array(path: Path, array: Array) -> FileInfo:
+def _write_array(path: Path, array: Array, sync: bool) -> FileInfo:
     with path.open("wb") as f:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     return FileInfo(
         sha256=_sha256(path),
         bytes=path.stat().st_size,
@@ -111,9 +112,12 @@ def write_snapshot(
     version: str,
     extra_meta: Mapping[str, Any] | None = None,
     created_at: float | None = None,
+    sync: bool = True,
 ) -> Manifest:
     """Write a snapshot into ``directory`` (created if needed); the manifest goes last.
 
+    ``sync=False`` skips the fsyncs, for a scratch copy that a store then uploads or copies
+    durably itself (the trainer's case: 19 fsyncs can cost more than writing the arrays).
     Raises ``SnapshotError`` if the directory already holds a snapshot.
     """
     path = Path(directory)
@@ -121,10 +125,11 @@ def write_snapshot(
     if (path / MANIFEST_NAME).exists():
         raise SnapshotError(f"{path} already holds a snapshot; write each version once")
     files = {
-        name: _write_array(path / f"{name}.npy", array)
+        name: _write_array(path / f"{name}.npy", array, sync)
         for name, array in layout.to_arrays(model, window).items()
     }
-    _fsync_dir(path)
+    if sync:
+        _fsync_dir(path)
     now = time.time() if created_at is None else created_at
     info = model.fit_info
     manifest = Manifest(
@@ -154,10 +159,12 @@ def write_snapshot(
     tmp = path / f".{MANIFEST_NAME}.tmp"
     with tmp.open("w", encoding="utf-8") as f:
         f.write(manifest.to_json())
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path / MANIFEST_NAME)
-    _fsync_dir(path)
+    if sync:
+        _fsync_dir(path)
     return manifest
 
 

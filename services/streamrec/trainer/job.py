@@ -80,8 +80,10 @@ class FitJob:
         fit_seconds = time.monotonic() - started
         self.metrics.retrain_seconds.observe(fit_seconds)
         snapshot_dir = tmp / self.version
+        # A scratch copy: the store makes it durable (LocalStore fsyncs its own copy, S3 has
+        # the upload), so fsyncing it here would only add to every retrain.
         write_snapshot(snapshot_dir, model, self.contents, self.offsets, self.version,
-                       extra_meta={"new_events": self.new_events})
+                       extra_meta={"new_events": self.new_events}, sync=False)
         if self.sink is not None:
             # Dead letters for messages this snapshot covers must be durable before it is.
             self.sink.flush(30.0)
