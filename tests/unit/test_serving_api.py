@@ -434,3 +434,12 @@ def test_every_route_is_documented_in_openapi_and_vice_versa(world: World):
                 routes.add((_openapi_path(rule.rule), method.lower()))
     documented = {(p, m) for p, ops in doc["paths"].items() for m in ops}
     assert routes == documented
+
+
+def test_a_served_snapshot_keeps_the_model_but_not_the_trainers_window(world: World):
+    served = world.service.holder.current()
+    assert served is not None
+    window = served.snapshot.window
+    assert len(window) == 0 and window.user_ids == [] and window.item_ids == []
+    assert window.capacity == world.window.contents().capacity
+    assert len(served.snapshot.model.user_ids) == 12

@@ -58,3 +58,17 @@ def test_observe_counts_by_route_method_and_status_with_a_latency_histogram():
     assert REGISTRY.get_sample_value("streamrec_http_request_seconds_bucket",
                                      {**labels, "le": "0.001"}) == 1.0
     assert REGISTRY.get_sample_value("streamrec_http_request_seconds_count", labels) == 1.0
+
+
+def test_the_gunicorn_master_shares_imports_but_creates_no_metric():
+    # A metric made in the master would add its never-updated values (created_at 0) to the
+    # workers' aggregation; share_imports must leave serving.metrics unimported.
+    import subprocess
+    import sys
+
+    code = ("import sys; from streamrec.serving.server import share_imports; share_imports(); "
+            "assert 'numpy' in sys.modules and 'flask' in sys.modules; "
+            "assert 'streamrec.serving.metrics' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[Mapping[int, int]], EventSource]
 POLL_MAX = 500
-POLL_TIMEOUT = 0.05  # librdkafka fills a batch until this timeout: it bounds freshness
+POLL_TIMEOUT = 0.05  # the longest wait for a first message (how often `stop` is checked)
 LAG_EVERY = 2.0  # seconds between lag checks (a watermark query per partition)
 
 
@@ -72,7 +72,10 @@ class FoldIn:
                 raise
         if self.source is None:
             return 0  # no snapshot yet: nothing to fold into
-        messages = self.source.poll(POLL_MAX, POLL_TIMEOUT)
+        # Drain what has arrived without waiting; when nothing has, block for the *first*
+        # message only: a batch poll would wait out its timeout to fill the batch, which made
+        # the timeout the floor of freshness.
+        messages = self.source.poll(POLL_MAX, 0.0) or self.source.poll(1, POLL_TIMEOUT)
         if not messages:
             return 0
         stamps = [m.timestamp for m in messages if m.timestamp is not None]

@@ -6,6 +6,9 @@ aggregates all workers; gauges say how (``livesum``, ``livemax``, ``livemin``: o
 still alive count, gunicorn's ``child_exit`` marks the dead). Otherwise the default registry of
 this one process is exposed.
 
+Import this module in workers only, never in the gunicorn master: metric objects made there
+would add the master's (never updated) values to the aggregation.
+
 The model's age is not stored: it is computed at scrape time from the oldest served snapshot's
 ``created_at`` (a stored age would be as old as the last write of each worker).
 """
@@ -129,9 +132,3 @@ def exposition(now: float | None = None) -> tuple[bytes, str]:
         families = list(REGISTRY.collect())
     collector = _WithAge(families, time.time() if now is None else now)
     return generate_latest(collector), CONTENT_TYPE_LATEST
-
-
-def mark_worker_dead(pid: int) -> None:
-    """gunicorn's ``child_exit``: drop a dead worker's live gauges."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        _mp.mark_process_dead(pid)  # type: ignore[no-untyped-call]
