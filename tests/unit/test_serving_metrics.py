@@ -72,3 +72,13 @@ def test_the_gunicorn_master_shares_imports_but_creates_no_metric():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_unknown_methods_share_one_series():
+    metrics.observe("unmatched", "BREW", 405, None)
+    metrics.observe("unmatched", "FROB", 405, None)
+    labels = {"route": "unmatched", "status": "405"}
+    assert REGISTRY.get_sample_value("streamrec_http_requests_total",
+                                     {**labels, "method": "OTHER"}) == 2.0
+    assert REGISTRY.get_sample_value("streamrec_http_requests_total",
+                                     {**labels, "method": "BREW"}) is None

@@ -96,12 +96,27 @@ def served(version: str, previous: str | None) -> None:
     MODEL_INFO.labels(version).set(1)
 
 
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe(route: str, method: str, status: int, seconds: float | None) -> None:
-    """Count one answered request (and its latency when known)."""
-    code = str(status)
-    REQUESTS.labels(route, method, code).inc()
+    """Count one answered request (and its latency when known).
+
+    The labelled children are cached: ``labels()`` validates and locks on every call, and this
+    runs on every request. Routes, methods and statuses are few, so the cache stays small.
+    """
+    if method not in _METHODS:  # any token is a valid method: keep the series bounded
+        method = "OTHER"
+    key = (route, method, status)
+    pair = _children.get(key)
+    if pair is None:
+        code = str(status)
+        pair = _children[key] = (REQUESTS.labels(route, method, code),
+                                 LATENCY.labels(route, method, code))
+    pair[0].inc()
     if seconds is not None:
-        LATENCY.labels(route, method, code).observe(seconds)
+        pair[1].observe(seconds)
 
 
 class _WithAge(Collector):
