@@ -50,6 +50,8 @@ def server(kafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     topic = kafka.create_topic(f"fuzz-{uuid.uuid4().hex[:8]}")
     with serve(tmp, store.root, bootstrap=kafka.bootstrap, topic=topic) as served:
         yield served
+        # Whichever tests ran (bounded or slow): no 500 was logged with a traceback.
+        assert "unhandled error" not in served.log_text(), served.log_text()[-3000:]
 
 
 @pytest.fixture(scope="module")
