@@ -18,13 +18,18 @@ __all__ = ["IdMap", "decode_ids", "encode_ids"]
 
 def encode_ids(ids: Sequence[str]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     """Pack ids as ``(data, offsets)``: id ``i`` is ``data[offsets[i]:offsets[i + 1]]`` in UTF-8."""
-    encoded = [s.encode("utf-8") for s in ids]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    if encoded:
-        np.cumsum(
-            np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:]
-        )
-    data = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    text = "".join(ids)
+    parts: Sequence[str] | list[bytes]
+    if text.isascii():
+        # One encode for all: characters are bytes here (every snapshot writes 4 id lists).
+        blob, parts = text.encode("ascii"), ids
+    else:
+        encoded = [s.encode("utf-8") for s in ids]
+        blob, parts = b"".join(encoded), encoded
+    if len(ids):
+        np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(ids)), out=offsets[1:])
+    data = np.frombuffer(blob, dtype=np.uint8).copy()
     return data, offsets
 
 
