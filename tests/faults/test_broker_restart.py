@@ -31,9 +31,24 @@ PARTITIONS = 2
 def _run_restart(kafka: Any, s3: Any, tmp_path: Any, outage: float, around: float) -> None:
     topic = kafka.create_topic(f"brk-{uuid.uuid4().hex[:8]}", partitions=PARTITIONS)
     store = S3Store(s3.bucket, "", client=s3.client())
-    trainer = TrainerProc(kafka.bootstrap, topic, s3, tmp_path / "trainer", [
-        "--window-size", "1000000", "--retrain-every", "500", "--retrain-interval", "2",
-        "--factors", "8", "--iterations", "3"])
+    trainer = TrainerProc(
+        kafka.bootstrap,
+        topic,
+        s3,
+        tmp_path / "trainer",
+        [
+            "--window-size",
+            "1000000",
+            "--retrain-every",
+            "500",
+            "--retrain-interval",
+            "2",
+            "--factors",
+            "8",
+            "--iterations",
+            "3",
+        ],
+    )
     serving = ServingProc(kafka.bootstrap, topic, s3, tmp_path / "serving")
     stream = Stream(kafka.bootstrap, topic, rate=100, users=20)
     hammer = Hammer(serving, "/users/u1/recommendations?n=5")
@@ -53,13 +68,23 @@ def _run_restart(kafka: Any, s3: Any, tmp_path: Any, outage: float, around: floa
         up = time.monotonic()
         # fold-in: serving's consumer reads again (events produced after the restart)
         read_at_up = serving.foldin_read()
-        wait_for(lambda: serving.foldin_read() > read_at_up, 120,
-                 "fold-in to read events produced after the restart", every=0.05)
+        wait_for(
+            lambda: serving.foldin_read() > read_at_up,
+            120,
+            "fold-in to read events produced after the restart",
+            every=0.05,
+        )
         foldin_recovery = time.monotonic() - up
         sent_at_up = stream.sent
-        wait_for(lambda: trainer.metric("events_consumed_total") - consumed_before
-                 >= sent_at_up - consumed_before, 120,
-                 "the trainer to consume what was produced up to the restart", every=0.1)
+        wait_for(
+            lambda: (
+                trainer.metric("events_consumed_total") - consumed_before
+                >= sent_at_up - consumed_before
+            ),
+            120,
+            "the trainer to consume what was produced up to the restart",
+            every=0.1,
+        )
         trainer_recovery = time.monotonic() - up
         time.sleep(around)
         assert stream.stop() == 0 and stream.failed == 0
@@ -69,8 +94,11 @@ def _run_restart(kafka: Any, s3: Any, tmp_path: Any, outage: float, around: floa
 
         def complete() -> Any:
             snap = latest_snapshot(store, tmp_path / "snap")
-            return snap if snap is not None and \
-                snap.manifest.window["total_appended"] >= total else None
+            return (
+                snap
+                if snap is not None and snap.manifest.window["total_appended"] >= total
+                else None
+            )
 
         snap = wait_for(complete, 180, "a snapshot with every produced event", every=1.0)
         hammer.stop()
@@ -88,14 +116,17 @@ def _run_restart(kafka: Any, s3: Any, tmp_path: Any, outage: float, around: floa
     assert got == truth
     assert snap.manifest.window["total_appended"] == total
     assert hammer.ok > 0 and hammer.errors == {}
-    print(f"\nFIGURES broker: outage_s={up - down:.1f} (shutdown {stopped - down:.1f}s, "
-          f"down {outage:.0f}s, start {up - restart:.1f}s) "
-          f"foldin_recovery_s={foldin_recovery:.1f} trainer_recovery_s={trainer_recovery:.1f} "
-          f"events={total} lost=0 requests={hammer.ok} request_errors={hammer.errors}")
+    print(
+        f"\nFIGURES broker: outage_s={up - down:.1f} (shutdown {stopped - down:.1f}s, "
+        f"down {outage:.0f}s, start {up - restart:.1f}s) "
+        f"foldin_recovery_s={foldin_recovery:.1f} trainer_recovery_s={trainer_recovery:.1f} "
+        f"events={total} lost=0 requests={hammer.ok} request_errors={hammer.errors}"
+    )
 
 
 def test_broker_stopped_for_15s_mid_stream_loses_nothing_and_serving_keeps_answering(
-        kafka, s3, tmp_path):
+    kafka, s3, tmp_path
+):
     _run_restart(kafka, s3, tmp_path, outage=15, around=5)
 
 

@@ -51,10 +51,12 @@ def _valid(rng: random.Random) -> tuple[bytes, str]:
     if choice == 1:
         return f"{u}:{i}:{rng.choice([1, 2.5, 3, 0.75])}".encode(), "valid_text"
     if choice == 2:
-        return json.dumps({"user": u, "item": i, "weight": rng.randint(1, 5)}).encode(), \
-            "valid_json"
-    return json.dumps({"user": rng.randrange(300), "item": i, "rating": 4,
-                       "ts": 1.7e9 + rng.random()}).encode(), "valid_json"
+        return json.dumps(
+            {"user": u, "item": i, "weight": rng.randint(1, 5)}
+        ).encode(), "valid_json"
+    return json.dumps(
+        {"user": rng.randrange(300), "item": i, "rating": 4, "ts": 1.7e9 + rng.random()}
+    ).encode(), "valid_json"
 
 
 def _mutate(rng: random.Random, value: bytes) -> bytes:
@@ -93,8 +95,9 @@ def _weird(rng: random.Random) -> tuple[bytes | None, str]:
     if kind == 6:
         return f"{u}:{i}:{rng.choice([0.1, 0.25, 0.49])}".encode(), "low_weight"
     if kind == 7:
-        return rng.choice([None, b"", b"   ", b"\n", b"{}", b"[]", b"null", b"::", b"u:"]), \
-            "empty_or_shape"
+        return rng.choice(
+            [None, b"", b"   ", b"\n", b"{}", b"[]", b"null", b"::", b"u:"]
+        ), "empty_or_shape"
     return f"{u}\x01:{i}".encode(), "control_char"
 
 
@@ -125,17 +128,39 @@ def _pair(value: bytes | None) -> tuple[str, str]:
 
 
 def _run_fuzz(kafka: Any, s3: Any, tmp_path: Any, n: int, big: int, seed: int) -> None:
-    topic = kafka.create_topic(f"fuzz-{uuid.uuid4().hex[:8]}", partitions=PARTITIONS,
-                               **{"max.message.bytes": str(MAX_MESSAGE)})
+    topic = kafka.create_topic(
+        f"fuzz-{uuid.uuid4().hex[:8]}",
+        partitions=PARTITIONS,
+        **{"max.message.bytes": str(MAX_MESSAGE)},
+    )
     kafka.create_topic(f"{topic}.dlq", partitions=1, **{"max.message.bytes": str(MAX_MESSAGE)})
     store = S3Store(s3.bucket, "", client=s3.client())
-    trainer = TrainerProc(kafka.bootstrap, topic, s3, tmp_path / "trainer", [
-        "--window-size", str(2 * n), "--retrain-every", str(10**9), "--retrain-interval", "2",
-        "--factors", "8", "--iterations", "2", "--min-weight", str(MIN_WEIGHT)])
-    serving = ServingProc(kafka.bootstrap, topic, s3, tmp_path / "serving",
-                          ["--min-weight", str(MIN_WEIGHT)])
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "message.max.bytes": MAX_MESSAGE,
-                         "linger.ms": 20})
+    trainer = TrainerProc(
+        kafka.bootstrap,
+        topic,
+        s3,
+        tmp_path / "trainer",
+        [
+            "--window-size",
+            str(2 * n),
+            "--retrain-every",
+            str(10**9),
+            "--retrain-interval",
+            "2",
+            "--factors",
+            "8",
+            "--iterations",
+            "2",
+            "--min-weight",
+            str(MIN_WEIGHT),
+        ],
+    )
+    serving = ServingProc(
+        kafka.bootstrap, topic, s3, tmp_path / "serving", ["--min-weight", str(MIN_WEIGHT)]
+    )
+    producer = Producer(
+        {"bootstrap.servers": kafka.bootstrap, "message.max.bytes": MAX_MESSAGE, "linger.ms": 20}
+    )
     failures: list[str] = []
 
     def delivered(err: Any, _msg: Any) -> None:
@@ -146,8 +171,9 @@ def _run_fuzz(kafka: Any, s3: Any, tmp_path: Any, n: int, big: int, seed: int) -
         for k, v in enumerate(values):
             while True:
                 try:
-                    producer.produce(topic, value=v, key=str((key + k) % 13).encode(),
-                                     on_delivery=delivered)
+                    producer.produce(
+                        topic, value=v, key=str((key + k) % 13).encode(), on_delivery=delivered
+                    )
                     break
                 except BufferError:
                     producer.poll(0.1)
@@ -187,13 +213,19 @@ def _run_fuzz(kafka: Any, s3: Any, tmp_path: Any, n: int, big: int, seed: int) -
             return {f"after-fuzz-{p}" for p in range(PARTITIONS)} <= seen
 
         wait_for(folded, 240, "serving's fold-in to reach the probes", every=0.1)
-        consumed = wait_for(lambda: trainer.metric("events_consumed_total") >= len(sent)
-                            and trainer.metrics(), 300, "the trainer to consume everything")
+        consumed = wait_for(
+            lambda: trainer.metric("events_consumed_total") >= len(sent) and trainer.metrics(),
+            300,
+            "the trainer to consume everything",
+        )
 
         def complete() -> Any:
             snap = latest_snapshot(store, tmp_path / "snap")
-            return snap if snap is not None and \
-                snap.manifest.window["total_appended"] == expected["window"] else None
+            return (
+                snap
+                if snap is not None and snap.manifest.window["total_appended"] == expected["window"]
+                else None
+            )
 
         snap = wait_for(complete, 240, "a snapshot with every valid event", every=1.0)
         elapsed = time.monotonic() - started
@@ -205,14 +237,18 @@ def _run_fuzz(kafka: Any, s3: Any, tmp_path: Any, n: int, big: int, seed: int) -
         serving.close()
         trainer.close()
 
-    invalid = sum(v for k, v in consumed.items()
-                  if k.startswith("streamrec_trainer_events_invalid_total{"))
+    invalid = sum(
+        v for k, v in consumed.items() if k.startswith("streamrec_trainer_events_invalid_total{")
+    )
     accepted = consumed["streamrec_trainer_events_accepted_total"]
     filtered = consumed["streamrec_trainer_events_filtered_total"]
     assert consumed["streamrec_trainer_events_consumed_total"] == len(sent)
     assert invalid + accepted + filtered == len(sent)
-    assert (accepted, invalid, filtered) == (expected["window"], expected["dead"],
-                                             expected["filtered"])
+    assert (accepted, invalid, filtered) == (
+        expected["window"],
+        expected["dead"],
+        expected["filtered"],
+    )
 
     window = Counter((e.user, e.item) for e in snap.window.events())
     truth = Counter(_pair(s.value) for s in sent if _expect(s.value) == "window")
@@ -220,20 +256,24 @@ def _run_fuzz(kafka: Any, s3: Any, tmp_path: Any, n: int, big: int, seed: int) -
 
     dead = read_topic(kafka.bootstrap, f"{topic}.dlq", 1, timeout=120)
     assert len(dead) == expected["dead"]
-    assert Counter(d.value() or b"" for d in dead) == \
-        Counter(s.value or b"" for s in sent if _expect(s.value) == "dead")
+    assert Counter(d.value() or b"" for d in dead) == Counter(
+        s.value or b"" for s in sent if _expect(s.value) == "dead"
+    )
     for d in dead:
         headers = dict(d.headers() or [])
         assert headers["error"] and headers["source-offset"], headers
     assert hammer.ok > 0 and hammer.errors == {}
-    print(f"\nFIGURES fuzz: sent={len(sent)} window={accepted:.0f} dlq={len(dead)} "
-          f"filtered={filtered:.0f} big={big} produce_s={produced_s:.1f} "
-          f"total_s={elapsed:.1f} requests={hammer.ok} request_errors={hammer.errors} "
-          f"kinds={dict(Counter(s.kind for s in sent))}")
+    print(
+        f"\nFIGURES fuzz: sent={len(sent)} window={accepted:.0f} dlq={len(dead)} "
+        f"filtered={filtered:.0f} big={big} produce_s={produced_s:.1f} "
+        f"total_s={elapsed:.1f} requests={hammer.ok} request_errors={hammer.errors} "
+        f"kinds={dict(Counter(s.kind for s in sent))}"
+    )
 
 
 def test_fuzzed_events_each_land_in_window_dlq_or_filtered_and_nothing_falls_over(
-        kafka, s3, tmp_path):
+    kafka, s3, tmp_path
+):
     _run_fuzz(kafka, s3, tmp_path, n=20_000, big=2, seed=9)
 
 

@@ -49,9 +49,24 @@ def _publishes(trainer: TrainerProc) -> list[tuple[float, str]]:
 def _run_outage(kafka: Any, s3: Any, minio: Any, tmp_path: Any, outage: float) -> None:
     topic = kafka.create_topic(f"s3o-{uuid.uuid4().hex[:8]}", partitions=1)
     store = S3Store(s3.bucket, "", client=s3.client())
-    trainer = TrainerProc(kafka.bootstrap, topic, s3, tmp_path / "trainer", [
-        "--window-size", "1000000", "--retrain-every", "300", "--retrain-interval", "1",
-        "--factors", "8", "--iterations", "3"])
+    trainer = TrainerProc(
+        kafka.bootstrap,
+        topic,
+        s3,
+        tmp_path / "trainer",
+        [
+            "--window-size",
+            "1000000",
+            "--retrain-every",
+            "300",
+            "--retrain-interval",
+            "1",
+            "--factors",
+            "8",
+            "--iterations",
+            "3",
+        ],
+    )
     serving = ServingProc(kafka.bootstrap, topic, s3, tmp_path / "serving")
     stream = Stream(kafka.bootstrap, topic, rate=100, users=20)
     hammer = Hammer(serving, "/users/u1/recommendations?n=5")
@@ -77,16 +92,26 @@ def _run_outage(kafka: Any, s3: Any, minio: Any, tmp_path: Any, outage: float) -
         minio.start()
         up_at = time.time()
         # nothing can be published while MinIO is down: a publish after down_at came after
-        after = wait_for(lambda: [v for ts, v in _publishes(trainer) if ts >= down_at], 120,
-                         "a publish after MinIO is back")[0]
+        after = wait_for(
+            lambda: [v for ts, v in _publishes(trainer) if ts >= down_at],
+            120,
+            "a publish after MinIO is back",
+        )[0]
         publish_after_s = next(ts for ts, v in _publishes(trainer) if v == after) - up_at
         wait_for(lambda: serving.version() >= after, 60, "serving to reload the new snapshot")
         reload_after_s = time.time() - up_at
         assert stream.stop() == 0 and stream.failed == 0
         total = stream.delivered
-        snap = wait_for(lambda: (s := latest_snapshot(store, tmp_path / "snap")) is not None
-                        and s.manifest.window["total_appended"] >= total and s, 120,
-                        "a snapshot with every event", every=1.0)
+        snap = wait_for(
+            lambda: (
+                (s := latest_snapshot(store, tmp_path / "snap")) is not None
+                and s.manifest.window["total_appended"] >= total
+                and s
+            ),
+            120,
+            "a snapshot with every event",
+            every=1.0,
+        )
         hammer.stop()
         assert trainer.running and serving.running and trainer.starts == 1
     finally:
@@ -101,21 +126,26 @@ def _run_outage(kafka: Any, s3: Any, minio: Any, tmp_path: Any, outage: float) -
     assert after > before
     assert hammer.ok > 0 and hammer.errors == {}
     messages = read_topic(kafka.bootstrap, topic, 1)
-    assert Counter((e.user, e.item) for e in snap.window.events()) == \
-        Counter(tuple(m.value().decode().split(":")) for m in messages)
-    print(f"\nFIGURES s3: outage_s={up_at - down_at:.1f} requests={hammer.ok} "
-          f"requests_during_outage={served_during} request_errors={hammer.errors} "
-          f"upload_failures={failures:.0f} consumed_during_outage={consumed_during:.0f} "
-          f"publish_after_restart_s={publish_after_s:.1f} serving_reload_after_s="
-          f"{reload_after_s:.1f} versions={before}->{after} served_versions={len(hammer.versions)}")
+    assert Counter((e.user, e.item) for e in snap.window.events()) == Counter(
+        tuple(m.value().decode().split(":")) for m in messages
+    )
+    print(
+        f"\nFIGURES s3: outage_s={up_at - down_at:.1f} requests={hammer.ok} "
+        f"requests_during_outage={served_during} request_errors={hammer.errors} "
+        f"upload_failures={failures:.0f} consumed_during_outage={consumed_during:.0f} "
+        f"publish_after_restart_s={publish_after_s:.1f} serving_reload_after_s="
+        f"{reload_after_s:.1f} versions={before}->{after} served_versions={len(hammer.versions)}"
+    )
 
 
 def test_minio_down_30s_serving_answers_trainer_retries_and_publishes_after(
-        kafka, s3, minio, tmp_path):
+    kafka, s3, minio, tmp_path
+):
     _run_outage(kafka, s3, minio, tmp_path, outage=30)
 
 
 @pytest.mark.slow
 def test_minio_down_90s_serving_answers_trainer_retries_and_publishes_after(
-        kafka, s3, minio, tmp_path):
+    kafka, s3, minio, tmp_path
+):
     _run_outage(kafka, s3, minio, tmp_path, outage=90)

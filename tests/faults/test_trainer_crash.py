@@ -25,9 +25,24 @@ def _run_crashes(kafka: Any, s3: Any, tmp_path: Any, kills: int, seed: int) -> N
     rng = random.Random(seed)
     topic = kafka.create_topic(f"crash-{uuid.uuid4().hex[:8]}", partitions=PARTITIONS)
     store = S3Store(s3.bucket, "", client=s3.client())
-    trainer = TrainerProc(kafka.bootstrap, topic, s3, tmp_path / "trainer", [
-        "--window-size", "1000000", "--retrain-every", "300", "--retrain-interval", "1",
-        "--factors", "8", "--iterations", "5"])
+    trainer = TrainerProc(
+        kafka.bootstrap,
+        topic,
+        s3,
+        tmp_path / "trainer",
+        [
+            "--window-size",
+            "1000000",
+            "--retrain-every",
+            "300",
+            "--retrain-interval",
+            "1",
+            "--factors",
+            "8",
+            "--iterations",
+            "5",
+        ],
+    )
     stream = Stream(kafka.bootstrap, topic, rate=300, users=37)
     moments: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -41,8 +56,14 @@ def _run_crashes(kafka: Any, s3: Any, tmp_path: Any, kills: int, seed: int) -> N
             consumed = trainer.metric("events_consumed_total")
             assert trainer.running, trainer.log_text()[-3000:]
             trainer.kill()
-            moments.append({"after_s": round(delay, 2), "consumed": consumed,
-                            "fitting": fitting, "latest": store.latest()})
+            moments.append(
+                {
+                    "after_s": round(delay, 2),
+                    "consumed": consumed,
+                    "fitting": fitting,
+                    "latest": store.latest(),
+                }
+            )
         assert stream.alive, "every kill must happen while events still arrive"
         trainer.start()
         time.sleep(2)
@@ -53,8 +74,11 @@ def _run_crashes(kafka: Any, s3: Any, tmp_path: Any, kills: int, seed: int) -> N
 
         def complete() -> Any:
             snap = latest_snapshot(store, tmp_path / "snap")
-            return snap if snap is not None and \
-                snap.manifest.window["total_appended"] >= total else None
+            return (
+                snap
+                if snap is not None and snap.manifest.window["total_appended"] >= total
+                else None
+            )
 
         snap = wait_for(complete, 300, "a snapshot covering every event", every=1.0)
         assert trainer.terminate(60) == 0
@@ -70,13 +94,14 @@ def _run_crashes(kafka: Any, s3: Any, tmp_path: Any, kills: int, seed: int) -> N
     assert snap.manifest.window["total_appended"] == total
     assert sum(snap.offsets.values()) == total
     assert trainer.starts == kills + 1
-    print(f"\nFIGURES crash: kills={kills} events={total} lost=0 duplicated=0 "
-          f"kills_during_fit={sum(m['fitting'] for m in moments)} "
-          f"final_version={snap.version} total_s={elapsed:.1f} moments={moments}")
+    print(
+        f"\nFIGURES crash: kills={kills} events={total} lost=0 duplicated=0 "
+        f"kills_during_fit={sum(m['fitting'] for m in moments)} "
+        f"final_version={snap.version} total_s={elapsed:.1f} moments={moments}"
+    )
 
 
-def test_sigkill_at_random_moments_then_restart_loses_and_duplicates_nothing(
-        kafka, s3, tmp_path):
+def test_sigkill_at_random_moments_then_restart_loses_and_duplicates_nothing(kafka, s3, tmp_path):
     _run_crashes(kafka, s3, tmp_path, kills=5, seed=4)
 
 
