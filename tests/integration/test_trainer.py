@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -17,6 +20,7 @@ from streamrec.adapters.kafka import KafkaSink, KafkaSource, ensure_topics
 from streamrec.adapters.s3store import S3Store
 from streamrec.config import Config
 from streamrec.core.snapshot import Snapshot, read_snapshot
+from streamrec.data import movielens
 from streamrec.trainer.service import Trainer
 
 
@@ -111,52 +115,130 @@ def test_events_become_an_s3_snapshot_and_bad_ones_land_in_the_dlq(kafka, s3, tm
     assert [n.value for n in notified][-1].decode() == snap.version
 
 
-def _trainer_process(cfg: Config, s3, log: Path) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
-    env = {**os.environ, **s3.env(), "OPENBLAS_NUM_THREADS": "1"}
-    argv = [sys.executable, "-m", "streamrec.cli", "trainer", cfg.topic, "150", "100000", "-b",
-            "--bootstrap-servers", cfg.bootstrap_servers, "--group", cfg.group,
-            "--retrain-interval", "1", "--factors", "8", "--iterations", "3",
+def test_movielens_100k_as_json_events_becomes_a_snapshot_with_the_exact_counts(
+        kafka, s3, tmp_path):
+    ratings, _ = movielens.load()
+    cfg = _config(kafka, _topic(kafka), window_size=200_000, retrain_every=10**9,
+                  retrain_interval=1.0, factors=4, iterations=1)
+    _produce(cfg, [json.dumps(r.as_json()).encode() for r in ratings])
+    store = _store(s3)
+    trainer = Trainer(cfg, KafkaSource(cfg, cfg.topic, cfg.group), KafkaSink(cfg), store,
+                      workdir=tmp_path / "work")
+    assert trainer.resume() is not None
+
+    def covered() -> bool:
+        snap = _latest(store, tmp_path / f"c{time.monotonic_ns()}")
+        return snap is not None and snap.manifest.window["total_appended"] == len(ratings)
+
+    _step_until(trainer, lambda: trainer.window.total_appended == len(ratings) and
+                trainer.published != [] and covered(), 180)
+    trainer.shutdown()
+    snap = _latest(store, tmp_path / "final")
+    assert snap is not None
+    users = {r.user for r in ratings}
+    items = {r.item for r in ratings}
+    assert len(ratings) == 100_000 and (len(users), len(items)) == (943, 1682)
+    assert snap.manifest.sizes["window"] == len(ratings)
+    assert (snap.manifest.sizes["users"], snap.manifest.sizes["items"]) == (len(users),
+                                                                              len(items))
+    assert set(snap.model.user_ids) == users and set(snap.model.item_ids) == items
+    assert sum(snap.offsets.values()) == len(ratings)
+    got = Counter((e.user, e.item) for e in snap.window.events())
+    assert got == Counter((r.user, r.item) for r in ratings)
+    assert trainer.metrics.accepted._value.get() == len(ratings)
+
+
+def _trainer_process(cfg: Config, s3, log: Path, tmp: Path, retrain_every: int = 150,  # type: ignore[no-untyped-def]
+                     interval: float = 1.0) -> subprocess.Popen[bytes]:
+    tmp.mkdir(parents=True, exist_ok=True)  # TMPDIR: its fit-* scratch dirs show a fit running
+    env = {**os.environ, **s3.env(), "OPENBLAS_NUM_THREADS": "1", "TMPDIR": str(tmp)}
+    argv = [sys.executable, "-m", "streamrec.cli", "trainer", cfg.topic, str(retrain_every),
+            "100000", "-b", "--bootstrap-servers", cfg.bootstrap_servers, "--group", cfg.group,
+            "--retrain-interval", str(interval), "--factors", "16", "--iterations", "30",
             "--store", f"s3://{s3.bucket}", "--metrics-port", "0", "--grace", "10"]
     return subprocess.Popen(argv, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-def _wait(pred: Callable[[], bool], seconds: float, what: str) -> None:
+def _wait(pred: Callable[[], bool], seconds: float, what: str, every: float = 0.3) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if pred():
             return
-        time.sleep(0.3)
+        time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_sigkill_mid_stream_then_restart_loses_nothing_and_counts_nothing_twice(
+def _consumed(log: Path, since: int) -> float:
+    """events_consumed_total of the trainer whose metrics line comes after byte ``since``."""
+    ports = re.findall(r'"event": "metrics", "port": (\d+)', log.read_text()[since:])
+    if not ports:
+        return 0.0
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[-1]}/metrics", timeout=2) as r:
+            body = r.read().decode()
+    except OSError:
+        return 0.0
+    found = re.search(r"^streamrec_trainer_events_consumed_total (\S+)$", body, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+def test_sigkill_at_three_points_then_restart_loses_nothing_and_counts_nothing_twice(
         kafka, s3, tmp_path):
+    """Kills: before the first snapshot, during a fit (its scratch dir exists), right after a
+    publish (LATEST just moved). Each restart resumes; the last window is the topic's."""
     cfg = _config(kafka, _topic(kafka))
     store = _store(s3)
-    total = 3000
-    values = [f"u{k % 37}:i{k}".encode() for k in range(total)]
     log = tmp_path / "trainer.log"
+    tmp = tmp_path / "tmp"
+    stop = threading.Event()
+    produced: list[int] = []
 
     def produce_slowly() -> None:
+        """Events keep arriving until the last restart, so every kill lands mid-stream."""
         sink = KafkaSink(cfg)
-        for k, v in enumerate(values):
-            sink.produce(cfg.topic, v, key=str(k % 37).encode())
-            if k % 100 == 99:
+        k = 0
+        while k < 30_000 and not (stop.is_set() and k % 100 == 0):
+            sink.produce(cfg.topic, f"u{k % 37}:i{k}".encode(), key=str(k % 37).encode())
+            k += 1
+            if k % 100 == 0:
                 sink.flush(10)
-                time.sleep(0.15)
+                time.sleep(0.3)
         sink.flush(30)
+        produced.append(k)
+
+    def fitting() -> bool:
+        return any(tmp.glob("streamrec-trainer-*/fit-*"))
 
     producer = threading.Thread(target=produce_slowly)
-    proc = _trainer_process(cfg, s3, log)
+    proc = _trainer_process(cfg, s3, log, tmp, retrain_every=10**6, interval=30)
+    kills: list[str | None] = []
     try:
         producer.start()
-        _wait(lambda: store.latest() is not None, 90, "a first snapshot")
-        assert producer.is_alive(), "the crash should happen while events still arrive"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        killed_at = store.latest()
-        proc = _trainer_process(cfg, s3, log)
+        # 1. before the first snapshot: events consumed, nothing published yet
+        _wait(lambda: _consumed(log, 0) > 0, 90, "the first trainer consuming")
+        assert store.latest() is None
+        _kill(proc)
+        kills.append(store.latest())
+        # 2. during a fit: its scratch directory (fit, snapshot write, upload) exists
+        proc = _trainer_process(cfg, s3, log, tmp)
+        _wait(lambda: store.latest() is not None and fitting(), 90, "a fit", every=0.01)
+        _kill(proc)
+        kills.append(store.latest())
+        # 3. right after a publish: LATEST moved past the one the restart resumed from
+        proc = _trainer_process(cfg, s3, log, tmp)
+        _wait(lambda: (store.latest() or "") > (kills[-1] or ""), 90, "a publish", every=0.01)
+        _kill(proc)
+        kills.append(store.latest())
+        proc = _trainer_process(cfg, s3, log, tmp)
+        assert producer.is_alive(), "every kill should happen while events still arrive"
+        stop.set()
         producer.join(60)
+        total = produced[0]
 
         def complete() -> bool:
             snap = _latest(store, tmp_path / f"c{time.monotonic_ns()}")
@@ -169,11 +251,13 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_counts_nothing_twice(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+    assert len(kills) == 3
     snap = _latest(store, tmp_path / "final")
-    assert snap is not None and snap.version > (killed_at or "")
+    assert snap is not None and snap.version > (kills[-1] or "")
     assert snap.manifest.window["total_appended"] == total
     got = Counter((e.user, e.item) for e in snap.window.events())
-    truth = Counter((v.decode().split(":")[0], v.decode().split(":")[1]) for v in values)
+    truth = Counter((e.value.decode().split(":")[0], e.value.decode().split(":")[1])
+                    for e in _read_all(cfg, cfg.topic, total))
     assert got == truth
     assert sum(snap.offsets.values()) == total
     assert '"event": "retrain"' in log.read_text()
@@ -190,11 +274,16 @@ def test_s3_outage_counts_upload_failures_keeps_consuming_and_publishes_after(
     m = trainer.metrics
     try:
         minio.stop()
+        stopped = time.monotonic()
         _step_until(trainer, lambda: m.upload_failures._value.get() >= 2, 60)
         assert store_is_down(store)
         _produce(cfg, [f"u{k % 9}:i{k % 13}".encode() for k in range(200, 300)])
         _step_until(trainer, lambda: trainer.window.total_appended == 300, 60)
         assert m.accepted._value.get() == 300
+        # keep the outage at 20 s, the trainer stepping all along
+        _step_until(trainer, lambda: time.monotonic() - stopped >= 20, 30)
+        assert store_is_down(store)
+        failures_during_outage = m.upload_failures._value.get()
     finally:
         minio.start()
     _step_until(trainer, lambda: len(trainer.published) >= 2, 120)
@@ -203,6 +292,7 @@ def test_s3_outage_counts_upload_failures_keeps_consuming_and_publishes_after(
     assert snap is not None
     assert snap.manifest.window["total_appended"] == 300
     assert m.retrains._value.get() == len(trainer.published)
+    assert failures_during_outage >= 4  # retried with backoff through the whole 20 s
 
 
 def store_is_down(store: S3Store) -> bool:
