@@ -8,7 +8,7 @@ export STREAMREC_CACHE ?= $(HOME)/.cache/streamrec
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: test run venv provision lint unit bench clean help
+.PHONY: test test-slow run venv provision lint unit bench clean help
 
 help:
 	@echo "make run    - start the embedded demo (streams MovieLens-100K, prints recommendations)"
@@ -35,6 +35,10 @@ lint: venv
 
 test: venv provision lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The full-size fault and soak variants (100k fuzzed events, 20 kills, 60 s soak...), ~15 min.
+test-slow: venv provision
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
