@@ -292,11 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp = Path(d)
         ingest_rows.append({"path": "Trainer.step, in-memory source",
                             "events_per_s": round(bench_step(msgs, cfg, tmp))})
-        if not args.no_kafka:
-            ingest_rows += bench_kafka(values, cfg, tmp, args.repeat)
         warm_up(cfg, tmp)
         retrain_rows = [bench_retrain(int(s), cfg, tmp, args.repeat)
                         for s in args.windows.split(",") if s]
+        if not args.no_kafka:  # last: the broker helper's clients log reconnects once it stops
+            ingest_rows += bench_kafka(values, cfg, tmp, args.repeat)
     result = {
         "benchmark": "trainer",
         "quick": args.quick,
