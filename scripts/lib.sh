@@ -29,6 +29,17 @@ timed() {
   log "$name done in $((SECONDS - t0))s"
 }
 
+# lock NAME: one provisioning of NAME at a time. `make provision` and a test fixture (which
+# provisions what is missing) can race; the second waits, then finds the cache warm.
+lock() {
+  need flock "install util-linux"
+  exec 9>"$STREAMREC_CACHE/.$1.lock"
+  if ! flock -n 9; then
+    log "$1: another provisioning is running; waiting for it"
+    flock -w 3600 9 || die "$1: timed out waiting for the other provisioning's lock"
+  fi
+}
+
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed; $2"; }
 
 # Go builds must not pollute a module of the clone; keep them offline from any workspace.

@@ -6,6 +6,7 @@ source "$(dirname "$0")/lib.sh"
 need go "install Go 1.24+ (https://go.dev/dl)"
 
 HELM_DIR="$STREAMREC_CACHE/helm-$HELM_VERSION"
+lock helm
 if [[ -x "$HELM_DIR/helm" ]]; then
   log "helm: cached at $HELM_DIR"
   echo "$HELM_DIR"

@@ -6,6 +6,7 @@ need java "install a Java 17+ JDK"
 need mvn "install Apache Maven 3.8+"
 
 KAFKA_DIR="$STREAMREC_CACHE/kafka-$KAFKA_VERSION"
+lock kafka
 if [[ -f "$KAFKA_DIR/.done" ]]; then
   log "kafka: cached at $KAFKA_DIR"
   echo "$KAFKA_DIR"

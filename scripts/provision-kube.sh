@@ -9,6 +9,7 @@ need go "install Go 1.24+ (https://go.dev/dl)"
 KUBE_DIR="$STREAMREC_CACHE/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BIN="$KUBE_DIR/bin"
 STAMP="$KUBE_DIR/.done"
+lock kube
 if [[ -f "$STAMP" ]]; then
   log "kube: cached at $KUBE_DIR"
   echo "$KUBE_DIR"
@@ -62,6 +63,7 @@ build_kube() {
 }
 
 build_kwok() {
+  cd "$KUBE_DIR"  # not the kube build's source dir, which is removed below
   GOBIN="$BIN" go install -trimpath -ldflags="-s -w" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
   # kwok needs its stage configs (what makes a Pod Running/Ready); they ship in the module.
   local mod

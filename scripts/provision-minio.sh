@@ -4,6 +4,7 @@ source "$(dirname "$0")/lib.sh"
 need go "install Go 1.24+ (https://go.dev/dl)"
 
 MINIO_DIR="$STREAMREC_CACHE/minio-$MINIO_VERSION"
+lock minio
 if [[ -x "$MINIO_DIR/minio" ]]; then
   log "minio: cached at $MINIO_DIR"
   echo "$MINIO_DIR"
