@@ -173,7 +173,7 @@ def bench_topn(model: Model, bare: Any, users: int, n: int) -> list[dict[str, An
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="window sizes (events)")
-    parser.add_argument("--repeat", type=int, default=2, help="best of N for build and fit")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N for build and fit")
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=15)
     parser.add_argument("--foldin-calls", type=int, default=2000)
