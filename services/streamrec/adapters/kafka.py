@@ -185,14 +185,15 @@ class KafkaSource:
             log.warning("kafka: consume failed: %s", e)
             return []
         out: list[SourceMessage] = []
+        append, positions = out.append, self._positions
         for msg in raw:
             err = msg.error()
             if err is not None:
                 _log_error(err)
                 continue
             item = _to_source(msg)
-            out.append(item)
-            self._positions[item.partition] = item.offset + 1
+            append(item)
+            positions[item.partition] = item.offset + 1
         return out
 
     def positions(self) -> dict[int, int]:
@@ -223,18 +224,18 @@ class KafkaSource:
 
 
 def _to_source(msg: Message) -> SourceMessage:
+    # The hot path of ingest: one call per consumed message, kept to the C accessors.
     ts_type, ts_ms = msg.timestamp()
-    # Consumed headers are always a list of (str, bytes | None); the stub allows a dict too.
-    headers: list[tuple[str, str | bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
-    partition, offset = msg.partition(), msg.offset()
-    assert partition is not None and offset is not None  # set on every non-error message
+    # Consumed headers are a list of (str, bytes | None) or None; the stub allows a dict too.
+    raw_headers: list[tuple[str, str | bytes | None]] | None = msg.headers()  # type: ignore[assignment]
+    value, key = msg.value(), msg.key()
     return SourceMessage(
-        partition=partition,
-        offset=offset,
-        value=_as_bytes(msg.value()),
-        key=_as_bytes(msg.key()),
-        timestamp=None if ts_type == TIMESTAMP_NOT_AVAILABLE else ts_ms / 1000.0,
-        headers=tuple((k, _as_bytes(v) or b"") for k, v in headers),
+        msg.partition(),  # type: ignore[arg-type]  # set on every non-error message
+        msg.offset(),  # type: ignore[arg-type]
+        value.encode() if isinstance(value, str) else value,
+        key.encode() if isinstance(key, str) else key,
+        None if ts_type == TIMESTAMP_NOT_AVAILABLE else ts_ms / 1000.0,
+        () if not raw_headers else tuple((k, _as_bytes(v) or b"") for k, v in raw_headers),
     )
 
 
