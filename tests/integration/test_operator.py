@@ -27,6 +27,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client
+from tests.infra.process import provision
 
 from streamrec.operator.spec import GROUP, PLURAL, VERSION
 
@@ -224,32 +225,153 @@ def retarget(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
     return doc
 
 
-def test_every_served_k8s_manifest_passes_a_server_side_dry_run(
-    kube: Any, crd: None, tmp_path: Path
-) -> None:
-    namespace = kube.namespace()
-    served = set(kube.kubectl("api-versions").stdout.split())
-    docs = [
+@pytest.fixture(scope="module")
+def strimzi_crds(kube: Any) -> None:
+    """The Strimzi 1.2.0 CRDs (generated from Maven Central by scripts/provision-schemas.sh).
+    Server-side apply: the Kafka CRD is too large for kubectl's last-applied annotation."""
+    crds = provision("schemas") / "strimzi"
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
+    for plural in ("kafkas", "kafkanodepools", "kafkatopics"):
+        kube.kubectl(
+            "wait", "--for=condition=Established", f"crd/{plural}.kafka.strimzi.io", "--timeout=60s"
+        )
+
+
+def k8s_objects() -> list[dict[str, Any]]:
+    """Every object `kubectl apply -f k8s/` sends (kubectl does not descend into k8s/kind/)."""
+    return [
         doc
         for path in sorted(K8S.glob("*.yaml"))
-        if path.name != "kind-cluster.yaml"  # a kind config, not an API object
         for doc in yaml.safe_load_all(path.read_text())
         if doc
     ]
-    checked = [retarget(d, namespace) for d in docs if d["apiVersion"] in served]
-    skipped = {d["kind"] for d in docs if d["apiVersion"] not in served}
-    assert skipped <= {"Kafka", "KafkaNodePool", "KafkaTopic"}  # Strimzi is not installed here
-    manifest = tmp_path / "all.yaml"
-    manifest.write_text(yaml.safe_dump_all(checked))
-    out = kube.kubectl("apply", "--dry-run=server", "-f", str(manifest)).stdout
-    assert out.count("(server dry run)") == len(checked), out
+
+
+def test_kubectl_apply_k8s_creates_every_object_on_the_real_api_server(
+    kube: Any, crd: None, strimzi_crds: None
+) -> None:
+    objects = k8s_objects()
+    kube.kubectl("apply", "-f", str(K8S / "namespace.yaml"))  # before the files that use it
+    try:
+        out = kube.kubectl("apply", "-f", str(K8S)).stdout
+        lines = [line for line in out.splitlines() if line.strip()]
+        assert len(lines) == len(objects), out
+        assert all(line.endswith((" created", " configured", " unchanged")) for line in lines)
+        for obj in objects:
+            kind = obj["kind"].lower()
+            group = obj["apiVersion"].rpartition("/")[0]
+            resource = f"{kind}.{group}" if group else kind
+            args = ["get", resource, obj["metadata"]["name"], "-o", "name"]
+            if "namespace" in obj["metadata"]:
+                args += ["-n", obj["metadata"]["namespace"]]
+            assert kube.kubectl(*args).stdout.strip(), obj["metadata"]["name"]
+    finally:  # everything but the CRD, which the module's other tests share
+        for obj in reversed(objects):
+            if obj["kind"] not in ("CustomResourceDefinition", "Namespace"):
+                kube.kubectl(
+                    "delete",
+                    "--ignore-not-found",
+                    "--wait=false",
+                    "-f",
+                    "-",
+                    input=yaml.safe_dump(obj),
+                )
+        kube.kubectl("delete", "namespace", "streamrec", "--wait=false")
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "expected"),
+    [
+        ("KafkaTopic", "spec.partitions", "six", "spec.partitions"),
+        ("Kafka", "spec.kafka.listeners", None, "spec.kafka.listeners"),
+        ("KafkaNodePool", "spec.roles", ["broker", "zookeeper"], "spec.roles"),
+    ],
+)
+def test_the_strimzi_crds_reject_a_broken_copy_of_our_strimzi_resources(
+    kube: Any, strimzi_crds: None, tmp_path: Path, kind: str, path: str, value: Any, expected: str
+) -> None:
+    """The control for the apply above: the generated Strimzi schemas really validate."""
+    namespace = kube.namespace()
+    docs = yaml.safe_load_all((K8S / "strimzi-kafka.yaml").read_text())
+    obj = copy.deepcopy(next(d for d in docs if d and d["kind"] == kind))
+    obj["metadata"]["namespace"] = namespace
+    *parents, leaf = path.split(".")
+    node = obj
+    for key in parents:
+        node = node[key]
+    if value is None:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    done = kube.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(obj), check=False
+    )
+    assert done.returncode != 0
+    assert expected in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], ["--set", "example.enabled=true", "--set", "example.kafka.bootstrapServers=kafka:9092"]],
+    ids=["default", "with-example"],
+)
+def test_helm_template_passes_a_server_side_dry_run(
+    kube: Any, crd: None, tmp_path: Path, values: list[str]
+) -> None:
+    namespace = kube.namespace()
+    helm = provision("helm") / "helm"
+    rendered = subprocess.run(
+        [
+            str(helm),
+            "template",
+            "streamrec",
+            str(ROOT / "helm" / "streamrec"),
+            "--namespace",
+            namespace,
+            "--include-crds",
+            *values,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    out = kube.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered).stdout
+    assert out.count("(server dry run)") == len(docs), out
+    kinds = {d["kind"] for d in docs}
+    assert {"CustomResourceDefinition", "ClusterRole", "Role", "Deployment"} <= kinds
+    assert ("RecommenderService" in kinds) == bool(values)
+
+
+DELETE = object()  # remove the field instead of setting it
 
 
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
+        ("training.windowSize", -5, "spec.training.windowSize"),
         ("model.factors", 0, "spec.model.factors"),
+        ("snapshots.bucket", DELETE, "spec.snapshots.bucket"),
+        ("snapshots.bucket", "Not_A_Bucket", "spec.snapshots.bucket"),
         ("kafka.format", "xml", "spec.kafka.format"),
+        ("serving.replicas", -1, "spec.serving.replicas"),
+        ("serving.replicas", "two", "spec.serving.replicas"),
+        ("training.retrainIntervalSeconds", 0, "spec.training.retrainIntervalSeconds"),
+        (
+            "serving.resources",
+            {"requests": {"cpu": "250m", "memory": "lots"}, "limits": {"cpu": 1, "memory": "1Gi"}},
+            "spec.serving.resources.requests.memory",
+        ),
+        ("serving.ingress.host", "Streamrec_Local", "spec.serving.ingress.host"),
+        ("serving.ingress.host", DELETE, "host is required when tlsSecret is set"),
+        ("snapshots.credentialsSecret", "Not_A_Secret", "spec.snapshots.credentialsSecret"),
+        ("image.pullPolicy", "Sometimes", "spec.image.pullPolicy"),
+        (
+            "serving.autoscaling.targetCPUUtilizationPercentage",
+            101,
+            "spec.serving.autoscaling.targetCPUUtilizationPercentage",
+        ),
         (
             "serving.autoscaling",
             {"minReplicas": 5, "maxReplicas": 2},
@@ -263,15 +385,21 @@ def test_the_api_server_rejects_an_invalid_cr_naming_the_field(
 ) -> None:
     cluster = Cluster(kube.api_client(), kube.namespace())
     cr = example_cr(cluster.ns)
+    cr["spec"]["serving"]["ingress"]["tlsSecret"] = "streamrec-tls"  # valid: the host is set
     node = cr["spec"]
     *parents, leaf = path.split(".")
     for key in parents:
         node = node[key]
-    node[leaf] = value
+    if value is DELETE:
+        del node[leaf]
+    else:
+        node[leaf] = value
     with pytest.raises(client.ApiException) as err:
         cluster.create_cr(cr)
     assert err.value.status == 422
-    assert expected in json.loads(err.value.body)["message"]
+    message = json.loads(err.value.body)["message"]
+    assert expected in message, message
+    assert cluster.get("RecommenderService", cr["metadata"]["name"]) is None
 
 
 def test_rbac_lets_the_operator_service_account_do_its_job_and_nothing_more(
@@ -486,6 +614,104 @@ def test_operator_lifecycle(kube: Any, crd: None, monkeypatch: pytest.MonkeyPatc
             ),
             timeout=120,
         )
+
+
+def versions(cluster: Cluster, name: str) -> dict[str, tuple[str, int]]:
+    """(resourceVersion, generation) of every existing child."""
+    return {
+        key: (obj["metadata"]["resourceVersion"], obj["metadata"].get("generation", 0))
+        for key, obj in children(cluster, name).items()
+        if obj is not None
+    }
+
+
+def quiet_versions(cluster: Cluster, name: str) -> dict[str, tuple[str, int]]:
+    """The children's versions once no controller is still writing them (two equal reads)."""
+
+    def stable() -> dict[str, tuple[str, int]] | None:
+        first = versions(cluster, name)
+        time.sleep(1.0)
+        return first if versions(cluster, name) == first else None
+
+    return wait_for("the children to stop changing", stable, 60)
+
+
+def test_replicas_and_factors_changes_patch_exactly_the_children_they_concern(
+    kube: Any, crd: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = Cluster(kube.api_client(), kube.namespace())
+    s3_secret(cluster)
+    name = "scaled"
+    cr = example_cr(cluster.ns, name)
+    cr["spec"]["serving"]["autoscaling"]["enabled"] = False  # replicas go to the Deployment
+    trainer, serving = f"Deployment/{name}-trainer", f"Deployment/{name}-serving"
+
+    def changed(before: dict[str, tuple[str, int]]) -> dict[str, str]:
+        """Per child: 'spec' (generation bumped), 'written' (resourceVersion only), or absent."""
+        after = versions(cluster, name)
+        assert after.keys() == before.keys()
+        out = {}
+        for key, (rv, gen) in after.items():
+            if gen != before[key][1]:
+                out[key] = "spec"
+            elif rv != before[key][0]:
+                out[key] = "written"
+        return out
+
+    with operator(cluster.ns, monkeypatch, kube.kubeconfig):
+        cluster.create_cr(cr)
+        wait_for("Ready", lambda: settled(cluster, name), 180, lambda: cluster.get(*_cr(name)))
+        before = quiet_versions(cluster, name)
+        assert set(before) == {
+            f"ConfigMap/{name}-config",
+            trainer,
+            serving,
+            f"Service/{name}",
+            f"Ingress/{name}",
+        }
+
+        # serving.replicas: only the serving Deployment's spec changes.
+        cluster.patch_cr(name, {"spec": {"serving": {"replicas": 3}}})
+        wait_for(
+            "3 serving replicas",
+            lambda: (
+                (cluster.get("Deployment", f"{name}-serving") or {}).get("spec", {}).get("replicas")
+                == 3
+                and settled(cluster, name)
+            ),
+            180,
+        )
+        assert (cluster.get("RecommenderService", name) or {})["status"]["servingReplicas"] == 3
+        after_replicas = quiet_versions(cluster, name)
+        assert changed(before) == {serving: "spec"}
+
+        # model.factors: the ConfigMap and both pod templates (the config hash), nothing else.
+        cluster.patch_cr(name, {"spec": {"model": {"factors": 16}}})
+        wait_for(
+            "factors=16 rolled out",
+            lambda: (
+                ((cluster.get("ConfigMap", f"{name}-config") or {}).get("data") or {}).get(
+                    "STREAMREC_FACTORS"
+                )
+                == "16"
+                and settled(cluster, name)
+            ),
+            180,
+        )
+        quiet_versions(cluster, name)
+        assert changed(after_replicas) == {
+            f"ConfigMap/{name}-config": "written",  # ConfigMaps have no generation
+            trainer: "spec",
+            serving: "spec",
+        }
+        dep = cluster.get("Deployment", f"{name}-serving") or {}
+        assert dep["spec"]["replicas"] == 3  # the earlier change survives
+        cluster.delete_cr(name)
+        wait_for("the CR to be gone", lambda: cluster.get("RecommenderService", name) is None)
+
+
+def _cr(name: str) -> tuple[str, str]:
+    return ("RecommenderService", name)
 
 
 def test_status_reports_the_snapshot_version_published_in_the_store(

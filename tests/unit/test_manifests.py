@@ -4,6 +4,7 @@ the Helm chart (linted and rendered with a real helm built by scripts/provision-
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -102,11 +103,14 @@ def test_every_k8s_manifest_parses_and_names_its_api() -> None:
         "recommender.yaml",
         "strimzi-kafka.yaml",
         "minio.yaml",
-        "kind-cluster.yaml",
+        "namespace.yaml",
     }
     for path in files:
         for doc in load_all(path):
             assert doc.get("apiVersion") and doc.get("kind"), path.name
+            # `kubectl apply -f k8s/` takes every top-level file: API objects only (the kind
+            # cluster config lives in k8s/kind/, which kubectl does not descend into).
+            assert "kind.x-k8s.io" not in doc["apiVersion"], path.name
 
 
 def test_the_chart_ships_the_very_same_crd() -> None:
@@ -163,6 +167,9 @@ def test_the_example_cr_is_valid_against_the_crd_schema(schema: dict[str, Any]) 
         ),
         ("training.resources.requests.cpu", "lots", "spec.training.resources.requests.cpu"),
         ("model.factor", 8, "spec.model"),
+        ("snapshots.bucket", "Not_A_Bucket", "spec.snapshots.bucket"),
+        ("snapshots.credentialsSecret", "Bad_Name", "spec.snapshots.credentialsSecret"),
+        ("serving.ingress.host", "bad host", "spec.serving.ingress.host"),
     ],
 )
 def test_the_schema_rejects_bad_values_naming_the_field(
@@ -333,8 +340,8 @@ def test_strimzi_kafka_is_kraft_with_a_node_pool_and_the_interactions_topic() ->
     docs = load_all(K8S / "strimzi-kafka.yaml")
     (kafka,) = by_kind(docs, "Kafka")
     (pool,) = by_kind(docs, "KafkaNodePool")
-    assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
-    assert kafka["metadata"]["annotations"]["strimzi.io/node-pools"] == "enabled"
+    # Strimzi 1.x's v1 API: KRaft with node pools is the only mode (no annotations to opt in).
+    assert {d["apiVersion"] for d in docs} == {"kafka.strimzi.io/v1"}
     assert "zookeeper" not in kafka["spec"]
     assert pool["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
     assert set(pool["spec"]["roles"]) == {"controller", "broker"}
@@ -347,7 +354,7 @@ def test_strimzi_kafka_is_kraft_with_a_node_pool_and_the_interactions_topic() ->
 
 
 def test_kind_cluster_node_is_ingress_ready_on_ports_80_and_443() -> None:
-    (cluster,) = load_all(K8S / "kind-cluster.yaml")
+    (cluster,) = load_all(K8S / "kind" / "kind-cluster.yaml")
     (node,) = cluster["nodes"]
     assert "ingress-ready=true" in node["kubeadmConfigPatches"][0]
     assert {(m["containerPort"], m["hostPort"]) for m in node["extraPortMappings"]} == {
@@ -409,6 +416,37 @@ def test_skaffold_builds_services_dockerfile_and_deploys_the_chart() -> None:
         for key in dotted.split("."):
             assert key in node, dotted
             node = node[key]
+
+
+@pytest.fixture(scope="module")
+def schemas() -> Path:
+    """Skaffold's JSON schemas and the Strimzi CRDs (scripts/provision-schemas.sh, cached)."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "provision-schemas.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def skaffold_validator(schemas: Path, api_version: str) -> jsonschema.protocols.Validator:
+    schema = json.loads((schemas / "skaffold" / f"{api_version.split('/')[1]}.json").read_text())
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def test_skaffold_yaml_is_valid_against_skaffolds_own_schema(schemas: Path) -> None:
+    (config,) = load_all(ROOT / "skaffold.yaml")
+    validator = skaffold_validator(schemas, config["apiVersion"])
+    assert [e.message for e in validator.iter_errors(config)] == []
+
+
+def test_skaffolds_schema_catches_a_misspelt_skaffold_field(schemas: Path) -> None:
+    (config,) = load_all(ROOT / "skaffold.yaml")
+    release = config["deploy"]["helm"]["releases"][0]
+    release["chartPth"] = release.pop("chartPath")
+    assert not skaffold_validator(schemas, config["apiVersion"]).is_valid(config)
 
 
 # Helm

@@ -133,6 +133,11 @@ def test_parsing_does_not_modify_the_input() -> None:
         (with_field("serving.ingress.path", "api"), "spec.serving.ingress.path", "start with '/'"),
         (with_field("serving.ingress.tlsSecret", "tls"), "spec.serving.ingress.host", "tlsSecret"),
         (
+            with_field("serving.ingress.host", "Bad_Host.example"),
+            "spec.serving.ingress.host",
+            "lowercase DNS name",
+        ),
+        (
             with_field("kafka.securityProtocol", "SASL_SSL"),
             "spec.kafka.credentialsSecret",
             "required when securityProtocol is SASL_SSL",

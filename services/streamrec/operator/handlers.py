@@ -14,6 +14,7 @@ imports the package absolutely.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime
 import json
 import logging
@@ -49,6 +50,10 @@ from streamrec.operator.status import (
 
 ANNOTATION_PREFIX = "operator.streamrec.io"
 RETRY_DELAY_SECONDS = 10
+# Client libraries whose DEBUG output carries credentials: botocore logs the S3 request
+# headers (the Authorization header names the access key), the kubernetes client logs response
+# bodies (a Secret's data). They stay at WARNING even under --verbose.
+QUIET_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "kubernetes")
 
 
 def _status_interval() -> float:
@@ -84,6 +89,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # kopf puts a finalizer on each resource so that it can stop the status timer cleanly.
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
     settings.posting.level = logging.WARNING  # Events only for what a user must act on.
+    for logger_name in QUIET_LOGGERS:
+        logging.getLogger(logger_name).setLevel(logging.WARNING)
     memo["kube"] = Kube.from_environment()
 
 
@@ -212,10 +219,17 @@ def _refresh(
 def _read_snapshot(
     name: str, spec: RecommenderSpec, credentials: Mapping[str, str] | None
 ) -> SnapshotRead:
-    needed = {S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY}
-    if credentials is None or not needed <= set(credentials):
+    needed = (S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY)
+    if credentials is None or not set(needed) <= set(credentials):
         return SnapshotRead(error="the snapshot store credentials are unavailable")
-    decoded = {k: base64.b64decode(credentials[k]).decode() for k in needed}
+    decoded: dict[str, str] = {}
+    for key in needed:
+        try:
+            decoded[key] = base64.b64decode(credentials[key], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            # Name the Secret and key, never the value.
+            secret = spec.snapshots.credentials_secret
+            return SnapshotRead(error=f"Secret {secret!r} key {key!r} is not valid UTF-8 text")
     return read_latest(name, spec, decoded[S3_ACCESS_KEY_ID_KEY], decoded[S3_SECRET_ACCESS_KEY_KEY])
 
 

@@ -32,6 +32,8 @@ MAX_NAME_LENGTH = 50
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# An Ingress host: a lowercase DNS name, optionally with a leading "*." wildcard.
+_HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,8 @@ def _ingress(f: Fields) -> IngressSpec:
         path=path,
         tls_secret=_secret_name(f, "tlsSecret"),
     )
+    if out.host is not None and (len(out.host) > 253 or not _HOST.match(out.host)):
+        raise InvalidSpec(f.at("host"), f"must be a lowercase DNS name (got {out.host!r})")
     if out.tls_secret is not None and out.host is None:
         raise InvalidSpec(f.at("host"), "is required when tlsSecret is set")
     f.done()
