@@ -60,10 +60,17 @@ class Service:
         self.fresh.advance(served.snapshot.offsets)
 
     def start(self) -> None:
-        """Start the background threads (once; after the fork)."""
+        """Load the newest snapshot, then start the background threads (once; after the fork).
+
+        The first load is synchronous: gunicorn runs this before the worker accepts, so a new
+        or respawned worker never answers 503 "no model" while its siblings serve one."""
         if self.started:
             return
         self.started = True
+        try:
+            self.reloader.check_once()
+        except Exception:  # the poll loop retries; a worker must start even if the store is down
+            log.exception("first snapshot load failed; the poll loop will retry")
         self.reloader.start()
         if self.foldin is not None:
             self.foldin.start()
