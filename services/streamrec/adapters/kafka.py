@@ -31,7 +31,7 @@ from streamrec.config import Config
 
 from .source import SourceMessage, SourceUnavailable
 
-__all__ = ["KafkaSink", "KafkaSource", "ensure_topics"]
+__all__ = ["BOUNDED_PREFETCH", "KafkaSink", "KafkaSource", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,18 @@ _QUIET = {KafkaError._PARTITION_EOF}
 # original value, which the broker may have accepted up to the topic's max.message.bytes; the
 # broker, not the client, decides what fits.
 _PRODUCE_MAX_BYTES = 64 * 1024 * 1024
+
+
+#: Consumer properties that bound librdkafka's read-ahead, for a consumer in every serving
+#: worker. By default it prefetches up to 100k messages or 64 MB per partition (measured:
+#: +41 MB private per process on a 200k-message backlog); a fold-in consumer drains at once,
+#: so a small queue costs it nothing but that memory.
+BOUNDED_PREFETCH: dict[str, object] = {
+    "queued.min.messages": 2000,
+    "queued.max.messages.kbytes": 2048,
+    "fetch.max.bytes": 1048576,
+    "max.partition.fetch.bytes": 1048576,
+}
 
 
 def _log_error(err: KafkaError) -> None:
@@ -63,9 +75,12 @@ class KafkaSource:
         The topic to read.
     group : str, optional
         Consumer group id, used only by `committed`/`commit`; a private one if not given.
+    tuning : mapping, optional
+        Extra librdkafka consumer properties, applied last (e.g. `BOUNDED_PREFETCH`).
     """
 
-    def __init__(self, config: Config, topic: str, group: str | None = None) -> None:
+    def __init__(self, config: Config, topic: str, group: str | None = None,
+                 tuning: Mapping[str, object] | None = None) -> None:
         self.topic = topic
         self.group = group
         conf: dict[str, object] = dict(config.kafka_client_config())
@@ -78,6 +93,7 @@ class KafkaSource:
             "error_cb": _log_error,
             "logger": log,
         })
+        conf.update(tuning or {})
         self._consumer = Consumer(conf)
         self._positions: dict[int, int] = {}
         self._assigned: list[int] = []

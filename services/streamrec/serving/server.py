@@ -21,19 +21,22 @@ log = logging.getLogger(__name__)
 
 def build_production_app(config: Config) -> Flask:
     """The app wired to Kafka (fold-in, ingest, notify) and the configured store."""
-    from streamrec.adapters.kafka import KafkaSink, KafkaSource
+    from streamrec.adapters.kafka import BOUNDED_PREFETCH, KafkaSink, KafkaSource
 
     from .app import create_app
 
     def source_factory(offsets: Any) -> KafkaSource:
-        return KafkaSource(config, config.topic)
+        # Bounded read-ahead: every worker runs one, and librdkafka's default queue (up to
+        # 64 MB per partition) would be most of what an extra worker costs on a backlog.
+        return KafkaSource(config, config.topic, tuning=BOUNDED_PREFETCH)
 
     notify = config.notify
     return create_app(
         config,
         source_factory=source_factory,
         sink=KafkaSink(config),
-        notify_factory=(lambda: KafkaSource(config, notify)) if notify else None,
+        notify_factory=(lambda: KafkaSource(config, notify, tuning=BOUNDED_PREFETCH))
+        if notify else None,
     )
 
 
