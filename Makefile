@@ -46,8 +46,10 @@ unit: venv
 run: venv
 	$(PY) demo/run_demo.py $(ARGS)
 
-# Every bench/*.py, each under BENCH_TIMEOUT s (whole run: BENCH_BUDGET s); ARGS=--quick for a
-# short run. Writes bench/results/<date>.{json,md} and regenerates docs/benchmarks.md.
+# Every bench/*.py with a progress bar, each under BENCH_TIMEOUT s (default 420), the whole run
+# under BENCH_BUDGET s (default 870: under 15 minutes); ARGS=--quick for a short run. Writes
+# bench/results/<date>.{json,md} (key figures against same-run references first) and
+# regenerates docs/benchmarks.md.
 bench: venv
 	$(PY) bench/_runner.py $(ARGS)
 

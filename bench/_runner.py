@@ -6,7 +6,7 @@ runs them one after another, each under a timeout (the whole run under a budget)
 ``bench/results/<date>.json`` (every benchmark's status, time and result), the summary
 ``bench/results/<date>.md``, and ``docs/benchmarks.md`` generated from it.
 
-    python bench/_runner.py [--quick] [--timeout 900] [--budget 3600] [--only quality,parse]
+    python bench/_runner.py [--quick] [--timeout 420] [--budget 870] [--only quality,parse]
     python bench/_runner.py --collect     # run nothing: summarise the results already there
 
 ``--quick`` is passed to the benchmarks whose ``--help`` offers it.
@@ -22,10 +22,16 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _headlines import headlines  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -47,20 +53,34 @@ def offers_quick(script: Path) -> bool:
     return "--quick" in out.stdout
 
 
-def run_one(script: Path, timeout: float, quick: bool) -> dict[str, Any]:
+def run_one(script: Path, timeout: float, quick: bool,
+            echo: Callable[[str], object] = print) -> dict[str, Any]:
+    """Run one benchmark under ``timeout``, echoing its output live, line by line."""
     cmd = [sys.executable, str(script)]
     if quick and offers_quick(script):
         cmd.append("--quick")
     started_wall, started = time.time(), time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, cwd=BENCH.parent)
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            echo(f"  {script.stem} | {line.rstrip()}")
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     try:
-        output, _ = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
         status = "ok" if proc.returncode == 0 else "failed"
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the group we started: the bench and its children
-        output, _ = proc.communicate()
+        proc.wait()
         status = "timeout"
+    reader.join(10)  # a child that kept the pipe open must not hold the run
+    output = "".join(lines)
     seconds = time.perf_counter() - started
     result_path = RESULTS / f"{script.stem}.json"
     result = None
@@ -136,6 +156,26 @@ def _section(bench: dict[str, Any], link_prefix: str) -> str:
     return head + "```\n" + bench["output_tail"].strip()[-2000:] + "\n```\n\n"
 
 
+def key_figures(report: dict[str, Any]) -> str:
+    """Each benchmark's headline figures with their same-run reference and ratio."""
+    rows = [(b["name"], h) for b in report["benches"] for h in headlines(b["name"], b["result"])]
+    if not rows:
+        return ""
+    out = ["## Key figures\n\nEach figure with the reference measured in the same run on the "
+           "same data, their ratio (figure / reference) and the target.\n\n",
+           "| benchmark | figure | value | reference | ratio | target | met |\n"
+           "|---|---|---:|---|---:|---|---|\n"]
+    for name, h in rows:
+        value = f"{_fmt(h['value'])} {h['unit']}".strip() if h["value"] is not None else ""
+        ref = (f"{h['reference']}: {_fmt(h['reference_value'])} {h['unit']}".strip()
+               if h["reference"] else "")
+        ratio = f"{h['ratio']:.2f}" if isinstance(h["ratio"], int | float) else ""
+        met = {True: "yes", False: "**no**", None: ""}[h["met"]]
+        out.append(f"| {name} | {h['figure']} | {value} | {ref} | {ratio} | "
+                   f"{h['target'] or ''} | {met} |\n")
+    return "".join(out) + "\n"
+
+
 def summary(report: dict[str, Any], link_prefix: str) -> str:
     lines = [f"Measured {report['measured_at']} on {report['platform']}, "
              f"{report['cpu_count']} CPUs, Python {report['python']}"
@@ -144,6 +184,7 @@ def summary(report: dict[str, Any], link_prefix: str) -> str:
              "| benchmark | status | seconds |\n|---|---|---:|\n"]
     lines += [f"| {b['name']} | {b['status']} | {b['seconds']} |\n" for b in report["benches"]]
     lines.append("\n")
+    lines.append(key_figures(report))
     lines += [_section(b, link_prefix) for b in report["benches"]]
     return "".join(lines)
 
@@ -152,10 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--timeout", type=float,
-                        default=float(os.environ.get("BENCH_TIMEOUT", "900")),
+                        default=float(os.environ.get("BENCH_TIMEOUT", "420")),
                         help="seconds per benchmark (env BENCH_TIMEOUT)")
     parser.add_argument("--budget", type=float,
-                        default=float(os.environ.get("BENCH_BUDGET", "3600")),
+                        default=float(os.environ.get("BENCH_BUDGET", "870")),
                         help="seconds for the whole run (env BENCH_BUDGET)")
     parser.add_argument("--only", type=lambda s: [x for x in s.split(",") if x], default=None)
     parser.add_argument("--docs", type=Path, default=DOCS)
@@ -166,7 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.budget
     benches = []
-    for script in discover(args.only):
+    scripts = discover(args.only)
+    bar = tqdm(scripts, desc="make bench", unit="bench", disable=args.collect,
+               bar_format="{desc}: {n_fmt}/{total_fmt} benchmarks |{bar}| {elapsed} {postfix}")
+    for script in bar:
         if args.collect:
             benches.append(collect_one(script))
             continue
@@ -176,11 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "returncode": None, "seconds": 0.0, "fresh_result": False,
                             "result": None, "output_tail": "the run's budget was spent"})
             continue
-        print(f"== {script.name} (up to {min(args.timeout, left):.0f} s)", flush=True)
-        bench = run_one(script, min(args.timeout, left), args.quick)
-        print(bench["output_tail"][-1500:], flush=True)
-        print(f"== {script.name}: {bench['status']} in {bench['seconds']} s", flush=True)
+        bar.set_postfix_str(f"{script.name} (up to {min(args.timeout, left):.0f} s)")
+        bench = run_one(script, min(args.timeout, left), args.quick, echo=tqdm.write)
+        tqdm.write(f"== {script.name}: {bench['status']} in {bench['seconds']} s")
         benches.append(bench)
+    bar.close()
     date = time.strftime("%Y-%m-%d", time.gmtime())
     report = {"date": date, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "quick": args.quick, "collected": args.collect, "python": sys.version.split()[0],
