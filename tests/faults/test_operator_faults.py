@@ -52,7 +52,9 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the process; with ``wait``, return once its liveness endpoint answers (kopf
+        installs its signal handlers before that, so a SIGTERM then stops it cleanly)."""
         from tests.infra.process import free_port
 
         self.port = free_port()
@@ -66,6 +68,8 @@ class OperatorProcess:
         with self.log.open("a") as out:
             out.write(f"===== start {time.time():.3f}\n")
             self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if wait:
+            wait_for("the operator's liveness endpoint", self.healthy, 60, self.last_run)
 
     @property
     def alive(self) -> bool:
@@ -152,7 +156,7 @@ def test_sigkill_mid_reconcile_then_restart_converges_without_duplicates_or_need
     seen_at_kill: list[int] = []
     for _ in range(3):
         before_run = len(owned_children(cluster))
-        op.start()
+        op.start(wait=False)
         wait_for(
             "the operator to create a child",
             lambda n=before_run: len(owned_children(cluster)) > n,
@@ -171,8 +175,11 @@ def test_sigkill_mid_reconcile_then_restart_converges_without_duplicates_or_need
     op.start()
     try:
         wait_for(
-            "every resource Ready after the restart",
-            lambda: all(settled(cluster, n) for n in names),
+            "every resource reconciled and Ready after the restart",
+            lambda: (
+                op.last_run().count("children reconciled") >= len(names)
+                and all(settled(cluster, n) for n in names)
+            ),
             240,
             op.last_run,
         )

@@ -207,7 +207,19 @@ def operator(
 @pytest.fixture(scope="module")
 def crd(kube: Any) -> None:
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(K8S / "crd.yaml"))
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    wait_established(kube, f"{PLURAL}.{GROUP}")
+
+
+def wait_established(kube: Any, crd_name: str) -> None:
+    """Polled rather than `kubectl wait`, which fails while a new CRD has no conditions yet."""
+    jsonpath = 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
+    wait_for(
+        f"CRD {crd_name} to be established",
+        lambda: (
+            kube.kubectl("get", f"crd/{crd_name}", "-o", jsonpath, check=False).stdout == "True"
+        ),
+        60,
+    )
 
 
 def retarget(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
@@ -230,11 +242,10 @@ def strimzi_crds(kube: Any) -> None:
     """The Strimzi 1.2.0 CRDs (generated from Maven Central by scripts/provision-schemas.sh).
     Server-side apply: the Kafka CRD is too large for kubectl's last-applied annotation."""
     crds = provision("schemas") / "strimzi"
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
+    done = kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds), check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
     for plural in ("kafkas", "kafkanodepools", "kafkatopics"):
-        kube.kubectl(
-            "wait", "--for=condition=Established", f"crd/{plural}.kafka.strimzi.io", "--timeout=60s"
-        )
+        wait_established(kube, f"{plural}.kafka.strimzi.io")
 
 
 def k8s_objects() -> list[dict[str, Any]]:
