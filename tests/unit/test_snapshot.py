@@ -89,7 +89,7 @@ def test_manifest_lists_every_file_with_checksum_and_records_the_run(snapshot_di
     files = {p.name for p in snapshot_dir.iterdir()} - {MANIFEST_NAME}
     assert {f"{name}.npy" for name in manifest.files} == files
     assert all(len(info.sha256) == 64 for info in manifest.files.values())
-    assert manifest.format_version == 1 and manifest.created_at.endswith("Z")
+    assert manifest.format_version == 2 and manifest.created_at.endswith("Z")
     assert manifest.sizes == {
         "users": len(model.user_ids),
         "items": len(model.item_ids),
@@ -172,6 +172,37 @@ def test_arrays_that_disagree_with_each_other_are_a_format_error(tmp_path, model
     write_snapshot(tmp_path / "s", broken, window.contents(), {}, "000000000001")
     with pytest.raises(SnapshotFormatError):
         read_snapshot(tmp_path / "s")
+
+
+def test_model_ids_are_served_from_the_mapped_files(snapshot_dir, model):
+    loaded = read_snapshot(snapshot_dir).model
+    assert all(isinstance(a, np.memmap) for a in loaded.item_ids.arrays)
+    assert all(loaded.user_ids.get(u) == row for row, u in enumerate(model.user_ids))
+
+
+def test_a_format_1_snapshot_without_id_tables_still_reads(snapshot_dir, model):
+    def to_format_1(body):
+        body["format_version"] = 1
+        for name in ("user_ids.table", "item_ids.table"):
+            del body["files"][name]
+
+    _edit_manifest(snapshot_dir, to_format_1)
+    for name in ("user_ids.table", "item_ids.table"):
+        (snapshot_dir / f"{name}.npy").unlink()
+    loaded = read_snapshot(snapshot_dir).model
+    assert loaded.user_ids == model.user_ids
+    assert loaded.item_index["itém"] == model.item_index["itém"]
+    assert loaded.recommend("user-3") == model.recommend("user-3")
+
+
+def test_reading_without_the_window_skips_its_files_but_keeps_its_settings(snapshot_dir, model):
+    (snapshot_dir / "window.ts.npy").write_bytes(b"damaged, but not read")
+    snap = read_snapshot(snapshot_dir, window=False)
+    assert len(snap.window) == 0 and snap.window.user_ids == [] and snap.window.capacity == 50
+    assert snap.window.total_appended == 61 and snap.window.decay_half_life == 3600.0
+    assert snap.model.user_ids == model.user_ids
+    with pytest.raises(SnapshotCorrupt):
+        read_snapshot(snapshot_dir)
 
 
 def test_garbage_manifest_is_a_format_error(snapshot_dir):

@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "READABLE_FORMATS",
     "FileInfo",
     "Manifest",
     "SnapshotCorrupt",
@@ -29,7 +30,10 @@ __all__ = [
     "next_version",
 ]
 
-FORMAT_VERSION = 1
+#: What this build writes: 2 adds a hash table per model id list (``*_ids.table``).
+FORMAT_VERSION = 2
+#: What it reads: format 1 snapshots still load (their id tables are built at load).
+READABLE_FORMATS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 _VERSION = re.compile(r"\d{12}")
 
@@ -135,9 +139,10 @@ class Manifest:
         if not isinstance(body, dict):
             raise SnapshotFormatError(f"{source} is not a JSON object")
         version = body.get("format_version")
-        if version != FORMAT_VERSION:
+        if isinstance(version, bool) or version not in READABLE_FORMATS:
             raise SnapshotFormatError(
-                f"{source} has format_version {version!r}; this build reads {FORMAT_VERSION}"
+                f"{source} has format_version {version!r}; this build reads"
+                f" {', '.join(map(str, READABLE_FORMATS))}"
             )
         try:
             return cls(
@@ -151,6 +156,7 @@ class Manifest:
                 window=dict(body["window"]),
                 files={str(name): _file_info(info) for name, info in body["files"].items()},
                 extra=dict(body.get("extra") or {}),
+                format_version=int(version),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotFormatError(f"{source} is missing or mistypes a field: {exc!r}") from None

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from . import foldin, ranking
+from .ids import IdIndex
 from .modeltypes import (
     ALSParams,
     FitInfo,
@@ -71,17 +72,20 @@ class Model:
     ) -> None:
         self.user_factors = user_factors
         self.item_factors = item_factors
-        self.user_ids = list(user_ids)
-        self.item_ids = list(item_ids)
+        try:
+            # Frozen array-backed indexes: mapped from a snapshot, they cost a worker nothing.
+            self.user_ids = IdIndex.of(user_ids)
+            self.item_ids = IdIndex.of(item_ids)
+        except ValueError as exc:
+            raise ModelError(f"user or item ids: {exc}") from None
         self.user_items = user_items
         self.popularity = popularity
         self.params = params
         self.fit_info = fit_info
         self._check_shapes()
-        self.user_index = {u: i for i, u in enumerate(self.user_ids)}
-        self.item_index = {it: i for i, it in enumerate(self.item_ids)}
-        if len(self.user_index) != len(self.user_ids) or len(self.item_index) != len(self.item_ids):
-            raise ModelError("duplicate user or item ids")
+        #: ``id -> row`` views of the indexes (no copy).
+        self.user_index = self.user_ids.positions
+        self.item_index = self.item_ids.positions
         # Caches filled on first use; two threads computing one at once is harmless.
         self._gram: F64 | None = None
         self._item_norms: npt.NDArray[np.float32] | None = None
@@ -136,10 +140,10 @@ class Model:
         return self._popular_order
 
     def has_user(self, user: str) -> bool:
-        return user in self.user_index
+        return self.user_ids.get(user) is not None
 
     def has_item(self, item: str) -> bool:
-        return item in self.item_index
+        return self.item_ids.get(item) is not None
 
     # -- building blocks shared with recommend.py ------------------------------------------
 
@@ -153,9 +157,10 @@ class Model:
 
     def items_of(self, user: str | None, extra: Pairs | None) -> tuple[Idx, F64]:
         """The user's known items plus ``extra`` (unknown items dropped), repeats summed."""
-        row = None if user is None else self.user_index.get(user)
+        row = None if user is None else self.user_ids.get(user)
         idx, w = self.row(row) if row is not None else (EMPTY, np.empty(0))
-        known = [(self.item_index[i], w_) for i, w_ in extra or () if i in self.item_index]
+        get = self.item_ids.get
+        known = [(r, w_) for i, w_ in extra or () if (r := get(i)) is not None]
         if known:
             more_idx, more_w = zip(*known, strict=True)
             idx, w = foldin.aggregate(np.concatenate((idx, more_idx)), np.concatenate((w, more_w)))
@@ -168,16 +173,15 @@ class Model:
         seen, weights = self.items_of(user, extra)
         if extra:
             return (self.fold_in(seen, weights) if len(seen) else None), seen
-        row = self.user_index.get(user)
+        row = self.user_ids.get(user)
         return (None if row is None else np.asarray(self.user_factors[row])), seen
 
     def indices(self, ids: Sequence[str] | None) -> Idx | None:
         """Model indices of the known ones among ``ids`` (sorted, unique); None for None."""
         if ids is None:
             return None
-        return np.unique(
-            np.asarray([self.item_index[i] for i in ids if i in self.item_index], dtype=np.intp)
-        )
+        get = self.item_ids.get
+        return np.unique(np.asarray([r for i in ids if (r := get(i)) is not None], dtype=np.intp))
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -193,7 +197,7 @@ class Model:
 
     def known_items(self, user: str) -> list[tuple[str, float]]:
         """The user's items in the model's window with summed weights, heaviest first."""
-        row = self.user_index.get(user)
+        row = self.user_ids.get(user)
         if row is None:
             raise UnknownUser(user)
         idx, w = self.row(row)
@@ -274,7 +278,7 @@ class Model:
     ) -> Recommendations:
         """Items closest to ``item`` by cosine of item factors, the item itself left out."""
         check_n(n)
-        target = self.item_index.get(item)
+        target = self.item_ids.get(item)
         if target is None:
             raise UnknownItem(item)
         norms = self.item_norms
@@ -293,7 +297,7 @@ class Model:
         of their refolded vector for ``item``.
         """
         check_n(n)
-        target = self.item_index.get(item)
+        target = self.item_ids.get(item)
         if target is None:
             raise UnknownItem(item)
         idx, w = self.items_of(user, extra)

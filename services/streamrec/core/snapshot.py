@@ -25,6 +25,7 @@ from . import snapshotlayout as layout
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
+    READABLE_FORMATS,
     FileInfo,
     Manifest,
     SnapshotCorrupt,
@@ -41,6 +42,7 @@ from .window import WindowContents
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "READABLE_FORMATS",
     "FileInfo",
     "Manifest",
     "Snapshot",
@@ -204,7 +206,9 @@ def _load(path: Path, info: FileInfo, verify: bool, mmap: bool) -> Array:
     return array
 
 
-def read_snapshot(directory: Path | str, verify: bool = True, mmap: bool = True) -> Snapshot:
+def read_snapshot(
+    directory: Path | str, verify: bool = True, mmap: bool = True, window: bool = True
+) -> Snapshot:
     """Load and check a snapshot.
 
     Parameters
@@ -213,6 +217,10 @@ def read_snapshot(directory: Path | str, verify: bool = True, mmap: bool = True)
         Check every file's sha256 (sizes, dtypes and shapes are always checked).
     mmap : bool
         Memory-map the arrays read-only instead of reading them into memory.
+    window : bool
+        Also read the trainer's window. Serving passes False: the window's files are then
+        neither read nor checked, and ``Snapshot.window`` holds its settings but no events
+        (its decoded ids would be private memory in every worker).
 
     Raises
     ------
@@ -220,18 +228,18 @@ def read_snapshot(directory: Path | str, verify: bool = True, mmap: bool = True)
     """
     path = Path(directory)
     manifest = read_manifest(path)
-    missing = set(layout.FILE_NAMES) - set(manifest.files)
+    names = layout.files_for(manifest.format_version, window)
+    missing = set(names) - set(manifest.files)
     if missing:
         raise SnapshotFormatError(f"{path} manifest does not list {sorted(missing)}")
-    a = {
-        name: _load(path / f"{name}.npy", manifest.files[name], verify, mmap)
-        for name in layout.FILE_NAMES
-    }
+    a = {name: _load(path / f"{name}.npy", manifest.files[name], verify, mmap) for name in names}
     try:
         model = layout.model_from_arrays(a, manifest)
-        window = layout.window_from_arrays(a, manifest)
+        contents = (
+            layout.window_from_arrays(a, manifest) if window else layout.empty_window(manifest)
+        )
     except (ModelError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}") from None
     return Snapshot(
-        manifest=manifest, model=model, window=window, offsets=dict(manifest.offsets), path=path
+        manifest=manifest, model=model, window=contents, offsets=dict(manifest.offsets), path=path
     )

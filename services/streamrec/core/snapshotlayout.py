@@ -2,8 +2,11 @@
 
 Format 1 stores, as separate ``.npy`` files so each can be memory-mapped: the factors, the id
 lists (UTF-8 data + offsets, see ``ids.py``), the user x item matrix as CSR's three arrays,
-popularity, and the window's events with their own id lists. Reading checks that the arrays
-fit together (a CSR that points past the item list, say) before a :class:`Model` is built.
+popularity, and the window's events with their own id lists. Format 2 adds, for the model's
+user and item ids, the open-addressing hash table of ``ids.hash_table`` (``*.table``), so a
+serving worker maps its id index instead of building a dict of Python strings. Reading checks
+that the arrays fit together (a CSR that points past the item list, say) before a
+:class:`Model` is built.
 """
 
 from __future__ import annotations
@@ -15,13 +18,22 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from .ids import decode_ids, encode_ids
+from .ids import IdIndex, decode_ids, encode_ids
 from .manifest import Manifest
 from .model import Model
 from .modeltypes import ALSParams, FitInfo
 from .window import WindowContents
 
-__all__ = ["FILE_NAMES", "model_from_arrays", "to_arrays", "window_from_arrays"]
+__all__ = [
+    "FILE_NAMES",
+    "MODEL_FILES",
+    "WINDOW_FILES",
+    "empty_window",
+    "files_for",
+    "model_from_arrays",
+    "to_arrays",
+    "window_from_arrays",
+]
 
 Array = npt.NDArray[Any]
 
@@ -31,14 +43,20 @@ def _ids(prefix: str, ids: list[str]) -> dict[str, Array]:
     return {f"{prefix}.data": data, f"{prefix}.offsets": offsets}
 
 
+def _index(prefix: str, ids: IdIndex | list[str]) -> dict[str, Array]:
+    data, offsets, table = IdIndex.of(ids).arrays
+    return {f"{prefix}.data": data, f"{prefix}.offsets": offsets, f"{prefix}.table": table}
+
+
 def to_arrays(model: Model, window: WindowContents) -> dict[str, Array]:
+    """Every array of a format-2 snapshot, by file name (without ``.npy``)."""
     ui = model.user_items
     index_dtype = np.int32 if ui.nnz < np.iinfo(np.int32).max else np.int64
     return {
         "user_factors": np.asarray(model.user_factors, dtype=np.float32),
         "item_factors": np.asarray(model.item_factors, dtype=np.float32),
-        **_ids("user_ids", model.user_ids),
-        **_ids("item_ids", model.item_ids),
+        **_index("user_ids", model.user_ids),
+        **_index("item_ids", model.item_ids),
         "user_items.indptr": np.asarray(ui.indptr, dtype=index_dtype),
         "user_items.indices": np.asarray(ui.indices, dtype=np.int32),
         "user_items.data": np.asarray(ui.data, dtype=np.float32),
@@ -52,25 +70,45 @@ def to_arrays(model: Model, window: WindowContents) -> dict[str, Array]:
     }
 
 
-#: Every file a format-1 snapshot has (without ``.npy``).
-FILE_NAMES = tuple(
-    f"{prefix}{suffix}"
-    for prefix, suffixes in (
-        ("", ("user_factors", "item_factors", "popularity")),
-        ("user_ids.", ("data", "offsets")),
-        ("item_ids.", ("data", "offsets")),
-        ("user_items.", ("indptr", "indices", "data")),
-        ("window.", ("users", "items", "weights", "ts")),
-        ("window.user_ids.", ("data", "offsets")),
-        ("window.item_ids.", ("data", "offsets")),
-    )
-    for suffix in suffixes
+def _names(*groups: tuple[str, tuple[str, ...]]) -> tuple[str, ...]:
+    return tuple(f"{prefix}{suffix}" for prefix, suffixes in groups for suffix in suffixes)
+
+
+#: The files a format-2 model needs (without ``.npy``); format 1 has no ``*.table``.
+MODEL_FILES = _names(
+    ("", ("user_factors", "item_factors", "popularity")),
+    ("user_ids.", ("data", "offsets", "table")),
+    ("item_ids.", ("data", "offsets", "table")),
+    ("user_items.", ("indptr", "indices", "data")),
 )
+#: The trainer's window: only a trainer resuming from the snapshot reads these.
+WINDOW_FILES = _names(
+    ("window.", ("users", "items", "weights", "ts")),
+    ("window.user_ids.", ("data", "offsets")),
+    ("window.item_ids.", ("data", "offsets")),
+)
+#: Every file a format-2 snapshot has.
+FILE_NAMES = MODEL_FILES + WINDOW_FILES
+
+
+def files_for(format_version: int, window: bool = True) -> tuple[str, ...]:
+    """The files to read for a snapshot of ``format_version``, with or without the window."""
+    model = (
+        MODEL_FILES
+        if format_version >= 2
+        else tuple(n for n in MODEL_FILES if not n.endswith(".table"))
+    )
+    return model + WINDOW_FILES if window else model
 
 
 def model_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> Model:
-    user_ids = decode_ids(a["user_ids.data"], a["user_ids.offsets"])
-    item_ids = decode_ids(a["item_ids.data"], a["item_ids.offsets"])
+    """The model over ``a`` (memory-mapped arrays stay mapped, ids included)."""
+    user_ids = IdIndex.from_arrays(
+        a["user_ids.data"], a["user_ids.offsets"], a.get("user_ids.table")
+    )
+    item_ids = IdIndex.from_arrays(
+        a["item_ids.data"], a["item_ids.offsets"], a.get("item_ids.table")
+    )
     indptr, indices = a["user_items.indptr"], a["user_items.indices"]
     shape = (len(user_ids), len(item_ids))
     nnz = len(indices)
@@ -98,6 +136,22 @@ def model_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> Model:
         a["popularity"],
         ALSParams.from_dict(manifest.params),
         info,
+    )
+
+
+def empty_window(manifest: Manifest) -> WindowContents:
+    """No events, but the window's settings: what a reader that skips the window gets."""
+    meta = manifest.window
+    return WindowContents(
+        users=np.empty(0, np.int32),
+        items=np.empty(0, np.int32),
+        weights=np.empty(0),
+        ts=np.empty(0),
+        user_ids=[],
+        item_ids=[],
+        total_appended=int(meta["total_appended"]),
+        capacity=int(meta["capacity"]),
+        decay_half_life=meta.get("decay_half_life"),
     )
 
 

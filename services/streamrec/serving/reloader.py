@@ -11,7 +11,6 @@ LATEST names another one; the old model keeps serving.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import logging
 import shutil
@@ -22,12 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from streamrec.adapters.source import EventSource
 from streamrec.adapters.stores import SnapshotStore, StoreError, StoreUnavailable
 from streamrec.core.snapshot import Snapshot, SnapshotError, read_snapshot
-from streamrec.core.windowdata import WindowContents
 
 from . import metrics
 
@@ -35,20 +31,6 @@ log = logging.getLogger(__name__)
 
 #: Versions kept in the local cache (older ones are unlinked; mapped pages stay valid).
 CACHE_KEEP = 3
-
-
-def without_window(snapshot: Snapshot) -> Snapshot:
-    """The snapshot minus its window's events and ids, which only a trainer resumes from.
-
-    Kept, the window's decoded ids (a Python string per user and item, private to each
-    worker) and its mapped event arrays would cost every worker ~10 MB per 100k users.
-    """
-    w = snapshot.window
-    empty = WindowContents(users=np.empty(0, np.int32), items=np.empty(0, np.int32),
-                           weights=np.empty(0), ts=np.empty(0), user_ids=[], item_ids=[],
-                           total_appended=w.total_appended, capacity=w.capacity,
-                           decay_half_life=w.decay_half_life)
-    return dataclasses.replace(snapshot, window=empty)
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +105,9 @@ class Reloader:
         try:
             with _cache_lock(self.cache):
                 path = self.store.fetch(version, self.cache)
-                snapshot = without_window(read_snapshot(path, verify=True, mmap=True))
+                # No window: only a trainer resumes from it (its ids alone were ~10 MB
+                # private per worker at 100k users).
+                snapshot = read_snapshot(path, verify=True, mmap=True, window=False)
                 self._prune_cache(keep={version} | ({current.version} if current else set()))
         except (StoreUnavailable, OSError) as e:
             metrics.RELOADS.labels("unavailable").inc()
