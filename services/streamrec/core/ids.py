@@ -220,10 +220,12 @@ class IdIndex(Sequence[str]):
         ):
             raise ValueError("id offsets are not increasing from 0 to the data length")
         filled = np.asarray(table[table >= 0])
+        # bincount, not np.unique: unique's hash set leaves ~4 MB in a worker's malloc heap.
         if (
             len(filled) != count
-            or (count and (int(filled.max()) >= count or len(np.unique(filled)) != count))
+            or (count and int(filled.max()) >= count)
             or int(table.min()) < -1
+            or (count and int(np.bincount(filled, minlength=count).max()) != 1)
         ):
             raise ValueError("hash table does not hold every row exactly once")
         self.arrays: tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]] = (

@@ -43,6 +43,8 @@ __all__ = [
 Pairs = Sequence[tuple[str, float]]
 Idx = npt.NDArray[np.intp]
 F64 = npt.NDArray[np.float64]
+#: Item rows per block when computing ``YᵀY`` (a 2 MB float64 block at 64 factors).
+_GRAM_ROWS = 4096
 
 
 def fit(matrix: WindowMatrix, params: ALSParams) -> Model:
@@ -119,7 +121,14 @@ class Model:
     def gram(self) -> F64:
         """``YᵀY + λI``, cached; touch it once after loading to warm a replica."""
         if self._gram is None:
-            self._gram = foldin.gram(self.item_factors, self.regularization)
+            # In blocks: a float64 copy of all item factors (26 MB at 50k x 64) would be kept
+            # by glibc's heap in every serving worker long after it is freed.
+            y, f = self.item_factors, self.factors
+            g = np.zeros((f, f))
+            for start in range(0, len(y), _GRAM_ROWS):
+                g += foldin.gram(y[start : start + _GRAM_ROWS], 0.0)
+            g[np.diag_indices_from(g)] += self.regularization
+            self._gram = g
         return self._gram
 
     @property
