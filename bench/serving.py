@@ -11,8 +11,14 @@ minutes on 2 cores) it measures, against the real server process:
   reference: what the HTTP stack and the model's bookkeeping add;
 - freshness: a confluent-kafka ``produce()`` of an event for a new user until the first GET
   whose answer counts it (200 trials; the real broker of tests/infra/kafka.py);
-- memory: PSS and USS (``/proc/<pid>/smaps_rollup``) summed over the workers of 1 and of 4
-  gunicorn workers, and what an extra worker costs as a share of the model's bytes.
+- memory: PSS and USS (``/proc/<pid>/smaps_rollup``) of 1 and of 4 gunicorn workers, and what
+  an extra worker costs: the growth of the whole tree's PSS (master included: the pages the
+  master shares move their PSS to the workers as workers are added) per added worker, as a
+  share of the snapshot's bytes and of the served model's (the snapshot minus the window);
+- server CPU per request at every level (user + system time of the master and workers over
+  the level, from /proc): on a shared machine, a cost that other tenants barely move;
+- gunicorn shapes: 2 x 1, 2 x 2 and 4 x 1 (workers x threads) against the default, at the top
+  concurrency (req/s, latency, CPU per request).
 
 Writes ``bench/results/serving.json`` and ``serving.png`` and prints a table.
 
@@ -53,6 +59,8 @@ from streamrec.core.window import SlidingWindow  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 LEVELS = (1, 8, 32)
+#: gunicorn (workers, threads) compared at the top concurrency level, besides the default.
+SHAPES = ((2, 1), (2, 2), (4, 1))
 TARGETS = {"p50_ms_c1": 1.0, "p99_ms_c1": 5.0, "rps_c32": 2000.0, "extra_worker_pct": 10.0}
 
 
@@ -187,11 +195,25 @@ async def _one_connection(host: str, port: int, paths: list[bytes], offset: int,
         writer.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (the gunicorn master and its
+    workers), from /proc: a cost per request that other tenants of a busy box barely move."""
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def load(host: str, port: int, paths: list[bytes], concurrency: int,
-         seconds: float) -> dict[str, float]:
+         seconds: float, server_pid: int | None = None) -> dict[str, float]:
     """``concurrency`` keep-alive connections, each sending its next request on an answer."""
     took: list[float] = []
     failed = [0]
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
 
     async def run() -> float:
         start = time.perf_counter()
@@ -203,9 +225,12 @@ def load(host: str, port: int, paths: list[bytes], concurrency: int,
 
     wall = asyncio.run(run())
     ms = [v * 1000 for v in took]
-    return {"concurrency": concurrency, "requests": len(ms), "failed": failed[0],
-            "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95), "p99_ms": pct(ms, 99),
-            "rps": len(ms) / wall}
+    out = {"concurrency": concurrency, "requests": len(ms), "failed": failed[0],
+           "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95), "p99_ms": pct(ms, 99),
+           "rps": len(ms) / wall}
+    if server_pid and ms:
+        out["server_cpu_us_per_request"] = (cpu_seconds(server_pid) - cpu_before) / len(ms) * 1e6
+    return out
 
 
 # --- freshness --------------------------------------------------------------------------------
@@ -255,9 +280,14 @@ def smaps(pid: int) -> dict[str, float]:
 
 
 def worker_memory(proc: subprocess.Popen[bytes]) -> dict[str, float]:
+    """Sums over the workers, and PSS of the whole tree (master included): pages the master
+    shares with its workers move their PSS from the master to the workers as workers are
+    added, so only the tree's total says what a worker adds."""
     per = [smaps(pid) for pid in children(proc.pid)]
+    master = smaps(proc.pid)
     return {"workers": len(per), "pss_mb": sum(m["pss_mb"] for m in per),
-            "uss_mb": sum(m["uss_mb"] for m in per), "rss_mb": sum(m["rss_mb"] for m in per)}
+            "uss_mb": sum(m["uss_mb"] for m in per), "rss_mb": sum(m["rss_mb"] for m in per),
+            "tree_pss_mb": master["pss_mb"] + sum(m["pss_mb"] for m in per)}
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -316,10 +346,13 @@ def main() -> int:
     store.publish(tmp / "build" / "v1", "000000000001")
     snap_dir = store.snapshots / "000000000001"
     model_bytes = sum(f.stat().st_size for f in snap_dir.iterdir() if f.suffix == ".npy")
+    served_bytes = sum(f.stat().st_size for f in snap_dir.iterdir()
+                       if f.suffix == ".npy" and not f.name.startswith("window."))
     factor_bytes = model.user_factors.nbytes + model.item_factors.nbytes
     build_s = time.perf_counter() - t
     del model, window
-    served = read_snapshot(snap_dir, verify=True, mmap=True).model  # what the workers map
+    # What the workers map (serving skips the trainer's window).
+    served = read_snapshot(snap_dir, verify=True, mmap=True, window=False).model
     reference = numpy_reference(served, 2.0 if not args.quick else 0.5)
 
     rng = np.random.default_rng(2)
@@ -331,10 +364,19 @@ def main() -> int:
     broker.start()
     try:
         topic = broker.create_topic("interactions")
-        with serve(tmp, store.root, broker, topic, args.workers, args.threads) as (h, p, _):
+        with serve(tmp, store.root, broker, topic, args.workers, args.threads) as (h, p, proc):
             load(h, p, paths, 8, min(1.0, args.seconds))  # warm-up: pages mapped, caches
-            levels = [load(h, p, paths, c, args.seconds) for c in LEVELS]
+            levels = [load(h, p, paths, c, args.seconds, proc.pid) for c in LEVELS]
             fresh = freshness(h, p, broker, topic, item, args.trials)
+        # Other gunicorn shapes for 2 cores, at the top concurrency (req/s and CPU/request).
+        shapes = [{"workers": args.workers, "threads": args.threads, **levels[-1]}]
+        for workers, threads in SHAPES:
+            if (workers, threads) == (args.workers, args.threads):
+                continue
+            with serve(tmp, store.root, broker, topic, workers, threads) as (h, p, proc):
+                load(h, p, paths, 8, min(1.0, args.seconds))
+                shapes.append({"workers": workers, "threads": threads,
+                               **load(h, p, paths, LEVELS[-1], args.seconds / 2, proc.pid)})
         memory = []
         for workers in (1, 4):
             with serve(tmp, store.root, broker, topic, workers, args.threads) as (h, p, proc):
@@ -344,13 +386,19 @@ def main() -> int:
         broker.stop()
 
     one, four = memory
-    extra_pss = (four["pss_mb"] - one["pss_mb"]) / 3
-    model_mb = model_bytes / 2**20
-    mem_summary = {"model_mb": model_mb, "factors_mb": factor_bytes / 2**20,
+    extra_pss = (four["tree_pss_mb"] - one["tree_pss_mb"]) / 3
+    model_mb, served_mb = model_bytes / 2**20, served_bytes / 2**20
+    mem_summary = {"model_mb": model_mb, "served_model_mb": served_mb,
+                   "factors_mb": factor_bytes / 2**20,
                    "pss_1_worker_mb": one["pss_mb"], "pss_4_workers_mb": four["pss_mb"],
+                   "tree_pss_1_worker_mb": one["tree_pss_mb"],
+                   "tree_pss_4_workers_mb": four["tree_pss_mb"],
                    "uss_1_worker_mb": one["uss_mb"], "uss_4_workers_mb": four["uss_mb"],
                    "extra_worker_mb": extra_pss,
-                   "extra_worker_pct_of_model": 100 * extra_pss / model_mb}
+                   "extra_worker_workers_only_mb": (four["pss_mb"] - one["pss_mb"]) / 3,
+                   "extra_worker_uss_mb": (four["uss_mb"] - one["uss_mb"]) / 3,
+                   "extra_worker_pct_of_model": 100 * extra_pss / model_mb,
+                   "extra_worker_pct_of_served_model": 100 * extra_pss / served_mb}
     c1, c32 = levels[0], levels[-1]
     targets = [
         {"target": "p50 <= 1 ms at c1", "measured": c1["p50_ms"],
@@ -384,7 +432,8 @@ def main() -> int:
         "http_over_numpy_p50": c1["p50_ms"] / reference["p50_ms"],
         "freshness": {**fresh, "log": "kafka (tests/infra/kafka.py, KRaft, 1 partition)"},
         "memory": [{"workers": m["workers"], "pss_mb": m["pss_mb"], "uss_mb": m["uss_mb"],
-                    "rss_mb": m["rss_mb"]} for m in memory],
+                    "rss_mb": m["rss_mb"], "tree_pss_mb": m["tree_pss_mb"]} for m in memory],
+        "shapes": shapes,
         "memory_summary": mem_summary,
         "targets": targets,
         "plot": png.name if plotted else None,
@@ -396,17 +445,25 @@ def main() -> int:
     print(f"numpy score+argpartition: p50 {reference['p50_ms']:.3f} ms, "
           f"p99 {reference['p99_ms']:.3f} ms ({reference['per_core_rps']:.0f}/s per core)")
     print(f"{'conc':>5} {'requests':>8} {'failed':>6} {'p50 ms':>7} {'p95 ms':>7} "
-          f"{'p99 ms':>7} {'req/s':>7}")
+          f"{'p99 ms':>7} {'req/s':>7} {'cpu us/req':>10}")
     for r in levels:
         print(f"{r['concurrency']:>5} {r['requests']:>8} {r['failed']:>6} {r['p50_ms']:>7.2f} "
-              f"{r['p95_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['rps']:>7.0f}")
+              f"{r['p95_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['rps']:>7.0f} "
+              f"{r.get('server_cpu_us_per_request', float('nan')):>10.0f}")
+    print(f"gunicorn shapes at c{LEVELS[-1]}:")
+    for r in shapes:
+        print(f"  {r['workers']} workers x {r['threads']} threads: {r['rps']:>6.0f} req/s, p50 "
+              f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, server CPU "
+              f"{r.get('server_cpu_us_per_request', float('nan')):.0f} us/request")
     print(f"freshness produce() -> GET: p50 {fresh['p50_ms']:.1f} ms, p99 {fresh['p99_ms']:.1f}"
           f" ms ({fresh['seen']}/{fresh['trials']})")
     for m in memory:
         print(f"{m['workers']} worker(s): PSS {m['pss_mb']:.1f} MB, USS {m['uss_mb']:.1f} MB, "
-              f"RSS {m['rss_mb']:.1f} MB")
-    print(f"model files {model_mb:.1f} MB; extra worker {extra_pss:.1f} MB "
-          f"= {mem_summary['extra_worker_pct_of_model']:.0f}% of the model")
+              f"RSS {m['rss_mb']:.1f} MB (workers); PSS {m['tree_pss_mb']:.1f} MB with the master")
+    print(f"snapshot files {model_mb:.1f} MB ({served_mb:.1f} MB served, without the window); "
+          f"extra worker {extra_pss:.1f} MB PSS = {mem_summary['extra_worker_pct_of_model']:.0f}%"
+          f" of the snapshot, {mem_summary['extra_worker_pct_of_served_model']:.0f}% of the "
+          f"served model (USS {mem_summary['extra_worker_uss_mb']:.1f} MB)")
     for row in targets:
         print(f"target {row['target']}: {row['measured']:.2f} -> "
               f"{'met' if row['met'] else 'MISSED'}")

@@ -443,3 +443,10 @@ def test_a_served_snapshot_keeps_the_model_but_not_the_trainers_window(world: Wo
     assert len(window) == 0 and window.user_ids == [] and window.item_ids == []
     assert window.capacity == world.window.contents().capacity
     assert len(served.snapshot.model.user_ids) == 12
+
+
+def test_gunicorn_heartbeat_goes_to_a_writable_memory_directory_when_there_is_one(tmp_path):
+    from streamrec.serving.server import heartbeat_dir
+
+    assert heartbeat_dir(str(tmp_path)) == str(tmp_path)
+    assert heartbeat_dir(str(tmp_path / "missing")) is None
