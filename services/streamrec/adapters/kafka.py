@@ -47,13 +47,16 @@ _PRODUCE_MAX_BYTES = 64 * 1024 * 1024
 
 #: Consumer properties that bound librdkafka's read-ahead, for a consumer in every serving
 #: worker. By default it prefetches up to 100k messages or 64 MB per partition (measured:
-#: +41 MB private per process on a 200k-message backlog); a fold-in consumer drains at once,
-#: so a small queue costs it nothing but that memory.
+#: +41 MB private per process on a 200k-message backlog; bounded: +3 to +7 MB). A small queue
+#: alone made catching up 8x slower (10 s for 200k messages): librdkafka then waits
+#: ``fetch.queue.backoff.ms`` (1 s by default) each time the queue is full; at 10 ms the same
+#: catch-up takes 0.4 s, against 1.2 s with the defaults.
 BOUNDED_PREFETCH: dict[str, object] = {
     "queued.min.messages": 2000,
     "queued.max.messages.kbytes": 2048,
     "fetch.max.bytes": 1048576,
     "max.partition.fetch.bytes": 1048576,
+    "fetch.queue.backoff.ms": 10,
 }
 
 
