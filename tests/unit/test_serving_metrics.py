@@ -60,18 +60,21 @@ def test_observe_counts_by_route_method_and_status_with_a_latency_histogram():
     assert REGISTRY.get_sample_value("streamrec_http_request_seconds_count", labels) == 1.0
 
 
-def test_the_gunicorn_master_shares_imports_but_creates_no_metric():
-    # A metric made in the master would add its never-updated values (created_at 0) to the
-    # workers' aggregation; share_imports must leave serving.metrics unimported.
+def test_the_gunicorn_master_shares_imports_but_leaves_no_live_gauge(tmp_path):
+    # The master imports the serving package (its metric objects included) for its workers to
+    # share; its live gauges' files must go, or its never-updated values (created_at 0) would
+    # join the workers' aggregation.
+    import os
     import subprocess
     import sys
 
     code = ("import sys; from streamrec.serving.server import share_imports; share_imports(); "
-            "assert 'numpy' in sys.modules and 'flask' in sys.modules; "
-            "assert 'streamrec.serving.metrics' not in sys.modules")
+            "assert 'numpy' in sys.modules and 'streamrec.serving.routes' in sys.modules")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=env)
     assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.glob("gauge_live*.db"))
 
 
 def test_unknown_methods_share_one_series():

@@ -45,11 +45,15 @@ def share_imports() -> None:
     """Import the heavy modules in the gunicorn master, before the fork, and freeze them.
 
     Each worker then starts with numpy, scipy, Flask, gunicorn's gthread worker, librdkafka
-    and the app's code already in pages it shares copy-on-write with its siblings instead of
-    importing its own copies: the cheapest cut of what an extra worker costs. Only imports: no
-    client, thread or app is created here (those do not survive a fork and are built per
-    worker), and never ``serving.metrics``: a metric object made in the master would write the
-    master's values (a 0 ``created_at``) next to the workers' and spoil the ``livemin`` gauge.
+    and the app's code (the whole serving package) already in pages it shares copy-on-write
+    with its siblings instead of importing its own copies. Only imports: no client, thread or
+    app is created here (those do not survive a fork and are built per worker).
+
+    Importing the serving package creates its metric objects here. prometheus-client gives a
+    forked process its own values (it sees the pid change), so what is left of the master are
+    its files in ``PROMETHEUS_MULTIPROC_DIR``: the live gauges' files are removed at once
+    (``mark_process_dead``), else the master's never-updated values (a 0 ``created_at``)
+    would join the workers' ``livemin``/``livemax``/``livesum``; its counters stay at 0.
 
     ``gc.freeze()`` then moves every object so far out of the collector's reach: a full
     collection in a worker writes to the header of every object it visits, which copied all
@@ -69,7 +73,12 @@ def share_imports() -> None:
 
     from streamrec.adapters import source, stores  # noqa: F401
     from streamrec.core import events, model, snapshot  # noqa: F401
+    from streamrec.serving import app  # noqa: F401  (and with it routes, reloader, metrics)
 
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
     gc.collect()
     gc.freeze()
 
