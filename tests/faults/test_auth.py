@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
-from tests.faults._serving import publish_snapshot, serve, wait_for
+from tests.support.serving import publish_snapshot, serve, wait_for
 
 from streamrec.adapters.stores import LocalStore
 

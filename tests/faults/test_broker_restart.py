@@ -18,6 +18,7 @@ from tests.support.trainerproc import (
     ServingProc,
     Stream,
     TrainerProc,
+    fit_args,
     latest_snapshot,
     read_topic,
     wait_for,
@@ -31,24 +32,8 @@ PARTITIONS = 2
 def _run_restart(kafka: Any, s3: Any, tmp_path: Any, outage: float, around: float) -> None:
     topic = kafka.create_topic(f"brk-{uuid.uuid4().hex[:8]}", partitions=PARTITIONS)
     store = S3Store(s3.bucket, "", client=s3.client())
-    trainer = TrainerProc(
-        kafka.bootstrap,
-        topic,
-        s3,
-        tmp_path / "trainer",
-        [
-            "--window-size",
-            "1000000",
-            "--retrain-every",
-            "500",
-            "--retrain-interval",
-            "2",
-            "--factors",
-            "8",
-            "--iterations",
-            "3",
-        ],
-    )
+    trainer = TrainerProc(kafka.bootstrap, topic, s3, tmp_path / "trainer",
+                          fit_args(window=1_000_000, retrain_every=500, interval=2, iterations=3))
     serving = ServingProc(kafka.bootstrap, topic, s3, tmp_path / "serving")
     stream = Stream(kafka.bootstrap, topic, rate=100, users=20)
     hammer = Hammer(serving, "/users/u1/recommendations?n=5")

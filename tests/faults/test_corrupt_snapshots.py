@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from tests.faults._serving import Served, build_snapshot, serve, version_name, wait_for
+from tests.support.serving import Served, build_snapshot, serve, version_name, wait_for
 
 from streamrec.adapters.stores import LocalStore
 

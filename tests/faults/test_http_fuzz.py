@@ -28,7 +28,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
-from tests.faults._serving import Served, publish_snapshot, serve
+from tests.support.serving import Served, publish_snapshot, serve
 
 from streamrec.adapters.stores import LocalStore
 

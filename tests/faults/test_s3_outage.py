@@ -19,6 +19,7 @@ from tests.support.trainerproc import (
     ServingProc,
     Stream,
     TrainerProc,
+    fit_args,
     latest_snapshot,
     read_topic,
     wait_for,
@@ -49,24 +50,8 @@ def _publishes(trainer: TrainerProc) -> list[tuple[float, str]]:
 def _run_outage(kafka: Any, s3: Any, minio: Any, tmp_path: Any, outage: float) -> None:
     topic = kafka.create_topic(f"s3o-{uuid.uuid4().hex[:8]}", partitions=1)
     store = S3Store(s3.bucket, "", client=s3.client())
-    trainer = TrainerProc(
-        kafka.bootstrap,
-        topic,
-        s3,
-        tmp_path / "trainer",
-        [
-            "--window-size",
-            "1000000",
-            "--retrain-every",
-            "300",
-            "--retrain-interval",
-            "1",
-            "--factors",
-            "8",
-            "--iterations",
-            "3",
-        ],
-    )
+    trainer = TrainerProc(kafka.bootstrap, topic, s3, tmp_path / "trainer",
+                          fit_args(window=1_000_000, retrain_every=300, interval=1, iterations=3))
     serving = ServingProc(kafka.bootstrap, topic, s3, tmp_path / "serving")
     stream = Stream(kafka.bootstrap, topic, rate=100, users=20)
     hammer = Hammer(serving, "/users/u1/recommendations?n=5")

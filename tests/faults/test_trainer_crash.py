@@ -14,7 +14,14 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from tests.support.trainerproc import Stream, TrainerProc, latest_snapshot, read_topic, wait_for
+from tests.support.trainerproc import (
+    Stream,
+    TrainerProc,
+    fit_args,
+    latest_snapshot,
+    read_topic,
+    wait_for,
+)
 
 from streamrec.adapters.s3store import S3Store
 
@@ -25,24 +32,8 @@ def _run_crashes(kafka: Any, s3: Any, tmp_path: Any, kills: int, seed: int) -> N
     rng = random.Random(seed)
     topic = kafka.create_topic(f"crash-{uuid.uuid4().hex[:8]}", partitions=PARTITIONS)
     store = S3Store(s3.bucket, "", client=s3.client())
-    trainer = TrainerProc(
-        kafka.bootstrap,
-        topic,
-        s3,
-        tmp_path / "trainer",
-        [
-            "--window-size",
-            "1000000",
-            "--retrain-every",
-            "300",
-            "--retrain-interval",
-            "1",
-            "--factors",
-            "8",
-            "--iterations",
-            "5",
-        ],
-    )
+    trainer = TrainerProc(kafka.bootstrap, topic, s3, tmp_path / "trainer",
+                          fit_args(window=1_000_000, retrain_every=300, interval=1, iterations=5))
     stream = Stream(kafka.bootstrap, topic, rate=300, users=37)
     moments: list[dict[str, Any]] = []
     started = time.monotonic()

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import requests
 from confluent_kafka import Producer
+from tests.support.serving import wait_for as _wait
 
 from streamrec.adapters.s3store import S3Store
 from streamrec.adapters.stores import LocalStore
@@ -94,21 +94,6 @@ def _metric(text: str, line_start: str) -> float | None:
         if line.startswith(line_start + " "):
             return float(line.rsplit(" ", 1)[1])
     return None
-
-
-def _wait(check, seconds: float):  # type: ignore[no-untyped-def]
-    """Poll ``check`` until it returns something truthy; the last value either way."""
-    deadline = time.monotonic() + seconds
-    value = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except requests.RequestException:
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    return value
 
 
 def test_serve_loads_from_s3_folds_in_kafka_events_and_exposes_metrics(kafka, s3, tmp_path):

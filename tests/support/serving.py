@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from tests.infra.process import free_port
 
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.events import Event
 from streamrec.core.model import ALSParams, fit
 from streamrec.core.snapshot import write_snapshot
 from streamrec.core.window import SlidingWindow
+from tests.infra.process import free_port
 
 
 def version_name(k: int) -> str:
@@ -121,6 +121,9 @@ def serve(tmp: Path, store_root: Path, *, bootstrap: str, topic: str, workers: i
             ready = wait_for(lambda: requests.get(f"{served.base}/readyz", timeout=2)
                              .status_code == 200, 90)
             assert ready, served.log_text()[-3000:]
+            # Every worker forked and up (a worker accepts only once its snapshot is loaded).
+            assert wait_for(lambda: len(served.worker_pids()) == workers, 30), (
+                served.worker_pids(), served.log_text()[-3000:])
             yield served
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -20,7 +20,7 @@ import numpy as np
 import requests
 
 from streamrec.adapters.stores import LocalStore
-from tests.faults._serving import build_snapshot, rss_bytes, serve, version_name, wait_for
+from tests.support.serving import build_snapshot, rss_bytes, serve, version_name, wait_for
 
 CONCURRENCY = 32
 WARMUP_S = 10.0

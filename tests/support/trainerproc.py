@@ -54,6 +54,14 @@ def _child_env(s3: Any, tmp: Path, extra: dict[str, str] | None = None) -> dict[
     return env
 
 
+def fit_args(window: int, retrain_every: int, interval: float, iterations: int,
+             factors: int = 8) -> list[str]:
+    """The trainer flags the fault tests vary: window, retrain policy and a small, fast fit."""
+    return ["--window-size", str(window), "--retrain-every", str(retrain_every),
+            "--retrain-interval", str(interval), "--factors", str(factors),
+            "--iterations", str(iterations)]
+
+
 class TrainerProc:
     """``streamrec trainer`` as a child process, one log file across restarts.
 
