@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
+from tests.support.storerace import race
 
 from streamrec.adapters.stores import (
     S3Store,
@@ -164,65 +165,13 @@ def test_an_unreachable_endpoint_is_store_unavailable(tmp_path):
         store.versions()
 
 
-def _race(stores: list[S3Store], reader: S3Store, make_snapshot, cache: Path,
-          versions_per_publisher: list[list[str]]) -> list[str]:
-    """Publishers (one thread and one S3Store each) race on one bucket while a reader keeps
-    following LATEST; every LATEST it sees must fetch and verify. Returns the versions seen.
-
-    Stores (and their boto3 clients) are made by the caller in this thread: creating clients
-    from the default session is not thread-safe.
-    """
-    import threading
-
-    for versions in versions_per_publisher:  # write the local snapshots up front
-        for version in versions:
-            make_snapshot(version)
-    errors: list[BaseException] = []
-    seen: list[str] = []
-    done = threading.Event()
-
-    def publish(store: S3Store, versions: list[str]) -> None:
-        try:
-            for version in versions:
-                store.publish(make_snapshot(version), version)
-        except BaseException as exc:  # collected and re-raised in the test thread
-            errors.append(exc)
-
-    def read() -> None:
-        try:
-            while not done.is_set():
-                version = reader.latest()
-                if version is not None:
-                    snap = read_snapshot(reader.fetch(version, cache))
-                    assert snap.version == version and snap.offsets == {0: int(version)}
-                    seen.append(version)
-        except BaseException as exc:
-            errors.append(exc)
-
-    publishers = [
-        threading.Thread(target=publish, args=(store, versions))
-        for store, versions in zip(stores, versions_per_publisher, strict=True)
-    ]
-    reading = threading.Thread(target=read)
-    reading.start()
-    for t in publishers:
-        t.start()
-    for t in publishers:
-        t.join(timeout=120)
-    done.set()
-    reading.join(timeout=60)
-    assert not errors, errors
-    assert not any(t.is_alive() for t in [*publishers, reading])
-    return seen
-
-
 def test_racing_publishers_never_leave_latest_naming_an_incomplete_version(
     s3, make_snapshot, tmp_path
 ):
     a = [f"{k:012d}" for k in range(1, 12, 2)]
     b = [f"{k:012d}" for k in range(2, 13, 2)]
     stores = [S3Store(s3.bucket, PREFIX, client=s3.client()) for _ in range(3)]
-    seen = _race(stores[:2], stores[2], make_snapshot, tmp_path / "cache", [a, b])
+    seen = race(stores[:2], stores[2], make_snapshot, tmp_path / "cache", [a, b])
     assert seen, "the reader never saw a LATEST"
     store = S3Store(s3.bucket, PREFIX, client=s3.client())
     assert store.latest() in {a[-1], b[-1]}
@@ -233,7 +182,7 @@ def test_racing_publishers_never_leave_latest_naming_an_incomplete_version(
 def test_publishers_racing_on_the_same_versions_both_succeed(s3, make_snapshot, tmp_path):
     versions = [f"{k:012d}" for k in range(1, 7)]
     stores = [S3Store(s3.bucket, PREFIX, client=s3.client()) for _ in range(3)]
-    _race(stores[:2], stores[2], make_snapshot, tmp_path / "cache", [versions, versions])
+    race(stores[:2], stores[2], make_snapshot, tmp_path / "cache", [versions, versions])
     store = S3Store(s3.bucket, PREFIX, client=s3.client())
     assert store.latest() == versions[-1] and store.versions() == versions
     assert read_snapshot(store.fetch(versions[-1], tmp_path / "final")).version == versions[-1]

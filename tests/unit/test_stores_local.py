@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.support.storerace import race
 
 from streamrec.adapters.stores import (
     LocalStore,
@@ -195,59 +196,14 @@ def test_open_store_picks_the_backend_from_the_url(tmp_path):
             open_store(bad)
 
 
-def _race(store_for, make_snapshot, cache: Path, versions_per_publisher: list[list[str]]):
-    """Publishers (one thread each, own store object) race on one store while a reader keeps
-    following LATEST; every LATEST seen must fetch and verify. Returns the versions seen."""
-    import threading
-
-    for versions in versions_per_publisher:  # write the local snapshots up front
-        for version in versions:
-            make_snapshot(version, int(version))
-    errors: list[BaseException] = []
-    seen: list[str] = []
-    done = threading.Event()
-
-    def publish(versions: list[str]) -> None:
-        store = store_for()
-        try:
-            for version in versions:
-                store.publish(make_snapshot(version, int(version)), version)
-        except BaseException as exc:  # collected and re-raised in the test thread
-            errors.append(exc)
-
-    def read() -> None:
-        store = store_for()
-        try:
-            while not done.is_set():
-                version = store.latest()
-                if version is not None:
-                    snap = read_snapshot(store.fetch(version, cache))
-                    assert snap.version == version
-                    seen.append(version)
-        except BaseException as exc:
-            errors.append(exc)
-
-    publishers = [threading.Thread(target=publish, args=(v,)) for v in versions_per_publisher]
-    reader = threading.Thread(target=read)
-    reader.start()
-    for t in publishers:
-        t.start()
-    for t in publishers:
-        t.join(timeout=60)
-    done.set()
-    reader.join(timeout=60)
-    assert not errors, errors
-    assert not any(t.is_alive() for t in [*publishers, reader])
-    return seen
-
-
 def test_racing_publishers_never_leave_latest_naming_an_incomplete_version(
     tmp_path, make_snapshot
 ):
     root = tmp_path / "store"
     a = [f"{k:012d}" for k in range(1, 16, 2)]
     b = [f"{k:012d}" for k in range(2, 17, 2)]
-    _race(lambda: LocalStore(root), make_snapshot, tmp_path / "cache", [a, b])
+    race([LocalStore(root), LocalStore(root)], LocalStore(root),
+         lambda v: make_snapshot(v, int(v)), tmp_path / "cache", [a, b])
     store = LocalStore(root)
     assert store.latest() in {a[-1], b[-1]}
     assert store.versions() == sorted(a + b)
@@ -258,7 +214,8 @@ def test_racing_publishers_never_leave_latest_naming_an_incomplete_version(
 def test_publishers_racing_on_the_same_versions_both_succeed(tmp_path, make_snapshot):
     root = tmp_path / "store"
     versions = [f"{k:012d}" for k in range(1, 9)]
-    _race(lambda: LocalStore(root), make_snapshot, tmp_path / "cache", [versions, versions])
+    race([LocalStore(root), LocalStore(root)], LocalStore(root),
+         lambda v: make_snapshot(v, int(v)), tmp_path / "cache", [versions, versions])
     store = LocalStore(root)
     assert store.latest() == versions[-1] and store.versions() == versions
     read_snapshot(store.fetch(versions[-1], tmp_path / "final"))
