@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok from the
-# Go module proxy into $STREAMREC_CACHE/kube-<version>/bin. Idempotent: a stamp file marks a
+# Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, the node's kubelet
+# and kube-proxy, and kwok from the Go module proxy into $STREAMREC_CACHE/kube-<version>/bin. Idempotent: a stamp file marks a
 # finished build. Why a wrapper module: k8s.io/kubernetes pins its staging modules at v0.0.0, so
 # `go install` fails; we replace each one with the matching v0.MINOR.PATCH release.
 source "$(dirname "$0")/lib.sh"
 need go "install Go 1.24+ (https://go.dev/dl)"
 
-KUBE_DIR="$STREAMREC_CACHE/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
+# "-node": the build includes kubelet and kube-proxy (a real node, docs/kubernetes.md).
+KUBE_DIR="$STREAMREC_CACHE/kube-$KUBE_VERSION-node-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BIN="$KUBE_DIR/bin"
 STAMP="$KUBE_DIR/.done"
 lock kube
@@ -44,7 +45,7 @@ build_kube() {
   done
   {
     printf '//go:build tools\n\npackage tools\n\nimport (\n'
-    for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
       printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"
     done
     printf ')\n'
@@ -57,9 +58,11 @@ build_kube() {
     ld+=" -X $p.gitVersion=v$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=2000-01-01T00:00:00Z"
   done
+  # One `go build` for all six: the packages they share (client-go, apimachinery, api) compile once.
   go build -trimpath -ldflags="$ld" -o "$BIN/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 }
 
 build_kwok() {
@@ -77,7 +80,7 @@ build_kwok() {
 }
 
 timed "etcd v$ETCD_VERSION: build from the Go module proxy" build_etcd
-timed "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v$KUBE_VERSION: build" build_kube
+timed "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy v$KUBE_VERSION: build" build_kube
 timed "kwok v$KWOK_VERSION: build" build_kwok
 rm -rf "$KUBE_DIR/src"
 touch "$STAMP"
