@@ -138,7 +138,7 @@ def write_snapshot(
         version=version,
         created_at=datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z"),
         created_at_unix=now,
-        params=model.params.to_dict(),
+        params={**model.params.to_dict(), **layout.scoring_params(model)},
         fit={}
         if info is None
         else {"seconds": info.seconds, "loss": info.loss, "device": info.device},
@@ -228,7 +228,7 @@ def read_snapshot(
     """
     path = Path(directory)
     manifest = read_manifest(path)
-    names = layout.files_for(manifest.format_version, window)
+    names = layout.files_for(manifest.format_version, window) + layout.optional_files(manifest)
     missing = set(names) - set(manifest.files)
     if missing:
         raise SnapshotFormatError(f"{path} manifest does not list {sorted(missing)}")
