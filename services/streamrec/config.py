@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from streamrec.core.blend import ScoringParams
+from streamrec.core.ease import ItemItemParams
 from streamrec.core.model import ALSParams
 
 FORMATS = ("auto", "text", "json")
@@ -55,6 +57,15 @@ class Config:
     use_gpu: bool = False
     fit_threads: int = 0
     metrics_port: int = 9100
+    # Scoring (docs/evaluation.md "Recency and the blend"): written into each snapshot by the
+    # trainer, so every replica scores the same way. Defaults tuned on a validation stream.
+    recency_decay: float = 0.1
+    recency_half_life: float | None = None
+    history_cap: int = 200
+    item_item_weight: float = 0.5
+    item_item_l2: float = 200.0
+    item_item_max_dense: int = 5_000
+    item_item_neighbours: int = 100
     # Snapshots
     store: str = "./data/snapshots"
     s3_endpoint: str | None = None
@@ -85,6 +96,18 @@ class Config:
         return ALSParams(factors=self.factors, regularization=self.regularization,
                          iterations=self.iterations, alpha=self.alpha, use_gpu=self.use_gpu,
                          num_threads=self.fit_threads)
+
+    @property
+    def scoring(self) -> ScoringParams:
+        return ScoringParams(recency_decay=self.recency_decay,
+                             recency_half_life=self.recency_half_life,
+                             history_cap=self.history_cap,
+                             item_item_weight=self.item_item_weight)
+
+    @property
+    def item_item(self) -> ItemItemParams:
+        return ItemItemParams(l2=self.item_item_l2, max_dense_items=self.item_item_max_dense,
+                              neighbours=self.item_item_neighbours)
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka settings shared by every consumer and producer of this service."""
@@ -136,11 +159,22 @@ class Config:
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ("retrain_interval", "regularization", "alpha", "timeout", "reload_interval"):
+        for name in ("retrain_interval", "regularization", "alpha", "timeout", "reload_interval",
+                     "item_item_l2"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(name, f"must be a finite number > 0, got {v}")
-        for name in ("decay_half_life", "min_weight"):
+        for name in ("history_cap", "item_item_neighbours"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        d, b, m = self.recency_decay, self.item_item_weight, self.item_item_max_dense
+        if m < 0:
+            raise ConfigError("item_item_max_dense", f"must be >= 0, got {m}")
+        if not (math.isfinite(d) and d >= 0):
+            raise ConfigError("recency_decay", f"must be a finite number >= 0, got {d}")
+        if not (math.isfinite(b) and 0 <= b <= 1):
+            raise ConfigError("item_item_weight", f"must be between 0 and 1, got {b}")
+        for name in ("decay_half_life", "min_weight", "recency_half_life"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise ConfigError(name, f"must be a finite number > 0, got {v}")
@@ -206,6 +240,13 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "use_gpu": (_bool, "STREAMREC_USE_GPU"),
     "fit_threads": (int, "STREAMREC_FIT_THREADS"),
     "metrics_port": (int, "STREAMREC_METRICS_PORT"),
+    "recency_decay": (float, "STREAMREC_RECENCY_DECAY"),
+    "recency_half_life": (float, "STREAMREC_RECENCY_HALF_LIFE"),
+    "history_cap": (int, "STREAMREC_HISTORY_CAP"),
+    "item_item_weight": (float, "STREAMREC_ITEM_ITEM_WEIGHT"),
+    "item_item_l2": (float, "STREAMREC_ITEM_ITEM_L2"),
+    "item_item_max_dense": (int, "STREAMREC_ITEM_ITEM_MAX_DENSE"),
+    "item_item_neighbours": (int, "STREAMREC_ITEM_ITEM_NEIGHBOURS"),
     "store": (str, "STREAMREC_STORE"),
     "s3_endpoint": (str, "STREAMREC_S3_ENDPOINT"),
     "keep": (int, "STREAMREC_KEEP"),
@@ -238,6 +279,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...]
                                 help=helptext)
         else:
             parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=helptext)
+
+
+#: The scoring settings, for the services that take them (trainer and embedded).
+SCORING_NAMES = ("recency_decay", "recency_half_life", "history_cap", "item_item_weight",
+                 "item_item_l2", "item_item_max_dense", "item_item_neighbours")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from streamrec.config import FIELDS, Config, ConfigError, add_config_arguments
+from streamrec.config import FIELDS, SCORING_NAMES, Config, ConfigError, add_config_arguments
 
 log = logging.getLogger("streamrec.embedded")
 
@@ -29,7 +29,7 @@ CONFIG_NAMES = (
     "topic", "format", "min_weight", "dlq_topic", "notify_topic", "window_size", "retrain_every",
     "retrain_interval", "decay_half_life", "factors", "regularization", "iterations", "alpha",
     "use_gpu", "fit_threads", "store", "keep", "bind", "threads", "timeout", "reload_interval",
-    "data_dir", "cache_dir",
+    "data_dir", "cache_dir", *SCORING_NAMES,
 )
 
 # Defaults that make the demo snappy; a flag or STREAMREC_* variable still wins.

@@ -117,7 +117,8 @@ def weighted_history(
     unordered ``user_items`` row) weighs every base event as one step older than the oldest
     extra one. Returns the capped item indices and their weights, oldest first.
     """
-    b_idx, b_w, b_ts = base if base is not None else (np.empty(0, np.intp), np.empty(0), np.empty(0))
+    empty = (np.empty(0, np.intp), np.empty(0), np.empty(0))
+    b_idx, b_w, b_ts = base if base is not None else empty
     e_idx = np.fromiter((e[0] for e in extra), dtype=np.intp, count=len(extra))
     e_w = np.fromiter((e[1] for e in extra), dtype=np.float64, count=len(extra))
     e_ts = np.fromiter((e[2] for e in extra), dtype=np.float64, count=len(extra))

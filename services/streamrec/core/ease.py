@@ -9,11 +9,11 @@ and a user's score for item ``j`` is ``Σ_i r_i B_ij`` over the items ``i`` of t
 (recency-weighted, see ``recency.py``) history. ``B`` is dense: ``n²`` float32 in the snapshot
 and an ``O(n³)`` inversion in the trainer, so it is used up to ``max_dense_items`` items
 (default 5,000: 100 MB in the snapshot, a few seconds to fit on one core). Beyond that the
-fallback is item kNN: the cosine similarity of item columns, top ``neighbours`` per item, fitted
-by implicit's ``CosineRecommender`` (benfred/implicit, MIT; already our ALS library), and scored
-the same way over its sparse rows. No maintained library with a fitting licence ships EASE for
-us (RecBole's is a research framework we must not install), so the closed form is our own five
-lines of numpy/scipy LAPACK.
+fallback is item kNN: the cosine similarity of item columns, top ``neighbours`` per item, found
+by implicit's ``nearest_neighbours`` (benfred/implicit, MIT; already our ALS library), and
+scored the same way over its sparse rows. No maintained library with a fitting licence ships
+EASE for us (RecBole's is a research framework we must not install), so the closed form is our
+own few lines over numpy and scipy's LAPACK.
 """
 
 from __future__ import annotations
@@ -78,15 +78,22 @@ def ease(user_items: sp.spmatrix, l2: float) -> F32:
     p = np.triu(p) + np.triu(p, 1).T
     b = p / (-np.diag(p))[None, :]
     b[np.diag_indices_from(b)] = 0.0
-    return b.astype(np.float32)
+    out: F32 = b.astype(np.float32)
+    return out
 
 
 def item_knn(user_items: sp.spmatrix, neighbours: int, threads: int = 0) -> sp.csr_matrix:
     """Top-``neighbours`` cosine similarities per item (float32 CSR, items x items, no self)."""
-    from implicit.cpu.nearest_neighbours import CosineRecommender  # trainer only
+    from implicit.nearest_neighbours import ItemItemRecommender  # trainer only
 
-    model = CosineRecommender(K=neighbours + 1, num_threads=threads)  # +1: itself, removed
-    model.fit(_binary(user_items).astype(np.float32), show_progress=False)
+    # Cosine = dot products of unit item columns (what implicit's CosineRecommender does, but
+    # normalised here in CSR form, which its knn routine expects).
+    x = _binary(user_items)
+    norms = np.sqrt(np.asarray(x.sum(axis=0)).reshape(-1))
+    norms[norms == 0] = 1.0
+    unit = sp.csr_matrix(x @ sp.diags(1.0 / norms), dtype=np.float64)
+    model = ItemItemRecommender(K=neighbours + 1, num_threads=threads)  # +1: itself, removed
+    model.fit(unit, show_progress=False)
     sim = sp.csr_matrix(model.similarity, dtype=np.float32)
     sim.setdiag(0.0)
     sim.eliminate_zeros()

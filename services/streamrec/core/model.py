@@ -220,7 +220,7 @@ class Model:
         row = None if user is None else self.user_ids.get(user)
         get = self.item_ids.get
         fresh = [
-            (r, float(e[1]), np.nan if len(e) < 3 or e[2] is None else float(e[2]))  # type: ignore[misc]
+            (r, float(e[1]), np.nan if len(e) < 3 or e[2] is None else float(e[2]))
             for e in extra or ()
             if (r := get(e[0])) is not None
         ]

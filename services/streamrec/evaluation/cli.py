@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.config import ConfigError
+from streamrec.core.blend import ScoringParams
+from streamrec.core.ease import ItemItemParams
 from streamrec.core.event import Event
 from streamrec.core.model import ALSParams
 
-from .prequential import Protocol, in_time_order, replay
+from .prequential import PARTS, Protocol, in_time_order, replay
 from .report import markdown_table, write_report
 from .suite import Grid, IsgdParams, build
 from .synthetic import SyntheticSpec, generate
@@ -42,6 +44,23 @@ def _ints(field: str) -> Any:
     return parse
 
 
+def _floats(field: str) -> Any:
+    def parse(raw: str) -> list[float]:
+        try:
+            values = [float(v) for v in raw.split(",") if v.strip()]
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"{field}: {raw!r} is not a list of numbers") from e
+        if not values or min(values) < 0:
+            raise argparse.ArgumentTypeError(f"{field}: needs numbers >= 0, got {raw!r}")
+        return values
+
+    return parse
+
+
+_SCORING = ScoringParams()
+_ITEM_ITEM = ItemItemParams()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--dataset", choices=("ml-100k", "synthetic"), default="ml-100k")
@@ -58,6 +77,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--isgd-factors", type=int, default=32)
     a("--isgd-learn-rate", type=float, default=0.05)
     a("--isgd-regularization", type=float, default=0.01)
+    a("--recency-decay", type=_floats("--recency-decay"), default=None,
+      help="comma-separated recency decays per event of the scored views "
+           f"(default 0,{_SCORING.recency_decay:g}; see docs/evaluation.md)")
+    a("--item-item-weight", type=_floats("--item-item-weight"), default=None,
+      help="comma-separated blend weights β of the item-item model in the scored views "
+           f"(0: ALS alone, 1: item-item alone; default 0,1,{_SCORING.item_item_weight:g})")
+    a("--recency-half-life", type=float, default=_SCORING.recency_half_life,
+      help="seconds; time-based recency of the scored views (default off)")
+    a("--history-cap", type=int, default=_SCORING.history_cap)
+    a("--item-item-l2", type=float, default=_ITEM_ITEM.l2, help="EASE's λ")
+    a("--item-item-max-dense", type=int, default=_ITEM_ITEM.max_dense_items)
+    a("--scored-retrain-every", type=_ints("--scored-retrain-every"), default=None,
+      help="retrain periods N that get the scored views (default 5000; quick: 2000)")
+    a("--part", choices=PARTS, default="all",
+      help="score all test events, the first half (validation) or the second half (test)")
     a("--k", type=int, default=10, help="list length (recall@k, nDCG@k, MRR@k)")
     a("--positive", type=float, default=4.0, help="an event is a test case if weight >= this")
     a("--warmup", type=float, default=0.2, help="share of the stream only learned")
@@ -90,15 +124,26 @@ def _settings(args: argparse.Namespace) -> tuple[Grid, Protocol]:
         als = ALSParams(factors=16 if quick else args.factors,
                         iterations=4 if quick else args.iterations,
                         regularization=args.regularization, alpha=args.alpha)
+        decays = args.recency_decay or [0.0, _SCORING.recency_decay]
+        weights = args.item_item_weight or [0.0, 1.0, _SCORING.item_item_weight]
+        scorings = [
+            ScoringParams(d, args.recency_half_life, args.history_cap, b)
+            for d in dict.fromkeys(decays) for b in dict.fromkeys(weights)
+            if d > 0 or b > 0 or args.recency_half_life is not None  # (0, 0) is plain fold-in
+        ]
         grid = Grid(
             retrain_every=args.retrain_every or ([500, 2000] if quick else [1000, 5000, 20000]),
             windows=args.window or ([5000] if quick else [25000, 100000]),
             als=als,
             isgd=IsgdParams(args.isgd_factors, args.isgd_learn_rate, args.isgd_regularization,
                             args.seed),
+            scorings=scorings,
+            item_item=ItemItemParams(l2=args.item_item_l2,
+                                     max_dense_items=args.item_item_max_dense),
+            scored_retrain_every=args.scored_retrain_every or ([2000] if quick else [5000]),
         )
         protocol = Protocol(k=args.k, positive=args.positive, warmup=args.warmup,
-                            sample=args.sample, seed=args.seed)
+                            sample=args.sample, seed=args.seed, part=args.part)
     except ValueError as e:
         raise ConfigError("evaluation settings", str(e)) from e
     return grid, protocol
@@ -131,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
         "quick": bool(args.quick),
         "als": grid.als.to_dict(),
         "isgd": grid.isgd.__dict__,
-        "grid": {"retrain_every": list(grid.retrain_every), "windows": list(grid.windows)},
+        "grid": {"retrain_every": list(grid.retrain_every), "windows": list(grid.windows),
+                 "scored_retrain_every": list(grid.scored_retrain_every)},
+        "item_item": grid.item_item.to_dict(),
         "result": result.to_dict(),
         "seconds": round(time.perf_counter() - started, 1),
         "python": sys.version.split()[0],

@@ -18,7 +18,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from streamrec.config import Config, ConfigError, add_config_arguments
+from streamrec.config import SCORING_NAMES, Config, ConfigError, add_config_arguments
 
 __all__ = ["add_arguments", "run"]
 
@@ -29,7 +29,7 @@ CONFIG_NAMES = (
     "kafka_security_protocol", "kafka_sasl_mechanism", "from_beginning", "window_size",
     "retrain_every", "retrain_interval", "decay_half_life", "factors", "regularization",
     "iterations", "alpha", "use_gpu", "fit_threads", "metrics_port", "store", "s3_endpoint",
-    "keep",
+    "keep", *SCORING_NAMES,
 )
 
 

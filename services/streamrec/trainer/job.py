@@ -20,6 +20,7 @@ from pathlib import Path
 from streamrec.adapters.source import EventSink, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreError, StoreUnavailable
 from streamrec.config import Config
+from streamrec.core.blend import equip
 from streamrec.core.model import fit
 from streamrec.core.snapshot import write_snapshot
 from streamrec.core.windowdata import WindowContents, WindowMatrix
@@ -77,6 +78,9 @@ class FitJob:
     def _run(self, tmp: Path, out: JobOutcome) -> None:
         started = time.monotonic()
         model = fit(self.matrix, self.config.als)
+        # Recency history and the item-item model from the same window (core/blend.py).
+        c = self.config
+        model = equip(model, self.contents, c.scoring, c.item_item, c.fit_threads)
         fit_seconds = time.monotonic() - started
         self.metrics.retrain_seconds.observe(fit_seconds)
         snapshot_dir = tmp / self.version
