@@ -19,6 +19,9 @@ from streamrec.core.ease import ItemItemParams
 from streamrec.core.model import ALSParams
 
 FORMATS = ("auto", "text", "json")
+# The scoring defaults live with the scorer (core/blend.py, core/ease.py), where they were tuned.
+_SCORING = ScoringParams()
+_ITEM_ITEM = ItemItemParams()
 
 
 class ConfigError(ValueError):
@@ -59,13 +62,13 @@ class Config:
     metrics_port: int = 9100
     # Scoring (docs/evaluation.md "Recency and the blend"): written into each snapshot by the
     # trainer, so every replica scores the same way. Defaults tuned on a validation stream.
-    recency_decay: float = 0.1
-    recency_half_life: float | None = None
-    history_cap: int = 200
-    item_item_weight: float = 0.5
-    item_item_l2: float = 200.0
-    item_item_max_dense: int = 5_000
-    item_item_neighbours: int = 100
+    recency_decay: float = _SCORING.recency_decay
+    recency_half_life: float | None = _SCORING.recency_half_life
+    history_cap: int = _SCORING.history_cap
+    item_item_weight: float = _SCORING.item_item_weight
+    item_item_l2: float = _ITEM_ITEM.l2
+    item_item_max_dense: int = _ITEM_ITEM.max_dense_items
+    item_item_neighbours: int = _ITEM_ITEM.neighbours
     # Snapshots
     store: str = "./data/snapshots"
     s3_endpoint: str | None = None

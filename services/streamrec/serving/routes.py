@@ -66,7 +66,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         user = _id(user, "user")
         kw = rec_args()
         s = served()
-        extra = svc.fresh.pairs(user)
+        extra = svc.fresh.timed(user)
         recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
         return jsonify(user=user, items=_items(recs), model_version=s.version,
                        fallback=recs.fallback, fresh_events=len(extra))
@@ -86,7 +86,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         user = _id(require(request.args.get("userId"), "userId"), "user")
         n = parse_n(request.args.get("recommendationsNumber"), "recommendationsNumber")
         s = served()
-        extra = svc.fresh.pairs(user)
+        extra = svc.fresh.timed(user)
         recs = s.snapshot.model.recommend(user, n=n, extra=extra or None)
         return jsonify(user_id=user, recommended_items=recs.items)
 
@@ -106,7 +106,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
         kw = rec_args()
         s = served()
-        extra = {u: p for u in users if (p := svc.fresh.pairs(u))}
+        extra = {u: p for u in users if (p := svc.fresh.timed(u))}
         out = s.snapshot.model.recommend_batch(users, extra=extra, **kw)
         results = {u: {"items": _items(r), "fallback": r.fallback,
                        "fresh_events": len(extra.get(u, ()))} for u, r in out.items()}
@@ -156,7 +156,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         user, item = _id(user, "user"), _id(item, "item")
         n = parse_n(request.args.get("n"), default=5)
         s = served()
-        extra = svc.fresh.pairs(user)
+        extra = svc.fresh.timed(user)
         try:
             why = s.snapshot.model.explain(user, item, n=n, extra=extra or None)
         except UnknownItem as e:
