@@ -45,6 +45,9 @@ from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serving import free_port, pct  # noqa: E402  (bench/serving.py's helpers)
 from streamrec.core.event import Event  # noqa: E402
 from streamrec.evaluation.metrics import MetricSums, score  # noqa: E402
 from streamrec.evaluation.prequential import in_time_order  # noqa: E402
@@ -54,17 +57,6 @@ QUICK_EVENTS = 10_000
 BATCH = 1000
 MAX_PER_USER = 500  # serving's FreshEvents bound per user (serving/fresh.py)
 SYNC_TIMEOUT = 10.0  # seconds an answer may take to include the user's earlier events
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 class Api:
@@ -212,7 +204,8 @@ def replay(events: list[Event], driver: Driver, warmup: float, k: int) -> dict[s
         "warmup_events": n_warm,
         "test_events": len(test),
         "metrics": {part: s.mean() for part, s in sums.items()},
-        "get_ms": {"p50": 1e3 * pct(latencies, 0.5), "p99": 1e3 * pct(latencies, 0.99)},
+        "get_ms": {"p50": pct([1e3 * x for x in latencies], 50),
+                   "p99": pct([1e3 * x for x in latencies], 99)},
         "retries": driver.retries,
         "sync_timeouts": driver.sync_timeouts,
         "replay_seconds": round(time.perf_counter() - started, 1),

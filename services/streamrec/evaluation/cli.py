@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,30 +32,27 @@ __all__ = ["add_arguments", "run"]
 QUICK_EVENTS = 10_000
 
 
-def _ints(field: str) -> Any:
-    def parse(raw: str) -> list[int]:
+def _list(field: str, conv: Callable[[str], float], minimum: float, what: str) -> Any:
+    """An argparse type: comma-separated ``conv`` values, each >= ``minimum``."""
+
+    def parse(raw: str) -> list[Any]:
         try:
-            values = [int(v) for v in raw.split(",") if v.strip()]
+            values = [conv(v) for v in raw.split(",") if v.strip()]
         except ValueError as e:
-            raise argparse.ArgumentTypeError(f"{field}: {raw!r} is not a list of integers") from e
-        if not values or min(values) < 1:
-            raise argparse.ArgumentTypeError(f"{field}: needs integers >= 1, got {raw!r}")
+            raise argparse.ArgumentTypeError(f"{field}: {raw!r} is not a list of {what}") from e
+        if not values or min(values) < minimum:
+            raise argparse.ArgumentTypeError(f"{field}: needs {what} >= {minimum:g}, got {raw!r}")
         return values
 
     return parse
+
+
+def _ints(field: str) -> Any:
+    return _list(field, int, 1, "integers")
 
 
 def _floats(field: str) -> Any:
-    def parse(raw: str) -> list[float]:
-        try:
-            values = [float(v) for v in raw.split(",") if v.strip()]
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(f"{field}: {raw!r} is not a list of numbers") from e
-        if not values or min(values) < 0:
-            raise argparse.ArgumentTypeError(f"{field}: needs numbers >= 0, got {raw!r}")
-        return values
-
-    return parse
+    return _list(field, float, 0.0, "numbers")
 
 
 _SCORING = ScoringParams()
