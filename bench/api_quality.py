@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -237,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = in_time_order(Event(r.user, r.item, r.rating, r.timestamp) for r in ratings)
     limit = args.events or (QUICK_EVENTS if args.quick else None)
     events = events[:limit] if limit else events
+    # A SIGTERM (the bench runner's timeout) unwinds, so the service and its data go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="api-quality-"))
     port = free_port()
     proc = start_service(tmp / "data", port, args.service_flags)
