@@ -39,7 +39,7 @@ class ItemItemParams:
     """``l2``: EASE's λ; ``max_dense_items``: the largest catalogue fitted densely;
     ``neighbours``: k of the kNN fallback."""
 
-    l2: float = 200.0
+    l2: float = 500.0
     max_dense_items: int = 5_000
     neighbours: int = 100
 
