@@ -50,10 +50,10 @@ Extra = Sequence[tuple[str, float] | tuple[str, float, float | None]]
 class ScoringParams:
     """How serving scores a user. Defaults: see docs/evaluation.md (tuned on validation)."""
 
-    recency_decay: float = 0.1
+    recency_decay: float = 0.05
     recency_half_life: float | None = None
     history_cap: int = 200
-    item_item_weight: float = 0.5
+    item_item_weight: float = 0.3
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.recency_decay) and self.recency_decay >= 0):
