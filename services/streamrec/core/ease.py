@@ -8,12 +8,12 @@ form over the window's item Gram matrix. With ``X`` the binarised users x items 
 and a user's score for item ``j`` is ``Σ_i r_i B_ij`` over the items ``i`` of their
 (recency-weighted, see ``recency.py``) history. ``B`` is dense: ``n²`` float32 in the snapshot
 and an ``O(n³)`` inversion in the trainer, so it is used up to ``max_dense_items`` items
-(default 5,000: 100 MB in the snapshot, a few seconds to fit on one core). Beyond that the
-fallback is item kNN: the cosine similarity of item columns, top ``neighbours`` per item, found
-by implicit's ``nearest_neighbours`` (benfred/implicit, MIT; already our ALS library), and
-scored the same way over its sparse rows. No maintained library with a fitting licence ships
-EASE for us (RecBole's is a research framework we must not install), so the closed form is our
-own few lines over numpy and scipy's LAPACK.
+(default 5,000: 95 MB in the snapshot, 6-16 s to fit on one loaded core, bench/scoring.py).
+Beyond that the fallback is item kNN: the cosine similarity of item columns, top
+``neighbours`` per item, found by implicit's ``nearest_neighbours`` (benfred/implicit, MIT;
+already our ALS library), and scored the same way over its sparse rows. No maintained library
+with a fitting licence ships EASE for us (RecBole's is a research framework we must not
+install), so the closed form is our own few lines over numpy and scipy's LAPACK.
 """
 
 from __future__ import annotations
