@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from streamrec.adapters.source import EventSource, SourceUnavailable
+from streamrec.core.domains import arrival_times
 from streamrec.core.events import parse_batch
 
 from . import metrics
@@ -81,8 +82,10 @@ class FoldIn:
         stamps = [m.timestamp for m in messages if m.timestamp is not None]
         if stamps:
             self.last_event_ts = max(stamps)
+        # The trainer's rules exactly (arrival times included), so what a replica folds in is
+        # what the next snapshot holds.
         batch = parse_batch([m.value or b"" for m in messages], self.fmt, self.min_weight,
-                            [m.timestamp for m in messages])
+                            arrival_times([m.timestamp for m in messages], time.time()))
         kept = 0
         for event, pos in zip(batch.events, batch.positions, strict=True):
             m = messages[pos]

@@ -22,7 +22,7 @@ from streamrec.core.events import InvalidEvent, serialize_event
 from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
 
 from . import metrics
-from .bodies import parse_interactions, parse_session
+from .bodies import parse_interactions, parse_session, read_json
 from .errors import ApiError, check_keys, parse_bool, parse_list, parse_n, require
 from .reloader import Served
 
@@ -92,7 +92,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.post("/recommendations")
     def session_recommendations() -> Response:
-        kw = parse_session(request.get_json(silent=True))
+        kw = parse_session(read_json(request.get_data(cache=True)))
         s = served()
         recs = s.snapshot.model.recommend_anonymous(**kw)
         return jsonify(items=_items(recs), model_version=s.version, fallback=recs.fallback,
@@ -189,7 +189,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         if svc.sink is None:
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
         try:
-            events = parse_interactions(request.get_json(silent=True))
+            events = parse_interactions(read_json(request.get_data(cache=True)), time.time())
         except ApiError:
             metrics.INGESTED.labels("invalid").inc()
             raise
