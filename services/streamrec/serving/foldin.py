@@ -117,7 +117,7 @@ class FoldIn:
         self._thread.start()
 
     def _loop(self) -> None:
-        evicted, lag_at = 0, 0.0
+        evicted, seen_dropped, lag_at = 0, 0, 0.0
         while not self._stop.is_set():
             if self.source is not None and time.monotonic() - lag_at > LAG_EVERY:
                 lag_at = time.monotonic()
@@ -136,6 +136,9 @@ class FoldIn:
             if self.fresh.evicted != evicted:
                 metrics.FOLDIN_EVICTED.inc(self.fresh.evicted - evicted)
                 evicted = self.fresh.evicted
+            if self.fresh.seen_dropped != seen_dropped:
+                metrics.FOLDIN_SEEN_DROPPED.inc(self.fresh.seen_dropped - seen_dropped)
+                seen_dropped = self.fresh.seen_dropped
 
     def lag(self) -> int | None:
         return None if self.source is None else self.source.lag()

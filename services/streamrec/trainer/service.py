@@ -21,6 +21,7 @@ from streamrec.adapters.source import EventSink, EventSource, SourceMessage, Sou
 from streamrec.adapters.storebase import SnapshotStore
 from streamrec.config import Config
 from streamrec.core.manifest import next_version
+from streamrec.core.trainingstatus import TrainingStatus
 from streamrec.core.window import SlidingWindow
 
 from .ingest import dead_letter_headers, ingest
@@ -69,6 +70,7 @@ class Trainer:
         self.positions: dict[int, int] = {}
         self.version: str | None = None  # last snapshot resumed from or published
         self.published: list[str] = []  # versions published by this trainer, in order
+        self.training = TrainingStatus()  # the fit report, see core/trainingstatus.py
         self.max_batch = max_batch
         self._last_version: str | None = None
         self._lock = threading.Lock()
@@ -173,7 +175,8 @@ class Trainer:
             contents = self.window.contents()
             offsets = dict(self.positions)
         job = FitJob(self.config, self.store, self.sink, self.metrics, self._stop, self.workdir,
-                     matrix, contents, offsets, next_version(self._last_version), new_events)
+                     matrix, contents, offsets, next_version(self._last_version), new_events,
+                     self.training)
         self._outcome = None
 
         def work() -> None:
@@ -191,6 +194,8 @@ class Trainer:
             return
         self._thread = None
         outcome, self._outcome = self._outcome, None
+        if outcome is not None and outcome.training is not None:
+            self.training = outcome.training
         if outcome is None or not outcome.published:
             self.policy.finish(ok=False, retry_after=_FIT_RETRY_S)
             return
