@@ -55,8 +55,9 @@ MAX_CONFIDENCE = 1e7
 
 
 def show(bound: float) -> str:
-    """A bound as people write it in docs and messages: ``1e6``, ``300``, ``0.05``."""
-    return f"{bound:g}".replace("e+0", "e").replace("e+", "e")
+    """A bound as people write it in docs and messages: ``1e6``, ``1e-6``, ``300``, ``0.05``."""
+    mantissa, exponent, power = f"{bound:g}".partition("e")
+    return f"{mantissa}e{int(power)}" if exponent else mantissa
 
 
 def weight_ok(weight: float) -> bool:
