@@ -50,7 +50,9 @@ def solve(a: F64, b: F64) -> F64:
     least-squares solution (SVD), which exists for every finite system.
     """
     try:
-        x: F64 = scipy.linalg.solve(a, b, assume_a="pos")
+        # cho_factor/cho_solve, not solve(assume_a="pos"): same LAPACK calls, without the
+        # ill-conditioning warning that would flood a replica's log on extreme histories.
+        x: F64 = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a), b)
         if np.isfinite(x).all():
             return x
     except (np.linalg.LinAlgError, ValueError):

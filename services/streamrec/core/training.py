@@ -89,12 +89,14 @@ def _factorise(
     conf: sp.csr_matrix, params: ALSParams
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], str]:
     """implicit's fit; ``FitFailed`` unless both factor matrices come out finite."""
+    from implicit.recommender_base import ModelFitError
+
     # implicit parallelises itself; a multi-threaded BLAS underneath it only thrashes.
     with threadpool_limits(1, "blas"):
         estimator, device = _estimator(params)
         try:
             estimator.fit(conf, show_progress=False)
-        except (ValueError, ArithmeticError, RuntimeError) as exc:  # implicit's ModelFitError
+        except (ModelFitError, ValueError, ArithmeticError) as exc:
             text = str(exc)
             reason = "nonfinite_factors" if "NaN" in text else "solver_error"
             raise FitFailed(reason, f"{type(exc).__name__}: {text}") from exc
@@ -107,8 +109,11 @@ def _factorise(
     return user_factors, item_factors, device
 
 
-def fit_als(matrix: WindowMatrix, params: ALSParams) -> Model:
+def fit_als(matrix: WindowMatrix, params: ALSParams, cap: float = MAX_CONFIDENCE) -> Model:
     """Fit implicit ALS on ``matrix`` and return a :class:`Model` of plain arrays.
+
+    ``cap`` is the per-cell confidence cap of the first attempt (the retry uses
+    :data:`SAFE_CONFIDENCE`); only tests raise it, to see a first attempt fail.
 
     Raises ``FitFailed`` (a ``ModelError``) with reason ``empty_window`` for an empty window
     (there is nothing to factorise), or with the reason of the retry when both the fit and its
@@ -116,7 +121,7 @@ def fit_als(matrix: WindowMatrix, params: ALSParams) -> Model:
     """
     if matrix.user_items.nnz == 0:
         raise FitFailed("empty_window", "cannot fit an empty window")
-    cap, recovered_from = MAX_CONFIDENCE, None
+    recovered_from = None
     conf = confidence_matrix(matrix.user_items, params.alpha, cap)
     started = time.perf_counter()
     try:
