@@ -92,3 +92,29 @@ def test_help_shows_the_defaults_and_ranges_this_command_really_uses(command, ca
         assert "STREAMREC_FACTORS; default 64; range [1, 1024]" in text
     else:
         assert "STREAMREC_BIND; default 0.0.0.0:8000" in text
+
+
+# RecommenderService spec field -> config field (the operator fills STREAMREC_* from these).
+CR_FIELDS = {
+    ("kafka", "minWeight"): "min_weight", ("model", "factors"): "factors",
+    ("model", "regularization"): "regularization", ("model", "iterations"): "iterations",
+    ("model", "alpha"): "alpha", ("training", "windowSize"): "window_size",
+    ("training", "retrainEvery"): "retrain_every",
+    ("training", "decayHalfLifeSeconds"): "decay_half_life", ("snapshots", "keep"): "keep",
+    ("serving", "workers"): "workers", ("serving", "threads"): "threads",
+}
+
+
+@pytest.mark.parametrize(
+    "crd", ["k8s/crd.yaml", "helm/streamrec/crds/recommenderservices.streamrec.io.yaml"])
+def test_the_crd_schema_bounds_every_numeric_field_by_its_domain(crd):
+    import yaml
+
+    doc = yaml.safe_load((DOC.parents[1] / crd).read_text())
+    spec = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for (group, key), field in CR_FIELDS.items():
+        schema, domain = spec["properties"][group]["properties"][key], CONFIG_RANGES[field]
+        assert (schema["minimum"], schema["maximum"]) == (domain.low, domain.high), key
+        assert schema.get("exclusiveMinimum", False) == domain.open_low, key
+    training = spec["properties"]["training"]["properties"]
+    assert training["retrainIntervalSeconds"]["maximum"] == CONFIG_RANGES["retrain_interval"].high
