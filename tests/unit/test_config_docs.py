@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -118,3 +119,13 @@ def test_the_crd_schema_bounds_every_numeric_field_by_its_domain(crd):
         assert schema.get("exclusiveMinimum", False) == domain.open_low, key
     training = spec["properties"]["training"]["properties"]
     assert training["retrainIntervalSeconds"]["maximum"] == CONFIG_RANGES["retrain_interval"].high
+
+
+def test_the_helm_values_schema_bounds_the_example_by_the_same_domains():
+    schema = json.loads((DOC.parents[1] / "helm/streamrec/values.schema.json").read_text())
+    example = schema["properties"]["example"]["properties"]
+    for (group, key), field in CR_FIELDS.items():
+        if group == "kafka" or key == "decayHalfLifeSeconds":
+            continue  # not in the chart's example values
+        bounds, domain = example[group]["properties"][key], CONFIG_RANGES[field]
+        assert (bounds["minimum"], bounds["maximum"]) == (domain.low, domain.high), key
