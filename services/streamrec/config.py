@@ -269,19 +269,25 @@ def add_config_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...]
             parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=helptext)
 
 
-#: The domain of ``--grace`` (trainer, run): seconds a running fit may finish on shutdown.
-GRACE = Range(0.0, 3600.0)
+def in_range(domain: Range) -> Callable[[str], Any]:
+    """An argparse ``type`` for a flag outside `Config` with this domain: a bad value makes
+    argparse exit 2 naming the flag."""
+
+    def parse(raw: str) -> int | float:
+        try:
+            value: int | float = _int(raw) if domain.integer else _float(raw)
+        except ValueError:
+            value = math.nan
+        if not domain.contains(value):
+            kind = "an integer" if domain.integer else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind} in {domain.text()}, got {raw!r}")
+        return value
+
+    return parse
 
 
-def grace_seconds(raw: str) -> float:
-    """argparse type of ``--grace``: argparse exits 2 naming the flag for a bad value."""
-    try:
-        value = _float(raw)
-    except ValueError:
-        value = math.nan
-    if not GRACE.contains(value):
-        raise argparse.ArgumentTypeError(f"must be seconds in {GRACE.text()}, got {raw!r}")
-    return value
+#: ``--grace`` (trainer, run): seconds a running fit may finish on shutdown.
+grace_seconds = in_range(Range(0.0, 3600.0))
 
 
 #: How a default of None reads, where None means something other than "not set".

@@ -113,3 +113,13 @@ def test_a_bad_flag_value_exits_2_naming_the_flag(capsys):
 
     assert main(["run", "--factors", "5000", "--data-dir", "/nonexistent/x"]) == 2
     assert "invalid factors (from --factors)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--factors", "5000"], ["--alpha", "nan"], ["--k", "0"],
+                                  ["--isgd-learn-rate", "inf"], ["--seed", "-1"]])
+def test_evaluate_refuses_hyperparameters_outside_their_domain_naming_the_flag(argv, capsys):
+    from streamrec.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", *argv])
+    assert exit_.value.code == 2 and argv[0] in capsys.readouterr().err

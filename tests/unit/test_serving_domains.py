@@ -130,3 +130,10 @@ def test_model_shows_its_age_and_the_last_fit_error(world: World):
     assert body["last_fit_error"] == {"reason": "nonfinite_factors", "at": 2.0, "failing": True,
                                       "message": "fit failed (nonfinite_factors): NaN"}
     assert body["training"]["failures"] == 1 and body["training"]["version"] == "000000000001"
+
+
+def test_ids_in_query_lists_are_checked_like_every_other_id(world: World):
+    body = _error(world, world.client.get("/users/u1/recommendations?exclude=i1,%01x"))
+    assert body["error"] == "bad_id"
+    body = _error(world, world.client.get("/popular?exclude=" + "x" * 300))
+    assert body["error"] == "bad_id" and "256" in body["message"]

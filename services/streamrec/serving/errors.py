@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from streamrec.core.codec import check_id
+from streamrec.core.event import InvalidEvent
+
 MAX_N = 1000
 MAX_LIST = 1000
 
@@ -87,6 +90,11 @@ def parse_list(raw: str | None, name: str) -> list[str] | None:
     values = [v for v in raw.split(",") if v]
     if len(values) > MAX_LIST:
         raise ApiError(400, "bad_parameter", f"{name} lists more than {MAX_LIST} ids")
+    for value in values:  # every id is checked where it enters, as in events and paths
+        try:
+            check_id(value, name)
+        except InvalidEvent as e:
+            raise ApiError(400, "bad_id", e.detail) from None
     return values
 
 
