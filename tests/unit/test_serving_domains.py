@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from test_serving_api import PARAMS, World, board_window
+import test_serving_api as serving_api
+from test_serving_api import World
 
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.domains import MAX_WEIGHT
-from streamrec.core.model import Model, fit
 from streamrec.core.trainingstatus import TrainingStatus
-from streamrec.core.window import SlidingWindow
 
-
-@pytest.fixture(scope="module")
-def window() -> SlidingWindow:
-    return board_window()
-
-
-@pytest.fixture(scope="module")
-def model(window: SlidingWindow) -> Model:
-    return fit(window.build(), PARAMS)
-
-
-@pytest.fixture
-def world(tmp_path: Path, model: Model, window: SlidingWindow) -> World:
-    w = World(tmp_path, model, window)
-    w.publish("000000000001")
-    assert w.tick()
-    return w
+# The serving tests' small real model and the app wired around it, shared.
+window, model, world = serving_api.window, serving_api.model, serving_api.world
 
 
 def _error(world: World, response, status: int = 400) -> dict:
