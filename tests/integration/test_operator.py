@@ -363,6 +363,12 @@ DELETE = object()  # remove the field instead of setting it
     [
         ("training.windowSize", -5, "spec.training.windowSize"),
         ("model.factors", 0, "spec.model.factors"),
+        # Issue 16: the domains of core/domains.py, upper bounds included.
+        ("model.factors", 5000, "spec.model.factors"),
+        ("model.alpha", 1e30, "spec.model.alpha"),
+        ("model.regularization", 0, "spec.model.regularization"),
+        ("kafka.minWeight", 0, "spec.kafka.minWeight"),
+        ("training.decayHalfLifeSeconds", 1e12, "spec.training.decayHalfLifeSeconds"),
         ("snapshots.bucket", DELETE, "spec.snapshots.bucket"),
         ("snapshots.bucket", "Not_A_Bucket", "spec.snapshots.bucket"),
         ("kafka.format", "xml", "spec.kafka.format"),
@@ -826,11 +832,13 @@ def test_kubectl_shows_the_printer_columns(kube: Any, crd: None) -> None:
             "status": {
                 "snapshotVersion": "v42",
                 "servingReplicas": 3,
-                "conditions": [{"type": "Ready", "status": "True"}],
+                "conditions": [{"type": "Ready", "status": "True"},
+                               {"type": "Training", "status": "False"}],
             }
         },
     )
     out = kube.kubectl("get", "recsvc", "columns", "-n", namespace).stdout.split("\n")
-    assert out[0].split() == ["NAME", "READY", "SNAPSHOT", "REPLICAS", "AGE"]
-    assert out[1].split()[:4] == ["columns", "True", "v42", "3"]
+    assert out[0].split() == ["NAME", "READY", "SNAPSHOT", "REPLICAS", "TRAINING", "AGE"]
+    # Serving goes on with the last model (Ready) while fits fail (Training False).
+    assert out[1].split()[:5] == ["columns", "True", "v42", "3", "False"]
     cluster.delete_cr("columns")  # no operator ran, so no finalizer holds it

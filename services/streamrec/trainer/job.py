@@ -118,7 +118,7 @@ class FitJob:
             if info.recovered_from is not None:
                 log.error("%s", json.dumps({"event": "fit_recovered", "version": self.version,
                                             "first_attempt": info.recovered_from}))
-        out.reason = "snapshot_write"  # from here on, a failure is not the fit's
+        out.reason = "snapshot_write"  # should the rest fail, it is not the fit's fault
         fit_seconds = time.monotonic() - started
         self.metrics.retrain_seconds.observe(fit_seconds)
         snapshot_dir = tmp / self.version
@@ -132,7 +132,7 @@ class FitJob:
         if not self._publish(snapshot_dir):
             out.abandoned = True
             return
-        out.published = True
+        out.published, out.reason = True, None
         try:
             pruned = self.store.prune(self.config.keep)
         except StoreError as e:
