@@ -29,6 +29,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from tests.infra.process import provision
 
+from streamrec.core.trainingstatus import TrainingStatus
 from streamrec.operator.spec import GROUP, PLURAL, VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -779,6 +780,19 @@ def test_status_reports_the_snapshot_version_published_in_the_store(
                 explain=version,
             )
             assert (published() or {}).get("status") == "True"
+        # The trainer's fit report next to LATEST becomes the Training condition (issue 16).
+        report = TrainingStatus().succeeded("20250101T000100Z-0002", 1.0, None).failed(
+            "nonfinite_factors", "fit failed (nonfinite_factors): NaN in factors", 2.0)
+        s3.client().put_object(Bucket=s3.bucket, Key="team/snap/TRAINING",
+                               Body=report.to_bytes())
+
+        def training() -> dict[str, Any] | None:
+            return cluster.condition("snap", "Training")
+
+        wait_for("Training=False", lambda: (training() or {}).get("status") == "False",
+                 explain=training)
+        assert (training() or {}).get("reason") == "FitFailingNonfiniteFactors"
+        assert (published() or {}).get("status") == "True"  # still serving the last snapshot
         cluster.delete_cr("snap")
         wait_for("the CR to be gone", lambda: cluster.get("RecommenderService", "snap") is None)
 

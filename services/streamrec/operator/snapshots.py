@@ -79,13 +79,16 @@ def read_latest(
 
     try:
         raw = get(key, 1024)
-        report = get(training_key(name, spec), 8192)
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", "unknown"))
         return SnapshotRead(error=f"{where}: {code}")
     except BotoCoreError as exc:
         return SnapshotRead(error=f"{where}: {exc}")
     read = parse_latest(raw) if raw is not None else SnapshotRead()
+    try:
+        report = get(training_key(name, spec), 8192)
+    except (ClientError, BotoCoreError):  # the report is extra: LATEST was read fine
+        report = None
     return replace(read, training=parse_training(report))
 
 
