@@ -101,7 +101,8 @@ class Range:
 CONFIG_RANGES: dict[str, Range] = {
     "min_weight": Range(0.0, MAX_WEIGHT, open_low=True),
     "window_size": Range(1, 100_000_000, integer=True),
-    "retrain_every": Range(1, 100_000_000, integer=True),
+    # Up to "never by count" (only the interval retrains): a count costs nothing to compare.
+    "retrain_every": Range(1, 1_000_000_000_000, integer=True),
     "retrain_interval": Range(0.1, 86_400.0),
     "decay_half_life": Range(1.0, MAX_TS),
     "factors": Range(1, 1024, integer=True),
