@@ -233,7 +233,8 @@ def _training(f: Fields) -> TrainingSpec:
     out = TrainingSpec(
         window_size=f.in_domain("windowSize", "window_size", 1_000_000),
         retrain_every=f.in_domain("retrainEvery", "retrain_every", 10_000),
-        retrain_interval_seconds=f.integer("retrainIntervalSeconds", 60, minimum=1, maximum=86_400),
+        retrain_interval_seconds=f.integer("retrainIntervalSeconds", 60, minimum=1,
+                                           maximum=1_000_000_000),
         decay_half_life_seconds=f.in_domain("decayHalfLifeSeconds", "decay_half_life", None),
         gpu=f.boolean("gpu", False),
         resources=_resources(f, "resources", TRAINER_RESOURCES),
