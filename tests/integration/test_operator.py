@@ -367,7 +367,9 @@ DELETE = object()  # remove the field instead of setting it
         # Issue 16: the domains of core/domains.py, upper bounds included.
         ("model.factors", 5000, "spec.model.factors"),
         ("model.alpha", 1e30, "spec.model.alpha"),
-        ("model.regularization", 0, "spec.model.regularization"),
+        # 1e-7, not 0: the API server compares an integer with the minimum 1e-6 truncated to 0
+        # (go-openapi), so 0 passes the schema; the operator's parser refuses it instead.
+        ("model.regularization", 1e-7, "spec.model.regularization"),
         ("kafka.minWeight", 0, "spec.kafka.minWeight"),
         ("training.decayHalfLifeSeconds", 1e12, "spec.training.decayHalfLifeSeconds"),
         ("snapshots.bucket", DELETE, "spec.snapshots.bucket"),
