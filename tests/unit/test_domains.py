@@ -173,3 +173,20 @@ def test_a_transport_timestamp_ahead_of_the_consumer_counts_as_now():
         NOW, NOW - 5.0, None, None, None]
     out = ingest([_msg(0, b"u:i", ts=NOW + 1e6)], now=NOW)
     assert out.events[0].ts == NOW
+
+
+def test_a_restarted_trainer_continues_the_stored_fit_report(tmp_path: Path):
+    from streamrec.trainer.service import Trainer
+    from tests.support.memlog import MemLog, MemSink, MemSource
+
+    store = LocalStore(tmp_path / "store")
+    store.put_training_status(TrainingStatus().failed("nonfinite_factors", "NaN", 1.0).to_bytes())
+    log = MemLog()
+    log.create_topic("t")
+    trainer = Trainer(Config(topic="t", factors=4, iterations=2, from_beginning=True),
+                      MemSource(log, "t"), MemSink(log), store, workdir=tmp_path / "work")
+    trainer.resume()
+    assert (trainer.training.failures_total, trainer.training.reason) == (1, "nonfinite_factors")
+    store.put_training_status(b"{not json")
+    assert trainer._last_report() == TrainingStatus()  # a bad report is ignored, not fatal
+    trainer.shutdown(0)

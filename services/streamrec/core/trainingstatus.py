@@ -34,7 +34,8 @@ class TrainingStatus:
     failures : int
         Failed attempts since the last success (0 when ``ok``).
     failures_total : int
-        Failed attempts since the trainer started.
+        Failed attempts over the trainer's runs (a restarted trainer continues the stored
+        report).
     reason, message : str or None
         The last failure's reason code (``FitFailed.reason``, or ``error``) and text; kept
         after a success so that the last error stays visible.

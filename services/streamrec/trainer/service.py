@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streamrec.adapters.source import EventSink, EventSource, SourceMessage, SourceUnavailable
-from streamrec.adapters.storebase import SnapshotStore
+from streamrec.adapters.storebase import SnapshotStore, StoreError, TrainingReports
 from streamrec.config import Config
 from streamrec.core.manifest import next_version
 from streamrec.core.trainingstatus import TrainingStatus
@@ -97,9 +97,22 @@ class Trainer:
         self.version, self._last_version, self._resumed = (point.version, point.last_version,
                                                            point)
         self.metrics.window_size.set(len(self.window))
+        self.training = self._last_report()
         if point.version is not None:
             self.metrics.snapshot_version.set(int(point.version))
         return point
+
+    def _last_report(self) -> TrainingStatus:
+        """The fit report a previous run left in the store, so that a restart continues its
+        counts and keeps its last error visible; a fresh one if there is none or it is bad."""
+        if not isinstance(self.store, TrainingReports):
+            return TrainingStatus()
+        try:
+            raw = self.store.training_status()
+            return TrainingStatus() if raw is None else TrainingStatus.from_bytes(raw)
+        except (StoreError, ValueError) as e:
+            log.warning("ignoring the stored training status: %s", e)
+            return TrainingStatus()
 
     # --- the loop ---------------------------------------------------------------------------
 
