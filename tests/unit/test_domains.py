@@ -176,8 +176,9 @@ def test_a_transport_timestamp_ahead_of_the_consumer_counts_as_now():
 
 
 def test_a_restarted_trainer_continues_the_stored_fit_report(tmp_path: Path):
-    from streamrec.trainer.service import Trainer
     from tests.support.memlog import MemLog, MemSink, MemSource
+
+    from streamrec.trainer.service import Trainer
 
     store = LocalStore(tmp_path / "store")
     store.put_training_status(TrainingStatus().failed("nonfinite_factors", "NaN", 1.0).to_bytes())
