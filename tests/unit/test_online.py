@@ -47,6 +47,16 @@ def test_only_the_last_list_served_to_a_user_is_judged() -> None:
     assert (tally(t, "v1").events, tally(t, "v2").events, tally(t, "v2").hits) == (0, 2, 1)
 
 
+def test_an_event_read_after_the_users_next_request_is_judged_against_the_list_before() -> None:
+    t = OnlineTracker()
+    t.serve("u", "v1", ["a", "b"], now=10.0)
+    t.serve("u", "v1", ["c"], now=12.0)  # the next request came before the fold-in read it
+    assert t.observe("u", "b", 1.0, None, event_time=11.0, now=12.5) == 2
+    t.serve("u", "v1", ["d"], now=13.0)  # only one list back is kept
+    assert t.observe("u", "b", 1.0, None, event_time=11.0, now=13.5) is None
+    assert (tally(t, "v1").events, tally(t, "v1").hits) == (1, 1)
+
+
 def test_events_below_the_positive_weight_are_ignored() -> None:
     t = OnlineTracker(positive=4.0)
     rid = t.serve("u", "v1", ["a"], now=0.0)

@@ -1,7 +1,9 @@
 """Online evaluation of served lists: CTR, hit rate and the rank of the hit, per model version.
 
 Each serving worker keeps the *last list served to each user* in a bounded LRU and judges every
-later event of that user (the fold-in consumer reads every event anyway):
+later event of that user (the fold-in consumer reads every event anyway). It keeps the list
+before it too: the fold-in may read an event after the user's next request, and the event is
+then judged against the list served last *before the event*, the one the user saw.
 
 - **hit rate** = hits / eligible events. An event is *eligible* when it is positive (weight >=
   ``positive``) and its user was served a list by this worker at most ``horizon`` seconds before
@@ -29,6 +31,7 @@ acting. Pure: the caller passes the clock; no I/O, thread-safe.
 from __future__ import annotations
 
 import secrets
+import sys
 import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
@@ -43,9 +46,9 @@ __all__ = ["RANK_BOUNDS", "OnlineTracker", "Tally", "hit_rank", "merge"]
 #: Upper bounds of the rank histogram (``le``), as in Prometheus; the last bucket is +Inf.
 RANK_BOUNDS = (1, 2, 3, 5, 10, 20, 50, 100)
 
-#: Bytes one tracked user costs with a 10-item list (bench/online.py measures it with
-#: tracemalloc); the default 100k users is therefore ~34 MB per worker at most.
-BYTES_PER_USER = 340
+#: Bytes one tracked user costs with its two 10-item lists held (bench/online.py measures it
+#: with tracemalloc): the default bound of 50k users is ~36 MB per worker at most.
+BYTES_PER_USER = 720
 
 
 @dataclass(slots=True)
@@ -96,10 +99,10 @@ def _sum(tallies: Iterable[Sequence[int]]) -> list[int]:
 
 @dataclass(frozen=True, slots=True)
 class _Served:
-    rid: str
     version: str
     items: tuple[str, ...]
     at: float
+    prev: _Served | None = None  # the list before it (whose own prev is dropped)
 
 
 class OnlineTracker:
@@ -119,7 +122,7 @@ class OnlineTracker:
         Tallies are kept for the newest ``max_versions`` model versions (bounded cardinality).
     """
 
-    def __init__(self, *, horizon: float = 1800.0, max_users: int = 100_000,
+    def __init__(self, *, horizon: float = 1800.0, max_users: int = 50_000,
                  positive: float | None = None, bucket_seconds: float = 60.0,
                  buckets: int = 60, max_versions: int = 8, token: str | None = None) -> None:
         if horizon <= 0 or bucket_seconds <= 0 or min(max_users, buckets, max_versions) < 1:
@@ -170,7 +173,12 @@ class OnlineTracker:
                 del self._epochs[:-64]  # older ids are attributed to no version
             rid = f"{self._prefix}{self._seq:x}"
             if user is not None:
-                self._last[user] = _Served(rid, version, tuple(items), now)
+                old = self._last.get(user)
+                prev = None if old is None else _Served(old.version, old.items, old.at)
+                # Interned: the model decodes fresh id strings per request; shared ones make a
+                # tracked user cost a tuple of pointers, not ten copies of the ids.
+                self._last[sys.intern(user)] = _Served(
+                    version, tuple(map(sys.intern, items)), now, prev)
                 self._last.move_to_end(user)
                 if len(self._last) > self.max_users:
                     self._last.popitem(last=False)
@@ -201,6 +209,8 @@ class OnlineTracker:
                 for t in self._tally(version, now):
                     t.attributed += 1
             served = self._last.get(user)
+            if served is not None and event_time < served.at and served.prev is not None:
+                served = served.prev  # read after the user's next request: judge what they saw
             if served is None or not served.at <= event_time <= served.at + self.horizon:
                 return None
             rank = hit_rank(served.items, item)
