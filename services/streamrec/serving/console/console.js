@@ -6,6 +6,7 @@
 
 const API = new URL("../", window.location.href);
 const REFRESH_MS = 5000;
+const KNOWN_SHOWN = 30;
 const ingestSeries = { labels: [], values: [] };
 let lastCount = null;
 let qualityChart = null;
@@ -90,10 +91,12 @@ function renderModel(model, stats) {
   const box = document.getElementById("fit-error");
   box.hidden = !err;
   if (err) box.textContent = "last fit error: " + (typeof err === "string" ? err : JSON.stringify(err));
-  const rows = [...stats.models].reverse().map((m) => row([
-    m.version, when(m.created_at), num((m.fit || {}).fit_seconds ?? (m.fit || {}).seconds, 2),
-    (m.window || {}).events ?? (m.sizes || {}).events ?? "–",
-    (m.sizes || {}).users ?? "–", (m.sizes || {}).items ?? "–"]));
+  const rows = [...stats.models].reverse().map((m) => {
+    const sizes = m.sizes || {};
+    const cap = (m.window || {}).capacity;
+    return row([m.version, when(m.created_at), num((m.fit || {}).seconds, 2),
+      cap ? `${sizes.window} of ${cap}` : (sizes.window ?? "–"), sizes.users ?? "–", sizes.items ?? "–"]);
+  });
   fill("history", rows);
 }
 
@@ -235,9 +238,11 @@ async function exploreUser(ev) {
     }));
     document.getElementById("because").replaceChildren();
     const known = recs.fallback ? null : await getJSON(`users/${encodeURIComponent(user)}/items`);
-    document.getElementById("known-items").replaceChildren(...(known
-      ? [...known.items, ...known.fresh].map((it) => el("li", `${itemLabel(it)} (weight ${it.weight})`))
-      : [el("li", "no known items (cold start)")]));
+    const all = known ? [...known.fresh, ...known.items] : [];
+    const shown = all.slice(0, KNOWN_SHOWN).map((it) => el("li", `${itemLabel(it)} (weight ${it.weight})`));
+    if (all.length > KNOWN_SHOWN) shown.push(el("li", `… and ${all.length - KNOWN_SHOWN} more`, "muted"));
+    document.getElementById("known-items").replaceChildren(
+      ...(all.length ? shown : [el("li", "no known items (cold start)")]));
   } catch (e) {
     meta.textContent = e.message;
     fill("user-recs", []);
