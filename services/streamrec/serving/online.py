@@ -97,12 +97,9 @@ def _sum(tallies: Iterable[Sequence[int]]) -> list[int]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class _Served:
-    version: str
-    items: tuple[str, ...]
-    at: float
-    prev: _Served | None = None  # the list before it (whose own prev is dropped)
+#: A user's entry: (version, items, served_at) of the last list, then the same three of the
+#: list before it (None when there was none). One flat tuple: one allocation per request.
+_Entry = tuple[str, tuple[str, ...], float, str | None, tuple[str, ...] | None, float | None]
 
 
 class OnlineTracker:
@@ -133,10 +130,11 @@ class OnlineTracker:
         self._prefix = self.token + "-"
         self._seq = 0
         self._epochs: list[tuple[int, str]] = []  # (first seq, version): rid -> version
-        self._last: OrderedDict[str, _Served] = OrderedDict()
+        self._last: OrderedDict[str, _Entry] = OrderedDict()
         self._totals: OrderedDict[str, Tally] = OrderedDict()  # version -> tally, oldest first
         self._series: OrderedDict[int, dict[str, Tally]] = OrderedDict()  # bucket -> tallies
         self._lock = threading.Lock()
+        self._hot: tuple[int, str, Tally, Tally] | None = None  # serve()'s current tallies
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -166,6 +164,7 @@ class OnlineTracker:
 
         ``user`` None (an anonymous session, similar items, popular items): the list is
         counted and its id can be attributed, but no user's last list changes."""
+        key = int(now // self.bucket_seconds)
         with self._lock:
             self._seq += 1
             if not self._epochs or self._epochs[-1][1] != version:
@@ -173,18 +172,22 @@ class OnlineTracker:
                 del self._epochs[:-64]  # older ids are attributed to no version
             rid = f"{self._prefix}{self._seq:x}"
             if user is not None:
-                old = self._last.get(user)
-                prev = None if old is None else _Served(old.version, old.items, old.at)
                 # Interned: the model decodes fresh id strings per request; shared ones make a
                 # tracked user cost a tuple of pointers, not ten copies of the ids.
-                self._last[sys.intern(user)] = _Served(
-                    version, tuple(map(sys.intern, items)), now, prev)
-                self._last.move_to_end(user)
+                names = tuple(map(sys.intern, items))
+                old = self._last.pop(user, None)
+                self._last[sys.intern(user)] = (version, names, now, None, None, None) \
+                    if old is None else (version, names, now, old[0], old[1], old[2])
                 if len(self._last) > self.max_users:
                     self._last.popitem(last=False)
                     self.evicted += 1
-            for t in self._tally(version, now, new=True):
-                t.lists += 1
+            hot = self._hot  # the same bucket and version as the last request: no lookups
+            if hot is None or hot[0] != key or hot[1] != version \
+                    or self._series.get(key, {}).get(version) is not hot[3]:
+                total, per = self._tally(version, now, new=True)
+                hot = self._hot = (key, version, total, per)
+            hot[2].lists += 1
+            hot[3].lists += 1
             return rid
 
     def _version_of(self, rid: str) -> str | None:
@@ -208,13 +211,18 @@ class OnlineTracker:
             if rid is not None and (version := self._version_of(rid)) is not None:
                 for t in self._tally(version, now):
                     t.attributed += 1
-            served = self._last.get(user)
-            if served is not None and event_time < served.at and served.prev is not None:
-                served = served.prev  # read after the user's next request: judge what they saw
-            if served is None or not served.at <= event_time <= served.at + self.horizon:
+            entry = self._last.get(user)
+            if entry is None:
                 return None
-            rank = hit_rank(served.items, item)
-            for t in self._tally(served.version, now):
+            version, items, at = entry[0], entry[1], entry[2]
+            if event_time < at and entry[3] is not None and entry[4] is not None \
+                    and entry[5] is not None:
+                # Read after the user's next request: judge the list the user saw.
+                version, items, at = entry[3], entry[4], entry[5]
+            if not at <= event_time <= at + self.horizon:
+                return None
+            rank = hit_rank(items, item)
+            for t in self._tally(version, now):
                 t.events += 1
                 if rank is not None:
                     t.add_hit(rank)
