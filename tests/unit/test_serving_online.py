@@ -18,17 +18,14 @@ VERSION = "000000000001"
 
 
 @pytest.fixture(scope="module")
-def window() -> SlidingWindow:
-    return board_window()
+def board() -> tuple[Model, SlidingWindow]:
+    """The API tests' checker-board model and its window."""
+    window = board_window()
+    return fit(window.build(), PARAMS), window
 
 
-@pytest.fixture(scope="module")
-def model(window: SlidingWindow) -> Model:
-    return fit(window.build(), PARAMS)
-
-
-def started(tmp: Path, model: Model, window: SlidingWindow, **cfg: object) -> World:
-    w = World(tmp, model, window, **cfg)
+def started(tmp: Path, board: tuple[Model, SlidingWindow], **cfg: object) -> World:
+    w = World(tmp, *board, **cfg)
     w.publish(VERSION)
     assert w.tick()
     return w
@@ -41,8 +38,8 @@ def metric(text: str, name: str, version: str = VERSION) -> float:
 
 
 def test_every_list_response_carries_a_distinct_recommendation_id(
-        tmp_path: Path, model: Model, window: SlidingWindow) -> None:
-    w = started(tmp_path, model, window)
+        tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
+    w = started(tmp_path, board)
     ids = [w.get("/users/u0/recommendations")["recommendation_id"],
            w.get("/recommendations?user=u1")["recommendation_id"],
            w.get("/popular")["recommendation_id"],
@@ -59,8 +56,8 @@ def test_every_list_response_carries_a_distinct_recommendation_id(
 
 
 def test_echoed_events_give_ctr_and_every_event_is_judged_for_the_hit_rate(
-        tmp_path: Path, model: Model, window: SlidingWindow) -> None:
-    w = started(tmp_path, model, window)
+        tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
+    w = started(tmp_path, board)
     served = {u: w.get(f"/users/{u}/recommendations?n=3") for u in ("u0", "u1", "u2", "u3")}
     top = {u: [x["item"] for x in body["items"]] for u, body in served.items()}
     rid = {u: body["recommendation_id"] for u, body in served.items()}
@@ -91,8 +88,8 @@ def test_echoed_events_give_ctr_and_every_event_is_judged_for_the_hit_rate(
 
 
 def test_tracking_off_serves_null_ids_and_stats_say_so(
-        tmp_path: Path, model: Model, window: SlidingWindow) -> None:
-    w = started(tmp_path, model, window, online_tracking=False)
+        tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
+    w = started(tmp_path, board, online_tracking=False)
     assert w.get("/users/u0/recommendations")["recommendation_id"] is None
     assert "X-Recommendation-Id" not in w.client.get("/?userId=u0").headers
     assert w.get("/stats") == {"tracking": False, "online": None,
@@ -119,8 +116,8 @@ def test_workers_of_a_replica_add_up_through_their_state_files(
 
 
 def test_the_console_is_served_with_relative_links(
-        tmp_path: Path, model: Model, window: SlidingWindow) -> None:
-    w = started(tmp_path, model, window)
+        tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
+    w = started(tmp_path, board)
     r = w.client.get("/console")
     assert r.status_code == 308 and r.headers["Location"] == "console/"
     page = w.client.get("/console/")
