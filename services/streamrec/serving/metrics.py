@@ -71,7 +71,8 @@ FOLDIN_INVALID = Counter("streamrec_foldin_invalid_total",
                          "messages the trainer sends to the dead-letter topic)", ["reason"])
 FOLDIN_VISIBLE = Histogram("streamrec_foldin_visible_seconds",
                            "Event to visible: message timestamp to the fold-in holding it "
-                           "(the next request for the user sees it)",
+                           "(the next request for the user sees it); one sample per poll, "
+                           "for its oldest kept event",
                            buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
 INGESTED = Counter("streamrec_ingest_events_total",
                    "Events posted to /interactions by result (produced, invalid)", ["result"])
