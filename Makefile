@@ -8,11 +8,13 @@ export STREAMREC_CACHE ?= $(HOME)/.cache/streamrec
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: test test-slow run venv provision lint unit bench clean help
+.PHONY: test test-slow run venv provision image registry lint unit bench clean help
 
 help:
 	@echo "make run    - start the embedded demo (streams MovieLens-100K, prints recommendations)"
-	@echo "make test   - venv + real test infrastructure (Kafka, MinIO, kube-apiserver) + lint + all tests"
+	@echo "make test   - venv + real test infrastructure (Kafka, MinIO, kube-apiserver) + image + lint + all tests"
+	@echo "make image  - build services/Dockerfile into streamrec:<version> (podman, or Docker if present); PUSH=HOST:PORT pushes"
+	@echo "make registry - run a local container registry on 127.0.0.1:5000 (Ctrl-C stops it)"
 	@echo "make lint   - ruff and mypy (strict on services/)"
 	@echo "make bench  - every bench/*.py (speed, quality) into bench/results/, docs/benchmarks.md"
 
@@ -33,7 +35,15 @@ lint: venv
 	$(VENV)/bin/ruff check services tests bench demo
 	$(VENV)/bin/mypy
 
-test: venv provision lint
+# The container image (scripts/image.sh; layers cached, a no-change rebuild takes seconds).
+PUSH ?=
+image:
+	bash scripts/image.sh $(if $(PUSH),--push $(PUSH))
+
+registry:
+	bash scripts/registry.sh
+
+test: venv provision image lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The full-size fault and soak variants (100k fuzzed events, 20 kills, 60 s soak...), ~15 min.

@@ -14,6 +14,8 @@ KUBE_VERSION="1.36.3"
 ETCD_VERSION="3.6.16"
 KWOK_VERSION="0.8.0"
 HELM_VERSION="3.19.0"
+# The container registry server (github.com/distribution/distribution, `registry`).
+DISTRIBUTION_VERSION="3.1.2"
 # MinIO publishes RELEASE.* tags that the module proxy does not serve; pin the pseudo-version.
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 

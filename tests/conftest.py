@@ -1,9 +1,10 @@
 """Session fixtures that start real infrastructure on demand, on free ports on 127.0.0.1.
 
-`kafka`, `minio`/`s3` and `kube` each start their component the first time a test asks for it
-and stop it at the end of the session. A component that cannot be provisioned or started
-raises `InfraError`, so the test errors with the component's name and reason; nothing is ever
-skipped. When a test fails, the tail of each component log it used is attached to the report.
+`kafka`, `minio`/`s3`, `kube`, `registry` and the container `image` each start their component
+the first time a test asks for it and stop it at the end of the session. A component that
+cannot be provisioned or started raises `InfraError`, so the test errors with the component's
+name and reason; nothing is ever skipped. When a test fails, the tail of each component log it
+used is attached to the report.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.infra.containers import Podman, Registry, build_image
 from tests.infra.kafka import KafkaBroker
 from tests.infra.kube import KubeCluster
 from tests.infra.minio import MinioServer, S3Bucket
@@ -73,6 +75,40 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def podman() -> Iterator[Podman]:
+    """The project's podman (scripts/provision-containers.sh). At the session's end, every
+    container a test started must be gone: leftovers are removed and the session errors."""
+    runner = Podman()
+    yield runner
+    leftovers = runner.leftovers()
+    for name in leftovers:
+        runner("rm", "-f", "-t", "0", name, check=False)
+    assert not leftovers, f"containers outlived their tests: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def image(podman: Podman) -> str:
+    """The streamrec image built by scripts/image.sh (`make image`; cached layers)."""
+    return build_image()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """`distribution`'s registry server on 127.0.0.1 (scripts/provision-registry.sh)."""
+    server = Registry(tmp_path_factory.mktemp("registry"))
+    _STARTED["registry"] = server
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pushed_image(image: str, registry: Registry) -> str:
+    """The image pushed to the local registry by `scripts/image.sh --push`: its reference."""
+    return build_image("--push", registry.address)
 
 
 @pytest.hookimpl(hookwrapper=True)
