@@ -7,7 +7,7 @@ one and with two lists held per user (the tracker keeps the previous list too); 
 mean of many calls. The end-to-end cost on request latency (tracking on vs off in the same run)
 is measured by bench/serving.py. Writes ``bench/results/online.json``.
 
-    python bench/online.py [--users 100000] [--quick]
+    python bench/online.py [--users 50000] [--quick]
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def timings(calls: int, n: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--users", type=int, default=100_000, help="the LRU bound (default 100000)")
+    p.add_argument("--users", type=int, default=50_000,
+                   help="the LRU bound (default 50000, the config default)")
     p.add_argument("--n", type=int, default=10, help="list length (default 10)")
     p.add_argument("--quick", action="store_true", help="20,000 users")
     args = p.parse_args(argv)

@@ -70,7 +70,7 @@ class Config:
     # Online evaluation (serving/online.py): recommendation ids, CTR, hit rate
     online_tracking: bool = True  # false: no ids, no tallies (the bench's "off" side)
     online_horizon: float = 1800.0  # seconds a served list judges the user's events
-    online_max_users: int = 50_000  # LRU of last lists per worker (~720 B each: bench/online.py)
+    online_max_users: int = 50_000  # LRU of last lists per worker (~650 B each: bench/online.py)
     online_positive: float | None = None  # weight of a positive event; None: every event
     online_bucket_seconds: float = 60.0  # sliding-window bucket width
     online_buckets: int = 60  # buckets kept (60 x 60 s: one hour of history)

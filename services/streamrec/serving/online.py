@@ -47,8 +47,8 @@ __all__ = ["RANK_BOUNDS", "OnlineTracker", "Tally", "hit_rank", "merge"]
 RANK_BOUNDS = (1, 2, 3, 5, 10, 20, 50, 100)
 
 #: Bytes one tracked user costs with its two 10-item lists held (bench/online.py measures it
-#: with tracemalloc): the default bound of 50k users is ~36 MB per worker at most.
-BYTES_PER_USER = 720
+#: with tracemalloc): about 650, so the default bound of 50k users is ~33 MB per worker.
+BYTES_PER_USER = 650
 
 
 @dataclass(slots=True)
