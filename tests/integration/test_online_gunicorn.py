@@ -44,6 +44,7 @@ def test_two_workers_tallies_add_up_in_stats_and_metrics(kafka: Any, tmp_path: P
                 event["recommendation_id"] = body["recommendation_id"]
             producer.produce(topic, json.dumps(event).encode(), key=user.encode())
         assert producer.flush(10) == 0
+        del producer  # its threads go now, not after the broker
         want = {"lists": len(served), "events": len(served), "hits": len(served),
                 "attributed": (len(served) + 1) // 2}
         rank_sum = sum(k % 5 + 1 for k in range(len(served)))
