@@ -174,6 +174,9 @@ def test_operator_in_the_image_answers_its_liveness_endpoint(
     (["trainer", "--no-such-flag"], "--no-such-flag"),
     (["operator"], "--namespace"),
     (["serve", "--bind", "nowhere"], "bind"),
+    # A local store on the read-only root: refused at start, not at the first publish.
+    (["trainer", "--store", "/snapshots", "--bootstrap-servers", "127.0.0.1:1"],
+     "invalid store: cannot write to /snapshots: Read-only file system"),
 ])
 def test_bad_input_inside_the_image_exits_2_naming_it_without_a_traceback(
     podman: Podman, image: str, args: list[str], names: str

@@ -219,3 +219,15 @@ def test_publishers_racing_on_the_same_versions_both_succeed(tmp_path, make_snap
     store = LocalStore(root)
     assert store.latest() == versions[-1] and store.versions() == versions
     read_snapshot(store.fetch(versions[-1], tmp_path / "final"))
+
+
+def test_check_writable_creates_the_store_directory(tmp_path):
+    root = tmp_path / "new" / "store"
+    LocalStore(root).check_writable()
+    assert list(root.iterdir()) == [root / "snapshots"]  # the probe file is gone again
+
+
+def test_check_writable_names_the_directory_and_the_reason(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StoreError, match=r"cannot write to .*a-file/store: Not a directory"):
+        LocalStore(tmp_path / "a-file" / "store").check_writable()

@@ -74,6 +74,21 @@ class LocalStore:
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
 
+    def check_writable(self) -> None:
+        """Create the store directory if needed and prove a file can be written there.
+
+        The trainer calls this at start, so a store it could never publish to (a read-only
+        root filesystem in a container, a typo'd mount path) is reported before the first fit,
+        not at its end. Raises ``StoreError`` with the operating system's reason.
+        """
+        probe = self.root / f".write-check-{uuid.uuid4().hex}"
+        try:
+            self.snapshots.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise StoreError(f"cannot write to {self.root}: {e.strerror or e}") from e
+
     def publish(self, local_dir: Path, version: str) -> None:
         check_version_name(version)
         local_dir = Path(local_dir)

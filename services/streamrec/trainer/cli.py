@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     # Heavy imports only when the trainer really runs (implicit, confluent-kafka, boto3).
     from streamrec.adapters.kafka import KafkaSink, KafkaSource, ensure_topics
     from streamrec.adapters.source import SourceUnavailable
-    from streamrec.adapters.stores import open_store
+    from streamrec.adapters.stores import LocalStore, StoreError, open_store
 
     from .metrics import MetricsServer, TrainerMetrics
     from .policy import backoff
@@ -114,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         store = open_store(config.store, s3_endpoint=config.s3_endpoint)
-    except ValueError as e:
+        if isinstance(store, LocalStore):
+            store.check_writable()
+    except (ValueError, StoreError) as e:
         raise ConfigError("store", str(e)) from e
     topics = [config.topic, config.dlq] + ([config.notify] if config.notify else [])
     attempt = 0
