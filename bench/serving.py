@@ -461,7 +461,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
     ap.add_argument("--trials", type=int, default=200, help="freshness trials")
-    ap.add_argument("--tracking-rounds", type=int, default=3,
+    ap.add_argument("--tracking-rounds", type=int, default=2,
                     help="alternating on/off rounds of the online-tracking comparison")
     ap.add_argument("--tracking-only", action="store_true",
                     help="only the online tracking on/off comparison (bench/results/"
