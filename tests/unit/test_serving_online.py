@@ -122,6 +122,7 @@ def test_the_console_is_served_with_relative_links(
     assert r.status_code == 308 and r.headers["Location"] == "console/"
     page = w.client.get("/console/")
     assert page.status_code == 200 and page.mimetype == "text/html"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     html = page.get_data(as_text=True)
     assert 'src="/' not in html and 'href="/' not in html  # works under a path prefix
     for asset in re.findall(r'(?:src|href)="([^"d][^"]*)"', html):  # not data:
