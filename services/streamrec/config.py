@@ -68,6 +68,13 @@ class Config:
     reload_interval: float = 5.0
     ingest_token: str | None = None
     cache_dir: str | None = None  # where serving replicas unpack snapshots; None: a temp dir
+    # Online evaluation (serving/online.py): recommendation ids, CTR, hit rate
+    online_tracking: bool = True  # false: no ids, no tallies (the bench's "off" side)
+    online_horizon: float = 1800.0  # seconds a served list judges the user's events
+    online_max_users: int = 50_000  # LRU of last lists per worker (~650 B each: bench/online.py)
+    online_positive: float | None = None  # weight of a positive event; None: every event
+    online_bucket_seconds: float = 60.0  # sliding-window bucket width
+    online_buckets: int = 60  # buckets kept (60 x 60 s: one hour of history)
     # Embedded
     data_dir: str = "./data"
 
@@ -145,8 +152,8 @@ class Config:
         with the CRD schema and the CR parser); ``ConfigError`` naming the first that is not."""
         for name, domain in CONFIG_RANGES.items():
             v = getattr(self, name)
-            if v is None and name in ("min_weight", "decay_half_life"):
-                continue  # not set: no filter, no decay
+            if v is None and name in ("min_weight", "decay_half_life", "online_positive"):
+                continue  # not set: no filter, no decay, every event positive
             if isinstance(v, bool) or not isinstance(v, int if domain.integer else (int, float)):
                 raise ConfigError(name, f"must be a number in {domain.text()}, got {v!r}")
             if not domain.contains(v):
@@ -239,6 +246,12 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "ingest_token": (str, "STREAMREC_INGEST_TOKEN"),
     "cache_dir": (str, "STREAMREC_CACHE_DIR"),
     "data_dir": (str, "STREAMREC_DATA_DIR"),
+    "online_tracking": (_bool, "STREAMREC_ONLINE_TRACKING"),
+    "online_horizon": (_float, "STREAMREC_ONLINE_HORIZON"),
+    "online_max_users": (_int, "STREAMREC_ONLINE_MAX_USERS"),
+    "online_positive": (_float, "STREAMREC_ONLINE_POSITIVE"),
+    "online_bucket_seconds": (_float, "STREAMREC_ONLINE_BUCKET_SECONDS"),
+    "online_buckets": (_int, "STREAMREC_ONLINE_BUCKETS"),
 }
 
 # Secrets come from the environment (a Secret), never from a flag visible in `ps`.
@@ -297,6 +310,7 @@ DEFAULT_TEXT = {
     "cache_dir": "a temporary directory",
     "s3_endpoint": "the AWS default",
     "decay_half_life": "none (no decay)",
+    "online_positive": "none (every event)",
 }
 
 
