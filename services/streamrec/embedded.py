@@ -21,7 +21,14 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from streamrec.config import FIELDS, SCORING_NAMES, Config, ConfigError, add_config_arguments
+from streamrec.config import (
+    FIELDS,
+    SCORING_NAMES,
+    Config,
+    ConfigError,
+    add_config_arguments,
+    grace_seconds,
+)
 
 log = logging.getLogger("streamrec.embedded")
 
@@ -29,7 +36,8 @@ CONFIG_NAMES = (
     "topic", "format", "min_weight", "dlq_topic", "notify_topic", "window_size", "retrain_every",
     "retrain_interval", "decay_half_life", "factors", "regularization", "iterations", "alpha",
     "use_gpu", "fit_threads", "store", "keep", "bind", "threads", "timeout", "reload_interval",
-    "data_dir", "cache_dir", *SCORING_NAMES,
+    "data_dir", "cache_dir", "online_tracking", "online_horizon", "online_max_users",
+    "online_positive", "online_bucket_seconds", "online_buckets", *SCORING_NAMES,
 )
 
 # Defaults that make the demo snappy; a flag or STREAMREC_* variable still wins.
@@ -41,8 +49,10 @@ EMBEDDED_DEFAULTS: dict[str, object] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, CONFIG_NAMES)
-    parser.add_argument("--grace", type=float, default=10.0,
+    # --help shows what `run` really uses: the embedded defaults, the paths under --data-dir.
+    add_config_arguments(parser, CONFIG_NAMES, {
+        **EMBEDDED_DEFAULTS, "store": "<data-dir>/snapshots", "cache_dir": "<data-dir>/cache"})
+    parser.add_argument("--grace", type=grace_seconds, default=10.0,
                         help="seconds a running fit may finish on shutdown (default 10)")
 
 

@@ -167,7 +167,7 @@ def equip(
     from .ease import fit_item_item  # the trainer's side: implicit for the kNN fallback
 
     model.history = history_for(contents, model.user_ids, model.item_ids, scoring.history_cap)
+    model.scoring = scoring  # first: should the item-item fit raise, recency still applies
     if item_item is not None and scoring.item_item_weight > 0:
         model.item_item = fit_item_item(model.user_items, item_item, threads)
-    model.scoring = scoring
     return model

@@ -2,10 +2,12 @@
 
 Two wire formats share a topic (see docs/core.md):
 
-* text ``user:item`` or ``user:item:weight`` - the original service's format. Exactly two or
-  three ``:``-separated fields, so ids containing ``:`` must be sent as JSON;
-* a JSON object ``{"user", "item", "weight", "ts"}``, with ``rating`` accepted for ``weight``
-  and ``timestamp`` for ``ts``; integer ids are stringified; unknown keys are ignored.
+* text ``user:item`` or ``user:item:weight`` - the original service's format - and
+  ``user:item:weight:recommendation_id`` (an empty weight means 1.0). Two to four
+  ``:``-separated fields, so ids containing ``:`` must be sent as JSON;
+* a JSON object ``{"user", "item", "weight", "ts", "recommendation_id"}``, with ``rating``
+  accepted for ``weight`` and ``timestamp`` for ``ts``; integer ids are stringified; unknown
+  keys are ignored.
 
 With ``fmt="auto"`` a message whose first non-blank character is ``{`` is JSON, anything else
 is text. Surrounding ASCII blanks (space, tab, CR, LF) are ignored; fields are otherwise taken
@@ -20,6 +22,7 @@ import math
 import re
 from typing import Any
 
+from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show, ts_ok, weight_ok
 from .event import MAX_EVENT_BYTES, MAX_ID_BYTES, Event, InvalidEvent
 
 __all__ = ["FORMATS", "check_format", "parse_event", "serialize_event", "validate_event"]
@@ -85,8 +88,9 @@ def check_id(value: str, field: str) -> str:
 def text_weight(field: str) -> float | None:
     """The weight in a text message, or ``None`` when the field is not a valid weight.
 
-    Only plain ASCII decimal or exponent notation is accepted: Python's ``float`` would also
-    take ``1_000`` and non-ASCII digits, which no producer means.
+    Only plain ASCII decimal or exponent notation in the domain ``(0, MAX_WEIGHT]`` is
+    accepted: Python's ``float`` would also take ``1_000`` and non-ASCII digits, which no
+    producer means.
     """
     if not field.isascii() or "_" in field:
         return None
@@ -94,13 +98,14 @@ def text_weight(field: str) -> float | None:
         weight = float(field)
     except ValueError:
         return None
-    return weight if 0.0 < weight < math.inf else None
+    return weight if weight_ok(weight) else None
 
 
 def _weight_from_text(field: str) -> float:
     weight = text_weight(field)
     if weight is None:
-        raise InvalidEvent("bad_weight", f"weight {_show(field)} is not a finite number > 0")
+        raise InvalidEvent("bad_weight", f"weight {_show(field)} is not a number in "
+                                         f"(0, {show(MAX_WEIGHT)}]")
     return weight
 
 
@@ -113,8 +118,13 @@ def _from_text(text: str, default_ts: float | None) -> Event:
     if len(parts) == 3:
         user, item = check_id(parts[0], "user"), check_id(parts[1], "item")
         return Event(user, item, _weight_from_text(parts[2]), default_ts)
+    if len(parts) == 4:  # user:item:weight:recommendation_id; an empty weight is 1.0
+        user, item = check_id(parts[0], "user"), check_id(parts[1], "item")
+        weight = _weight_from_text(parts[2]) if parts[2] else 1.0
+        return Event(user, item, weight, default_ts, check_id(parts[3], "recommendation"))
     raise InvalidEvent(
-        "malformed", f"expected user:item or user:item:weight, got {len(parts)} fields"
+        "malformed",
+        f"expected user:item[:weight[:recommendation_id]], got {len(parts)} fields",
     )
 
 
@@ -147,6 +157,21 @@ def _json_number(obj: dict[str, Any], keys: tuple[str, str]) -> float | None:
     return number
 
 
+def _check_ts(ts: float, arrival: float | None) -> float:
+    """A message's own ts in the domain; one ahead of ``arrival`` within the tolerated skew
+    becomes the arrival time, one further ahead is refused (see ``domains.py``)."""
+    if not ts_ok(ts):
+        hint = " (milliseconds? ts is in seconds)" if ts > MAX_TS else ""
+        raise InvalidEvent("bad_timestamp",
+                           f"ts {ts!r} is not in [0, {show(MAX_TS)}] seconds{hint}")
+    if arrival is not None and ts > arrival:
+        if ts > arrival + MAX_TS_AHEAD:
+            raise InvalidEvent("future_timestamp", f"ts {ts!r} is {ts - arrival:.0f} s after the "
+                               f"message arrived; at most {show(MAX_TS_AHEAD)} s is tolerated")
+        return arrival
+    return ts
+
+
 def _from_json(text: str, default_ts: float | None) -> Event:
     try:
         obj = json.loads(text)
@@ -158,10 +183,12 @@ def _from_json(text: str, default_ts: float | None) -> Event:
     weight = _json_number(obj, _WEIGHT_KEYS)
     if weight is None:
         weight = 1.0
-    elif weight <= 0.0:
-        raise InvalidEvent("bad_weight", f"weight must be > 0, got {weight!r}")
+    elif not weight_ok(weight):
+        raise InvalidEvent("bad_weight",
+                           f"weight must be in (0, {show(MAX_WEIGHT)}], got {weight!r}")
     ts = _json_number(obj, _TS_KEYS)
-    return Event(user, item, weight, default_ts if ts is None else ts)
+    rid = None if obj.get("recommendation_id") is None else _json_id(obj, "recommendation_id")
+    return Event(user, item, weight, default_ts if ts is None else _check_ts(ts, default_ts), rid)
 
 
 def parse_bytes(raw: bytes, fmt: str, default_ts: float | None) -> Event:
@@ -196,7 +223,10 @@ def parse_event(
     fmt : {"auto", "text", "json"}
         ``auto`` picks JSON for a message starting with ``{`` and text otherwise.
     default_ts : float, optional
-        The timestamp to use when the message has none (normally the Kafka timestamp).
+        The message's arrival time, seconds (normally the Kafka timestamp, see
+        :func:`streamrec.core.domains.arrival_times`): the ts of a message without one, and
+        the bound of one with one (more than ``MAX_TS_AHEAD`` s later: ``future_timestamp``;
+        later within that: recorded as the arrival time).
 
     Raises
     ------
@@ -218,12 +248,14 @@ def validate_event(event: Event) -> Event:
     """Check an event built in code (not parsed) against the same rules; return it."""
     check_id(event.user, "user")
     check_id(event.item, "item")
-    if not 0.0 < event.weight < math.inf:
+    if not weight_ok(event.weight):
         raise InvalidEvent(
-            "bad_weight", f"weight must be a finite number > 0, got {event.weight!r}"
+            "bad_weight", f"weight must be in (0, {show(MAX_WEIGHT)}], got {event.weight!r}"
         )
-    if event.ts is not None and not math.isfinite(event.ts):
-        raise InvalidEvent("bad_timestamp", f"ts must be finite, got {event.ts!r}")
+    if event.ts is not None:
+        _check_ts(event.ts, None)
+    if event.recommendation_id is not None:
+        check_id(event.recommendation_id, "recommendation")
     return event
 
 
@@ -248,8 +280,13 @@ def serialize_event(event: Event, fmt: str = "json") -> bytes:
         _text_safe(event.user, "user")
         _text_safe(event.item, "item")
         head = f"{event.user}:{event.item}"
+        if event.recommendation_id is not None:
+            _text_safe(event.recommendation_id, "recommendation")
+            return f"{head}:{float(event.weight)!r}:{event.recommendation_id}".encode()
         return (head if event.weight == 1.0 else f"{head}:{float(event.weight)!r}").encode()
     body: dict[str, object] = {"user": event.user, "item": event.item, "weight": event.weight}
     if event.ts is not None:
         body["ts"] = event.ts
+    if event.recommendation_id is not None:
+        body["recommendation_id"] = event.recommendation_id
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

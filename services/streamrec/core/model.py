@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from . import foldin, ranking
 from .blend import PLAIN, ScoringParams, blend, weighted_history
+from .domains import MAX_CONFIDENCE
 from .ease import ItemItem
 from .ids import IdIndex
 from .modeltypes import (
@@ -138,6 +139,12 @@ class Model:
         return self.params.alpha
 
     @property
+    def confidence_cap(self) -> float:
+        """The per-cell confidence cap the factors were fitted with (the fold-in uses it too)."""
+        cap = None if self.fit_info is None else self.fit_info.confidence_cap
+        return MAX_CONFIDENCE if cap is None else cap
+
+    @property
     def factors(self) -> int:
         return int(self.item_factors.shape[1])
 
@@ -241,7 +248,7 @@ class Model:
         beta = scoring.item_item_weight if self.item_item is not None else 0.0
         als = None
         if beta < 1.0:
-            vector = foldin.fold_in(self.item_factors, self.gram, idx, w, self.alpha)
+            vector = self.fold_in(idx, w)
             als = np.asarray(self.item_factors @ vector, dtype=np.float32)
         ii = self.item_item.scores(idx, w) if self.item_item is not None and beta > 0 else None
         return blend(als, ii, beta)
@@ -259,7 +266,8 @@ class Model:
         self, item_indices: npt.ArrayLike, weights: npt.ArrayLike
     ) -> npt.NDArray[np.float32]:
         """The exact ALS user vector for these items (model indices) and raw weights."""
-        return foldin.fold_in(self.item_factors, self.gram, item_indices, weights, self.alpha)
+        return foldin.fold_in(self.item_factors, self.gram, item_indices, weights, self.alpha,
+                              self.confidence_cap)
 
     def user_vector(self, user: str, extra: Pairs | None = None) -> npt.NDArray[np.float32] | None:
         """The fitted vector, refolded if ``extra`` is given; None if nothing is known."""
@@ -396,7 +404,8 @@ class Model:
             idx, w = self.items_of(user, extra)
         if not len(idx):
             raise UnknownUser(user)
-        idx, shares = foldin.contributions(self.item_factors, self.gram, idx, w, self.alpha, target)
+        idx, shares = foldin.contributions(self.item_factors, self.gram, idx, w, self.alpha,
+                                           target, self.confidence_cap)
         best = ranking.top_n(shares, n)
         return [(self.item_ids[i], float(s)) for i, s in zip(idx[best], shares[best], strict=True)]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from streamrec.core.blend import ScoringParams
 from streamrec.core.ease import ItemItemParams
 
-from .fields import Fields, InvalidSpec
+from .fields import Fields
 
 __all__ = ["ScoringSpec", "parse_scoring", "scoring_env"]
 
@@ -33,21 +33,20 @@ class ScoringSpec:
 
 
 def parse_scoring(f: Fields) -> ScoringSpec:
+    """Each field in its config field's domain (``core.domains.CONFIG_RANGES``), as the CRD
+    schema and the services check it."""
     out = ScoringSpec(
-        recency_decay=f.number("recencyDecay", _S.recency_decay, minimum=0.0),
-        recency_half_life_seconds=f.optional_number("recencyHalfLifeSeconds", minimum=1.0),
-        history_cap=f.integer("historyCap", _S.history_cap, minimum=1),
-        item_item_weight=f.number("itemItemWeight", _S.item_item_weight, minimum=0.0),
-        item_item_l2=f.number("itemItemL2", _I.l2, minimum=0.0),
-        item_item_max_dense_items=f.integer("itemItemMaxDenseItems", _I.max_dense_items,
-                                            minimum=0),
-        item_item_neighbours=f.integer("itemItemNeighbours", _I.neighbours, minimum=1),
+        recency_decay=f.in_domain("recencyDecay", "recency_decay", _S.recency_decay),
+        recency_half_life_seconds=f.in_domain("recencyHalfLifeSeconds", "recency_half_life",
+                                              None),
+        history_cap=f.in_domain("historyCap", "history_cap", _S.history_cap),
+        item_item_weight=f.in_domain("itemItemWeight", "item_item_weight", _S.item_item_weight),
+        item_item_l2=f.in_domain("itemItemL2", "item_item_l2", _I.l2),
+        item_item_max_dense_items=f.in_domain("itemItemMaxDenseItems", "item_item_max_dense",
+                                              _I.max_dense_items),
+        item_item_neighbours=f.in_domain("itemItemNeighbours", "item_item_neighbours",
+                                         _I.neighbours),
     )
-    if out.item_item_weight > 1.0:
-        raise InvalidSpec(f.at("itemItemWeight"),
-                          f"must be a number between 0 and 1 (got {out.item_item_weight})")
-    if out.item_item_l2 <= 0.0:
-        raise InvalidSpec(f.at("itemItemL2"), f"must be a number > 0 (got {out.item_item_l2})")
     f.done()
     return out
 

@@ -22,7 +22,7 @@ from streamrec.core.events import InvalidEvent, serialize_event
 from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
 
 from . import metrics
-from .bodies import parse_interactions, parse_session
+from .bodies import parse_interactions, parse_session, read_json
 from .errors import ApiError, check_keys, parse_bool, parse_list, parse_n, require
 from .reloader import Served
 
@@ -61,15 +61,23 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                 "items": parse_list(a.get("items"), "items"),
                 "exclude": parse_list(a.get("exclude"), "exclude")}
 
+    def with_fresh_seen(user: str, kw: dict[str, Any]) -> dict[str, Any]:
+        """Seen stays seen: fresh items the fold-in history bound dropped are excluded too."""
+        beyond = svc.fresh.beyond_history(user) if kw["exclude_seen"] else []
+        if beyond:
+            kw = {**kw, "exclude": [*(kw["exclude"] or ()), *beyond]}
+        return kw
+
     def recommend_user(user: str, allowed: tuple[str, ...]) -> Response:
         check_keys(request.args, allowed)
         user = _id(user, "user")
-        kw = rec_args()
+        kw = with_fresh_seen(user, rec_args())
         s = served()
         extra = svc.fresh.timed(user)
         recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
         return jsonify(user=user, items=_items(recs), model_version=s.version,
-                       fallback=recs.fallback, fresh_events=len(extra))
+                       fallback=recs.fallback, fresh_events=len(extra),
+                       recommendation_id=svc.track(user, s.version, recs.items))
 
     @app.get("/users/<user>/recommendations")
     def user_recommendations(user: str) -> Response:
@@ -87,16 +95,21 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         n = parse_n(request.args.get("recommendationsNumber"), "recommendationsNumber")
         s = served()
         extra = svc.fresh.timed(user)
-        recs = s.snapshot.model.recommend(user, n=n, extra=extra or None)
-        return jsonify(user_id=user, recommended_items=recs.items)
+        kw = with_fresh_seen(user, {"n": n, "exclude_seen": True, "exclude": None})
+        recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
+        response = jsonify(user_id=user, recommended_items=recs.items)
+        rid = svc.track(user, s.version, recs.items)
+        if rid is not None:  # a header: the original service's body keeps its two keys
+            response.headers["X-Recommendation-Id"] = rid
+        return response
 
     @app.post("/recommendations")
     def session_recommendations() -> Response:
-        kw = parse_session(request.get_json(silent=True))
+        kw = parse_session(read_json(request.get_data(cache=True)))
         s = served()
         recs = s.snapshot.model.recommend_anonymous(**kw)
         return jsonify(items=_items(recs), model_version=s.version, fallback=recs.fallback,
-                       fresh_events=0)
+                       fresh_events=0, recommendation_id=svc.track(None, s.version, recs.items))
 
     @app.get("/recommendations/batch")
     def batch_recommendations() -> Response:
@@ -107,9 +120,15 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         kw = rec_args()
         s = served()
         extra = {u: p for u in users if (p := svc.fresh.timed(u))}
-        out = s.snapshot.model.recommend_batch(users, extra=extra, **kw)
+        own = {u: k for u in users if (k := with_fresh_seen(u, kw)) is not kw}
+        out = s.snapshot.model.recommend_batch([u for u in users if u not in own],
+                                               extra=extra, **kw)
+        for u, k in own.items():  # a user whose history bound dropped items: their own ban list
+            out[u] = s.snapshot.model.recommend(u, extra=extra.get(u), **k)
         results = {u: {"items": _items(r), "fallback": r.fallback,
-                       "fresh_events": len(extra.get(u, ()))} for u, r in out.items()}
+                       "fresh_events": len(extra.get(u, ())),
+                       "recommendation_id": svc.track(u, s.version, r.items)}
+                   for u, r in out.items()}
         return jsonify(results=results, model_version=s.version)
 
     @app.get("/items/<item>/similar")
@@ -123,7 +142,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             recs = s.snapshot.model.similar_items(item, n=n, exclude=exclude)
         except UnknownItem as e:
             raise ApiError(404, "unknown_item", str(e)) from None
-        return jsonify(item=item, items=_items(recs), model_version=s.version, fallback=None)
+        return jsonify(item=item, items=_items(recs), model_version=s.version, fallback=None,
+                       recommendation_id=svc.track(None, s.version, recs.items))
 
     @app.get("/users/<user>/items")
     def user_items(user: str) -> Response:
@@ -148,7 +168,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         exclude = parse_list(request.args.get("exclude"), "exclude")
         s = served()
         recs = s.snapshot.model.popular(n=n, exclude=exclude)
-        return jsonify(items=_items(recs), model_version=s.version, fallback="popular")
+        return jsonify(items=_items(recs), model_version=s.version, fallback="popular",
+                       recommendation_id=svc.track(None, s.version, recs.items))
 
     @app.get("/users/<user>/because/<item>")
     def because(user: str, item: str) -> Response:
@@ -170,9 +191,14 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     def model_info() -> Response:
         s = served()
         m = s.snapshot.manifest
+        training = svc.training_report()
+        last_error = None if not training.get("reason") else {
+            "reason": training["reason"], "message": training.get("message"),
+            "at": training.get("last_failure_at"), "failing": not training.get("ok", True)}
         return jsonify(version=m.version, created_at=m.created_at,
                        age_seconds=max(0.0, time.time() - m.created_at_unix),
                        loaded_at=s.loaded_at, sizes=m.sizes, params=m.params, fit=m.fit,
+                       last_fit_error=last_error, training=training,
                        offsets={str(p): o for p, o in m.offsets.items()},
                        fresh_events=len(svc.fresh), fresh_users=svc.fresh.users)
 
@@ -189,7 +215,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         if svc.sink is None:
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
         try:
-            events = parse_interactions(request.get_json(silent=True))
+            events = parse_interactions(read_json(request.get_data(cache=True)), time.time())
         except ApiError:
             metrics.INGESTED.labels("invalid").inc()
             raise
@@ -220,7 +246,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     def prometheus() -> Response:
         for attempt in range(METRICS_ATTEMPTS):
             try:
-                body, ctype = metrics.exposition()
+                body, ctype = metrics.exposition(extra=svc.online_families())
                 return Response(body, content_type=ctype)
             except struct.error:
                 # prometheus-client race: another worker's metrics file was just created and
