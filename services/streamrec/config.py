@@ -14,10 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from streamrec.core.blend import ScoringParams
 from streamrec.core.domains import CONFIG_RANGES, Range
+from streamrec.core.ease import ItemItemParams
 from streamrec.core.model import ALSParams
 
 FORMATS = ("auto", "text", "json")
+# The scoring defaults live with the scorer (core/blend.py, core/ease.py), where they were tuned.
+_SCORING = ScoringParams()
+_ITEM_ITEM = ItemItemParams()
 
 
 class ConfigError(ValueError):
@@ -56,6 +61,15 @@ class Config:
     use_gpu: bool = False
     fit_threads: int = 0
     metrics_port: int = 9100
+    # Scoring (docs/evaluation.md "Recency and the blend"): written into each snapshot by the
+    # trainer, so every replica scores the same way. Defaults tuned on a validation stream.
+    recency_decay: float = _SCORING.recency_decay
+    recency_half_life: float | None = _SCORING.recency_half_life
+    history_cap: int = _SCORING.history_cap
+    item_item_weight: float = _SCORING.item_item_weight
+    item_item_l2: float = _ITEM_ITEM.l2
+    item_item_max_dense: int = _ITEM_ITEM.max_dense_items
+    item_item_neighbours: int = _ITEM_ITEM.neighbours
     # Snapshots
     store: str = "./data/snapshots"
     s3_endpoint: str | None = None
@@ -93,6 +107,18 @@ class Config:
         return ALSParams(factors=self.factors, regularization=self.regularization,
                          iterations=self.iterations, alpha=self.alpha, use_gpu=self.use_gpu,
                          num_threads=self.fit_threads)
+
+    @property
+    def scoring(self) -> ScoringParams:
+        return ScoringParams(recency_decay=self.recency_decay,
+                             recency_half_life=self.recency_half_life,
+                             history_cap=self.history_cap,
+                             item_item_weight=self.item_item_weight)
+
+    @property
+    def item_item(self) -> ItemItemParams:
+        return ItemItemParams(l2=self.item_item_l2, max_dense_items=self.item_item_max_dense,
+                              neighbours=self.item_item_neighbours)
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka settings shared by every consumer and producer of this service."""
@@ -152,7 +178,8 @@ class Config:
         with the CRD schema and the CR parser); ``ConfigError`` naming the first that is not."""
         for name, domain in CONFIG_RANGES.items():
             v = getattr(self, name)
-            if v is None and name in ("min_weight", "decay_half_life", "online_positive"):
+            if v is None and name in ("min_weight", "decay_half_life", "online_positive",
+                                      "recency_half_life"):
                 continue  # not set: no filter, no decay, every event positive
             if isinstance(v, bool) or not isinstance(v, int if domain.integer else (int, float)):
                 raise ConfigError(name, f"must be a number in {domain.text()}, got {v!r}")
@@ -235,6 +262,13 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "use_gpu": (_bool, "STREAMREC_USE_GPU"),
     "fit_threads": (_int, "STREAMREC_FIT_THREADS"),
     "metrics_port": (_int, "STREAMREC_METRICS_PORT"),
+    "recency_decay": (_float, "STREAMREC_RECENCY_DECAY"),
+    "recency_half_life": (_float, "STREAMREC_RECENCY_HALF_LIFE"),
+    "history_cap": (_int, "STREAMREC_HISTORY_CAP"),
+    "item_item_weight": (_float, "STREAMREC_ITEM_ITEM_WEIGHT"),
+    "item_item_l2": (_float, "STREAMREC_ITEM_ITEM_L2"),
+    "item_item_max_dense": (_int, "STREAMREC_ITEM_ITEM_MAX_DENSE"),
+    "item_item_neighbours": (_int, "STREAMREC_ITEM_ITEM_NEIGHBOURS"),
     "store": (str, "STREAMREC_STORE"),
     "s3_endpoint": (str, "STREAMREC_S3_ENDPOINT"),
     "keep": (_int, "STREAMREC_KEEP"),
@@ -282,6 +316,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...]
             parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=helptext)
 
 
+#: The scoring settings, for the services that take them (trainer and embedded).
+SCORING_NAMES = ("recency_decay", "recency_half_life", "history_cap", "item_item_weight",
+                 "item_item_l2", "item_item_max_dense", "item_item_neighbours")
+
+
 def in_range(domain: Range) -> Callable[[str], Any]:
     """An argparse ``type`` for a flag outside `Config` with this domain: a bad value makes
     argparse exit 2 naming the flag."""
@@ -311,6 +350,7 @@ DEFAULT_TEXT = {
     "s3_endpoint": "the AWS default",
     "decay_half_life": "none (no decay)",
     "online_positive": "none (every event)",
+    "recency_half_life": "none (off)",
 }
 
 

@@ -21,7 +21,14 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from streamrec.config import FIELDS, Config, ConfigError, add_config_arguments, grace_seconds
+from streamrec.config import (
+    FIELDS,
+    SCORING_NAMES,
+    Config,
+    ConfigError,
+    add_config_arguments,
+    grace_seconds,
+)
 
 log = logging.getLogger("streamrec.embedded")
 
@@ -30,7 +37,7 @@ CONFIG_NAMES = (
     "retrain_interval", "decay_half_life", "factors", "regularization", "iterations", "alpha",
     "use_gpu", "fit_threads", "store", "keep", "bind", "threads", "timeout", "reload_interval",
     "data_dir", "cache_dir", "online_tracking", "online_horizon", "online_max_users",
-    "online_positive", "online_bucket_seconds", "online_buckets",
+    "online_positive", "online_bucket_seconds", "online_buckets", *SCORING_NAMES,
 )
 
 # Defaults that make the demo snappy; a flag or STREAMREC_* variable still wins.

@@ -103,6 +103,12 @@ CR_FIELDS = {
     ("training", "retrainEvery"): "retrain_every",
     ("training", "decayHalfLifeSeconds"): "decay_half_life", ("snapshots", "keep"): "keep",
     ("serving", "workers"): "workers", ("serving", "threads"): "threads",
+    ("scoring", "recencyDecay"): "recency_decay",
+    ("scoring", "recencyHalfLifeSeconds"): "recency_half_life",
+    ("scoring", "historyCap"): "history_cap", ("scoring", "itemItemWeight"): "item_item_weight",
+    ("scoring", "itemItemL2"): "item_item_l2",
+    ("scoring", "itemItemMaxDenseItems"): "item_item_max_dense",
+    ("scoring", "itemItemNeighbours"): "item_item_neighbours",
 }
 
 
@@ -125,7 +131,7 @@ def test_the_helm_values_schema_bounds_the_example_by_the_same_domains():
     schema = json.loads((DOC.parents[1] / "helm/streamrec/values.schema.json").read_text())
     example = schema["properties"]["example"]["properties"]
     for (group, key), field in CR_FIELDS.items():
-        if group == "kafka" or key == "decayHalfLifeSeconds":
-            continue  # not in the chart's example values
+        if group == "kafka" or key in ("decayHalfLifeSeconds", "recencyHalfLifeSeconds"):
+            continue  # not in the chart's example values, or empty there (off)
         bounds, domain = example[group]["properties"][key], CONFIG_RANGES[field]
         assert (bounds["minimum"], bounds["maximum"]) == (domain.low, domain.high), key

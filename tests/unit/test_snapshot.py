@@ -11,6 +11,7 @@ import pytest
 from streamrec.core.events import Event
 from streamrec.core.model import ALSParams, Model, fit
 from streamrec.core.snapshot import (
+    FORMAT_VERSION,
     MANIFEST_NAME,
     SnapshotCorrupt,
     SnapshotError,
@@ -89,7 +90,7 @@ def test_manifest_lists_every_file_with_checksum_and_records_the_run(snapshot_di
     files = {p.name for p in snapshot_dir.iterdir()} - {MANIFEST_NAME}
     assert {f"{name}.npy" for name in manifest.files} == files
     assert all(len(info.sha256) == 64 for info in manifest.files.values())
-    assert manifest.format_version == 2 and manifest.created_at.endswith("Z")
+    assert manifest.format_version == FORMAT_VERSION and manifest.created_at.endswith("Z")
     assert manifest.sizes == {
         "users": len(model.user_ids),
         "items": len(model.item_ids),

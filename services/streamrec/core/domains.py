@@ -123,4 +123,13 @@ CONFIG_RANGES: dict[str, Range] = {
     "online_positive": Range(0.0, MAX_WEIGHT, open_low=True),
     "online_bucket_seconds": Range(1.0, 86_400.0),
     "online_buckets": Range(1, 10_000, integer=True),
+    # Scoring (core/blend.py, core/ease.py): recency, the item-item model and the blend.
+    "recency_decay": Range(0.0, 100.0),
+    "recency_half_life": Range(1.0, MAX_TS),
+    "history_cap": Range(1, 100_000, integer=True),
+    "item_item_weight": Range(0.0, 1.0),
+    "item_item_l2": Range(0.0, 1e9, open_low=True),
+    # Dense EASE holds n² float32 (10 GB at 50k items) and inverts it in O(n³).
+    "item_item_max_dense": Range(0, 50_000, integer=True),
+    "item_item_neighbours": Range(1, 10_000, integer=True),
 }

@@ -16,7 +16,9 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from . import foldin, ranking
+from .blend import PLAIN, ScoringParams, blend, weighted_history
 from .domains import MAX_CONFIDENCE
+from .ease import ItemItem
 from .ids import IdIndex
 from .modeltypes import (
     ALSParams,
@@ -26,7 +28,16 @@ from .modeltypes import (
     UnknownItem,
     UnknownUser,
 )
-from .recommend import EMPTY, check_n, rank_popular, rank_vector, recommend_many, result
+from .recency import History
+from .recommend import (
+    EMPTY,
+    check_n,
+    rank_popular,
+    rank_scores,
+    rank_vector,
+    recommend_many,
+    result,
+)
 from .window import WindowMatrix
 
 __all__ = [
@@ -40,8 +51,9 @@ __all__ = [
     "fit",
 ]
 
-#: A user's events as (item id, weight) pairs.
-Pairs = Sequence[tuple[str, float]]
+#: A user's events as (item id, weight) pairs, oldest first; a third element, when given, is
+#: the event's timestamp in seconds (None: unknown), used by time-based recency.
+Pairs = Sequence[tuple[str, float] | tuple[str, float, float | None]]
 Idx = npt.NDArray[np.intp]
 F64 = npt.NDArray[np.float64]
 #: Item rows per block when computing ``YᵀY`` (a 2 MB float64 block at 64 factors).
@@ -72,6 +84,9 @@ class Model:
         popularity: F64,
         params: ALSParams,
         fit_info: FitInfo | None = None,
+        history: History | None = None,
+        item_item: ItemItem | None = None,
+        scoring: ScoringParams | None = None,
     ) -> None:
         self.user_factors = user_factors
         self.item_factors = item_factors
@@ -85,6 +100,11 @@ class Model:
         self.popularity = popularity
         self.params = params
         self.fit_info = fit_info
+        #: The window's events per user in order (recency), the item-item model, and how
+        #: requests are scored (see ``blend.py``); a model without them scores as before.
+        self.history = history
+        self.item_item = item_item
+        self.scoring = PLAIN if scoring is None else scoring
         self._check_shapes()
         #: ``id -> row`` views of the indexes (no copy).
         self.user_index = self.user_ids.positions
@@ -105,6 +125,10 @@ class Model:
             raise ModelError(f"user_items is {self.user_items.shape}, expected {(users, items)}")
         if self.popularity.shape != (items,):
             raise ModelError(f"popularity has shape {self.popularity.shape}, expected ({items},)")
+        if self.history is not None and self.history.users != users:
+            raise ModelError(f"history has {self.history.users} users, expected {users}")
+        if self.item_item is not None and self.item_item.items != items:
+            raise ModelError(f"item-item model has {self.item_item.items} items, expected {items}")
 
     @property
     def regularization(self) -> float:
@@ -176,7 +200,7 @@ class Model:
         row = None if user is None else self.user_ids.get(user)
         idx, w = self.row(row) if row is not None else (EMPTY, np.empty(0))
         get = self.item_ids.get
-        known = [(r, w_) for i, w_ in extra or () if (r := get(i)) is not None]
+        known = [(r, e[1]) for e in extra or () if (r := get(e[0])) is not None]
         if known:
             more_idx, more_w = zip(*known, strict=True)
             idx, w = foldin.aggregate(np.concatenate((idx, more_idx)), np.concatenate((w, more_w)))
@@ -191,6 +215,43 @@ class Model:
             return (self.fold_in(seen, weights) if len(seen) else None), seen
         row = self.user_ids.get(user)
         return (None if row is None else np.asarray(self.user_factors[row])), seen
+
+    def personal(self, scoring: ScoringParams) -> bool:
+        """Whether ``scoring`` needs the per-request scorer (recency or item-item)."""
+        return scoring.recency or (scoring.item_item_weight > 0 and self.item_item is not None)
+
+    def weighted_history(
+        self, user: str | None, extra: Pairs | None, scoring: ScoringParams
+    ) -> tuple[Idx, F64]:
+        """The user's capped history plus ``extra``, recency-weighted (see ``blend.py``)."""
+        row = None if user is None else self.user_ids.get(user)
+        get = self.item_ids.get
+        fresh = [
+            (r, float(e[1]), np.nan if len(e) < 3 or e[2] is None else float(e[2]))
+            for e in extra or ()
+            if (r := get(e[0])) is not None
+        ]
+        if row is None:
+            return weighted_history(None, True, fresh, scoring)
+        if self.history is not None:
+            return weighted_history(self.history.row(row), True, fresh, scoring)
+        idx, w = self.row(row)
+        return weighted_history((idx, w, np.full(len(w), np.nan)), False, fresh, scoring)
+
+    def scores_for(
+        self, items: Idx, weights: F64, scoring: ScoringParams
+    ) -> npt.NDArray[np.float32] | None:
+        """Blended scores of every item for a weighted history; None for an empty one."""
+        if not len(items):
+            return None
+        idx, w = foldin.aggregate(items, weights)
+        beta = scoring.item_item_weight if self.item_item is not None else 0.0
+        als = None
+        if beta < 1.0:
+            vector = self.fold_in(idx, w)
+            als = np.asarray(self.item_factors @ vector, dtype=np.float32)
+        ii = self.item_item.scores(idx, w) if self.item_item is not None and beta > 0 else None
+        return blend(als, ii, beta)
 
     def indices(self, ids: Sequence[str] | None) -> Idx | None:
         """Model indices of the known ones among ``ids`` (sorted, unique); None for None."""
@@ -234,6 +295,7 @@ class Model:
         items: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         extra: Pairs | None = None,
+        scoring: ScoringParams | None = None,
     ) -> Recommendations:
         """Top ``n`` items for ``user``.
 
@@ -246,10 +308,18 @@ class Model:
         extra : sequence of (item, weight), optional
             The user's events since the snapshot: the vector is refolded over the known items
             plus these (items unknown to the model are ignored), so a new user becomes known.
+        scoring : ScoringParams, optional
+            Overrides the model's :attr:`scoring` (recency, blend) for this call.
 
         A user with nothing known gets popular items with ``fallback="popular"``.
         """
         check_n(n)
+        scoring = self.scoring if scoring is None else scoring
+        if self.personal(scoring):
+            seen = self.items_of(user, extra)[0]
+            scores = self.scores_for(*self.weighted_history(user, extra, scoring), scoring)
+            banned = self._banned(exclude, seen if exclude_seen else None)
+            return rank_scores(self, scores, n, banned, self.indices(items))
         vector, seen = self.vector_and_seen(user, extra)
         banned = self._banned(exclude, seen if exclude_seen else None)
         return rank_vector(self, vector, n, banned, self.indices(items))
@@ -269,6 +339,11 @@ class Model:
         check_n(n)
         pairs = [(i, 1.0) if isinstance(i, str) else (i[0], float(i[1])) for i in items]
         seen, weights = self.items_of(None, pairs)
+        if self.personal(self.scoring):  # the session in the order given, newest last
+            scores = self.scores_for(*self.weighted_history(None, pairs, self.scoring),
+                                     self.scoring)
+            banned = self._banned(exclude, seen if exclude_seen else None)
+            return rank_scores(self, scores, n, banned, self.indices(candidates))
         vector = self.fold_in(seen, weights) if len(seen) else None
         banned = self._banned(exclude, seen if exclude_seen else None)
         return rank_vector(self, vector, n, banned, self.indices(candidates))
@@ -282,7 +357,13 @@ class Model:
         exclude: Sequence[str] | None = None,
         extra: Mapping[str, Pairs] | None = None,
     ) -> dict[str, Recommendations]:
-        """:meth:`recommend` for many users (``extra`` per user), scored in blocks."""
+        """:meth:`recommend` for many users (``extra`` per user), scored in blocks (one user at
+        a time when the scoring is per request: recency or item-item)."""
+        if self.personal(self.scoring):
+            check_n(n)
+            got = extra or {}
+            return {u: self.recommend(u, n, exclude_seen, items, exclude, got.get(u))
+                    for u in dict.fromkeys(users)}
         return recommend_many(self, users, n, exclude_seen, items, exclude, extra or {})
 
     def popular(self, n: int = 10, exclude: Sequence[str] | None = None) -> Recommendations:
@@ -317,7 +398,10 @@ class Model:
         target = self.item_ids.get(item)
         if target is None:
             raise UnknownItem(item)
-        idx, w = self.items_of(user, extra)
+        if self.personal(self.scoring):
+            idx, w = foldin.aggregate(*self.weighted_history(user, extra, self.scoring))
+        else:
+            idx, w = self.items_of(user, extra)
         if not len(idx):
             raise UnknownUser(user)
         idx, shares = foldin.contributions(self.item_factors, self.gram, idx, w, self.alpha,

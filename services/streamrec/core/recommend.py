@@ -21,7 +21,7 @@ from .modeltypes import Recommendations
 if TYPE_CHECKING:
     from .model import Model, Pairs
 
-__all__ = ["rank_popular", "rank_vector", "recommend_many"]
+__all__ = ["rank_popular", "rank_scores", "rank_vector", "recommend_many"]
 
 Idx = npt.NDArray[np.intp]
 EMPTY: Idx = np.empty(0, dtype=np.intp)
@@ -79,6 +79,26 @@ def rank_vector(
     scores = np.asarray(model.item_factors[candidates] @ vector, dtype=np.float32)
     best = ranking.top_n(scores, n)
     return result(model, candidates[best], scores[best])
+
+
+def rank_scores(
+    model: Model,
+    scores: npt.NDArray[np.float32] | None,
+    n: int,
+    banned: Idx,
+    candidates: Idx | None,
+) -> Recommendations:
+    """The ``n`` best allowed items by precomputed ``scores`` (shape ``(items,)``, modified in
+    place); popular ones when there are none."""
+    if scores is None:
+        return rank_popular(model, n, banned, candidates, "popular")
+    if candidates is None:
+        ranking.ban(scores, banned)
+        best = ranking.top_n(scores, n)
+        return result(model, best, scores[best])
+    candidates = np.setdiff1d(candidates, banned)
+    best = ranking.top_n(scores[candidates], n)
+    return result(model, candidates[best], scores[candidates[best]])
 
 
 def recommend_many(

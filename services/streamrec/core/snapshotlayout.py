@@ -4,7 +4,10 @@ Format 1 stores, as separate ``.npy`` files so each can be memory-mapped: the fa
 lists (UTF-8 data + offsets, see ``ids.py``), the user x item matrix as CSR's three arrays,
 popularity, and the window's events with their own id lists. Format 2 adds, for the model's
 user and item ids, the open-addressing hash table of ``ids.hash_table`` (``*.table``), so a
-serving worker maps its id index instead of building a dict of Python strings. Reading checks
+serving worker maps its id index instead of building a dict of Python strings. Format 3 adds,
+when the trainer made them, each user's ordered history (``history.*``, for recency) and the
+item-item model (``item_item.dense`` for EASE, or ``item_item.{indptr,indices,data}`` for the
+sparse kNN fallback), with the scoring settings in ``params``. Reading checks
 that the arrays fit together (a CSR that points past the item list, say) before a
 :class:`Model` is built.
 """
@@ -18,11 +21,14 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from .blend import PLAIN, ScoringParams
 from .domains import MAX_CONFIDENCE
+from .ease import ItemItem, ItemItemParams
 from .ids import IdIndex, decode_ids, encode_ids
 from .manifest import Manifest
 from .model import Model
 from .modeltypes import ALSParams, FitInfo
+from .recency import History
 from .window import WindowContents
 
 __all__ = [
@@ -32,6 +38,8 @@ __all__ = [
     "empty_window",
     "files_for",
     "model_from_arrays",
+    "optional_files",
+    "scoring_params",
     "to_arrays",
     "window_from_arrays",
 ]
@@ -75,7 +83,35 @@ def to_arrays(model: Model, window: WindowContents) -> dict[str, Array]:
         "window.ts": np.asarray(window.ts, dtype=np.float64),
         **_ids("window.user_ids", window.user_ids),
         **_ids("window.item_ids", window.item_ids),
+        **_scoring_arrays(model),
     }
+
+
+def _scoring_arrays(model: Model) -> dict[str, Array]:
+    out: dict[str, Array] = {}
+    h = model.history
+    if h is not None:
+        out.update({"history.indptr": np.asarray(h.indptr, dtype=np.int64),
+                    "history.items": np.asarray(h.items, dtype=np.int32),
+                    "history.weights": np.asarray(h.weights, dtype=np.float32),
+                    "history.ts": np.asarray(h.ts, dtype=np.float64)})
+    ii = model.item_item
+    if ii is not None and ii.dense is not None:
+        out["item_item.dense"] = np.asarray(ii.dense, dtype=np.float32)
+    elif ii is not None and ii.sparse is not None:
+        out.update({"item_item.indptr": np.asarray(ii.sparse.indptr, dtype=np.int64),
+                    "item_item.indices": np.asarray(ii.sparse.indices, dtype=np.int32),
+                    "item_item.data": np.asarray(ii.sparse.data, dtype=np.float32)})
+    return out
+
+
+def scoring_params(model: Model) -> dict[str, Any]:
+    """What format 3 adds to the manifest's ``params``: scoring and the item-item model."""
+    out: dict[str, Any] = {"scoring": model.scoring.to_dict()}
+    ii = model.item_item
+    if ii is not None:
+        out["item_item"] = {"kind": ii.kind, "seconds": ii.seconds, **ii.params.to_dict()}
+    return out
 
 
 def _names(*groups: tuple[str, tuple[str, ...]]) -> tuple[str, ...]:
@@ -97,6 +133,18 @@ WINDOW_FILES = _names(
 )
 #: Every file a format-2 snapshot has.
 FILE_NAMES = MODEL_FILES + WINDOW_FILES
+#: Format 3's optional model files: read when the manifest lists them.
+OPTIONAL_FILES = _names(
+    ("history.", ("indptr", "items", "weights", "ts")),
+    ("item_item.", ("dense", "indptr", "indices", "data")),
+)
+
+
+def optional_files(manifest: Manifest) -> tuple[str, ...]:
+    """The optional model files ``manifest`` lists (none before format 3)."""
+    if manifest.format_version < 3:
+        return ()
+    return tuple(n for n in OPTIONAL_FILES if n in manifest.files)
 
 
 def files_for(format_version: int, window: bool = True) -> tuple[str, ...]:
@@ -150,7 +198,36 @@ def model_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> Model:
         a["popularity"],
         ALSParams.from_dict(manifest.params),
         info,
+        history=_history(a, len(item_ids)),
+        item_item=_item_item(a, manifest, len(item_ids)),
+        scoring=ScoringParams.from_dict(manifest.params["scoring"])
+        if "scoring" in manifest.params
+        else PLAIN,
     )
+
+
+def _history(a: Mapping[str, Array], items: int) -> History | None:
+    if "history.indptr" not in a:
+        return None
+    h = History(a["history.indptr"], a["history.items"], a["history.weights"], a["history.ts"])
+    if len(h.items) and (int(h.items.min()) < 0 or int(h.items.max()) >= items):
+        raise ValueError("history refers to items out of range")
+    return h
+
+
+def _item_item(a: Mapping[str, Array], manifest: Manifest, items: int) -> ItemItem | None:
+    meta = dict(manifest.params.get("item_item") or {})
+    kind, seconds = str(meta.pop("kind", "ease")), float(meta.pop("seconds", 0.0))
+    params = ItemItemParams(**meta) if meta else None
+    if "item_item.dense" in a:
+        return ItemItem(kind, dense=a["item_item.dense"], params=params, seconds=seconds)
+    if "item_item.indptr" not in a:
+        return None
+    indptr, indices, data = a["item_item.indptr"], a["item_item.indices"], a["item_item.data"]
+    if len(indptr) != items + 1 or int(indptr[-1]) != len(indices) or len(data) != len(indices):
+        raise ValueError("item_item arrays do not describe an items x items matrix")
+    sparse = sp.csr_matrix((data, indices, indptr), shape=(items, items), copy=False)
+    return ItemItem(kind, sparse=sparse, params=params, seconds=seconds)
 
 
 def empty_window(manifest: Manifest) -> WindowContents:

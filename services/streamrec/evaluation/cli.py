@@ -12,15 +12,18 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from streamrec.config import ConfigError, in_range
+from streamrec.core.blend import ScoringParams
 from streamrec.core.domains import CONFIG_RANGES, MAX_WEIGHT, Range
+from streamrec.core.ease import ItemItemParams
 from streamrec.core.event import Event
 from streamrec.core.model import ALSParams
 
-from .prequential import Protocol, in_time_order, replay
+from .prequential import PARTS, Protocol, in_time_order, replay
 from .report import markdown_table, write_report
 from .suite import Grid, IsgdParams, build
 from .synthetic import SyntheticSpec, generate
@@ -30,17 +33,31 @@ __all__ = ["add_arguments", "run"]
 QUICK_EVENTS = 10_000
 
 
-def _ints(field: str) -> Any:
-    def parse(raw: str) -> list[int]:
+def _list(field: str, conv: Callable[[str], float], minimum: float, what: str) -> Any:
+    """An argparse type: comma-separated ``conv`` values, each >= ``minimum``."""
+
+    def parse(raw: str) -> list[Any]:
         try:
-            values = [int(v) for v in raw.split(",") if v.strip()]
+            values = [conv(v) for v in raw.split(",") if v.strip()]
         except ValueError as e:
-            raise argparse.ArgumentTypeError(f"{field}: {raw!r} is not a list of integers") from e
-        if not values or min(values) < 1:
-            raise argparse.ArgumentTypeError(f"{field}: needs integers >= 1, got {raw!r}")
+            raise argparse.ArgumentTypeError(f"{field}: {raw!r} is not a list of {what}") from e
+        if not values or min(values) < minimum:
+            raise argparse.ArgumentTypeError(f"{field}: needs {what} >= {minimum:g}, got {raw!r}")
         return values
 
     return parse
+
+
+def _ints(field: str) -> Any:
+    return _list(field, int, 1, "integers")
+
+
+def _floats(field: str) -> Any:
+    return _list(field, float, 0.0, "numbers")
+
+
+_SCORING = ScoringParams()
+_ITEM_ITEM = ItemItemParams()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +86,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--sample", type=in_range(Range(0.0, 1.0, open_low=True)), default=1.0,
       help="share of positive test events scored, (0, 1]")
     a("--seed", type=in_range(Range(0, 2**32 - 1, integer=True)), default=0)
+    a("--recency-decay", type=_floats("--recency-decay"), default=None,
+      help="comma-separated recency decays per event of the scored views "
+           f"(default 0,{_SCORING.recency_decay:g}; see docs/evaluation.md)")
+    a("--item-item-weight", type=_floats("--item-item-weight"), default=None,
+      help="comma-separated blend weights β of the item-item model in the scored views "
+           f"(0: ALS alone, 1: item-item alone; default 0,1,{_SCORING.item_item_weight:g})")
+    a("--recency-half-life", type=in_range(Range(1.0, 1e9)),
+      default=_SCORING.recency_half_life,
+      help="seconds; time-based recency of the scored views (default off)")
+    a("--history-cap", type=in_range(Range(1, 100_000, integer=True)),
+      default=_SCORING.history_cap)
+    a("--item-item-l2", type=in_range(Range(0.0, 1e9, open_low=True)), default=_ITEM_ITEM.l2,
+      help="EASE's λ")
+    a("--item-item-max-dense", type=in_range(Range(0, 100_000, integer=True)),
+      default=_ITEM_ITEM.max_dense_items)
+    a("--scored-retrain-every", type=_ints("--scored-retrain-every"), default=None,
+      help="retrain periods N that get the scored views (default 5000; quick: 2000)")
+    a("--part", choices=PARTS, default="all",
+      help="score all test events, the first half (validation) or the second half (test)")
     a("--out", type=Path, default=Path("bench/results"), help="report directory")
     a("--name", default="quality", help="report file stem")
     a("--no-plots", action="store_true")
@@ -96,15 +132,26 @@ def _settings(args: argparse.Namespace) -> tuple[Grid, Protocol]:
         als = ALSParams(factors=16 if quick else args.factors,
                         iterations=4 if quick else args.iterations,
                         regularization=args.regularization, alpha=args.alpha)
+        decays = args.recency_decay or [0.0, _SCORING.recency_decay]
+        weights = args.item_item_weight or [0.0, 1.0, _SCORING.item_item_weight]
+        scorings = [
+            ScoringParams(d, args.recency_half_life, args.history_cap, b)
+            for d in dict.fromkeys(decays) for b in dict.fromkeys(weights)
+            if d > 0 or b > 0 or args.recency_half_life is not None  # (0, 0) is plain fold-in
+        ]
         grid = Grid(
             retrain_every=args.retrain_every or ([500, 2000] if quick else [1000, 5000, 20000]),
             windows=args.window or ([5000] if quick else [25000, 100000]),
             als=als,
             isgd=IsgdParams(args.isgd_factors, args.isgd_learn_rate, args.isgd_regularization,
                             args.seed),
+            scorings=scorings,
+            item_item=ItemItemParams(l2=args.item_item_l2,
+                                     max_dense_items=args.item_item_max_dense),
+            scored_retrain_every=args.scored_retrain_every or ([2000] if quick else [5000]),
         )
         protocol = Protocol(k=args.k, positive=args.positive, warmup=args.warmup,
-                            sample=args.sample, seed=args.seed)
+                            sample=args.sample, seed=args.seed, part=args.part)
     except ValueError as e:
         raise ConfigError("evaluation settings", str(e)) from e
     return grid, protocol
@@ -137,7 +184,9 @@ def run(args: argparse.Namespace) -> int:
         "quick": bool(args.quick),
         "als": grid.als.to_dict(),
         "isgd": grid.isgd.__dict__,
-        "grid": {"retrain_every": list(grid.retrain_every), "windows": list(grid.windows)},
+        "grid": {"retrain_every": list(grid.retrain_every), "windows": list(grid.windows),
+                 "scored_retrain_every": list(grid.scored_retrain_every)},
+        "item_item": grid.item_item.to_dict(),
         "result": result.to_dict(),
         "seconds": round(time.perf_counter() - started, 1),
         "python": sys.version.split()[0],

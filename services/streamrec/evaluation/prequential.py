@@ -8,6 +8,8 @@ model when it is scored, which is the one property an online evaluation must not
 - The first ``warmup`` share of the stream is only learned (one bulk ``warm`` call).
 - A user with no earlier event in the stream is *cold*: scored, but reported apart from the
   main (warm) metrics, because no personal model can know them.
+- ``part`` scores only part of the test events: ``validation`` the first half, ``test`` the
+  second (every event is still learned), so settings tuned on one are reported on the other.
 - ``sample`` < 1 scores a uniform random subset of the positive test events (a fixed seed; every
   event is still learned), to bound the time on large streams without biasing the estimate.
 """
@@ -27,7 +29,10 @@ from streamrec.core.event import Event
 from .metrics import StrategyStats, score
 from .strategies import Learner, Recommender
 
-__all__ = ["Protocol", "StrategyResult", "ReplayResult", "in_time_order", "replay"]
+#: Which test events are scored: all, the first half (validation) or the second (test).
+PARTS = ("all", "validation", "test")
+
+__all__ = ["PARTS", "Protocol", "StrategyResult", "ReplayResult", "in_time_order", "replay"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,11 @@ class Protocol:
     sample: float = 1.0
     seed: int = 0
     bins: int = 20
+    part: str = "all"
 
     def __post_init__(self) -> None:
+        if self.part not in PARTS:
+            raise ValueError(f"part must be one of {', '.join(PARTS)}, got {self.part!r}")
         if self.k < 1 or self.bins < 1:
             raise ValueError("k and bins must be >= 1")
         if not 0.0 <= self.warmup < 1.0:
@@ -110,6 +118,11 @@ def replay(
     users = {e.user for e in events[:n_warm]}
     test = events[n_warm:]
     chosen = np.random.default_rng(protocol.seed).random(len(test)) < protocol.sample
+    half = len(test) // 2
+    if protocol.part == "validation":
+        chosen[half:] = False
+    elif protocol.part == "test":
+        chosen[:half] = False
     stats = {r.name: StrategyStats(protocol.bins) for r in recommenders}
     positives = scored = 0
     for j, event in enumerate(test):

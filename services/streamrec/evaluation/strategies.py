@@ -7,7 +7,8 @@ nothing in between) and streamrec (the same retrains, plus a fold-in of each use
 the last retrain) differ only in how they answer, so they see the very same fitted models.
 
 Popularity over the sliding window is the floor any personal model must clear. Incremental SGD
-(the fourth strategy) lives in ``isgd.py``.
+(the fourth strategy) lives in ``isgd.py``. :class:`ScoredView` answers from the same learner
+with the per-request scorer of ``core/blend.py``: recency-weighted fold-in, EASE, their blend.
 """
 
 from __future__ import annotations
@@ -19,11 +20,21 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from streamrec.core.blend import ScoringParams, history_for
+from streamrec.core.ease import ItemItemParams, fit_item_item
 from streamrec.core.event import Event
 from streamrec.core.model import ALSParams, Model, fit
 from streamrec.core.window import SlidingWindow
 
-__all__ = ["VIEWS", "ALSView", "Learner", "Popularity", "Recommender", "RetrainedALS"]
+__all__ = [
+    "VIEWS",
+    "ALSView",
+    "Learner",
+    "Popularity",
+    "Recommender",
+    "RetrainedALS",
+    "ScoredView",
+]
 
 
 class Learner(Protocol):
@@ -118,7 +129,14 @@ class RetrainedALS:
     warm-up, so every strategy starts the test part with a model.
     """
 
-    def __init__(self, params: ALSParams, retrain_every: int, window: int) -> None:
+    def __init__(
+        self,
+        params: ALSParams,
+        retrain_every: int,
+        window: int,
+        item_item: ItemItemParams | None = None,
+        history_cap: int = 200,
+    ) -> None:
         if retrain_every < 1:
             raise ValueError(f"retrain_every must be >= 1, got {retrain_every}")
         self.params = params
@@ -126,15 +144,27 @@ class RetrainedALS:
         self.name = f"als N={retrain_every} W={window}"
         self.window = SlidingWindow(window)
         self.model: Model | None = None
-        self.since: dict[str, list[tuple[str, float]]] = {}
+        #: Fit an item-item model beside ALS at every retrain (for the EASE/blend views).
+        self.item_item = item_item
+        self.history_cap = history_cap
+        self.since: dict[str, list[tuple[str, float, float | None]]] = {}
         self._pending = 0
         self.fits = 0
         self.fit_seconds = 0.0
+        self.item_item_seconds = 0.0
 
     def _retrain(self) -> None:
         started = time.perf_counter()
-        self.model = fit(self.window.build(), self.params)
+        model = fit(self.window.build(), self.params)
         self.fit_seconds += time.perf_counter() - started
+        # What the trainer adds (core.blend.equip): the ordered history and the item-item model.
+        model.history = history_for(
+            self.window.contents(), model.user_ids, model.item_ids, self.history_cap
+        )
+        if self.item_item is not None:
+            model.item_item = fit_item_item(model.user_items, self.item_item)
+            self.item_item_seconds += model.item_item.seconds
+        self.model = model
         self.fits += 1
         self.since.clear()
         self._pending = 0
@@ -146,13 +176,14 @@ class RetrainedALS:
 
     def learn(self, event: Event) -> None:
         self.window.append(event)
-        self.since.setdefault(event.user, []).append((event.item, event.weight))
+        self.since.setdefault(event.user, []).append((event.item, event.weight, event.ts))
         self._pending += 1
         if self._pending >= self.retrain_every or self.model is None:
             self._retrain()
 
     def info(self) -> dict[str, Any]:
-        return {"fits": self.fits, "fit_seconds": round(self.fit_seconds, 3)}
+        return {"fits": self.fits, "fit_seconds": round(self.fit_seconds, 3),
+                "item_item_seconds": round(self.item_item_seconds, 3)}
 
 
 #: How an :class:`ALSView` answers: its kind -> (name prefix, what it does with recent events).
@@ -195,8 +226,48 @@ class ALSView:
         recent = self.core.since.get(user)
         if self.kind == "fold-in":
             return model.recommend(user, n, exclude_seen=True, extra=recent or None).items
-        exclude = [item for item, _ in recent] if recent and self.kind != "retrain-only" else None
+        exclude = [e[0] for e in recent] if recent and self.kind != "retrain-only" else None
         return model.recommend(user, n, exclude_seen=True, exclude=exclude).items
 
     def diagnostics(self) -> dict[str, Any]:
         return {"unknown_to_snapshot": self.unknown_to_snapshot / max(1, self.calls)}
+
+
+def scored_kind(scoring: ScoringParams) -> str:
+    """``fold-in+recency`` (ALS alone), ``ease`` (item-item alone) or ``blend``."""
+    if scoring.item_item_weight == 0.0:
+        return "fold-in+recency" if scoring.recency else "fold-in (refolded)"
+    base = "ease" if scoring.item_item_weight == 1.0 else "blend"
+    return f"{base}+recency" if scoring.recency else base
+
+
+class ScoredView:
+    """Answers from a :class:`RetrainedALS` with the per-request scorer of ``core/blend.py``:
+    the user's window history (recency-weighted) plus their events since the retrain."""
+
+    def __init__(self, core: RetrainedALS, scoring: ScoringParams) -> None:
+        if scoring.item_item_weight > 0 and core.item_item is None:
+            raise ValueError("an item-item blend needs a learner that fits the item-item model")
+        self.learner: Learner = core
+        self.core, self.scoring = core, scoring
+        self.kind = scored_kind(scoring)
+        n, w = core.retrain_every, core.window.capacity
+        label = f"decay={scoring.recency_decay:g}"
+        if scoring.recency_half_life is not None:
+            label += f" half-life={scoring.recency_half_life:g}s"
+        if 0 < scoring.item_item_weight < 1:
+            label += f" β={scoring.item_item_weight:g}"
+        self.name = f"{self.kind} {label} N={n} W={w}"
+        self.params: dict[str, Any] = {"retrain_every": n, "window": w, **scoring.to_dict()}
+        if core.item_item is not None and scoring.item_item_weight > 0:
+            self.params["item_item_l2"] = core.item_item.l2
+
+    def recommend(self, user: str, n: int) -> list[str]:
+        model = self.core.model
+        if model is None:
+            return []
+        recent = self.core.since.get(user)
+        return model.recommend(user, n, extra=recent or None, scoring=self.scoring).items
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {}

@@ -3,7 +3,9 @@
 For every (N, W) there is one ALS learner and three answers from it (retrain-only, the original
 service; streamrec's fold-in; and, to explain the difference, the snapshot with recent items
 filtered); for every W one popularity baseline; and one ISGD, which has neither N nor W. All
-of them replay the same stream in the same run.
+of them replay the same stream in the same run. ``scorings`` adds, per ALS learner, one
+:class:`ScoredView` each (recency-weighted fold-in, EASE, blend); the learner then also fits the
+item-item model when any of them uses it.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from streamrec.core.blend import ScoringParams
+from streamrec.core.ease import ItemItemParams
 from streamrec.core.model import ALSParams
 
 from .isgd import ISGD
-from .strategies import VIEWS, ALSView, Popularity, Recommender, RetrainedALS
+from .strategies import VIEWS, ALSView, Popularity, Recommender, RetrainedALS, ScoredView
 
 __all__ = ["Grid", "IsgdParams", "build"]
 
@@ -33,6 +37,10 @@ class Grid:
     windows: Sequence[int] = (25_000, 100_000)
     als: ALSParams = field(default_factory=lambda: ALSParams(factors=32, iterations=8))
     isgd: IsgdParams = field(default_factory=IsgdParams)
+    scorings: Sequence[ScoringParams] = ()
+    #: The retrain periods whose learners get the scored views (each view costs a replay).
+    scored_retrain_every: Sequence[int] = (5_000,)
+    item_item: ItemItemParams = field(default_factory=ItemItemParams)
 
     def __post_init__(self) -> None:
         if not self.retrain_every or not self.windows:
@@ -49,6 +57,10 @@ def build(grid: Grid, positive: float) -> list[Recommender]:
     out.append(ISGD(i.factors, i.learn_rate, i.regularization, min_weight=positive, seed=i.seed))
     for w in sorted(set(grid.windows)):
         for n in sorted(set(grid.retrain_every)):
-            core = RetrainedALS(grid.als, n, w)
+            scorings = grid.scorings if n in grid.scored_retrain_every else ()
+            needs_ii = any(sc.item_item_weight > 0 for sc in scorings)
+            cap = max((sc.history_cap for sc in scorings), default=200)
+            core = RetrainedALS(grid.als, n, w, grid.item_item if needs_ii else None, cap)
             out.extend(ALSView(core, kind) for kind in VIEWS)
+            out.extend(ScoredView(core, sc) for sc in scorings)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from streamrec.operator.scoring import scoring_env
 from streamrec.operator.spec import RecommenderSpec
 
 SERVING_PORT = 8000
@@ -74,6 +75,7 @@ def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
         "AWS_REGION": s.region,
     }
     data.update({key: value for key, value in optional.items() if value is not None})
+    data.update(scoring_env(spec.scoring))
     return dict(sorted(data.items()))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from streamrec.operator.fields import Fields, InvalidSpec
 from streamrec.operator.quantity import parse_quantity
+from streamrec.operator.scoring import ScoringSpec, parse_scoring
 
 GROUP = "streamrec.io"
 VERSION = "v1alpha1"
@@ -148,6 +149,7 @@ class RecommenderSpec:
     model: ModelSpec = field(default_factory=ModelSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     serving: ServingSpec = field(default_factory=ServingSpec)
+    scoring: ScoringSpec = field(default_factory=ScoringSpec)
 
 
 def validate_name(name: str) -> None:
@@ -176,6 +178,7 @@ def parse_spec(raw: Mapping[str, Any]) -> RecommenderSpec:
         model=_model(spec.obj("model")),
         training=_training(spec.obj("training")),
         serving=_serving(spec.obj("serving")),
+        scoring=parse_scoring(spec.obj("scoring")),
     )
     spec.done()
     return parsed

@@ -40,6 +40,7 @@ class Fresh:
     offset: int
     item: str
     weight: float
+    ts: float | None = None  # event time, Unix seconds (time-based recency)
 
 
 class FreshEvents:
@@ -83,7 +84,7 @@ class FreshEvents:
                 events = self._users[event.user] = deque()
             else:
                 self._users.move_to_end(event.user)
-            events.append(Fresh(partition, offset, event.item, event.weight))
+            events.append(Fresh(partition, offset, event.item, event.weight, event.ts))
             self._total += 1
             self._see(event.user, event.item, partition, offset)
             if len(events) > self.max_per_user:
@@ -129,6 +130,11 @@ class FreshEvents:
         """The user's fresh (item, weight) pairs, oldest first (``extra`` for the model)."""
         with self._lock:
             return [(f.item, f.weight) for f in self._users.get(user, ())]
+
+    def timed(self, user: str) -> list[tuple[str, float, float | None]]:
+        """The user's fresh (item, weight, ts) triples, oldest first (recency-aware ``extra``)."""
+        with self._lock:
+            return [(f.item, f.weight, f.ts) for f in self._users.get(user, ())]
 
     def count(self, user: str) -> int:
         with self._lock:

@@ -73,7 +73,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         user = _id(user, "user")
         kw = with_fresh_seen(user, rec_args())
         s = served()
-        extra = svc.fresh.pairs(user)
+        extra = svc.fresh.timed(user)
         recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
         return jsonify(user=user, items=_items(recs), model_version=s.version,
                        fallback=recs.fallback, fresh_events=len(extra),
@@ -94,7 +94,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         user = _id(require(request.args.get("userId"), "userId"), "user")
         n = parse_n(request.args.get("recommendationsNumber"), "recommendationsNumber")
         s = served()
-        extra = svc.fresh.pairs(user)
+        extra = svc.fresh.timed(user)
         kw = with_fresh_seen(user, {"n": n, "exclude_seen": True, "exclude": None})
         recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
         response = jsonify(user_id=user, recommended_items=recs.items)
@@ -119,7 +119,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
         kw = rec_args()
         s = served()
-        extra = {u: p for u in users if (p := svc.fresh.pairs(u))}
+        extra = {u: p for u in users if (p := svc.fresh.timed(u))}
         own = {u: k for u in users if (k := with_fresh_seen(u, kw)) is not kw}
         out = s.snapshot.model.recommend_batch([u for u in users if u not in own],
                                                extra=extra, **kw)
@@ -177,7 +177,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         user, item = _id(user, "user"), _id(item, "item")
         n = parse_n(request.args.get("n"), default=5)
         s = served()
-        extra = svc.fresh.pairs(user)
+        extra = svc.fresh.timed(user)
         try:
             why = s.snapshot.model.explain(user, item, n=n, extra=extra or None)
         except UnknownItem as e:

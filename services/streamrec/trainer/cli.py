@@ -18,7 +18,13 @@ import time
 from types import FrameType
 from typing import Any
 
-from streamrec.config import Config, ConfigError, add_config_arguments, grace_seconds
+from streamrec.config import (
+    SCORING_NAMES,
+    Config,
+    ConfigError,
+    add_config_arguments,
+    grace_seconds,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -29,7 +35,7 @@ CONFIG_NAMES = (
     "kafka_security_protocol", "kafka_sasl_mechanism", "from_beginning", "window_size",
     "retrain_every", "retrain_interval", "decay_half_life", "factors", "regularization",
     "iterations", "alpha", "use_gpu", "fit_threads", "metrics_port", "store", "s3_endpoint",
-    "keep",
+    "keep", *SCORING_NAMES,
 )
 
 

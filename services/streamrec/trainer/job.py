@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from streamrec.adapters.source import EventSink, SourceUnavailable
 from streamrec.adapters.storebase import (
     SnapshotStore,
@@ -28,6 +30,7 @@ from streamrec.adapters.storebase import (
     TrainingReports,
 )
 from streamrec.config import Config
+from streamrec.core.blend import equip
 from streamrec.core.model import fit
 from streamrec.core.modeltypes import FitFailed
 from streamrec.core.snapshot import write_snapshot
@@ -118,6 +121,14 @@ class FitJob:
             if info.recovered_from is not None:
                 log.error("%s", json.dumps({"event": "fit_recovered", "version": self.version,
                                             "first_attempt": info.recovered_from}))
+        # Recency history and the item-item model from the same window (core/blend.py). A
+        # failed item-item fit publishes ALS with recency alone rather than no model.
+        c = self.config
+        try:
+            model = equip(model, self.contents, c.scoring, c.item_item, c.fit_threads)
+        except (ValueError, ArithmeticError, MemoryError, np.linalg.LinAlgError) as e:
+            log.error("%s", json.dumps({"event": "item_item_fit_failed", "version": self.version,
+                                        "error": f"{type(e).__name__}: {e}"}))
         out.reason = "snapshot_write"  # should the rest fail, it is not the fit's fault
         fit_seconds = time.monotonic() - started
         self.metrics.retrain_seconds.observe(fit_seconds)

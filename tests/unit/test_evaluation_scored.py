@@ -1,0 +1,44 @@
+"""The scored views of a replay (recency fold-in, EASE, blend) and the validation/test split."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamrec.core.blend import ScoringParams
+from streamrec.core.ease import ItemItemParams
+from streamrec.core.model import ALSParams
+from streamrec.evaluation.prequential import Protocol, replay
+from streamrec.evaluation.strategies import RetrainedALS, ScoredView
+from streamrec.evaluation.suite import Grid, build
+from streamrec.evaluation.synthetic import SyntheticSpec, generate
+
+ALS = ALSParams(factors=8, iterations=3, num_threads=1)
+
+
+def test_validation_and_test_parts_split_the_scored_events():
+    events = generate(SyntheticSpec(events=3000, users=100, items=150, seed=1))
+    counts = {}
+    for part in ("all", "validation", "test"):
+        (pop,) = replay(events, build(Grid([1000], [2000], ALS), 4.0)[:1],
+                        Protocol(part=part)).strategies
+        counts[part] = pop.warm["events"] + pop.cold["events"]
+    assert counts["validation"] > 0 and counts["test"] > 0
+    assert counts["validation"] + counts["test"] == counts["all"]
+
+
+def test_a_grid_with_scorings_adds_one_scored_view_per_scoring_on_the_chosen_learners():
+    scorings = [ScoringParams(0.1, None, 50, 0.0), ScoringParams(0.1, None, 50, 0.5)]
+    grid = Grid([500, 1000], [2000], ALS, scorings=scorings,
+                item_item=ItemItemParams(l2=10.0), scored_retrain_every=[1000])
+    views = [r for r in build(grid, 4.0) if isinstance(r, ScoredView)]
+    assert [v.kind for v in views] == ["fold-in+recency", "blend+recency"]
+    assert all(v.core.retrain_every == 1000 and v.core.item_item is not None for v in views)
+    events = generate(SyntheticSpec(events=3000, users=100, items=150, seed=2))
+    result = replay(events, views, Protocol(sample=0.3))
+    assert all(s.warm["events"] > 0 and s.warm["recall"] > 0 for s in result.strategies)
+    assert result.strategies[0].learner["item_item_seconds"] > 0
+
+
+def test_a_blend_view_needs_a_learner_that_fits_the_item_item_model():
+    with pytest.raises(ValueError, match="item-item"):
+        ScoredView(RetrainedALS(ALS, 100, 1000), ScoringParams(item_item_weight=0.5))
