@@ -5,6 +5,9 @@ the first time a test asks for it and stop it at the end of the session. A compo
 cannot be provisioned or started raises `InfraError`, so the test errors with the component's
 name and reason; nothing is ever skipped. When a test fails, the tail of each component log it
 used is attached to the report.
+
+Every process the session starts inherits its marker (`SESSION_ENV`); at the session's end any
+that survived its fixtures is ended and named, and the session fails (`pytest_sessionfinish`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ from tests.infra.containers import Podman, Registry, build_image
 from tests.infra.kafka import KafkaBroker
 from tests.infra.kube import KubeCluster
 from tests.infra.minio import MinioServer, S3Bucket
+from tests.infra.process import SESSION_ENV, end_survivors
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Set before any fixture starts anything, so every descendant carries it (a nested pytest, e.g.
+# a test that runs pytest, gets its own: its survivors are its own session's to report).
+os.environ[SESSION_ENV] = uuid.uuid4().hex
 
 # Components started in this session, by fixture name, for log tails on failure.
 _STARTED: dict[str, Any] = {}
@@ -120,6 +127,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for name, component in _STARTED.items():
             if name in fixtures or (name == "minio" and "s3" in fixtures):
                 report.sections.append((f"{name} log tail", component.log_tail()))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No process of the session may outlive it: end survivors by pid, name them, fail."""
+    survivors = end_survivors(os.environ[SESSION_ENV])
+    if survivors:
+        lines = "\n".join(f"  pid {pid}: {cmd[:200]}" for pid, cmd in sorted(survivors.items()))
+        session.config.get_terminal_writer().line(
+            f"processes of this test session outlived their fixtures (now ended):\n{lines}",
+            red=True,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
