@@ -16,6 +16,10 @@ KWOK_VERSION="0.8.0"
 HELM_VERSION="3.19.0"
 # The container registry server (github.com/distribution/distribution, `registry`).
 DISTRIBUTION_VERSION="3.1.2"
+# Cluster DNS of the real test node (scripts/provision-coredns.sh).
+COREDNS_VERSION="1.14.7"
+# The pause image of the real node's pod sandboxes, built locally (scripts/provision-node.sh).
+PAUSE_VERSION="3.10-streamrec1"
 # MinIO publishes RELEASE.* tags that the module proxy does not serve; pin the pseudo-version.
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 
