@@ -24,6 +24,8 @@ from tests.infra.containers import Podman, Registry, build_image
 from tests.infra.kafka import KafkaBroker
 from tests.infra.kube import KubeCluster
 from tests.infra.minio import MinioServer, S3Bucket
+from tests.infra.node import RealCluster, node_image
+from tests.infra.nodeconf import GATEWAY
 from tests.infra.process import SESSION_ENV, end_survivors
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -116,6 +118,46 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 def pushed_image(image: str, registry: Registry) -> str:
     """The image pushed to the local registry by `scripts/image.sh --push`: its reference."""
     return build_image("--push", registry.address)
+
+
+@pytest.fixture(scope="session")
+def real_cluster(
+    tmp_path_factory: pytest.TempPathFactory, registry: Registry, pushed_image: str
+) -> Iterator[RealCluster]:
+    """A real node (tests/infra/node.py): containerd, kubelet, kube-proxy, CNI bridge, CoreDNS
+    and the control plane; `streamrec:<version>` pulls from the session's registry. Its
+    teardown fails the session if anything it did to the host is left."""
+    node_image(registry, pushed_image)
+    cluster = RealCluster(tmp_path_factory.mktemp("node"), registry=registry.address)
+    _STARTED["real_cluster"] = cluster
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def node_kafka(tmp_path_factory: pytest.TempPathFactory,
+               real_cluster: RealCluster) -> Iterator[KafkaBroker]:
+    """A Kafka broker on the host that the node's pods reach at `.node_bootstrap` (the bridge
+    address), as a managed Kafka outside the cluster; `.bootstrap` is 127.0.0.1 as usual."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("node-kafka"), node_host=GATEWAY)
+    _STARTED["node_kafka"] = broker
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def node_minio(tmp_path_factory: pytest.TempPathFactory,
+               real_cluster: RealCluster) -> Iterator[MinioServer]:
+    """MinIO on the node's bridge address: pods and tests reach it at `.endpoint_url`."""
+    server = MinioServer(tmp_path_factory.mktemp("node-minio"), host=GATEWAY)
+    _STARTED["node_minio"] = server
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)
