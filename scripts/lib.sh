@@ -48,6 +48,23 @@ lock() {
 
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed; $2"; }
 
+# install_debian_packages PKG...: install those of PKG that are missing (as root, from the
+# machine's Debian mirror); nothing when all are there.
+install_debian_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]}; install them as root \
+(apt-get install ${missing[*]}) or run as root"
+  need apt-get "these are installed from Debian packages"
+  log "installing ${missing[*]} from Debian packages"
+  apt-get update -q >/dev/null || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    >/dev/null || die "apt-get install ${missing[*]} failed"
+}
+
 # Go builds must not pollute a module of the clone; keep them offline from any workspace.
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 export GOWORK=off

@@ -8,25 +8,10 @@
 source "$(dirname "$0")/lib.sh"
 need go "install Go 1.24+ (https://go.dev/dl)"
 
+# Nothing starts containerd here (no systemd): the node runs its own, with its own config.
 PACKAGES=(containerd runc containernetworking-plugins iptables iproute2 conntrack)
 PAUSE_REF="localhost/streamrec-pause:$PAUSE_VERSION"
 DIR="$STREAMREC_CACHE/node-pause-$PAUSE_VERSION"
-
-install_packages() {
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-  done
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]}; install them as root \
-(apt-get install ${missing[*]}) or run as root"
-  log "installing ${missing[*]} from Debian packages"
-  apt-get update -q >/dev/null || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
-    >/dev/null || die "apt-get install ${missing[*]} failed"
-  # Debian's package would start a system containerd under systemd; there is none here, and the
-  # node runs its own containerd with its own config, so nothing else needs to change.
-}
 
 # The pause process: sleep until SIGTERM/SIGINT, reaping any zombie the sandbox inherits (it is
 # PID 1 of the pod's PID namespace when the pod shares one).
@@ -71,7 +56,7 @@ build_pause() {
 }
 
 lock node
-install_packages
+install_debian_packages "${PACKAGES[@]}"
 for b in containerd runc iptables ip; do need "$b" "install the Debian packages ${PACKAGES[*]}"; done
 [[ -x /usr/lib/cni/bridge ]] || die "no CNI plugins in /usr/lib/cni (containernetworking-plugins)"
 if [[ -f $DIR/pause.tar ]]; then

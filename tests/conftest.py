@@ -16,7 +16,7 @@ import os
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -37,24 +37,29 @@ os.environ[SESSION_ENV] = uuid.uuid4().hex
 _STARTED: dict[str, Any] = {}
 
 
+C = TypeVar("C", KafkaBroker, MinioServer, Registry)
+
+
+def _running(name: str, component: C) -> Iterator[C]:
+    """Start ``component`` for the session, record it for log tails, stop it at the end."""
+    _STARTED[name] = component
+    component.start()
+    try:
+        yield component
+    finally:
+        component.stop()
+
+
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A real KRaft Kafka broker: `.bootstrap`, `.admin`, `.create_topic(name, partitions)`."""
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
-    _STARTED["kafka"] = broker
-    broker.start()
-    yield broker
-    broker.stop()
+    yield from _running("kafka", KafkaBroker(tmp_path_factory.mktemp("kafka")))
 
 
 @pytest.fixture(scope="session")
 def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
     """The shared MinIO server (tests that stop and start S3 use this one directly)."""
-    server = MinioServer(tmp_path_factory.mktemp("minio"))
-    _STARTED["minio"] = server
-    server.start()
-    yield server
-    server.stop()
+    yield from _running("minio", MinioServer(tmp_path_factory.mktemp("minio")))
 
 
 @pytest.fixture
@@ -107,11 +112,7 @@ def image(podman: Podman) -> str:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """`distribution`'s registry server on 127.0.0.1 (scripts/provision-registry.sh)."""
-    server = Registry(tmp_path_factory.mktemp("registry"))
-    _STARTED["registry"] = server
-    server.start()
-    yield server
-    server.stop()
+    yield from _running("registry", Registry(tmp_path_factory.mktemp("registry")))
 
 
 @pytest.fixture(scope="session")
@@ -142,22 +143,16 @@ def node_kafka(tmp_path_factory: pytest.TempPathFactory,
                real_cluster: RealCluster) -> Iterator[KafkaBroker]:
     """A Kafka broker on the host that the node's pods reach at `.node_bootstrap` (the bridge
     address), as a managed Kafka outside the cluster; `.bootstrap` is 127.0.0.1 as usual."""
-    broker = KafkaBroker(tmp_path_factory.mktemp("node-kafka"), node_host=GATEWAY)
-    _STARTED["node_kafka"] = broker
-    broker.start()
-    yield broker
-    broker.stop()
+    yield from _running("node_kafka",
+                        KafkaBroker(tmp_path_factory.mktemp("node-kafka"), node_host=GATEWAY))
 
 
 @pytest.fixture(scope="session")
 def node_minio(tmp_path_factory: pytest.TempPathFactory,
                real_cluster: RealCluster) -> Iterator[MinioServer]:
     """MinIO on the node's bridge address: pods and tests reach it at `.endpoint_url`."""
-    server = MinioServer(tmp_path_factory.mktemp("node-minio"), host=GATEWAY)
-    _STARTED["node_minio"] = server
-    server.start()
-    yield server
-    server.stop()
+    yield from _running("node_minio",
+                        MinioServer(tmp_path_factory.mktemp("node-minio"), host=GATEWAY))
 
 
 @pytest.hookimpl(hookwrapper=True)

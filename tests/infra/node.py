@@ -157,23 +157,10 @@ class RealCluster(KubeCluster):
         return path
 
     def _control_plane(self) -> None:
-        w = self.workdir
         assert self.ca is not None
-        etcd_port, peer_port = free_port(), free_port()
-        etcd = self._proc(
-            "etcd", "--data-dir", str(w / "etcd"), "--name", "default",
-            "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-cluster", f"default=http://127.0.0.1:{peer_port}",
-            "--unsafe-no-fsync", "--log-level", "warn",
-        )
-        etcd.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{etcd_port}/health"), 60)
-        api = self._proc(
-            "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            f"--bind-address={conf.GATEWAY}", f"--advertise-address={conf.GATEWAY}",
-            f"--secure-port={self.secure_port}",
+        etcd_port = self._start_etcd()
+        self._start_apiserver(
+            etcd_port, f"--bind-address={conf.GATEWAY}", f"--advertise-address={conf.GATEWAY}",
             f"--tls-cert-file={self.apiserver_cert.cert}",
             f"--tls-private-key-file={self.apiserver_cert.key}",
             f"--client-ca-file={self.ca.cert}",
@@ -181,34 +168,14 @@ class RealCluster(KubeCluster):
             f"--kubelet-client-key={self.kubelet_client.key}",
             f"--kubelet-certificate-authority={self.ca.cert}",
             "--kubelet-preferred-address-types=InternalIP",
-            f"--service-cluster-ip-range={conf.SERVICE_RANGE}", "--allow-privileged=true",
+            f"--service-cluster-ip-range={conf.SERVICE_RANGE}",
             "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
-            f"--token-auth-file={w / 'tokens.csv'}",
             "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-account-key-file={w / 'sa.pub'}",
-            f"--service-account-signing-key-file={w / 'sa.key'}",
             "--endpoint-reconciler-type=lease",
         )
-        api.wait_ready(lambda: _http_ok(f"{self.server}/readyz", self.token), 180)
-        kcm_port, sched_port = free_port(), free_port()
-        self._proc(
-            "kube-controller-manager", f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={kcm_port}",
-            f"--service-account-private-key-file={w / 'sa.key'}",
-            f"--root-ca-file={self.ca.cert}", "--use-service-account-credentials=false",
-            "--concurrent-gc-syncs=5", f"--cert-dir={w / 'kcm-certs'}",
-            # a slow node is not a dead one on this busy machine
-            "--node-monitor-grace-period=120s",
-        )
-        self._proc(
-            "kube-scheduler", f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={sched_port}",
-            f"--cert-dir={w / 'sched-certs'}",
-        )
+        # the CA pods trust for the API (kube-root-ca.crt); a slow node is not a dead one here
+        self._start_controllers(f"--root-ca-file={self.ca.cert}",
+                                "--node-monitor-grace-period=120s")
 
     def _containerd(self) -> None:
         p = self.paths

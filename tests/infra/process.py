@@ -120,7 +120,7 @@ class ManagedProcess:
         marker = os.environ.get(SESSION_ENV)
         deadline = time.monotonic() + 10
         while marker and time.monotonic() < deadline:
-            members = [p for p in session_survivors(marker) if _pgid(p) == self.proc.pid]
+            members = [p for p in session_survivors(marker) if process_group(p) == self.proc.pid]
             if not members:
                 break
             for pid in members:
@@ -166,7 +166,8 @@ def session_survivors(marker: str) -> dict[int, str]:
     return found
 
 
-def _pgid(pid: int) -> int:
+def process_group(pid: int) -> int:
+    """The process group of ``pid``; 0 if it is gone."""
     try:
         return os.getpgid(pid)
     except OSError:

@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.infra.process import SESSION_ENV, InfraError, ManagedProcess, session_survivors
+from tests.infra.process import (
+    SESSION_ENV,
+    InfraError,
+    ManagedProcess,
+    process_group,
+    session_survivors,
+)
 
 # A server that forks a child into its process group and then serves "forever" (10 min bound).
 TREE = ("import os, time\n"
@@ -25,14 +31,7 @@ def _group(proc: ManagedProcess) -> set[int]:
     assert proc.proc is not None
     pgid = proc.proc.pid
     return {pid for pid in session_survivors(os.environ[SESSION_ENV])
-            if _pgid(pid) == pgid}
-
-
-def _pgid(pid: int) -> int:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return 0
+            if process_group(pid) == pgid}
 
 
 def test_restart_over_a_live_process_ends_the_old_tree_first(tmp_path: Path) -> None:
