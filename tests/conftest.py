@@ -37,14 +37,15 @@ os.environ[SESSION_ENV] = uuid.uuid4().hex
 _STARTED: dict[str, Any] = {}
 
 
-C = TypeVar("C", KafkaBroker, MinioServer, Registry)
+C = TypeVar("C", KafkaBroker, MinioServer, Registry, KubeCluster, RealCluster)
 
 
 def _running(name: str, component: C) -> Iterator[C]:
-    """Start ``component`` for the session, record it for log tails, stop it at the end."""
+    """Start ``component`` for the session, record it for log tails, stop it at the end (also
+    after a start that failed half-way: what did start is stopped)."""
     _STARTED[name] = component
-    component.start()
     try:
+        component.start()
         yield component
     finally:
         component.stop()
@@ -82,13 +83,7 @@ def s3(minio: MinioServer) -> Iterator[S3Bucket]:
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     """A real control plane: `.kubeconfig`, `.api_client()`, `.kubectl(...)`, `.namespace()`."""
-    cluster = KubeCluster(tmp_path_factory.mktemp("kube"))
-    _STARTED["kube"] = cluster
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from _running("kube", KubeCluster(tmp_path_factory.mktemp("kube")))
 
 
 @pytest.fixture(scope="session")
@@ -129,13 +124,9 @@ def real_cluster(
     and the control plane; `streamrec:<version>` pulls from the session's registry. Its
     teardown fails the session if anything it did to the host is left."""
     node_image(registry, pushed_image)
-    cluster = RealCluster(tmp_path_factory.mktemp("node"), registry=registry.address)
-    _STARTED["real_cluster"] = cluster
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from _running(
+        "real_cluster", RealCluster(tmp_path_factory.mktemp("node"), registry=registry.address)
+    )
 
 
 @pytest.fixture(scope="session")
