@@ -18,7 +18,11 @@ minutes on 2 cores) it measures, against the real server process:
 - server CPU per request at every level (user + system time of the master and workers over
   the level, from /proc): on a shared machine, a cost that other tenants barely move;
 - gunicorn shapes: 2 x 1, 2 x 2 and 4 x 1 (workers x threads) against the default, at the top
-  concurrency (req/s, latency, CPU per request).
+  concurrency (req/s, latency, CPU per request);
+- online tracking (recommendation ids, the last-list LRU, the online observer): latency and
+  CPU per request at c1 and c8 with ``STREAMREC_ONLINE_TRACKING`` on and off, in alternating
+  rounds of the same run, with events flowing, then two servers (on, off) side by side with one
+  client alternating request by request (``--tracking-only`` runs just that).
 
 Writes ``bench/results/serving.json`` and ``serving.png`` and prints a table.
 
@@ -38,6 +42,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -121,12 +126,14 @@ def numpy_reference(model: Model, seconds: float, n: int = 10) -> dict[str, floa
 # --- the server -------------------------------------------------------------------------------
 
 @contextmanager
-def serve(tmp: Path, store: Path, broker: KafkaBroker, topic: str, workers: int,
-          threads: int) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
+def serve(tmp: Path, store: Path, broker: KafkaBroker, topic: str, workers: int, threads: int,
+          tracking: bool = True) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
     port = free_port()
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",
+           "STREAMREC_ONLINE_TRACKING": "true" if tracking else "false"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = (tmp / f"serve-{workers}.log").open("w")
+    name = f"serve-{workers}{'' if tracking else '-untracked'}.log"
+    log = (tmp / name).open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamrec.cli", "serve", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--threads", str(threads), "--store", str(store),
@@ -137,8 +144,7 @@ def serve(tmp: Path, store: Path, broker: KafkaBroker, topic: str, workers: int,
         deadline = time.monotonic() + 180
         while not all_ready(port, workers):
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("server not ready:\n"
-                                   + (tmp / f"serve-{workers}.log").read_text()[-3000:])
+                raise RuntimeError("server not ready:\n" + (tmp / name).read_text()[-3000:])
             time.sleep(0.3)
         yield "127.0.0.1", port, proc
     finally:
@@ -263,6 +269,128 @@ def freshness(host: str, port: int, broker: KafkaBroker, topic: str, item: str,
             "max_ms": max(ms) if ms else float("nan")}
 
 
+# --- online tracking: on vs off ---------------------------------------------------------------
+
+class EventStream:
+    """A background producer of ``rate`` events/s for the served users, half of them echoing
+    a recommendation id, so the fold-in's online observer works during the measurement too."""
+
+    def __init__(self, broker: KafkaBroker, topic: str, users: list[str], item_count: int,
+                 rate: float) -> None:
+        self.producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+        self.topic, self.users, self.items, self.rate = topic, users, item_count, rate
+        self.stop = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        rng = np.random.default_rng(3)
+        while not self.stop.wait(0.1):
+            for _ in range(int(self.rate / 10)):
+                user = self.users[int(rng.integers(len(self.users)))]
+                event = {"user": user, "item": f"i{int(rng.random() ** 2 * self.items)}"}
+                if self.sent % 2:
+                    event["recommendation_id"] = f"bench-{self.sent:x}"
+                self.producer.produce(self.topic, json.dumps(event).encode(), key=user.encode())
+                self.sent += 1
+            self.producer.poll(0)
+
+    def __enter__(self) -> EventStream:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.producer.flush(10)
+        del self.producer  # its threads go now, not when the broker is gone
+
+
+def tracking_overhead(tmp: Path, store: Path, broker: KafkaBroker, topic: str,
+                      paths: list[bytes], workers: int, threads: int, seconds: float,
+                      rounds: int, events: EventStream) -> dict[str, Any]:
+    """Latency at c1 and c8 with online tracking on and off, in alternating rounds (on, off,
+    on, off, ...) so both sides see the same drift of a shared machine; latencies are pooled
+    per side. Events flow during both (the fold-in and its online observer at work)."""
+    sides: dict[str, dict[int, list[dict[str, float]]]] = {"on": {}, "off": {}}
+    with events:
+        for _ in range(rounds):
+            for side in ("on", "off"):
+                with serve(tmp, store, broker, topic, workers, threads,
+                           tracking=side == "on") as (h, p, proc):
+                    load(h, p, paths, 8, min(1.0, seconds))
+                    for c in (1, 8):
+                        sides[side].setdefault(c, []).append(
+                            load(h, p, paths, c, seconds, proc.pid))
+    out: dict[str, Any] = {"rounds": rounds, "seconds_per_level": seconds,
+                           "events_produced": events.sent}
+    for c in (1, 8):
+        row: dict[str, Any] = {}
+        for side in ("on", "off"):
+            runs = sides[side][c]
+            row[side] = {k: float(np.median([r[k] for r in runs]))
+                         for k in ("p50_ms", "p99_ms", "rps", "server_cpu_us_per_request")}
+            row[side]["requests"] = sum(int(r["requests"]) for r in runs)
+        for k in ("p50_ms", "p99_ms", "server_cpu_us_per_request"):
+            row[f"{k}_overhead_pct"] = 100 * (row["on"][k] / row["off"][k] - 1)
+        out[f"c{c}"] = row
+    return out
+
+
+def interleaved_tracking(tmp: Path, store: Path, broker: KafkaBroker, topic: str,
+                         paths: list[bytes], workers: int, threads: int,
+                         seconds: float) -> dict[str, Any]:
+    """Two servers at once, tracking on and off, and one client alternating request by
+    request between them (which goes first alternates too): both sides see the same moments
+    of a shared machine, so its drift cancels. Keep-alive HTTP/1.1, concurrency 1 per side."""
+    took: dict[str, list[float]] = {"on": [], "off": []}
+    with serve(tmp, store, broker, topic, workers, threads, tracking=True) as (h, on_port, _), \
+            serve(tmp, store, broker, topic, workers, threads, tracking=False) as (_, off_port, _):
+        conns = {"on": http.client.HTTPConnection(h, on_port, timeout=10),
+                 "off": http.client.HTTPConnection(h, off_port, timeout=10)}
+        for side in conns:  # warm-up: pages mapped, caches
+            load(h, on_port if side == "on" else off_port, paths, 8, min(1.0, seconds))
+        end = time.perf_counter() + seconds
+        k = 0
+        while time.perf_counter() < end:
+            path = paths[k % len(paths)].decode()
+            for side in (("on", "off") if k % 2 else ("off", "on")):
+                t = time.perf_counter()
+                conns[side].request("GET", path)
+                response = conns[side].getresponse()
+                response.read()
+                took[side].append((time.perf_counter() - t) * 1000)
+                assert response.status == 200
+            k += 1
+        for conn in conns.values():
+            conn.close()
+    out: dict[str, Any] = {"requests_per_side": len(took["on"]), "seconds": seconds}
+    for side in ("on", "off"):
+        out[side] = {"p50_ms": pct(took[side], 50), "p99_ms": pct(took[side], 99),
+                     "mean_ms": float(np.mean(took[side]))}
+    for key in ("p50_ms", "p99_ms", "mean_ms"):
+        out[f"{key}_overhead_pct"] = 100 * (out["on"][key] / out["off"][key] - 1)
+    return out
+
+
+def print_tracking(t: dict[str, Any]) -> None:
+    print(f"online tracking on vs off ({t['rounds']} alternating rounds, medians; "
+          f"{t['events_produced']} events produced meanwhile):")
+    r = t["interleaved"]
+    print(f"  HTTP c1, two servers, interleaved ({r['requests_per_side']} requests per side): p50 "
+          f"{r['on']['p50_ms']:.3f} vs {r['off']['p50_ms']:.3f} ms "
+          f"({r['p50_ms_overhead_pct']:+.1f}%), p99 {r['on']['p99_ms']:.3f} vs "
+          f"{r['off']['p99_ms']:.3f} ms ({r['p99_ms_overhead_pct']:+.1f}%)")
+    for c in (1, 8):
+        r = t[f"c{c}"]
+        print(f"  HTTP c{c}: p50 {r['on']['p50_ms']:.3f} vs {r['off']['p50_ms']:.3f} ms "
+              f"({r['p50_ms_overhead_pct']:+.1f}%), p99 {r['on']['p99_ms']:.3f} vs "
+              f"{r['off']['p99_ms']:.3f} ms ({r['p99_ms_overhead_pct']:+.1f}%), server CPU "
+              f"{r['on']['server_cpu_us_per_request']:.0f} vs "
+              f"{r['off']['server_cpu_us_per_request']:.0f} us/request "
+              f"({r['server_cpu_us_per_request_overhead_pct']:+.1f}%)")
+
+
 # --- memory -----------------------------------------------------------------------------------
 
 def children(pid: int) -> list[int]:
@@ -333,10 +461,17 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
     ap.add_argument("--trials", type=int, default=200, help="freshness trials")
+    ap.add_argument("--tracking-rounds", type=int, default=2,
+                    help="alternating on/off rounds of the online-tracking comparison")
+    ap.add_argument("--tracking-only", action="store_true",
+                    help="only the online tracking on/off comparison (bench/results/"
+                         "serving_tracking.json)")
+    ap.add_argument("--event-rate", type=float, default=200.0,
+                    help="events/s produced during the tracking comparison")
     args = ap.parse_args()
     if args.quick:
         args.users, args.items, args.events = 5_000, 2_000, 50_000
-        args.seconds, args.trials = 1.0, 20
+        args.seconds, args.trials, args.tracking_rounds = 1.0, 20, 1
     started = time.perf_counter()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
@@ -365,6 +500,22 @@ def main() -> int:
     broker.start()
     try:
         topic = broker.create_topic("interactions")
+        stream = EventStream(broker, topic, users, len(served.item_ids), args.event_rate)
+        tracking = tracking_overhead(tmp, store.root, broker, topic, paths, args.workers,
+                                     args.threads, args.seconds, args.tracking_rounds, stream)
+        tracking["interleaved"] = interleaved_tracking(
+            tmp, store.root, broker, topic, paths, args.workers, args.threads,
+            3 * args.seconds)
+        print_tracking(tracking)
+        if args.tracking_only:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / "serving_tracking.json").write_text(json.dumps(
+                {"benchmark": "serving_tracking", "quick": args.quick,
+                 "model": {"users": len(served.user_ids), "items": len(served.item_ids),
+                           "events": args.events, "factors": args.factors},
+                 "workers": args.workers, "threads": args.threads, "tracking": tracking},
+                indent=2) + "\n")
+            return 0
         with serve(tmp, store.root, broker, topic, args.workers, args.threads) as (h, p, proc):
             load(h, p, paths, 8, min(1.0, args.seconds))  # warm-up: pages mapped, caches
             levels = [load(h, p, paths, c, args.seconds, proc.pid) for c in LEVELS]
@@ -413,6 +564,12 @@ def main() -> int:
          "met": c32["rps"] >= TARGETS["rps_c32"]},
         {"target": "freshness p99 < 1000 ms", "measured": fresh["p99_ms"],
          "met": fresh["p99_ms"] < 1000},
+        {"target": "online tracking adds <= 5% to p50 (c1, interleaved)",
+         "measured": tracking["interleaved"]["p50_ms_overhead_pct"],
+         "met": tracking["interleaved"]["p50_ms_overhead_pct"] <= 5.0},
+        {"target": "online tracking adds <= 5% to p99 (c1, interleaved)",
+         "measured": tracking["interleaved"]["p99_ms_overhead_pct"],
+         "met": tracking["interleaved"]["p99_ms_overhead_pct"] <= 5.0},
         {"target": "extra worker < 10% of model bytes",
          "measured": mem_summary["extra_worker_pct_of_model"],
          "met": mem_summary["extra_worker_pct_of_model"] < TARGETS["extra_worker_pct"]},
@@ -438,6 +595,7 @@ def main() -> int:
         "memory": [{"workers": m["workers"], "pss_mb": m["pss_mb"], "uss_mb": m["uss_mb"],
                     "rss_mb": m["rss_mb"], "tree_pss_mb": m["tree_pss_mb"]} for m in memory],
         "shapes": shapes,
+        "online_tracking": tracking,
         "memory_summary": mem_summary,
         "targets": targets,
         "plot": png.name if plotted else None,
@@ -468,6 +626,7 @@ def main() -> int:
           f"extra worker {extra_pss:.1f} MB PSS = {mem_summary['extra_worker_pct_of_model']:.0f}%"
           f" of the snapshot, {mem_summary['extra_worker_pct_of_served_model']:.0f}% of the "
           f"served model (USS {mem_summary['extra_worker_uss_mb']:.1f} MB)")
+    print_tracking(tracking)
     for row in targets:
         print(f"target {row['target']}: {row['measured']:.2f} -> "
               f"{'met' if row['met'] else 'MISSED'}")

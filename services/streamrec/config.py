@@ -67,6 +67,13 @@ class Config:
     reload_interval: float = 5.0
     ingest_token: str | None = None
     cache_dir: str | None = None  # where serving replicas unpack snapshots; None: a temp dir
+    # Online evaluation (serving/online.py): recommendation ids, CTR, hit rate
+    online_tracking: bool = True  # false: no ids, no tallies (the bench's "off" side)
+    online_horizon: float = 1800.0  # seconds a served list judges the user's events
+    online_max_users: int = 50_000  # LRU of last lists per worker (~650 B each: bench/online.py)
+    online_positive: float | None = None  # weight of a positive event; None: every event
+    online_bucket_seconds: float = 60.0  # sliding-window bucket width
+    online_buckets: int = 60  # buckets kept (60 x 60 s: one hour of history)
     # Embedded
     data_dir: str = "./data"
 
@@ -132,15 +139,16 @@ class Config:
 
     def validate(self) -> None:
         positive_ints = ("window_size", "retrain_every", "factors", "iterations", "keep",
-                         "workers", "threads")
+                         "workers", "threads", "online_max_users", "online_buckets")
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ("retrain_interval", "regularization", "alpha", "timeout", "reload_interval"):
+        for name in ("retrain_interval", "regularization", "alpha", "timeout", "reload_interval",
+                     "online_horizon", "online_bucket_seconds"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(name, f"must be a finite number > 0, got {v}")
-        for name in ("decay_half_life", "min_weight"):
+        for name in ("decay_half_life", "min_weight", "online_positive"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise ConfigError(name, f"must be a finite number > 0, got {v}")
@@ -217,6 +225,12 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "ingest_token": (str, "STREAMREC_INGEST_TOKEN"),
     "cache_dir": (str, "STREAMREC_CACHE_DIR"),
     "data_dir": (str, "STREAMREC_DATA_DIR"),
+    "online_tracking": (_bool, "STREAMREC_ONLINE_TRACKING"),
+    "online_horizon": (float, "STREAMREC_ONLINE_HORIZON"),
+    "online_max_users": (int, "STREAMREC_ONLINE_MAX_USERS"),
+    "online_positive": (float, "STREAMREC_ONLINE_POSITIVE"),
+    "online_bucket_seconds": (float, "STREAMREC_ONLINE_BUCKET_SECONDS"),
+    "online_buckets": (int, "STREAMREC_ONLINE_BUCKETS"),
 }
 
 # Secrets come from the environment (a Secret), never from a flag visible in `ps`.

@@ -29,7 +29,8 @@ CONFIG_NAMES = (
     "topic", "format", "min_weight", "dlq_topic", "notify_topic", "window_size", "retrain_every",
     "retrain_interval", "decay_half_life", "factors", "regularization", "iterations", "alpha",
     "use_gpu", "fit_threads", "store", "keep", "bind", "threads", "timeout", "reload_interval",
-    "data_dir", "cache_dir",
+    "data_dir", "cache_dir", "online_tracking", "online_horizon", "online_max_users",
+    "online_positive", "online_bucket_seconds", "online_buckets",
 )
 
 # Defaults that make the demo snappy; a flag or STREAMREC_* variable still wins.

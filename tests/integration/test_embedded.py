@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.embedded import ENV, Embedded, http, until
 
 from streamrec.adapters.kafka import KafkaSource
 from streamrec.adapters.locallog import LocalLogSource
@@ -27,28 +25,6 @@ from streamrec.core.snapshot import Snapshot, read_snapshot
 from streamrec.data import movielens
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-
-
-def _http(method: str, url: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        return {"status": e.code, **json.loads(e.read() or b"{}")}
-
-
-def _until(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _read_log(data_dir: Path, topic: str = "interactions") -> list[bytes]:
@@ -71,29 +47,6 @@ def _latest_snapshot(data_dir: Path, dest: Path) -> Snapshot | None:
     return None if version is None else read_snapshot(store.fetch(version, dest))
 
 
-class Embedded:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.log = (data_dir.parent / f"{data_dir.name}.log").open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamrec.cli", "run", "--data-dir", str(data_dir),
-             "--bind", "127.0.0.1:0", "--retrain-interval", "1"],
-            stdout=subprocess.PIPE, stderr=self.log, text=True, env=ENV)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = re.search(r"listening on (\S+)", line)
-        assert match, f"no listening line: {line!r}"
-        self.url = match.group(1)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(60)
-
-    def kill(self) -> int:
-        self.proc.send_signal(signal.SIGKILL)
-        return self.proc.wait(60)
-
-
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[Callable[[], Embedded]]:
     started: list[Embedded] = []
@@ -105,9 +58,7 @@ def embedded(tmp_path: Path) -> Iterator[Callable[[], Embedded]]:
 
     yield start
     for e in started:
-        if e.proc.poll() is None:
-            e.proc.kill()
-            e.proc.wait(30)
+        e.cleanup()
 
 
 def test_demo_prints_personalised_lists_and_the_fold_in(tmp_path: Path) -> None:
@@ -127,35 +78,35 @@ def test_restart_brings_back_the_model_and_the_log(embedded: Callable[[], Embedd
     first = embedded()
     events = [{"user": f"u{u}", "item": f"i{(u * 7 + k) % 40}"} for u in range(30)
               for k in range(10)]
-    assert _http("POST", f"{first.url}/interactions", events)["accepted"] == 300
-    model = _until("a snapshot of 300 events",
-                   lambda: (m := _http("GET", f"{first.url}/model")).get("offsets", {}).get(
+    assert http("POST", f"{first.url}/interactions", events)["accepted"] == 300
+    model = until("a snapshot of 300 events",
+                   lambda: (m := http("GET", f"{first.url}/model")).get("offsets", {}).get(
                        "0", 0) >= 300 and m)
     # events after the snapshot: live in the log, served by fold-in only
-    assert _http("POST", f"{first.url}/interactions",
+    assert http("POST", f"{first.url}/interactions",
                  [{"user": "late", "item": "i1"}, {"user": "late", "item": "i2"}])["accepted"] == 2
-    _until("fold-in of the late user", lambda: _http(
+    until("fold-in of the late user", lambda: http(
         "GET", f"{first.url}/users/late/recommendations").get("fresh_events") == 2)
     assert first.stop() == 0
 
     second = embedded()
-    after = _until("the model after restart", lambda: (m := _http(
+    after = until("the model after restart", lambda: (m := http(
         "GET", f"{second.url}/model")).get("version") and m)
     assert int(after["version"]) >= int(model["version"])
     assert after["offsets"]["0"] >= 300
-    recs = _until("late user's events after restart", lambda: (r := _http(
+    recs = until("late user's events after restart", lambda: (r := http(
         "GET", f"{second.url}/users/late/items")).get("fresh_events", 0) + len(
         r.get("items", [])) >= 2 and r)
     assert {it["item"] for it in recs["items"] + recs["fresh"]} == {"i1", "i2"}
-    _until("the trainer catching up with the log", lambda: _http(
+    until("the trainer catching up with the log", lambda: http(
         "GET", f"{second.url}/model").get("offsets", {}).get("0") == 302)
-    assert _http("GET", f"{second.url}/users/u3/recommendations")["fallback"] is None
+    assert http("GET", f"{second.url}/users/u3/recommendations")["fallback"] is None
     assert second.stop() == 0
 
 
 def test_bad_input_to_the_embedded_endpoint_is_a_4xx(embedded: Callable[[], Embedded]) -> None:
     e = embedded()
-    reply = _http("POST", f"{e.url}/interactions", {"user": "", "item": "x"})
+    reply = http("POST", f"{e.url}/interactions", {"user": "", "item": "x"})
     assert 400 <= reply["status"] < 500 and "error" in reply
     assert e.stop() == 0
 
@@ -190,7 +141,7 @@ def test_every_acknowledged_event_survives_a_sigkill_and_the_window_matches_the_
     for b in range(40):  # 40 acknowledged requests of 5 events, while the trainer fits
         batch = [{"user": f"u{(b * 5 + k) % 23}", "item": f"i{(b * 3 + k) % 31}",
                   "weight": float(1 + (b + k) % 3)} for k in range(5)]
-        reply = _http("POST", f"{first.url}/interactions", batch)
+        reply = http("POST", f"{first.url}/interactions", batch)
         assert reply["accepted"] == 5, reply
         sent.update((e["user"], e["item"], e["weight"]) for e in batch)
     assert first.kill() == -signal.SIGKILL  # no shutdown, no final flush: only the acks count
@@ -203,7 +154,7 @@ def test_every_acknowledged_event_survives_a_sigkill_and_the_window_matches_the_
     second = embedded()
     assert log_events() == sent  # and after the restart's tail recovery
     total = sum(sent.values())
-    snap = _until("a snapshot covering the whole log", lambda: (s := _latest_snapshot(
+    snap = until("a snapshot covering the whole log", lambda: (s := _latest_snapshot(
         second.data_dir, tmp_path / f"c{time.monotonic_ns()}")) is not None
         and s.offsets.get(0) == total and s)
     assert snap.manifest.window["total_appended"] == total

@@ -52,6 +52,27 @@ def test_json_canonical_keys_win_over_aliases():
     assert parse_event(raw) == Event("u", "i", 2.0, 1.0)
 
 
+def test_a_recommendation_id_comes_back_in_json_and_in_the_four_field_text_form():
+    raw = b'{"user": "u", "item": "i", "recommendation_id": "ab12-7f"}'
+    assert parse_event(raw) == Event("u", "i", 1.0, None, "ab12-7f")
+    assert parse_event(b"u:i:2.5:ab12-7f") == Event("u", "i", 2.5, None, "ab12-7f")
+    assert parse_event(b"u:i::ab12-7f") == Event("u", "i", 1.0, None, "ab12-7f")  # weight 1
+    assert parse_event(b'{"user": "u", "item": "i", "recommendation_id": null}') == Event("u", "i")
+    with pytest.raises(InvalidEvent) as err:
+        parse_event(b'{"user": "u", "item": "i", "recommendation_id": ["x"]}')
+    assert err.value.reason == "bad_id"
+
+
+def test_events_with_a_recommendation_id_round_trip_in_both_formats():
+    event = Event("u", "i", 3.0, None, "w1-2a")
+    for fmt in ("json", "text"):
+        assert parse_event(serialize_event(event, fmt)) == event
+    assert serialize_event(event, "text") == b"u:i:3.0:w1-2a"
+    batch = parse_batch([b"u:i:3.0:w1-2a", b"v:j",
+                         b'{"user":"w","item":"k","recommendation_id":"r"}'])
+    assert [e.recommendation_id for e in batch.events] == ["w1-2a", None, "r"]
+
+
 def test_integer_ids_are_stringified():
     assert parse_event(b'{"user": 42, "item": -7}') == Event("42", "-7")
 
@@ -95,7 +116,9 @@ REJECTIONS = [
     (b" \r\n", "empty"),
     (None, "empty"),
     (b"just-a-user", "malformed"),
-    (b"a:b:1:2", "malformed"),
+    (b"a:b:1:2:3", "malformed"),
+    (b"a:b:x:r1", "bad_weight"),
+    (b"a:b:1:", "bad_id"),
     (b'{"user": "u"}', "malformed"),
     (b'{"user": null, "item": "i"}', "malformed"),
     (b'{"user": "u", "item": "i"', "bad_json"),

@@ -28,7 +28,7 @@ def test_kafka_timestamp_is_the_default_ts_and_the_message_ts_wins():
 
 
 def test_dead_letter_headers_say_why_and_where():
-    msgs = _msgs(b"a:b:c:d")
+    msgs = _msgs(b"a:b:c:d:e")  # five fields: no text form has that many
     (msg, err), = ingest(msgs).dead
     headers = dict(dead_letter_headers(msg, err))
     assert headers["source-offset"] == b"1:10"

@@ -2,10 +2,12 @@
 
 Two wire formats share a topic (see docs/core.md):
 
-* text ``user:item`` or ``user:item:weight`` - the original service's format. Exactly two or
-  three ``:``-separated fields, so ids containing ``:`` must be sent as JSON;
-* a JSON object ``{"user", "item", "weight", "ts"}``, with ``rating`` accepted for ``weight``
-  and ``timestamp`` for ``ts``; integer ids are stringified; unknown keys are ignored.
+* text ``user:item`` or ``user:item:weight`` - the original service's format - and
+  ``user:item:weight:recommendation_id`` (an empty weight means 1.0). Two to four
+  ``:``-separated fields, so ids containing ``:`` must be sent as JSON;
+* a JSON object ``{"user", "item", "weight", "ts", "recommendation_id"}``, with ``rating``
+  accepted for ``weight`` and ``timestamp`` for ``ts``; integer ids are stringified; unknown
+  keys are ignored.
 
 With ``fmt="auto"`` a message whose first non-blank character is ``{`` is JSON, anything else
 is text. Surrounding ASCII blanks (space, tab, CR, LF) are ignored; fields are otherwise taken
@@ -113,8 +115,13 @@ def _from_text(text: str, default_ts: float | None) -> Event:
     if len(parts) == 3:
         user, item = check_id(parts[0], "user"), check_id(parts[1], "item")
         return Event(user, item, _weight_from_text(parts[2]), default_ts)
+    if len(parts) == 4:  # user:item:weight:recommendation_id; an empty weight is 1.0
+        user, item = check_id(parts[0], "user"), check_id(parts[1], "item")
+        weight = _weight_from_text(parts[2]) if parts[2] else 1.0
+        return Event(user, item, weight, default_ts, check_id(parts[3], "recommendation"))
     raise InvalidEvent(
-        "malformed", f"expected user:item or user:item:weight, got {len(parts)} fields"
+        "malformed",
+        f"expected user:item[:weight[:recommendation_id]], got {len(parts)} fields",
     )
 
 
@@ -161,7 +168,8 @@ def _from_json(text: str, default_ts: float | None) -> Event:
     elif weight <= 0.0:
         raise InvalidEvent("bad_weight", f"weight must be > 0, got {weight!r}")
     ts = _json_number(obj, _TS_KEYS)
-    return Event(user, item, weight, default_ts if ts is None else ts)
+    rid = None if obj.get("recommendation_id") is None else _json_id(obj, "recommendation_id")
+    return Event(user, item, weight, default_ts if ts is None else ts, rid)
 
 
 def parse_bytes(raw: bytes, fmt: str, default_ts: float | None) -> Event:
@@ -224,6 +232,8 @@ def validate_event(event: Event) -> Event:
         )
     if event.ts is not None and not math.isfinite(event.ts):
         raise InvalidEvent("bad_timestamp", f"ts must be finite, got {event.ts!r}")
+    if event.recommendation_id is not None:
+        check_id(event.recommendation_id, "recommendation")
     return event
 
 
@@ -248,8 +258,13 @@ def serialize_event(event: Event, fmt: str = "json") -> bytes:
         _text_safe(event.user, "user")
         _text_safe(event.item, "item")
         head = f"{event.user}:{event.item}"
+        if event.recommendation_id is not None:
+            _text_safe(event.recommendation_id, "recommendation")
+            return f"{head}:{float(event.weight)!r}:{event.recommendation_id}".encode()
         return (head if event.weight == 1.0 else f"{head}:{float(event.weight)!r}").encode()
     body: dict[str, object] = {"user": event.user, "item": event.item, "weight": event.weight}
     if event.ts is not None:
         body["ts"] = event.ts
+    if event.recommendation_id is not None:
+        body["recommendation_id"] = event.recommendation_id
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -46,12 +46,16 @@ class Event:
         Strength of the interaction, finite and > 0. Repeated (user, item) pairs add up.
     ts : float or None
         Seconds since the epoch; ``None`` when neither the message nor its transport had one.
+    recommendation_id : str or None
+        The ``recommendation_id`` of the served list this interaction came from, when the app
+        echoes it back (online evaluation, ``serving/online.py``). Never used for training.
     """
 
     user: str
     item: str
     weight: float = 1.0
     ts: float | None = None
+    recommendation_id: str | None = None
 
 
 class InvalidEvent(ValueError):

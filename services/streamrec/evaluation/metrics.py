@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Hit", "MetricSums", "StrategyStats", "score"]
+__all__ = ["Hit", "MetricSums", "StrategyStats", "hit_rank", "score"]
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,22 @@ class Hit:
     rr: float
 
 
+def hit_rank(recommended: Sequence[str], item: str) -> int | None:
+    """1-based position of ``item`` in the list; None when absent (a miss).
+
+    The one definition of a hit, shared by this replay and the serving replicas' online hit
+    rate (`streamrec.serving.online`)."""
+    for position, candidate in enumerate(recommended, 1):
+        if candidate == item:
+            return position
+    return None
+
+
 def score(recommended: Sequence[str], held_out: str, k: int) -> Hit:
     """Recall@k, nDCG@k and reciprocal rank (truncated at k) of ``held_out`` in the list."""
-    top = list(recommended[:k])
-    if held_out not in top:
+    rank = hit_rank(recommended[:k], held_out)
+    if rank is None:
         return Hit(0.0, 0.0, 0.0)
-    rank = top.index(held_out) + 1
     return Hit(1.0, 1.0 / math.log2(rank + 1), 1.0 / rank)
 
 

@@ -11,21 +11,25 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from prometheus_client.metrics_core import Metric
 from werkzeug.exceptions import HTTPException
 
 from streamrec.adapters.source import EventSink, EventSource
 from streamrec.adapters.stores import SnapshotStore, open_store
 from streamrec.config import Config
 
-from . import metrics
+from . import metrics, onlinestats
 from .errors import ApiError
 from .foldin import FoldIn, SourceFactory
 from .fresh import FreshEvents
+from .online import OnlineTracker
+from .onlineroutes import ModelHistory, observe_batch, register_online_routes
+from .onlinestats import Publisher, state_dir
 from .reloader import Holder, Reloader, Served
 from .routes import register_routes
 
@@ -48,13 +52,35 @@ class Service:
             tempfile.mkdtemp(prefix="streamrec-cache-"))
         self.reloader = Reloader(store, self.holder, cache, config.reload_interval,
                                  notify_factory)
-        self.foldin = FoldIn(source_factory, self.fresh, config.format, config.min_weight) \
+        self.online = OnlineTracker(
+            horizon=config.online_horizon, max_users=config.online_max_users,
+            positive=config.online_positive, bucket_seconds=config.online_bucket_seconds,
+            buckets=config.online_buckets) if config.online_tracking else None
+        self.models = ModelHistory()
+        self.holder.on_swap(self.models.add)
+        self.foldin = FoldIn(source_factory, self.fresh, config.format, config.min_weight,
+                             observe_batch(self.online)) \
             if source_factory is not None else None
+        directory = state_dir()
+        self.publisher = Publisher(self.online, directory) \
+            if self.online is not None and directory is not None else None
         if self.foldin is not None:
             self.holder.on_swap(self.foldin.on_swap)
         else:  # no consumer: still keep the floor right for events nobody adds
             self.holder.on_swap(self._advance)
         self.started = False
+
+    def track(self, user: str | None, version: str, items: Sequence[str]) -> str | None:
+        """The ``recommendation_id`` of a list being served (None with tracking off)."""
+        if self.online is None:
+            return None
+        return self.online.serve(user, version, items, time.time())
+
+    def online_families(self) -> list[Metric]:
+        """The online evaluation's Prometheus families for this replica (all its workers)."""
+        if self.online is None:
+            return []
+        return list(onlinestats.families(onlinestats.replica_state(self.online, time.time())))
 
     def _advance(self, served: Served) -> None:
         self.fresh.advance(served.snapshot.offsets)
@@ -74,9 +100,13 @@ class Service:
         self.reloader.start()
         if self.foldin is not None:
             self.foldin.start()
+        if self.publisher is not None:
+            self.publisher.start()
 
     def stop(self) -> None:
         self.reloader.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
         if self.foldin is not None:
             self.foldin.stop()
         if self.sink is not None:
@@ -95,6 +125,7 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     service = Service(config, store, source_factory, sink, notify_factory)
     app.extensions["streamrec"] = service
     register_routes(app, service)
+    register_online_routes(app, service)
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError) -> tuple[Response, int]:

@@ -17,7 +17,9 @@ from streamrec.config import Config, add_config_arguments
 
 NAMES = ("bootstrap_servers", "topic", "format", "min_weight", "notify_topic", "store",
          "s3_endpoint", "regularization", "alpha", "bind", "workers", "threads", "timeout",
-         "reload_interval", "cache_dir", "kafka_security_protocol", "kafka_sasl_mechanism")
+         "reload_interval", "cache_dir", "kafka_security_protocol", "kafka_sasl_mechanism",
+         "online_tracking", "online_horizon", "online_max_users", "online_positive",
+         "online_bucket_seconds", "online_buckets")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +32,9 @@ def _metrics_dir() -> None:
         path = tempfile.mkdtemp(prefix="streamrec-prom-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     Path(path).mkdir(parents=True, exist_ok=True)
-    for stale in Path(path).glob("*.db"):  # values of a previous run's (dead) workers
-        stale.unlink()
+    for pattern in ("*.db", "online_*.json"):  # values of a previous run's (dead) workers
+        for stale in Path(path).glob(pattern):
+            stale.unlink()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from streamrec.adapters.source import EventSource, SourceUnavailable
-from streamrec.core.events import parse_batch
+from streamrec.core.events import Event, parse_batch
 
 from . import metrics
 from .fresh import FreshEvents
@@ -30,6 +30,8 @@ from .reloader import Served
 log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[Mapping[int, int]], EventSource]
+#: Sees every parsed event with its message timestamp (online evaluation, `online.py`).
+Observer = Callable[[Sequence[Event], Sequence[float | None]], None]
 POLL_MAX = 500
 POLL_TIMEOUT = 0.05  # the longest wait for a first message (how often `stop` is checked)
 LAG_EVERY = 2.0  # seconds between lag checks (a watermark query per partition)
@@ -39,8 +41,8 @@ class FoldIn:
     """Owns one `EventSource` and writes into a `FreshEvents`; `step` is one poll."""
 
     def __init__(self, factory: SourceFactory, fresh: FreshEvents, fmt: str = "auto",
-                 min_weight: float | None = None) -> None:
-        self.factory, self.fresh = factory, fresh
+                 min_weight: float | None = None, observe: Observer | None = None) -> None:
+        self.factory, self.fresh, self.observe = factory, fresh, observe
         self.fmt, self.min_weight = fmt, min_weight
         self.source: EventSource | None = None
         self._pending: dict[int, int] | None = None  # offsets of a newer snapshot to seek to
@@ -83,15 +85,24 @@ class FoldIn:
             self.last_event_ts = max(stamps)
         batch = parse_batch([m.value or b"" for m in messages], self.fmt, self.min_weight,
                             [m.timestamp for m in messages])
-        kept = 0
+        kept, oldest = 0, None
         for event, pos in zip(batch.events, batch.positions, strict=True):
             m = messages[pos]
-            kept += self.fresh.add(event, m.partition, m.offset)
+            if self.fresh.add(event, m.partition, m.offset):
+                kept += 1
+                if m.timestamp is not None and (oldest is None or m.timestamp < oldest):
+                    oldest = m.timestamp
+        if oldest is not None:  # one sample per poll, its slowest event: cheap on a catch-up
+            metrics.FOLDIN_VISIBLE.observe(max(0.0, time.time() - oldest))
+        for _, error in batch.rejected:
+            metrics.FOLDIN_INVALID.labels(error.reason).inc()
         metrics.FOLDIN_EVENTS.labels("kept").inc(kept)
         metrics.FOLDIN_EVENTS.labels("stale").inc(len(batch.events) - kept)
         metrics.FOLDIN_EVENTS.labels("invalid").inc(len(batch.rejected))
         metrics.FOLDIN_EVENTS.labels("filtered").inc(batch.filtered)
         metrics.FRESH_EVENTS.set(len(self.fresh))
+        if self.observe is not None:
+            self.observe(batch.events, [messages[p].timestamp for p in batch.positions])
         return kept
 
     def _seek(self, offsets: dict[int, int]) -> None:

@@ -66,6 +66,14 @@ FOLDIN_LAG_SECONDS = Gauge("streamrec_foldin_lag_seconds",
                            "Fold-in lag in seconds: 0 when caught up, else the time since the "
                            "last consumed event was produced (an upper bound; worst worker)",
                            multiprocess_mode="livemax")
+FOLDIN_INVALID = Counter("streamrec_foldin_invalid_total",
+                         "Invalid messages read by the fold-in consumer, by reason (the same "
+                         "messages the trainer sends to the dead-letter topic)", ["reason"])
+FOLDIN_VISIBLE = Histogram("streamrec_foldin_visible_seconds",
+                           "Event to visible: message timestamp to the fold-in holding it "
+                           "(the next request for the user sees it); one sample per poll, "
+                           "for its oldest kept event",
+                           buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
 INGESTED = Counter("streamrec_ingest_events_total",
                    "Events posted to /interactions by result (produced, invalid)", ["result"])
 
@@ -122,11 +130,12 @@ def observe(route: str, method: str, status: int, seconds: float | None) -> None
 class _WithAge(Collector):
     """The collected families plus the model age derived from them."""
 
-    def __init__(self, families: list[Metric], now: float) -> None:
-        self.families, self.now = families, now
+    def __init__(self, families: list[Metric], now: float, extra: Iterable[Metric] = ()) -> None:
+        self.families, self.now, self.extra = families, now, extra
 
     def collect(self) -> Iterator[Metric]:
         yield from self.families
+        yield from self.extra
         created = [s.value for f in self.families if f.name == CREATED_NAME
                    for s in f.samples]
         age = snapshot_age(created, self.now)
@@ -137,13 +146,14 @@ class _WithAge(Collector):
             yield family
 
 
-def exposition(now: float | None = None) -> tuple[bytes, str]:
-    """The text exposition of all workers (multiprocess) or of this process."""
+def exposition(now: float | None = None, extra: Iterable[Metric] = ()) -> tuple[bytes, str]:
+    """The text exposition of all workers (multiprocess) or of this process, plus ``extra``
+    families (the online evaluation's, `onlinestats.families`)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         _mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         families = list(registry.collect())
     else:
         families = list(REGISTRY.collect())
-    collector = _WithAge(families, time.time() if now is None else now)
+    collector = _WithAge(families, time.time() if now is None else now, extra)
     return generate_latest(collector), CONTENT_TYPE_LATEST

@@ -69,7 +69,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         extra = svc.fresh.pairs(user)
         recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
         return jsonify(user=user, items=_items(recs), model_version=s.version,
-                       fallback=recs.fallback, fresh_events=len(extra))
+                       fallback=recs.fallback, fresh_events=len(extra),
+                       recommendation_id=svc.track(user, s.version, recs.items))
 
     @app.get("/users/<user>/recommendations")
     def user_recommendations(user: str) -> Response:
@@ -88,7 +89,11 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         s = served()
         extra = svc.fresh.pairs(user)
         recs = s.snapshot.model.recommend(user, n=n, extra=extra or None)
-        return jsonify(user_id=user, recommended_items=recs.items)
+        response = jsonify(user_id=user, recommended_items=recs.items)
+        rid = svc.track(user, s.version, recs.items)
+        if rid is not None:  # a header: the original service's body keeps its two keys
+            response.headers["X-Recommendation-Id"] = rid
+        return response
 
     @app.post("/recommendations")
     def session_recommendations() -> Response:
@@ -96,7 +101,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         s = served()
         recs = s.snapshot.model.recommend_anonymous(**kw)
         return jsonify(items=_items(recs), model_version=s.version, fallback=recs.fallback,
-                       fresh_events=0)
+                       fresh_events=0, recommendation_id=svc.track(None, s.version, recs.items))
 
     @app.get("/recommendations/batch")
     def batch_recommendations() -> Response:
@@ -109,7 +114,9 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         extra = {u: p for u in users if (p := svc.fresh.pairs(u))}
         out = s.snapshot.model.recommend_batch(users, extra=extra, **kw)
         results = {u: {"items": _items(r), "fallback": r.fallback,
-                       "fresh_events": len(extra.get(u, ()))} for u, r in out.items()}
+                       "fresh_events": len(extra.get(u, ())),
+                       "recommendation_id": svc.track(u, s.version, r.items)}
+                   for u, r in out.items()}
         return jsonify(results=results, model_version=s.version)
 
     @app.get("/items/<item>/similar")
@@ -123,7 +130,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             recs = s.snapshot.model.similar_items(item, n=n, exclude=exclude)
         except UnknownItem as e:
             raise ApiError(404, "unknown_item", str(e)) from None
-        return jsonify(item=item, items=_items(recs), model_version=s.version, fallback=None)
+        return jsonify(item=item, items=_items(recs), model_version=s.version, fallback=None,
+                       recommendation_id=svc.track(None, s.version, recs.items))
 
     @app.get("/users/<user>/items")
     def user_items(user: str) -> Response:
@@ -148,7 +156,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         exclude = parse_list(request.args.get("exclude"), "exclude")
         s = served()
         recs = s.snapshot.model.popular(n=n, exclude=exclude)
-        return jsonify(items=_items(recs), model_version=s.version, fallback="popular")
+        return jsonify(items=_items(recs), model_version=s.version, fallback="popular",
+                       recommendation_id=svc.track(None, s.version, recs.items))
 
     @app.get("/users/<user>/because/<item>")
     def because(user: str, item: str) -> Response:
@@ -220,7 +229,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     def prometheus() -> Response:
         for attempt in range(METRICS_ATTEMPTS):
             try:
-                body, ctype = metrics.exposition()
+                body, ctype = metrics.exposition(extra=svc.online_families())
                 return Response(body, content_type=ctype)
             except struct.error:
                 # prometheus-client race: another worker's metrics file was just created and
