@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         if left:
             print(f"make cluster: processes outlived the cluster (ended): {left}", file=sys.stderr)
             code = 1
+    if code == 0:
+        shutil.rmtree(work, ignore_errors=True)  # the logs stay only when something failed
+    else:
+        print(f"make cluster: logs in {work}", file=sys.stderr)
     return code
 
 
