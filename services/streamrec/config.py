@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from streamrec.core.domains import CONFIG_RANGES, Range
 from streamrec.core.model import ALSParams
 
 FORMATS = ("auto", "text", "json")
@@ -23,7 +24,7 @@ class ConfigError(ValueError):
     """An invalid setting. `field` is the config field, `source` where the bad value came from."""
 
     def __init__(self, field: str, message: str, source: str = "") -> None:
-        self.field, self.source = field, source
+        self.field, self.source, self.message = field, source, message
         where = f" (from {source})" if source else ""
         super().__init__(f"invalid {field}{where}: {message}")
 
@@ -124,40 +125,42 @@ class Config:
         """Defaults, then env, then flags that were given; validated."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}  # where each given value came from, for the error
         for name, (conv, env_name) in FIELDS.items():
             if env_name and env.get(env_name, "") != "":
                 values[name] = _convert(name, conv, env[env_name], env_name)
+                sources[name] = env_name
         if args is not None:
             for name, (conv, _) in FIELDS.items():
                 raw = getattr(args, name, None)
                 if raw is not None:
+                    flag = "--" + name.replace("_", "-")
                     values[name] = raw if not isinstance(raw, str) else _convert(
-                        name, conv, raw, "--" + name.replace("_", "-"))
+                        name, conv, raw, flag)
+                    sources[name] = flag
         cfg = replace(cls(), **values)
-        cfg.validate()
+        try:
+            cfg.validate()
+        except ConfigError as e:
+            if e.source or e.field not in sources:
+                raise
+            raise ConfigError(e.field, e.message, sources[e.field]) from None
         return cfg
 
     def validate(self) -> None:
-        positive_ints = ("window_size", "retrain_every", "factors", "iterations", "keep",
-                         "workers", "threads", "online_max_users", "online_buckets")
-        for name in positive_ints:
-            if getattr(self, name) < 1:
-                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ("retrain_interval", "regularization", "alpha", "timeout", "reload_interval",
-                     "online_horizon", "online_bucket_seconds"):
+        """Every field in its domain (``core.domains.CONFIG_RANGES`` for the numbers, shared
+        with the CRD schema and the CR parser); ``ConfigError`` naming the first that is not."""
+        for name, domain in CONFIG_RANGES.items():
             v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ConfigError(name, f"must be a finite number > 0, got {v}")
-        for name in ("decay_half_life", "min_weight", "online_positive"):
-            v = getattr(self, name)
-            if v is not None and not (math.isfinite(v) and v > 0):
-                raise ConfigError(name, f"must be a finite number > 0, got {v}")
+            if v is None and name in ("min_weight", "decay_half_life", "online_positive"):
+                continue  # not set: no filter, no decay, every event positive
+            if isinstance(v, bool) or not isinstance(v, int if domain.integer else (int, float)):
+                raise ConfigError(name, f"must be a number in {domain.text()}, got {v!r}")
+            if not domain.contains(v):
+                kind = "an integer" if domain.integer else "a number"
+                raise ConfigError(name, f"must be {kind} in {domain.text()}, got {v!r}")
         if self.format not in FORMATS:
             raise ConfigError("format", f"must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        if not 0 <= self.metrics_port <= 65535:
-            raise ConfigError("metrics_port", f"must be a port number, got {self.metrics_port}")
-        if self.fit_threads < 0:
-            raise ConfigError("fit_threads", f"must be >= 0, got {self.fit_threads}")
         if not self.topic:
             raise ConfigError("topic", "must not be empty")
         if not self.store:
@@ -165,8 +168,9 @@ class Config:
         if self.store.startswith("s3://") and not self.store[5:].split("/", 1)[0]:
             raise ConfigError("store", f"s3 URL needs a bucket: {self.store!r}")
         host, sep, port = self.bind.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ConfigError("bind", f"must be HOST:PORT, got {self.bind!r}")
+        if not sep or not (port.isascii() and port.isdigit() and int(port) <= 65535):
+            raise ConfigError("bind", f"must be HOST:PORT with a port in 0..65535, got "
+                                      f"{self.bind!r}")
 
 
 def _bool(raw: str) -> bool:
@@ -182,6 +186,23 @@ def _optional_str(raw: str) -> str:
     return raw
 
 
+def _int(raw: str) -> int:
+    """A plain ASCII decimal integer: no ``1_000``, no non-ASCII digits, no ``1e3``."""
+    text = raw.strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
+        raise ValueError(f"not an integer: {raw!r}")
+    return int(text)
+
+
+def _float(raw: str) -> float:
+    """A plain ASCII decimal or exponent number (``float`` would also take ``1_0``)."""
+    text = raw.strip()
+    if not text.isascii() or "_" in text or len(text) > 40:
+        raise ValueError(f"not a number: {raw!r}")
+    return float(text)
+
+
 def _convert(name: str, conv: Callable[[str], Any], raw: str, source: str) -> Any:
     try:
         return conv(raw)
@@ -195,7 +216,7 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "topic": (str, "STREAMREC_TOPIC"),
     "group": (str, "STREAMREC_GROUP"),
     "format": (str, "STREAMREC_FORMAT"),
-    "min_weight": (float, "STREAMREC_MIN_WEIGHT"),
+    "min_weight": (_float, "STREAMREC_MIN_WEIGHT"),
     "dlq_topic": (str, "STREAMREC_DLQ_TOPIC"),
     "notify_topic": (_optional_str, "STREAMREC_NOTIFY_TOPIC"),
     "kafka_security_protocol": (str, "STREAMREC_KAFKA_SECURITY_PROTOCOL"),
@@ -203,55 +224,109 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "kafka_username": (str, "STREAMREC_KAFKA_USERNAME"),
     "kafka_password": (str, "STREAMREC_KAFKA_PASSWORD"),
     "from_beginning": (_bool, "STREAMREC_FROM_BEGINNING"),
-    "window_size": (int, "STREAMREC_WINDOW_SIZE"),
-    "retrain_every": (int, "STREAMREC_RETRAIN_EVERY"),
-    "retrain_interval": (float, "STREAMREC_RETRAIN_INTERVAL"),
-    "decay_half_life": (float, "STREAMREC_DECAY_HALF_LIFE"),
-    "factors": (int, "STREAMREC_FACTORS"),
-    "regularization": (float, "STREAMREC_REGULARIZATION"),
-    "iterations": (int, "STREAMREC_ITERATIONS"),
-    "alpha": (float, "STREAMREC_ALPHA"),
+    "window_size": (_int, "STREAMREC_WINDOW_SIZE"),
+    "retrain_every": (_int, "STREAMREC_RETRAIN_EVERY"),
+    "retrain_interval": (_float, "STREAMREC_RETRAIN_INTERVAL"),
+    "decay_half_life": (_float, "STREAMREC_DECAY_HALF_LIFE"),
+    "factors": (_int, "STREAMREC_FACTORS"),
+    "regularization": (_float, "STREAMREC_REGULARIZATION"),
+    "iterations": (_int, "STREAMREC_ITERATIONS"),
+    "alpha": (_float, "STREAMREC_ALPHA"),
     "use_gpu": (_bool, "STREAMREC_USE_GPU"),
-    "fit_threads": (int, "STREAMREC_FIT_THREADS"),
-    "metrics_port": (int, "STREAMREC_METRICS_PORT"),
+    "fit_threads": (_int, "STREAMREC_FIT_THREADS"),
+    "metrics_port": (_int, "STREAMREC_METRICS_PORT"),
     "store": (str, "STREAMREC_STORE"),
     "s3_endpoint": (str, "STREAMREC_S3_ENDPOINT"),
-    "keep": (int, "STREAMREC_KEEP"),
+    "keep": (_int, "STREAMREC_KEEP"),
     "bind": (str, "STREAMREC_BIND"),
-    "workers": (int, "STREAMREC_WORKERS"),
-    "threads": (int, "STREAMREC_THREADS"),
-    "timeout": (float, "STREAMREC_TIMEOUT"),
-    "reload_interval": (float, "STREAMREC_RELOAD_INTERVAL"),
+    "workers": (_int, "STREAMREC_WORKERS"),
+    "threads": (_int, "STREAMREC_THREADS"),
+    "timeout": (_float, "STREAMREC_TIMEOUT"),
+    "reload_interval": (_float, "STREAMREC_RELOAD_INTERVAL"),
     "ingest_token": (str, "STREAMREC_INGEST_TOKEN"),
     "cache_dir": (str, "STREAMREC_CACHE_DIR"),
     "data_dir": (str, "STREAMREC_DATA_DIR"),
     "online_tracking": (_bool, "STREAMREC_ONLINE_TRACKING"),
-    "online_horizon": (float, "STREAMREC_ONLINE_HORIZON"),
-    "online_max_users": (int, "STREAMREC_ONLINE_MAX_USERS"),
-    "online_positive": (float, "STREAMREC_ONLINE_POSITIVE"),
-    "online_bucket_seconds": (float, "STREAMREC_ONLINE_BUCKET_SECONDS"),
-    "online_buckets": (int, "STREAMREC_ONLINE_BUCKETS"),
+    "online_horizon": (_float, "STREAMREC_ONLINE_HORIZON"),
+    "online_max_users": (_int, "STREAMREC_ONLINE_MAX_USERS"),
+    "online_positive": (_float, "STREAMREC_ONLINE_POSITIVE"),
+    "online_bucket_seconds": (_float, "STREAMREC_ONLINE_BUCKET_SECONDS"),
+    "online_buckets": (_int, "STREAMREC_ONLINE_BUCKETS"),
 }
 
 # Secrets come from the environment (a Secret), never from a flag visible in `ps`.
 _NO_FLAG = {"kafka_password", "kafka_username", "ingest_token"}
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
-    """Add `--field-name` flags for `names`; they default to None so env/defaults apply."""
-    defaults = Config()
+def add_config_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...],
+                         defaults: Mapping[str, object] | None = None) -> None:
+    """Add `--field-name` flags for `names`; they default to None so env/defaults apply.
+
+    The help names the env variable, the default *this command* uses (``defaults`` overrides
+    `Config`'s, e.g. the embedded mode's) and the domain of numeric fields.
+    """
+    base = Config()
     for name in names:
         if name in _NO_FLAG:
             continue
         conv, env_name = FIELDS[name]
-        default = getattr(defaults, name)
-        helptext = f"env {env_name}; default {default!r}"
+        default = (defaults or {}).get(name, getattr(base, name))
+        helptext = f"env {env_name}; default {show_default(name, default)}"
+        if name in CONFIG_RANGES:
+            helptext += f"; range {CONFIG_RANGES[name].text()}"
         flag = "--" + name.replace("_", "-")
         if conv is _bool:
             parser.add_argument(flag, dest=name, action="store_const", const=True, default=None,
                                 help=helptext)
         else:
             parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=helptext)
+
+
+def in_range(domain: Range) -> Callable[[str], Any]:
+    """An argparse ``type`` for a flag outside `Config` with this domain: a bad value makes
+    argparse exit 2 naming the flag."""
+
+    def parse(raw: str) -> int | float:
+        try:
+            value: int | float = _int(raw) if domain.integer else _float(raw)
+        except ValueError:
+            value = math.nan
+        if not domain.contains(value):
+            kind = "an integer" if domain.integer else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind} in {domain.text()}, got {raw!r}")
+        return value
+
+    return parse
+
+
+#: ``--grace`` (trainer, run): seconds a running fit may finish on shutdown.
+grace_seconds = in_range(Range(0.0, 3600.0))
+
+
+#: How a default of None reads, where None means something other than "not set".
+DEFAULT_TEXT = {
+    "dlq_topic": "<topic>.dlq",
+    "notify_topic": "<topic>.snapshots ('' disables)",
+    "cache_dir": "a temporary directory",
+    "s3_endpoint": "the AWS default",
+    "decay_half_life": "none (no decay)",
+    "online_positive": "none (every event)",
+}
+
+
+def show_default(name: str, value: object) -> str:
+    """A default as `--help` and docs/configuration.md write it."""
+    if value is None:
+        return DEFAULT_TEXT.get(name, "none")
+    return _show_default(value)
+
+
+def _show_default(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from streamrec.config import FIELDS, Config, ConfigError, add_config_arguments
+from streamrec.config import FIELDS, Config, ConfigError, add_config_arguments, grace_seconds
 
 log = logging.getLogger("streamrec.embedded")
 
@@ -42,8 +42,10 @@ EMBEDDED_DEFAULTS: dict[str, object] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, CONFIG_NAMES)
-    parser.add_argument("--grace", type=float, default=10.0,
+    # --help shows what `run` really uses: the embedded defaults, the paths under --data-dir.
+    add_config_arguments(parser, CONFIG_NAMES, {
+        **EMBEDDED_DEFAULTS, "store": "<data-dir>/snapshots", "cache_dir": "<data-dir>/cache"})
+    parser.add_argument("--grace", type=grace_seconds, default=10.0,
                         help="seconds a running fit may finish on shutdown (default 10)")
 
 

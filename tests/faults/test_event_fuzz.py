@@ -117,14 +117,14 @@ def _messages(n: int, big: int, seed: int) -> Iterator[Sent]:
 def _expect(value: bytes | None) -> str:
     """Where the reference single-message codec says ``value`` belongs."""
     try:
-        event = parse_event(value, "auto", default_ts=0.0)
+        event = parse_event(value, "auto", default_ts=time.time())
     except InvalidEvent:
         return "dead"
     return "filtered" if event.weight < MIN_WEIGHT else "window"
 
 
 def _pair(value: bytes | None) -> tuple[str, str]:
-    event = parse_event(value, "auto", default_ts=0.0)
+    event = parse_event(value, "auto", default_ts=time.time())
     return event.user, event.item
 
 

@@ -8,9 +8,9 @@ matches the declared schema, declared headers, and ``Allow`` on a 405. The reque
 heuristics (``positive_data_acceptance``, ``negative_data_rejection``) are not run: the event
 rules (weights > 0 after ``min_weight``, ``user:item[:weight]`` text, ids of at most 256 bytes
 of UTF-8) are not all expressible in JSON Schema, and the API is deliberately lenient where
-it is harmless (an empty query value or a JSON ``null`` means "default", unknown fields of an
-event are ignored exactly as on Kafka). The spec does state the id rules it can (non-empty, no
-control characters).
+it is harmless (a JSON ``null`` means "default", unknown fields of an event are ignored
+exactly as on Kafka); an empty or repeated query value is a 400 (issue 16). The spec does
+state the id rules it can (non-empty, no control characters).
 
 Then the transport edges: a 100 KB query string, a 64 KB header, 200 headers, a 2 MiB body get
 a clean 4xx from gunicorn's request limits or the app, and the server goes on serving.

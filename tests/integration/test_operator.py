@@ -29,6 +29,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from tests.infra.process import provision
 
+from streamrec.core.trainingstatus import TrainingStatus
 from streamrec.operator.spec import GROUP, PLURAL, VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -363,6 +364,14 @@ DELETE = object()  # remove the field instead of setting it
     [
         ("training.windowSize", -5, "spec.training.windowSize"),
         ("model.factors", 0, "spec.model.factors"),
+        # Issue 16: the domains of core/domains.py, upper bounds included.
+        ("model.factors", 5000, "spec.model.factors"),
+        ("model.alpha", 1e30, "spec.model.alpha"),
+        # 1e-7, not 0: the API server compares an integer with the minimum 1e-6 truncated to 0
+        # (go-openapi), so 0 passes the schema; the operator's parser refuses it instead.
+        ("model.regularization", 1e-7, "spec.model.regularization"),
+        ("kafka.minWeight", 0, "spec.kafka.minWeight"),
+        ("training.decayHalfLifeSeconds", 1e12, "spec.training.decayHalfLifeSeconds"),
         ("snapshots.bucket", DELETE, "spec.snapshots.bucket"),
         ("snapshots.bucket", "Not_A_Bucket", "spec.snapshots.bucket"),
         ("kafka.format", "xml", "spec.kafka.format"),
@@ -773,6 +782,19 @@ def test_status_reports_the_snapshot_version_published_in_the_store(
                 explain=version,
             )
             assert (published() or {}).get("status") == "True"
+        # The trainer's fit report next to LATEST becomes the Training condition (issue 16).
+        report = TrainingStatus().succeeded("20250101T000100Z-0002", 1.0, None).failed(
+            "nonfinite_factors", "fit failed (nonfinite_factors): NaN in factors", 2.0)
+        s3.client().put_object(Bucket=s3.bucket, Key="team/snap/TRAINING",
+                               Body=report.to_bytes())
+
+        def training() -> dict[str, Any] | None:
+            return cluster.condition("snap", "Training")
+
+        wait_for("Training=False", lambda: (training() or {}).get("status") == "False",
+                 explain=training)
+        assert (training() or {}).get("reason") == "FitFailingNonfiniteFactors"
+        assert (published() or {}).get("status") == "True"  # still serving the last snapshot
         cluster.delete_cr("snap")
         wait_for("the CR to be gone", lambda: cluster.get("RecommenderService", "snap") is None)
 
@@ -826,11 +848,13 @@ def test_kubectl_shows_the_printer_columns(kube: Any, crd: None) -> None:
             "status": {
                 "snapshotVersion": "v42",
                 "servingReplicas": 3,
-                "conditions": [{"type": "Ready", "status": "True"}],
+                "conditions": [{"type": "Ready", "status": "True"},
+                               {"type": "Training", "status": "False"}],
             }
         },
     )
     out = kube.kubectl("get", "recsvc", "columns", "-n", namespace).stdout.split("\n")
-    assert out[0].split() == ["NAME", "READY", "SNAPSHOT", "REPLICAS", "AGE"]
-    assert out[1].split()[:4] == ["columns", "True", "v42", "3"]
+    assert out[0].split() == ["NAME", "READY", "SNAPSHOT", "REPLICAS", "TRAINING", "AGE"]
+    # Serving goes on with the last model (Ready) while fits fail (Training False).
+    assert out[1].split()[:5] == ["columns", "True", "v42", "3", "False"]
     cluster.delete_cr("columns")  # no operator ran, so no finalizer holds it

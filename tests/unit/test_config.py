@@ -34,7 +34,8 @@ def test_bad_env_value_names_the_field_and_variable():
 
 
 def test_out_of_range_value_is_rejected_with_the_field_name():
-    with pytest.raises(ConfigError, match="invalid window_size: must be >= 1"):
+    with pytest.raises(ConfigError, match=r"invalid window_size \(from STREAMREC_WINDOW_SIZE\): "
+                       r"must be an integer in \[1, 1e8\]"):
         Config.from_env({"STREAMREC_WINDOW_SIZE": "0"})
     with pytest.raises(ConfigError, match="invalid format"):
         Config.from_env({"STREAMREC_FORMAT": "xml"})
@@ -64,3 +65,61 @@ def test_secrets_have_no_command_line_flag():
     p = argparse.ArgumentParser()
     add_config_arguments(p, ("kafka_password", "ingest_token", "topic"))
     assert "--kafka-password" not in p.format_help()
+
+
+@pytest.mark.parametrize(("env", "value", "domain"), [
+    ("STREAMREC_ALPHA", "1e30", r"\[1e-6, 1e6\]"),
+    ("STREAMREC_ALPHA", "inf", r"\[1e-6, 1e6\]"),
+    ("STREAMREC_REGULARIZATION", "0", r"\[1e-6, 1e6\]"),
+    ("STREAMREC_FACTORS", "100000", r"\[1, 1024\]"),
+    ("STREAMREC_ITERATIONS", "1000000", r"\[1, 1000\]"),
+    ("STREAMREC_DECAY_HALF_LIFE", "1e-300", r"\[1, 1e10\]"),
+    ("STREAMREC_MIN_WEIGHT", "1e7", r"\(0, 1e6\]"),
+    ("STREAMREC_RETRAIN_INTERVAL", "1e300", r"\[0.1, 1e9\]"),
+    ("STREAMREC_METRICS_PORT", "70000", r"\[0, 65535\]"),
+    ("STREAMREC_WORKERS", "0", r"\[1, 256\]"),
+])
+def test_every_hyperparameter_has_a_domain_and_out_of_it_is_refused(env, value, domain):
+    with pytest.raises(ConfigError, match=domain):
+        Config.from_env({env: value})
+
+
+@pytest.mark.parametrize("raw", ["1_000", "\u0661\u0662", "1e3", "12.0", "²"])
+def test_integers_are_plain_ascii_decimals(raw):
+    with pytest.raises(ConfigError, match="cannot parse"):
+        Config.from_env({"STREAMREC_WINDOW_SIZE": raw})
+
+
+def test_bind_port_must_be_a_port_number():
+    with pytest.raises(ConfigError, match="bind"):
+        Config.from_env({"STREAMREC_BIND": "0.0.0.0:99999"})
+    with pytest.raises(ConfigError, match="bind"):
+        Config.from_env({"STREAMREC_BIND": "0.0.0.0:\u0668\u0660"})
+
+
+@pytest.mark.parametrize("command", ["trainer", "run"])
+@pytest.mark.parametrize("grace", ["nan", "inf", "-1", "1e9"])
+def test_a_bad_grace_exits_2_naming_the_flag(command, grace, capsys):
+    from streamrec.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--grace", grace])
+    assert exit_.value.code == 2
+    assert "--grace" in capsys.readouterr().err
+
+
+def test_a_bad_flag_value_exits_2_naming_the_flag(capsys):
+    from streamrec.cli import main
+
+    assert main(["run", "--factors", "5000", "--data-dir", "/nonexistent/x"]) == 2
+    assert "invalid factors (from --factors)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--factors", "5000"], ["--alpha", "nan"], ["--k", "0"],
+                                  ["--isgd-learn-rate", "inf"], ["--seed", "-1"]])
+def test_evaluate_refuses_hyperparameters_outside_their_domain_naming_the_flag(argv, capsys):
+    from streamrec.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", *argv])
+    assert exit_.value.code == 2 and argv[0] in capsys.readouterr().err

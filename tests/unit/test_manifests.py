@@ -131,6 +131,7 @@ def test_crd_identity_scope_and_printer_columns(crd: dict[str, Any]) -> None:
     assert columns["Snapshot"]["jsonPath"] == ".status.snapshotVersion"
     assert columns["Replicas"]["jsonPath"] == ".status.servingReplicas"
     assert columns["Age"]["jsonPath"] == ".metadata.creationTimestamp"
+    assert columns["Training"]["jsonPath"] == '.status.conditions[?(@.type=="Training")].status'
 
 
 def test_crd_schema_is_structural(schema: dict[str, Any]) -> None:

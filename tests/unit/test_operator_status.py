@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from streamrec.core.trainingstatus import TrainingStatus
 from streamrec.operator.env import all_secret_refs
-from streamrec.operator.snapshots import latest_key, parse_latest
+from streamrec.operator.snapshots import latest_key, parse_latest, parse_training
 from streamrec.operator.spec import parse_spec
 from streamrec.operator.status import (
     CONDITION_TYPES,
@@ -62,7 +63,8 @@ def test_all_children_ready_means_ready() -> None:
     assert status["servingReplicas"] == 2
     assert status["snapshotVersion"] == "20250101T000000Z-0001"
     conds = conditions(status)
-    assert [c["type"] for c in status["conditions"]] == list(CONDITION_TYPES)
+    # Training appears once the trainer has reported a fit (see the tests below).
+    assert [c["type"] for c in status["conditions"]] == list(CONDITION_TYPES[:-1])
     assert all(c["status"] == "True" for c in conds.values())
     assert all(c["lastTransitionTime"] == T0 for c in conds.values())
 
@@ -239,3 +241,30 @@ def test_latest_lives_under_the_prefix_or_the_resource_name() -> None:
     assert latest_key("recs", parse_spec(base)) == "recs/LATEST"
     base["snapshots"]["prefix"] = "team/a"
     assert latest_key("recs", parse_spec(base)) == "team/a/LATEST"
+
+
+def test_failing_fits_make_training_false_with_the_reason_while_ready_stays_true() -> None:
+    report = TrainingStatus().succeeded("000000000003", 100.0, None).failed(
+        "nonfinite_factors", "fit failed (nonfinite_factors): NaN", 200.0)
+    status = status_of(snapshot=SnapshotRead(version="000000000003", training=report))
+    conds = conditions(status)
+    assert conds["Ready"]["status"] == "True"
+    assert conds["Training"]["status"] == "False"
+    assert conds["Training"]["reason"] == "FitFailingNonfiniteFactors"
+    assert "1 fit(s) in a row failed" in conds["Training"]["message"]
+    assert "000000000003" in conds["Training"]["message"]
+    assert [c["type"] for c in status["conditions"]] == list(CONDITION_TYPES)
+
+
+def test_a_published_fit_after_failures_makes_training_true_again() -> None:
+    report = TrainingStatus().failed("error", "boom", 1.0).succeeded("000000000004", 2.0, None)
+    conds = conditions(status_of(snapshot=SnapshotRead(version="000000000004", training=report)))
+    assert (conds["Training"]["status"], conds["Training"]["reason"]) == ("True", "Fitting")
+
+
+def test_a_training_report_that_does_not_parse_is_ignored() -> None:
+    assert parse_training(b"not json") is None
+    assert parse_training(b'{"ok": "yes"}') is None
+    assert parse_training(None) is None
+    good = TrainingStatus().failed("empty_window", "x", 5.0)
+    assert parse_training(good.to_bytes()) == good

@@ -385,7 +385,7 @@ def test_metrics_name_the_served_version_and_its_age(world: World):
     world.publish("000000000002")
     assert world.tick()
     assert _sample("streamrec_model_info", version="000000000002") == 1.0
-    assert _sample("streamrec_model_info", version="000000000001") == 0.0
+    assert _sample("streamrec_model_info", version="000000000001") == 0.0  # gone
     text = world.client.get("/metrics").get_data(as_text=True)
     assert "streamrec_snapshot_age_seconds " in text
 

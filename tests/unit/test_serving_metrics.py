@@ -46,7 +46,18 @@ def test_model_info_names_only_the_version_now_served():
     metrics.served("v-b", "v-a")
     info = "streamrec_model_info"
     assert REGISTRY.get_sample_value(info, {"version": "v-b"}) == 1.0
-    assert REGISTRY.get_sample_value(info, {"version": "v-a"}) == 0.0
+    assert REGISTRY.get_sample_value(info, {"version": "v-a"}) is None
+
+
+def test_model_info_keeps_one_series_however_many_retrains_were_served():
+    previous = None
+    for k in range(18):  # the issue's 18 retrains
+        metrics.served(f"r-{k:02d}", previous)
+        previous = f"r-{k:02d}"
+    body, _ = metrics.exposition()
+    series = [line for line in body.decode().splitlines()
+              if line.startswith("streamrec_model_info{") and 'version="r-' in line]
+    assert series == ['streamrec_model_info{version="r-17"} 1.0']
 
 
 def test_observe_counts_by_route_method_and_status_with_a_latency_histogram():

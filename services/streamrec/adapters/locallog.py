@@ -61,7 +61,9 @@ def _seg_name(base: int) -> str:
 
 
 def _segments(d: Path) -> list[int]:
-    return sorted(int(p.name[:-4]) for p in d.glob("*.log") if p.name[:-4].isdigit())
+    # ASCII only: "²".isdigit() is true, and int() would then fail on a stray file.
+    stems = (p.name[:-4] for p in d.glob("*.log"))
+    return sorted(int(s) for s in stems if s.isascii() and s.isdigit())
 
 
 def _encode(offset: int, ts: float, value: bytes | None, key: bytes | None,

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.manifest import MANIFEST_NAME
+from ..core.trainingstatus import TRAINING_NAME
 from .storebase import (
     LATEST_NAME,
     SNAPSHOTS_DIR,
@@ -132,13 +133,28 @@ class LocalStore:
             raise StoreError(f"version {version} is already published with other content")
 
     def _write_latest(self, version: str) -> None:
-        tmp = self.root / f".{LATEST_NAME}.{uuid.uuid4().hex}"
-        with tmp.open("w", encoding="ascii") as f:
-            f.write(version + "\n")
+        self._replace(LATEST_NAME, (version + "\n").encode("ascii"))
+
+    def _replace(self, name: str, data: bytes) -> None:
+        tmp = self.root / f".{name}.{uuid.uuid4().hex}"
+        with tmp.open("wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self.root / LATEST_NAME)
+        os.replace(tmp, self.root / name)
         _fsync(self.root)
+
+    def put_training_status(self, data: bytes) -> None:
+        with _io(f"writing {TRAINING_NAME}"):
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._replace(TRAINING_NAME, data)
+
+    def training_status(self) -> bytes | None:
+        with _io(f"reading {TRAINING_NAME}"):
+            try:
+                return (self.root / TRAINING_NAME).read_bytes()
+            except FileNotFoundError:
+                return None
 
     def latest(self) -> str | None:
         with _io("reading LATEST"):

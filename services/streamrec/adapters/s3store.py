@@ -23,6 +23,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from ..core.manifest import MANIFEST_NAME
+from ..core.trainingstatus import TRAINING_NAME
 from .storebase import (
     LATEST_NAME,
     SNAPSHOTS_DIR,
@@ -148,6 +149,17 @@ class S3Store:
                 Body=(version + "\n").encode("ascii"),
                 ContentType="text/plain",
             )
+
+    def put_training_status(self, data: bytes) -> None:
+        with _s3(f"put {TRAINING_NAME}"):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(TRAINING_NAME), Body=data,
+                                   ContentType="application/json")
+
+    def training_status(self) -> bytes | None:
+        try:
+            return self._get(self._key(TRAINING_NAME))
+        except _Missing:
+            return None
 
     def latest(self) -> str | None:
         try:

@@ -16,6 +16,7 @@ __all__ = [
     "LATEST_NAME",
     "SNAPSHOTS_DIR",
     "SnapshotStore",
+    "TrainingReports",
     "StoreError",
     "StoreUnavailable",
     "VersionNotFound",
@@ -86,4 +87,18 @@ class SnapshotStore(Protocol):
 
     def prune(self, keep: int) -> list[str]:
         """Delete all but the newest ``keep`` versions, never the LATEST one; return them."""
+        ...
+
+
+@runtime_checkable
+class TrainingReports(Protocol):
+    """A store that also keeps the trainer's fit report (``core.trainingstatus``) next to
+    LATEST. Both built-in stores do; a store without it simply has no report."""
+
+    def put_training_status(self, data: bytes) -> None:
+        """Replace the report (atomically: a reader sees the old one or the new one)."""
+        ...
+
+    def training_status(self) -> bytes | None:
+        """The report's bytes, or None if none was written."""
         ...

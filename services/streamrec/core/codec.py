@@ -22,6 +22,7 @@ import math
 import re
 from typing import Any
 
+from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show, ts_ok, weight_ok
 from .event import MAX_EVENT_BYTES, MAX_ID_BYTES, Event, InvalidEvent
 
 __all__ = ["FORMATS", "check_format", "parse_event", "serialize_event", "validate_event"]
@@ -87,8 +88,9 @@ def check_id(value: str, field: str) -> str:
 def text_weight(field: str) -> float | None:
     """The weight in a text message, or ``None`` when the field is not a valid weight.
 
-    Only plain ASCII decimal or exponent notation is accepted: Python's ``float`` would also
-    take ``1_000`` and non-ASCII digits, which no producer means.
+    Only plain ASCII decimal or exponent notation in the domain ``(0, MAX_WEIGHT]`` is
+    accepted: Python's ``float`` would also take ``1_000`` and non-ASCII digits, which no
+    producer means.
     """
     if not field.isascii() or "_" in field:
         return None
@@ -96,13 +98,14 @@ def text_weight(field: str) -> float | None:
         weight = float(field)
     except ValueError:
         return None
-    return weight if 0.0 < weight < math.inf else None
+    return weight if weight_ok(weight) else None
 
 
 def _weight_from_text(field: str) -> float:
     weight = text_weight(field)
     if weight is None:
-        raise InvalidEvent("bad_weight", f"weight {_show(field)} is not a finite number > 0")
+        raise InvalidEvent("bad_weight", f"weight {_show(field)} is not a number in "
+                                         f"(0, {show(MAX_WEIGHT)}]")
     return weight
 
 
@@ -154,6 +157,21 @@ def _json_number(obj: dict[str, Any], keys: tuple[str, str]) -> float | None:
     return number
 
 
+def _check_ts(ts: float, arrival: float | None) -> float:
+    """A message's own ts in the domain; one ahead of ``arrival`` within the tolerated skew
+    becomes the arrival time, one further ahead is refused (see ``domains.py``)."""
+    if not ts_ok(ts):
+        hint = " (milliseconds? ts is in seconds)" if ts > MAX_TS else ""
+        raise InvalidEvent("bad_timestamp",
+                           f"ts {ts!r} is not in [0, {show(MAX_TS)}] seconds{hint}")
+    if arrival is not None and ts > arrival:
+        if ts > arrival + MAX_TS_AHEAD:
+            raise InvalidEvent("future_timestamp", f"ts {ts!r} is {ts - arrival:.0f} s after the "
+                               f"message arrived; at most {show(MAX_TS_AHEAD)} s is tolerated")
+        return arrival
+    return ts
+
+
 def _from_json(text: str, default_ts: float | None) -> Event:
     try:
         obj = json.loads(text)
@@ -165,11 +183,12 @@ def _from_json(text: str, default_ts: float | None) -> Event:
     weight = _json_number(obj, _WEIGHT_KEYS)
     if weight is None:
         weight = 1.0
-    elif weight <= 0.0:
-        raise InvalidEvent("bad_weight", f"weight must be > 0, got {weight!r}")
+    elif not weight_ok(weight):
+        raise InvalidEvent("bad_weight",
+                           f"weight must be in (0, {show(MAX_WEIGHT)}], got {weight!r}")
     ts = _json_number(obj, _TS_KEYS)
     rid = None if obj.get("recommendation_id") is None else _json_id(obj, "recommendation_id")
-    return Event(user, item, weight, default_ts if ts is None else ts, rid)
+    return Event(user, item, weight, default_ts if ts is None else _check_ts(ts, default_ts), rid)
 
 
 def parse_bytes(raw: bytes, fmt: str, default_ts: float | None) -> Event:
@@ -204,7 +223,10 @@ def parse_event(
     fmt : {"auto", "text", "json"}
         ``auto`` picks JSON for a message starting with ``{`` and text otherwise.
     default_ts : float, optional
-        The timestamp to use when the message has none (normally the Kafka timestamp).
+        The message's arrival time, seconds (normally the Kafka timestamp, see
+        :func:`streamrec.core.domains.arrival_times`): the ts of a message without one, and
+        the bound of one with one (more than ``MAX_TS_AHEAD`` s later: ``future_timestamp``;
+        later within that: recorded as the arrival time).
 
     Raises
     ------
@@ -226,12 +248,12 @@ def validate_event(event: Event) -> Event:
     """Check an event built in code (not parsed) against the same rules; return it."""
     check_id(event.user, "user")
     check_id(event.item, "item")
-    if not 0.0 < event.weight < math.inf:
+    if not weight_ok(event.weight):
         raise InvalidEvent(
-            "bad_weight", f"weight must be a finite number > 0, got {event.weight!r}"
+            "bad_weight", f"weight must be in (0, {show(MAX_WEIGHT)}], got {event.weight!r}"
         )
-    if event.ts is not None and not math.isfinite(event.ts):
-        raise InvalidEvent("bad_timestamp", f"ts must be finite, got {event.ts!r}")
+    if event.ts is not None:
+        _check_ts(event.ts, None)
     if event.recommendation_id is not None:
         check_id(event.recommendation_id, "recommendation")
     return event

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show
+
 __all__ = ["MAX_EVENT_BYTES", "MAX_ID_BYTES", "REASONS", "Event", "InvalidEvent"]
 
 #: Messages larger than this are rejected as ``too_large`` before any decoding or parsing, so a
@@ -27,8 +29,10 @@ REASONS: dict[str, str] = {
     "bad_id": "an id is empty or not a string or an integer",
     "id_too_long": f"an id is longer than {MAX_ID_BYTES} bytes of UTF-8",
     "control_char": "the message or an id contains a control character",
-    "bad_weight": "the weight is not a finite number greater than zero",
-    "bad_timestamp": "the timestamp is not a finite number",
+    "bad_weight": f"the weight is not a number in (0, {show(MAX_WEIGHT)}]",
+    "bad_timestamp": f"the timestamp is not a number of seconds in [0, {show(MAX_TS)}]",
+    "future_timestamp": f"the timestamp is more than {show(MAX_TS_AHEAD)} s after the message "
+                        "arrived",
     "too_large": f"the message is larger than {MAX_EVENT_BYTES} bytes",
 }
 
@@ -43,9 +47,11 @@ class Event:
         Opaque ids, 1-256 bytes of UTF-8 without control characters (checked by the parsers,
         not here: constructing an event must stay cheap on the batch path).
     weight : float
-        Strength of the interaction, finite and > 0. Repeated (user, item) pairs add up.
+        Strength of the interaction, in (0, 1e6] (``domains.MAX_WEIGHT``). Repeated
+        (user, item) pairs add up.
     ts : float or None
-        Seconds since the epoch; ``None`` when neither the message nor its transport had one.
+        Seconds since the epoch, in [0, 1e10] and never after the arrival time; ``None`` when
+        neither the message nor its transport had one.
     recommendation_id : str or None
         The ``recommendation_id`` of the served list this interaction came from, when the app
         echoes it back (online evaluation, ``serving/online.py``). Never used for training.

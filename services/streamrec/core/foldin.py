@@ -9,6 +9,11 @@ where ``p(u)`` is 1 on the user's items and ``C_u`` is diagonal with confidence
 so with ``YᵀY + λI`` cached per model a fold-in costs O(k·f² + f³) for k items: this is what
 lets a serving replica answer with a user's events from the last second. It is the same
 computation as implicit's ``recalculate_user`` (``_least_squares``), in float64.
+
+It cannot be poisoned: confidence is capped at ``domains.MAX_CONFIDENCE`` as in the fit, the
+Cholesky solve that fails on a numerically singular system (it did from c ≈ 1e16 before the
+cap) falls back to a least-squares solve, and a vector that is still not finite becomes zeros
+(the caller then ranks by popularity). Any accepted history gives a finite vector.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import numpy as np
 import numpy.typing as npt
 import scipy.linalg
 
-__all__ = ["aggregate", "confidence", "contributions", "fold_in", "gram"]
+from .domains import MAX_CONFIDENCE
+
+__all__ = ["aggregate", "confidence", "contributions", "fold_in", "gram", "solve"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -30,9 +37,30 @@ def gram(item_factors: npt.NDArray[np.floating], regularization: float) -> F64:
     return result
 
 
-def confidence(weights: npt.ArrayLike, alpha: float) -> F64:
-    """Confidence ``1 + alpha * w``, the value fitted as C_ui (see docs/core.md)."""
-    return 1.0 + alpha * np.asarray(weights, dtype=np.float64)
+def confidence(weights: npt.ArrayLike, alpha: float, cap: float = MAX_CONFIDENCE) -> F64:
+    """Confidence ``min(1 + alpha * w, cap)``, the value fitted as C_ui (see docs/core.md)."""
+    with np.errstate(over="ignore"):
+        return np.minimum(1.0 + alpha * np.asarray(weights, dtype=np.float64), cap)
+
+
+def solve(a: F64, b: F64) -> F64:
+    """``a⁻¹ b`` for a symmetric positive (semi)definite ``a``; finite whenever a and b are.
+
+    Cholesky first (exact and cheapest); on a numerically singular ``a`` the minimum-norm
+    least-squares solution (SVD), which exists for every finite system.
+    """
+    try:
+        # cho_factor/cho_solve, not solve(assume_a="pos"): same LAPACK calls, without the
+        # ill-conditioning warning that would flood a replica's log on extreme histories.
+        x: F64 = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a), b)
+        if np.isfinite(x).all():
+            return x
+    except (np.linalg.LinAlgError, ValueError):
+        pass
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return np.zeros_like(b)
+    x = scipy.linalg.lstsq(a, b, cond=None, lapack_driver="gelsd")[0]
+    return x if np.isfinite(x).all() else np.zeros_like(b)
 
 
 def aggregate(items: npt.ArrayLike, weights: npt.ArrayLike) -> tuple[npt.NDArray[np.intp], F64]:
@@ -61,18 +89,22 @@ def fold_in(
     items: npt.ArrayLike,
     weights: npt.ArrayLike,
     alpha: float,
+    cap: float = MAX_CONFIDENCE,
 ) -> npt.NDArray[np.float32]:
     """The user vector for ``items`` with ``weights`` (repeats summed); zeros if none.
 
-    Zeros for no items match implicit, which leaves such a user at the origin.
+    Zeros for no items match implicit, which leaves such a user at the origin. ``cap`` is the
+    confidence cap the model was fitted with. The result is always finite (see `solve`).
     """
     idx, w = aggregate(items, weights)
     if len(idx) == 0:
         return np.zeros(gram_.shape[0], dtype=np.float32)
-    a, b = _system(item_factors, gram_, idx, confidence(w, alpha))
+    a, b = _system(item_factors, gram_, idx, confidence(w, alpha, cap))
     # A is symmetric positive definite (λ > 0, c ≥ 1): Cholesky is exact and cheapest.
-    x: F64 = scipy.linalg.solve(a, b, assume_a="pos")
-    return x.astype(np.float32)
+    x = solve(a, b)
+    with np.errstate(over="ignore"):
+        out = x.astype(np.float32)
+    return out if np.isfinite(out).all() else np.zeros_like(out)
 
 
 def contributions(
@@ -82,6 +114,7 @@ def contributions(
     weights: npt.ArrayLike,
     alpha: float,
     target: int,
+    cap: float = MAX_CONFIDENCE,
 ) -> tuple[npt.NDArray[np.intp], F64]:
     """How much each of the user's items adds to their score for item ``target``.
 
@@ -91,10 +124,8 @@ def contributions(
     idx, w = aggregate(items, weights)
     if len(idx) == 0:
         return idx, np.zeros(0)
-    conf = confidence(w, alpha)
+    conf = confidence(w, alpha, cap)
     a, _ = _system(item_factors, gram_, idx, conf)
-    weighted = scipy.linalg.solve(
-        a, np.asarray(item_factors[target], dtype=np.float64), assume_a="pos"
-    )
+    weighted = solve(a, np.asarray(item_factors[target], dtype=np.float64))
     shares = (np.asarray(item_factors[idx], dtype=np.float64) @ weighted) * conf
-    return idx, shares
+    return idx, np.where(np.isfinite(shares), shares, 0.0)

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from . import foldin, ranking
+from .domains import MAX_CONFIDENCE
 from .ids import IdIndex
 from .modeltypes import (
     ALSParams,
@@ -114,6 +115,12 @@ class Model:
         return self.params.alpha
 
     @property
+    def confidence_cap(self) -> float:
+        """The per-cell confidence cap the factors were fitted with (the fold-in uses it too)."""
+        cap = None if self.fit_info is None else self.fit_info.confidence_cap
+        return MAX_CONFIDENCE if cap is None else cap
+
+    @property
     def factors(self) -> int:
         return int(self.item_factors.shape[1])
 
@@ -198,7 +205,8 @@ class Model:
         self, item_indices: npt.ArrayLike, weights: npt.ArrayLike
     ) -> npt.NDArray[np.float32]:
         """The exact ALS user vector for these items (model indices) and raw weights."""
-        return foldin.fold_in(self.item_factors, self.gram, item_indices, weights, self.alpha)
+        return foldin.fold_in(self.item_factors, self.gram, item_indices, weights, self.alpha,
+                              self.confidence_cap)
 
     def user_vector(self, user: str, extra: Pairs | None = None) -> npt.NDArray[np.float32] | None:
         """The fitted vector, refolded if ``extra`` is given; None if nothing is known."""
@@ -312,7 +320,8 @@ class Model:
         idx, w = self.items_of(user, extra)
         if not len(idx):
             raise UnknownUser(user)
-        idx, shares = foldin.contributions(self.item_factors, self.gram, idx, w, self.alpha, target)
+        idx, shares = foldin.contributions(self.item_factors, self.gram, idx, w, self.alpha,
+                                           target, self.confidence_cap)
         best = ranking.top_n(shares, n)
         return [(self.item_ids[i], float(s)) for i, s in zip(idx[best], shares[best], strict=True)]
 

@@ -18,11 +18,25 @@ __all__ = [
     "Recommendations",
     "UnknownItem",
     "UnknownUser",
+    "FitFailed",
 ]
 
 
 class ModelError(Exception):
     """Base for model errors."""
+
+
+class FitFailed(ModelError):
+    """A fit that produced no usable model. ``reason`` is a short stable code for metrics and
+    status conditions (``empty_window``, ``nonfinite_factors``, ``solver_error``); ``detail``
+    says what happened, for a human."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.reason, self.detail = reason, detail
+
+    def __str__(self) -> str:
+        return f"fit failed ({self.reason}): {self.detail}"
 
 
 class UnknownUser(ModelError, KeyError):
@@ -87,11 +101,24 @@ class ALSParams:
 
 @dataclass(frozen=True)
 class FitInfo:
-    """How a fit went: wall seconds, implicit's training loss, and the device used."""
+    """How a fit went: wall seconds, implicit's training loss, and the device used.
+
+    ``capped_cells`` counts the window cells whose confidence hit ``confidence_cap``;
+    ``recovered_from`` is the error of a first attempt that failed, when this fit is the
+    retry with the safe cap (see ``training.fit_als``).
+    """
 
     seconds: float
     loss: float | None = None
     device: str = "cpu"
+    capped_cells: int = 0
+    confidence_cap: float | None = None
+    recovered_from: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"seconds": self.seconds, "loss": self.loss, "device": self.device,
+                "capped_cells": self.capped_cells, "confidence_cap": self.confidence_cap,
+                "recovered_from": self.recovered_from}
 
 
 @dataclass(frozen=True)

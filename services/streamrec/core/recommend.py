@@ -65,8 +65,10 @@ def rank_vector(
     banned: Idx,
     candidates: Idx | None,
 ) -> Recommendations:
-    """The ``n`` best allowed items for a user vector; popular ones when there is none."""
-    if vector is None:
+    """The ``n`` best allowed items for a user vector; popular ones when there is none (or it
+    is all zeros, which scores every item alike: the fold-in's answer to a system it could
+    not solve)."""
+    if vector is None or not np.any(vector):
         return rank_popular(model, n, banned, candidates, "popular")
     if candidates is None:
         scores = np.asarray(model.item_factors @ vector, dtype=np.float32)
@@ -97,7 +99,7 @@ def recommend_many(
     pending: list[tuple[str, npt.NDArray[np.floating], Idx]] = []
     for user in dict.fromkeys(users):
         vector, seen = model.vector_and_seen(user, extra.get(user))
-        if vector is None:
+        if vector is None or not np.any(vector):
             banned = np.union1d(blocked, seen) if exclude_seen else blocked
             done[user] = rank_popular(model, n, banned, candidates, "popular")
         else:

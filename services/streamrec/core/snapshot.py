@@ -139,9 +139,7 @@ def write_snapshot(
         created_at=datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z"),
         created_at_unix=now,
         params=model.params.to_dict(),
-        fit={}
-        if info is None
-        else {"seconds": info.seconds, "loss": info.loss, "device": info.device},
+        fit={} if info is None else info.to_dict(),
         sizes={
             "users": len(model.user_ids),
             "items": len(model.item_ids),

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from .domains import MAX_CONFIDENCE
 from .ids import IdIndex, decode_ids, encode_ids
 from .manifest import Manifest
 from .model import Model
@@ -36,6 +37,13 @@ __all__ = [
 ]
 
 Array = npt.NDArray[Any]
+
+
+def _cap(raw: object) -> float | None:
+    """The fit's confidence cap from a manifest; None (the default cap) unless it is sane."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and 1.0 <= raw <= MAX_CONFIDENCE:
+        return float(raw)
+    return None
 
 
 def _ids(prefix: str, ids: list[str]) -> dict[str, Array]:
@@ -121,9 +129,15 @@ def model_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> Model:
     ):
         raise ValueError("user_items arrays do not describe a users x items matrix")
     user_items = sp.csr_matrix((a["user_items.data"], indices, indptr), shape=shape, copy=False)
+    for name in ("user_factors", "item_factors"):
+        if not np.isfinite(a[name]).all():  # never serve (or fold in against) a poisoned fit
+            raise ValueError(f"{name} holds NaN or infinity")
     fit = manifest.fit
     info = (
-        FitInfo(float(fit["seconds"]), fit.get("loss"), str(fit.get("device", "cpu")))
+        FitInfo(float(fit["seconds"]), fit.get("loss"), str(fit.get("device", "cpu")),
+                capped_cells=int(fit.get("capped_cells") or 0),
+                confidence_cap=_cap(fit.get("confidence_cap")),
+                recovered_from=fit.get("recovered_from"))
         if fit
         else None
     )

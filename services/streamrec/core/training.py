@@ -6,6 +6,13 @@ and its ``alpha`` only multiplies the matrix (``C = alpha·R``). We want Hu et a
 ``C = 1 + alpha·R``, so we hand implicit ``1 + alpha·R`` and keep its own ``alpha`` at 1. The
 fold-in in ``foldin.py`` uses the same confidence, so a refolded user agrees with implicit's
 ``recalculate_user`` on the same input.
+
+Confidence is capped at ``domains.MAX_CONFIDENCE`` per cell, here and in the fold-in alike:
+implicit's float32 conjugate-gradient solver stays finite far above the cap (measured up to
+1e8-1e10, see docs/core.md) and fails from about 1e12. Should a fit still produce non-finite
+factors, it is retried once at once with the confidence capped at :data:`SAFE_CONFIDENCE` and
+another seed; the snapshot then says so (``fit.recovered_from``). A window is never unfittable
+for longer than one attempt, whatever it holds.
 """
 
 from __future__ import annotations
@@ -13,26 +20,38 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from .domains import MAX_CONFIDENCE
+from .foldin import confidence
 from .model import Model
-from .modeltypes import ALSParams, FitInfo, ModelError
+from .modeltypes import ALSParams, FitFailed, FitInfo
 from .window import WindowMatrix
 
-__all__ = ["confidence_matrix", "fit_als"]
+__all__ = ["SAFE_CONFIDENCE", "confidence_matrix", "fit_als"]
 
 log = logging.getLogger(__name__)
 
+#: The confidence cap of the one retry after a fit with non-finite factors.
+SAFE_CONFIDENCE = 1e3
 
-def confidence_matrix(user_items: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
-    """``1 + alpha * weight`` on the stored entries, float32, as implicit wants it."""
+
+def confidence_matrix(
+    user_items: sp.csr_matrix, alpha: float, cap: float = MAX_CONFIDENCE
+) -> sp.csr_matrix:
+    """``min(1 + alpha * weight, cap)`` on the stored entries, float32, as implicit wants it."""
     conf = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
-    conf.data = (1.0 + alpha * conf.data.astype(np.float64)).astype(np.float32)
+    conf.data = confidence(conf.data, alpha, cap).astype(np.float32)
     return conf
+
+
+def _capped(conf: sp.csr_matrix, cap: float) -> int:
+    return int(np.count_nonzero(conf.data >= np.float32(cap)))
 
 
 def _estimator(params: ALSParams) -> tuple[Any, str]:
@@ -66,25 +85,57 @@ def _estimator(params: ALSParams) -> tuple[Any, str]:
     ), "cpu"
 
 
-def fit_als(matrix: WindowMatrix, params: ALSParams) -> Model:
-    """Fit implicit ALS on ``matrix`` and return a :class:`Model` of plain arrays.
+def _factorise(
+    conf: sp.csr_matrix, params: ALSParams
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], str]:
+    """implicit's fit; ``FitFailed`` unless both factor matrices come out finite."""
+    from implicit.recommender_base import ModelFitError
 
-    Raises ``ModelError`` for an empty window (there is nothing to factorise).
-    """
-    if matrix.user_items.nnz == 0:
-        raise ModelError("cannot fit an empty window")
-    conf = confidence_matrix(matrix.user_items, params.alpha)
-    started = time.perf_counter()
     # implicit parallelises itself; a multi-threaded BLAS underneath it only thrashes.
     with threadpool_limits(1, "blas"):
         estimator, device = _estimator(params)
-        estimator.fit(conf, show_progress=False)
+        try:
+            estimator.fit(conf, show_progress=False)
+        except (ModelFitError, ValueError, ArithmeticError) as exc:
+            text = str(exc)
+            reason = "nonfinite_factors" if "NaN" in text else "solver_error"
+            raise FitFailed(reason, f"{type(exc).__name__}: {text}") from exc
         if device == "gpu":
             estimator = estimator.to_cpu()
         user_factors = np.ascontiguousarray(estimator.user_factors, dtype=np.float32)
         item_factors = np.ascontiguousarray(estimator.item_factors, dtype=np.float32)
+    if not (np.isfinite(user_factors).all() and np.isfinite(item_factors).all()):
+        raise FitFailed("nonfinite_factors", "the fitted factors hold NaN or infinity")
+    return user_factors, item_factors, device
+
+
+def fit_als(matrix: WindowMatrix, params: ALSParams, cap: float = MAX_CONFIDENCE) -> Model:
+    """Fit implicit ALS on ``matrix`` and return a :class:`Model` of plain arrays.
+
+    ``cap`` is the per-cell confidence cap of the first attempt (the retry uses
+    :data:`SAFE_CONFIDENCE`); only tests raise it, to see a first attempt fail.
+
+    Raises ``FitFailed`` (a ``ModelError``) with reason ``empty_window`` for an empty window
+    (there is nothing to factorise), or with the reason of the retry when both the fit and its
+    retry at :data:`SAFE_CONFIDENCE` fail.
+    """
+    if matrix.user_items.nnz == 0:
+        raise FitFailed("empty_window", "cannot fit an empty window")
+    recovered_from = None
+    conf = confidence_matrix(matrix.user_items, params.alpha, cap)
+    started = time.perf_counter()
+    try:
+        user_factors, item_factors, device = _factorise(conf, params)
+    except FitFailed as first:
+        log.warning("%s; refitting once with confidence capped at %g", first, SAFE_CONFIDENCE)
+        cap, recovered_from = SAFE_CONFIDENCE, str(first)
+        conf = confidence_matrix(matrix.user_items, params.alpha, cap)
+        retry = replace(params, random_state=(params.random_state or 0) + 1)
+        user_factors, item_factors, device = _factorise(conf, retry)
+    with threadpool_limits(1, "blas"):
         loss = _loss(conf, user_factors, item_factors, params)
     seconds = time.perf_counter() - started
+    capped = _capped(conf, cap)
     log.info(
         "fitted %d users x %d items (%d nnz) in %.2fs on %s, loss %s",
         conf.shape[0],
@@ -102,7 +153,8 @@ def fit_als(matrix: WindowMatrix, params: ALSParams) -> Model:
         user_items=matrix.user_items,
         popularity=matrix.popularity,
         params=params,
-        fit_info=FitInfo(seconds=seconds, loss=loss, device=device),
+        fit_info=FitInfo(seconds=seconds, loss=loss, device=device, capped_cells=capped,
+                         confidence_cap=cap, recovered_from=recovered_from),
     )
 
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streamrec.config import ConfigError
+from streamrec.config import ConfigError, in_range
+from streamrec.core.domains import CONFIG_RANGES, MAX_WEIGHT, Range
 from streamrec.core.event import Event
 from streamrec.core.model import ALSParams
 
@@ -45,24 +46,29 @@ def _ints(field: str) -> Any:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--dataset", choices=("ml-100k", "synthetic"), default="ml-100k")
-    a("--events", type=int, default=None,
+    a("--events", type=in_range(Range(1, 100_000_000, integer=True)), default=None,
       help="use only the first EVENTS events (synthetic: how many to generate, default 100000)")
     a("--retrain-every", type=_ints("--retrain-every"), default=None,
       help="comma-separated retrain periods N in events (default 1000,5000,20000)")
     a("--window", type=_ints("--window"), default=None,
       help="comma-separated window sizes W in events (default 25000,100000)")
-    a("--factors", type=int, default=32)
-    a("--iterations", type=int, default=8)
-    a("--regularization", type=float, default=0.05)
-    a("--alpha", type=float, default=1.0)
-    a("--isgd-factors", type=int, default=32)
-    a("--isgd-learn-rate", type=float, default=0.05)
-    a("--isgd-regularization", type=float, default=0.01)
-    a("--k", type=int, default=10, help="list length (recall@k, nDCG@k, MRR@k)")
-    a("--positive", type=float, default=4.0, help="an event is a test case if weight >= this")
-    a("--warmup", type=float, default=0.2, help="share of the stream only learned")
-    a("--sample", type=float, default=1.0, help="share of positive test events scored")
-    a("--seed", type=int, default=0)
+    # The trainer's domains for the ALS hyperparameters (core/domains.py); argparse exits 2.
+    for name, default in (("factors", 32), ("iterations", 8), ("regularization", 0.05),
+                          ("alpha", 1.0)):
+        a(f"--{name}", type=in_range(CONFIG_RANGES[name]), default=default,
+          help=f"default {default}; range {CONFIG_RANGES[name].text()}")
+    a("--isgd-factors", type=in_range(CONFIG_RANGES["factors"]), default=32)
+    a("--isgd-learn-rate", type=in_range(Range(0.0, 10.0, open_low=True)), default=0.05)
+    a("--isgd-regularization", type=in_range(Range(0.0, 1e6)), default=0.01)
+    a("--k", type=in_range(Range(1, 1000, integer=True)), default=10,
+      help="list length (recall@k, nDCG@k, MRR@k), 1..1000")
+    a("--positive", type=in_range(Range(0.0, MAX_WEIGHT, open_low=True)), default=4.0,
+      help="an event is a test case if weight >= this")
+    a("--warmup", type=in_range(Range(0.0, 0.99)), default=0.2,
+      help="share of the stream only learned, [0, 0.99]")
+    a("--sample", type=in_range(Range(0.0, 1.0, open_low=True)), default=1.0,
+      help="share of positive test events scored, (0, 1]")
+    a("--seed", type=in_range(Range(0, 2**32 - 1, integer=True)), default=0)
     a("--out", type=Path, default=Path("bench/results"), help="report directory")
     a("--name", default="quality", help="report file stem")
     a("--no-plots", action="store_true")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from streamrec.core.domains import CONFIG_RANGES
 from streamrec.operator.quantity import parse_quantity
 
 
@@ -80,6 +81,19 @@ class Fields:
         if value not in choices:
             raise InvalidSpec(self.at(key), f"must be one of {', '.join(choices)} (got {value!r})")
         return value
+
+    def in_domain(self, key: str, field: str, default: float | None) -> Any:
+        """A number in the domain of config field ``field`` (``core.domains.CONFIG_RANGES``),
+        the same bounds the CRD schema and the services check; ``default`` when absent."""
+        domain = CONFIG_RANGES[field]
+        value = self._get(key, False)
+        if value is None:
+            return default
+        kind = "an integer" if domain.integer else "a number"
+        types = int if domain.integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, types) or not domain.contains(value):
+            raise InvalidSpec(self.at(key), f"must be {kind} in {domain.text()} (got {value!r})")
+        return value if domain.integer else float(value)
 
     def integer(self, key: str, default: int, minimum: int, maximum: int | None = None) -> int:
         value = self._get(key, False)

@@ -18,6 +18,7 @@ import binascii
 import datetime
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -64,11 +65,12 @@ QUIET_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "kubernetes")
 def _status_interval() -> float:
     raw = os.environ.get("STREAMREC_OPERATOR_STATUS_INTERVAL", "30")
     try:
-        value = float(raw)
+        value = float(raw) if raw.strip().isascii() else math.nan
     except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise ValueError(f"STREAMREC_OPERATOR_STATUS_INTERVAL: must be seconds > 0, got {raw!r}")
+        value = math.nan
+    if not 1.0 <= value <= 3600.0:  # NaN and inf fail too
+        raise ValueError(
+            f"STREAMREC_OPERATOR_STATUS_INTERVAL: must be seconds in [1, 3600], got {raw!r}")
     return value
 
 

@@ -5,13 +5,17 @@ replacing ``<prefix>/LATEST``, which holds just the version id. The operator rea
 small object with the credentials of ``spec.snapshots.credentialsSecret``: it needs no extra
 RBAC (it already reads that Secret to check it exists), the trainer needs no Kubernetes
 credentials at all, and the status shows what is really in the store, even while the trainer is
-down. This is the operator's only I/O besides the Kubernetes API.
+down. The trainer's fit report ``<prefix>/TRAINING`` (``core.trainingstatus``) is read the same
+way and becomes the ``Training`` condition. This is the operator's only I/O besides the
+Kubernetes API.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
+from streamrec.core.trainingstatus import TRAINING_NAME, TrainingStatus
 from streamrec.operator.spec import RecommenderSpec
 from streamrec.operator.status import SnapshotRead
 
@@ -22,6 +26,10 @@ READ_TIMEOUT_SECONDS = 5
 
 def latest_key(name: str, spec: RecommenderSpec) -> str:
     return f"{spec.snapshots.prefix or name}/LATEST"
+
+
+def training_key(name: str, spec: RecommenderSpec) -> str:
+    return f"{spec.snapshots.prefix or name}/{TRAINING_NAME}"
 
 
 def parse_latest(raw: bytes) -> SnapshotRead:
@@ -59,13 +67,37 @@ def read_latest(
             s3={"addressing_style": "path" if snapshots.endpoint else "auto"},
         ),
     )
+    def get(object_key: str, limit: int) -> bytes | None:
+        try:
+            body: bytes = s3.get_object(Bucket=snapshots.bucket, Key=object_key)["Body"].read(
+                limit)
+            return body
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
+                return None
+            raise
+
     try:
-        raw = s3.get_object(Bucket=snapshots.bucket, Key=key)["Body"].read(1024)
+        raw = get(key, 1024)
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", "unknown"))
-        if code in ("NoSuchKey", "404"):
-            return SnapshotRead()
         return SnapshotRead(error=f"{where}: {code}")
     except BotoCoreError as exc:
         return SnapshotRead(error=f"{where}: {exc}")
-    return parse_latest(raw)
+    read = parse_latest(raw) if raw is not None else SnapshotRead()
+    try:
+        report = get(training_key(name, spec), 8192)
+    except (ClientError, BotoCoreError):  # the report is extra: LATEST was read fine
+        report = None
+    return replace(read, training=parse_training(report))
+
+
+def parse_training(raw: bytes | None) -> TrainingStatus | None:
+    """The trainer's fit report; None when there is none or it does not parse (a report is
+    never worth failing the status over)."""
+    if raw is None:
+        return None
+    try:
+        return TrainingStatus.from_bytes(raw)
+    except ValueError:
+        return None

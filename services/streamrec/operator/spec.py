@@ -196,7 +196,7 @@ def _kafka(f: Fields) -> KafkaSpec:
         bootstrap_servers=f.required_string("bootstrapServers"),
         topic=f.string("topic", "interactions"),
         format=f.enum("format", FORMATS, "auto"),
-        min_weight=f.optional_number("minWeight"),
+        min_weight=f.in_domain("minWeight", "min_weight", None),
         dlq_topic=f.optional_string("dlqTopic"),
         notify_topic=f.text("notifyTopic"),
         security_protocol=f.enum("securityProtocol", SECURITY_PROTOCOLS, "PLAINTEXT"),
@@ -220,10 +220,10 @@ def _kafka(f: Fields) -> KafkaSpec:
 
 def _model(f: Fields) -> ModelSpec:
     out = ModelSpec(
-        factors=f.integer("factors", 64, minimum=1),
-        regularization=f.number("regularization", 0.05, minimum=0.0),
-        iterations=f.integer("iterations", 15, minimum=1),
-        alpha=f.number("alpha", 1.0, minimum=0.0),
+        factors=f.in_domain("factors", "factors", 64),
+        regularization=f.in_domain("regularization", "regularization", 0.05),
+        iterations=f.in_domain("iterations", "iterations", 15),
+        alpha=f.in_domain("alpha", "alpha", 1.0),
     )
     f.done()
     return out
@@ -231,10 +231,11 @@ def _model(f: Fields) -> ModelSpec:
 
 def _training(f: Fields) -> TrainingSpec:
     out = TrainingSpec(
-        window_size=f.integer("windowSize", 1_000_000, minimum=1),
-        retrain_every=f.integer("retrainEvery", 10_000, minimum=1),
-        retrain_interval_seconds=f.integer("retrainIntervalSeconds", 60, minimum=1),
-        decay_half_life_seconds=f.optional_number("decayHalfLifeSeconds", minimum=1.0),
+        window_size=f.in_domain("windowSize", "window_size", 1_000_000),
+        retrain_every=f.in_domain("retrainEvery", "retrain_every", 10_000),
+        retrain_interval_seconds=f.integer("retrainIntervalSeconds", 60, minimum=1,
+                                           maximum=1_000_000_000),
+        decay_half_life_seconds=f.in_domain("decayHalfLifeSeconds", "decay_half_life", None),
         gpu=f.boolean("gpu", False),
         resources=_resources(f, "resources", TRAINER_RESOURCES),
     )
@@ -253,7 +254,7 @@ def _snapshots(f: Fields) -> SnapshotsSpec:
         prefix=(prefix.strip("/") or None) if prefix is not None else None,
         endpoint=f.optional_string("endpoint"),
         region=f.optional_string("region"),
-        keep=f.integer("keep", 5, minimum=1),
+        keep=f.in_domain("keep", "keep", 5),
     )
     f.done()
     return out
@@ -262,9 +263,9 @@ def _snapshots(f: Fields) -> SnapshotsSpec:
 def _serving(f: Fields) -> ServingSpec:
     out = ServingSpec(
         replicas=f.integer("replicas", 2, minimum=0),
-        workers=f.integer("workers", 2, minimum=1),
-        threads=f.integer("threads", 4, minimum=1),
-        reload_interval_seconds=f.integer("reloadIntervalSeconds", 5, minimum=1),
+        workers=f.in_domain("workers", "workers", 2),
+        threads=f.in_domain("threads", "threads", 4),
+        reload_interval_seconds=f.integer("reloadIntervalSeconds", 5, minimum=1, maximum=3600),
         ingest_token_secret=_secret_name(f, "ingestTokenSecret"),
         autoscaling=_autoscaling(f.obj("autoscaling")),
         resources=_resources(f, "resources", SERVING_RESOURCES),

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streamrec.core.trainingstatus import TrainingStatus
 from streamrec.operator.env import SecretRef
 
 CONDITION_TYPES = (
@@ -25,6 +26,7 @@ CONDITION_TYPES = (
     "TrainerReady",
     "ServingReady",
     "SnapshotPublished",
+    "Training",
 )
 
 
@@ -38,10 +40,30 @@ class Condition:
 
 @dataclass(frozen=True)
 class SnapshotRead:
-    """Outcome of reading ``LATEST``: a version, none published yet, or an error."""
+    """Outcome of reading ``LATEST``: a version, none published yet, or an error; and the
+    trainer's fit report (``TRAINING``) when there is one."""
 
     version: str | None = None
     error: str | None = None
+    training: TrainingStatus | None = None
+
+
+def training_condition(report: TrainingStatus) -> Condition:
+    """``Training`` from the trainer's fit report: False while fits fail, with the reason.
+
+    ``Ready`` does not depend on it: serving goes on with the last good model, and this
+    condition is what says that the model has stopped improving.
+    """
+    if not report.ok:
+        reason = "".join(part.capitalize() for part in (report.reason or "error").split("_"))
+        return Condition("Training", False, f"FitFailing{reason}"[:80],
+                         f"{report.failures} fit(s) in a row failed: {report.message or ''}"
+                         f"; serving the last snapshot {report.version or '(none)'}")
+    message = f"last fit published snapshot {report.version}"
+    if report.recovered_from:
+        return Condition("Training", True, "RecoveredAtSafeConfidence",
+                         f"{message} after a first attempt failed: {report.recovered_from}")
+    return Condition("Training", True, "Fitting", message)
 
 
 def secret_problems(
@@ -127,6 +149,8 @@ def compute_status(
 
     valid = Condition("SpecValid", True, "Valid", "the spec is valid")
     conditions = [ready, valid, secrets_cond, trainer_cond, serving_cond, snap_cond]
+    if snapshot.training is not None:
+        conditions.append(training_condition(snapshot.training))
     status = {
         "phase": phase,
         "conditions": merge_conditions(previous.get("conditions") or [], conditions, now),

@@ -12,6 +12,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from prometheus_client.metrics_core import Metric
 from werkzeug.exceptions import HTTPException
 
 from streamrec.adapters.source import EventSink, EventSource
+from streamrec.adapters.storebase import StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore, open_store
 from streamrec.config import Config
+from streamrec.core.trainingstatus import TrainingStatus
 
 from . import metrics, onlinestats
 from .errors import ApiError
@@ -69,6 +72,29 @@ class Service:
         else:  # no consumer: still keep the floor right for events nobody adds
             self.holder.on_swap(self._advance)
         self.started = False
+        self._training: tuple[float, dict[str, Any]] | None = None
+
+    def training_report(self) -> dict[str, Any]:
+        """The trainer's fit report from the store (``core.trainingstatus``), cached for one
+        reload interval; ``{"available": False, "error": ...}`` when it cannot be read."""
+        now = time.monotonic()
+        cached = self._training
+        if cached is not None and now - cached[0] < self.config.reload_interval:
+            return cached[1]
+        report: dict[str, Any]
+        if not isinstance(self.store, TrainingReports):
+            report = {"available": False, "error": "this store keeps no training report"}
+        else:
+            try:
+                raw = self.store.training_status()
+                report = {"available": False, "error": "no fit reported yet"} if raw is None \
+                    else {"available": True, **asdict(TrainingStatus.from_bytes(raw))}
+            except StoreError as e:
+                report = {"available": False, "error": f"store unavailable: {e}"}
+            except ValueError as e:
+                report = {"available": False, "error": f"unreadable report: {e}"}
+        self._training = (now, report)
+        return report
 
     def track(self, user: str | None, version: str, items: Sequence[str]) -> str | None:
         """The ``recommendation_id`` of a list being served (None with tracking off)."""

@@ -8,10 +8,10 @@ accepts; a text string ``"user:item[:weight]"`` is accepted too. A batch is all 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from streamrec.core.codec import check_id
+from streamrec.core.domains import MAX_WEIGHT, show, weight_ok
 from streamrec.core.events import Event, InvalidEvent, parse_event
 
 from .errors import ApiError, check_keys, parse_bool, parse_n
@@ -21,8 +21,23 @@ MAX_SESSION = 1000
 SESSION_KEYS = ("items", "n", "exclude_seen", "candidates", "exclude")
 
 
-def parse_interactions(body: Any) -> list[Event]:
-    """A JSON event or a list of them → events; 400 naming every bad one."""
+def read_json(data: bytes) -> Any:
+    """The request body as JSON; 400 ``bad_json`` for an empty or unparsable body (whatever
+    the content type says: a body that is not JSON is reported as exactly that)."""
+    if not data.strip():
+        raise ApiError(400, "bad_json", "the request body is empty; expected JSON")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, "bad_json", f"the request body is not valid JSON: {e}") from None
+
+
+def parse_interactions(body: Any, now: float) -> list[Event]:
+    """A JSON event or a list of them → events; 400 naming every bad one.
+
+    ``now`` (unix seconds) is the arrival time: the ts of events without one and the bound
+    of those with one, exactly as the Kafka timestamp is for the trainer.
+    """
     raw = body if isinstance(body, list) else [body]
     if not raw:
         raise ApiError(400, "bad_body", "expected an event or a non-empty list of events")
@@ -32,9 +47,9 @@ def parse_interactions(body: Any) -> list[Event]:
     for k, obj in enumerate(raw):
         try:
             if isinstance(obj, str):
-                events.append(parse_event(obj, "text"))
+                events.append(parse_event(obj, "text", now))
             elif isinstance(obj, dict):
-                events.append(parse_event(json.dumps(obj), "json"))
+                events.append(parse_event(json.dumps(obj), "json", now))
             else:
                 raise InvalidEvent("malformed", "an event is a JSON object or 'user:item' text")
         except InvalidEvent as e:
@@ -58,7 +73,7 @@ def parse_session(body: Any) -> dict[str, Any]:
     """``{"items": [...], "n": 10, ...}`` → keyword arguments for `recommend_anonymous`."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad_body", "expected a JSON object with 'items'")
-    check_keys(body, SESSION_KEYS)
+    check_keys(body, SESSION_KEYS, "body")
     items = body.get("items")
     if not isinstance(items, list):
         raise ApiError(400, "bad_body", "'items' must be a list of ids or {item, weight}")
@@ -73,9 +88,10 @@ def parse_session(body: Any) -> dict[str, Any]:
             item, weight = it["item"], it.get("weight", 1.0)
         else:
             raise ApiError(400, "bad_body", f"items[{k}] must be an id or {{item, weight}}")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
-                math.isfinite(weight) and weight > 0):
-            raise ApiError(400, "bad_body", f"items[{k}].weight must be a finite number > 0")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight_ok(
+                weight):
+            raise ApiError(400, "bad_body",
+                           f"items[{k}].weight must be a number in (0, {show(MAX_WEIGHT)}]")
         try:
             check_id(item, "item")
         except InvalidEvent as e:

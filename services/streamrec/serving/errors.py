@@ -7,6 +7,10 @@ the app's error handler can answer ``{"error", "message"}`` and a 500 can only m
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
+
+from streamrec.core.codec import check_id
+from streamrec.core.event import InvalidEvent
 
 MAX_N = 1000
 MAX_LIST = 1000
@@ -22,23 +26,40 @@ class ApiError(Exception):
         self.headers = dict(headers or {})  # e.g. WWW-Authenticate on a 401
 
 
-def check_keys(args: Mapping[str, str], allowed: Iterable[str]) -> None:
-    """400 for query keys the endpoint does not know (a typo must not be silently ignored)."""
+def check_keys(args: Mapping[str, Any], allowed: Iterable[str], where: str = "query") -> None:
+    """400 for keys the endpoint does not know (a typo must not be silently ignored).
+
+    ``where`` is ``"query"`` for query parameters (a `MultiDict`: a key given twice or with an
+    empty value is refused too, since either would silently pick one meaning) or ``"body"``
+    for the keys of a JSON body.
+    """
+    what = "query parameter(s)" if where == "query" else "body key(s)"
     unknown = sorted(set(args) - set(allowed))
     if unknown:
-        raise ApiError(400, "unknown_parameter",
-                       f"unknown query parameter(s): {', '.join(unknown)}")
+        raise ApiError(400, "unknown_parameter", f"unknown {what}: {', '.join(unknown)}")
+    if where != "query":
+        return
+    getlist = getattr(args, "getlist", None)
+    for key in sorted(args):
+        values = getlist(key) if getlist is not None else [args[key]]
+        if len(values) > 1:
+            raise ApiError(400, "repeated_parameter",
+                           f"query parameter {key!r} is given {len(values)} times; give it once")
+        if values[0] == "":
+            raise ApiError(400, "empty_parameter",
+                           f"query parameter {key!r} is empty; leave it out for the default")
 
 
 def parse_n(raw: object, name: str = "n", default: int = 10) -> int:
-    """An integer in 1..MAX_N (a JSON int or its decimal text); default when absent."""
-    if raw is None or raw == "":
+    """An integer in 1..MAX_N (a JSON int or its ASCII decimal text); default when absent."""
+    if raw is None:
         return default
     if isinstance(raw, bool):
         raise ApiError(400, "bad_parameter", f"{name} must be an integer in 1..{MAX_N}")
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and raw.strip().isdigit():
+    elif isinstance(raw, str) and 0 < len(raw.strip()) <= 12 and raw.strip().isascii() \
+            and raw.strip().isdigit():
         value = int(raw.strip())
     else:
         raise ApiError(400, "bad_parameter",
@@ -49,7 +70,7 @@ def parse_n(raw: object, name: str = "n", default: int = 10) -> int:
 
 
 def parse_bool(raw: object, name: str, default: bool) -> bool:
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if isinstance(raw, bool):
         return raw
@@ -69,6 +90,11 @@ def parse_list(raw: str | None, name: str) -> list[str] | None:
     values = [v for v in raw.split(",") if v]
     if len(values) > MAX_LIST:
         raise ApiError(400, "bad_parameter", f"{name} lists more than {MAX_LIST} ids")
+    for value in values:  # every id is checked where it enters, as in events and paths
+        try:
+            check_id(value, name)
+        except InvalidEvent as e:
+            raise ApiError(400, "bad_id", e.detail) from None
     return values
 
 

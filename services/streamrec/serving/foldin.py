@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from streamrec.adapters.source import EventSource, SourceUnavailable
+from streamrec.core.domains import arrival_times
 from streamrec.core.events import Event, parse_batch
 
 from . import metrics
@@ -83,8 +84,10 @@ class FoldIn:
         stamps = [m.timestamp for m in messages if m.timestamp is not None]
         if stamps:
             self.last_event_ts = max(stamps)
+        # The trainer's rules exactly (arrival times included), so what a replica folds in is
+        # what the next snapshot holds.
         batch = parse_batch([m.value or b"" for m in messages], self.fmt, self.min_weight,
-                            [m.timestamp for m in messages])
+                            arrival_times([m.timestamp for m in messages], time.time()))
         kept, oldest = 0, None
         for event, pos in zip(batch.events, batch.positions, strict=True):
             m = messages[pos]
@@ -125,7 +128,7 @@ class FoldIn:
         self._thread.start()
 
     def _loop(self) -> None:
-        evicted, lag_at = 0, 0.0
+        evicted, seen_dropped, lag_at = 0, 0, 0.0
         while not self._stop.is_set():
             if self.source is not None and time.monotonic() - lag_at > LAG_EVERY:
                 lag_at = time.monotonic()
@@ -144,6 +147,9 @@ class FoldIn:
             if self.fresh.evicted != evicted:
                 metrics.FOLDIN_EVICTED.inc(self.fresh.evicted - evicted)
                 evicted = self.fresh.evicted
+            if self.fresh.seen_dropped != seen_dropped:
+                metrics.FOLDIN_SEEN_DROPPED.inc(self.fresh.seen_dropped - seen_dropped)
+                seen_dropped = self.fresh.seen_dropped
 
     def lag(self) -> int | None:
         return None if self.source is None else self.source.lag()

@@ -3,8 +3,18 @@
 Each entry remembers the (partition, offset) it came from. A snapshot's offsets say, per
 partition, the next offset the trainer had *not* read, so on a model swap every entry with
 ``offset < snapshot_offsets[partition]`` is already inside the new model and is dropped, and
-later arrivals below that floor are ignored: an event is never counted twice. Memory is bounded
-per user (oldest events dropped) and in total (least recently active users evicted first).
+later arrivals below that floor are ignored: an event is never counted twice.
+
+Two bounds keep memory flat, and neither un-sees an item (docs/serving.md, "Bounds"):
+
+- the fold-in *history* holds at most ``max_per_user`` events per user (oldest dropped) and
+  ``max_total`` in all (least recently active users' histories dropped first): a longer history
+  only refines the vector, it costs O(k·f²) per request;
+- the *seen* set (each item a user took since the snapshot, with the newest offset) is kept
+  whole for every user, whatever the history bound dropped, so ``exclude_seen`` stays true.
+  Only past ``max_seen`` distinct (user, item) pairs in all, which means no snapshot for a very
+  long time, are the least recently active users' seen sets dropped; that is counted.
+
 Thread-safe: the fold-in consumer writes, request threads read.
 """
 
@@ -20,6 +30,8 @@ from streamrec.core.events import Event
 #: Default bounds; an entry costs roughly 150 bytes, so 200k events are ~30 MB per worker.
 MAX_PER_USER = 500
 MAX_TOTAL = 200_000
+#: Distinct fresh (user, item) pairs kept as seen, across users (~100 bytes each).
+MAX_SEEN = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +45,16 @@ class Fresh:
 class FreshEvents:
     """Events since the snapshot, per user, with an offset floor per partition."""
 
-    def __init__(self, max_per_user: int = MAX_PER_USER, max_total: int = MAX_TOTAL) -> None:
-        if max_per_user < 1 or max_total < 1:
+    def __init__(self, max_per_user: int = MAX_PER_USER, max_total: int = MAX_TOTAL,
+                 max_seen: int = MAX_SEEN) -> None:
+        if max_per_user < 1 or max_total < 1 or max_seen < 1:
             raise ValueError("bounds must be >= 1")
-        self.max_per_user, self.max_total = max_per_user, max_total
+        self.max_per_user, self.max_total, self.max_seen = max_per_user, max_total, max_seen
         self._users: OrderedDict[str, deque[Fresh]] = OrderedDict()
+        # user -> item -> (partition, offset) of the newest event: the seen set.
+        self._seen: OrderedDict[str, dict[str, tuple[int, int]]] = OrderedDict()
+        self._seen_total = 0
+        self.seen_dropped = 0  # (user, item) pairs dropped for max_seen
         self._floor: dict[int, int] = {}
         self._total = 0
         self._lock = threading.Lock()
@@ -68,6 +85,7 @@ class FreshEvents:
                 self._users.move_to_end(event.user)
             events.append(Fresh(partition, offset, event.item, event.weight))
             self._total += 1
+            self._see(event.user, event.item, partition, offset)
             if len(events) > self.max_per_user:
                 events.popleft()
                 self._total -= 1
@@ -77,6 +95,35 @@ class FreshEvents:
                 self._total -= len(oldest)
                 self.evicted += len(oldest)
             return True
+
+    def _see(self, user: str, item: str, partition: int, offset: int) -> None:
+        items = self._seen.get(user)
+        if items is None:
+            items = self._seen[user] = {}
+        else:
+            self._seen.move_to_end(user)
+        if item not in items:
+            self._seen_total += 1
+        items[item] = (partition, offset)
+        while self._seen_total > self.max_seen and len(self._seen) > 1:
+            _, dropped = self._seen.popitem(last=False)
+            self._seen_total -= len(dropped)
+            self.seen_dropped += len(dropped)
+
+    def seen(self, user: str) -> list[str]:
+        """Every item ``user`` took since the snapshot, history bound or not (sorted)."""
+        with self._lock:
+            return sorted(self._seen.get(user, ()))
+
+    def beyond_history(self, user: str) -> list[str]:
+        """The user's fresh items that the history bound dropped from :meth:`pairs` (sorted):
+        what ``exclude_seen`` must still exclude."""
+        with self._lock:
+            items = self._seen.get(user)
+            if not items:
+                return []
+            kept = {f.item for f in self._users.get(user, ())}
+            return sorted(i for i in items if i not in kept)
 
     def pairs(self, user: str) -> list[tuple[str, float]]:
         """The user's fresh (item, weight) pairs, oldest first (``extra`` for the model)."""
@@ -107,6 +154,14 @@ class FreshEvents:
                 else:
                     del self._users[user]
             self._total -= dropped
+            for user in list(self._seen):
+                items = self._seen[user]
+                for item, (p, o) in list(items.items()):
+                    if o < self._floor.get(p, 0):
+                        del items[item]
+                        self._seen_total -= 1
+                if not items:
+                    del self._seen[user]
             return dropped
 
     def reset(self, offsets: Mapping[int, int]) -> None:
@@ -114,4 +169,6 @@ class FreshEvents:
         with self._lock:
             self._users.clear()
             self._total = 0
+            self._seen.clear()
+            self._seen_total = 0
             self._floor = {int(p): int(o) for p, o in offsets.items()}

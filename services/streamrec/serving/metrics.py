@@ -15,6 +15,7 @@ The model's age is not stored: it is computed at scrape time from the oldest ser
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -45,8 +46,10 @@ RELOADS = Counter("streamrec_snapshot_reloads_total",
                   "Snapshot loads by result: loaded; refused (corrupt, partial, inconsistent: "
                   "never retried) and unavailable (store unreachable: retried) are failures",
                   ["result"])
-MODEL_INFO = Gauge("streamrec_model_info",
-                   "1 for the snapshot version a worker serves (0 once replaced)", ["version"],
+INFO_NAME = "streamrec_model_info"
+MODEL_INFO = Gauge(INFO_NAME,
+                   "1 for each snapshot version a live worker serves now (replaced versions "
+                   "disappear: at most one series per worker)", ["version"],
                    multiprocess_mode="livemax")
 CREATED_NAME = "streamrec_snapshot_created_seconds"
 SNAPSHOT_CREATED = Gauge(CREATED_NAME,
@@ -56,7 +59,11 @@ FOLDIN_EVENTS = Counter("streamrec_foldin_events_total",
                         "Interactions read by the fold-in consumer, by result "
                         "(kept, stale, invalid, filtered)", ["result"])
 FOLDIN_EVICTED = Counter("streamrec_foldin_evicted_total",
-                         "Fresh events evicted for the per-user or total bound")
+                         "Fresh events dropped from the fold-in history for the per-user or "
+                         "total bound (their items stay seen)")
+FOLDIN_SEEN_DROPPED = Counter("streamrec_foldin_seen_dropped_total",
+                              "Fresh (user, item) pairs no longer excluded as seen: the "
+                              "replica-wide bound of the seen sets was exceeded")
 FRESH_EVENTS = Gauge("streamrec_foldin_fresh_events",
                      "Events held for fold-in since the snapshot", multiprocess_mode="livesum")
 FOLDIN_LAG = Gauge("streamrec_foldin_lag_messages",
@@ -98,9 +105,15 @@ def snapshot_age(created: Iterable[float], now: float) -> float | None:
 
 
 def served(version: str, previous: str | None) -> None:
-    """A worker swapped models: the info gauge names the new version only."""
+    """A worker swapped models: the info gauge names the new version only.
+
+    The old series is removed here; under gunicorn its value also stays in this worker's
+    metrics file at 0, which `exposition` leaves out, so the scrape has one series per version
+    served now and never one per past version."""
     if previous is not None and previous != version:
         MODEL_INFO.labels(previous).set(0)
+        with contextlib.suppress(KeyError):
+            MODEL_INFO.remove(previous)
     MODEL_INFO.labels(version).set(1)
 
 
@@ -134,7 +147,10 @@ class _WithAge(Collector):
         self.families, self.now, self.extra = families, now, extra
 
     def collect(self) -> Iterator[Metric]:
-        yield from self.families
+        for family in self.families:
+            if family.name == INFO_NAME:  # replaced versions (0) are history, not state
+                family.samples = [s for s in family.samples if s.value != 0]
+            yield family
         yield from self.extra
         created = [s.value for f in self.families if f.name == CREATED_NAME
                    for s in f.samples]

@@ -22,7 +22,7 @@ from streamrec.core.events import InvalidEvent, serialize_event
 from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
 
 from . import metrics
-from .bodies import parse_interactions, parse_session
+from .bodies import parse_interactions, parse_session, read_json
 from .errors import ApiError, check_keys, parse_bool, parse_list, parse_n, require
 from .reloader import Served
 
@@ -61,10 +61,17 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                 "items": parse_list(a.get("items"), "items"),
                 "exclude": parse_list(a.get("exclude"), "exclude")}
 
+    def with_fresh_seen(user: str, kw: dict[str, Any]) -> dict[str, Any]:
+        """Seen stays seen: fresh items the fold-in history bound dropped are excluded too."""
+        beyond = svc.fresh.beyond_history(user) if kw["exclude_seen"] else []
+        if beyond:
+            kw = {**kw, "exclude": [*(kw["exclude"] or ()), *beyond]}
+        return kw
+
     def recommend_user(user: str, allowed: tuple[str, ...]) -> Response:
         check_keys(request.args, allowed)
         user = _id(user, "user")
-        kw = rec_args()
+        kw = with_fresh_seen(user, rec_args())
         s = served()
         extra = svc.fresh.pairs(user)
         recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
@@ -88,7 +95,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         n = parse_n(request.args.get("recommendationsNumber"), "recommendationsNumber")
         s = served()
         extra = svc.fresh.pairs(user)
-        recs = s.snapshot.model.recommend(user, n=n, extra=extra or None)
+        kw = with_fresh_seen(user, {"n": n, "exclude_seen": True, "exclude": None})
+        recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
         response = jsonify(user_id=user, recommended_items=recs.items)
         rid = svc.track(user, s.version, recs.items)
         if rid is not None:  # a header: the original service's body keeps its two keys
@@ -97,7 +105,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.post("/recommendations")
     def session_recommendations() -> Response:
-        kw = parse_session(request.get_json(silent=True))
+        kw = parse_session(read_json(request.get_data(cache=True)))
         s = served()
         recs = s.snapshot.model.recommend_anonymous(**kw)
         return jsonify(items=_items(recs), model_version=s.version, fallback=recs.fallback,
@@ -112,7 +120,11 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         kw = rec_args()
         s = served()
         extra = {u: p for u in users if (p := svc.fresh.pairs(u))}
-        out = s.snapshot.model.recommend_batch(users, extra=extra, **kw)
+        own = {u: k for u in users if (k := with_fresh_seen(u, kw)) is not kw}
+        out = s.snapshot.model.recommend_batch([u for u in users if u not in own],
+                                               extra=extra, **kw)
+        for u, k in own.items():  # a user whose history bound dropped items: their own ban list
+            out[u] = s.snapshot.model.recommend(u, extra=extra.get(u), **k)
         results = {u: {"items": _items(r), "fallback": r.fallback,
                        "fresh_events": len(extra.get(u, ())),
                        "recommendation_id": svc.track(u, s.version, r.items)}
@@ -179,9 +191,14 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     def model_info() -> Response:
         s = served()
         m = s.snapshot.manifest
+        training = svc.training_report()
+        last_error = None if not training.get("reason") else {
+            "reason": training["reason"], "message": training.get("message"),
+            "at": training.get("last_failure_at"), "failing": not training.get("ok", True)}
         return jsonify(version=m.version, created_at=m.created_at,
                        age_seconds=max(0.0, time.time() - m.created_at_unix),
                        loaded_at=s.loaded_at, sizes=m.sizes, params=m.params, fit=m.fit,
+                       last_fit_error=last_error, training=training,
                        offsets={str(p): o for p, o in m.offsets.items()},
                        fresh_events=len(svc.fresh), fresh_users=svc.fresh.users)
 
@@ -198,7 +215,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         if svc.sink is None:
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
         try:
-            events = parse_interactions(request.get_json(silent=True))
+            events = parse_interactions(read_json(request.get_data(cache=True)), time.time())
         except ApiError:
             metrics.INGESTED.labels("invalid").inc()
             raise

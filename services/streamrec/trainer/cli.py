@@ -18,7 +18,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from streamrec.config import Config, ConfigError, add_config_arguments
+from streamrec.config import Config, ConfigError, add_config_arguments, grace_seconds
 
 __all__ = ["add_arguments", "run"]
 
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, CONFIG_NAMES)
     parser.add_argument("-b", dest="from_beginning", action="store_const", const=True,
                         default=None, help="same as --from-beginning")
-    parser.add_argument("--grace", type=float, default=30.0,
+    parser.add_argument("--grace", type=grace_seconds, default=30.0,
                         help="seconds a running fit may finish after SIGTERM (default 30)")
 
 

@@ -7,10 +7,12 @@ where it came from), or the ``filtered`` count (valid, but below ``min_weight``)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from streamrec.adapters.source import SourceMessage
+from streamrec.core.domains import arrival_times
 from streamrec.core.events import Event, InvalidEvent, parse_batch
 
 __all__ = ["Ingested", "dead_letter_headers", "ingest"]
@@ -26,11 +28,14 @@ class Ingested:
 
 
 def ingest(messages: Sequence[SourceMessage], fmt: str = "auto",
-           min_weight: float | None = None) -> Ingested:
-    """Parse ``messages``; the Kafka timestamp is the default ``ts`` of each event."""
+           min_weight: float | None = None, now: float | None = None) -> Ingested:
+    """Parse ``messages``; the arrival time (the Kafka timestamp, never after ``now``, the
+    consumer's clock in unix seconds) is the default ``ts`` of each event and the bound of
+    its own (see `streamrec.core.domains`)."""
     values: list[bytes] = [m.value for m in messages]  # type: ignore[misc]  # None: tombstone
-    parsed = parse_batch(values, fmt=fmt, min_weight=min_weight,
-                         default_ts=[m.timestamp for m in messages])
+    arrivals = arrival_times([m.timestamp for m in messages],
+                             time.time() if now is None else now)
+    parsed = parse_batch(values, fmt=fmt, min_weight=min_weight, default_ts=arrivals)
     return Ingested(
         events=parsed.events,
         dead=[(messages[i], err) for i, err in parsed.rejected],

@@ -4,6 +4,9 @@ The job gets copies (the window matrix and contents, the offsets at the moment o
 the consume loop keeps running while it fits. A store outage does not fail the job: the upload
 is retried with exponential backoff until it succeeds or the trainer stops, while new retrains
 pile up in the policy and run right after. Only a failed fit or snapshot write fails the job.
+
+Every attempt ends with a report: the ``TrainingStatus`` (written to the store next to LATEST,
+best effort), the fit-failure metrics by reason, and a log line at ERROR level on failure.
 """
 
 from __future__ import annotations
@@ -18,10 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamrec.adapters.source import EventSink, SourceUnavailable
-from streamrec.adapters.storebase import SnapshotStore, StoreError, StoreUnavailable
+from streamrec.adapters.storebase import (
+    SnapshotStore,
+    StoreError,
+    StoreUnavailable,
+    TrainingReports,
+)
 from streamrec.config import Config
 from streamrec.core.model import fit
+from streamrec.core.modeltypes import FitFailed
 from streamrec.core.snapshot import write_snapshot
+from streamrec.core.trainingstatus import TrainingStatus
 from streamrec.core.windowdata import WindowContents, WindowMatrix
 
 from .metrics import TrainerMetrics
@@ -41,6 +51,10 @@ class JobOutcome:
     published: bool = False
     abandoned: bool = False
     error: str | None = None
+    reason: str | None = None
+    capped_cells: int = 0
+    recovered_from: str | None = None
+    training: TrainingStatus | None = None
     record: dict[str, object] = field(default_factory=dict)
 
 
@@ -57,6 +71,7 @@ class FitJob:
     offsets: dict[int, int]
     version: str
     new_events: int
+    training: TrainingStatus = field(default_factory=TrainingStatus)
 
     def run(self) -> JobOutcome:
         out = JobOutcome(self.version, self.offsets)
@@ -69,14 +84,41 @@ class FitJob:
             log.exception("retrain %s failed", self.version)
             self.metrics.retrain_failures.inc()
             out.error = f"{type(e).__name__}: {e}"
+            out.reason = e.reason if isinstance(e, FitFailed) else out.reason or "error"
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+        self._report(out)
         return out
+
+    def _report(self, out: JobOutcome) -> None:
+        """Metrics and the store's TRAINING report for this attempt (abandoned: neither)."""
+        now = time.time()
+        if out.error is not None:
+            reason = out.reason or "error"
+            self.metrics.fit_failed(reason)
+            out.training = self.training.failed(reason, out.error, now)
+        elif out.published:
+            self.metrics.fit_succeeded(out.capped_cells, out.recovered_from is not None, now)
+            out.training = self.training.succeeded(self.version, now, out.recovered_from)
+        else:
+            return
+        if isinstance(self.store, TrainingReports):
+            try:
+                self.store.put_training_status(out.training.to_bytes())
+            except StoreError as e:  # a report must never fail the trainer
+                log.warning("could not write the training status: %s", e)
 
     def _run(self, tmp: Path, out: JobOutcome) -> None:
         started = time.monotonic()
         model = fit(self.matrix, self.config.als)
+        info = model.fit_info
+        if info is not None:
+            out.capped_cells, out.recovered_from = info.capped_cells, info.recovered_from
+            if info.recovered_from is not None:
+                log.error("%s", json.dumps({"event": "fit_recovered", "version": self.version,
+                                            "first_attempt": info.recovered_from}))
+        out.reason = "snapshot_write"  # should the rest fail, it is not the fit's fault
         fit_seconds = time.monotonic() - started
         self.metrics.retrain_seconds.observe(fit_seconds)
         snapshot_dir = tmp / self.version
@@ -90,7 +132,7 @@ class FitJob:
         if not self._publish(snapshot_dir):
             out.abandoned = True
             return
-        out.published = True
+        out.published, out.reason = True, None
         try:
             pruned = self.store.prune(self.config.keep)
         except StoreError as e:

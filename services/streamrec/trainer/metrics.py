@@ -50,6 +50,23 @@ class TrainerMetrics:
                                 "Fits that were published as snapshots.", registry=r)
         self.retrain_failures = Counter("streamrec_trainer_retrain_failures",
                                         "Fits or snapshot writes that failed.", registry=r)
+        self.fit_failures = Counter("streamrec_trainer_fit_failures",
+                                    "Fit attempts that failed, by reason (empty_window, "
+                                    "nonfinite_factors, solver_error, error).", ["reason"],
+                                    registry=r)
+        self.last_fit_error = Gauge("streamrec_trainer_last_fit_error",
+                                    "1 for the reason of the last fit while fits are failing; "
+                                    "0 for every reason once a fit publishes again.",
+                                    ["reason"], registry=r)
+        self.fit_recoveries = Counter("streamrec_trainer_fit_recoveries",
+                                      "Fits published by the safe-confidence retry after a "
+                                      "first attempt with non-finite factors.", registry=r)
+        self.capped_cells = Gauge("streamrec_trainer_confidence_capped_cells",
+                                  "Window cells whose confidence hit the cap in the last fit.",
+                                  registry=r)
+        self.last_success = Gauge("streamrec_trainer_last_success_timestamp_seconds",
+                                  "Unix time of the last fit published as a snapshot.",
+                                  registry=r)
         self.retrain_seconds = Histogram("streamrec_trainer_retrain_duration_seconds",
                                          "Time to fit the model.", buckets=_FIT_BUCKETS,
                                          registry=r)
@@ -62,6 +79,22 @@ class TrainerMetrics:
                                        "Snapshot uploads that failed and were retried.",
                                        registry=r)
         self.last_step = time.monotonic()
+        self._reasons: set[str] = set()  # reasons seen: a handful of codes, never free text
+
+    def fit_failed(self, reason: str) -> None:
+        self.fit_failures.labels(reason).inc()
+        for known in list(self._reasons):
+            self.last_fit_error.labels(known).set(0)
+        self._reasons.add(reason)
+        self.last_fit_error.labels(reason).set(1)
+
+    def fit_succeeded(self, capped_cells: int, recovered: bool, now: float) -> None:
+        for known in self._reasons:
+            self.last_fit_error.labels(known).set(0)
+        self.capped_cells.set(capped_cells)
+        self.last_success.set(now)
+        if recovered:
+            self.fit_recoveries.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

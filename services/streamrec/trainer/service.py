@@ -18,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streamrec.adapters.source import EventSink, EventSource, SourceMessage, SourceUnavailable
-from streamrec.adapters.storebase import SnapshotStore
+from streamrec.adapters.storebase import SnapshotStore, StoreError, TrainingReports
 from streamrec.config import Config
 from streamrec.core.manifest import next_version
+from streamrec.core.trainingstatus import TrainingStatus
 from streamrec.core.window import SlidingWindow
 
 from .ingest import dead_letter_headers, ingest
@@ -69,6 +70,7 @@ class Trainer:
         self.positions: dict[int, int] = {}
         self.version: str | None = None  # last snapshot resumed from or published
         self.published: list[str] = []  # versions published by this trainer, in order
+        self.training = TrainingStatus()  # the fit report, see core/trainingstatus.py
         self.max_batch = max_batch
         self._last_version: str | None = None
         self._lock = threading.Lock()
@@ -95,9 +97,22 @@ class Trainer:
         self.version, self._last_version, self._resumed = (point.version, point.last_version,
                                                            point)
         self.metrics.window_size.set(len(self.window))
+        self.training = self._last_report()
         if point.version is not None:
             self.metrics.snapshot_version.set(int(point.version))
         return point
+
+    def _last_report(self) -> TrainingStatus:
+        """The fit report a previous run left in the store, so that a restart continues its
+        counts and keeps its last error visible; a fresh one if there is none or it is bad."""
+        if not isinstance(self.store, TrainingReports):
+            return TrainingStatus()
+        try:
+            raw = self.store.training_status()
+            return TrainingStatus() if raw is None else TrainingStatus.from_bytes(raw)
+        except (StoreError, ValueError) as e:
+            log.warning("ignoring the stored training status: %s", e)
+            return TrainingStatus()
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -173,7 +188,8 @@ class Trainer:
             contents = self.window.contents()
             offsets = dict(self.positions)
         job = FitJob(self.config, self.store, self.sink, self.metrics, self._stop, self.workdir,
-                     matrix, contents, offsets, next_version(self._last_version), new_events)
+                     matrix, contents, offsets, next_version(self._last_version), new_events,
+                     self.training)
         self._outcome = None
 
         def work() -> None:
@@ -191,6 +207,8 @@ class Trainer:
             return
         self._thread = None
         outcome, self._outcome = self._outcome, None
+        if outcome is not None and outcome.training is not None:
+            self.training = outcome.training
         if outcome is None or not outcome.published:
             self.policy.finish(ok=False, retry_after=_FIT_RETRY_S)
             return
