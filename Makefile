@@ -8,13 +8,14 @@ export STREAMREC_CACHE ?= $(HOME)/.cache/streamrec
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: test test-slow run venv provision image registry lint unit bench clean help
+.PHONY: test test-slow run venv provision image registry cluster lint unit bench clean help
 
 help:
 	@echo "make run    - start the embedded demo (streams MovieLens-100K, prints recommendations)"
 	@echo "make test   - venv + real test infrastructure (Kafka, MinIO, kube-apiserver) + image + lint + all tests"
 	@echo "make image  - build services/Dockerfile into streamrec:<version> (podman, or Docker if present); PUSH=HOST:PORT pushes"
 	@echo "make registry - run a local container registry on 127.0.0.1:5000 (Ctrl-C stops it)"
+	@echo "make cluster - a real one-node Kubernetes (containerd, kubelet, CNI, CoreDNS) + registry with the image, until Ctrl-C"
 	@echo "make lint   - ruff and mypy (strict on services/)"
 	@echo "make bench  - every bench/*.py (speed, quality) into bench/results/, docs/benchmarks.md"
 
@@ -42,6 +43,10 @@ image:
 
 registry:
 	bash scripts/registry.sh
+
+# The tests' real node for humans (tests/infra/run_cluster.py; root, docs/kubernetes.md).
+cluster: venv provision image
+	$(PY) -m tests.infra.run_cluster $(ARGS)
 
 test: venv provision image lint
 	$(PY) -m pytest $(PYTEST_ARGS)

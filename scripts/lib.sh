@@ -16,6 +16,10 @@ KWOK_VERSION="0.8.0"
 HELM_VERSION="3.19.0"
 # The container registry server (github.com/distribution/distribution, `registry`).
 DISTRIBUTION_VERSION="3.1.2"
+# Cluster DNS of the real test node (scripts/provision-coredns.sh).
+COREDNS_VERSION="1.14.7"
+# The pause image of the real node's pod sandboxes, built locally (scripts/provision-node.sh).
+PAUSE_VERSION="3.10-streamrec1"
 # MinIO publishes RELEASE.* tags that the module proxy does not serve; pin the pseudo-version.
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 
@@ -43,6 +47,23 @@ lock() {
 }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed; $2"; }
+
+# install_debian_packages PKG...: install those of PKG that are missing (as root, from the
+# machine's Debian mirror); nothing when all are there.
+install_debian_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]}; install them as root \
+(apt-get install ${missing[*]}) or run as root"
+  need apt-get "these are installed from Debian packages"
+  log "installing ${missing[*]} from Debian packages"
+  apt-get update -q >/dev/null || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    >/dev/null || die "apt-get install ${missing[*]} failed"
+}
 
 # Go builds must not pollute a module of the clone; keep them offline from any workspace.
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"

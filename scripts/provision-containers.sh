@@ -18,21 +18,6 @@ CONF_DIR="$STREAMREC_CACHE/containers"
 # containers still run); the images live in the cache.
 RUN_DIR="${STREAMREC_CONTAINERS_RUN:-/dev/shm/streamrec-containers}"
 
-install_packages() {
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-  done
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]}; install them as root \
-(apt-get install ${missing[*]}) or run as root"
-  need apt-get "this script installs the container tools from Debian packages"
-  log "installing ${missing[*]} from Debian packages"
-  apt-get update -q >/dev/null || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
-    >/dev/null || die "apt-get install ${missing[*]} failed"
-}
-
 write_config() {
   mkdir -p "$CONF_DIR/storage" "$RUN_DIR"
   cat > "$CONF_DIR/containers.conf" <<EOF
@@ -70,7 +55,7 @@ env_lines() {
 }
 
 lock containers
-install_packages
+install_debian_packages "${PACKAGES[@]}"
 write_config
 eval "$(env_lines)"
 podman info >/dev/null 2>"$CONF_DIR/podman-info.err" \

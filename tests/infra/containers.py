@@ -143,6 +143,30 @@ class Registry:
         with urllib.request.urlopen(req, timeout=10) as r:
             return dict(json.loads(r.read()))
 
+    def copy(self, repository: str, tag: str, to_repository: str) -> str:
+        """Make ``repository:tag`` also ``to_repository:tag`` inside this registry, by blob
+        mounts (no data moves; distribution API "cross repository blob mount"); the new ref."""
+        accept = ("application/vnd.oci.image.manifest.v1+json, "
+                  "application/vnd.docker.distribution.manifest.v2+json")
+        base = f"http://{self.address}/v2"
+        req = urllib.request.Request(f"{base}/{repository}/manifests/{tag}",
+                                     headers={"Accept": accept})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            body, media_type = r.read(), r.headers["Content-Type"]
+        manifest = json.loads(body)
+        for blob in [manifest["config"], *manifest["layers"]]:
+            mount = urllib.request.Request(
+                f"{base}/{to_repository}/blobs/uploads/?mount={blob['digest']}&from={repository}",
+                method="POST", data=b"")
+            with urllib.request.urlopen(mount, timeout=30) as r:
+                if r.status != 201:
+                    raise InfraError(f"registry: mounting {blob['digest']} answered {r.status}")
+        put = urllib.request.Request(f"{base}/{to_repository}/manifests/{tag}", data=body,
+                                     method="PUT", headers={"Content-Type": media_type})
+        with urllib.request.urlopen(put, timeout=30):
+            pass
+        return f"{self.address}/{to_repository}:{tag}"
+
     def stop(self) -> None:
         self.process.stop()
 

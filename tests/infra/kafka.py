@@ -15,11 +15,11 @@ PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}{node_listener}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}{node_listener}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,NODE:PLAINTEXT
 log.dirs={logs}
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -38,18 +38,25 @@ JVM_OPTS = ["-Xms128m", "-Xmx768m", "-XX:+UseSerialGC", "-Djava.awt.headless=tru
 
 
 class KafkaBroker:
-    """Start, stop and restart (same ports, same data) a KRaft broker on 127.0.0.1."""
+    """Start, stop and restart (same ports, same data) a KRaft broker on 127.0.0.1.
 
-    def __init__(self, workdir: Path) -> None:
+    ``node_host``: also listen (and advertise) on that address, as listener ``NODE``: the real
+    test node's bridge address, where pods reach Kafka as they reach a managed Kafka outside
+    their cluster (``node_bootstrap``).
+    """
+
+    def __init__(self, workdir: Path, node_host: str | None = None) -> None:
         self.home = provision("kafka")
         self.workdir = workdir
         self.port, self.cport = free_port(), free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.node_bootstrap = f"{node_host}:{free_port()}" if node_host else None
         self.config = workdir / "server.properties"
         workdir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(
-            PROPERTIES.format(port=self.port, cport=self.cport, logs=workdir / "data")
-        )
+        node_listener = f",NODE://{self.node_bootstrap}" if self.node_bootstrap else ""
+        self.config.write_text(PROPERTIES.format(
+            port=self.port, cport=self.cport, logs=workdir / "data", node_listener=node_listener
+        ))
         self._classpath = f"{self.home / 'libs'}/*"
         self._format_storage()
         self.process = ManagedProcess(

@@ -75,48 +75,14 @@ class KubeCluster:
 
     def start(self) -> None:
         w = self.workdir
-        etcd_port, peer_port = free_port(), free_port()
-        etcd = self._proc(
-            "etcd", "--data-dir", str(w / "etcd"), "--name", "default",
-            "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-cluster", f"default=http://127.0.0.1:{peer_port}",
-            "--unsafe-no-fsync", "--log-level", "warn",
-        )
-        etcd.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{etcd_port}/health"), 60)
-
-        api = self._proc(
-            "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            f"--cert-dir={w / 'certs'}", "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1", f"--secure-port={self.secure_port}",
-            "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
+        etcd_port = self._start_etcd()
+        self._start_apiserver(
+            etcd_port, f"--cert-dir={w / 'certs'}", "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1", "--service-cluster-ip-range=10.96.0.0/16",
             "--disable-admission-plugins=ServiceAccount", "--authorization-mode=RBAC",
-            f"--token-auth-file={w / 'tokens.csv'}",
             f"--service-account-issuer=https://127.0.0.1:{self.secure_port}",
-            f"--service-account-key-file={w / 'sa.pub'}",
-            f"--service-account-signing-key-file={w / 'sa.key'}",
         )
-        api.wait_ready(lambda: _http_ok(f"{self.server}/readyz", self.token), 120)
-
-        kcm_port, sched_port = free_port(), free_port()
-        self._proc(
-            "kube-controller-manager", f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={kcm_port}",
-            f"--service-account-private-key-file={w / 'sa.key'}",
-            "--use-service-account-credentials=false", "--concurrent-gc-syncs=5",
-            f"--cert-dir={w / 'kcm-certs'}",
-        )
-        self._proc(
-            "kube-scheduler", f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={sched_port}",
-            f"--cert-dir={w / 'sched-certs'}",
-        )
+        self._start_controllers()
         stage_args = [a for f in sorted(self.stages.glob("*.yaml")) for a in ("--config", str(f))]
         self._proc(
             "kwok", f"--kubeconfig={self.kubeconfig}", "--manage-all-nodes=false",
@@ -128,6 +94,48 @@ class KubeCluster:
         for p in self.processes:
             if not p.running:
                 raise InfraError(f"{p.name} exited during start-up:\n{p.log_tail()}")
+
+    def _start_etcd(self) -> int:
+        """etcd on 127.0.0.1 (no fsync: test data); its client port once healthy."""
+        etcd_port, peer_port = free_port(), free_port()
+        etcd = self._proc(
+            "etcd", "--data-dir", str(self.workdir / "etcd"), "--name", "default",
+            "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+            "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster", f"default=http://127.0.0.1:{peer_port}",
+            "--unsafe-no-fsync", "--log-level", "warn",
+        )
+        etcd.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{etcd_port}/health"), 60)
+        return etcd_port
+
+    def _start_apiserver(self, etcd_port: int, *args: str) -> None:
+        """kube-apiserver with token auth and service-account keys, plus ``args``."""
+        w = self.workdir
+        api = self._proc(
+            "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            f"--secure-port={self.secure_port}", "--allow-privileged=true",
+            f"--token-auth-file={w / 'tokens.csv'}",
+            f"--service-account-key-file={w / 'sa.pub'}",
+            f"--service-account-signing-key-file={w / 'sa.key'}", *args,
+        )
+        api.wait_ready(lambda: _http_ok(f"{self.server}/readyz", self.token), 180)
+
+    def _start_controllers(self, *kcm_args: str) -> None:
+        """kube-controller-manager (plus ``kcm_args``) and kube-scheduler, admin kubeconfig."""
+        w = self.workdir
+        auth = (f"--kubeconfig={self.kubeconfig}", f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}", "--leader-elect=false",
+                "--bind-address=127.0.0.1")
+        self._proc(
+            "kube-controller-manager", *auth, f"--secure-port={free_port()}",
+            f"--service-account-private-key-file={w / 'sa.key'}",
+            "--use-service-account-credentials=false", "--concurrent-gc-syncs=5",
+            f"--cert-dir={w / 'kcm-certs'}", *kcm_args,
+        )
+        self._proc("kube-scheduler", *auth, f"--secure-port={free_port()}",
+                   f"--cert-dir={w / 'sched-certs'}")
 
     def _create_node(self) -> None:
         from kubernetes import client

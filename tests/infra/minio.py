@@ -19,16 +19,18 @@ REGION = "us-east-1"
 class MinioServer:
     """Start/stop MinIO; `stop()` then `start()` keeps the same port and data (outage tests)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, host: str = "127.0.0.1") -> None:
+        """``host``: the address to serve on; the real test node's bridge address makes it
+        reachable from pods (and from here) as an S3 outside the cluster."""
         self.binary = provision("minio") / "minio"
         self.port, self.console_port = free_port(), free_port()
-        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.endpoint_url = f"http://{host}:{self.port}"
         self.access_key = "streamrec-test"
         self.secret_key = secrets.token_hex(16)
         workdir.mkdir(parents=True, exist_ok=True)
         self.process = ManagedProcess(
             "minio",
-            [str(self.binary), "server", "--quiet", "--address", f"127.0.0.1:{self.port}",
+            [str(self.binary), "server", "--quiet", "--address", f"{host}:{self.port}",
              "--console-address", f"127.0.0.1:{self.console_port}", str(workdir / "data")],
             workdir / "minio.log",
             env={"MINIO_ROOT_USER": self.access_key, "MINIO_ROOT_PASSWORD": self.secret_key,

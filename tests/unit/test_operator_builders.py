@@ -17,6 +17,7 @@ from streamrec.operator.builders import (
     build_service,
     build_serving_deployment,
     build_trainer_deployment,
+    hpa_owned_fields,
     unwanted_children,
 )
 from streamrec.operator.diff import (
@@ -24,6 +25,7 @@ from streamrec.operator.diff import (
     first_difference,
     matches,
     with_applied_hash,
+    with_live_values,
 )
 from streamrec.operator.spec import RecommenderSpec, parse_spec
 
@@ -133,8 +135,25 @@ def test_serving_runs_streamrec_serve_on_8000_with_readyz_readiness() -> None:
     }
 
 
-def test_serving_leaves_the_replica_count_to_the_hpa_when_autoscaling() -> None:
-    assert "replicas" not in build_serving_deployment(NAME, NS, FULL)["spec"]
+def test_serving_is_created_at_min_replicas_and_then_keeps_the_hpas_count() -> None:
+    dep = build_serving_deployment(NAME, NS, FULL)
+    assert dep["spec"]["replicas"] == FULL.serving.autoscaling.min_replicas
+    assert hpa_owned_fields(dep, FULL) == (("spec", "replicas"),)
+    assert hpa_owned_fields(build_trainer_deployment(NAME, NS, FULL), FULL) == ()
+    assert hpa_owned_fields(build_serving_deployment(NAME, NS, spec()), spec()) == ()
+
+
+def test_a_patch_re_applies_the_live_replica_count_guarded_by_the_resource_version() -> None:
+    dep = with_applied_hash(build_serving_deployment(NAME, NS, FULL))
+    live = live_version(dep)
+    (container,) = live["spec"]["template"]["spec"]["containers"]
+    container["resources"]["limits"]["cpu"] = "1000m"  # serving's limit, canonical
+    live["spec"]["replicas"] = 4
+    live["metadata"]["resourceVersion"] = "812"
+    out = with_live_values(dep, live, hpa_owned_fields(dep, FULL))
+    assert out["spec"]["replicas"] == 4 and out["metadata"]["resourceVersion"] == "812"
+    assert matches(out, live)  # an HPA's scaling alone is no reason to patch
+    assert dep["spec"]["replicas"] == 3  # the desired object itself is untouched (minReplicas)
 
 
 def test_configmap_holds_only_variables_of_the_configuration_contract() -> None:

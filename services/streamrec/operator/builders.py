@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from streamrec.operator.env import SERVING_PORT, TRAINER_METRICS_PORT, config_data, secret_env
@@ -180,10 +181,24 @@ def build_serving_deployment(name: str, namespace: str, spec: RecommenderSpec) -
             "template": _pod_template(name, spec, "serving", container),
         },
     }
-    # With an HPA the replica count is the HPA's: setting it here would undo every scaling.
-    if not spec.serving.autoscaling.enabled:
-        body["spec"]["replicas"] = spec.serving.replicas
+    # With an HPA the replica count is the HPA's. The Deployment is created at minReplicas, the
+    # count the HPA keeps until load says otherwise (created without it, the API's default of 1
+    # would be raised by the HPA at once: a write and a scale-up right after every create), and
+    # afterwards the operator only ever re-applies the live count (HPA_OWNED_FIELDS, kube.apply).
+    scaling = spec.serving.autoscaling
+    body["spec"]["replicas"] = scaling.min_replicas if scaling.enabled else spec.serving.replicas
     return body
+
+
+def hpa_owned_fields(
+    child: Mapping[str, Any], spec: RecommenderSpec
+) -> tuple[tuple[str, ...], ...]:
+    """Paths of ``child`` whose live value wins over the desired one: ``spec.replicas`` of the
+    serving Deployment while an HPA scales it. Empty for every other child."""
+    if (spec.serving.autoscaling.enabled and child.get("kind") == "Deployment"
+            and child["metadata"]["labels"].get("app.kubernetes.io/component") == "serving"):
+        return (("spec", "replicas"),)
+    return ()
 
 
 def build_service(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:

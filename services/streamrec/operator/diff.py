@@ -75,3 +75,24 @@ def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
     if matches(desired, live, tuple(p for p in path.split(".") if p)):
         return None
     return path or "."
+
+
+def with_live_values(
+    obj: Mapping[str, Any], live: Mapping[str, Any], paths: Sequence[tuple[str, ...]]
+) -> dict[str, Any]:
+    """A copy of ``obj`` holding the live object's values at ``paths`` (those present there)
+    and the live ``metadata.resourceVersion``, so that applying it changes none of them and
+    fails with 409 if the live object changed since it was read."""
+    out: dict[str, Any] = copy.deepcopy(dict(obj))
+    for path in paths:
+        value: Any = live
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if value is None:
+            continue
+        target = out
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = value
+    out["metadata"] = {**out["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
+    return out

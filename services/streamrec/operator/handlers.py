@@ -27,7 +27,12 @@ import kopf
 from kubernetes import client
 from urllib3.exceptions import HTTPError
 
-from streamrec.operator.builders import build_children, child_names, unwanted_children
+from streamrec.operator.builders import (
+    build_children,
+    child_names,
+    hpa_owned_fields,
+    unwanted_children,
+)
 from streamrec.operator.diff import with_applied_hash
 from streamrec.operator.env import S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY, all_secret_refs
 from streamrec.operator.fields import InvalidSpec
@@ -119,7 +124,7 @@ def reconcile(
     counts = {"created": 0, "patched": 0, "unchanged": 0, "deleted": 0}
     try:
         for child in children:
-            outcome = kube.apply(with_applied_hash(child))
+            outcome = kube.apply(with_applied_hash(child), hpa_owned_fields(child, parsed))
             counts[outcome] += 1
             if outcome != "unchanged":
                 logger.info("%s %s %s", outcome, child["kind"], child["metadata"]["name"])

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from kubernetes import client, config
 
 from streamrec.operator.builders import MANAGER
-from streamrec.operator.diff import matches
+from streamrec.operator.diff import matches, with_live_values
 
 Outcome = Literal["created", "patched", "unchanged"]
 
@@ -90,11 +90,19 @@ class Kube:
                 return None
             raise
 
-    def apply(self, obj: Mapping[str, Any]) -> Outcome:
-        """Create ``obj`` if missing, patch it if a desired field differs, else do nothing."""
+    def apply(self, obj: Mapping[str, Any], keep_live: Sequence[tuple[str, ...]] = ()) -> Outcome:
+        """Create ``obj`` if missing, patch it if a desired field differs, else do nothing.
+
+        ``keep_live``: paths whose live value is re-applied instead of ours (``spec.replicas``
+        of a Deployment an HPA scales), so a patch never changes them. Such a patch carries the
+        live ``resourceVersion``: if the HPA scaled in between, the API server answers 409 and
+        the caller retries with the new count, instead of this write undoing the scaling.
+        """
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
         live = self.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        if live is not None and keep_live:
+            obj = with_live_values(obj, live, keep_live)
         if live is not None and matches(obj, live):
             return "unchanged"
         self._call(
@@ -126,3 +134,4 @@ class Kube:
                 return False
             raise
         return True
+

@@ -1,0 +1,355 @@
+"""streamrec on a real Kubernetes node, as a user runs it: `kubectl apply` of the k8s/ manifests,
+real pods pulling the image from a registry, probes, Services through kube-proxy, cluster DNS.
+
+The steps build on each other and run in file order on one cluster (the `real_cluster` session
+fixture, tests/infra/node.py). Kafka and MinIO run on the host, outside the cluster, as a
+managed Kafka and S3 would: selector-less Services with Endpoints (`streamrec-kafka-bootstrap`,
+`minio`, the names k8s/recommender.yaml already uses) point at them, so the manifests are applied
+unchanged. Figures go to stdout as `FIGURES e2e ...` lines (docs/kubernetes.md).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from kubernetes import client
+
+from streamrec.adapters.s3store import S3Store
+from streamrec.data import movielens
+from tests.infra.kafka import KafkaBroker
+from tests.infra.minio import MinioServer
+from tests.infra.node import RealCluster
+from tests.support.trainerproc import latest_snapshot, read_topic, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+NS, CR = "streamrec", "recommender"
+TOPIC, BUCKET = "interactions", "streamrec"
+SERVING = {"app.kubernetes.io/instance": CR, "app.kubernetes.io/component": "serving"}
+TRAINER = {"app.kubernetes.io/instance": CR, "app.kubernetes.io/component": "trainer"}
+POD_READY_S = 600  # the first pull of the 515 MB image on a busy 2-core machine included
+# Setup pushes the image and starts the node; a step may wait for a first pull.
+pytestmark = pytest.mark.timeout(1800)
+
+
+def selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+def external_services(kafka: KafkaBroker, minio: MinioServer) -> str:
+    """Services without selectors plus their Endpoints: the in-cluster names of Kafka and MinIO
+    on the host (the node's bridge address)."""
+    assert kafka.node_bootstrap is not None
+    docs = []
+    for name, port, target in (
+        ("streamrec-kafka-bootstrap", 9092, kafka.node_bootstrap),
+        ("minio", 9000, minio.endpoint_url.removeprefix("http://")),
+    ):
+        host, target_port = target.rsplit(":", 1)
+        docs.append({"apiVersion": "v1", "kind": "Service",
+                     "metadata": {"name": name, "namespace": NS},
+                     "spec": {"ports": [{"name": "tcp", "port": port,
+                                         "targetPort": int(target_port)}]}})
+        docs.append({"apiVersion": "v1", "kind": "Endpoints",
+                     "metadata": {"name": name, "namespace": NS},
+                     "subsets": [{"addresses": [{"ip": host}],
+                                  "ports": [{"name": "tcp", "port": int(target_port)}]}]})
+    return "\n---\n".join(json.dumps(d) for d in docs)
+
+
+@dataclass
+class Deployed:
+    cluster: RealCluster
+    kafka: KafkaBroker
+    minio: MinioServer
+    produced: int = 0
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.cluster.api_client())
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.cluster.api_client())
+
+    def kubectl(self, *args: str) -> str:
+        out = self.cluster.kubectl(*args, check=False)
+        assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
+        return out.stdout
+
+    def ready_pods(self, labels: dict[str, str]) -> list[Any]:
+        return [p for p in self.core.list_namespaced_pod(NS, label_selector=selector(labels)).items
+                if p.metadata.deletion_timestamp is None and p.status.phase == "Running"
+                and any(c.type == "Ready" and c.status == "True"
+                        for c in p.status.conditions or [])]
+
+    def wait_ready(
+        self, labels: dict[str, str], count: int, seconds: float = POD_READY_S
+    ) -> list[Any]:
+        return wait_for(lambda: (pods := self.ready_pods(labels)) and len(pods) == count and pods,
+                        seconds, f"{count} Ready pod(s) {labels}: {self.describe()}")
+
+    def describe(self) -> str:
+        return self.cluster.kubectl("get", "pods,deploy,recsvc", "-n", NS, "-o", "wide",
+                                    check=False).stdout
+
+    @property
+    def service_url(self) -> str:
+        svc = self.core.read_namespaced_service(CR, NS)
+        return f"http://{svc.spec.cluster_ip}:80"
+
+    def get(self, path: str, base: str | None = None, timeout: float = 5) -> Any:
+        with urllib.request.urlopen((base or self.service_url) + path, timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def produce(self, events: list[dict[str, Any]]) -> None:
+        producer = Producer({"bootstrap.servers": self.kafka.bootstrap, "linger.ms": 5,
+                             "enable.idempotence": True, "acks": "all"})
+        for e in events:
+            producer.produce(TOPIC, key=str(e["user"]).encode(), value=json.dumps(e).encode())
+            producer.poll(0)
+        assert producer.flush(60) == 0
+        self.produced += len(events)
+
+    def store(self) -> S3Store:
+        return S3Store(BUCKET, CR, client=self.minio.client())
+
+
+@pytest.fixture(scope="module")
+def deployed(real_cluster: RealCluster, node_kafka: KafkaBroker,
+             node_minio: MinioServer) -> Iterator[Deployed]:
+    d = Deployed(real_cluster, node_kafka, node_minio)
+    d.figures["node_ready_s"] = round(real_cluster.timings.get("node_ready_s", 0), 1)
+    d.figures["cluster_start_s"] = round(real_cluster.timings.get("cluster_start_s", 0), 1)
+    node_kafka.create_topic(TOPIC, partitions=3)
+    node_minio.client().create_bucket(Bucket=BUCKET)
+    started = time.monotonic()
+    yield d
+    d.figures["e2e_s"] = round(time.monotonic() - started, 1)
+    print("\nFIGURES e2e " + " ".join(f"{k}={v}" for k, v in d.figures.items()))
+
+
+def test_kubectl_apply_of_the_operator_manifests_brings_the_operator_pod_to_ready(
+    deployed: Deployed,
+) -> None:
+    d, t0 = deployed, time.monotonic()
+    d.kubectl("apply", *[a for f in ("crd", "namespace", "rbac", "operator")
+                         for a in ("-f", str(REPO / "k8s" / f"{f}.yaml"))])
+    (pod,) = d.wait_ready({"app.kubernetes.io/component": "operator"}, 1)
+    d.figures["operator_apply_to_ready_s"] = round(time.monotonic() - t0, 1)
+    assert pod.spec.node_name == d.cluster.node_name
+    # kubectl logs goes apiserver -> kubelet with the node's client certificate
+    wait_for(lambda: d.kubectl("logs", "-n", NS, pod.metadata.name).strip(), 120,
+             "the operator's first log line through kubectl logs")
+    # and exec runs inside the read-only, non-root container
+    assert d.kubectl("exec", "-n", NS, pod.metadata.name, "--", "id", "-u").strip() == "10001"
+
+
+def test_kubectl_apply_of_the_example_brings_trainer_and_serving_to_ready(
+    deployed: Deployed,
+) -> None:
+    d = deployed
+    d.kubectl("create", "secret", "generic", "minio-credentials", "-n", NS,
+              f"--from-literal=AWS_ACCESS_KEY_ID={d.minio.access_key}",
+              f"--from-literal=AWS_SECRET_ACCESS_KEY={d.minio.secret_key}")
+    out = d.cluster.kubectl("apply", "-f", "-", input=external_services(d.kafka, d.minio),
+                            check=False)
+    assert out.returncode == 0, out.stderr
+    t0 = time.monotonic()
+    d.kubectl("apply", "-f", str(REPO / "k8s" / "recommender.yaml"))
+    d.wait_ready(TRAINER, 1)
+    d.figures["trainer_apply_to_ready_s"] = round(time.monotonic() - t0, 1)
+    # serving turns Ready (/readyz) only once it has loaded a snapshot: send the events.
+    ratings, _ = movielens.load()
+    d.produce([r.as_json() for r in ratings])
+    pods = d.wait_ready(SERVING, 2)
+    d.figures["serving_apply_to_ready_s"] = round(time.monotonic() - t0, 1)
+    for pod in pods:
+        started = pod.status.start_time.timestamp()
+        ready = next(c.last_transition_time.timestamp() for c in pod.status.conditions
+                     if c.type == "Ready")
+        d.figures.setdefault("pod_start_to_ready_s", []).append(round(ready - started, 1))
+
+
+def test_movielens_events_give_a_snapshot_and_personalised_recommendations_through_the_service(
+    deployed: Deployed, tmp_path: Path,
+) -> None:
+    d = deployed
+    snap = wait_for(lambda: (s := latest_snapshot(d.store(), tmp_path)) is not None
+                    and s.manifest.window["total_appended"] >= d.produced and s,
+                    600, "a snapshot in MinIO with every MovieLens event")
+    assert snap.manifest.window["total_appended"] == d.produced
+    # every serving pod reloads it (it polls LATEST); then users 1 and 2 are known everywhere
+    wait_for(lambda: all(d.get("/model", base=_pod_url(p))["version"] == snap.manifest.version
+                         for p in d.ready_pods(SERVING)), 120, "serving to load the snapshot")
+    a = d.get("/users/1/recommendations?n=10")
+    b = d.get("/users/2/recommendations?n=10")
+    assert a["fallback"] is None and b["fallback"] is None, (a, b)
+    assert len(a["items"]) == 10 and len(b["items"]) == 10
+    assert [i["item"] for i in a["items"]] != [i["item"] for i in b["items"]]
+    popular = d.get("/users/nobody-at-all/recommendations?n=10")
+    assert popular["fallback"] == "popular"
+    # cluster DNS: the pods found Kafka and MinIO by Service name (else no snapshot, no Ready)
+    cfg = d.core.read_namespaced_config_map(f"{CR}-config", NS).data
+    assert "streamrec-kafka-bootstrap.streamrec.svc" in json.dumps(cfg)
+
+
+def _items(response: Any) -> list[str]:
+    return [i["item"] for i in response["items"]]
+
+
+def _pod_url(pod: Any) -> str:
+    return f"http://{pod.status.pod_ip}:8000"
+
+
+def test_a_new_event_changes_the_recommendations_through_the_service(
+    deployed: Deployed,
+) -> None:
+    d = deployed
+    pods = d.ready_pods(SERVING)
+    latencies = []
+    for k in range(120):
+        user = str(101 + k)
+        before = _items(d.get(f"/users/{user}/recommendations?n=10"))
+        t0 = time.monotonic()
+        d.produce([{"user": user, "item": before[0], "rating": 5.0}])  # now seen: excluded
+        changed = wait_for(lambda u=user, b=before: _items(
+            d.get(f"/users/{u}/recommendations?n=10")) != b or None, 10,
+            f"user {user}'s recommendations to change", every=0.01)
+        latencies.append(time.monotonic() - t0)
+        assert changed
+        for pod in pods:  # every replica folded it in, not just the one that answered
+            wait_for(lambda u=user, p=pod, item=before[0]: item not in _items(
+                d.get(f"/users/{u}/recommendations?n=10", base=_pod_url(p))), 10,
+                f"{pod.metadata.name} to fold in user {user}'s event")
+    q = statistics.quantiles(latencies, n=100)
+    d.figures["event_to_change_p50_ms"] = round(statistics.median(latencies) * 1000)
+    d.figures["event_to_change_p99_ms"] = round(q[98] * 1000)
+    d.figures["event_to_change_trials"] = len(latencies)  # a figure, not a timed assertion
+
+
+def test_kubectl_get_recsvc_shows_ready_the_snapshot_version_and_the_replicas(
+    deployed: Deployed,
+) -> None:
+    d = deployed
+
+    def row() -> list[str] | None:
+        lines = d.kubectl("get", "recsvc", "-n", NS).splitlines()
+        header, values = lines[0].split(), lines[1].split()
+        got = dict(zip(header, values, strict=False))
+        latest = d.store().latest()
+        ok = got["READY"] == "True" and got["SNAPSHOT"] == latest and got["REPLICAS"] == "2"
+        return lines if ok else None
+
+    lines = wait_for(row, 180, "kubectl get recsvc to show True, LATEST and 2 replicas")
+    assert lines[0].split()[:4] == ["NAME", "READY", "SNAPSHOT", "REPLICAS"]
+
+
+class ServiceHammer:
+    """GETs through the Service from a thread until stopped; counts what did not answer 200."""
+
+    def __init__(self, d: Deployed, path: str) -> None:
+        self.url, self.stats = d.service_url + path, Counter[str]()
+        self.versions: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    self.stats[str(r.status)] += 1
+                    self.versions[json.loads(r.read())["model_version"]] += 1
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                self.stats[type(e).__name__] += 1
+
+    def __enter__(self) -> ServiceHammer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    @property
+    def failed(self) -> int:
+        return sum(v for k, v in self.stats.items() if k != "200")
+
+
+def test_raising_the_replicas_from_2_to_3_starts_a_third_pod_serving_the_same_version(
+    deployed: Deployed,
+) -> None:
+    d = deployed
+    # The example autoscales serving (an HPA owns spec.replicas), so the count a user raises
+    # is serving.autoscaling.minReplicas; the operator leaves the HPA's count alone.
+    with ServiceHammer(d, "/users/1/recommendations?n=5") as hammer:
+        d.kubectl("patch", "recsvc", CR, "-n", NS, "--type=merge",
+                  "-p", '{"spec": {"serving": {"autoscaling": {"minReplicas": 3}}}}')
+        pods = d.wait_ready(SERVING, 3)
+        versions = {d.get("/model", base=_pod_url(p))["version"] for p in pods}
+        time.sleep(2)
+    assert len(versions) == 1, versions
+    assert hammer.stats["200"] > 0 and hammer.failed == 0, hammer.stats
+    d.figures["scale_requests"] = hammer.stats["200"]
+    d.figures["scale_failed_requests"] = hammer.failed
+
+
+def test_a_new_snapshot_hot_reloads_in_every_pod_with_no_failed_request(
+    deployed: Deployed,
+) -> None:
+    d = deployed
+    old = d.store().latest()
+    pods = d.ready_pods(SERVING)
+    ratings, _ = movielens.load()
+    with ServiceHammer(d, "/users/1/recommendations?n=5") as hammer:
+        # retrainEvery is 10000 in the example: this many new events make a new snapshot
+        d.produce([{**r.as_json(), "user": f"reload-{r.user}"} for r in ratings[:12000]])
+        new = wait_for(lambda: (v := d.store().latest()) != old and v, 300, "a new snapshot")
+        wait_for(lambda: all(d.get("/model", base=_pod_url(p))["version"] != old for p in pods),
+                 120, f"every serving pod to load {new}")
+        time.sleep(2)
+    assert hammer.stats["200"] > 0 and hammer.failed == 0, hammer.stats
+    assert len(hammer.versions) >= 2, hammer.versions  # it served the old and the new model
+    d.figures["reload_requests"] = hammer.stats["200"]
+    d.figures["reload_failed_requests"] = hammer.failed
+
+
+def test_killing_the_trainer_pod_loses_nothing(deployed: Deployed, tmp_path: Path) -> None:
+    d = deployed
+    (trainer,) = d.ready_pods(TRAINER)
+    d.kubectl("delete", "pod", "-n", NS, trainer.metadata.name, "--grace-period=0", "--force")
+    wait_for(lambda: (p := d.ready_pods(TRAINER)) and p[0].metadata.uid != trainer.metadata.uid,
+             POD_READY_S, "a new trainer pod")
+    d.produce([{"user": "after-the-kill", "item": "1", "rating": 4.0}])
+    snap = wait_for(lambda: (s := latest_snapshot(d.store(), tmp_path)) is not None
+                    and s.manifest.window["total_appended"] >= d.produced and s,
+                    300, "a snapshot holding every produced event")
+    messages = read_topic(d.kafka.bootstrap, TOPIC, 3)
+    assert len(messages) == d.produced == snap.manifest.window["total_appended"]
+    truth = Counter((str(json.loads(m.value())["user"]), str(json.loads(m.value())["item"]))
+                    for m in messages)
+    got = Counter((e.user, e.item) for e in snap.window.events())
+    assert got == truth
+
+
+def test_deleting_the_resource_garbage_collects_every_child(deployed: Deployed) -> None:
+    d = deployed
+    d.kubectl("delete", "recsvc", CR, "-n", NS, "--wait=true", "--timeout=120s")
+
+    def children() -> list[str]:
+        out = d.kubectl("get", "deploy,rs,pods,svc,cm,hpa,ingress", "-n", NS, "-o", "name",
+                        "-l", f"app.kubernetes.io/instance={CR}")
+        return out.split()
+
+    wait_for(lambda: not children(), 180, f"every child of {CR} to be deleted: {children()}")
