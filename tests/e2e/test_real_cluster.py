@@ -11,6 +11,7 @@ unchanged. Figures go to stdout as `FIGURES e2e ...` lines (docs/kubernetes.md).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import threading
 import time
@@ -37,6 +38,10 @@ NS, CR = "streamrec", "recommender"
 TOPIC, BUCKET = "interactions", "streamrec"
 SERVING = {"app.kubernetes.io/instance": CR, "app.kubernetes.io/component": "serving"}
 TRAINER = {"app.kubernetes.io/instance": CR, "app.kubernetes.io/component": "trainer"}
+# Event-to-change trials through the Service. `make test` runs 30 (every one must change its
+# user's list on every replica); the p50/p99 figure in docs/kubernetes.md is from
+# STREAMREC_E2E_TRIALS=120 runs, since a p99 of 30 samples says little.
+TRIALS = int(os.environ.get("STREAMREC_E2E_TRIALS", "30"))
 POD_READY_S = 600  # the first pull of the 515 MB image on a busy 2-core machine included
 # Setup pushes the image and starts the node; a step may wait for a first pull.
 pytestmark = pytest.mark.timeout(1800)
@@ -219,7 +224,7 @@ def test_a_new_event_changes_the_recommendations_through_the_service(
     d = deployed
     pods = d.ready_pods(SERVING)
     latencies = []
-    for k in range(120):
+    for k in range(TRIALS):
         user = str(101 + k)
         before = _items(d.get(f"/users/{user}/recommendations?n=10"))
         t0 = time.monotonic()
