@@ -41,7 +41,8 @@ case $BUILDER in
   docker)
     build() { DOCKER_BUILDKIT=1 docker build -q -f services/Dockerfile -t "$IMAGE" . >/dev/null; }
     size() { docker image inspect -f '{{.Size}}' "$IMAGE"; }
-    push() { docker tag "$IMAGE" "$1" && docker push -q "$1" >/dev/null; } ;;
+    push() { docker tag "$IMAGE" "$1" && docker push -q "$1" >/dev/null; }
+    tidy() { :; } ;;  # Docker's build cache is Docker's to manage (docker builder prune)
   podman)
     eval "$(bash "$REPO/scripts/provision-containers.sh" --env)"
     bash "$REPO/scripts/provision-base-image.sh" >/dev/null || die "no base image"
@@ -55,10 +56,16 @@ $(tail -n 30 "$STREAMREC_CACHE/containers/build.log")"
     }
     size() { podman image inspect -f '{{.Size}}' "$IMAGE"; }
     push() {
-      podman tag "$IMAGE" "$1" \
-        && podman push -q --tls-verify="$([[ $1 == 127.* || $1 == localhost* ]] && echo false || echo true)" \
-           "$1" >/dev/null
-    } ;;
+      local rc=0
+      podman tag "$IMAGE" "$1" || return
+      podman push -q --tls-verify="$([[ $1 == 127.* || $1 == localhost* ]] && echo false || echo true)" \
+        "$1" >/dev/null || rc=$?
+      podman untag "$IMAGE" "$1"  # pushed or not, the extra name is not kept locally
+      return $rc
+    }
+    # Every dependency change leaves its old layers behind as untagged images. Those of the
+    # last week stay (they are the layer cache); older ones go, so the cache cannot grow forever.
+    tidy() { podman image prune -f --filter until=168h >/dev/null 2>&1 || true; } ;;
   *) echo "$0: STREAMREC_IMAGE_BUILDER must be docker or podman, got '$BUILDER'" >&2; exit 2 ;;
 esac
 
@@ -67,6 +74,7 @@ lock image
 t0=$SECONDS
 build
 log "image: $IMAGE built with $BUILDER in $((SECONDS - t0))s, $(( $(size) / 1000000 )) MB"
+tidy
 if [[ -n $PUSH ]]; then
   t0=$SECONDS
   push "$PUSH/$IMAGE" || die "push to $PUSH failed (is the registry running? make registry)"
