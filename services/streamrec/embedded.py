@@ -93,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
 
     data = Path(config.data_dir)
     log_dir = data / "log"
-    for d in (log_dir, Path(config.store), data / "work"):
-        d.mkdir(parents=True, exist_ok=True)
+    for field, d in (("data_dir", log_dir), ("store", Path(config.store)),
+                     ("data_dir", data / "work")):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a bad flag is exit 2 naming it, not a traceback
+            raise ConfigError(field, f"cannot create {d}: {e.strerror or e}") from e
     store = open_store(config.store)
     sink = LocalLogSink(log_dir)
     for topic in (config.topic, config.dlq, *([config.notify] if config.notify else [])):
@@ -119,9 +123,12 @@ def run(args: argparse.Namespace) -> int:
         notify_factory=(lambda: LocalLogSource(log_dir, notify)) if notify else None)
     service = app.extensions["streamrec"]
     host, _, port = config.bind.rpartition(":")
-    server = waitress.server.create_server(app, host=host, port=int(port),
-                                           threads=config.threads,
-                                           channel_timeout=max(config.timeout, 1.0))
+    try:
+        server = waitress.server.create_server(app, host=host, port=int(port),
+                                               threads=config.threads,
+                                               channel_timeout=max(config.timeout, 1.0))
+    except OSError as e:  # taken, or not an address of this machine
+        raise ConfigError("bind", f"cannot listen on {config.bind}: {e.strerror or e}") from e
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -182,3 +183,25 @@ def test_producers_write_through_the_embedded_endpoint(
         (r.user, r.item, r.rating) for r in ratings[:300]]
     assert all(re.fullmatch(r"user-\d+", ev.user) and ev.item in titles for ev in events[300:])
     assert e.stop() == 0
+
+
+def test_a_data_dir_or_bind_it_cannot_use_exits_2_naming_it_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    with socket.socket() as taken:  # a port that is already in use
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [
+            (["--data-dir", str(tmp_path / "a-file")],
+             f"invalid data_dir: cannot create {tmp_path / 'a-file' / 'log'}: Not a directory"),
+            (["--data-dir", str(tmp_path / "d"), "--bind", f"127.0.0.1:{port}"],
+             f"invalid bind: cannot listen on 127.0.0.1:{port}: Address already in use"),
+        ]
+        for args, message in cases:
+            proc = subprocess.run([sys.executable, "-m", "streamrec.cli", "run", *args],
+                                  capture_output=True, text=True, env=ENV, timeout=120)
+            assert proc.returncode == 2, proc.stderr
+            assert message in proc.stderr
+            assert "Traceback" not in proc.stderr

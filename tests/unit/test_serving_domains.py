@@ -119,3 +119,11 @@ def test_ids_in_query_lists_are_checked_like_every_other_id(world: World):
     assert body["error"] == "bad_id"
     body = _error(world, world.client.get("/popular?exclude=" + "x" * 300))
     assert body["error"] == "bad_id" and "256" in body["message"]
+
+
+@pytest.mark.parametrize("url", ["/recommendations?n=2", "/interactions?weight=5"])
+def test_a_query_string_on_a_post_route_is_refused_not_ignored(world: World, url: str):
+    body = {"items": ["i1"]} if url.startswith("/recommendations") else {"user": "u", "item": "i1"}
+    r = world.client.post(url, json=body)
+    assert _error(world, r)["error"] == "unknown_parameter"
+    assert world.log.end_offsets("interactions") == {0: 0}  # nothing was ingested

@@ -105,6 +105,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.post("/recommendations")
     def session_recommendations() -> Response:
+        check_keys(request.args, ())  # n and the rest go in the body; a query is a mistake
         kw = parse_session(read_json(request.get_data(cache=True)))
         s = served()
         recs = s.snapshot.model.recommend_anonymous(**kw)
@@ -215,6 +216,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         if svc.sink is None:
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
         try:
+            check_keys(request.args, ())
             events = parse_interactions(read_json(request.get_data(cache=True)), time.time())
         except ApiError:
             metrics.INGESTED.labels("invalid").inc()
