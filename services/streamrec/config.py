@@ -309,9 +309,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...]
         if name in CONFIG_RANGES:
             helptext += f"; range {CONFIG_RANGES[name].text()}"
         flag = "--" + name.replace("_", "-")
-        if conv is _bool:
-            parser.add_argument(flag, dest=name, action="store_const", const=True, default=None,
-                                help=helptext)
+        if conv is _bool:  # --x / --no-x: a default of on must be switchable off by a flag too
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                                default=None, help=helptext)
         else:
             parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=helptext)
 

@@ -123,3 +123,12 @@ def test_evaluate_refuses_hyperparameters_outside_their_domain_naming_the_flag(a
     with pytest.raises(SystemExit) as exit_:
         main(["evaluate", *argv])
     assert exit_.value.code == 2 and argv[0] in capsys.readouterr().err
+
+
+def test_an_on_off_flag_can_switch_off_a_default_that_is_on_and_beats_the_env():
+    names = ("online_tracking", "use_gpu")
+    assert Config.load(_parse(["--no-online-tracking"], names), {}).online_tracking is False
+    assert Config.load(_parse([], names), {}).online_tracking is True
+    env = {"STREAMREC_USE_GPU": "true"}
+    assert Config.load(_parse(["--no-use-gpu"], names), env).use_gpu is False
+    assert Config.load(_parse(["--use-gpu"], names), {}).use_gpu is True

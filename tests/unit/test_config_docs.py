@@ -60,6 +60,8 @@ def test_documented_flags_are_exactly_the_flags_each_command_accepts():
         for command in COMMANDS:
             assert (flag in _flags(parsers[command])) == (command in commands), (name, command)
     documented = {r[1].strip("`") for r in rows.values()}
+    # Every on/off flag also has its `--no-` form (docs/configuration.md says so once).
+    documented |= {"--no-" + f[2:] for f in documented if f.startswith("--")}
     for command in COMMANDS:
         undocumented = {f for f in _flags(parsers[command]) - NOT_FIELDS if f not in documented}
         assert undocumented == set(), (command, undocumented)
