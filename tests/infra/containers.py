@@ -68,9 +68,11 @@ class Podman:
 
 
 def build_image(*args: str) -> str:
-    """`scripts/image.sh ARGS`: the image reference; InfraError with the build's tail on failure."""
+    """`scripts/image.sh ARGS`: the image reference; InfraError with the build's tail on failure.
+
+    The script sets up podman's configuration itself (scripts/provision-containers.sh)."""
     proc = subprocess.run(["bash", str(REPO / "scripts" / "image.sh"), *args], capture_output=True,
-                          text=True, timeout=3600, env={**os.environ, **_script_env()})
+                          text=True, timeout=3600)
     if proc.returncode != 0:
         raise InfraError(f"image: scripts/image.sh failed (exit {proc.returncode}):\n"
                          f"{proc.stderr[-4000:]}")
