@@ -18,6 +18,8 @@ HELM_VERSION="3.19.0"
 DISTRIBUTION_VERSION="3.1.2"
 # Cluster DNS of the real test node (scripts/provision-coredns.sh).
 COREDNS_VERSION="1.14.7"
+# The ingress controller of the real test node (scripts/provision-traefik.sh).
+TRAEFIK_VERSION="3.6.12"
 # The pause image of the real node's pod sandboxes, built locally (scripts/provision-node.sh).
 PAUSE_VERSION="3.10-streamrec1"
 # MinIO publishes RELEASE.* tags that the module proxy does not serve; pin the pseudo-version.

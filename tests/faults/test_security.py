@@ -143,7 +143,8 @@ NAMESPACED_ALLOWED: dict[tuple[str, str], set[str]] = {
     ("apps", "deployments"): {"get", "create", "patch"},
     ("autoscaling", "horizontalpodautoscalers"): {"get", "create", "patch", "delete"},
     ("networking.k8s.io", "ingresses"): {"get", "create", "patch", "delete"},
-    ("", "secrets"): {"get"},
+    # create/delete: the generated write token (<name>-ingest-token); never list, watch, patch
+    ("", "secrets"): {"get", "create", "delete"},
 }
 # What the operator may write cluster-wide: its own resource (kopf's finalizer and progress
 # annotations, the status) and Events. Nothing else, in particular no core object.

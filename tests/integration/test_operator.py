@@ -467,6 +467,8 @@ def check_operator_permissions(kube: Any, namespace: str) -> None:
         ("delete", "horizontalpodautoscalers", "autoscaling"),
         ("delete", "ingresses", "networking.k8s.io"),
         ("get", "secrets", ""),
+        ("create", "secrets", ""),  # the generated write token
+        ("delete", "secrets", ""),  # ... when the spec no longer needs it
         ("watch", PLURAL, GROUP),
         ("create", "events", ""),
     ]:
@@ -475,7 +477,8 @@ def check_operator_permissions(kube: Any, namespace: str) -> None:
     assert allowed("list", "customresourcedefinitions", "apiextensions.k8s.io", ns=None)
     for verb, resource, group in [
         ("list", "secrets", ""),
-        ("create", "secrets", ""),
+        ("patch", "secrets", ""),
+        ("update", "secrets", ""),
         ("delete", "deployments", "apps"),
         ("update", "deployments", "apps"),
         ("create", "pods", ""),

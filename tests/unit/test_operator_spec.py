@@ -139,6 +139,17 @@ def test_parsing_does_not_modify_the_input() -> None:
         (with_field("serving.ingress.path", "api"), "spec.serving.ingress.path", "start with '/'"),
         (with_field("serving.ingress.tlsSecret", "tls"), "spec.serving.ingress.host", "tlsSecret"),
         (
+            with_field("serving.ingress.allowAnonymousWrites", "yes"),
+            "spec.serving.ingress.allowAnonymousWrites",
+            "true or false",
+        ),
+        (
+            with_field("serving", {"ingestTokenSecret": "tok",
+                                   "ingress": {"enabled": True, "allowAnonymousWrites": True}}),
+            "spec.serving.ingress.allowAnonymousWrites",
+            "cannot be true while ingestTokenSecret is set",
+        ),
+        (
             with_field("serving.ingress.host", "Bad_Host.example"),
             "spec.serving.ingress.host",
             "lowercase DNS name",

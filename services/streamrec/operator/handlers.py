@@ -29,6 +29,7 @@ from urllib3.exceptions import HTTPError
 
 from streamrec.operator.builders import (
     build_children,
+    build_token_secret,
     child_names,
     hpa_owned_fields,
     unwanted_children,
@@ -53,6 +54,7 @@ from streamrec.operator.status import (
     secret_problems,
     status_changed,
 )
+from streamrec.operator.writeauth import generates_token, new_token, token_secret_name
 
 ANNOTATION_PREFIX = "operator.streamrec.io"
 RETRY_DELAY_SECONDS = 10
@@ -123,6 +125,8 @@ def reconcile(
     kopf.adopt(children, owner=body)
     counts = {"created": 0, "patched": 0, "unchanged": 0, "deleted": 0}
     try:
+        # First, so that the serving pods never start without the Secret they read.
+        counts["created"] += _ensure_token(kube, name, namespace, parsed, body, logger)
         for child in children:
             outcome = kube.apply(with_applied_hash(child), hpa_owned_fields(child, parsed))
             counts[outcome] += 1
@@ -156,9 +160,11 @@ def refresh_status(
     spec: kopf.Spec,
     name: str,
     namespace: str | None,
+    body: kopf.Body,
     status: kopf.Status,
     patch: kopf.Patch,
     memo: Any,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
     assert namespace is not None  # the CRD is namespaced
@@ -167,7 +173,32 @@ def refresh_status(
         parsed = parse_spec(spec)
     except InvalidSpec:
         return  # reconcile has already put the reason in the status
+    try:
+        # A deleted generated token Secret comes back here, not only at the next spec change.
+        _ensure_token(memo["kube"], name, namespace, parsed, body, logger)
+    except (client.ApiException, HTTPError) as exc:
+        raise _temporary("creating the write-token Secret", exc) from exc
     _refresh(memo["kube"], name, namespace, parsed, None, status, patch)
+
+
+def _ensure_token(
+    kube: Kube,
+    name: str,
+    namespace: str,
+    spec: RecommenderSpec,
+    body: kopf.Body,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> int:
+    """Create the generated write-token Secret if the spec needs it and it is missing (never
+    rewrite one: that would change the token under running clients); 1 if created, else 0."""
+    if not generates_token(spec):
+        return 0
+    secret = build_token_secret(name, namespace, new_token())
+    kopf.adopt(secret, owner=body)
+    if not kube.create_if_absent(secret):
+        return 0
+    logger.info("created Secret %s (the write token)", secret["metadata"]["name"])
+    return 1
 
 
 def _parse_or_fail(
@@ -206,7 +237,7 @@ def _refresh(
     try:
         trainer = kube.get("apps/v1", "Deployment", namespace, names["trainer"])
         serving = kube.get("apps/v1", "Deployment", namespace, names["serving"])
-        refs = all_secret_refs(spec)
+        refs = all_secret_refs(name, spec)
         secrets = {ref.name: _secret_data(kube, namespace, ref.name) for ref in refs}
     except (client.ApiException, HTTPError) as exc:
         raise _temporary("reading the children", exc) from exc
@@ -217,6 +248,7 @@ def _refresh(
         serving=serving,
         secret_issues=issues,
         snapshot=_read_snapshot(name, spec, secrets.get(spec.snapshots.credentials_secret)),
+        ingest_token_secret=token_secret_name(name, spec),
         previous=status,
         now=_now(),
     )
