@@ -65,13 +65,16 @@ def test_minimal_spec_gets_every_default() -> None:
     assert spec.serving.autoscaling.target_cpu_utilization_percentage == 70
     assert spec.serving.resources == SERVING_RESOURCES
     assert spec.serving.ingress.enabled is False and spec.serving.ingress.path == "/"
+    assert spec.serving.ingress.allow_anonymous_writes is False
 
 
 def test_example_recommender_cr_parses_with_its_values() -> None:
     cr = yaml.safe_load((ROOT / "k8s" / "recommender.yaml").read_text())
     spec = parse_spec(cr["spec"])
     assert spec.serving.autoscaling.enabled and spec.serving.autoscaling.max_replicas == 5
-    assert spec.serving.ingress.class_name == "nginx"
+    assert spec.serving.ingress.class_name == "traefik"
+    assert spec.serving.ingress.host == "recs.example.test"
+    assert spec.serving.ingress.allow_anonymous_writes is False  # writes need the token
     assert spec.snapshots.endpoint == "http://minio.streamrec.svc:9000"
 
 
