@@ -106,15 +106,15 @@ def recommend_many(
     users: Sequence[str],
     n: int,
     exclude_seen: bool,
-    items: Sequence[str] | None,
-    exclude: Sequence[str] | None,
+    candidates: Idx | None,
+    blocked: Idx,
     extra: Mapping[str, Pairs],
 ) -> dict[str, Recommendations]:
-    """:meth:`Model.recommend` for each distinct user, keyed by user, in input order."""
+    """:meth:`Model.recommend` for each distinct user, keyed by user, in input order.
+
+    ``candidates`` (the whitelist, None: every item) and ``blocked`` (never returned) are
+    model item indices, sorted and unique."""
     check_n(n)
-    blocked = model.indices(exclude)
-    blocked = EMPTY if blocked is None else blocked
-    candidates = model.indices(items)
     done: dict[str, Recommendations] = {}
     pending: list[tuple[str, npt.NDArray[np.floating], Idx]] = []
     for user in dict.fromkeys(users):
