@@ -212,3 +212,22 @@ def test_filter_parsing_splits_commas_and_checks_the_mode() -> None:
         parse_filter(["a"], "some")
     with pytest.raises(ValueError, match="at most"):
         parse_filter([",".join(f"c{i}" for i in range(100))], None)
+
+
+@pytest.mark.parametrize("flt", [ItemFilter(("even",)), ItemFilter(("three",)),
+                                 ItemFilter(("even", "three"), "all"), ItemFilter(("few",))])
+def test_wide_and_narrow_filters_rank_exactly_like_filtering_the_full_ranking(
+        model: Model, flt: ItemFilter) -> None:
+    cat = catalogue()
+    for i in (5, 11, 17):  # "few": 3 items, the narrow path (a whitelist under 1/8 of items)
+        cat.upsert(ItemRecord(f"i{i}", ("few",)))
+    r = CatalogueIndex(cat).restrict(model.item_ids, flt, now=0.0)
+    members = {i for c in flt.categories for i in cat.members(c)}
+    if flt.mode == "all":
+        members = set.intersection(*(set(cat.members(c)) for c in flt.categories))
+    ok = members - {"i0"}
+    for user in ("u1", "u5", "nobody"):
+        full = [i for i in _ids(model.recommend(user, n=ITEMS)) if i in ok]
+        assert _ids(model.recommend(user, n=4, restrict=r)) == full[:4]
+    popular = [i for i in _ids(model.popular(n=ITEMS)) if i in ok]
+    assert _ids(model.popular(n=4, restrict=r)) == popular[:4]

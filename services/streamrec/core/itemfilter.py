@@ -33,6 +33,8 @@ _EMPTY: Idx = np.empty(0, dtype=np.intp)
 MODES = ("any", "all")
 #: At most this many categories in one request's filter.
 MAX_FILTER_CATEGORIES = 64
+#: Candidate arrays kept per catalogue version (distinct filters asked for; then cleared).
+_MAX_CACHED_FILTERS = 256
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,9 @@ class ItemFilter:
 
 @dataclass(frozen=True)
 class Restriction:
-    """Model item indices: ``candidates`` (None: every item) minus ``banned`` (sorted, unique)."""
+    """Model item indices: ``candidates`` (None: every item; sorted, unique) minus ``banned``
+    (unsorted, may repeat: ranking only sets those scores to -inf, and a set union per request
+    would cost more than the ranking itself)."""
 
     candidates: Idx | None
     banned: Idx
@@ -59,6 +63,7 @@ class _Resolved:
     expiring: Idx  # model indices of items with an expires_at ...
     expires_at: npt.NDArray[np.float64]  # ... and those times, seconds
     categories: dict[str, Idx]  # filled on first use
+    filters: dict[ItemFilter, Idx]  # candidates per filter, filled on first use (bounded)
 
 
 def _unique(rows: list[int]) -> Idx:
@@ -84,7 +89,7 @@ class CatalogueIndex:
                     if (row := get(i)) is not None]
         r = _Resolved(version, ids, _unique(hidden),
                       np.asarray([i for i, _ in expiring], dtype=np.intp),
-                      np.asarray([t for _, t in expiring], dtype=np.float64), {})
+                      np.asarray([t for _, t in expiring], dtype=np.float64), {}, {})
         self._resolved = r
         return r
 
@@ -106,23 +111,30 @@ class CatalogueIndex:
         """
         with self._lock:
             r = self._resolve(ids)
-            candidates: Idx | None = None
-            if flt is not None and flt.categories:
-                sets = [self._category(r, c) for c in flt.categories]
-                candidates = sets[0]
-                for s in sets[1:]:
-                    candidates = (np.union1d(candidates, s) if flt.mode == "any"
-                                  else np.intersect1d(candidates, s, assume_unique=True))
+            candidates = None if flt is None or not flt.categories else self._candidates(r, flt)
             banned = r.hidden
             expired = r.expiring[r.expires_at <= now]
             if len(expired):
-                banned = np.union1d(banned, expired)
+                banned = np.concatenate((banned, expired))
         if excluded:
             get = ids.get
             more = [row for i in excluded if (row := get(i)) is not None]
             if more:
-                banned = np.union1d(banned, np.asarray(more, dtype=np.intp))
+                banned = np.concatenate((banned, np.asarray(more, dtype=np.intp)))
         return Restriction(candidates, banned)
+
+    def _candidates(self, r: _Resolved, flt: ItemFilter) -> Idx:
+        found = r.filters.get(flt)
+        if found is None:
+            sets = [self._category(r, c) for c in flt.categories]
+            found = sets[0]
+            for s in sets[1:]:
+                found = (np.union1d(found, s) if flt.mode == "any"
+                         else np.intersect1d(found, s, assume_unique=True))
+            if len(r.filters) >= _MAX_CACHED_FILTERS:
+                r.filters.clear()
+            r.filters[flt] = found
+        return found
 
 
 def parse_filter(categories: Sequence[str], mode: str | None) -> ItemFilter:

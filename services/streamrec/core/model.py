@@ -288,7 +288,10 @@ class Model:
         banned = self.indices(exclude)
         banned = EMPTY if banned is None else banned
         if restrict is not None and len(restrict.banned):
-            banned = np.union1d(banned, restrict.banned)
+            # Concatenated, not a set union: ranking only sets these to -inf, and a union of
+            # thousands of hidden items costs more than the ranking (bench/catalog.py).
+            banned = np.concatenate((banned, restrict.banned))
+            return banned if seen is None else np.concatenate((banned, seen))
         return banned if seen is None else np.union1d(banned, seen)
 
     def _candidates(self, items: Sequence[str] | None, restrict: Restriction | None) -> Idx | None:
