@@ -231,3 +231,63 @@ def test_wide_and_narrow_filters_rank_exactly_like_filtering_the_full_ranking(
         assert _ids(model.recommend(user, n=4, restrict=r)) == full[:4]
     popular = [i for i in _ids(model.popular(n=ITEMS)) if i in ok]
     assert _ids(model.popular(n=4, restrict=r)) == popular[:4]
+
+
+def test_recategorising_an_item_shows_in_cached_category_and_filter_lists(model: Model) -> None:
+    cat = catalogue()
+    index = CatalogueIndex(cat)
+
+    def members(flt: ItemFilter) -> set[str]:
+        r = index.restrict(model.item_ids, flt, 0.0)
+        assert r.candidates is not None
+        return {model.item_ids[i] for i in r.candidates.tolist()}
+
+    one, both = ItemFilter(("three",)), ItemFilter(("even", "three"), "all")
+    assert "i4" not in members(one) and "i4" not in members(both)  # cached now
+    cat.upsert(ItemRecord("i4", ("even", "three")))
+    assert "i4" in members(one) and "i4" in members(both)
+    cat.upsert(ItemRecord("i5", ("odd",)))  # another category: the caches stay right
+    assert "i4" in members(both) and "i5" not in members(one)
+    cat.remove("i4")
+    assert "i4" not in members(one) and "i4" not in members(both)
+    cat.replace(Catalogue([ItemRecord("i1", ("three",))]))
+    assert members(one) == {"i1"} and members(both) == set()
+
+
+def test_the_incremental_index_always_equals_a_fresh_one(model: Model) -> None:
+    """Random upserts, removes and replaces, read between them by one long-lived index: the
+    banned rows and candidates equal those of an index built from scratch each time."""
+    rng = np.random.default_rng(7)
+    cat = Catalogue()
+    live = CatalogueIndex(cat)
+    flt = ItemFilter(("a", "b"))
+    for step in range(400):
+        roll = rng.random()
+        item = f"i{rng.integers(ITEMS + 5)}"  # some are not in the model
+        if roll < 0.75:
+            cats = tuple(c for c in ("a", "b") if rng.random() < 0.5)
+            cat.upsert(ItemRecord(item, cats, hidden=bool(rng.random() < 0.3),
+                                  expires_at=float(rng.integers(0, 20)) if rng.random() < 0.3
+                                  else None))
+        elif roll < 0.97:
+            cat.remove(item)
+        else:
+            cat.replace(Catalogue(cat.records()[: int(rng.integers(0, 10))]))
+        if step % 3:
+            continue
+        now = float(rng.integers(0, 20))
+        got = live.restrict(model.item_ids, flt, now)
+        want = CatalogueIndex(Catalogue(cat.records())).restrict(model.item_ids, flt, now)
+        assert set(got.banned.tolist()) == set(want.banned.tolist()), step
+        assert got.candidates is not None and want.candidates is not None
+        assert got.candidates.tolist() == want.candidates.tolist(), step
+
+
+def test_changed_since_names_the_changes_or_says_read_it_all() -> None:
+    cat = Catalogue([ItemRecord("a")])
+    v = cat.version
+    cat.upsert(ItemRecord("b"))
+    cat.remove("a")
+    assert cat.changed_since(v) == ["b", "a"] and cat.changed_since(cat.version) == []
+    cat.replace(Catalogue())
+    assert cat.changed_since(v) is None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,8 @@ MAX_CATEGORIES = 64
 MAX_LABELS = 64
 #: A category, a label key or value and a title are at most this many bytes of UTF-8.
 MAX_TEXT_BYTES = 512
+#: Changes remembered for `Catalogue.changed_since` (a reader further behind reads it all).
+_CHANGES_KEPT = 10_000
 _FIELDS = ("item", "categories", "labels", "hidden", "expires_at", "title")
 
 #: Every ``InvalidItem.reason`` (the id reasons of ``event.REASONS`` apply to the item id too).
@@ -212,6 +215,11 @@ class Catalogue:
         # Kept apart so a filter resolves them without a pass over every record.
         self._hidden: set[str] = set()
         self._expiring: dict[str, float] = {}
+        # The version that last changed each category's members (all of them: _reset).
+        self._touched: dict[str, int] = {}
+        self._reset = 0
+        # (version, item) of the latest changes, so a reader can catch up by the difference.
+        self._changes: deque[tuple[int, str]] = deque(maxlen=_CHANGES_KEPT)
         self._lock = threading.Lock()
         self.version = 0
         for r in records:
@@ -223,21 +231,25 @@ class Catalogue:
     def upsert(self, record: ItemRecord) -> None:
         """Replace (or add) ``record.item``'s record."""
         with self._lock:
+            self.version += 1
+            self._changes.append((self.version, record.item))
             self._drop(record.item)
             self._add(record)
-            self.version += 1
 
     def remove(self, item: str) -> bool:
         """Forget ``item``'s record (a deleted item); False when there was none."""
         with self._lock:
-            found = self._drop(item)
-            self.version += found
-            return found
+            if item not in self._records:
+                return False
+            self.version += 1
+            self._changes.append((self.version, item))
+            return self._drop(item)
 
     def _add(self, record: ItemRecord) -> None:
         self._records[record.item] = record
         for c in record.categories:
             self._members.setdefault(c, set()).add(record.item)
+            self._touched[c] = self.version
         if record.hidden:
             self._hidden.add(record.item)
         if record.expires_at is not None:
@@ -250,6 +262,7 @@ class Catalogue:
         self._hidden.discard(item)
         self._expiring.pop(item, None)
         for c in old.categories:
+            self._touched[c] = self.version
             members = self._members[c]
             members.discard(item)
             if not members:
@@ -258,6 +271,21 @@ class Catalogue:
 
     def get(self, item: str) -> ItemRecord | None:
         return self._records.get(item)
+
+    def changed_since(self, version: int) -> list[str] | None:
+        """The items changed after ``version`` (repeats possible); None when the record of
+        changes does not reach back that far (or a `replace` came since): read it all."""
+        with self._lock:
+            if version < self._reset or (version < self.version and (
+                    not self._changes or self._changes[0][0] > version + 1)):
+                return None
+            return [item for v, item in self._changes if v > version]
+
+    def category_version(self, category: str) -> int:
+        """The catalogue version that last changed ``category``'s members: a list of them
+        derived at a version at or after it is still right."""
+        with self._lock:
+            return max(self._reset, self._touched.get(category, 0))
 
     def members(self, category: str) -> frozenset[str]:
         """The ids of the items in ``category`` (empty for a category nobody has)."""
@@ -283,10 +311,12 @@ class Catalogue:
         """Take ``other``'s records (a newer snapshot's catalogue), dropping ours."""
         records = other.records()
         with self._lock:
+            self.version += 1
             self._records, self._members, self._hidden, self._expiring = {}, {}, set(), {}
+            self._touched, self._reset = {}, self.version
+            self._changes.clear()
             for r in records:
                 self._add(r)
-            self.version += 1
 
     def to_bytes(self, offsets: Mapping[int, int]) -> bytes:
         """The catalogue and the items-topic ``offsets`` it holds (next offset to read per

@@ -8,8 +8,9 @@ and a ban list (hidden, expired, excluded), which ``recommend.py`` removes from 
 before selecting. So a list is exactly ``n`` long whenever ``n`` items pass, with no holes and
 no over-long answers (the classic bug of filtering a fixed top-n afterwards, implicit#736).
 
-Resolving ids to a model's indices costs a pass over the hidden, expiring and category member
-sets; it is cached per (catalogue version, model) and redone only after a change.
+Resolving ids to a model's indices costs a pass over the hidden and expiring ids after each
+change of the catalogue (with the id -> row lookups memoised per model), and a pass over a
+category's members when that category changed; everything else is cached.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _EMPTY: Idx = np.empty(0, dtype=np.intp)
 MODES = ("any", "all")
 #: At most this many categories in one request's filter.
 MAX_FILTER_CATEGORIES = 64
-#: Candidate arrays kept per catalogue version (distinct filters asked for; then cleared).
+#: Candidate arrays of multi-category filters kept (distinct filters asked for; then cleared).
 _MAX_CACHED_FILTERS = 256
 
 
@@ -58,12 +59,26 @@ class Restriction:
 @dataclass
 class _Resolved:
     version: int
-    ids: IdIndex
     hidden: Idx  # model indices of hidden items
     expiring: Idx  # model indices of items with an expires_at ...
     expires_at: npt.NDArray[np.float64]  # ... and those times, seconds
-    categories: dict[str, Idx]  # filled on first use
-    filters: dict[ItemFilter, Idx]  # candidates per filter, filled on first use (bounded)
+
+
+@dataclass
+class _ModelView:
+    """What is kept for one model's ids across catalogue versions."""
+
+    ids: IdIndex
+    rows: dict[str, int | None]  # item id -> model row (None: not in the model), memoised
+    # Rows of the hidden items and row -> expires_at, kept up to date by the changes since
+    # ``synced`` (the catalogue version they reflect; -1: never read).
+    hidden: set[int]
+    expiring: dict[int, float]
+    synced: int
+    # Per category and per filter: (catalogue version computed at, candidate rows); reused
+    # while the catalogue has not changed the categories involved since.
+    categories: dict[str, tuple[int, Idx]]
+    filters: dict[ItemFilter, tuple[int, Idx]]
 
 
 def _unique(rows: list[int]) -> Idx:
@@ -76,30 +91,68 @@ class CatalogueIndex:
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
         self._resolved: _Resolved | None = None
+        self._view: _ModelView | None = None
         self._lock = threading.Lock()
 
-    def _resolve(self, ids: IdIndex) -> _Resolved:
+    def _model(self, ids: IdIndex) -> _ModelView:
+        v = self._view
+        # A new model, or the memo grown well past the catalogue (ids of removed records).
+        if v is None or v.ids is not ids or len(v.rows) > 2 * len(self.catalogue) + 10_000:
+            v = self._view = _ModelView(ids, {}, set(), {}, -1, {}, {})
+            self._resolved = None
+        return v
+
+    def _row(self, v: _ModelView, item: str) -> int | None:
+        try:
+            return v.rows[item]
+        except KeyError:  # a model's id lookup costs ~3 µs; a dict's, 50 ns
+            row = v.rows[item] = v.ids.get(item)
+            return row
+
+    def _resolve(self, v: _ModelView) -> _Resolved:
         r = self._resolved
-        version = self.catalogue.version
-        if r is not None and r.version == version and r.ids is ids:
+        version = self.catalogue.version  # read first: a change meanwhile rebuilds next time
+        if r is not None and r.version == version:
             return r
-        get = ids.get
-        hidden = [row for i in self.catalogue.hidden() if (row := get(i)) is not None]
-        expiring = [(row, t) for i, t in self.catalogue.expiring().items()
-                    if (row := get(i)) is not None]
-        r = _Resolved(version, ids, _unique(hidden),
-                      np.asarray([i for i, _ in expiring], dtype=np.intp),
-                      np.asarray([t for _, t in expiring], dtype=np.float64), {}, {})
-        self._resolved = r
+        self._sync(v, version)
+        r = self._resolved = _Resolved(
+            version, np.fromiter(v.hidden, dtype=np.intp, count=len(v.hidden)),
+            np.fromiter(v.expiring.keys(), dtype=np.intp, count=len(v.expiring)),
+            np.fromiter(v.expiring.values(), dtype=np.float64, count=len(v.expiring)))
         return r
 
-    def _category(self, r: _Resolved, category: str) -> Idx:
-        found = r.categories.get(category)
-        if found is None:
-            get = r.ids.get
-            found = _unique([row for i in self.catalogue.members(category)
-                             if (row := get(i)) is not None])
-            r.categories[category] = found
+    def _sync(self, v: _ModelView, version: int) -> None:
+        """Bring ``v.hidden`` and ``v.expiring`` to ``version``: by the changed items when the
+        catalogue still remembers them (O(changes)), else by reading it all."""
+        changed = None if v.synced < 0 else self.catalogue.changed_since(v.synced)
+        if changed is None:
+            v.hidden = {row for i in self.catalogue.hidden()
+                        if (row := self._row(v, i)) is not None}
+            v.expiring = {row: t for i, t in self.catalogue.expiring().items()
+                          if (row := self._row(v, i)) is not None}
+        for item in changed or ():
+            row = self._row(v, item)
+            if row is None:
+                continue
+            rec = self.catalogue.get(item)  # the current record: replaying a change is harmless
+            if rec is not None and rec.hidden:
+                v.hidden.add(row)
+            else:
+                v.hidden.discard(row)
+            if rec is not None and rec.expires_at is not None:
+                v.expiring[row] = rec.expires_at
+            else:
+                v.expiring.pop(row, None)
+        v.synced = version
+
+    def _category(self, v: _ModelView, category: str) -> Idx:
+        cached = v.categories.get(category)
+        if cached is not None and cached[0] >= self.catalogue.category_version(category):
+            return cached[1]
+        version = self.catalogue.version
+        found = _unique([row for i in self.catalogue.members(category)
+                         if (row := self._row(v, i)) is not None])
+        v.categories[category] = (version, found)
         return found
 
     def restrict(self, ids: IdIndex, flt: ItemFilter | None, now: float,
@@ -110,8 +163,9 @@ class CatalogueIndex:
         matches nothing: alone (or under ``all``) it empties the list; it is not an error.
         """
         with self._lock:
-            r = self._resolve(ids)
-            candidates = None if flt is None or not flt.categories else self._candidates(r, flt)
+            v = self._model(ids)
+            r = self._resolve(v)
+            candidates = None if flt is None or not flt.categories else self._candidates(v, flt)
             banned = r.hidden
             expired = r.expiring[r.expires_at <= now]
             if len(expired):
@@ -123,17 +177,22 @@ class CatalogueIndex:
                 banned = np.concatenate((banned, np.asarray(more, dtype=np.intp)))
         return Restriction(candidates, banned)
 
-    def _candidates(self, r: _Resolved, flt: ItemFilter) -> Idx:
-        found = r.filters.get(flt)
-        if found is None:
-            sets = [self._category(r, c) for c in flt.categories]
-            found = sets[0]
-            for s in sets[1:]:
-                found = (np.union1d(found, s) if flt.mode == "any"
-                         else np.intersect1d(found, s, assume_unique=True))
-            if len(r.filters) >= _MAX_CACHED_FILTERS:
-                r.filters.clear()
-            r.filters[flt] = found
+    def _candidates(self, v: _ModelView, flt: ItemFilter) -> Idx:
+        if len(flt.categories) == 1:
+            return self._category(v, flt.categories[0])
+        cached = v.filters.get(flt)
+        if cached is not None and all(cached[0] >= self.catalogue.category_version(c)
+                                      for c in flt.categories):
+            return cached[1]
+        version = self.catalogue.version
+        sets = [self._category(v, c) for c in flt.categories]
+        found = sets[0]
+        for s in sets[1:]:
+            found = (np.union1d(found, s) if flt.mode == "any"
+                     else np.intersect1d(found, s, assume_unique=True))
+        if len(v.filters) >= _MAX_CACHED_FILTERS:
+            v.filters.clear()
+        v.filters[flt] = (version, found)
         return found
 
 
