@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
 
-from streamrec.adapters.source import SourceUnavailable
 from streamrec.core.catalog import InvalidItem, ItemRecord, parse_record
 
 from . import metrics
 from .bodies import read_json
 from .errors import ApiError, check_keys
-from .routes import _id, require_bearer
+from .routes import _id, produce_acknowledged, require_bearer
 
 if TYPE_CHECKING:
     from .app import Service
@@ -43,15 +42,8 @@ def register_item_routes(app: Flask, svc: Service) -> None:
         if svc.sink is None:
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
         topic = svc.config.items
-        try:
-            for r in records:
-                svc.sink.produce(topic, json.dumps(r.to_dict()).encode("utf-8"),
-                                 key=r.item.encode("utf-8"))
-            undelivered = svc.sink.flush(5.0)
-        except SourceUnavailable as e:
-            raise ApiError(503, "log_unavailable", str(e)) from None
-        if undelivered:
-            raise ApiError(503, "log_unavailable", f"{undelivered} records not yet acknowledged")
+        produce_acknowledged(svc.sink, topic, [(json.dumps(r.to_dict()).encode("utf-8"), r.item)
+                                               for r in records], "records")
         metrics.ITEMS_PRODUCED.labels("produced").inc(len(records))
         return jsonify(accepted=len(records), topic=topic), 202
 

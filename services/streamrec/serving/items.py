@@ -23,6 +23,7 @@ from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.core.catalog import Catalogue, InvalidItem, parse_record_bytes
 
 from . import metrics
+from .foldin import guarded_step
 from .reloader import Served
 
 log = logging.getLogger(__name__)
@@ -100,17 +101,10 @@ class ItemsFollower:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                if self.source is None and self._pending is None:
-                    self._stop.wait(POLL_TIMEOUT)
-                    continue
-                self.step()
-            except SourceUnavailable as e:
-                log.warning("items source unavailable: %s", e)
-                self._stop.wait(1.0)
-            except Exception:  # keep following after a bug in one batch
-                log.exception("items step failed")
-                self._stop.wait(1.0)
+            if self.source is None and self._pending is None:
+                self._stop.wait(POLL_TIMEOUT)
+                continue
+            guarded_step(self.step, self._stop, "items")
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()

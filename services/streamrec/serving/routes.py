@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
 
-from streamrec.adapters.source import SourceUnavailable
+from streamrec.adapters.source import EventSink, SourceUnavailable
 from streamrec.core.codec import check_id
 from streamrec.core.events import InvalidEvent, serialize_event
 from streamrec.core.itemfilter import ItemFilter, Restriction, parse_filter
@@ -58,6 +58,20 @@ def require_bearer(token: str | None) -> None:
             given.strip().encode("utf-8"), token.encode("utf-8")):
         raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer' is required",
                        {"WWW-Authenticate": 'Bearer realm="streamrec"'})
+
+
+def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes, str]],
+                         what: str) -> None:
+    """Produce (value, key) ``messages`` to ``topic`` and wait until the log has them all;
+    503 ``log_unavailable`` otherwise (the caller may retry: the answer was not 2xx)."""
+    try:
+        for value, key in messages:
+            sink.produce(topic, value, key=key.encode("utf-8"))
+        undelivered = sink.flush(5.0)
+    except SourceUnavailable as e:
+        raise ApiError(503, "log_unavailable", str(e)) from None
+    if undelivered:
+        raise ApiError(503, "log_unavailable", f"{undelivered} {what} not yet acknowledged")
 
 
 def item_filter(categories: list[str] | None, mode: str | None) -> ItemFilter | None:
@@ -256,15 +270,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         except ApiError:
             metrics.INGESTED.labels("invalid").inc()
             raise
-        try:
-            for e in events:
-                svc.sink.produce(svc.config.topic, serialize_event(e, "json"),
-                                 key=e.user.encode("utf-8"))
-            undelivered = svc.sink.flush(5.0)
-        except SourceUnavailable as e:
-            raise ApiError(503, "log_unavailable", str(e)) from None
-        if undelivered:
-            raise ApiError(503, "log_unavailable", f"{undelivered} events not yet acknowledged")
+        produce_acknowledged(svc.sink, svc.config.topic,
+                             [(serialize_event(e, "json"), e.user) for e in events], "events")
         metrics.INGESTED.labels("produced").inc(len(events))
         return jsonify(accepted=len(events), topic=svc.config.topic), 202
 
