@@ -194,3 +194,27 @@ def test_a_malformed_record_on_the_topic_is_skipped_and_the_rest_applied(world: 
     world.log.append(ITEMS, json.dumps({"item": "i5", "hidden": True}).encode(), key=b"i5")
     world.follow()
     assert world.get("/items/i5")["hidden"] is True
+
+
+def test_a_follower_whose_topic_is_not_there_yet_keeps_trying(tmp_path: Path, model: Model,
+                                                              window: SlidingWindow) -> None:
+    from streamrec.adapters.source import SourceUnavailable
+    from streamrec.serving.items import ItemsFollower
+
+    w = World(tmp_path, model, window)
+    attempts = []
+
+    def factory() -> MemSource:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise SourceUnavailable("kafka: unknown topic")
+        return MemSource(w.log, ITEMS)
+
+    follower = ItemsFollower(factory, w.service.catalogue)
+    w.service.holder.on_swap(follower.on_swap)
+    w.publish("000000000001", _genres())
+    with pytest.raises(SourceUnavailable):
+        follower.step()
+    w.log.append(ITEMS, json.dumps({"item": "i3", "title": "later"}).encode(), key=b"i3")
+    assert follower.step() == 1 and len(attempts) == 2
+    assert w.get("/items/i3")["title"] == "later"

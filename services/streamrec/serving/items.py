@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from streamrec.adapters.source import EventSource, SourceUnavailable
+from streamrec.adapters.source import EventSource
 from streamrec.core.catalog import Catalogue, InvalidItem, parse_record_bytes
 
 from . import metrics
@@ -70,7 +70,7 @@ class ItemsFollower:
                 if self.source is None:
                     self.source = self.factory()
                 self.source.seek(pending)
-            except SourceUnavailable:
+            except Exception:  # the broker or the topic is not there yet: seek next step
                 with self._lock:
                     self._pending = self._pending or pending
                 raise
