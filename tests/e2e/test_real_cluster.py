@@ -351,6 +351,11 @@ def test_writes_through_the_ingress_need_the_generated_token_and_reads_stay_open
     status, body, _ = d.via_ingress("POST", "/interactions", token=token, body=event)
     assert status == 202 and body["accepted"] == 1, body
     d.produced += 1
+    # the catalogue's writes are guarded by the same token (checked before anything else)
+    for method, path, record in (("PUT", "/items/50", {"title": "x"}),
+                                 ("POST", "/items", [{"item": "50", "title": "x"}])):
+        status, body, _ = d.via_ingress(method, path, body=record)
+        assert status == 401 and body["error"] == "unauthorized", (method, path, body)
     # reads need no token
     assert d.via_ingress("GET", "/users/196/recommendations")[0] == 200
     assert d.via_ingress("GET", "/items/50/similar?n=3")[0] == 200

@@ -128,7 +128,7 @@ class IngressSpec:
     class_name: str | None = None
     path: str = "/"
     tls_secret: str | None = None
-    # Writes (POST /interactions, the delete routes) through the Ingress need a bearer token
+    # Writes (POST /interactions, /items, the delete routes) through the Ingress need a token
     # unless this is set; see streamrec.operator.writeauth.
     allow_anonymous_writes: bool = False
 

@@ -1,8 +1,8 @@
 """Who may write through an Ingress: the bearer token that guards serving's write routes.
 
-Serving checks ``Authorization: Bearer <token>`` on every write route (``POST /interactions``
-and the delete routes) whenever ``STREAMREC_INGEST_TOKEN`` is set, and the operator fills that
-variable from a Secret's key ``token``. Which Secret, for a spec:
+Serving checks ``Authorization: Bearer <token>`` on every write route (``POST /interactions``,
+``POST /items``, ``PUT /items/<item>`` and the delete routes) whenever ``STREAMREC_INGEST_TOKEN``
+is set, and the operator fills that variable from a Secret's key ``token``. Which Secret:
 
 ===========================================  =================================================
 spec                                         Secret serving reads the token from
