@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import snapshotlayout as layout
+from .erasure import Tombstones
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -63,13 +64,15 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True, eq=False)
 class Snapshot:
-    """A loaded snapshot: the model to serve, the window to resume, the offsets to seek to."""
+    """A loaded snapshot: the model to serve, the window to resume, the offsets to seek to,
+    and the tombstone set of everything erased up to those offsets (``erasure.py``)."""
 
     manifest: Manifest
     model: Model
     window: WindowContents
     offsets: dict[int, int]
     path: Path
+    tombstones: Tombstones = field(default_factory=Tombstones)
 
     @property
     def version(self) -> str:
@@ -115,20 +118,23 @@ def write_snapshot(
     extra_meta: Mapping[str, Any] | None = None,
     created_at: float | None = None,
     sync: bool = True,
+    tombstones: Tombstones | None = None,
 ) -> Manifest:
     """Write a snapshot into ``directory`` (created if needed); the manifest goes last.
 
     ``sync=False`` skips the fsyncs, for a scratch copy that a store then uploads or copies
     durably itself (the trainer's case: 19 fsyncs can cost more than writing the arrays).
-    Raises ``SnapshotError`` if the directory already holds a snapshot.
+    ``tombstones`` (default: none) is the erased users and items the snapshot must keep
+    erased on resume and replay (``erasure.py``). Raises ``SnapshotError`` if the directory
+    already holds a snapshot.
     """
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     if (path / MANIFEST_NAME).exists():
         raise SnapshotError(f"{path} already holds a snapshot; write each version once")
+    arrays = {**layout.to_arrays(model, window), **(tombstones or Tombstones()).to_arrays()}
     files = {
-        name: _write_array(path / f"{name}.npy", array, sync)
-        for name, array in layout.to_arrays(model, window).items()
+        name: _write_array(path / f"{name}.npy", array, sync) for name, array in arrays.items()
     }
     if sync:
         _fsync_dir(path)
@@ -236,8 +242,8 @@ def read_snapshot(
         contents = (
             layout.window_from_arrays(a, manifest) if window else layout.empty_window(manifest)
         )
+        tombstones = layout.tombstones_from_arrays(a)
     except (ModelError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}") from None
-    return Snapshot(
-        manifest=manifest, model=model, window=contents, offsets=dict(manifest.offsets), path=path
-    )
+    return Snapshot(manifest=manifest, model=model, window=contents,
+                    offsets=dict(manifest.offsets), path=path, tombstones=tombstones)

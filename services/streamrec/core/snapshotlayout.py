@@ -7,7 +7,9 @@ user and item ids, the open-addressing hash table of ``ids.hash_table`` (``*.tab
 serving worker maps its id index instead of building a dict of Python strings. Format 3 adds,
 when the trainer made them, each user's ordered history (``history.*``, for recency) and the
 item-item model (``item_item.dense`` for EASE, or ``item_item.{indptr,indices,data}`` for the
-sparse kNN fallback), with the scoring settings in ``params``. Reading checks
+sparse kNN fallback), with the scoring settings in ``params``. Format 4 adds the tombstone set
+(``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files so other
+sections can be added beside it. Reading checks
 that the arrays fit together (a CSR that points past the item list, say) before a
 :class:`Model` is built.
 """
@@ -24,6 +26,8 @@ import scipy.sparse as sp
 from .blend import PLAIN, ScoringParams
 from .domains import MAX_CONFIDENCE
 from .ease import ItemItem, ItemItemParams
+from .erasure import FILES as TOMBSTONE_FILES
+from .erasure import Tombstones
 from .ids import IdIndex, decode_ids, encode_ids
 from .manifest import Manifest
 from .model import Model
@@ -41,6 +45,7 @@ __all__ = [
     "optional_files",
     "scoring_params",
     "to_arrays",
+    "tombstones_from_arrays",
     "window_from_arrays",
 ]
 
@@ -141,10 +146,18 @@ OPTIONAL_FILES = _names(
 
 
 def optional_files(manifest: Manifest) -> tuple[str, ...]:
-    """The optional model files ``manifest`` lists (none before format 3)."""
+    """The optional model files ``manifest`` lists (none before format 3), and the tombstone
+    set's (format 4)."""
     if manifest.format_version < 3:
         return ()
-    return tuple(n for n in OPTIONAL_FILES if n in manifest.files)
+    return tuple(n for n in OPTIONAL_FILES + TOMBSTONE_FILES if n in manifest.files)
+
+
+def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:
+    """The snapshot's tombstone set; empty for a snapshot without one (format <= 3)."""
+    if not all(n in a for n in TOMBSTONE_FILES):
+        return Tombstones()
+    return Tombstones.from_arrays(a)
 
 
 def files_for(format_version: int, window: bool = True) -> tuple[str, ...]:

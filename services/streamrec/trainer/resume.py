@@ -20,13 +20,14 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreUnavailable, VersionNotFound
 from streamrec.config import Config
+from streamrec.core.erasure import Tombstones
 from streamrec.core.manifest import SnapshotError
 from streamrec.core.snapshot import read_snapshot
 from streamrec.core.window import SlidingWindow
@@ -59,6 +60,7 @@ class ResumePoint:
     version: str | None  # the snapshot resumed from
     last_version: str | None
     how: str  # "snapshot", "beginning", "committed" or "end"
+    tombstones: Tombstones = field(default_factory=Tombstones)  # erased ids (core/erasure.py)
 
 
 def retry(what: str, call: Callable[[], T], stop: threading.Event,
@@ -76,8 +78,8 @@ def retry(what: str, call: Callable[[], T], stop: threading.Event,
     return None
 
 
-def _load_newest(store: SnapshotStore, versions: list[str], workdir: Path,
-                 config: Config) -> tuple[str, SlidingWindow, dict[int, int]] | None:
+def _load_newest(store: SnapshotStore, versions: list[str], workdir: Path, config: Config
+                 ) -> tuple[str, SlidingWindow, dict[int, int], Tombstones] | None:
     for version in reversed(versions):
         dest = workdir / "resume"
         try:
@@ -85,7 +87,7 @@ def _load_newest(store: SnapshotStore, versions: list[str], workdir: Path,
             snap = read_snapshot(path, verify=True, mmap=False)
             window = SlidingWindow.from_contents(snap.window, capacity=config.window_size,
                                                  decay_half_life=config.decay_half_life)
-            return version, window, dict(snap.offsets)
+            return version, window, dict(snap.offsets), snap.tombstones
         except (SnapshotError, VersionNotFound, ValueError) as e:
             log.error("snapshot %s cannot be resumed from (%s); trying an older one", version, e)
         finally:
@@ -118,8 +120,8 @@ def resume(config: Config, source: EventSource, store: SnapshotStore, workdir: P
     if loaded is None and usable and stop.is_set():
         return None
     if loaded is not None:
-        version, window, offsets = loaded
-        point = ResumePoint(window, offsets, version, last_version, "snapshot")
+        version, window, offsets, tombstones = loaded
+        point = ResumePoint(window, offsets, version, last_version, "snapshot", tombstones)
     else:
         offsets, how = _start_without_snapshot(config, source, stop)
         point = ResumePoint(SlidingWindow(config.window_size, config.decay_half_life),

@@ -20,6 +20,7 @@ from pathlib import Path
 from streamrec.adapters.source import EventSink, EventSource, SourceMessage, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreError, TrainingReports
 from streamrec.config import Config
+from streamrec.core.erasure import Tombstones
 from streamrec.core.manifest import next_version
 from streamrec.core.trainingstatus import TrainingStatus
 from streamrec.core.window import SlidingWindow
@@ -67,6 +68,12 @@ class Trainer:
         self.metrics = metrics or TrainerMetrics()
         self.policy = RetrainPolicy(config.retrain_every, config.retrain_interval, clock)
         self.window = SlidingWindow(config.window_size, config.decay_half_life)
+        #: Erased users and items (core/erasure.py): applied to every batch and the window,
+        #: written into every snapshot, restored on resume.
+        self.tombstones = Tombstones()
+        #: An erasure no published snapshot reflects yet: the next publish prunes every
+        #: older version (docs/feedback.md, "Forgetting").
+        self._erased_unpublished = False
         self.positions: dict[int, int] = {}
         self.version: str | None = None  # last snapshot resumed from or published
         self.published: list[str] = []  # versions published by this trainer, in order
@@ -94,6 +101,7 @@ class Trainer:
         with self._lock:
             self.window = point.window
             self.positions = dict(point.offsets)
+            self.tombstones = point.tombstones.copy()
         self.version, self._last_version, self._resumed = (point.version, point.last_version,
                                                            point)
         self.metrics.window_size.set(len(self.window))
@@ -155,7 +163,8 @@ class Trainer:
         return len(messages)
 
     def _take(self, messages: list[SourceMessage]) -> None:
-        batch = ingest(messages, self.config.format, self.config.min_weight)
+        batch = ingest(messages, self.config.format, self.config.min_weight,
+                       weights=self.config.feedback)
         for msg, err in batch.dead:
             self.metrics.invalid.labels(err.reason).inc()
             if self.sink is None:
@@ -168,12 +177,28 @@ class Trainer:
                 log.error("dead letter for %d:%d lost: %s", msg.partition, msg.offset, e)
         positions = self.source.positions()
         with self._lock:
-            self.window.extend(batch.events)
+            fresh = Tombstones.of(e for e in batch.erasures if self.tombstones.add(e))
+            # Erasures first: an erased user's event later in this batch but dated before the
+            # erasure is erased too (core/erasure.py has the rule).
+            kept = [e for e in batch.events
+                    if not self.tombstones.erased(e.user, e.item, e.ts)] \
+                if len(self.tombstones) else batch.events
+            self.window.extend(kept)
+            removed = self.window.erase(fresh) if len(fresh) else 0
             self.positions = positions
             size = len(self.window)
-        self.policy.on_events(len(batch.events))
+            if len(fresh):
+                self._erased_unpublished = True
+        if len(fresh):
+            self.policy.hurry()
+            for e in batch.erasures:
+                self.metrics.erasures.labels(e.kind).inc()
+            log.info("erased %d users and %d items: %d events left the window",
+                     len(fresh.users), len(fresh.items), removed)
+        self.metrics.erased_events.inc(removed + len(batch.events) - len(kept))
+        self.policy.on_events(len(kept))
         self.metrics.consumed.inc(len(messages))
-        self.metrics.accepted.inc(len(batch.events))
+        self.metrics.accepted.inc(len(kept))
         self.metrics.filtered.inc(batch.filtered)
         self.metrics.window_size.set(size)
 
@@ -187,9 +212,11 @@ class Trainer:
             matrix = self.window.build()
             contents = self.window.contents()
             offsets = dict(self.positions)
+            tombstones = self.tombstones.copy()
+            prune_all, self._erased_unpublished = self._erased_unpublished, False
         job = FitJob(self.config, self.store, self.sink, self.metrics, self._stop, self.workdir,
                      matrix, contents, offsets, next_version(self._last_version), new_events,
-                     self.training)
+                     self.training, tombstones, prune_all)
         self._outcome = None
 
         def work() -> None:
@@ -210,6 +237,9 @@ class Trainer:
         if outcome is not None and outcome.training is not None:
             self.training = outcome.training
         if outcome is None or not outcome.published:
+            if outcome is None or outcome.prune_all:
+                with self._lock:  # the next publish must still prune the older versions
+                    self._erased_unpublished = True
             self.policy.finish(ok=False, retry_after=_FIT_RETRY_S)
             return
         self.policy.finish(ok=True)
