@@ -25,9 +25,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
-
 from collections.abc import Mapping
+from typing import Any
 
 from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show, signed_weight_ok, ts_ok, weight_ok
 from .erasure import Erasure, parse_control

@@ -9,10 +9,12 @@ where ``p(u)`` is 1 on the user's items with a positive net weight and 0 elsewhe
 :func:`aggregate`). A non-positive net weight is negative feedback: preference 0 with that
 confidence, exactly what implicit does with a negative entry of its input matrix
 (``implicit.cpu.als``: "Negative items can also be passed with a higher confidence value by
-passing a negative value"; ``_least_squares`` negates the confidence and adds nothing to b). Only the user's rows of Y enter the correction,
-so with ``YᵀY + λI`` cached per model a fold-in costs O(k·f² + f³) for k items: this is what
-lets a serving replica answer with a user's events from the last second. It is the same
-computation as implicit's ``recalculate_user`` (``_least_squares``), in float64.
+passing a negative value"; ``_least_squares`` negates the confidence and adds nothing to b).
+
+Only the user's rows of Y enter the correction, so with ``YᵀY + λI`` cached per model a fold-in
+costs O(k·f² + f³) for k items: this is what lets a serving replica answer with a user's events
+from the last second. It is the same computation as implicit's ``recalculate_user``
+(``_least_squares``), in float64.
 
 It cannot be poisoned: confidence is capped at ``domains.MAX_CONFIDENCE`` as in the fit, the
 Cholesky solve that fails on a numerically singular system (it did from c ≈ 1e16 before the

@@ -265,7 +265,8 @@ class SlidingWindow:
         """Drop every event ``tombstones`` erases (``erasure.py``); return how many. O(W)."""
         if not self._size or not len(tombstones):
             return 0
-        users, items, ts = (self._ordered(a) for a in (self._users, self._items, self._ts))
+        users, items = self._ordered(self._users), self._ordered(self._items)
+        ts = self._ordered(self._ts)
         keep = tombstones.keep_mask(self._user_map.ids(), self._item_map.ids(), users, items, ts)
         dropped = int(len(keep) - np.count_nonzero(keep))
         if not dropped:

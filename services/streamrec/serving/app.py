@@ -24,11 +24,14 @@ from streamrec.adapters.source import EventSink, EventSource
 from streamrec.adapters.storebase import StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore, open_store
 from streamrec.config import Config
+from streamrec.core.erasure import Erasure, Tombstones
 from streamrec.core.trainingstatus import TrainingStatus
 
 from . import metrics, onlinestats
+from .eraseroutes import register_erase_routes
 from .errors import ApiError
 from .foldin import FoldIn, SourceFactory
+from .forgotten import Forgotten
 from .fresh import FreshEvents
 from .online import OnlineTracker
 from .onlineroutes import ModelHistory, observe_batch, register_online_routes
@@ -51,6 +54,9 @@ class Service:
         self.config, self.store, self.sink = config, store, sink
         self.holder = Holder()
         self.fresh = FreshEvents()
+        #: Erased users and items (serving/forgotten.py): snapshot tombstones + live erasures.
+        self.forgotten = Forgotten()
+        self.holder.before_swap(self.forgotten.before_swap)
         cache = Path(config.cache_dir) if config.cache_dir else Path(
             tempfile.mkdtemp(prefix="streamrec-cache-"))
         self.reloader = Reloader(store, self.holder, cache, config.reload_interval,
@@ -62,7 +68,7 @@ class Service:
         self.models = ModelHistory()
         self.holder.on_swap(self.models.add)
         self.foldin = FoldIn(source_factory, self.fresh, config.format, config.min_weight,
-                             observe_batch(self.online)) \
+                             observe_batch(self.online), config.feedback, self.forgotten) \
             if source_factory is not None else None
         directory = state_dir()
         self.publisher = Publisher(self.online, directory) \
@@ -108,6 +114,12 @@ class Service:
             return []
         return list(onlinestats.families(onlinestats.replica_state(self.online, time.time())))
 
+    def erase(self, erasure: Erasure) -> None:
+        """Apply an erasure in this worker at once (the others read it from the topic)."""
+        if self.forgotten.add(erasure):
+            metrics.ERASURES.labels(erasure.kind).inc()
+            self.fresh.erase(Tombstones.of([erasure]))
+
     def _advance(self, served: Served) -> None:
         self.fresh.advance(served.snapshot.offsets)
 
@@ -152,6 +164,7 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     app.extensions["streamrec"] = service
     register_routes(app, service)
     register_online_routes(app, service)
+    register_erase_routes(app, service)
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError) -> tuple[Response, int]:

@@ -25,6 +25,7 @@ from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from streamrec.core.erasure import Tombstones
 from streamrec.core.events import Event
 
 #: Default bounds; an entry costs roughly 150 bytes, so 200k events are ~30 MB per worker.
@@ -166,6 +167,31 @@ class FreshEvents:
                     if o < self._floor.get(p, 0):
                         del items[item]
                         self._seen_total -= 1
+                if not items:
+                    del self._seen[user]
+            return dropped
+
+    def erase(self, tombstones: Tombstones) -> int:
+        """Drop what ``tombstones`` erases: an erased user's events dated up to the erasure
+        (and their seen set), and every event of an erased item. Returns the events dropped."""
+        with self._lock:
+            dropped = 0
+            for user in list(self._users):
+                events = self._users[user]
+                keep = deque(f for f in events if not tombstones.erased(user, f.item, f.ts))
+                dropped += len(events) - len(keep)
+                if keep:
+                    self._users[user] = keep
+                else:
+                    del self._users[user]
+            self._total -= dropped
+            for user in list(self._seen):
+                items = self._seen[user]
+                gone = list(items) if user in tombstones.users else [
+                    i for i in items if i in tombstones.items]
+                for item in gone:
+                    del items[item]
+                self._seen_total -= len(gone)
                 if not items:
                     del self._seen[user]
             return dropped

@@ -7,7 +7,6 @@ OpenAPI document next to this file describes every route, and a test keeps the t
 
 from __future__ import annotations
 
-import hmac
 import json
 import struct
 import time
@@ -18,10 +17,11 @@ from flask import Flask, Response, jsonify, request
 
 from streamrec.adapters.source import SourceUnavailable
 from streamrec.core.codec import check_id
-from streamrec.core.events import InvalidEvent, serialize_event
+from streamrec.core.events import InvalidEvent
 from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
 
 from . import metrics
+from .auth import require_bearer
 from .bodies import parse_interactions, parse_session, read_json
 from .errors import ApiError, check_keys, parse_bool, parse_list, parse_n, require
 from .reloader import Served
@@ -61,12 +61,26 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                 "items": parse_list(a.get("items"), "items"),
                 "exclude": parse_list(a.get("exclude"), "exclude")}
 
+    def without_erased(kw: dict[str, Any]) -> dict[str, Any]:
+        """Erased items (serving/forgotten.py) are never returned, by any route."""
+        erased = svc.forgotten.items
+        if erased:
+            kw = {**kw, "exclude": [*(kw.get("exclude") or ()), *erased]}
+        return kw
+
     def with_fresh_seen(user: str, kw: dict[str, Any]) -> dict[str, Any]:
-        """Seen stays seen: fresh items the fold-in history bound dropped are excluded too."""
+        """Seen stays seen: fresh items the fold-in history bound dropped are excluded too;
+        erased items too."""
         beyond = svc.fresh.beyond_history(user) if kw["exclude_seen"] else []
         if beyond:
             kw = {**kw, "exclude": [*(kw["exclude"] or ()), *beyond]}
-        return kw
+        return without_erased(kw)
+
+    def check_item(item: str) -> str:
+        item = _id(item, "item")
+        if item in svc.forgotten.items:
+            raise ApiError(404, "unknown_item", f"item {item!r} was erased")
+        return item
 
     def recommend_user(user: str, allowed: tuple[str, ...]) -> Response:
         check_keys(request.args, allowed)
@@ -106,7 +120,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     @app.post("/recommendations")
     def session_recommendations() -> Response:
         check_keys(request.args, ())  # n and the rest go in the body; a query is a mistake
-        kw = parse_session(read_json(request.get_data(cache=True)))
+        kw = without_erased(parse_session(read_json(request.get_data(cache=True))))
         s = served()
         recs = s.snapshot.model.recommend_anonymous(**kw)
         return jsonify(items=_items(recs), model_version=s.version, fallback=recs.fallback,
@@ -118,10 +132,11 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         users = [_id(u, "user") for u in parse_list(request.args.get("users"), "users") or []]
         if not users or len(users) > MAX_BATCH_USERS:
             raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
-        kw = rec_args()
+        kw = without_erased(rec_args())
         s = served()
         extra = {u: p for u in users if (p := svc.fresh.timed(u))}
-        own = {u: k for u in users if (k := with_fresh_seen(u, kw)) is not kw}
+        own = {u: k for u in users if svc.fresh.beyond_history(u) and kw["exclude_seen"]
+               and (k := with_fresh_seen(u, kw))}
         out = s.snapshot.model.recommend_batch([u for u in users if u not in own],
                                                extra=extra, **kw)
         for u, k in own.items():  # a user whose history bound dropped items: their own ban list
@@ -135,12 +150,13 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     @app.get("/items/<item>/similar")
     def similar(item: str) -> Response:
         check_keys(request.args, ("n", "exclude"))
-        item = _id(item, "item")
+        item = check_item(item)
         n, exclude = parse_n(request.args.get("n")), parse_list(request.args.get("exclude"),
                                                                 "exclude")
         s = served()
         try:
-            recs = s.snapshot.model.similar_items(item, n=n, exclude=exclude)
+            recs = s.snapshot.model.similar_items(item, n=n,
+                                                  **without_erased({"exclude": exclude}))
         except UnknownItem as e:
             raise ApiError(404, "unknown_item", str(e)) from None
         return jsonify(item=item, items=_items(recs), model_version=s.version, fallback=None,
@@ -151,9 +167,10 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         check_keys(request.args, ())
         user = _id(user, "user")
         s = served()
-        fresh = svc.fresh.pairs(user)
+        erased = svc.forgotten.items
+        fresh = [(i, w) for i, w in svc.fresh.pairs(user) if i not in erased]
         try:
-            known = s.snapshot.model.known_items(user)
+            known = [(i, w) for i, w in s.snapshot.model.known_items(user) if i not in erased]
         except UnknownUser as e:
             if not fresh:
                 raise ApiError(404, "unknown_user", str(e)) from None
@@ -168,14 +185,14 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         n = parse_n(request.args.get("n"))
         exclude = parse_list(request.args.get("exclude"), "exclude")
         s = served()
-        recs = s.snapshot.model.popular(n=n, exclude=exclude)
+        recs = s.snapshot.model.popular(n=n, **without_erased({"exclude": exclude}))
         return jsonify(items=_items(recs), model_version=s.version, fallback="popular",
                        recommendation_id=svc.track(None, s.version, recs.items))
 
     @app.get("/users/<user>/because/<item>")
     def because(user: str, item: str) -> Response:
         check_keys(request.args, ("n",))
-        user, item = _id(user, "user"), _id(item, "item")
+        user, item = _id(user, "user"), check_item(item)
         n = parse_n(request.args.get("n"), default=5)
         s = served()
         extra = svc.fresh.timed(user)
@@ -185,7 +202,9 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             raise ApiError(404, "unknown_item", str(e)) from None
         except UnknownUser as e:
             raise ApiError(404, "unknown_user", str(e)) from None
-        return jsonify(user=user, item=item, items=[{"item": i, "score": c} for i, c in why],
+        erased = svc.forgotten.items
+        return jsonify(user=user, item=item,
+                       items=[{"item": i, "score": c} for i, c in why if i not in erased],
                        model_version=s.version, fresh_events=len(extra))
 
     @app.get("/model")
@@ -205,26 +224,19 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.post("/interactions")
     def interactions() -> tuple[Response, int]:
-        token = svc.config.ingest_token
-        if token is not None:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            # The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                    given.strip().encode("utf-8"), token.encode("utf-8")):
-                raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer' is required",
-                               {"WWW-Authenticate": 'Bearer realm="streamrec"'})
+        require_bearer(svc.config.ingest_token)
         if svc.sink is None:
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
         try:
             check_keys(request.args, ())
-            events = parse_interactions(read_json(request.get_data(cache=True)), time.time())
+            events = parse_interactions(read_json(request.get_data(cache=True)), time.time(),
+                                        svc.config.feedback)
         except ApiError:
             metrics.INGESTED.labels("invalid").inc()
             raise
         try:
-            for e in events:
-                svc.sink.produce(svc.config.topic, serialize_event(e, "json"),
-                                 key=e.user.encode("utf-8"))
+            for e, raw in events:  # as posted: consumers apply their own feedback table
+                svc.sink.produce(svc.config.topic, raw, key=e.user.encode("utf-8"))
             undelivered = svc.sink.flush(5.0)
         except SourceUnavailable as e:
             raise ApiError(503, "log_unavailable", str(e)) from None

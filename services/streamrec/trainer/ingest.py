@@ -8,8 +8,7 @@ where it came from), or the ``filtered`` count (valid, but below ``min_weight``)
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from streamrec.adapters.source import SourceMessage

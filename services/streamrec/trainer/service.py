@@ -191,8 +191,8 @@ class Trainer:
                 self._erased_unpublished = True
         if len(fresh):
             self.policy.hurry()
-            for e in batch.erasures:
-                self.metrics.erasures.labels(e.kind).inc()
+            for erasure in batch.erasures:
+                self.metrics.erasures.labels(erasure.kind).inc()
             log.info("erased %d users and %d items: %d events left the window",
                      len(fresh.users), len(fresh.items), removed)
         self.metrics.erased_events.inc(removed + len(batch.events) - len(kept))
