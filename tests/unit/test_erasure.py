@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.support.memlog import MemLog, MemSink, MemSource
+from tests.support.memlog import MemSink, MemSource
 from tests.unit.test_serving_api import PARAMS, TOPIC, World, board_window
 from tests.unit.test_trainer_loop import MemoryLog, _config, _run_until_published
 
