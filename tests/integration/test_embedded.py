@@ -62,7 +62,7 @@ def embedded(tmp_path: Path) -> Iterator[Callable[[], Embedded]]:
         e.cleanup()
 
 
-def test_demo_prints_personalised_lists_and_the_fold_in(tmp_path: Path) -> None:
+def test_demo_prints_personalised_lists_the_fold_in_and_a_dislike(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "demo" / "run_demo.py"), "--once", "--bind", "127.0.0.1:0",
          "--data-dir", str(tmp_path / "demo"), "--limit", "20000"],
@@ -72,6 +72,8 @@ def test_demo_prints_personalised_lists_and_the_fold_in(tmp_path: Path) -> None:
     assert out.count("fallback None, fresh events 0") == 3  # three personalised top-10s
     assert "fresh events 1" in out  # the new event was folded in
     assert re.search(r"event-to-recommendation latency: [0-9.]+ ms", out)
+    # One dislike (docs/feedback.md): the film leaves the list at once and the list changes.
+    assert re.search(r"the film left the list \(changed\) after [0-9.]+ ms", out), out[-2000:]
     assert "curl " in out
 
 
