@@ -251,3 +251,30 @@ def test_bad_deletions_get_clear_errors(tmp_path: Path, model: Model):
                           headers={"Authorization": "Bearer s3cret"})
     assert erase.status_code == 400 and "control_record" in erase.get_json()["message"]
     assert np.isfinite(w.model.item_factors).all()
+
+
+def test_an_erasure_that_empties_the_window_waits_for_events_then_prunes(tmp_path: Path):
+    log = MemoryLog()
+    for k in range(50):
+        log.append("t", f"only:i{k % 5}".encode())
+    store = LocalStore(tmp_path / "store")
+    now = [0.0]
+    trainer = Trainer(_config(keep=5), log, log, store, workdir=tmp_path / "w",
+                      clock=lambda: now[0])
+    trainer.resume()
+    _run_until_published(trainer, 1)
+    log.append("t", Erasure("user", "only", 50.0).to_bytes())
+    for _ in range(5):
+        trainer.step(timeout=0.0)
+        trainer.wait_idle(10)
+    assert len(trainer.window) == 0 and trainer.training.reason == "empty_window"
+    assert not trainer.policy.should_start()  # no retry loop on an empty window
+    assert len(store.versions()) == 1
+    for k in range(50):
+        log.append("t", f"next:i{k % 5}".encode())
+    now[0] += 31  # the hold after a failed fit
+    _run_until_published(trainer, 2)
+    trainer.shutdown()
+    (version,) = store.versions()
+    snap = read_snapshot(store.fetch(version, tmp_path / "c"))
+    assert "only" not in list(snap.model.user_ids) and "only" in snap.tombstones.users

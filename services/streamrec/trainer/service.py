@@ -241,6 +241,10 @@ class Trainer:
                 with self._lock:  # the next publish must still prune the older versions
                     self._erased_unpublished = True
             self.policy.finish(ok=False, retry_after=_FIT_RETRY_S)
+            if outcome is not None and outcome.reason == "empty_window":
+                # An erasure that emptied the window: nothing to fit until events come (then
+                # that publish prunes); no retry every 30 s meanwhile.
+                self.policy.urgent = False
             return
         self.policy.finish(ok=True)
         self.version = self._last_version = outcome.version
