@@ -41,9 +41,12 @@ def erased_by(erasure: Erasure, fmt: str) -> Callable[[SourceMessage], bool]:
     """A predicate: is this log record an event ``erasure`` erases? (For redaction; control
     records and records that do not parse are never redacted.)"""
     tombstones = Tombstones.of([erasure])
+    # A record that does not even contain the id's bytes cannot name it (JSON may escape
+    # non-ASCII ids: those records are parsed).
+    needle = erasure.id.encode("utf-8") if erasure.id.isascii() else None
 
     def erased(message: SourceMessage) -> bool:
-        if message.value is None:
+        if message.value is None or (needle is not None and needle not in message.value):
             return False
         try:
             record = parse_record(bytes(message.value), fmt, message.timestamp)
