@@ -9,6 +9,7 @@ for an item.
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ def test_a_deleted_user_and_item_leave_every_answer_snapshot_and_restart(
                           [*fit_args(window=10_000, retrain_every=40, interval=1, iterations=3),
                            "--keep", "4"])
     serving = ServingProc(kafka.bootstrap, topic, s3, tmp_path / "serving")
+    other = ServingProc(kafka.bootstrap, topic, s3, tmp_path / "other",
+                        ["--workers", "2"])  # another replica, two workers
     producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 5})
     store = S3Store(s3.bucket, "", client=s3.client())
 
@@ -61,6 +64,7 @@ def test_a_deleted_user_and_item_leave_every_answer_snapshot_and_restart(
         trainer.start()
         send([f"u{k % 8}:i{k % 30}" for k in range(80)])
         first = serving.wait_model(180)
+        other.wait_model(180)
         send([f"u{k % 8}:i{(k * 7) % 30}" for k in range(80)])
         wait_for(lambda: len(store.versions()) >= 2, 120, "two stored snapshots")
         assert any(_holds(s, user="u3") for s in _snapshots(store, tmp_path / "c0"))
@@ -76,6 +80,15 @@ def test_a_deleted_user_and_item_leave_every_answer_snapshot_and_restart(
         assert serving.get("/users/u3/because/i1").status_code == 404
         assert serving.get("/recommendations/batch?users=u3").json()["results"]["u3"][
             "fallback"] == "popular"
+        # Every other replica and worker, from the erasure record on the topic, within 1 s.
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            answers = {other.get("/users/u3/recommendations").json()["fallback"]
+                       for _ in range(6)}  # both workers, whichever answers
+            if answers == {"popular"}:
+                break
+            time.sleep(0.02)
+        assert answers == {"popular"}, answers
 
         # The next snapshot leaves u3 out, and once it is published no kept one holds u3.
         def clean() -> list[Snapshot] | None:
@@ -121,4 +134,5 @@ def test_a_deleted_user_and_item_leave_every_answer_snapshot_and_restart(
         assert serving.running and trainer.running
     finally:
         serving.close()
+        other.close()
         trainer.close()

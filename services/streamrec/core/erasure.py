@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from .ids import decode_ids, encode_ids
 
-__all__ = ["KINDS", "REDACTED", "Erasure", "Tombstones", "parse_control"]
+__all__ = ["FILES", "KINDS", "REDACTED", "Erasure", "Tombstones", "parse_control"]
 
 #: What can be erased.
 KINDS = ("user", "item")
@@ -113,11 +113,6 @@ class Tombstones:
             return True
         at = self.users.get(user)
         return at is not None and (ts is None or math.isnan(ts) or ts <= at)
-
-    def user_erased(self, user: str, ts: float | None = None) -> bool:
-        """Whether ``user``'s data dated ``ts`` (None: anything the snapshot holds) is erased."""
-        at = self.users.get(user)
-        return at is not None and (ts is None or ts <= at)
 
     def keep_mask(self, user_ids: list[str], item_ids: list[str], users: Array, items: Array,
                   ts: Array) -> npt.NDArray[np.bool_]:
