@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 from confluent_kafka import Producer
-from tests.support.trainerproc import ServingProc, TrainerProc, fit_args, wait_for
+from tests.support.trainerproc import ServingProc, TrainerProc, fit_args, read_topic, wait_for
 
 from streamrec.adapters.s3store import S3Store
 from streamrec.adapters.storebase import VersionNotFound
@@ -65,7 +65,10 @@ def test_a_deleted_user_and_item_leave_every_answer_snapshot_and_restart(
         send([f"u{k % 8}:i{k % 30}" for k in range(80)])
         first = serving.wait_model(180)
         other.wait_model(180)
-        send([f"u{k % 8}:i{(k * 7) % 30}" for k in range(80)])
+        # Typed events through Kafka: a dislike, and an unknown type for the dead-letter topic.
+        send([f"u{k % 8}:i{(k * 7) % 30}" for k in range(80)]
+             + ['{"user":"u2","item":"i5","type":"dislike"}',
+                '{"user":"u2","item":"i6","type":"bogus"}'])
         wait_for(lambda: len(store.versions()) >= 2, 120, "two stored snapshots")
         assert any(_holds(s, user="u3") for s in _snapshots(store, tmp_path / "c0"))
         assert serving.get("/users/u3/recommendations").json()["fallback"] is None
@@ -129,6 +132,14 @@ def test_a_deleted_user_and_item_leave_every_answer_snapshot_and_restart(
         for snap in _snapshots(store, tmp_path / "c3"):
             assert not _holds(snap, user="u3", item="i7"), snap.version
         assert "u3" in snaps[-1].tombstones.users
+        # The dislike is a negative cell of the model, and i5 is never offered to u2.
+        snap = snaps[-1]
+        row, col = snap.model.user_index["u2"], snap.model.item_index["i5"]
+        assert snap.model.user_items[row, col] < 0
+        body = serving.get("/users/u2/recommendations?n=30&exclude_seen=false").json()
+        assert "i5" not in {x["item"] for x in body["items"]}
+        dead = read_topic(kafka.bootstrap, f"{topic}.dlq", 1)
+        assert [dict(m.headers())["error"].split(b":")[0] for m in dead] == [b"unknown_type"]
         metrics = serving.metrics_text()
         assert 'streamrec_erase_requests_total{kind="user",result="accepted"} 1.0' in metrics
         assert serving.running and trainer.running
