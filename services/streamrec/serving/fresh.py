@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from streamrec.core.erasure import Tombstones
@@ -151,16 +151,7 @@ class FreshEvents:
             for p, o in offsets.items():
                 if o > self._floor.get(p, 0):
                     self._floor[int(p)] = int(o)
-            dropped = 0
-            for user in list(self._users):
-                events = self._users[user]
-                keep = deque(f for f in events if f.offset >= self._floor.get(f.partition, 0))
-                dropped += len(events) - len(keep)
-                if keep:
-                    self._users[user] = keep
-                else:
-                    del self._users[user]
-            self._total -= dropped
+            dropped = self._filter(lambda _, f: f.offset >= self._floor.get(f.partition, 0))
             for user in list(self._seen):
                 items = self._seen[user]
                 for item, (p, o) in list(items.items()):
@@ -175,16 +166,7 @@ class FreshEvents:
         """Drop what ``tombstones`` erases: an erased user's events dated up to the erasure
         (and their seen set), and every event of an erased item. Returns the events dropped."""
         with self._lock:
-            dropped = 0
-            for user in list(self._users):
-                events = self._users[user]
-                keep = deque(f for f in events if not tombstones.erased(user, f.item, f.ts))
-                dropped += len(events) - len(keep)
-                if keep:
-                    self._users[user] = keep
-                else:
-                    del self._users[user]
-            self._total -= dropped
+            dropped = self._filter(lambda user, f: not tombstones.erased(user, f.item, f.ts))
             for user in list(self._seen):
                 items = self._seen[user]
                 gone = list(items) if user in tombstones.users else [
@@ -195,6 +177,21 @@ class FreshEvents:
                 if not items:
                     del self._seen[user]
             return dropped
+
+    def _filter(self, keep: Callable[[str, Fresh], bool]) -> int:
+        """Keep the history events for which ``keep(user, event)``; return how many went.
+        The caller holds the lock."""
+        dropped = 0
+        for user in list(self._users):
+            events = self._users[user]
+            kept = deque(f for f in events if keep(user, f))
+            dropped += len(events) - len(kept)
+            if kept:
+                self._users[user] = kept
+            else:
+                del self._users[user]
+        self._total -= dropped
+        return dropped
 
     def reset(self, offsets: Mapping[int, int]) -> None:
         """Forget everything and set the floor exactly (the first snapshot of a worker)."""

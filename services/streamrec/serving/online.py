@@ -6,9 +6,10 @@ before it too: the fold-in may read an event after the user's next request, and 
 then judged against the list served last *before the event*, the one the user saw.
 
 - **hit rate** = hits / eligible events. An event is *eligible* when it is positive (weight >=
-  ``positive``, and never negative feedback: a dislike of a listed item is no hit) and its user was served a list by this worker at most ``horizon`` seconds before
-  the event (``served_at <= event_time <= served_at + horizon``); it is a *hit* when its item is
-  in that list, whether or not the app echoed the ``recommendation_id``. The *rank* of a hit is
+  ``positive``, and never negative feedback: a dislike of a listed item is no hit) and its
+  user was served a list by this worker at most ``horizon`` seconds before the event
+  (``served_at <= event_time <= served_at + horizon``); it is a *hit* when its item is in that
+  list, whether or not the app echoed the ``recommendation_id``. The *rank* of a hit is
   the item's 1-based position in the list. With a list served right before every event this is
   the prequential recall@k of `streamrec.evaluation` (docs/evaluation.md), computed by the same
   `hit_rank`.
