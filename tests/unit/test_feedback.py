@@ -6,6 +6,8 @@ from __future__ import annotations
 import implicit.cpu.als
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from streamrec.config import Config, ConfigError
@@ -207,3 +209,22 @@ def test_an_item_with_negative_feedback_is_never_recommended_even_with_seen_item
     # A later positive event outweighing the "no" brings it back.
     again = model.recommend("me", n=30, exclude_seen=False, extra=[(first, -1.0), (first, 5.0)])
     assert first in again.items
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 10_000), confidence=st.floats(0.01, 1000.0))
+def test_a_no_on_an_item_never_moves_its_fold_in_score_away_from_zero(seed: int,
+                                                                        confidence: float):
+    # Sherman-Morrison: preference 0 with confidence c multiplies the item's score by
+    # 1 / (1 + (c - 1) y^T A^-1 y), in (0, 1]: a positive score never goes up (docs/feedback.md).
+    from streamrec.core.foldin import fold_in, gram
+
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(30, 6)).astype(np.float32)
+    g = gram(y, 0.1)
+    history = rng.choice(29, size=5, replace=False)
+    weights = rng.uniform(0.5, 5.0, size=5)
+    plain = float(y[29] @ fold_in(y, g, history, weights, alpha=1.0))
+    no = float(y[29] @ fold_in(y, g, [*history, 29], [*weights, -confidence], alpha=1.0))
+    assert abs(no) <= abs(plain) + 1e-5
+    assert np.sign(no) in (0.0, np.sign(plain)) or abs(no) < 1e-5
