@@ -69,6 +69,7 @@ def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
         "STREAMREC_FEEDBACK_WEIGHTS": None if m.feedback_weights is None
         else format_table(dict(m.feedback_weights)),
         "STREAMREC_DLQ_TOPIC": k.dlq_topic,
+        "STREAMREC_ITEMS_TOPIC": k.items_topic,
         "STREAMREC_NOTIFY_TOPIC": k.notify_topic,
         "STREAMREC_KAFKA_SASL_MECHANISM": k.sasl_mechanism if k.uses_sasl else None,
         "STREAMREC_DECAY_HALF_LIFE": (

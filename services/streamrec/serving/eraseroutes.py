@@ -19,23 +19,19 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
 
-from streamrec.adapters.source import Redacting, SourceMessage, SourceUnavailable
+from streamrec.adapters.source import Redacting, SourceMessage
 from streamrec.core.codec import check_id, parse_record
 from streamrec.core.erasure import Erasure, Tombstones
 from streamrec.core.events import Event, InvalidEvent
 
 from . import metrics
-from .auth import require_bearer
 from .errors import ApiError, check_keys
+from .routes import produce_acknowledged, require_bearer
 
 if TYPE_CHECKING:
     from .app import Service
 
 __all__ = ["register_erase_routes"]
-
-#: Seconds to wait for the broker to acknowledge the erasure record.
-FLUSH_TIMEOUT = 5.0
-
 
 def erased_by(erasure: Erasure, fmt: str) -> Callable[[SourceMessage], bool]:
     """A predicate: is this log record an event ``erasure`` erases? (For redaction; control
@@ -75,17 +71,11 @@ def register_erase_routes(app: Flask, svc: Service) -> None:
             raise
         erasure = Erasure(kind, ident, time.time())
         topic = svc.config.topic
-        try:
-            svc.sink.produce(topic, erasure.to_bytes(), key=ident.encode("utf-8"))
-            undelivered = svc.sink.flush(FLUSH_TIMEOUT)
-        except SourceUnavailable as e:
+        try:  # erasing twice is harmless: a client retries a 503
+            produce_acknowledged(svc.sink, topic, [(erasure.to_bytes(), ident)], "erasures")
+        except ApiError:
             metrics.ERASE_REQUESTS.labels(kind, "unavailable").inc()
-            raise ApiError(503, "log_unavailable", str(e)) from None
-        if undelivered:
-            metrics.ERASE_REQUESTS.labels(kind, "unavailable").inc()
-            raise ApiError(503, "log_unavailable",
-                           "the erasure is not yet acknowledged by the log; retry the DELETE "
-                           "(erasing twice is harmless)")
+            raise
         svc.erase(erasure)
         redacted = None
         if isinstance(svc.sink, Redacting):

@@ -17,6 +17,7 @@ Thread-safe: the fold-in thread adds, request threads read (copy-on-write sets).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from streamrec.core.erasure import Erasure, Tombstones
 
@@ -42,11 +43,16 @@ class UserMask:
 
 
 class Forgotten:
-    """The union of the served snapshot's tombstones and the erasures read since."""
+    """The union of the served snapshot's tombstones and the erasures read since.
 
-    def __init__(self) -> None:
+    ``on_item`` is called with each newly erased item id (serving drops its catalogue record),
+    and again for every erased item by :meth:`scrub` after a snapshot's catalogue is taken.
+    """
+
+    def __init__(self, on_item: Callable[[str], object] | None = None) -> None:
         self._lock = threading.Lock()
         self._tombstones = Tombstones()
+        self._on_item = on_item
         self.items: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
@@ -58,7 +64,9 @@ class Forgotten:
             changed = self._tombstones.add(erasure)
             if changed and erasure.kind == "item":
                 self.items = frozenset(self._tombstones.items)
-            return changed
+        if changed and erasure.kind == "item" and self._on_item is not None:
+            self._on_item(erasure.id)
+        return changed
 
     def merge(self, tombstones: Tombstones) -> None:
         with self._lock:
@@ -69,6 +77,17 @@ class Forgotten:
         """A copy of the whole set."""
         with self._lock:
             return self._tombstones.copy()
+
+    def item_erased(self, item: str) -> bool:
+        """Whether ``item`` is erased (for good)."""
+        return item in self.items
+
+    def scrub(self, _served: Served) -> None:
+        """Holder listener, after the catalogue was taken from a new snapshot: an older
+        snapshot's catalogue may still hold erased items; drop them again."""
+        if self._on_item is not None:
+            for item in self.items:
+                self._on_item(item)
 
     def user_erased_at(self, user: str) -> float | None:
         return self._tombstones.users.get(user)  # one dict read: atomic under the GIL

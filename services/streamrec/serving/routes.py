@@ -7,6 +7,7 @@ OpenAPI document next to this file describes every route, and a test keeps the t
 
 from __future__ import annotations
 
+import hmac
 import json
 import struct
 import time
@@ -15,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
 
-from streamrec.adapters.source import SourceUnavailable
+from streamrec.adapters.source import EventSink, SourceUnavailable
 from streamrec.core.codec import check_id
 from streamrec.core.events import InvalidEvent
+from streamrec.core.itemfilter import ItemFilter, Restriction, parse_filter
 from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
 
 from . import metrics
-from .auth import require_bearer
 from .bodies import parse_interactions, parse_session, read_json
 from .errors import ApiError, check_keys, parse_bool, parse_list, parse_n, require
 from .reloader import Served
@@ -29,7 +30,9 @@ from .reloader import Served
 if TYPE_CHECKING:
     from .app import Service
 
-REC_KEYS = ("n", "exclude_seen", "items", "exclude")
+#: The catalogue filter (``core/itemfilter.py``), taken by every list-returning route.
+FILTER_KEYS = ("category", "category_mode")
+REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS)
 MAX_BATCH_USERS = 1000
 METRICS_ATTEMPTS = 5
 
@@ -43,6 +46,42 @@ def _id(value: str, field: str) -> str:
 
 def _items(recs: Recommendations) -> list[dict[str, Any]]:
     return [{"item": i, "score": s} for i, s in zip(recs.items, recs.scores, strict=True)]
+
+
+def require_bearer(token: str | None) -> None:
+    """401 unless the request carries ``Authorization: Bearer <token>`` (no token: open)."""
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8"), token.encode("utf-8")):
+        raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer' is required",
+                       {"WWW-Authenticate": 'Bearer realm="streamrec"'})
+
+
+def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes, str]],
+                         what: str) -> None:
+    """Produce (value, key) ``messages`` to ``topic`` and wait until the log has them all;
+    503 ``log_unavailable`` otherwise (the caller may retry: the answer was not 2xx)."""
+    try:
+        for value, key in messages:
+            sink.produce(topic, value, key=key.encode("utf-8"))
+        undelivered = sink.flush(5.0)
+    except SourceUnavailable as e:
+        raise ApiError(503, "log_unavailable", str(e)) from None
+    if undelivered:
+        raise ApiError(503, "log_unavailable", f"{undelivered} {what} not yet acknowledged")
+
+
+def item_filter(categories: list[str] | None, mode: str | None) -> ItemFilter | None:
+    """The request's catalogue filter; None when it asks for no category (a bad
+    ``category_mode`` is a 400 all the same)."""
+    try:
+        flt = parse_filter(categories or [], mode)
+    except ValueError as e:
+        raise ApiError(400, "bad_parameter", str(e)) from None
+    return flt if flt.categories else None
 
 
 def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closure per route)
@@ -68,6 +107,14 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             kw = {**kw, "exclude": [*(kw.get("exclude") or ()), *erased]}
         return kw
 
+    def query_filter() -> ItemFilter | None:
+        return item_filter(parse_list(request.args.get("category"), "category"),
+                           request.args.get("category_mode"))
+
+    def restriction(s: Served, flt: ItemFilter | None) -> Restriction:
+        """Hidden and expired items out, always; the category filter when asked for."""
+        return svc.items.restrict(s.snapshot.model.item_ids, flt, time.time())
+
     def with_fresh_seen(user: str, kw: dict[str, Any]) -> dict[str, Any]:
         """Seen stays seen: fresh items the fold-in history bound dropped are excluded too;
         erased items too."""
@@ -86,9 +133,11 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         check_keys(request.args, allowed)
         user = _id(user, "user")
         kw = with_fresh_seen(user, rec_args())
+        flt = query_filter()
         s = served()
         extra = svc.fresh.timed(user)
-        recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
+        recs = s.snapshot.model.recommend(user, extra=extra or None,
+                                          restrict=restriction(s, flt), **kw)
         return jsonify(user=user, items=_items(recs), model_version=s.version,
                        fallback=recs.fallback, fresh_events=len(extra),
                        recommendation_id=svc.track(user, s.version, recs.items))
@@ -110,7 +159,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         s = served()
         extra = svc.fresh.timed(user)
         kw = with_fresh_seen(user, {"n": n, "exclude_seen": True, "exclude": None})
-        recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
+        recs = s.snapshot.model.recommend(user, extra=extra or None,
+                                          restrict=restriction(s, None), **kw)
         response = jsonify(user_id=user, recommended_items=recs.items)
         rid = svc.track(user, s.version, recs.items)
         if rid is not None:  # a header: the original service's body keeps its two keys
@@ -121,8 +171,9 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     def session_recommendations() -> Response:
         check_keys(request.args, ())  # n and the rest go in the body; a query is a mistake
         kw = without_erased(parse_session(read_json(request.get_data(cache=True))))
+        flt = item_filter(kw.pop("category"), kw.pop("category_mode"))
         s = served()
-        recs = s.snapshot.model.recommend_anonymous(**kw)
+        recs = s.snapshot.model.recommend_anonymous(restrict=restriction(s, flt), **kw)
         return jsonify(items=_items(recs), model_version=s.version, fallback=recs.fallback,
                        fresh_events=0, recommendation_id=svc.track(None, s.version, recs.items))
 
@@ -133,14 +184,16 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         if not users or len(users) > MAX_BATCH_USERS:
             raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
         kw = without_erased(rec_args())
+        flt = query_filter()
         s = served()
+        restrict = restriction(s, flt)
         extra = {u: p for u in users if (p := svc.fresh.timed(u))}
         own = {u: k for u in users if svc.fresh.beyond_history(u) and kw["exclude_seen"]
                and (k := with_fresh_seen(u, kw))}
         out = s.snapshot.model.recommend_batch([u for u in users if u not in own],
-                                               extra=extra, **kw)
+                                               extra=extra, restrict=restrict, **kw)
         for u, k in own.items():  # a user whose history bound dropped items: their own ban list
-            out[u] = s.snapshot.model.recommend(u, extra=extra.get(u), **k)
+            out[u] = s.snapshot.model.recommend(u, extra=extra.get(u), restrict=restrict, **k)
         results = {u: {"items": _items(r), "fallback": r.fallback,
                        "fresh_events": len(extra.get(u, ())),
                        "recommendation_id": svc.track(u, s.version, r.items)}
@@ -149,13 +202,14 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.get("/items/<item>/similar")
     def similar(item: str) -> Response:
-        check_keys(request.args, ("n", "exclude"))
+        check_keys(request.args, ("n", "exclude", *FILTER_KEYS))
         item = check_item(item)
         n, exclude = parse_n(request.args.get("n")), parse_list(request.args.get("exclude"),
                                                                 "exclude")
+        flt = query_filter()
         s = served()
         try:
-            recs = s.snapshot.model.similar_items(item, n=n,
+            recs = s.snapshot.model.similar_items(item, n=n, restrict=restriction(s, flt),
                                                   **without_erased({"exclude": exclude}))
         except UnknownItem as e:
             raise ApiError(404, "unknown_item", str(e)) from None
@@ -181,11 +235,13 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.get("/popular")
     def popular() -> Response:
-        check_keys(request.args, ("n", "exclude"))
+        check_keys(request.args, ("n", "exclude", *FILTER_KEYS))
         n = parse_n(request.args.get("n"))
         exclude = parse_list(request.args.get("exclude"), "exclude")
+        flt = query_filter()
         s = served()
-        recs = s.snapshot.model.popular(n=n, **without_erased({"exclude": exclude}))
+        recs = s.snapshot.model.popular(n=n, restrict=restriction(s, flt),
+                                        **without_erased({"exclude": exclude}))
         return jsonify(items=_items(recs), model_version=s.version, fallback="popular",
                        recommendation_id=svc.track(None, s.version, recs.items))
 
@@ -234,14 +290,9 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         except ApiError:
             metrics.INGESTED.labels("invalid").inc()
             raise
-        try:
-            for e, raw in events:  # as posted: consumers apply their own feedback table
-                svc.sink.produce(svc.config.topic, raw, key=e.user.encode("utf-8"))
-            undelivered = svc.sink.flush(5.0)
-        except SourceUnavailable as e:
-            raise ApiError(503, "log_unavailable", str(e)) from None
-        if undelivered:
-            raise ApiError(503, "log_unavailable", f"{undelivered} events not yet acknowledged")
+        # As posted: consumers apply their own feedback table to a JSON event's type.
+        produce_acknowledged(svc.sink, svc.config.topic,
+                             [(raw, e.user) for e, raw in events], "events")
         metrics.INGESTED.labels("produced").inc(len(events))
         return jsonify(accepted=len(events), topic=svc.config.topic), 202
 

@@ -77,6 +77,7 @@ class FitJob:
     version: str
     new_events: int
     training: TrainingStatus = field(default_factory=TrainingStatus)
+    catalog: bytes | None = None  # the item catalogue with its offsets (Catalogue.to_bytes)
     #: Erased ids, written into the snapshot (core/erasure.py).
     tombstones: Tombstones = field(default_factory=Tombstones)
     #: This snapshot is the first to reflect an erasure: once it is published, every older
@@ -144,7 +145,7 @@ class FitJob:
         # the upload), so fsyncing it here would only add to every retrain.
         write_snapshot(snapshot_dir, model, self.contents, self.offsets, self.version,
                        extra_meta={"new_events": self.new_events}, sync=False,
-                       tombstones=self.tombstones)
+                       catalog=self.catalog, tombstones=self.tombstones)
         if self.sink is not None:
             # Dead letters for messages this snapshot covers must be durable before it is.
             self.sink.flush(30.0)

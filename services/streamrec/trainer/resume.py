@@ -27,9 +27,10 @@ from typing import Protocol, TypeVar, runtime_checkable
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreUnavailable, VersionNotFound
 from streamrec.config import Config
+from streamrec.core.catalog import Catalogue
 from streamrec.core.erasure import Tombstones
 from streamrec.core.manifest import SnapshotError
-from streamrec.core.snapshot import read_snapshot
+from streamrec.core.snapshot import Snapshot, read_snapshot
 from streamrec.core.window import SlidingWindow
 
 from .policy import backoff
@@ -60,6 +61,10 @@ class ResumePoint:
     version: str | None  # the snapshot resumed from
     last_version: str | None
     how: str  # "snapshot", "beginning", "committed" or "end"
+    #: The snapshot's item catalogue and the items-topic offsets it holds (empty: from the
+    #: beginning of the items topic).
+    catalog: Catalogue = field(default_factory=Catalogue)
+    item_offsets: dict[int, int] = field(default_factory=dict)
     tombstones: Tombstones = field(default_factory=Tombstones)  # erased ids (core/erasure.py)
 
 
@@ -78,8 +83,8 @@ def retry(what: str, call: Callable[[], T], stop: threading.Event,
     return None
 
 
-def _load_newest(store: SnapshotStore, versions: list[str], workdir: Path, config: Config
-                 ) -> tuple[str, SlidingWindow, dict[int, int], Tombstones] | None:
+def _load_newest(store: SnapshotStore, versions: list[str], workdir: Path,
+                 config: Config) -> tuple[str, SlidingWindow, dict[int, int], Snapshot] | None:
     for version in reversed(versions):
         dest = workdir / "resume"
         try:
@@ -87,7 +92,7 @@ def _load_newest(store: SnapshotStore, versions: list[str], workdir: Path, confi
             snap = read_snapshot(path, verify=True, mmap=False)
             window = SlidingWindow.from_contents(snap.window, capacity=config.window_size,
                                                  decay_half_life=config.decay_half_life)
-            return version, window, dict(snap.offsets), snap.tombstones
+            return version, window, dict(snap.offsets), snap
         except (SnapshotError, VersionNotFound, ValueError) as e:
             log.error("snapshot %s cannot be resumed from (%s); trying an older one", version, e)
         finally:
@@ -120,8 +125,9 @@ def resume(config: Config, source: EventSource, store: SnapshotStore, workdir: P
     if loaded is None and usable and stop.is_set():
         return None
     if loaded is not None:
-        version, window, offsets, tombstones = loaded
-        point = ResumePoint(window, offsets, version, last_version, "snapshot", tombstones)
+        version, window, offsets, snap = loaded
+        point = ResumePoint(window, offsets, version, last_version, "snapshot", snap.catalog,
+                            snap.item_offsets, snap.tombstones)
     else:
         offsets, how = _start_without_snapshot(config, source, stop)
         point = ResumePoint(SlidingWindow(config.window_size, config.decay_half_life),
