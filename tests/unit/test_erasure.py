@@ -278,3 +278,27 @@ def test_an_erasure_that_empties_the_window_waits_for_events_then_prunes(tmp_pat
     (version,) = store.versions()
     snap = read_snapshot(store.fetch(version, tmp_path / "c"))
     assert "only" not in list(snap.model.user_ids) and "only" in snap.tombstones.users
+
+
+def test_an_erased_item_leaves_the_catalogue_and_cannot_be_put_back(world: World):
+    from streamrec.core.catalog import parse_record
+
+    world.service.catalogue.upsert(parse_record({"item": "i3", "categories": ["a"]}))
+    assert world.get("/items/i3")["item"] == "i3"
+    assert world.client.delete("/items/i3").status_code == 202
+    assert world.get("/items/i3", 404)["error"] == "unknown_item"
+    r = world.client.put("/items/i3", json={"categories": ["b"]})
+    assert r.status_code == 409 and r.get_json()["error"] == "erased_item"
+    r = world.client.post("/items", json=[{"item": "i4"}, {"item": "i3"}])
+    assert r.status_code == 409
+    # A snapshot whose catalogue still holds it (made before the erasure) does not bring it back.
+    from streamrec.core.catalog import Catalogue
+
+    path = world.tmp / "build" / "000000000002"
+    held = Catalogue([parse_record({"item": "i3"}), parse_record({"item": "i5"})])
+    write_snapshot(path, world.model, world.window.contents(), {0: 0}, "000000000002",
+                   catalog=held.to_bytes({}))
+    world.store.publish(path, "000000000002")
+    assert world.tick()
+    assert world.get("/items/i5")["item"] == "i5"
+    assert world.get("/items/i3", 404)["error"] == "unknown_item"

@@ -100,28 +100,22 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                 "items": parse_list(a.get("items"), "items"),
                 "exclude": parse_list(a.get("exclude"), "exclude")}
 
-    def without_erased(kw: dict[str, Any]) -> dict[str, Any]:
-        """Erased items (serving/forgotten.py) are never returned, by any route."""
-        erased = svc.forgotten.items
-        if erased:
-            kw = {**kw, "exclude": [*(kw.get("exclude") or ()), *erased]}
-        return kw
-
     def query_filter() -> ItemFilter | None:
         return item_filter(parse_list(request.args.get("category"), "category"),
                            request.args.get("category_mode"))
 
     def restriction(s: Served, flt: ItemFilter | None) -> Restriction:
-        """Hidden and expired items out, always; the category filter when asked for."""
-        return svc.items.restrict(s.snapshot.model.item_ids, flt, time.time())
+        """Hidden, expired and erased items (serving/forgotten.py) out, always; the category
+        filter when asked for."""
+        return svc.items.restrict(s.snapshot.model.item_ids, flt, time.time(),
+                                  svc.forgotten.items)
 
     def with_fresh_seen(user: str, kw: dict[str, Any]) -> dict[str, Any]:
-        """Seen stays seen: fresh items the fold-in history bound dropped are excluded too;
-        erased items too."""
+        """Seen stays seen: fresh items the fold-in history bound dropped are excluded too."""
         beyond = svc.fresh.beyond_history(user) if kw["exclude_seen"] else []
         if beyond:
             kw = {**kw, "exclude": [*(kw["exclude"] or ()), *beyond]}
-        return without_erased(kw)
+        return kw
 
     def check_item(item: str) -> str:
         item = _id(item, "item")
@@ -170,7 +164,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     @app.post("/recommendations")
     def session_recommendations() -> Response:
         check_keys(request.args, ())  # n and the rest go in the body; a query is a mistake
-        kw = without_erased(parse_session(read_json(request.get_data(cache=True))))
+        kw = parse_session(read_json(request.get_data(cache=True)))
         flt = item_filter(kw.pop("category"), kw.pop("category_mode"))
         s = served()
         recs = s.snapshot.model.recommend_anonymous(restrict=restriction(s, flt), **kw)
@@ -183,13 +177,12 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         users = [_id(u, "user") for u in parse_list(request.args.get("users"), "users") or []]
         if not users or len(users) > MAX_BATCH_USERS:
             raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
-        kw = without_erased(rec_args())
+        kw = rec_args()
         flt = query_filter()
         s = served()
         restrict = restriction(s, flt)
         extra = {u: p for u in users if (p := svc.fresh.timed(u))}
-        own = {u: k for u in users if svc.fresh.beyond_history(u) and kw["exclude_seen"]
-               and (k := with_fresh_seen(u, kw))}
+        own = {u: k for u in users if (k := with_fresh_seen(u, kw)) is not kw}
         out = s.snapshot.model.recommend_batch([u for u in users if u not in own],
                                                extra=extra, restrict=restrict, **kw)
         for u, k in own.items():  # a user whose history bound dropped items: their own ban list
@@ -209,8 +202,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         flt = query_filter()
         s = served()
         try:
-            recs = s.snapshot.model.similar_items(item, n=n, restrict=restriction(s, flt),
-                                                  **without_erased({"exclude": exclude}))
+            recs = s.snapshot.model.similar_items(item, n=n, exclude=exclude,
+                                                  restrict=restriction(s, flt))
         except UnknownItem as e:
             raise ApiError(404, "unknown_item", str(e)) from None
         return jsonify(item=item, items=_items(recs), model_version=s.version, fallback=None,
@@ -240,8 +233,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         exclude = parse_list(request.args.get("exclude"), "exclude")
         flt = query_filter()
         s = served()
-        recs = s.snapshot.model.popular(n=n, restrict=restriction(s, flt),
-                                        **without_erased({"exclude": exclude}))
+        recs = s.snapshot.model.popular(n=n, exclude=exclude, restrict=restriction(s, flt))
         return jsonify(items=_items(recs), model_version=s.version, fallback="popular",
                        recommendation_id=svc.track(None, s.version, recs.items))
 
