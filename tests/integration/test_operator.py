@@ -398,6 +398,8 @@ DELETE = object()  # remove the field instead of setting it
             "maxReplicas must be >= minReplicas",
         ),
         ("kafka.securityProtocol", "SASL_SSL", "credentialsSecret is required with a SASL"),
+        ("model.feedbackWeights", {"purchase": "lots"}, "spec.model.feedbackWeights.purchase"),
+        ("model.feedbackWeights", {"purchase": -2e6}, "spec.model.feedbackWeights.purchase"),
     ],
 )
 def test_the_api_server_rejects_an_invalid_cr_naming_the_field(

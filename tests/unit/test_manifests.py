@@ -565,6 +565,17 @@ def test_helm_example_defaults_mirror_the_operator_defaults(
     assert rendered == minimal
 
 
+def test_helm_example_passes_feedback_weights_to_the_cr(helm: str, schema: dict[str, Any]
+                                                        ) -> None:
+    (cr,) = by_kind(template(helm, "--set", "example.enabled=true",
+                             "--set", "example.model.feedbackWeights.purchase=8",
+                             "--set", "example.model.feedbackWeights.refund=-2"), KIND)
+    assert cr["spec"]["model"]["feedbackWeights"] == {"purchase": 8, "refund": -2}
+    assert validate(schema, cr) == []
+    assert dict(parse_spec(cr["spec"]).model.feedback_weights or ()) == {"purchase": 8.0,
+                                                                         "refund": -2.0}
+
+
 def test_helm_refuses_an_example_without_kafka(helm: str) -> None:
     done = subprocess.run(
         [
