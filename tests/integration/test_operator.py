@@ -825,6 +825,8 @@ def test_the_streamrec_operator_command_serves_liveness_and_reconciles(
         wait_for("the liveness endpoint", alive, explain=log.read_text)
         cluster.create_cr(example_cr(cluster.ns, "cli"))
         wait_for("Ready status", lambda: settled(cluster, "cli"), 180, log.read_text)
+        # nothing makes kopf hold the resource: it stays deletable without an operator
+        assert not (cluster.get("RecommenderService", "cli") or {})["metadata"].get("finalizers")
         cluster.delete_cr("cli")
         wait_for("the CR to be gone", lambda: cluster.get("RecommenderService", "cli") is None)
     finally:
