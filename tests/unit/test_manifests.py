@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -421,6 +422,50 @@ def test_skaffold_builds_services_dockerfile_and_deploys_the_chart() -> None:
         for key in dotted.split("."):
             assert key in node, dotted
             node = node[key]
+
+
+def test_skaffolds_ci_profile_builds_with_image_sh_pushes_by_input_digest_and_sets_real_values(
+) -> None:
+    (config,) = load_all(ROOT / "skaffold.yaml")
+    (profile,) = [p for p in config["profiles"] if p["name"] == "ci"]
+    (artifact,) = profile["build"]["artifacts"]
+    assert artifact["image"] == config["build"]["artifacts"][0]["image"]
+    command = artifact["custom"]["buildCommand"].split()
+    assert command[0] == "bash" and (ROOT / artifact["context"] / command[1]).is_file()
+    # skaffold dev watches (and inputDigest hashes) what the Dockerfile copies
+    assert artifact["custom"]["dependencies"]["dockerfile"]["path"] == \
+        config["build"]["artifacts"][0]["docker"]["dockerfile"]
+    assert profile["build"]["tagPolicy"] == {"inputDigest": {}}
+    assert profile["build"]["local"]["push"] is True
+    (release,) = profile["deploy"]["helm"]["releases"]
+    (default,) = config["deploy"]["helm"]["releases"]
+    assert {k: release[k] for k in ("name", "chartPath", "namespace")} == \
+        {k: default[k] for k in ("name", "chartPath", "namespace")}
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for dotted in list(release["setValueTemplates"]) + list(release["setValues"]):
+        node = values
+        for key in dotted.split("."):
+            assert key in node, dotted
+            node = node[key]
+    # each environment override falls back to what the default (kind) profile uses
+    templates = release["setValueTemplates"]
+    assert "streamrec-kafka-bootstrap:9092" in templates["example.kafka.bootstrapServers"]
+    assert "http://minio:9000" in templates["example.snapshots.endpoint"]
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({}, "IMAGE is not set"),
+    ({"IMAGE": "127.0.0.1:5000/other:abc"}, "expected [REGISTRY/]streamrec:TAG"),
+    ({"IMAGE": "streamrec:abc", "PUSH_IMAGE": "true"}, "no registry to push to"),
+    ({"IMAGE": "127.0.0.1:5000/streamrec:abc", "PUSH_IMAGE": "false"}, "PUSH_IMAGE is not true"),
+])
+def test_skaffolds_custom_build_command_exits_2_naming_what_is_wrong(
+    env: dict[str, str], message: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if k not in ("IMAGE", "PUSH_IMAGE")}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "skaffold-build.sh")],
+                          env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
 @pytest.fixture(scope="module")
