@@ -432,9 +432,14 @@ def test_skaffolds_ci_profile_builds_with_image_sh_pushes_by_input_digest_and_se
     assert artifact["image"] == config["build"]["artifacts"][0]["image"]
     command = artifact["custom"]["buildCommand"].split()
     assert command[0] == "bash" and (ROOT / artifact["context"] / command[1]).is_file()
-    # skaffold dev watches (and inputDigest hashes) what the Dockerfile copies
-    assert artifact["custom"]["dependencies"]["dockerfile"]["path"] == \
-        config["build"]["artifacts"][0]["docker"]["dockerfile"]
+    # skaffold dev watches (and inputDigest hashes) what .dockerignore lets the build copy
+    deps = artifact["custom"]["dependencies"]
+    allowed = [line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.startswith("!")]
+    assert sorted(p.removesuffix("/**") for p in deps["paths"]) == sorted(allowed)
+    ignored = [line for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.startswith("services/")]
+    assert len(deps["ignore"]) == len(ignored)
     assert profile["build"]["tagPolicy"] == {"inputDigest": {}}
     assert profile["build"]["local"]["push"] is True
     (release,) = profile["deploy"]["helm"]["releases"]
