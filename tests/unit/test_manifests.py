@@ -563,6 +563,20 @@ def test_helm_renders_a_single_hardened_operator(helm: str) -> None:
         assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "rel"
 
 
+def test_helm_labels_stay_valid_with_a_64_character_image_tag(helm: str) -> None:
+    # skaffold's inputDigest tags are 64 hex digits; a label value may hold 63
+    tag = "a4444bdddd0ca80d47aadad2684b5fbcf121bcfc49fce7b2c47fa0740d847764"
+    docs = template(helm, "--set", f"image.tag={tag}", "--set", "example.enabled=true")
+    label = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+    for doc in docs:
+        for value in doc["metadata"].get("labels", {}).values():
+            assert len(value) <= 63 and label.fullmatch(value), (doc["kind"], value)
+    (dep,) = by_kind(docs, "Deployment")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == f"streamrec:{tag}"
+    (example,) = by_kind(docs, "RecommenderService")
+    assert example["spec"]["image"]["tag"] == tag
+
+
 def test_helm_rbac_is_the_same_as_k8s_rbac(helm: str) -> None:
     docs = template(helm)
     k8s = k8s_docs()
