@@ -403,6 +403,16 @@ def test_dockerignore_sends_only_pyproject_and_services() -> None:
     assert {"!pyproject.toml", "!services/"} <= set(lines)
 
 
+def assert_values_exist(release: dict[str, Any]) -> None:
+    """Every value a skaffold helm release sets is one the chart's values.yaml has."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for dotted in list(release["setValueTemplates"]) + list(release["setValues"]):
+        node = values
+        for key in dotted.split("."):
+            assert key in node, dotted
+            node = node[key]
+
+
 def test_skaffold_builds_services_dockerfile_and_deploys_the_chart() -> None:
     (config,) = load_all(ROOT / "skaffold.yaml")
     major, minor = re.fullmatch(r"skaffold/v(\d+)beta(\d+)", config["apiVersion"]).groups()  # type: ignore[union-attr]
@@ -416,12 +426,7 @@ def test_skaffold_builds_services_dockerfile_and_deploys_the_chart() -> None:
         "image.repository": f"{{{{.IMAGE_REPO_{image}}}}}",
         "image.tag": f"{{{{.IMAGE_TAG_{image}}}}}",
     }
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    for dotted in list(release["setValueTemplates"]) + list(release["setValues"]):
-        node = values
-        for key in dotted.split("."):
-            assert key in node, dotted
-            node = node[key]
+    assert_values_exist(release)
 
 
 def test_skaffolds_ci_profile_builds_with_image_sh_pushes_by_input_digest_and_sets_real_values(
@@ -446,12 +451,7 @@ def test_skaffolds_ci_profile_builds_with_image_sh_pushes_by_input_digest_and_se
     (default,) = config["deploy"]["helm"]["releases"]
     assert {k: release[k] for k in ("name", "chartPath", "namespace")} == \
         {k: default[k] for k in ("name", "chartPath", "namespace")}
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    for dotted in list(release["setValueTemplates"]) + list(release["setValues"]):
-        node = values
-        for key in dotted.split("."):
-            assert key in node, dotted
-            node = node[key]
+    assert_values_exist(release)
     # each environment override falls back to what the default (kind) profile uses
     templates = release["setValueTemplates"]
     assert "streamrec-kafka-bootstrap:9092" in templates["example.kafka.bootstrapServers"]

@@ -156,7 +156,8 @@ def reconcile(
     except HTTPError as exc:
         raise _temporary("applying the children", exc) from exc
     logger.info("children reconciled: %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
-    _refresh(kube, name, namespace, parsed, meta.get("generation"), status, patch)
+    observed = _observe(kube, name, namespace, parsed, meta.get("generation"), status)
+    _set_status(status, patch, observed)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -228,19 +229,6 @@ def _parse_or_fail(
         )
         _set_status(status, patch, invalid)
         raise kopf.PermanentError(str(exc)) from exc
-
-
-def _refresh(
-    kube: Kube,
-    name: str,
-    namespace: str,
-    spec: RecommenderSpec,
-    observed_generation: int | None,
-    status: Mapping[str, Any],
-    patch: kopf.Patch,
-) -> None:
-    """Observe the children, Secrets and store, and patch the status if anything changed."""
-    _set_status(status, patch, _observe(kube, name, namespace, spec, observed_generation, status))
 
 
 def _observe(
