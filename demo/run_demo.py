@@ -1,10 +1,11 @@
 """The embedded demo (`make run`): MovieLens-100K through `streamrec run`, then recommendations.
 
 Starts `streamrec run` in a subprocess on a fresh data directory, streams the ratings >= 3 into
-``POST /interactions`` in timestamp order, waits for a snapshot that covers them, prints three
-users' top-10 with titles, sends one new event and measures how long it takes to show up in
-that user's recommendations (the real-time fold-in). Leaves the server running until Ctrl-C;
-``--once`` exits instead.
+``POST /interactions`` in timestamp order (after the films themselves, with their genres as
+categories, through ``POST /items``), waits for a snapshot that covers them, prints three
+users' top-10 with titles and one "Comedy only" list (a catalogue filter), sends one new event
+and measures how long it takes to show up in that user's recommendations (the real-time
+fold-in). Leaves the server running until Ctrl-C; ``--once`` exits instead.
 """
 
 from __future__ import annotations
@@ -81,6 +82,28 @@ def show(user: str, recs: dict[str, Any], titles: dict[str, str]) -> None:
         print(f"  {rank:2d}. {titles.get(it['item'], it['item']):55.55s} {it['score']:.3f}")
 
 
+def publish_items(url: str, titles: dict[str, str], genres: dict[str, tuple[str, ...]],
+                  batch: int = 1000) -> int:
+    """Every film as an item record (genres as categories, the title) via ``POST /items``."""
+    records = [{"item": i, "categories": list(genres.get(i, ())), "title": t}
+               for i, t in titles.items()]
+    for k in range(0, len(records), batch):
+        reply = http("POST", f"{url}/items", records[k:k + batch])
+        if reply.get("accepted") != len(records[k:k + batch]):
+            raise SystemExit(f"items refused: {reply}")
+    return len(records)
+
+
+def show_filtered(url: str, user: str, category: str, titles: dict[str, str],
+                  genres: dict[str, tuple[str, ...]]) -> None:
+    """The user's top-10 among one category's films: still 10, each of that category."""
+    recs = http("GET", f"{url}/users/{user}/recommendations?n=10&category={category}")
+    print(f"\nuser {user}, {category} only (?category={category}):")
+    for rank, it in enumerate(recs.get("items", []), start=1):
+        tags = ",".join(genres.get(it["item"], ()))
+        print(f"  {rank:2d}. {titles.get(it['item'], it['item']):55.55s} [{tags}]")
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the demo like Ctrl-C: the server is stopped too
 
@@ -108,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     proc, url = start_server(data_dir, args.bind, extra)
     print(f"streamrec run is up at {url} (data in {data_dir}, log in streamrec.log)")
     try:
+        genres = movielens.load_genres()
+        print(f"POST /items: {publish_items(url, titles, genres)} films with their genres")
         sent = 0
         with tqdm(total=len(ratings), unit="ev", desc="POST /interactions") as bar:
             for i in range(0, len(ratings), args.batch):
@@ -122,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         users = [u for u, _ in Counter(r.user for r in ratings).most_common(3)]
         for user in users:
             show(user, top(url, user), titles)
+        show_filtered(url, users[0], "Comedy", titles, genres)
 
         user, before = users[0], top(url, users[0])
         seen = {it["item"] for it in http("GET", f"{url}/users/{user}/items")
@@ -151,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
               f"  curl '{url}/?userId={user}&recommendationsNumber=5'\n"
               f"  curl -X POST {url}/interactions -H 'Content-Type: application/json' "
               f"-d '{{\"user\": \"{user}\", \"item\": \"50\"}}'\n"
-              f"  curl {url}/model\n  curl '{url}/items/50/similar?n=5'")
+              f"  curl {url}/model\n  curl '{url}/items/50/similar?n=5'\n"
+              f"  curl '{url}/popular?n=5&category=Film-Noir,Mystery&category_mode=all'\n"
+              f"  curl {url}/items/50")
         if not args.once:
             print("\nthe server keeps running; Ctrl-C stops it")
             signal.signal(signal.SIGTERM, _interrupt)

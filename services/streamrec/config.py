@@ -44,6 +44,7 @@ class Config:
     min_weight: float | None = None
     dlq_topic: str | None = None  # None: "<topic>.dlq"
     notify_topic: str | None = None  # None: "<topic>.snapshots"; "" disables
+    items_topic: str | None = None  # None: "<topic>.items" (item records, core/catalog.py)
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_username: str | None = None
@@ -95,6 +96,11 @@ class Config:
     @property
     def dlq(self) -> str:
         return self.dlq_topic or f"{self.topic}.dlq"
+
+    @property
+    def items(self) -> str:
+        """The items topic: item records (categories, hidden, expires_at; core/catalog.py)."""
+        return self.items_topic or f"{self.topic}.items"
 
     @property
     def notify(self) -> str | None:
@@ -246,6 +252,7 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "min_weight": (_float, "STREAMREC_MIN_WEIGHT"),
     "dlq_topic": (str, "STREAMREC_DLQ_TOPIC"),
     "notify_topic": (_optional_str, "STREAMREC_NOTIFY_TOPIC"),
+    "items_topic": (str, "STREAMREC_ITEMS_TOPIC"),
     "kafka_security_protocol": (str, "STREAMREC_KAFKA_SECURITY_PROTOCOL"),
     "kafka_sasl_mechanism": (str, "STREAMREC_KAFKA_SASL_MECHANISM"),
     "kafka_username": (str, "STREAMREC_KAFKA_USERNAME"),
@@ -345,6 +352,7 @@ grace_seconds = in_range(Range(0.0, 3600.0))
 #: How a default of None reads, where None means something other than "not set".
 DEFAULT_TEXT = {
     "dlq_topic": "<topic>.dlq",
+    "items_topic": "<topic>.items",
     "notify_topic": "<topic>.snapshots ('' disables)",
     "cache_dir": "a temporary directory",
     "s3_endpoint": "the AWS default",

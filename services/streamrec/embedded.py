@@ -33,7 +33,8 @@ from streamrec.config import (
 log = logging.getLogger("streamrec.embedded")
 
 CONFIG_NAMES = (
-    "topic", "format", "min_weight", "dlq_topic", "notify_topic", "window_size", "retrain_every",
+    "topic", "format", "min_weight", "dlq_topic", "notify_topic", "items_topic", "window_size",
+    "retrain_every",
     "retrain_interval", "decay_half_life", "factors", "regularization", "iterations", "alpha",
     "use_gpu", "fit_threads", "store", "keep", "bind", "threads", "timeout", "reload_interval",
     "data_dir", "cache_dir", "online_tracking", "online_horizon", "online_max_users",
@@ -101,12 +102,14 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(field, f"cannot create {d}: {e.strerror or e}") from e
     store = open_store(config.store)
     sink = LocalLogSink(log_dir)
-    for topic in (config.topic, config.dlq, *([config.notify] if config.notify else [])):
+    for topic in (config.topic, config.dlq, config.items,
+                  *([config.notify] if config.notify else [])):
         sink.writer(topic)  # recover torn tails now, before anyone reads
 
     stop = threading.Event()
     trainer = Trainer(config, LocalLogSource(log_dir, config.topic, group=config.group), sink,
-                      store, workdir=data / "work")
+                      store, workdir=data / "work",
+                      items=LocalLogSource(log_dir, config.items))
 
     def train() -> None:
         try:
@@ -120,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(
         config, store=store, sink=sink,
         source_factory=lambda _offsets: LocalLogSource(log_dir, config.topic),
-        notify_factory=(lambda: LocalLogSource(log_dir, notify)) if notify else None)
+        notify_factory=(lambda: LocalLogSource(log_dir, notify)) if notify else None,
+        items_factory=lambda: LocalLogSource(log_dir, config.items))
     service = app.extensions["streamrec"]
     host, _, port = config.bind.rpartition(":")
     try:

@@ -157,11 +157,43 @@ def assert_no_rollout(cluster: Cluster, names: list[str]) -> None:
         assert rs_template == template, dep.metadata.name
 
 
+def convergence_report(cluster: Cluster, names: list[str], log: str) -> str:
+    """What a timed-out convergence saw: each resource's generation, observedGeneration and
+    Ready condition, its Deployments' replica counts and conditions, and the log's tail."""
+    apps = client.AppsV1Api(cluster.api)
+    lines = []
+    for n in names:
+        cr = cluster.get("RecommenderService", n) or {}
+        status = cr.get("status") or {}
+        lines.append(f"{n}: generation {cr.get('metadata', {}).get('generation')}, "
+                     f"observedGeneration {status.get('observedGeneration')}, "
+                     f"Ready {cluster.condition(n, 'Ready')}")
+        for d in ("trainer", "serving"):
+            try:
+                dep = apps.read_namespaced_deployment(f"{n}-{d}", cluster.ns)
+            except client.ApiException as exc:
+                lines.append(f"  {d}: {exc.status} {exc.reason}")
+                continue
+            st = dep.status
+            conds = [(c.type, c.status, c.reason) for c in st.conditions or []]
+            lines.append(f"  {d}: spec.replicas {dep.spec.replicas}, generation "
+                         f"{dep.metadata.generation}/{st.observed_generation}, replicas "
+                         f"{st.replicas} ready {st.ready_replicas} updated {st.updated_replicas}"
+                         f", {conds}")
+    pods = cluster.core.list_namespaced_pod(cluster.ns).items
+    lines.append("pods: " + ", ".join(f"{p.metadata.name} {p.status.phase}" for p in pods))
+    kept = [line for line in log.splitlines()
+            if "InsecureRequestWarning" not in line and "warnings.warn(" not in line]
+    return "\n".join(lines) + "\n--- operator log tail ---\n" + "\n".join(kept[-40:])
+
+
 # QUARANTINED to `make test-slow` (issue 14 stays open for it): after this session's HPA fix it
 # still failed 1 of 3 fresh-clone runs: the restarted operator reconciles every resource
 # ("children reconciled" x4, nothing patched) but one RecommenderService's Ready condition does
 # not turn True within 240 s. Until that is understood, a flaky test must not decide whether
-# main lands; it runs with `make test-slow`.
+# main lands; it runs with `make test-slow`. It passed 14 of 14 runs alone and beside the other
+# kwok tests (load 7-14); a timeout now prints every resource's Ready condition and its
+# Deployments' replica counts (convergence_report), so the next failure names its cause.
 @pytest.mark.slow
 def test_sigkill_mid_reconcile_then_restart_converges_without_duplicates_or_needless_writes(
     kube: Any,
@@ -206,7 +238,7 @@ def test_sigkill_mid_reconcile_then_restart_converges_without_duplicates_or_need
                 and all(settled(cluster, n) for n in names)
             ),
             240,
-            op.last_run,
+            lambda: convergence_report(cluster, names, op.last_run()),
         )
         print(f"converged {time.monotonic() - started:.1f}s after the restart (busy machine)")
 

@@ -71,6 +71,9 @@ def test_demo_prints_personalised_lists_and_the_fold_in(tmp_path: Path) -> None:
     out = proc.stdout
     assert out.count("fallback None, fresh events 0") == 3  # three personalised top-10s
     assert "fresh events 1" in out  # the new event was folded in
+    # The catalogue filter: ten films, each a comedy (genres from POST /items).
+    comedy = out.split("Comedy only", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert len(comedy) == 10 and all("Comedy" in line.rsplit("[", 1)[1] for line in comedy), comedy
     assert re.search(r"event-to-recommendation latency: [0-9.]+ ms", out)
     assert "curl " in out
 

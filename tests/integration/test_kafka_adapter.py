@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from streamrec.adapters.kafka import KafkaSink, KafkaSource, ensure_topics
+from streamrec.adapters.kafka import COMPACTED, KafkaSink, KafkaSource, ensure_topics
 from streamrec.adapters.source import SourceMessage, SourceUnavailable
 from streamrec.config import Config
 
@@ -83,6 +83,18 @@ def test_ensure_topics_creates_missing_and_tolerates_existing(kafka):
     new = _name("new")
     assert ensure_topics(cfg, [old, new]) == [new]
     assert ensure_topics(cfg, [old, new]) == []
+
+
+def test_the_items_topic_is_created_compacted(kafka):
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    cfg = _cfg(kafka)
+    name = _name("items")
+    assert ensure_topics(cfg, [name], topic_configs={name: COMPACTED}) == [name]
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert configs["cleanup.policy"].value == "compact"
 
 
 def test_a_missing_topic_is_reported_as_unavailable(kafka):

@@ -59,3 +59,12 @@ def test_real_movielens_100k_is_fetched_and_parsed() -> None:
     assert len({r.user for r in ratings}) == 943 and len(titles) == 1682
     assert all(a.timestamp <= b.timestamp for a, b in zip(ratings, ratings[1:], strict=False))
     assert titles["1"] == "Toy Story (1995)"
+
+
+def test_genres_come_from_the_class_column(tmp_path: Path) -> None:
+    assert movielens.load_genres(_wheel(tmp_path)) == {
+        "242": ("Comedy",), "302": ("Crime",), "377": ("X",)}
+    no_class = iter(["item_id:token\tmovie_title:token_seq", "1\tToy Story"])
+    assert movielens.parse_genres(no_class) == {}
+    multi = iter(["class:token_seq\titem_id:token", "Animation Children's Comedy\t1", "\t2"])
+    assert movielens.parse_genres(multi) == {"1": ("Animation", "Children's", "Comedy")}

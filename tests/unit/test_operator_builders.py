@@ -162,6 +162,7 @@ def test_configmap_holds_only_variables_of_the_configuration_contract() -> None:
     everything = spec(
         kafka__minWeight=3.0,
         kafka__dlqTopic="dead",
+        kafka__itemsTopic="catalogue",
         kafka__notifyTopic="",
         kafka__securityProtocol="SASL_SSL",
         kafka__credentialsSecret="kafka-user",
@@ -173,6 +174,7 @@ def test_configmap_holds_only_variables_of_the_configuration_contract() -> None:
     assert set(data) <= documented, set(data) - documented
     assert all(isinstance(v, str) for v in data.values())
     assert data["STREAMREC_NOTIFY_TOPIC"] == ""
+    assert data["STREAMREC_ITEMS_TOPIC"] == "catalogue"
     assert data["STREAMREC_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert data["STREAMREC_DECAY_HALF_LIFE"] == "3600.0"
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "STREAMREC_KAFKA_PASSWORD"} & set(

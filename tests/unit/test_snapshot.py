@@ -230,3 +230,25 @@ def test_versions_count_up_and_sort_as_strings():
     assert sorted(versions) == versions and all(is_version(v) for v in versions)
     with pytest.raises(ValueError):
         next_version("v7")
+
+
+def test_the_catalogue_round_trips_with_its_items_offsets(tmp_path, model, window):
+    from streamrec.core.catalog import Catalogue, ItemRecord
+
+    cat = Catalogue([ItemRecord("item-1", ("Comedy",), {"lang": "fr"}, title="Amélie"),
+                     ItemRecord("item-2", hidden=True, expires_at=1.8e9)])
+    write_snapshot(tmp_path / "s", model, window.contents(), OFFSETS, "000000000001",
+                   catalog=cat.to_bytes({0: 5}))
+    snap = read_snapshot(tmp_path / "s", window=False)
+    assert snap.catalog.records() == cat.records() and snap.item_offsets == {0: 5}
+    manifest = read_manifest(tmp_path / "s")
+    assert manifest.format_version == 4 and "catalog" in manifest.files
+
+
+def test_a_format_3_snapshot_without_a_catalogue_still_loads(snapshot_dir):
+    path = snapshot_dir / MANIFEST_NAME
+    body = json.loads(path.read_text())
+    body["format_version"] = 3
+    path.write_text(json.dumps(body))
+    snap = read_snapshot(snapshot_dir)
+    assert len(snap.catalog) == 0 and snap.item_offsets == {}

@@ -31,7 +31,7 @@ from streamrec.config import Config
 
 from .source import SourceMessage, SourceUnavailable
 
-__all__ = ["BOUNDED_PREFETCH", "KafkaSink", "KafkaSource", "ensure_topics"]
+__all__ = ["BOUNDED_PREFETCH", "COMPACTED", "KafkaSink", "KafkaSource", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -314,9 +314,16 @@ class KafkaSink:
             log.warning("kafka: %d messages undelivered at close", left)
 
 
+#: Topic settings of a compacted topic: the newest message per key is kept for good.
+COMPACTED: dict[str, str] = {"cleanup.policy": "compact"}
+
+
 def ensure_topics(config: Config, names: Iterable[str], partitions: int = 1,
-                  replication: int = 1, timeout: float = 30.0) -> list[str]:
+                  replication: int = 1, timeout: float = 30.0,
+                  topic_configs: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
     """Create the topics in ``names`` that do not exist yet; return the ones created.
+
+    ``topic_configs`` gives topic settings (e.g. `COMPACTED`) for some of them, at creation.
 
     A topic created concurrently by someone else counts as existing. `SourceUnavailable` if the
     cluster cannot be reached or refuses for another reason.
@@ -332,7 +339,8 @@ def ensure_topics(config: Config, names: Iterable[str], partitions: int = 1,
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in missing],
+        [NewTopic(n, num_partitions=partitions, replication_factor=replication,
+                  config=dict((topic_configs or {}).get(n, {}))) for n in missing],
         request_timeout=timeout)
     created = []
     for name, fut in futures.items():

@@ -20,6 +20,7 @@ from .blend import PLAIN, ScoringParams, blend, weighted_history
 from .domains import MAX_CONFIDENCE
 from .ease import ItemItem
 from .ids import IdIndex
+from .itemfilter import Restriction
 from .modeltypes import (
     ALSParams,
     FitInfo,
@@ -282,10 +283,25 @@ class Model:
         order = np.lexsort((idx, -w))
         return [(self.item_ids[idx[k]], float(w[k])) for k in order.tolist()]
 
-    def _banned(self, exclude: Sequence[str] | None, seen: Idx | None) -> Idx:
+    def _banned(self, exclude: Sequence[str] | None, seen: Idx | None,
+                restrict: Restriction | None = None) -> Idx:
         banned = self.indices(exclude)
         banned = EMPTY if banned is None else banned
+        if restrict is not None and len(restrict.banned):
+            # Concatenated, not a set union: ranking only sets these to -inf, and a union of
+            # thousands of hidden items costs more than the ranking (bench/catalog.py).
+            banned = np.concatenate((banned, restrict.banned))
+            return banned if seen is None else np.concatenate((banned, seen))
         return banned if seen is None else np.union1d(banned, seen)
+
+    def _candidates(self, items: Sequence[str] | None, restrict: Restriction | None) -> Idx | None:
+        """The whitelist ``items`` narrowed by ``restrict``'s candidates (None: every item)."""
+        candidates = self.indices(items)
+        if restrict is None or restrict.candidates is None:
+            return candidates
+        if candidates is None:
+            return restrict.candidates
+        return np.intersect1d(candidates, restrict.candidates, assume_unique=True)
 
     def recommend(
         self,
@@ -296,6 +312,7 @@ class Model:
         exclude: Sequence[str] | None = None,
         extra: Pairs | None = None,
         scoring: ScoringParams | None = None,
+        restrict: Restriction | None = None,
     ) -> Recommendations:
         """Top ``n`` items for ``user``.
 
@@ -310,6 +327,9 @@ class Model:
             plus these (items unknown to the model are ignored), so a new user becomes known.
         scoring : ScoringParams, optional
             Overrides the model's :attr:`scoring` (recency, blend) for this call.
+        restrict : Restriction, optional
+            The catalogue filter (``itemfilter.py``), applied before the top ``n`` is chosen,
+            so the list is ``n`` long whenever ``n`` items pass.
 
         A user with nothing known gets popular items with ``fallback="popular"``.
         """
@@ -318,11 +338,11 @@ class Model:
         if self.personal(scoring):
             seen = self.items_of(user, extra)[0]
             scores = self.scores_for(*self.weighted_history(user, extra, scoring), scoring)
-            banned = self._banned(exclude, seen if exclude_seen else None)
-            return rank_scores(self, scores, n, banned, self.indices(items))
+            banned = self._banned(exclude, seen if exclude_seen else None, restrict)
+            return rank_scores(self, scores, n, banned, self._candidates(items, restrict))
         vector, seen = self.vector_and_seen(user, extra)
-        banned = self._banned(exclude, seen if exclude_seen else None)
-        return rank_vector(self, vector, n, banned, self.indices(items))
+        banned = self._banned(exclude, seen if exclude_seen else None, restrict)
+        return rank_vector(self, vector, n, banned, self._candidates(items, restrict))
 
     def recommend_anonymous(
         self,
@@ -331,10 +351,12 @@ class Model:
         exclude_seen: bool = True,
         candidates: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
+        restrict: Restriction | None = None,
     ) -> Recommendations:
         """Top ``n`` for a session given as item ids (weight 1) or (item, weight) pairs.
 
-        ``candidates`` is the whitelist (``items`` being the session here).
+        ``candidates`` is the whitelist (``items`` being the session here); ``restrict`` as
+        in :meth:`recommend`.
         """
         check_n(n)
         pairs = [(i, 1.0) if isinstance(i, str) else (i[0], float(i[1])) for i in items]
@@ -342,11 +364,11 @@ class Model:
         if self.personal(self.scoring):  # the session in the order given, newest last
             scores = self.scores_for(*self.weighted_history(None, pairs, self.scoring),
                                      self.scoring)
-            banned = self._banned(exclude, seen if exclude_seen else None)
-            return rank_scores(self, scores, n, banned, self.indices(candidates))
+            banned = self._banned(exclude, seen if exclude_seen else None, restrict)
+            return rank_scores(self, scores, n, banned, self._candidates(candidates, restrict))
         vector = self.fold_in(seen, weights) if len(seen) else None
-        banned = self._banned(exclude, seen if exclude_seen else None)
-        return rank_vector(self, vector, n, banned, self.indices(candidates))
+        banned = self._banned(exclude, seen if exclude_seen else None, restrict)
+        return rank_vector(self, vector, n, banned, self._candidates(candidates, restrict))
 
     def recommend_batch(
         self,
@@ -356,25 +378,32 @@ class Model:
         items: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         extra: Mapping[str, Pairs] | None = None,
+        restrict: Restriction | None = None,
     ) -> dict[str, Recommendations]:
         """:meth:`recommend` for many users (``extra`` per user), scored in blocks (one user at
         a time when the scoring is per request: recency or item-item)."""
         if self.personal(self.scoring):
             check_n(n)
             got = extra or {}
-            return {u: self.recommend(u, n, exclude_seen, items, exclude, got.get(u))
+            return {u: self.recommend(u, n, exclude_seen, items, exclude, got.get(u),
+                                      restrict=restrict)
                     for u in dict.fromkeys(users)}
-        return recommend_many(self, users, n, exclude_seen, items, exclude, extra or {})
+        return recommend_many(self, users, n, exclude_seen, self._candidates(items, restrict),
+                              self._banned(exclude, None, restrict), extra or {})
 
-    def popular(self, n: int = 10, exclude: Sequence[str] | None = None) -> Recommendations:
+    def popular(self, n: int = 10, exclude: Sequence[str] | None = None,
+                restrict: Restriction | None = None) -> Recommendations:
         """The most popular items (score: events in the window, decayed if configured)."""
         check_n(n)
-        return rank_popular(self, n, self._banned(exclude, None), None, None)
+        return rank_popular(self, n, self._banned(exclude, None, restrict),
+                            self._candidates(None, restrict), None)
 
     def similar_items(
-        self, item: str, n: int = 10, exclude: Sequence[str] | None = None
+        self, item: str, n: int = 10, exclude: Sequence[str] | None = None,
+        restrict: Restriction | None = None,
     ) -> Recommendations:
-        """Items closest to ``item`` by cosine of item factors, the item itself left out."""
+        """Items closest to ``item`` by cosine of item factors, the item itself left out
+        (``restrict`` as in :meth:`recommend`)."""
         check_n(n)
         target = self.item_ids.get(item)
         if target is None:
@@ -382,7 +411,12 @@ class Model:
         norms = self.item_norms
         scores = np.asarray(self.item_factors @ self.item_factors[target], dtype=np.float32)
         scores /= norms * norms[target]
-        ranking.ban(scores, np.append(self._banned(exclude, None), target))
+        ranking.ban(scores, np.append(self._banned(exclude, None, restrict), target))
+        candidates = self._candidates(None, restrict)
+        if candidates is not None:
+            keep = np.full(len(scores), True)
+            keep[candidates] = False
+            scores[keep] = -np.inf
         best = ranking.top_n(scores, n)
         return result(self, best, scores[best])
 

@@ -48,6 +48,13 @@ def rank_popular(
 ) -> Recommendations:
     """The ``n`` most popular allowed items."""
     popularity = model.popularity
+    if candidates is not None and _wide(model, candidates):
+        allowed = np.zeros(len(popularity), dtype=bool)
+        allowed[candidates] = True
+        allowed[banned] = False
+        order = model.popular_order
+        best = order[allowed[order]][:n]
+        return result(model, best, popularity[best], fallback)
     if candidates is not None:
         pool = np.setdiff1d(candidates, banned)
         best = pool[ranking.top_n(np.asarray(popularity[pool], dtype=np.float64), n)]
@@ -70,15 +77,26 @@ def rank_vector(
     not solve)."""
     if vector is None or not np.any(vector):
         return rank_popular(model, n, banned, candidates, "popular")
-    if candidates is None:
+    if candidates is None or _wide(model, candidates):
         scores = np.asarray(model.item_factors @ vector, dtype=np.float32)
-        ranking.ban(scores, banned)
-        best = ranking.top_n(scores, n)
-        return result(model, best, scores[best])
+        return rank_scores(model, scores, n, banned, candidates)
     candidates = np.setdiff1d(candidates, banned)
     scores = np.asarray(model.item_factors[candidates] @ vector, dtype=np.float32)
     best = ranking.top_n(scores, n)
     return result(model, candidates[best], scores[best])
+
+
+def _wide(model: Model, candidates: Idx) -> bool:
+    """Whether a whitelist is wide enough (a category filter, say) that scoring every item and
+    masking the rest beats copying the whitelist's factors and a set difference."""
+    return len(candidates) * 8 > len(model.item_ids)
+
+
+def _only(scores: npt.NDArray[np.float32], candidates: Idx) -> npt.NDArray[np.float32]:
+    """``scores`` with everything outside ``candidates`` at -inf (a new array)."""
+    out = np.full(len(scores), -np.inf, dtype=np.float32)
+    out[candidates] = scores[candidates]
+    return out
 
 
 def rank_scores(
@@ -92,6 +110,8 @@ def rank_scores(
     place); popular ones when there are none."""
     if scores is None:
         return rank_popular(model, n, banned, candidates, "popular")
+    if candidates is not None and _wide(model, candidates):
+        scores, candidates = _only(scores, candidates), None
     if candidates is None:
         ranking.ban(scores, banned)
         best = ranking.top_n(scores, n)
@@ -106,15 +126,15 @@ def recommend_many(
     users: Sequence[str],
     n: int,
     exclude_seen: bool,
-    items: Sequence[str] | None,
-    exclude: Sequence[str] | None,
+    candidates: Idx | None,
+    blocked: Idx,
     extra: Mapping[str, Pairs],
 ) -> dict[str, Recommendations]:
-    """:meth:`Model.recommend` for each distinct user, keyed by user, in input order."""
+    """:meth:`Model.recommend` for each distinct user, keyed by user, in input order.
+
+    ``candidates`` (the whitelist, None: every item) and ``blocked`` (never returned) are
+    model item indices, sorted and unique."""
     check_n(n)
-    blocked = model.indices(exclude)
-    blocked = EMPTY if blocked is None else blocked
-    candidates = model.indices(items)
     done: dict[str, Recommendations] = {}
     pending: list[tuple[str, npt.NDArray[np.floating], Idx]] = []
     for user in dict.fromkeys(users):

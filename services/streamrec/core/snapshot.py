@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import snapshotlayout as layout
+from .catalog import Catalogue
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -63,13 +64,18 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True, eq=False)
 class Snapshot:
-    """A loaded snapshot: the model to serve, the window to resume, the offsets to seek to."""
+    """A loaded snapshot: the model to serve, the window to resume, the offsets to seek to.
+
+    ``catalog`` is the item catalogue and ``item_offsets`` the items-topic offsets it holds
+    (next to read, per partition); empty for a snapshot written before format 4."""
 
     manifest: Manifest
     model: Model
     window: WindowContents
     offsets: dict[int, int]
     path: Path
+    catalog: Catalogue = field(default_factory=Catalogue)
+    item_offsets: dict[int, int] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -115,11 +121,13 @@ def write_snapshot(
     extra_meta: Mapping[str, Any] | None = None,
     created_at: float | None = None,
     sync: bool = True,
+    catalog: bytes | None = None,
 ) -> Manifest:
     """Write a snapshot into ``directory`` (created if needed); the manifest goes last.
 
     ``sync=False`` skips the fsyncs, for a scratch copy that a store then uploads or copies
     durably itself (the trainer's case: 19 fsyncs can cost more than writing the arrays).
+    ``catalog`` is the item catalogue with its offsets (``Catalogue.to_bytes``).
     Raises ``SnapshotError`` if the directory already holds a snapshot.
     """
     path = Path(directory)
@@ -128,7 +136,7 @@ def write_snapshot(
         raise SnapshotError(f"{path} already holds a snapshot; write each version once")
     files = {
         name: _write_array(path / f"{name}.npy", array, sync)
-        for name, array in layout.to_arrays(model, window).items()
+        for name, array in layout.to_arrays(model, window, catalog).items()
     }
     if sync:
         _fsync_dir(path)
@@ -236,8 +244,11 @@ def read_snapshot(
         contents = (
             layout.window_from_arrays(a, manifest) if window else layout.empty_window(manifest)
         )
+        catalog, item_offsets = (Catalogue.from_bytes(np.asarray(a["catalog"]).tobytes())
+                                 if "catalog" in a else (Catalogue(), {}))
     except (ModelError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}") from None
     return Snapshot(
-        manifest=manifest, model=model, window=contents, offsets=dict(manifest.offsets), path=path
+        manifest=manifest, model=model, window=contents, offsets=dict(manifest.offsets), path=path,
+        catalog=catalog, item_offsets=item_offsets,
     )

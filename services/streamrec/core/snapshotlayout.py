@@ -7,7 +7,9 @@ user and item ids, the open-addressing hash table of ``ids.hash_table`` (``*.tab
 serving worker maps its id index instead of building a dict of Python strings. Format 3 adds,
 when the trainer made them, each user's ordered history (``history.*``, for recency) and the
 item-item model (``item_item.dense`` for EASE, or ``item_item.{indptr,indices,data}`` for the
-sparse kNN fallback), with the scoring settings in ``params``. Reading checks
+sparse kNN fallback), with the scoring settings in ``params``. Format 4 adds the item
+catalogue (``catalog``: UTF-8 JSON of ``Catalogue.to_bytes`` as a uint8 array, so it is
+checksummed like every other file). Reading checks
 that the arrays fit together (a CSR that points past the item list, say) before a
 :class:`Model` is built.
 """
@@ -64,8 +66,10 @@ def _index(prefix: str, ids: IdIndex | list[str]) -> dict[str, Array]:
     return {f"{prefix}.data": data, f"{prefix}.offsets": offsets, f"{prefix}.table": table}
 
 
-def to_arrays(model: Model, window: WindowContents) -> dict[str, Array]:
-    """Every array of a format-2 snapshot, by file name (without ``.npy``)."""
+def to_arrays(model: Model, window: WindowContents,
+              catalog: bytes | None = None) -> dict[str, Array]:
+    """Every array of a snapshot, by file name (without ``.npy``); ``catalog`` is the
+    serialised catalogue (``Catalogue.to_bytes``), stored when given."""
     ui = model.user_items
     index_dtype = np.int32 if ui.nnz < np.iinfo(np.int32).max else np.int64
     return {
@@ -84,6 +88,7 @@ def to_arrays(model: Model, window: WindowContents) -> dict[str, Array]:
         **_ids("window.user_ids", window.user_ids),
         **_ids("window.item_ids", window.item_ids),
         **_scoring_arrays(model),
+        **({} if catalog is None else {"catalog": np.frombuffer(catalog, dtype=np.uint8)}),
     }
 
 
@@ -137,11 +142,12 @@ FILE_NAMES = MODEL_FILES + WINDOW_FILES
 OPTIONAL_FILES = _names(
     ("history.", ("indptr", "items", "weights", "ts")),
     ("item_item.", ("dense", "indptr", "indices", "data")),
+    ("", ("catalog",)),
 )
 
 
 def optional_files(manifest: Manifest) -> tuple[str, ...]:
-    """The optional model files ``manifest`` lists (none before format 3)."""
+    """The optional files ``manifest`` lists (none before format 3; ``catalog`` from 4)."""
     if manifest.format_version < 3:
         return ()
     return tuple(n for n in OPTIONAL_FILES if n in manifest.files)

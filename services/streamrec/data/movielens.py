@@ -89,6 +89,35 @@ def parse_items(lines: Iterator[str]) -> dict[str, str]:
     return titles
 
 
+def parse_genres(lines: Iterator[str]) -> dict[str, tuple[str, ...]]:
+    """item id -> its genres (the ``class`` column, e.g. ``("Animation", "Comedy")``); an
+    item without any is left out, and so is every item of a file without the column."""
+    header = next(lines, None)
+    if header is None:
+        raise DatasetError("item: empty file")
+    names = [c.split(":", 1)[0] for c in header.rstrip("\r\n").split("\t")]
+    if "class" not in names:
+        return {}
+    ii, ic = names.index("item_id"), names.index("class")
+    out = {}
+    for line in lines:
+        f = line.rstrip("\r\n").split("\t")
+        if len(f) > max(ii, ic) and f[ic].split():
+            out[f[ii]] = tuple(f[ic].split())
+    return out
+
+
+def load_genres(wheel: Path | None = None) -> dict[str, tuple[str, ...]]:
+    """item id -> genres of MovieLens-100K (for the demo's item records)."""
+    wheel = wheel or fetch_wheel()
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            items = z.read(_ITEM).decode("utf-8", errors="replace")
+    except (zipfile.BadZipFile, KeyError) as e:
+        raise DatasetError(f"{wheel}: no MovieLens-100K inside ({e})") from e
+    return parse_genres(iter(items.splitlines()))
+
+
 def fetch_wheel(cache: Path | None = None, timeout: float = 300.0) -> Path:
     """The cached recbole wheel, downloaded with pip on first use."""
     cache = cache or cache_dir()

@@ -66,6 +66,7 @@ def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
     optional = {
         "STREAMREC_MIN_WEIGHT": None if k.min_weight is None else repr(k.min_weight),
         "STREAMREC_DLQ_TOPIC": k.dlq_topic,
+        "STREAMREC_ITEMS_TOPIC": k.items_topic,
         "STREAMREC_NOTIFY_TOPIC": k.notify_topic,
         "STREAMREC_KAFKA_SASL_MECHANISM": k.sasl_mechanism if k.uses_sasl else None,
         "STREAMREC_DECAY_HALF_LIFE": (

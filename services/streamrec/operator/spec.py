@@ -74,6 +74,7 @@ class KafkaSpec:
     format: str = "auto"
     min_weight: float | None = None
     dlq_topic: str | None = None
+    items_topic: str | None = None
     notify_topic: str | None = None
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "SCRAM-SHA-512"
@@ -201,6 +202,7 @@ def _kafka(f: Fields) -> KafkaSpec:
         format=f.enum("format", FORMATS, "auto"),
         min_weight=f.in_domain("minWeight", "min_weight", None),
         dlq_topic=f.optional_string("dlqTopic"),
+        items_topic=f.optional_string("itemsTopic"),
         notify_topic=f.text("notifyTopic"),
         security_protocol=f.enum("securityProtocol", SECURITY_PROTOCOLS, "PLAINTEXT"),
         sasl_mechanism=f.enum("saslMechanism", SASL_MECHANISMS, "SCRAM-SHA-512"),

@@ -24,12 +24,16 @@ from streamrec.adapters.source import EventSink, EventSource
 from streamrec.adapters.storebase import StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore, open_store
 from streamrec.config import Config
+from streamrec.core.catalog import Catalogue
+from streamrec.core.itemfilter import CatalogueIndex
 from streamrec.core.trainingstatus import TrainingStatus
 
 from . import metrics, onlinestats
 from .errors import ApiError
 from .foldin import FoldIn, SourceFactory
 from .fresh import FreshEvents
+from .itemroutes import register_item_routes
+from .items import ItemsFollower
 from .online import OnlineTracker
 from .onlineroutes import ModelHistory, observe_batch, register_online_routes
 from .onlinestats import Publisher, state_dir
@@ -47,10 +51,16 @@ class Service:
 
     def __init__(self, config: Config, store: SnapshotStore,
                  source_factory: SourceFactory | None, sink: EventSink | None,
-                 notify_factory: Callable[[], EventSource] | None = None) -> None:
+                 notify_factory: Callable[[], EventSource] | None = None,
+                 items_factory: Callable[[], EventSource] | None = None) -> None:
         self.config, self.store, self.sink = config, store, sink
         self.holder = Holder()
         self.fresh = FreshEvents()
+        #: The item catalogue (``core/catalog.py``) and its view for request filters.
+        self.catalogue = Catalogue()
+        self.items = CatalogueIndex(self.catalogue)
+        self.items_follower = ItemsFollower(items_factory, self.catalogue) \
+            if items_factory is not None else None
         cache = Path(config.cache_dir) if config.cache_dir else Path(
             tempfile.mkdtemp(prefix="streamrec-cache-"))
         self.reloader = Reloader(store, self.holder, cache, config.reload_interval,
@@ -67,6 +77,10 @@ class Service:
         directory = state_dir()
         self.publisher = Publisher(self.online, directory) \
             if self.online is not None and directory is not None else None
+        if self.items_follower is not None:
+            self.holder.on_swap(self.items_follower.on_swap)
+        else:  # no items topic: the snapshot's catalogue is all there is
+            self.holder.on_swap(lambda served: self.catalogue.replace(served.snapshot.catalog))
         if self.foldin is not None:
             self.holder.on_swap(self.foldin.on_swap)
         else:  # no consumer: still keep the floor right for events nobody adds
@@ -126,6 +140,8 @@ class Service:
         self.reloader.start()
         if self.foldin is not None:
             self.foldin.start()
+        if self.items_follower is not None:
+            self.items_follower.start()
         if self.publisher is not None:
             self.publisher.start()
 
@@ -135,23 +151,30 @@ class Service:
             self.publisher.stop()
         if self.foldin is not None:
             self.foldin.stop()
+        if self.items_follower is not None:
+            self.items_follower.stop()
         if self.sink is not None:
             self.sink.close()
 
 
 def create_app(config: Config, *, store: SnapshotStore | None = None,
                source_factory: SourceFactory | None = None, sink: EventSink | None = None,
-               notify_factory: Callable[[], EventSource] | None = None) -> Flask:
-    """Build the Flask app; ``app.extensions["streamrec"]`` is its `Service`."""
+               notify_factory: Callable[[], EventSource] | None = None,
+               items_factory: Callable[[], EventSource] | None = None) -> Flask:
+    """Build the Flask app; ``app.extensions["streamrec"]`` is its `Service`.
+
+    ``items_factory`` opens the items topic (``items.py``); without it the catalogue is the
+    served snapshot's."""
     app = Flask("streamrec.serving")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if store is None:
         store = open_store(config.store, s3_endpoint=config.s3_endpoint)
-    service = Service(config, store, source_factory, sink, notify_factory)
+    service = Service(config, store, source_factory, sink, notify_factory, items_factory)
     app.extensions["streamrec"] = service
     register_routes(app, service)
     register_online_routes(app, service)
+    register_item_routes(app, service)
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError) -> tuple[Response, int]:

@@ -18,7 +18,8 @@ from .errors import ApiError, check_keys, parse_bool, parse_n
 
 MAX_EVENTS = 1000
 MAX_SESSION = 1000
-SESSION_KEYS = ("items", "n", "exclude_seen", "candidates", "exclude")
+SESSION_KEYS = ("items", "n", "exclude_seen", "candidates", "exclude", "category",
+                "category_mode")
 
 
 def read_json(data: bytes) -> Any:
@@ -103,4 +104,21 @@ def parse_session(body: Any) -> dict[str, Any]:
         "exclude_seen": parse_bool(body.get("exclude_seen"), "exclude_seen", True),
         "candidates": _ids(body.get("candidates"), "candidates"),
         "exclude": _ids(body.get("exclude"), "exclude"),
+        "category": _categories(body.get("category")),
+        "category_mode": _mode(body.get("category_mode")),
     }
+
+
+def _categories(value: Any) -> list[str] | None:
+    """``category``: a list of names, or one string of comma-separated names."""
+    if value is None or isinstance(value, str):
+        return None if not value else [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError(400, "bad_body", "category must be a list of category names")
+    return value
+
+
+def _mode(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ApiError(400, "bad_body", "category_mode must be 'any' or 'all'")
+    return value

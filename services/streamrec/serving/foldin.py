@@ -38,6 +38,19 @@ POLL_TIMEOUT = 0.05  # the longest wait for a first message (how often `stop` is
 LAG_EVERY = 2.0  # seconds between lag checks (a watermark query per partition)
 
 
+def guarded_step(step: Callable[[], object], stop: threading.Event, what: str) -> None:
+    """One step of a background consumer: an unreachable log or a bug in one batch is logged
+    and waited out (1 s), never the end of the thread."""
+    try:
+        step()
+    except SourceUnavailable as e:
+        log.warning("%s source unavailable: %s", what, e)
+        stop.wait(1.0)
+    except Exception:  # keep consuming after a bug in one batch
+        log.exception("%s step failed", what)
+        stop.wait(1.0)
+
+
 class FoldIn:
     """Owns one `EventSource` and writes into a `FreshEvents`; `step` is one poll."""
 
@@ -133,17 +146,10 @@ class FoldIn:
             if self.source is not None and time.monotonic() - lag_at > LAG_EVERY:
                 lag_at = time.monotonic()
                 self.report_lag()  # here, not in a request thread: the source is not shared
-            try:
-                if self.source is None and self._pending is None:
-                    self._stop.wait(POLL_TIMEOUT)
-                    continue
-                self.step()
-            except SourceUnavailable as e:
-                log.warning("fold-in source unavailable: %s", e)
-                self._stop.wait(1.0)
-            except Exception:  # keep serving fresh events after a bug in one batch
-                log.exception("fold-in step failed")
-                self._stop.wait(1.0)
+            if self.source is None and self._pending is None:
+                self._stop.wait(POLL_TIMEOUT)
+                continue
+            guarded_step(self.step, self._stop, "fold-in")
             if self.fresh.evicted != evicted:
                 metrics.FOLDIN_EVICTED.inc(self.fresh.evicted - evicted)
                 evicted = self.fresh.evicted

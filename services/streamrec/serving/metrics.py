@@ -81,6 +81,15 @@ FOLDIN_VISIBLE = Histogram("streamrec_foldin_visible_seconds",
                            "(the next request for the user sees it); one sample per poll, "
                            "for its oldest kept event",
                            buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+ITEM_RECORDS = Counter("streamrec_items_records_total",
+                       "Item records read from the items topic by result (kept, stale: "
+                       "older than the snapshot's catalogue, invalid)", ["result"])
+CATALOG_ITEMS = Gauge("streamrec_catalog_items",
+                      "Items in the catalogue (records held; worst worker)",
+                      multiprocess_mode="livemax")
+ITEMS_PRODUCED = Counter("streamrec_items_ingest_total",
+                         "Item records put through /items by result (produced, invalid)",
+                         ["result"])
 INGESTED = Counter("streamrec_ingest_events_total",
                    "Events posted to /interactions by result (produced, invalid)", ["result"])
 

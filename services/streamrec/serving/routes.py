@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, jsonify, request
 
 from streamrec import __version__
-from streamrec.adapters.source import SourceUnavailable
+from streamrec.adapters.source import EventSink, SourceUnavailable
 from streamrec.core.codec import check_id
 from streamrec.core.events import InvalidEvent, serialize_event
+from streamrec.core.itemfilter import ItemFilter, Restriction, parse_filter
 from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
 
 from . import metrics
@@ -30,7 +31,9 @@ from .reloader import Served
 if TYPE_CHECKING:
     from .app import Service
 
-REC_KEYS = ("n", "exclude_seen", "items", "exclude")
+#: The catalogue filter (``core/itemfilter.py``), taken by every list-returning route.
+FILTER_KEYS = ("category", "category_mode")
+REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS)
 MAX_BATCH_USERS = 1000
 METRICS_ATTEMPTS = 5
 
@@ -44,6 +47,42 @@ def _id(value: str, field: str) -> str:
 
 def _items(recs: Recommendations) -> list[dict[str, Any]]:
     return [{"item": i, "score": s} for i, s in zip(recs.items, recs.scores, strict=True)]
+
+
+def require_bearer(token: str | None) -> None:
+    """401 unless the request carries ``Authorization: Bearer <token>`` (no token: open)."""
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8"), token.encode("utf-8")):
+        raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer' is required",
+                       {"WWW-Authenticate": 'Bearer realm="streamrec"'})
+
+
+def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes, str]],
+                         what: str) -> None:
+    """Produce (value, key) ``messages`` to ``topic`` and wait until the log has them all;
+    503 ``log_unavailable`` otherwise (the caller may retry: the answer was not 2xx)."""
+    try:
+        for value, key in messages:
+            sink.produce(topic, value, key=key.encode("utf-8"))
+        undelivered = sink.flush(5.0)
+    except SourceUnavailable as e:
+        raise ApiError(503, "log_unavailable", str(e)) from None
+    if undelivered:
+        raise ApiError(503, "log_unavailable", f"{undelivered} {what} not yet acknowledged")
+
+
+def item_filter(categories: list[str] | None, mode: str | None) -> ItemFilter | None:
+    """The request's catalogue filter; None when it asks for no category (a bad
+    ``category_mode`` is a 400 all the same)."""
+    try:
+        flt = parse_filter(categories or [], mode)
+    except ValueError as e:
+        raise ApiError(400, "bad_parameter", str(e)) from None
+    return flt if flt.categories else None
 
 
 def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closure per route)
@@ -62,6 +101,14 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                 "items": parse_list(a.get("items"), "items"),
                 "exclude": parse_list(a.get("exclude"), "exclude")}
 
+    def query_filter() -> ItemFilter | None:
+        return item_filter(parse_list(request.args.get("category"), "category"),
+                           request.args.get("category_mode"))
+
+    def restriction(s: Served, flt: ItemFilter | None) -> Restriction:
+        """Hidden and expired items out, always; the category filter when asked for."""
+        return svc.items.restrict(s.snapshot.model.item_ids, flt, time.time())
+
     def with_fresh_seen(user: str, kw: dict[str, Any]) -> dict[str, Any]:
         """Seen stays seen: fresh items the fold-in history bound dropped are excluded too."""
         beyond = svc.fresh.beyond_history(user) if kw["exclude_seen"] else []
@@ -73,9 +120,11 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         check_keys(request.args, allowed)
         user = _id(user, "user")
         kw = with_fresh_seen(user, rec_args())
+        flt = query_filter()
         s = served()
         extra = svc.fresh.timed(user)
-        recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
+        recs = s.snapshot.model.recommend(user, extra=extra or None,
+                                          restrict=restriction(s, flt), **kw)
         return jsonify(user=user, items=_items(recs), model_version=s.version,
                        fallback=recs.fallback, fresh_events=len(extra),
                        recommendation_id=svc.track(user, s.version, recs.items))
@@ -97,7 +146,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         s = served()
         extra = svc.fresh.timed(user)
         kw = with_fresh_seen(user, {"n": n, "exclude_seen": True, "exclude": None})
-        recs = s.snapshot.model.recommend(user, extra=extra or None, **kw)
+        recs = s.snapshot.model.recommend(user, extra=extra or None,
+                                          restrict=restriction(s, None), **kw)
         response = jsonify(user_id=user, recommended_items=recs.items)
         rid = svc.track(user, s.version, recs.items)
         if rid is not None:  # a header: the original service's body keeps its two keys
@@ -108,8 +158,9 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     def session_recommendations() -> Response:
         check_keys(request.args, ())  # n and the rest go in the body; a query is a mistake
         kw = parse_session(read_json(request.get_data(cache=True)))
+        flt = item_filter(kw.pop("category"), kw.pop("category_mode"))
         s = served()
-        recs = s.snapshot.model.recommend_anonymous(**kw)
+        recs = s.snapshot.model.recommend_anonymous(restrict=restriction(s, flt), **kw)
         return jsonify(items=_items(recs), model_version=s.version, fallback=recs.fallback,
                        fresh_events=0, recommendation_id=svc.track(None, s.version, recs.items))
 
@@ -120,13 +171,15 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         if not users or len(users) > MAX_BATCH_USERS:
             raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
         kw = rec_args()
+        flt = query_filter()
         s = served()
+        restrict = restriction(s, flt)
         extra = {u: p for u in users if (p := svc.fresh.timed(u))}
         own = {u: k for u in users if (k := with_fresh_seen(u, kw)) is not kw}
         out = s.snapshot.model.recommend_batch([u for u in users if u not in own],
-                                               extra=extra, **kw)
+                                               extra=extra, restrict=restrict, **kw)
         for u, k in own.items():  # a user whose history bound dropped items: their own ban list
-            out[u] = s.snapshot.model.recommend(u, extra=extra.get(u), **k)
+            out[u] = s.snapshot.model.recommend(u, extra=extra.get(u), restrict=restrict, **k)
         results = {u: {"items": _items(r), "fallback": r.fallback,
                        "fresh_events": len(extra.get(u, ())),
                        "recommendation_id": svc.track(u, s.version, r.items)}
@@ -135,13 +188,15 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.get("/items/<item>/similar")
     def similar(item: str) -> Response:
-        check_keys(request.args, ("n", "exclude"))
+        check_keys(request.args, ("n", "exclude", *FILTER_KEYS))
         item = _id(item, "item")
         n, exclude = parse_n(request.args.get("n")), parse_list(request.args.get("exclude"),
                                                                 "exclude")
+        flt = query_filter()
         s = served()
         try:
-            recs = s.snapshot.model.similar_items(item, n=n, exclude=exclude)
+            recs = s.snapshot.model.similar_items(item, n=n, exclude=exclude,
+                                                  restrict=restriction(s, flt))
         except UnknownItem as e:
             raise ApiError(404, "unknown_item", str(e)) from None
         return jsonify(item=item, items=_items(recs), model_version=s.version, fallback=None,
@@ -165,11 +220,12 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.get("/popular")
     def popular() -> Response:
-        check_keys(request.args, ("n", "exclude"))
+        check_keys(request.args, ("n", "exclude", *FILTER_KEYS))
         n = parse_n(request.args.get("n"))
         exclude = parse_list(request.args.get("exclude"), "exclude")
+        flt = query_filter()
         s = served()
-        recs = s.snapshot.model.popular(n=n, exclude=exclude)
+        recs = s.snapshot.model.popular(n=n, exclude=exclude, restrict=restriction(s, flt))
         return jsonify(items=_items(recs), model_version=s.version, fallback="popular",
                        recommendation_id=svc.track(None, s.version, recs.items))
 
@@ -206,14 +262,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.post("/interactions")
     def interactions() -> tuple[Response, int]:
-        token = svc.config.ingest_token
-        if token is not None:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            # The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                    given.strip().encode("utf-8"), token.encode("utf-8")):
-                raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer' is required",
-                               {"WWW-Authenticate": 'Bearer realm="streamrec"'})
+        require_bearer(svc.config.ingest_token)
         if svc.sink is None:
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
         try:
@@ -222,15 +271,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         except ApiError:
             metrics.INGESTED.labels("invalid").inc()
             raise
-        try:
-            for e in events:
-                svc.sink.produce(svc.config.topic, serialize_event(e, "json"),
-                                 key=e.user.encode("utf-8"))
-            undelivered = svc.sink.flush(5.0)
-        except SourceUnavailable as e:
-            raise ApiError(503, "log_unavailable", str(e)) from None
-        if undelivered:
-            raise ApiError(503, "log_unavailable", f"{undelivered} events not yet acknowledged")
+        produce_acknowledged(svc.sink, svc.config.topic,
+                             [(serialize_event(e, "json"), e.user) for e in events], "events")
         metrics.INGESTED.labels("produced").inc(len(events))
         return jsonify(accepted=len(events), topic=svc.config.topic), 202
 

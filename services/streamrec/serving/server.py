@@ -38,6 +38,7 @@ def build_production_app(config: Config) -> Flask:
         sink=KafkaSink(config),
         notify_factory=(lambda: KafkaSource(config, notify, tuning=BOUNDED_PREFETCH))
         if notify else None,
+        items_factory=lambda: KafkaSource(config, config.items, tuning=BOUNDED_PREFETCH),
     )
 
 

@@ -32,7 +32,8 @@ log = logging.getLogger("streamrec.trainer")
 
 CONFIG_NAMES = (
     "bootstrap_servers", "topic", "group", "format", "min_weight", "dlq_topic", "notify_topic",
-    "kafka_security_protocol", "kafka_sasl_mechanism", "from_beginning", "window_size",
+    "items_topic", "kafka_security_protocol", "kafka_sasl_mechanism", "from_beginning",
+    "window_size",
     "retrain_every", "retrain_interval", "decay_half_life", "factors", "regularization",
     "iterations", "alpha", "use_gpu", "fit_threads", "metrics_port", "store", "s3_endpoint",
     "keep", *SCORING_NAMES,
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     _setup_logging()
     # Heavy imports only when the trainer really runs (implicit, confluent-kafka, boto3).
-    from streamrec.adapters.kafka import KafkaSink, KafkaSource, ensure_topics
+    from streamrec.adapters.kafka import COMPACTED, KafkaSink, KafkaSource, ensure_topics
     from streamrec.adapters.source import SourceUnavailable
     from streamrec.adapters.stores import LocalStore, StoreError, open_store
 
@@ -124,11 +125,12 @@ def run(args: argparse.Namespace) -> int:
             store.check_writable()
     except (ValueError, StoreError) as e:
         raise ConfigError("store", str(e)) from e
-    topics = [config.topic, config.dlq] + ([config.notify] if config.notify else [])
+    topics = [config.topic, config.dlq, config.items] + ([config.notify] if config.notify else [])
     attempt = 0
     while not stop.is_set():
         try:
-            ensure_topics(config, topics)
+            # The items topic keeps the newest record per item (keyed by item id) for good.
+            ensure_topics(config, topics, topic_configs={config.items: COMPACTED})
             break
         except SourceUnavailable as e:
             log.warning("kafka not ready (%s); retrying", e)
@@ -140,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
     log.info("%s", json.dumps({"event": "metrics", "port": server.port}))
     source = KafkaSource(config, config.topic, group=config.group)
     sink = KafkaSink(config)
-    trainer = Trainer(config, source, sink, store, metrics=metrics)
+    trainer = Trainer(config, source, sink, store, metrics=metrics,
+                      items=KafkaSource(config, config.items))
     started = time.monotonic()
     try:
         trainer.run(stop, grace=args.grace)

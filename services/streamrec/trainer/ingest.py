@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from streamrec.adapters.source import SourceMessage
+from streamrec.core.catalog import InvalidItem, ItemRecord, parse_record_bytes
 from streamrec.core.domains import arrival_times
 from streamrec.core.events import Event, InvalidEvent, parse_batch
 
-__all__ = ["Ingested", "dead_letter_headers", "ingest"]
+__all__ = ["Ingested", "dead_letter_headers", "ingest", "ingest_items"]
 
 
 @dataclass(slots=True)
@@ -43,9 +44,28 @@ def ingest(messages: Sequence[SourceMessage], fmt: str = "auto",
     )
 
 
-def dead_letter_headers(msg: SourceMessage, err: InvalidEvent) -> list[tuple[str, bytes]]:
-    """``error`` (``reason: detail``) and ``source-offset`` (``partition:offset``) headers."""
-    return [
+def ingest_items(messages: Sequence[SourceMessage]
+                 ) -> tuple[list[ItemRecord], list[tuple[SourceMessage, InvalidItem]]]:
+    """Parse item records (``core.catalog``) from the items topic: records in offset order,
+    and dead letters for the malformed ones."""
+    records: list[ItemRecord] = []
+    dead: list[tuple[SourceMessage, InvalidItem]] = []
+    for m in messages:
+        try:
+            records.append(parse_record_bytes(m.value))
+        except InvalidItem as e:
+            dead.append((m, e))
+    return records, dead
+
+
+def dead_letter_headers(msg: SourceMessage, err: InvalidEvent,
+                        topic: str | None = None) -> list[tuple[str, bytes]]:
+    """``error`` (``reason: detail``) and ``source-offset`` (``partition:offset``) headers,
+    and ``source-topic`` when given (the items topic shares the dead-letter topic)."""
+    headers = [
         ("error", f"{err.reason}: {err.detail}".encode()),
         ("source-offset", f"{msg.partition}:{msg.offset}".encode()),
     ]
+    if topic is not None:
+        headers.append(("source-topic", topic.encode()))
+    return headers

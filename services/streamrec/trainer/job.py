@@ -75,6 +75,7 @@ class FitJob:
     version: str
     new_events: int
     training: TrainingStatus = field(default_factory=TrainingStatus)
+    catalog: bytes | None = None  # the item catalogue with its offsets (Catalogue.to_bytes)
 
     def run(self) -> JobOutcome:
         out = JobOutcome(self.version, self.offsets)
@@ -136,7 +137,8 @@ class FitJob:
         # A scratch copy: the store makes it durable (LocalStore fsyncs its own copy, S3 has
         # the upload), so fsyncing it here would only add to every retrain.
         write_snapshot(snapshot_dir, model, self.contents, self.offsets, self.version,
-                       extra_meta={"new_events": self.new_events}, sync=False)
+                       extra_meta={"new_events": self.new_events}, sync=False,
+                       catalog=self.catalog)
         if self.sink is not None:
             # Dead letters for messages this snapshot covers must be durable before it is.
             self.sink.flush(30.0)

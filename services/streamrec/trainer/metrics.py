@@ -40,6 +40,11 @@ class TrainerMetrics:
         self.invalid = Counter("streamrec_trainer_events_invalid",
                                "Messages sent to the dead-letter topic, by reason.",
                                ["reason"], registry=r)
+        self.items = Counter("streamrec_trainer_item_records",
+                             "Item records from the items topic kept in the catalogue.",
+                             registry=r)
+        self.catalog_size = Gauge("streamrec_trainer_catalog_items",
+                                  "Items in the catalogue (records kept).", registry=r)
         self.filtered = Counter("streamrec_trainer_events_filtered",
                                 "Valid events dropped by min_weight.", registry=r)
         self.lag = Gauge("streamrec_trainer_consumer_lag",

@@ -20,15 +20,16 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreUnavailable, VersionNotFound
 from streamrec.config import Config
+from streamrec.core.catalog import Catalogue
 from streamrec.core.manifest import SnapshotError
-from streamrec.core.snapshot import read_snapshot
+from streamrec.core.snapshot import Snapshot, read_snapshot
 from streamrec.core.window import SlidingWindow
 
 from .policy import backoff
@@ -59,6 +60,10 @@ class ResumePoint:
     version: str | None  # the snapshot resumed from
     last_version: str | None
     how: str  # "snapshot", "beginning", "committed" or "end"
+    #: The snapshot's item catalogue and the items-topic offsets it holds (empty: from the
+    #: beginning of the items topic).
+    catalog: Catalogue = field(default_factory=Catalogue)
+    item_offsets: dict[int, int] = field(default_factory=dict)
 
 
 def retry(what: str, call: Callable[[], T], stop: threading.Event,
@@ -77,7 +82,7 @@ def retry(what: str, call: Callable[[], T], stop: threading.Event,
 
 
 def _load_newest(store: SnapshotStore, versions: list[str], workdir: Path,
-                 config: Config) -> tuple[str, SlidingWindow, dict[int, int]] | None:
+                 config: Config) -> tuple[str, SlidingWindow, dict[int, int], Snapshot] | None:
     for version in reversed(versions):
         dest = workdir / "resume"
         try:
@@ -85,7 +90,7 @@ def _load_newest(store: SnapshotStore, versions: list[str], workdir: Path,
             snap = read_snapshot(path, verify=True, mmap=False)
             window = SlidingWindow.from_contents(snap.window, capacity=config.window_size,
                                                  decay_half_life=config.decay_half_life)
-            return version, window, dict(snap.offsets)
+            return version, window, dict(snap.offsets), snap
         except (SnapshotError, VersionNotFound, ValueError) as e:
             log.error("snapshot %s cannot be resumed from (%s); trying an older one", version, e)
         finally:
@@ -118,8 +123,9 @@ def resume(config: Config, source: EventSource, store: SnapshotStore, workdir: P
     if loaded is None and usable and stop.is_set():
         return None
     if loaded is not None:
-        version, window, offsets = loaded
-        point = ResumePoint(window, offsets, version, last_version, "snapshot")
+        version, window, offsets, snap = loaded
+        point = ResumePoint(window, offsets, version, last_version, "snapshot", snap.catalog,
+                            snap.item_offsets)
     else:
         offsets, how = _start_without_snapshot(config, source, stop)
         point = ResumePoint(SlidingWindow(config.window_size, config.decay_half_life),

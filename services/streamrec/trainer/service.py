@@ -14,21 +14,23 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from streamrec.adapters.source import EventSink, EventSource, SourceMessage, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreError, TrainingReports
 from streamrec.config import Config
+from streamrec.core.catalog import Catalogue
+from streamrec.core.events import InvalidEvent
 from streamrec.core.manifest import next_version
 from streamrec.core.trainingstatus import TrainingStatus
 from streamrec.core.window import SlidingWindow
 
-from .ingest import dead_letter_headers, ingest
+from .ingest import dead_letter_headers, ingest, ingest_items
 from .job import FitJob, JobOutcome
 from .metrics import TrainerMetrics
 from .policy import RetrainPolicy
-from .resume import GroupOffsets, ResumePoint, resume
+from .resume import GroupOffsets, ResumePoint, resume, retry
 
 __all__ = ["Trainer"]
 
@@ -53,6 +55,9 @@ class Trainer:
     store : SnapshotStore
         Where snapshots go.
     metrics : TrainerMetrics, optional
+    items : EventSource, optional
+        The items topic (``core.catalog``): records kept in a catalogue that goes into every
+        snapshot; malformed ones go to the dead-letter topic. None: no catalogue is kept.
     clock : callable, optional
         Monotonic seconds, for the retrain interval.
     workdir : Path, optional
@@ -62,8 +67,11 @@ class Trainer:
     def __init__(self, config: Config, source: EventSource, sink: EventSink | None,
                  store: SnapshotStore, metrics: TrainerMetrics | None = None,
                  clock: Callable[[], float] = time.monotonic, workdir: Path | None = None,
-                 max_batch: int = 10_000) -> None:
+                 max_batch: int = 10_000, items: EventSource | None = None) -> None:
         self.config, self.source, self.sink, self.store = config, source, sink, store
+        self.items = items
+        self.catalog = Catalogue()
+        self.item_positions: dict[int, int] = {}
         self.metrics = metrics or TrainerMetrics()
         self.policy = RetrainPolicy(config.retrain_every, config.retrain_interval, clock)
         self.window = SlidingWindow(config.window_size, config.decay_half_life)
@@ -94,6 +102,18 @@ class Trainer:
         with self._lock:
             self.window = point.window
             self.positions = dict(point.offsets)
+            self.catalog = point.catalog
+            self.item_positions = dict(point.item_offsets)
+        if self.items is not None:
+            items = self.items
+
+            def seek() -> bool:
+                items.seek(point.item_offsets)
+                return True
+
+            if retry("seeking the items topic", seek, stop or self._stop,
+                     (SourceUnavailable,)) is None:
+                return None
         self.version, self._last_version, self._resumed = (point.version, point.last_version,
                                                            point)
         self.metrics.window_size.set(len(self.window))
@@ -143,6 +163,8 @@ class Trainer:
             messages = []
         if messages:
             self._take(messages)
+        if self.items is not None:
+            self._take_items(self.items)
         self._reap()
         if self.policy.should_start():
             self._start_fit()
@@ -156,16 +178,7 @@ class Trainer:
 
     def _take(self, messages: list[SourceMessage]) -> None:
         batch = ingest(messages, self.config.format, self.config.min_weight)
-        for msg, err in batch.dead:
-            self.metrics.invalid.labels(err.reason).inc()
-            if self.sink is None:
-                log.warning("invalid message at %d:%d dropped: %s", msg.partition, msg.offset, err)
-                continue
-            try:
-                self.sink.produce(self.config.dlq, msg.value or b"", key=msg.key,
-                                  headers=dead_letter_headers(msg, err))
-            except SourceUnavailable as e:
-                log.error("dead letter for %d:%d lost: %s", msg.partition, msg.offset, e)
+        self._dead_letter(batch.dead, None)
         positions = self.source.positions()
         with self._lock:
             self.window.extend(batch.events)
@@ -177,6 +190,39 @@ class Trainer:
         self.metrics.filtered.inc(batch.filtered)
         self.metrics.window_size.set(size)
 
+    def _dead_letter(self, dead: Sequence[tuple[SourceMessage, InvalidEvent]],
+                     topic: str | None) -> None:
+        for msg, err in dead:
+            self.metrics.invalid.labels(err.reason).inc()
+            if self.sink is None:
+                log.warning("invalid message at %d:%d dropped: %s", msg.partition, msg.offset, err)
+                continue
+            try:
+                self.sink.produce(self.config.dlq, msg.value or b"", key=msg.key,
+                                  headers=dead_letter_headers(msg, err, topic))
+            except SourceUnavailable as e:
+                log.error("dead letter for %d:%d lost: %s", msg.partition, msg.offset, e)
+
+    def _take_items(self, items: EventSource) -> None:
+        """Apply what the items topic has now (no wait): the catalogue of the next snapshot."""
+        try:
+            messages = items.poll(self.max_batch, 0.0)
+        except SourceUnavailable as e:
+            log.warning("items poll failed: %s", e)
+            return
+        if not messages:
+            return
+        records, dead = ingest_items(messages)
+        self._dead_letter(dead, self.config.items)
+        positions = items.positions()
+        with self._lock:
+            for r in records:
+                self.catalog.upsert(r)
+            self.item_positions = positions
+            size = len(self.catalog)
+        self.metrics.items.inc(len(records))
+        self.metrics.catalog_size.set(size)
+
     # --- retrains ---------------------------------------------------------------------------
 
     def _start_fit(self) -> None:
@@ -187,9 +233,10 @@ class Trainer:
             matrix = self.window.build()
             contents = self.window.contents()
             offsets = dict(self.positions)
+            catalog = self.catalog.to_bytes(self.item_positions)
         job = FitJob(self.config, self.store, self.sink, self.metrics, self._stop, self.workdir,
                      matrix, contents, offsets, next_version(self._last_version), new_events,
-                     self.training)
+                     self.training, catalog)
         self._outcome = None
 
         def work() -> None:

@@ -1,0 +1,78 @@
+"""The catalogue's routes: ``GET``/``PUT /items/{item}`` and ``POST /items`` (a list).
+
+Writes go through the items topic, never straight into this worker's catalogue: every worker
+(and the trainer, for the next snapshot) then applies the same records in the same order, and
+the answer is ``202 Accepted`` once the log has acknowledged them; the record shows on every
+worker as soon as its follower reads it (``items.py``, well under a second). Writes are
+authenticated like ``POST /interactions``. A record is a whole replacement, not a patch
+(``core/catalog.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from flask import Flask, Response, jsonify, request
+
+from streamrec.core.catalog import InvalidItem, ItemRecord, parse_record
+
+from . import metrics
+from .bodies import read_json
+from .errors import ApiError, check_keys
+from .routes import _id, produce_acknowledged, require_bearer
+
+if TYPE_CHECKING:
+    from .app import Service
+
+#: At most this many records in one ``POST /items``.
+MAX_RECORDS = 1000
+
+
+def _record(body: object, item: str | None, where: str) -> ItemRecord:
+    try:
+        return parse_record(body, item)
+    except InvalidItem as e:
+        metrics.ITEMS_PRODUCED.labels("invalid").inc()
+        raise ApiError(400, "invalid_item", f"{where}{e.reason}: {e.detail}") from None
+
+
+def register_item_routes(app: Flask, svc: Service) -> None:
+    def publish(records: list[ItemRecord]) -> tuple[Response, int]:
+        if svc.sink is None:
+            raise ApiError(503, "ingest_disabled", "this replica has no event sink")
+        topic = svc.config.items
+        produce_acknowledged(svc.sink, topic, [(json.dumps(r.to_dict()).encode("utf-8"), r.item)
+                                               for r in records], "records")
+        metrics.ITEMS_PRODUCED.labels("produced").inc(len(records))
+        return jsonify(accepted=len(records), topic=topic), 202
+
+    @app.get("/items/<item>")
+    def get_item(item: str) -> Response:
+        check_keys(request.args, ())
+        item = _id(item, "item")
+        if svc.holder.current() is None:
+            raise ApiError(503, "no_model", "no snapshot loaded yet (the catalogue comes with "
+                                            "it); retry shortly")
+        record = svc.catalogue.get(item)
+        if record is None:
+            raise ApiError(404, "unknown_item", f"no record for item {item!r}")
+        return jsonify(record.to_dict())
+
+    @app.put("/items/<item>")
+    def put_item(item: str) -> tuple[Response, int]:
+        require_bearer(svc.config.ingest_token)
+        check_keys(request.args, ())
+        item = _id(item, "item")
+        return publish([_record(read_json(request.get_data(cache=True)), item, "")])
+
+    @app.post("/items")
+    def post_items() -> tuple[Response, int]:
+        require_bearer(svc.config.ingest_token)
+        check_keys(request.args, ())
+        body = read_json(request.get_data(cache=True))
+        if not isinstance(body, list) or not body or len(body) > MAX_RECORDS:
+            raise ApiError(400, "bad_body", f"expected a JSON list of 1..{MAX_RECORDS} item "
+                                            "records, each with its 'item'")
+        # All or nothing: one bad record refuses the request, naming it; nothing is produced.
+        return publish([_record(r, None, f"records[{k}]: ") for k, r in enumerate(body)])

@@ -1,0 +1,114 @@
+"""Following the items topic: every worker's catalogue, live, from the served snapshot on.
+
+As the fold-in follows interactions (``foldin.py``), each gunicorn worker runs one consumer of
+the items topic, started after the fork, and applies each record to its own `Catalogue`, so
+hiding or re-categorising an item shows on every worker as soon as its consumer reads it
+(a poll waits at most ``POLL_TIMEOUT``). The trainer keeps the catalogue in each snapshot with
+the items-topic offsets it holds. A worker takes the snapshot's catalogue and seeks to those
+offsets on its first snapshot, and again whenever a snapshot is ahead of what it has read
+(say, after the broker lost the consumer's position); otherwise it keeps its own, which is at
+least as new. Records below the offsets it last took are skipped, so an older record read
+just before the swap cannot overwrite the snapshot's newer one.
+
+Malformed records are counted here; the trainer (one per service) dead-letters them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from streamrec.adapters.source import EventSource
+from streamrec.core.catalog import Catalogue, InvalidItem, parse_record_bytes
+
+from . import metrics
+from .foldin import guarded_step
+from .reloader import Served
+
+log = logging.getLogger(__name__)
+
+POLL_MAX = 500
+POLL_TIMEOUT = 0.05  # the longest wait for a first message (how often `stop` is checked)
+
+
+class ItemsFollower:
+    """Owns one items-topic `EventSource` and keeps ``catalogue``; `step` is one poll."""
+
+    def __init__(self, factory: Callable[[], EventSource], catalogue: Catalogue) -> None:
+        self.factory, self.catalogue = factory, catalogue
+        self.source: EventSource | None = None
+        self._read: dict[int, int] = {}  # next offset per partition, of what was applied
+        self._floor: dict[int, int] = {}  # the offsets of the catalogue last taken
+        self._pending: dict[int, int] | None = None  # where to seek next
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def on_swap(self, served: Served) -> None:
+        """Holder listener: take the snapshot's catalogue if it is ahead of this worker's."""
+        snap = served.snapshot
+        with self._lock:
+            first = self.source is None and self._pending is None
+            ahead = any(o > self._read.get(p, 0) for p, o in snap.item_offsets.items())
+            if not (first or ahead):
+                return
+            self.catalogue.replace(snap.catalog)
+            self._floor = dict(snap.item_offsets)
+            self._read = dict(snap.item_offsets)
+            self._pending = dict(snap.item_offsets)
+        metrics.CATALOG_ITEMS.set(len(self.catalogue))
+        log.info("catalogue of snapshot %s taken: %d items, items offsets %s", served.version,
+                 len(snap.catalog), snap.item_offsets)
+
+    def step(self) -> int:
+        """Seek if needed, poll once, apply the records; return how many were applied."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                if self.source is None:
+                    self.source = self.factory()
+                self.source.seek(pending)
+            except Exception:  # the broker or the topic is not there yet: seek next step
+                with self._lock:
+                    self._pending = self._pending or pending
+                raise
+        if self.source is None:
+            return 0  # no snapshot yet
+        messages = self.source.poll(POLL_MAX, 0.0) or self.source.poll(1, POLL_TIMEOUT)
+        kept = stale = invalid = 0
+        with self._lock:
+            for m in messages:
+                if m.offset < self._floor.get(m.partition, 0):
+                    stale += 1
+                    continue
+                self._read[m.partition] = max(self._read.get(m.partition, 0), m.offset + 1)
+                try:
+                    self.catalogue.upsert(parse_record_bytes(m.value))
+                    kept += 1
+                except InvalidItem:
+                    invalid += 1
+        if messages:
+            for result, count in (("kept", kept), ("stale", stale), ("invalid", invalid)):
+                metrics.ITEM_RECORDS.labels(result).inc(count)
+            metrics.CATALOG_ITEMS.set(len(self.catalogue))
+        return kept
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="items", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self.source is None and self._pending is None:
+                self._stop.wait(POLL_TIMEOUT)
+                continue
+            guarded_step(self.step, self._stop, "items")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.source is not None:
+            self.source.close()
