@@ -46,6 +46,7 @@ from tests.infra.kafka import KafkaBroker
 from tests.infra.minio import MinioServer
 from tests.infra.node import RealCluster
 from tests.infra.process import REPO, ManagedProcess, provision
+from tests.support.kubepods import ready_pods, selector
 from tests.support.trainerproc import wait_for
 
 NS, RELEASE, CR = "streamrec", "streamrec", "recommender"
@@ -57,10 +58,6 @@ CRD = "recommenderservices.streamrec.io"
 POD_READY_S = 600  # a first pull of the image on a busy 2-core machine included
 # A fresh node pulls the image, the trainer fits MovieLens-100K, serving loads the snapshot.
 pytestmark = pytest.mark.timeout(1800)
-
-
-def selector(labels: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in labels.items())
 
 
 @dataclass
@@ -142,10 +139,7 @@ class Node:
         return client.AppsV1Api(self.cluster.api_client())
 
     def ready_pods(self, labels: dict[str, str]) -> list[Any]:
-        return [p for p in self.core.list_namespaced_pod(NS, label_selector=selector(labels)).items
-                if p.metadata.deletion_timestamp is None and p.status.phase == "Running"
-                and any(c.type == "Ready" and c.status == "True"
-                        for c in p.status.conditions or [])]
+        return ready_pods(self.core, NS, labels)
 
     def wait_ready(self, labels: dict[str, str], count: int, seconds: float = POD_READY_S,
                    image: str | None = None) -> list[Any]:
