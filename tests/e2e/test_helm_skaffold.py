@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from confluent_kafka import Producer
 from kubernetes import client
 
@@ -262,7 +263,10 @@ def test_helm_install_brings_the_operator_to_ready_and_the_example_serves(node: 
            "--set", f"example.snapshots.bucket={BUCKET}")
     (operator,) = n.wait_ready(OPERATOR, 1)
     n.figures["helm_install_to_operator_ready_s"] = round(time.monotonic() - t0, 1)
-    assert operator.spec.containers[0].image == "streamrec:0.1.0"  # docker.io/library: the registry
+    # the chart's default image, streamrec:<appVersion>: docker.io/library, i.e. the registry
+    app_version = yaml.safe_load((REPO / "helm" / "streamrec" / "Chart.yaml").read_text())[
+        "appVersion"]
+    assert operator.spec.containers[0].image == f"streamrec:{app_version}"
     (trainer,) = n.wait_ready(TRAINER, 1)
     # With no snapshot and no committed offsets a trainer starts at the end of the topic (only
     # new events; docs/trainer.md): send MovieLens once it has chosen that start.

@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import tomllib
 import yaml
 
 from streamrec.operator.builders import build_children
@@ -575,6 +576,13 @@ def test_helm_labels_stay_valid_with_a_64_character_image_tag(helm: str) -> None
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == f"streamrec:{tag}"
     (example,) = by_kind(docs, "RecommenderService")
     assert example["spec"]["image"]["tag"] == tag
+
+
+def test_the_charts_app_version_is_the_package_version() -> None:
+    # the chart's default image is streamrec:<appVersion>, the tag `make image` gives the build
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert chart["appVersion"] == project["version"]
 
 
 def test_helm_rbac_is_the_same_as_k8s_rbac(helm: str) -> None:
