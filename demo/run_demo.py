@@ -82,6 +82,34 @@ def show(user: str, recs: dict[str, Any], titles: dict[str, str]) -> None:
         print(f"  {rank:2d}. {titles.get(it['item'], it['item']):55.55s} {it['score']:.3f}")
 
 
+def wait_fresh(url: str, user: str, before: dict[str, Any], seconds: float = 10.0
+               ) -> tuple[dict[str, Any], float | None]:
+    """The user's list once it counts more fresh events than ``before``, and the ms it took."""
+    t0, after = time.perf_counter(), before
+    while time.perf_counter() - t0 < seconds:
+        after = top(url, user)
+        if after.get("fresh_events", 0) > before.get("fresh_events", 0):
+            return after, (time.perf_counter() - t0) * 1000
+        time.sleep(0.002)
+    return after, None
+
+
+def dislike(url: str, user: str, titles: dict[str, str]) -> None:
+    """Negative feedback (docs/feedback.md): the user dislikes the film at the top of their
+    list; it leaves the list at once and the rest is refolded without it."""
+    before = top(url, user)
+    film = before["items"][0]["item"]
+    http("POST", f"{url}/interactions", {"user": user, "item": film, "type": "dislike"})
+    after, latency = wait_fresh(url, user, before)
+    print(f"\ndislike: user {user} disliked {titles.get(film, film)!r}")
+    show(user, after, titles)
+    gone = film not in [it["item"] for it in after["items"]]
+    changed = [it["item"] for it in after["items"]] != [it["item"] for it in before["items"]]
+    took = f"{latency:.1f} ms" if latency is not None else "not seen within 10 s"
+    print(f"\nthe film {'left' if gone else 'is still in'} the list "
+          f"({'changed' if changed else 'unchanged'}) after {took}")
+
+
 def publish_items(url: str, titles: dict[str, str], genres: dict[str, tuple[str, ...]],
                   batch: int = 1000) -> int:
     """Every film as an item record (genres as categories, the title) via ``POST /items``."""
@@ -158,28 +186,23 @@ def main(argv: list[str] | None = None) -> int:
         far = top(url, user, 60)["items"][-1]["item"]
         item = next((it["item"] for it in http("GET", f"{url}/items/{far}/similar?n=20")["items"]
                      if it["item"] not in seen | shown), far)
-        t0 = time.perf_counter()
         http("POST", f"{url}/interactions", {"user": user, "item": item, "rating": 5})
-        after, latency = before, None
-        while time.perf_counter() - t0 < 10:
-            after = top(url, user)
-            if after.get("fresh_events", 0) > before.get("fresh_events", 0):
-                latency = (time.perf_counter() - t0) * 1000
-                break
-            time.sleep(0.002)
+        after, latency = wait_fresh(url, user, before)
         print(f"\nnew event: user {user} rated {titles.get(item, item)!r} 5")
         show(user, after, titles)
         changed = [it["item"] for it in after["items"]] != [it["item"] for it in before["items"]]
         took = f"{latency:.1f} ms" if latency is not None else "not seen within 10 s"
         print(f"\nevent-to-recommendation latency: {took} "
               f"(list {'changed' if changed else 'unchanged'})")
+        dislike(url, user, titles)
         print(f"\ntry:\n  curl '{url}/users/{user}/recommendations?n=5'\n"
               f"  curl '{url}/?userId={user}&recommendationsNumber=5'\n"
               f"  curl -X POST {url}/interactions -H 'Content-Type: application/json' "
               f"-d '{{\"user\": \"{user}\", \"item\": \"50\"}}'\n"
               f"  curl {url}/model\n  curl '{url}/items/50/similar?n=5'\n"
               f"  curl '{url}/popular?n=5&category=Film-Noir,Mystery&category_mode=all'\n"
-              f"  curl {url}/items/50")
+              f"  curl {url}/items/50\n"
+              f"  curl -X DELETE {url}/users/{user}   # forget the user (docs/feedback.md)")
         if not args.once:
             print("\nthe server keeps running; Ctrl-C stops it")
             signal.signal(signal.SIGTERM, _interrupt)

@@ -17,6 +17,14 @@ from typing import Any
 from streamrec.core.blend import ScoringParams
 from streamrec.core.domains import CONFIG_RANGES, Range
 from streamrec.core.ease import ItemItemParams
+from streamrec.core.feedback import (
+    DEFAULT_WEIGHTS,
+    FeedbackError,
+    check_table,
+    format_table,
+    merge_table,
+    parse_table,
+)
 from streamrec.core.model import ALSParams
 
 FORMATS = ("auto", "text", "json")
@@ -42,6 +50,8 @@ class Config:
     group: str = "streamrec-trainer"
     format: str = "auto"
     min_weight: float | None = None
+    # Feedback types (core/feedback.py): type -> weight; a given table updates the defaults.
+    feedback_weights: tuple[tuple[str, float], ...] = tuple(DEFAULT_WEIGHTS.items())
     dlq_topic: str | None = None  # None: "<topic>.dlq"
     notify_topic: str | None = None  # None: "<topic>.snapshots"; "" disables
     items_topic: str | None = None  # None: "<topic>.items" (item records, core/catalog.py)
@@ -107,6 +117,11 @@ class Config:
         if self.notify_topic == "":
             return None
         return self.notify_topic or f"{self.topic}.snapshots"
+
+    @property
+    def feedback(self) -> dict[str, float]:
+        """The feedback table, ``{type: weight}`` (``core/feedback.py``)."""
+        return dict(self.feedback_weights)
 
     @property
     def als(self) -> ALSParams:
@@ -192,6 +207,10 @@ class Config:
             if not domain.contains(v):
                 kind = "an integer" if domain.integer else "a number"
                 raise ConfigError(name, f"must be {kind} in {domain.text()}, got {v!r}")
+        try:
+            check_table(dict(self.feedback_weights))
+        except (FeedbackError, TypeError, ValueError) as e:
+            raise ConfigError("feedback_weights", str(e)) from None
         if self.format not in FORMATS:
             raise ConfigError("format", f"must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not self.topic:
@@ -236,11 +255,17 @@ def _float(raw: str) -> float:
     return float(text)
 
 
+def _feedback(raw: str) -> tuple[tuple[str, float], ...]:
+    """``type=weight,...`` merged over the default table (``core.feedback.merge_table``)."""
+    return tuple(merge_table(parse_table(raw)).items())
+
+
 def _convert(name: str, conv: Callable[[str], Any], raw: str, source: str) -> Any:
     try:
         return conv(raw)
     except ValueError as e:
-        raise ConfigError(name, str(e) if conv is _bool else f"cannot parse {raw!r}", source) from e
+        said = str(e) if conv in (_bool, _feedback) else f"cannot parse {raw!r}"
+        raise ConfigError(name, said, source) from e
 
 
 # field -> (converter from text, env var). Flags are `--field-name`.
@@ -250,6 +275,7 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "group": (str, "STREAMREC_GROUP"),
     "format": (str, "STREAMREC_FORMAT"),
     "min_weight": (_float, "STREAMREC_MIN_WEIGHT"),
+    "feedback_weights": (_feedback, "STREAMREC_FEEDBACK_WEIGHTS"),
     "dlq_topic": (str, "STREAMREC_DLQ_TOPIC"),
     "notify_topic": (_optional_str, "STREAMREC_NOTIFY_TOPIC"),
     "items_topic": (str, "STREAMREC_ITEMS_TOPIC"),
@@ -372,6 +398,8 @@ def show_default(name: str, value: object) -> str:
 def _show_default(value: object) -> str:
     if value is None:
         return "none"
+    if isinstance(value, tuple):  # the feedback table
+        return format_table(dict(value))
     if isinstance(value, bool):
         return "on" if value else "off"
     return str(value)

@@ -33,8 +33,8 @@ from streamrec.config import (
 log = logging.getLogger("streamrec.embedded")
 
 CONFIG_NAMES = (
-    "topic", "format", "min_weight", "dlq_topic", "notify_topic", "items_topic", "window_size",
-    "retrain_every",
+    "topic", "format", "min_weight", "feedback_weights", "dlq_topic", "notify_topic",
+    "items_topic", "window_size", "retrain_every",
     "retrain_interval", "decay_half_life", "factors", "regularization", "iterations", "alpha",
     "use_gpu", "fit_threads", "store", "keep", "bind", "threads", "timeout", "reload_interval",
     "data_dir", "cache_dir", "online_tracking", "online_horizon", "online_max_users",

@@ -62,7 +62,7 @@ def embedded(tmp_path: Path) -> Iterator[Callable[[], Embedded]]:
         e.cleanup()
 
 
-def test_demo_prints_personalised_lists_and_the_fold_in(tmp_path: Path) -> None:
+def test_demo_prints_personalised_lists_the_fold_in_and_a_dislike(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "demo" / "run_demo.py"), "--once", "--bind", "127.0.0.1:0",
          "--data-dir", str(tmp_path / "demo"), "--limit", "20000"],
@@ -75,6 +75,8 @@ def test_demo_prints_personalised_lists_and_the_fold_in(tmp_path: Path) -> None:
     comedy = out.split("Comedy only", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     assert len(comedy) == 10 and all("Comedy" in line.rsplit("[", 1)[1] for line in comedy), comedy
     assert re.search(r"event-to-recommendation latency: [0-9.]+ ms", out)
+    # One dislike (docs/feedback.md): the film leaves the list at once and the list changes.
+    assert re.search(r"the film left the list \(changed\) after [0-9.]+ ms", out), out[-2000:]
     assert "curl " in out
 
 
@@ -105,6 +107,35 @@ def test_restart_brings_back_the_model_and_the_log(embedded: Callable[[], Embedd
     until("the trainer catching up with the log", lambda: http(
         "GET", f"{second.url}/model").get("offsets", {}).get("0") == 302)
     assert http("GET", f"{second.url}/users/u3/recommendations")["fallback"] is None
+    assert second.stop() == 0
+
+
+def test_a_deleted_user_leaves_the_embedded_log_the_snapshots_and_a_restart(
+        embedded: Callable[[], Embedded], tmp_path: Path) -> None:
+    first = embedded()
+    events = [{"user": f"u{u}", "item": f"i{(u * 7 + k) % 40}"} for u in range(20)
+              for k in range(10)]
+    assert http("POST", f"{first.url}/interactions", events)["accepted"] == 200
+    until("a snapshot of 200 events", lambda: http("GET", f"{first.url}/model").get(
+        "offsets", {}).get("0", 0) >= 200)
+    gone = http("DELETE", f"{first.url}/users/u4")
+    assert gone["erased"] == "user" and gone["redacted"] == 10, gone
+    assert http("GET", f"{first.url}/users/u4/recommendations")["fallback"] == "popular"
+    # The log keeps every offset but no longer holds u4's events (the erasure record stays).
+    log = _read_log(first.data_dir)
+    assert len(log) == 201
+    assert not [v for v in log if b'"u4"' in v and b'"erase"' not in v]
+    snap = until("a snapshot without u4", lambda: (s := _latest_snapshot(
+        first.data_dir, tmp_path / "c1")) is not None and "u4" in s.tombstones.users and s)
+    assert "u4" not in list(snap.model.user_ids) and "u4" not in snap.window.user_ids
+    assert len(open_store(str(first.data_dir / "snapshots")).versions()) == 1
+    assert first.stop() == 0
+
+    second = embedded()
+    until("the model after restart", lambda: http("GET", f"{second.url}/model").get("version"))
+    assert http("GET", f"{second.url}/users/u4/recommendations")["fallback"] == "popular"
+    assert http("GET", f"{second.url}/users/u4/items")["status"] == 404
+    assert http("GET", f"{second.url}/users/u5/recommendations")["fallback"] is None
     assert second.stop() == 0
 
 

@@ -183,7 +183,9 @@ def test_invalid_event_is_a_value_error():
 
 def test_validate_event_applies_the_parsing_rules_to_built_events():
     assert validate_event(Event("u", "i", 2.0)) == Event("u", "i", 2.0)
-    for bad in (Event("", "i"), Event("u", "i", -1.0), Event("u", "i", ts=math.inf)):
+    assert validate_event(Event("u", "i", -3.0)).weight == -3.0  # negative feedback
+    for bad in (Event("", "i"), Event("u", "i", 0.0), Event("u", "i", -2e6),
+                Event("u", "i", ts=math.inf)):
         with pytest.raises(InvalidEvent):
             validate_event(bad)
 
@@ -249,7 +251,7 @@ def _single(values, fmt, min_weight, default_ts):
         except InvalidEvent as exc:
             rejected.append((i, exc))
             continue
-        if min_weight is not None and event.weight < min_weight:
+        if min_weight is not None and 0 < event.weight < min_weight:
             filtered += 1
         else:
             events.append(event)
@@ -372,7 +374,8 @@ def test_arbitrary_bytes_give_an_event_or_invalid_event_and_nothing_else(raw, fm
     except InvalidEvent as exc:
         assert exc.reason in REASONS and exc.detail
     else:
-        assert isinstance(event, Event) and event.weight > 0 and math.isfinite(event.weight)
+        assert isinstance(event, Event) and event.weight != 0 and math.isfinite(event.weight)
+        assert abs(event.weight) <= MAX_WEIGHT
 
 
 @settings(max_examples=300, deadline=None)
@@ -380,5 +383,7 @@ def test_arbitrary_bytes_give_an_event_or_invalid_event_and_nothing_else(raw, fm
 def test_a_batch_of_arbitrary_bytes_never_raises_and_accounts_for_every_value(values, fmt):
     batch = parse_batch(values, fmt, None, 1.0)
     assert len(batch) == len(values)
-    assert sorted(batch.positions + [i for i, _ in batch.rejected]) == list(range(len(values)))
+    accounted = batch.positions + [i for i, _ in batch.rejected] + [
+        i for i, _ in batch.erasures] + batch.redacted
+    assert sorted(accounted) == list(range(len(values)))
     assert all(isinstance(e, InvalidEvent) and e.reason in REASONS for _, e in batch.rejected)

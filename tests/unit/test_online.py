@@ -72,6 +72,15 @@ def test_events_below_the_positive_weight_are_ignored() -> None:
     assert (v1.events, v1.hits, v1.attributed) == (1, 1, 1)
 
 
+def test_a_dislike_of_a_listed_item_is_never_a_hit_nor_a_click() -> None:
+    t = OnlineTracker()  # no positive threshold: every positive weight counts
+    rid = t.serve("u", "v1", ["a", "b"], now=0.0)
+    assert t.observe("u", "a", -3.0, rid, event_time=1.0, now=1.0) is None
+    assert t.observe("u", "b", 1.0, rid, event_time=1.0, now=1.0) == 2
+    v1 = tally(t, "v1")
+    assert (v1.events, v1.hits, v1.attributed) == (1, 1, 1)
+
+
 def test_ctr_counts_echoed_ids_of_any_earlier_list_for_the_version_that_served_it() -> None:
     t = OnlineTracker(token="w1")
     first = t.serve("u", "v1", ["a"], now=0.0)

@@ -110,3 +110,19 @@ def test_after_a_failure_the_wait_is_the_hold_not_zero():
     policy.start()
     policy.finish(ok=False, retry_after=5)
     assert policy.seconds_until_due() == pytest.approx(5)
+
+
+def test_an_erasure_makes_a_retrain_due_at_once_and_a_failed_one_stays_due():
+    clock = Clock()
+    policy = RetrainPolicy(every=1000, interval=3600, clock=clock)
+    assert not policy.should_start()
+    policy.hurry()
+    assert policy.should_start()
+    policy.start()
+    policy.finish(ok=False, retry_after=30)
+    assert not policy.should_start()  # held back after the failure...
+    clock.now += 31
+    assert policy.should_start()  # ...but still owed
+    policy.start()
+    policy.finish(ok=True)
+    assert not policy.should_start()

@@ -11,7 +11,12 @@ watermark* (``.hwm``: end offset, segment, byte position, CRC). Readers never re
 as Kafka consumers never read past the replicated high watermark, so nothing a reader has seen
 (and a snapshot has stored the offset of) can vanish in a power cut. One partition: the offset is
 the record index, and the next offset survives restarts. One writer process per topic (an
-exclusive ``flock``); any number of readers, threads or processes. Nothing is ever deleted.
+exclusive ``flock``); any number of readers, threads or processes. Nothing is ever deleted,
+but records can be *redacted* for an erasure (`TopicWriter.redact`, ``core/erasure.py``):
+the writer rolls to a new segment, then rewrites each sealed segment that holds an erased
+record with that record's value replaced by ``erasure.REDACTED`` (same offset, timestamp and
+key) and swaps the file in atomically; a reader notices the new file (its inode) and finds
+its offset again.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from streamrec.core.erasure import REDACTED
 
 from .source import SourceMessage
 
@@ -209,6 +216,53 @@ class TopicWriter:
         finally:
             os.close(dfd)
 
+    def redact(self, erased: Callable[[SourceMessage], bool]) -> int:
+        """Redact every record for which ``erased`` is true (see the module); return how
+        many. Holds the writer for the rewrite: O(log size), for erasures, which are rare."""
+        with self.cond:
+            if self._closed:
+                raise LogError(f"{self.dir}: writer is closed")
+            self._sync()
+            if self.size:
+                self._roll()
+                self._publish_hwm()
+            total = 0
+            for base in _segments(self.dir):
+                if base != self.base:
+                    total += self._redact_segment(base, erased)
+            return total
+
+    def _redact_segment(self, base: int, erased: Callable[[SourceMessage], bool]) -> int:
+        path = self.dir / _seg_name(base)
+        data = path.read_bytes()
+        count, size = _scan(data, base)
+        out, pos, changed = [], 0, 0
+        for _ in range(count):
+            length = _FRAME.unpack_from(data, pos)[0]
+            end = pos + _FRAME.size + length
+            msg = _decode(data[pos + _FRAME.size:end])
+            if msg.value != REDACTED and erased(msg):
+                out.append(_encode(msg.offset, msg.timestamp or 0.0, REDACTED, msg.key,
+                                   msg.headers))
+                changed += 1
+            else:
+                out.append(data[pos:end])
+            pos = end
+        if not changed:
+            return 0
+        tmp = path.with_suffix(".redact.tmp")
+        with tmp.open("wb") as f:
+            f.write(b"".join(out) + data[size:])
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        return changed
+
     def _sync(self) -> None:
         if self._pending or self.durable != self.end:
             os.fdatasync(self.fd)
@@ -301,6 +355,10 @@ class LocalLogSink:
             w.sync()
         return 0
 
+    def redact(self, topic: str, erased: Callable[[SourceMessage], bool]) -> int:
+        """`TopicWriter.redact` on ``topic`` (see `Redacting`)."""
+        return self.writer(topic).redact(erased)
+
     def close(self) -> None:
         with self._lock:
             writers, self._writers = self._writers, {}
@@ -330,6 +388,7 @@ class LocalLogSource:
         self._explicit = False
         self._seg: int | None = None
         self._pos = 0
+        self._ino = 0  # the segment file read: a redaction replaces it (a new inode)
 
     def partitions(self) -> list[int]:
         return [0]
@@ -357,14 +416,16 @@ class LocalLogSource:
         if not bases:
             return False
         base = bases[-1]
-        data = (self.dir / _seg_name(base)).read_bytes()
+        with open(self.dir / _seg_name(base), "rb") as f:
+            ino = os.fstat(f.fileno()).st_ino
+            data = f.read()
         pos, cur = 0, base
         while cur < offset and pos + _FRAME.size <= len(data):
             pos += _FRAME.size + _FRAME.unpack_from(data, pos)[0]
             cur += 1
         if cur < offset:
             return False
-        self._seg, self._pos = base, pos
+        self._seg, self._pos, self._ino = base, pos, ino
         return True
 
     def _read(self, max_messages: int) -> list[SourceMessage]:
@@ -379,7 +440,13 @@ class LocalLogSource:
             assert self._seg is not None
             path = self.dir / _seg_name(self._seg)
             with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size if self._seg != hseg else hpos
+                stat = os.fstat(f.fileno())
+                if stat.st_ino != self._ino:  # redacted since: find our offset in the new file
+                    f.close()
+                    if not self._locate(self._next):
+                        return out
+                    continue
+                size = stat.st_size if self._seg != hseg else hpos
                 avail = size - self._pos
                 f.seek(self._pos)
                 data = f.read(min(avail, _READ_CHUNK))
@@ -404,6 +471,7 @@ class LocalLogSource:
                 if not (self.dir / _seg_name(self._next)).exists():
                     raise LogError(f"{self.dir}: segment {self._next} is missing")
                 self._seg, self._pos = self._next, 0  # a sealed segment read to its end
+                self._ino = os.stat(self.dir / _seg_name(self._seg)).st_ino
             elif pos == 0:
                 break
         return out

@@ -7,8 +7,8 @@ partition, the offset stored is the *next* one to read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
 class SourceMessage(NamedTuple):
@@ -46,6 +46,17 @@ class EventSource(Protocol):
         """Messages behind the end of the log, summed over partitions; None if unknown."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Redacting(Protocol):
+    """A sink whose log can be rewritten (the embedded log; Kafka's cannot): erasures redact
+    the erased records in place, keeping every offset (``core/erasure.py``)."""
+
+    def redact(self, topic: str, erased: Callable[[SourceMessage], bool]) -> int:
+        """Replace every record of ``topic`` for which ``erased`` is true by a redaction
+        marker; return how many were redacted."""
+        ...
 
 
 class EventSink(Protocol):

@@ -15,7 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .codec import BLANKS_BYTES, SAFE_ID_CHARS, check_format, parse_bytes, text_weight
+from .codec import BLANKS_BYTES, SAFE_ID_CHARS, Weights, check_format, parse_record, text_weight
+from .erasure import Erasure
 from .event import MAX_EVENT_BYTES, MAX_ID_BYTES, Event, InvalidEvent
 
 __all__ = ["ParsedBatch", "parse_batch"]
@@ -39,17 +40,24 @@ class ParsedBatch:
     rejected : list of (int, InvalidEvent)
         Input index and reason for each invalid value, in input order.
     filtered : int
-        Valid events dropped because their weight was below ``min_weight``.
+        Valid events dropped because their (positive) weight was below ``min_weight``.
+    erasures : list of (int, Erasure)
+        Input index and erasure of each control record (``erasure.py``), in input order.
+    redacted : list of int
+        Input indices of records the embedded log redacted for an erasure: skipped, no error.
     """
 
     events: list[Event] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     rejected: list[tuple[int, InvalidEvent]] = field(default_factory=list)
     filtered: int = 0
+    erasures: list[tuple[int, Erasure]] = field(default_factory=list)
+    redacted: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         """Number of inputs accounted for."""
-        return len(self.events) + len(self.rejected) + self.filtered
+        return (len(self.events) + len(self.rejected) + self.filtered + len(self.erasures)
+                + len(self.redacted))
 
 
 class _Batch:
@@ -61,8 +69,10 @@ class _Batch:
         fmt: str,
         min_weight: float,
         default_ts: Sequence[float | None] | float | None,
+        weights: Weights | None = None,
     ) -> None:
         self.values, self.fmt, self.min_weight = values, fmt, min_weight
+        self.weights = weights
         self.ts_each: Sequence[float | None] | None
         self.ts_all: float | None
         if default_ts is None or isinstance(default_ts, (int, float)):
@@ -79,11 +89,15 @@ class _Batch:
         try:
             if value is None:
                 raise InvalidEvent("empty", "message has no value")
-            event = parse_bytes(bytes(value), self.fmt, self.ts(index))
+            event = parse_record(bytes(value), self.fmt, self.ts(index), self.weights)
         except InvalidEvent as exc:
             self.out.rejected.append((index, exc))
             return
-        if event.weight < self.min_weight:
+        if event is None:
+            self.out.redacted.append(index)
+        elif isinstance(event, Erasure):
+            self.out.erasures.append((index, event))
+        elif 0.0 < event.weight < self.min_weight:  # negative feedback is never filtered
             self.out.filtered += 1
         else:
             self.out.events.append(event)
@@ -158,7 +172,9 @@ def _merge(first: ParsedBatch, second: ParsedBatch) -> ParsedBatch:
         zip(second.positions, second.events, strict=True),
         key=lambda pair: pair[0],
     )
-    merged = ParsedBatch(filtered=first.filtered + second.filtered)
+    merged = ParsedBatch(filtered=first.filtered + second.filtered,
+                         redacted=sorted(first.redacted + second.redacted))
+    merged.erasures = list(heapq.merge(first.erasures, second.erasures, key=lambda r: r[0]))
     for position, event in pairs:
         merged.positions.append(position)
         merged.events.append(event)
@@ -171,6 +187,7 @@ def parse_batch(
     fmt: str = "auto",
     min_weight: float | None = None,
     default_ts: Sequence[float | None] | float | None = None,
+    weights: Weights | None = None,
 ) -> ParsedBatch:
     """Parse a batch of values; never raises for bad data.
 
@@ -184,6 +201,8 @@ def parse_batch(
         Valid events with a smaller weight are counted in ``filtered`` and dropped.
     default_ts : float or sequence of float, optional
         The timestamp for events that carry none: one for all, or one per value.
+    weights : mapping of str to float, optional
+        The feedback table (``feedback.py``); default ``feedback.DEFAULT_WEIGHTS``.
 
     Returns
     -------
@@ -196,7 +215,7 @@ def parse_batch(
         and len(default_ts) != len(values)
     ):
         raise ValueError(f"{len(default_ts)} default timestamps for {len(values)} values")
-    batch = _Batch(values, fmt, 0.0 if min_weight is None else min_weight, default_ts)
+    batch = _Batch(values, fmt, 0.0 if min_weight is None else min_weight, default_ts, weights)
     if not values:
         return batch.out
     try:
@@ -218,6 +237,6 @@ def parse_batch(
             batch.one(index)
     if not text_at:
         return batch.out
-    text_batch = _Batch(values, fmt, batch.min_weight, default_ts)
+    text_batch = _Batch(values, fmt, batch.min_weight, default_ts, weights)
     text_batch.text(text_at, b"\n".join(values[i] for i in text_at))
     return _merge(batch.out, text_batch.out)

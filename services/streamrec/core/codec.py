@@ -5,9 +5,14 @@ Two wire formats share a topic (see docs/core.md):
 * text ``user:item`` or ``user:item:weight`` - the original service's format - and
   ``user:item:weight:recommendation_id`` (an empty weight means 1.0). Two to four
   ``:``-separated fields, so ids containing ``:`` must be sent as JSON;
-* a JSON object ``{"user", "item", "weight", "ts", "recommendation_id"}``, with ``rating``
-  accepted for ``weight`` and ``timestamp`` for ``ts``; integer ids are stringified; unknown
-  keys are ignored.
+* a JSON object ``{"user", "item", "weight", "ts", "recommendation_id", "type"}``, with
+  ``rating`` accepted for ``weight`` and ``timestamp`` for ``ts``; integer ids are stringified;
+  unknown keys are ignored. ``type`` names a feedback type whose configured weight multiplies
+  ``weight`` (``feedback.py``); without a type the weight may be negative (negative feedback).
+
+The topic also carries control records, JSON objects with an ``erase`` key (``erasure.py``):
+:func:`parse_record` returns them as :class:`~.erasure.Erasure`; :func:`parse_event` refuses
+them (``control_record``), since an event was expected.
 
 With ``fmt="auto"`` a message whose first non-blank character is ``{`` is JSON, anything else
 is text. Surrounding ASCII blanks (space, tab, CR, LF) are ignored; fields are otherwise taken
@@ -20,12 +25,21 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
-from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show, ts_ok, weight_ok
+from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show, signed_weight_ok, ts_ok, weight_ok
+from .erasure import Erasure, parse_control
 from .event import MAX_EVENT_BYTES, MAX_ID_BYTES, Event, InvalidEvent
+from .feedback import DEFAULT_WEIGHTS
 
-__all__ = ["FORMATS", "check_format", "parse_event", "serialize_event", "validate_event"]
+__all__ = ["FORMATS", "check_format", "parse_event", "parse_record", "serialize_event",
+           "validate_event"]
+
+#: A feedback table, ``{type: weight}`` (``feedback.py``).
+Weights = Mapping[str, float]
+#: What one message may be: an event, an erasure, or a redacted record (None).
+Record = Event | Erasure | None
 
 FORMATS = ("auto", "text", "json")
 
@@ -172,27 +186,63 @@ def _check_ts(ts: float, arrival: float | None) -> float:
     return ts
 
 
-def _from_json(text: str, default_ts: float | None) -> Event:
+def _typed_weight(obj: dict[str, Any], count: float | None, weights: Weights) -> float:
+    """The signed weight of a JSON event: ``weights[type] * count`` with a type, else the
+    weight as given (non-zero, possibly negative: negative feedback)."""
+    kind = obj.get("type")
+    if kind is None:
+        if count is None:
+            return 1.0
+        if not signed_weight_ok(count):
+            raise InvalidEvent("bad_weight", f"weight must be non-zero and in "
+                               f"[-{show(MAX_WEIGHT)}, {show(MAX_WEIGHT)}], got {count!r}")
+        return count
+    if not isinstance(kind, str):
+        raise InvalidEvent("bad_type", f"type must be a string, got {_show(kind)}")
+    factor = weights.get(kind)
+    if factor is None:
+        known = ", ".join(sorted(weights)) or "none"
+        raise InvalidEvent("unknown_type", f"feedback type {_show(kind)} is not configured "
+                           f"(known: {_show(known, 200)})")
+    if count is None:
+        return factor
+    if not weight_ok(count):
+        raise InvalidEvent("bad_weight", f"with a type, weight counts the events and must be "
+                           f"in (0, {show(MAX_WEIGHT)}], got {count!r}")
+    signed = factor * count
+    if not signed_weight_ok(signed):
+        raise InvalidEvent("bad_weight", f"type {kind!r} weighs {factor!r}; times weight "
+                           f"{count!r} that is {signed!r}, beyond {show(MAX_WEIGHT)}")
+    return signed
+
+
+def _from_json(text: str, default_ts: float | None, weights: Weights) -> Event | Erasure | None:
     try:
         obj = json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise InvalidEvent("bad_json", f"not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise InvalidEvent("malformed", f"expected a JSON object, got {type(obj).__name__}")
+    if "erase" in obj or "redacted" in obj:
+        try:
+            erasure = parse_control(obj)
+        except ValueError as exc:
+            raise InvalidEvent("bad_control", str(exc)) from None
+        if erasure is not None:
+            check_id(erasure.id, erasure.kind)
+        return erasure
     user, item = _json_id(obj, "user"), _json_id(obj, "item")
-    weight = _json_number(obj, _WEIGHT_KEYS)
-    if weight is None:
-        weight = 1.0
-    elif not weight_ok(weight):
-        raise InvalidEvent("bad_weight",
-                           f"weight must be in (0, {show(MAX_WEIGHT)}], got {weight!r}")
+    weight = _typed_weight(obj, _json_number(obj, _WEIGHT_KEYS), weights)
     ts = _json_number(obj, _TS_KEYS)
     rid = None if obj.get("recommendation_id") is None else _json_id(obj, "recommendation_id")
     return Event(user, item, weight, default_ts if ts is None else _check_ts(ts, default_ts), rid)
 
 
-def parse_bytes(raw: bytes, fmt: str, default_ts: float | None) -> Event:
-    """:func:`parse_event` for bytes, without re-checking ``fmt`` (the batch path's entry)."""
+def parse_record(raw: bytes, fmt: str, default_ts: float | None,
+                 weights: Weights | None = None) -> Record:
+    """One message as an event, an erasure or None (a redacted record), without re-checking
+    ``fmt`` (the batch path's entry). ``weights`` is the feedback table (default:
+    ``feedback.DEFAULT_WEIGHTS``). Raises ``InvalidEvent`` as :func:`parse_event` does."""
     if len(raw) > MAX_EVENT_BYTES:
         raise InvalidEvent(
             "too_large", f"message is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}"
@@ -205,14 +255,25 @@ def parse_bytes(raw: bytes, fmt: str, default_ts: float | None) -> Event:
     if not text:
         raise InvalidEvent("empty", "message is empty")
     if fmt == "json" or (fmt == "auto" and text[0] == "{"):
-        return _from_json(text, default_ts)
+        return _from_json(text, default_ts, DEFAULT_WEIGHTS if weights is None else weights)
     return _from_text(text, default_ts)
+
+
+def parse_bytes(raw: bytes, fmt: str, default_ts: float | None,
+                weights: Weights | None = None) -> Event:
+    """:func:`parse_record` for a message that must be an event."""
+    record = parse_record(raw, fmt, default_ts, weights)
+    if not isinstance(record, Event):
+        raise InvalidEvent("control_record", "a control record (erasure or redaction) where an "
+                           "event was expected; erase through DELETE /users or DELETE /items")
+    return record
 
 
 def parse_event(
     raw: bytes | bytearray | memoryview | str | None,
     fmt: str = "auto",
     default_ts: float | None = None,
+    weights: Weights | None = None,
 ) -> Event:
     """Parse one message.
 
@@ -227,6 +288,8 @@ def parse_event(
         :func:`streamrec.core.domains.arrival_times`): the ts of a message without one, and
         the bound of one with one (more than ``MAX_TS_AHEAD`` s later: ``future_timestamp``;
         later within that: recorded as the arrival time).
+    weights : mapping of str to float, optional
+        The feedback table that turns ``type`` into a weight (``feedback.DEFAULT_WEIGHTS``).
 
     Raises
     ------
@@ -241,17 +304,16 @@ def parse_event(
             raw = raw.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidEvent("bad_encoding", f"not encodable as UTF-8: {exc.reason}") from None
-    return parse_bytes(bytes(raw), fmt, default_ts)
+    return parse_bytes(bytes(raw), fmt, default_ts, weights)
 
 
 def validate_event(event: Event) -> Event:
     """Check an event built in code (not parsed) against the same rules; return it."""
     check_id(event.user, "user")
     check_id(event.item, "item")
-    if not weight_ok(event.weight):
-        raise InvalidEvent(
-            "bad_weight", f"weight must be in (0, {show(MAX_WEIGHT)}], got {event.weight!r}"
-        )
+    if not signed_weight_ok(event.weight):
+        raise InvalidEvent("bad_weight", f"weight must be non-zero and in "
+                           f"[-{show(MAX_WEIGHT)}, {show(MAX_WEIGHT)}], got {event.weight!r}")
     if event.ts is not None:
         _check_ts(event.ts, None)
     if event.recommendation_id is not None:
@@ -271,12 +333,16 @@ def serialize_event(event: Event, fmt: str = "json") -> bytes:
     """Encode an event as UTF-8 JSON (the default) or text; ``parse_event`` reads it back.
 
     The text format has no timestamp: ``ts`` is dropped (the transport's timestamp is expected
-    to carry it), and ids that text cannot represent raise ``InvalidEvent("malformed")``.
+    to carry it), and ids that text cannot represent raise ``InvalidEvent("malformed")``, as
+    does a negative weight (text weights are positive). JSON carries the event's resolved,
+    signed weight and no ``type``, so it reads back the same whatever the feedback table.
     """
     if fmt not in ("json", "text"):
         raise ValueError(f"cannot serialize to {fmt!r}; expected 'json' or 'text'")
     validate_event(event)
     if fmt == "text":
+        if event.weight < 0:
+            raise InvalidEvent("malformed", "text cannot carry a negative weight; use JSON")
         _text_safe(event.user, "user")
         _text_safe(event.item, "item")
         head = f"{event.user}:{event.item}"

@@ -34,6 +34,7 @@ __all__ = [
     "Range",
     "arrival_times",
     "show",
+    "signed_weight_ok",
     "weight_ok",
 ]
 
@@ -63,6 +64,12 @@ def show(bound: float) -> str:
 def weight_ok(weight: float) -> bool:
     """True for a weight in the domain ``(0, MAX_WEIGHT]`` (NaN is not)."""
     return 0.0 < weight <= MAX_WEIGHT
+
+
+def signed_weight_ok(weight: float) -> bool:
+    """True for a resolved event weight: non-zero in ``[-MAX_WEIGHT, MAX_WEIGHT]`` (a negative
+    one is negative feedback, ``feedback.py``; NaN is not)."""
+    return 0.0 < abs(weight) <= MAX_WEIGHT
 
 
 def ts_ok(ts: float) -> bool:

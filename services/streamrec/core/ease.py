@@ -54,8 +54,10 @@ class ItemItemParams:
 
 
 def _binary(user_items: sp.spmatrix) -> sp.csr_matrix:
+    # Co-occurrence of what users took: negative feedback (net weight <= 0) is no occurrence.
     x = sp.csr_matrix(user_items, dtype=np.float64, copy=True)
-    x.data[:] = 1.0
+    x.data = (x.data > 0).astype(np.float64)
+    x.eliminate_zeros()
     return x
 
 

@@ -29,7 +29,13 @@ REASONS: dict[str, str] = {
     "bad_id": "an id is empty or not a string or an integer",
     "id_too_long": f"an id is longer than {MAX_ID_BYTES} bytes of UTF-8",
     "control_char": "the message or an id contains a control character",
-    "bad_weight": f"the weight is not a number in (0, {show(MAX_WEIGHT)}]",
+    "bad_weight": f"the weight is not a number in (0, {show(MAX_WEIGHT)}] (text, or with a "
+                  f"type), or not non-zero in [-{show(MAX_WEIGHT)}, {show(MAX_WEIGHT)}] (JSON "
+                  "without a type), or type weight x weight is beyond that",
+    "bad_type": "the feedback type is not a string",
+    "unknown_type": "the feedback type is not in the configured table (feedback_weights)",
+    "control_record": "an erasure or redaction record where an event was expected",
+    "bad_control": "a control record (an 'erase' key) that is not a valid erasure",
     "bad_timestamp": f"the timestamp is not a number of seconds in [0, {show(MAX_TS)}]",
     "future_timestamp": f"the timestamp is more than {show(MAX_TS_AHEAD)} s after the message "
                         "arrived",
@@ -47,8 +53,10 @@ class Event:
         Opaque ids, 1-256 bytes of UTF-8 without control characters (checked by the parsers,
         not here: constructing an event must stay cheap on the batch path).
     weight : float
-        Strength of the interaction, in (0, 1e6] (``domains.MAX_WEIGHT``). Repeated
-        (user, item) pairs add up.
+        Strength of the interaction, non-zero in [-1e6, 1e6] (``domains.MAX_WEIGHT``), after
+        the feedback type's weight was applied (``feedback.py``). Negative: negative feedback.
+        Repeated (user, item) pairs add up, except that a negative event cancels the pair's
+        earlier ones (``window.py``).
     ts : float or None
         Seconds since the epoch, in [0, 1e10] and never after the arrival time; ``None`` when
         neither the message nor its transport had one.

@@ -4,11 +4,17 @@ This is the implicit-ALS user step (Hu, Koren & Volinsky 2008) solved exactly fo
 
     x_u = (YᵀY + λI + Yᵀ(C_u − I)Y)⁻¹ Yᵀ C_u p(u)
 
-where ``p(u)`` is 1 on the user's items and ``C_u`` is diagonal with confidence
-``c_ui = 1 + alpha * w_ui`` (w = summed weight). Only the user's rows of Y enter the correction,
-so with ``YᵀY + λI`` cached per model a fold-in costs O(k·f² + f³) for k items: this is what
-lets a serving replica answer with a user's events from the last second. It is the same
-computation as implicit's ``recalculate_user`` (``_least_squares``), in float64.
+where ``p(u)`` is 1 on the user's items with a positive net weight and 0 elsewhere, and
+``C_u`` is diagonal with confidence ``c_ui = 1 + alpha * |w_ui|`` (w = the net weight, see
+:func:`aggregate`). A non-positive net weight is negative feedback: preference 0 with that
+confidence, exactly what implicit does with a negative entry of its input matrix
+(``implicit.cpu.als``: "Negative items can also be passed with a higher confidence value by
+passing a negative value"; ``_least_squares`` negates the confidence and adds nothing to b).
+
+Only the user's rows of Y enter the correction, so with ``YᵀY + λI`` cached per model a fold-in
+costs O(k·f² + f³) for k items: this is what lets a serving replica answer with a user's events
+from the last second. It is the same computation as implicit's ``recalculate_user``
+(``_least_squares``), in float64.
 
 It cannot be poisoned: confidence is capped at ``domains.MAX_CONFIDENCE`` as in the fit, the
 Cholesky solve that fails on a numerically singular system (it did from c ≈ 1e16 before the
@@ -24,7 +30,8 @@ import scipy.linalg
 
 from .domains import MAX_CONFIDENCE
 
-__all__ = ["aggregate", "confidence", "contributions", "fold_in", "gram", "solve"]
+__all__ = ["aggregate", "confidence", "contributions", "fold_in", "gram", "preference",
+           "signed_confidence", "solve"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -38,9 +45,21 @@ def gram(item_factors: npt.NDArray[np.floating], regularization: float) -> F64:
 
 
 def confidence(weights: npt.ArrayLike, alpha: float, cap: float = MAX_CONFIDENCE) -> F64:
-    """Confidence ``min(1 + alpha * w, cap)``, the value fitted as C_ui (see docs/core.md)."""
+    """Confidence ``min(1 + alpha * |w|, cap)``, the value fitted as C_ui (see docs/core.md);
+    the sign of ``w`` only sets the preference (:func:`preference`)."""
     with np.errstate(over="ignore"):
-        return np.minimum(1.0 + alpha * np.asarray(weights, dtype=np.float64), cap)
+        return np.minimum(1.0 + alpha * np.abs(np.asarray(weights, dtype=np.float64)), cap)
+
+
+def preference(weights: npt.ArrayLike) -> F64:
+    """``p_ui``: 1 for a positive net weight, 0 for negative feedback (net weight <= 0)."""
+    return (np.asarray(weights, dtype=np.float64) > 0).astype(np.float64)
+
+
+def signed_confidence(weights: npt.ArrayLike, alpha: float, cap: float = MAX_CONFIDENCE) -> F64:
+    """What implicit's input matrix holds: the confidence, negated where the preference is 0
+    (never 0 itself, which implicit would read as confidence 0)."""
+    return np.where(preference(weights) > 0, 1.0, -1.0) * confidence(weights, alpha, cap)
 
 
 def solve(a: F64, b: F64) -> F64:
@@ -64,22 +83,37 @@ def solve(a: F64, b: F64) -> F64:
 
 
 def aggregate(items: npt.ArrayLike, weights: npt.ArrayLike) -> tuple[npt.NDArray[np.intp], F64]:
-    """Sum the weights of repeated items, as the window does for repeated (user, item) pairs."""
+    """The net weight of each distinct item, for events given oldest first, as the window
+    aggregates repeated (user, item) pairs: the weights add up, except that a negative event
+    cancels every earlier event of its item (a "no" after three clicks is a no; later events
+    add to it again). Without negative weights this is a plain sum, in any order.
+
+    Returns the sorted distinct items (intp) and their net weights (float64).
+    """
     idx = np.asarray(items, dtype=np.intp).reshape(-1)
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if len(idx) != len(w):
         raise ValueError(f"{len(idx)} items but {len(w)} weights")
     unique, inverse = np.unique(idx, return_inverse=True)
-    summed = np.bincount(inverse.reshape(-1), weights=w, minlength=len(unique))
+    inverse = inverse.reshape(-1)
+    negative = w < 0
+    if negative.any():
+        position = np.arange(len(idx))
+        last = np.full(len(unique), -1, dtype=np.intp)
+        np.maximum.at(last, inverse[negative], position[negative])
+        keep = position >= last[inverse]
+        inverse, w = inverse[keep], w[keep]
+    summed = np.bincount(inverse, weights=w, minlength=len(unique))
     return unique, summed.astype(np.float64, copy=False)
 
 
 def _system(
-    item_factors: npt.NDArray[np.floating], gram_: F64, items: npt.NDArray[np.intp], conf: F64
+    item_factors: npt.NDArray[np.floating], gram_: F64, items: npt.NDArray[np.intp], conf: F64,
+    pref: F64,
 ) -> tuple[F64, F64]:
     y_u = np.asarray(item_factors[items], dtype=np.float64)
     a = gram_ + (y_u.T * (conf - 1.0)) @ y_u
-    b = y_u.T @ conf
+    b = y_u.T @ (conf * pref)
     return a, b
 
 
@@ -91,7 +125,8 @@ def fold_in(
     alpha: float,
     cap: float = MAX_CONFIDENCE,
 ) -> npt.NDArray[np.float32]:
-    """The user vector for ``items`` with ``weights`` (repeats summed); zeros if none.
+    """The user vector for ``items`` with ``weights`` (oldest first, aggregated by
+    :func:`aggregate`); zeros if none.
 
     Zeros for no items match implicit, which leaves such a user at the origin. ``cap`` is the
     confidence cap the model was fitted with. The result is always finite (see `solve`).
@@ -99,7 +134,7 @@ def fold_in(
     idx, w = aggregate(items, weights)
     if len(idx) == 0:
         return np.zeros(gram_.shape[0], dtype=np.float32)
-    a, b = _system(item_factors, gram_, idx, confidence(w, alpha, cap))
+    a, b = _system(item_factors, gram_, idx, confidence(w, alpha, cap), preference(w))
     # A is symmetric positive definite (λ > 0, c ≥ 1): Cholesky is exact and cheapest.
     x = solve(a, b)
     with np.errstate(over="ignore"):
@@ -118,14 +153,15 @@ def contributions(
 ) -> tuple[npt.NDArray[np.intp], F64]:
     """How much each of the user's items adds to their score for item ``target``.
 
-    The score is ``y_tᵀ x_u = Σ_j (y_tᵀ A⁻¹ y_j) c_uj``; term j is item j's share
-    (implicit's ``explain``). Returns the user's (aggregated) items and their shares.
+    The score is ``y_tᵀ x_u = Σ_j (y_tᵀ A⁻¹ y_j) c_uj p_uj``; term j is item j's share
+    (implicit's ``explain``, which also skips negative items: their share is 0). Returns the
+    user's (aggregated) items and their shares.
     """
     idx, w = aggregate(items, weights)
     if len(idx) == 0:
         return idx, np.zeros(0)
-    conf = confidence(w, alpha, cap)
-    a, _ = _system(item_factors, gram_, idx, conf)
+    conf, pref = confidence(w, alpha, cap), preference(w)
+    a, _ = _system(item_factors, gram_, idx, conf, pref)
     weighted = solve(a, np.asarray(item_factors[target], dtype=np.float64))
-    shares = (np.asarray(item_factors[idx], dtype=np.float64) @ weighted) * conf
+    shares = (np.asarray(item_factors[idx], dtype=np.float64) @ weighted) * conf * pref
     return idx, np.where(np.isfinite(shares), shares, 0.0)

@@ -9,7 +9,7 @@ implicit. The math is in ``foldin.py``; ranking in ``ranking.py`` and ``recommen
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -106,6 +106,9 @@ class Model:
         self.history = history
         self.item_item = item_item
         self.scoring = PLAIN if scoring is None else scoring
+        #: Users whose rows this model must not use: erased after it was trained (serving
+        #: sets it, ``serving/forgotten.py``); they are scored as if unknown to the model.
+        self.masked_users: Container[str] = frozenset()
         self._check_shapes()
         #: ``id -> row`` views of the indexes (no copy).
         self.user_index = self.user_ids.positions
@@ -180,8 +183,14 @@ class Model:
             ).astype(np.intp)
         return self._popular_order
 
+    def _row(self, user: str | None) -> int | None:
+        """The user's row, None when unknown or masked (``masked_users``)."""
+        if user is None or user in self.masked_users:
+            return None
+        return self.user_ids.get(user)
+
     def has_user(self, user: str) -> bool:
-        return self.user_ids.get(user) is not None
+        return self._row(user) is not None
 
     def has_item(self, item: str) -> bool:
         return self.item_ids.get(item) is not None
@@ -197,8 +206,9 @@ class Model:
         )
 
     def items_of(self, user: str | None, extra: Pairs | None) -> tuple[Idx, F64]:
-        """The user's known items plus ``extra`` (unknown items dropped), repeats summed."""
-        row = None if user is None else self.user_ids.get(user)
+        """The user's known items plus ``extra`` (unknown items dropped), with their net
+        weights (``foldin.aggregate``: a later negative event cancels what came before)."""
+        row = self._row(user)
         idx, w = self.row(row) if row is not None else (EMPTY, np.empty(0))
         get = self.item_ids.get
         known = [(r, e[1]) for e in extra or () if (r := get(e[0])) is not None]
@@ -209,13 +219,16 @@ class Model:
 
     def vector_and_seen(
         self, user: str, extra: Pairs | None
-    ) -> tuple[npt.NDArray[np.float32] | None, Idx]:
-        """The user's vector (refolded when ``extra`` is given) and their item indices."""
+    ) -> tuple[npt.NDArray[np.float32] | None, Idx, Idx]:
+        """The user's vector (refolded when ``extra`` is given), their item indices, and the
+        ones among those they gave negative feedback (net weight <= 0: never recommended)."""
         seen, weights = self.items_of(user, extra)
+        rejected = seen[weights <= 0]
         if extra:
-            return (self.fold_in(seen, weights) if len(seen) else None), seen
-        row = self.user_ids.get(user)
-        return (None if row is None else np.asarray(self.user_factors[row])), seen
+            return (self.fold_in(seen, weights) if len(seen) else None), seen, rejected
+        row = self._row(user)
+        vector = None if row is None else np.asarray(self.user_factors[row])
+        return vector, seen, rejected
 
     def personal(self, scoring: ScoringParams) -> bool:
         """Whether ``scoring`` needs the per-request scorer (recency or item-item)."""
@@ -225,7 +238,7 @@ class Model:
         self, user: str | None, extra: Pairs | None, scoring: ScoringParams
     ) -> tuple[Idx, F64]:
         """The user's capped history plus ``extra``, recency-weighted (see ``blend.py``)."""
-        row = None if user is None else self.user_ids.get(user)
+        row = self._row(user)
         get = self.item_ids.get
         fresh = [
             (r, float(e[1]), np.nan if len(e) < 3 or e[2] is None else float(e[2]))
@@ -275,8 +288,8 @@ class Model:
         return self.vector_and_seen(user, extra)[0]
 
     def known_items(self, user: str) -> list[tuple[str, float]]:
-        """The user's items in the model's window with summed weights, heaviest first."""
-        row = self.user_ids.get(user)
+        """The user's items in the model's window with net weights, heaviest first."""
+        row = self._row(user)
         if row is None:
             raise UnknownUser(user)
         idx, w = self.row(row)
@@ -284,9 +297,11 @@ class Model:
         return [(self.item_ids[idx[k]], float(w[k])) for k in order.tolist()]
 
     def _banned(self, exclude: Sequence[str] | None, seen: Idx | None,
-                restrict: Restriction | None = None) -> Idx:
+                restrict: Restriction | None = None, rejected: Idx | None = None) -> Idx:
         banned = self.indices(exclude)
         banned = EMPTY if banned is None else banned
+        if rejected is not None and len(rejected):  # the user's negative feedback
+            banned = np.concatenate((banned, rejected))
         if restrict is not None and len(restrict.banned):
             # Concatenated, not a set union: ranking only sets these to -inf, and a union of
             # thousands of hidden items costs more than the ranking (bench/catalog.py).
@@ -331,17 +346,20 @@ class Model:
             The catalogue filter (``itemfilter.py``), applied before the top ``n`` is chosen,
             so the list is ``n`` long whenever ``n`` items pass.
 
-        A user with nothing known gets popular items with ``fallback="popular"``.
+        A user with nothing known gets popular items with ``fallback="popular"``. Items the
+        user gave negative feedback (net weight <= 0) are never returned, whatever
+        ``exclude_seen`` says.
         """
         check_n(n)
         scoring = self.scoring if scoring is None else scoring
         if self.personal(scoring):
-            seen = self.items_of(user, extra)[0]
+            seen, weights = self.items_of(user, extra)
             scores = self.scores_for(*self.weighted_history(user, extra, scoring), scoring)
-            banned = self._banned(exclude, seen if exclude_seen else None, restrict)
+            banned = self._banned(exclude, seen if exclude_seen else None, restrict,
+                                  seen[weights <= 0])
             return rank_scores(self, scores, n, banned, self._candidates(items, restrict))
-        vector, seen = self.vector_and_seen(user, extra)
-        banned = self._banned(exclude, seen if exclude_seen else None, restrict)
+        vector, seen, rejected = self.vector_and_seen(user, extra)
+        banned = self._banned(exclude, seen if exclude_seen else None, restrict, rejected)
         return rank_vector(self, vector, n, banned, self._candidates(items, restrict))
 
     def recommend_anonymous(

@@ -1,7 +1,8 @@
 """Ranking a user's vector into recommendations, one user or many at a time.
 
-Every endpoint shares the same rules: ``banned`` item indices (the blacklist, plus the user's
-known items when ``exclude_seen``) are never returned; ``candidates`` (a whitelist), when
+Every endpoint shares the same rules: ``banned`` item indices (the blacklist, the items the
+user gave negative feedback, plus the user's known items when ``exclude_seen``) are never
+returned; ``candidates`` (a whitelist), when
 given, is all that may be returned; a missing vector means popular items, marked as a
 fallback. The batch form scores blocks of users with one matrix product and gives the same
 answers as calling the single form per user.
@@ -138,12 +139,13 @@ def recommend_many(
     done: dict[str, Recommendations] = {}
     pending: list[tuple[str, npt.NDArray[np.floating], Idx]] = []
     for user in dict.fromkeys(users):
-        vector, seen = model.vector_and_seen(user, extra.get(user))
+        vector, seen, rejected = model.vector_and_seen(user, extra.get(user))
+        banned_own = seen if exclude_seen else rejected  # negative feedback: always banned
         if vector is None or not np.any(vector):
-            banned = np.union1d(blocked, seen) if exclude_seen else blocked
-            done[user] = rank_popular(model, n, banned, candidates, "popular")
+            done[user] = rank_popular(model, n, np.union1d(blocked, banned_own), candidates,
+                                      "popular")
         else:
-            pending.append((user, vector, seen))
+            pending.append((user, vector, banned_own))
 
     # Columns to score: every item, or the whitelist minus the blacklist.
     cols = None if candidates is None else np.setdiff1d(candidates, blocked)
@@ -158,10 +160,9 @@ def recommend_many(
         scores = np.asarray(np.stack([v for _, v, _ in chunk]) @ factors.T, dtype=np.float32)
         if cols is None and len(blocked):
             scores[:, blocked] = -np.inf
-        if exclude_seen:
-            for r, (_, _, seen) in enumerate(chunk):
-                at = seen if position is None else position[seen]
-                scores[r, at[at >= 0]] = -np.inf
+        for r, (_, _, own) in enumerate(chunk):
+            at = own if position is None else position[own]
+            scores[r, at[at >= 0]] = -np.inf
         for r, best in enumerate(ranking.top_n_rows(scores, n)):
             idx = best if cols is None else cols[best]
             done[chunk[r][0]] = result(model, idx, scores[r, best])

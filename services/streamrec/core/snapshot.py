@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from . import snapshotlayout as layout
 from .catalog import Catalogue
+from .erasure import Tombstones
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -67,7 +68,9 @@ class Snapshot:
     """A loaded snapshot: the model to serve, the window to resume, the offsets to seek to.
 
     ``catalog`` is the item catalogue and ``item_offsets`` the items-topic offsets it holds
-    (next to read, per partition); empty for a snapshot written before format 4."""
+    (next to read, per partition); empty for a snapshot written before format 4.
+    ``tombstones`` is the set of users and items erased up to the offsets (``erasure.py``);
+    empty before format 5."""
 
     manifest: Manifest
     model: Model
@@ -76,6 +79,7 @@ class Snapshot:
     path: Path
     catalog: Catalogue = field(default_factory=Catalogue)
     item_offsets: dict[int, int] = field(default_factory=dict)
+    tombstones: Tombstones = field(default_factory=Tombstones)
 
     @property
     def version(self) -> str:
@@ -122,21 +126,25 @@ def write_snapshot(
     created_at: float | None = None,
     sync: bool = True,
     catalog: bytes | None = None,
+    tombstones: Tombstones | None = None,
 ) -> Manifest:
     """Write a snapshot into ``directory`` (created if needed); the manifest goes last.
 
     ``sync=False`` skips the fsyncs, for a scratch copy that a store then uploads or copies
     durably itself (the trainer's case: 19 fsyncs can cost more than writing the arrays).
     ``catalog`` is the item catalogue with its offsets (``Catalogue.to_bytes``).
-    Raises ``SnapshotError`` if the directory already holds a snapshot.
+    ``tombstones`` (default: none) is the erased users and items the snapshot must keep
+    erased on resume and replay (``erasure.py``). Raises ``SnapshotError`` if the directory
+    already holds a snapshot.
     """
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     if (path / MANIFEST_NAME).exists():
         raise SnapshotError(f"{path} already holds a snapshot; write each version once")
+    arrays = {**layout.to_arrays(model, window, catalog),
+              **(tombstones or Tombstones()).to_arrays()}
     files = {
-        name: _write_array(path / f"{name}.npy", array, sync)
-        for name, array in layout.to_arrays(model, window, catalog).items()
+        name: _write_array(path / f"{name}.npy", array, sync) for name, array in arrays.items()
     }
     if sync:
         _fsync_dir(path)
@@ -246,9 +254,10 @@ def read_snapshot(
         )
         catalog, item_offsets = (Catalogue.from_bytes(np.asarray(a["catalog"]).tobytes())
                                  if "catalog" in a else (Catalogue(), {}))
+        tombstones = layout.tombstones_from_arrays(a)
     except (ModelError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}") from None
     return Snapshot(
         manifest=manifest, model=model, window=contents, offsets=dict(manifest.offsets), path=path,
-        catalog=catalog, item_offsets=item_offsets,
+        catalog=catalog, item_offsets=item_offsets, tombstones=tombstones,
     )

@@ -9,7 +9,8 @@ when the trainer made them, each user's ordered history (``history.*``, for rece
 item-item model (``item_item.dense`` for EASE, or ``item_item.{indptr,indices,data}`` for the
 sparse kNN fallback), with the scoring settings in ``params``. Format 4 adds the item
 catalogue (``catalog``: UTF-8 JSON of ``Catalogue.to_bytes`` as a uint8 array, so it is
-checksummed like every other file). Reading checks
+checksummed like every other file). Format 5 adds the tombstone set
+(``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files. Reading checks
 that the arrays fit together (a CSR that points past the item list, say) before a
 :class:`Model` is built.
 """
@@ -26,6 +27,8 @@ import scipy.sparse as sp
 from .blend import PLAIN, ScoringParams
 from .domains import MAX_CONFIDENCE
 from .ease import ItemItem, ItemItemParams
+from .erasure import FILES as TOMBSTONE_FILES
+from .erasure import Tombstones
 from .ids import IdIndex, decode_ids, encode_ids
 from .manifest import Manifest
 from .model import Model
@@ -43,6 +46,7 @@ __all__ = [
     "optional_files",
     "scoring_params",
     "to_arrays",
+    "tombstones_from_arrays",
     "window_from_arrays",
 ]
 
@@ -147,10 +151,18 @@ OPTIONAL_FILES = _names(
 
 
 def optional_files(manifest: Manifest) -> tuple[str, ...]:
-    """The optional files ``manifest`` lists (none before format 3; ``catalog`` from 4)."""
+    """The optional files ``manifest`` lists (none before format 3; ``catalog`` from 4; the
+    tombstone set's from 5)."""
     if manifest.format_version < 3:
         return ()
-    return tuple(n for n in OPTIONAL_FILES if n in manifest.files)
+    return tuple(n for n in OPTIONAL_FILES + TOMBSTONE_FILES if n in manifest.files)
+
+
+def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:
+    """The snapshot's tombstone set; empty for a snapshot without one (format <= 4)."""
+    if not all(n in a for n in TOMBSTONE_FILES):
+        return Tombstones()
+    return Tombstones.from_arrays(a)
 
 
 def files_for(format_version: int, window: bool = True) -> tuple[str, ...]:

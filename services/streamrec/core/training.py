@@ -2,7 +2,8 @@
 
 implicit 0.7.3 reads its input matrix as the confidence C itself: for a stored value ``c`` it
 adds ``c·y`` to the right-hand side and ``(c − 1)·y yᵀ`` to the system (``_least_squares``),
-and its ``alpha`` only multiplies the matrix (``C = alpha·R``). We want Hu et al.'s
+a negative ``c`` meaning preference 0 with confidence ``|c|`` (negative feedback), and its
+``alpha`` only multiplies the matrix (``C = alpha·R``). We want Hu et al.'s
 ``C = 1 + alpha·R``, so we hand implicit ``1 + alpha·R`` and keep its own ``alpha`` at 1. The
 fold-in in ``foldin.py`` uses the same confidence, so a refolded user agrees with implicit's
 ``recalculate_user`` on the same input.
@@ -28,7 +29,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from .domains import MAX_CONFIDENCE
-from .foldin import confidence
+from .foldin import signed_confidence
 from .model import Model
 from .modeltypes import ALSParams, FitFailed, FitInfo
 from .window import WindowMatrix
@@ -44,14 +45,16 @@ SAFE_CONFIDENCE = 1e3
 def confidence_matrix(
     user_items: sp.csr_matrix, alpha: float, cap: float = MAX_CONFIDENCE
 ) -> sp.csr_matrix:
-    """``min(1 + alpha * weight, cap)`` on the stored entries, float32, as implicit wants it."""
+    """``min(1 + alpha * |weight|, cap)`` on the stored entries, negated for negative
+    feedback (net weight <= 0: preference 0, see ``foldin.py``), float32, as implicit wants it.
+    """
     conf = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
-    conf.data = confidence(conf.data, alpha, cap).astype(np.float32)
+    conf.data = signed_confidence(conf.data, alpha, cap).astype(np.float32)
     return conf
 
 
 def _capped(conf: sp.csr_matrix, cap: float) -> int:
-    return int(np.count_nonzero(conf.data >= np.float32(cap)))
+    return int(np.count_nonzero(np.abs(conf.data) >= np.float32(cap)))
 
 
 def _estimator(params: ALSParams) -> tuple[Any, str]:

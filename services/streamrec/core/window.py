@@ -21,7 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from .erasure import Tombstones
 from .event import Event
+from .foldin import aggregate
 from .ids import IdMap
 from .windowdata import WindowContents, WindowMatrix
 
@@ -158,8 +160,8 @@ class SlidingWindow:
             return
         w = np.asarray(weights, dtype=np.float64)
         t = np.asarray(ts, dtype=np.float64)  # None becomes NaN
-        if not np.all((w > 0) & (w < np.inf)):
-            raise ValueError("weights must be finite and > 0")
+        if not np.all(np.isfinite(w) & (w != 0)):
+            raise ValueError("weights must be finite and non-zero")
         u = self._user_map.index_many(users)
         i = self._item_map.index_many(items)
         self.total_appended += n
@@ -224,19 +226,33 @@ class SlidingWindow:
         return np.concatenate((array[self._start : self._size], array[: self._start]))
 
     def build(self) -> WindowMatrix:
-        """The users x items CSR matrix of the window (float32, duplicates summed)."""
-        live = slice(0, self._size)  # order does not matter for sums
-        user_ids, rows = _dense(self._users[live], self._user_map.ids())
-        item_ids, cols = _dense(self._items[live], self._item_map.ids())
-        weights = self._weights[live]
-        decay = self._decay(self._ts[live])
+        """The users x items CSR matrix of the window (float32).
+
+        A cell is the net weight of its (user, item) events (decayed, if configured): their
+        sum, except that a negative event (negative feedback) cancels the pair's earlier
+        events (``foldin.aggregate``). A cell may be negative or zero: negative feedback,
+        which the fit reads as preference 0. Popularity counts positive events only.
+        """
+        live = slice(0, self._size)  # order does not matter for sums without negatives
+        signed = bool(np.any(self._weights[live] < 0))
+        pick = self._ordered if signed else (lambda a: a[live])
+        user_ids, rows = _dense(pick(self._users), self._user_map.ids())
+        item_ids, cols = _dense(pick(self._items), self._item_map.ids())
+        weights = pick(self._weights)
+        decay = self._decay(pick(self._ts))
         if decay is not None:
             weights = weights * decay
-        matrix = sp.coo_matrix(
-            (weights, (rows, cols)), shape=(len(user_ids), len(item_ids))
-        ).tocsr()  # sums duplicate (user, item) pairs
+        shape = (len(user_ids), len(item_ids))
+        counted, count_w = cols, decay
+        if signed:  # in arrival order: a negative event cancels what came before it
+            positive = weights > 0
+            counted, count_w = cols[positive], None if decay is None else decay[positive]
+            keys, net = aggregate(rows.astype(np.int64) * shape[1] + cols, weights)
+            rows, cols, weights = keys // shape[1], keys % shape[1], net
+        matrix = sp.coo_matrix((weights, (rows, cols)), shape=shape).tocsr()  # sums duplicates
         matrix.sort_indices()
-        popularity = np.bincount(cols, weights=decay, minlength=len(item_ids)).astype(np.float64)
+        popularity = np.bincount(counted, weights=count_w, minlength=len(item_ids)).astype(
+            np.float64)
         return WindowMatrix(
             user_items=sp.csr_matrix(matrix, dtype=np.float32),
             user_ids=user_ids,
@@ -244,6 +260,24 @@ class SlidingWindow:
             popularity=popularity,
             events=self._size,
         )
+
+    def erase(self, tombstones: Tombstones) -> int:
+        """Drop every event ``tombstones`` erases (``erasure.py``); return how many. O(W)."""
+        if not self._size or not len(tombstones):
+            return 0
+        users, items = self._ordered(self._users), self._ordered(self._items)
+        ts = self._ordered(self._ts)
+        keep = tombstones.keep_mask(self._user_map.ids(), self._item_map.ids(), users, items, ts)
+        dropped = int(len(keep) - np.count_nonzero(keep))
+        if not dropped:
+            return 0
+        weights = self._ordered(self._weights)
+        n = int(np.count_nonzero(keep))
+        self._store(slice(0, n), users[keep].astype(np.int64), items[keep].astype(np.int64),
+                    weights[keep], ts[keep])
+        self._start, self._size = 0, n
+        self._compact()  # the erased ids leave the maps (and so every later snapshot) too
+        return dropped
 
     def _decay(self, ts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
         if self.decay_half_life is None or not self._size or np.all(np.isnan(ts)):

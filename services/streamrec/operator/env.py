@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from streamrec.core.feedback import format_table
 from streamrec.operator.scoring import scoring_env
 from streamrec.operator.spec import RecommenderSpec
 from streamrec.operator.writeauth import token_secret
@@ -66,6 +67,8 @@ def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
     }
     optional = {
         "STREAMREC_MIN_WEIGHT": None if k.min_weight is None else repr(k.min_weight),
+        "STREAMREC_FEEDBACK_WEIGHTS": None if m.feedback_weights is None
+        else format_table(dict(m.feedback_weights)),
         "STREAMREC_DLQ_TOPIC": k.dlq_topic,
         "STREAMREC_ITEMS_TOPIC": k.items_topic,
         "STREAMREC_NOTIFY_TOPIC": k.notify_topic,

@@ -48,6 +48,10 @@ class Fields:
         value = self._get(key, required)
         return Fields({} if value is None else value, self.at(key))
 
+    def raw(self, key: str) -> object:
+        """The value as given (None if absent), for a reader outside this class."""
+        return self._get(key, False)
+
     def is_empty(self) -> bool:
         return not self._raw
 

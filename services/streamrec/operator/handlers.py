@@ -3,9 +3,11 @@
 Thin on purpose: the decisions live in ``spec`` (what is valid), ``builders`` (what to run),
 ``diff`` (whether to write) and ``status`` (what to report). One ``reconcile`` handler serves
 create, update and resume; as it only writes children whose desired fields differ from the live
-ones, resuming after a restart writes nothing. A timer refreshes the status from the children,
-the referenced Secrets and the store's ``LATEST``. Deletion needs no handler and no finalizer:
-every child carries an owner reference, so the garbage collector removes it.
+ones, resuming after a restart writes nothing. A task of the operator (``refresher``) refreshes
+the status from the children, the referenced Secrets and the store's ``LATEST``. Deletion needs
+no handler and no finalizer: every child carries an owner reference, so the garbage collector
+removes it; and nothing here makes kopf put a finalizer on a resource (no kopf timer, daemon or
+deletion handler), so a resource stays deletable when the operator is gone.
 
 Loaded by ``streamrec operator`` and by ``kopf run <path to this file>`` (the tests), so it
 imports the package absolutely.
@@ -13,15 +15,17 @@ imports the package absolutely.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import datetime
 import json
 import logging
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes import client
@@ -38,9 +42,11 @@ from streamrec.operator.diff import with_applied_hash
 from streamrec.operator.env import S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY, all_secret_refs
 from streamrec.operator.fields import InvalidSpec
 from streamrec.operator.kube import Kube
+from streamrec.operator.refresher import Key, refresh_forever
 from streamrec.operator.snapshots import read_latest
 from streamrec.operator.spec import (
     GROUP,
+    KIND,
     PLURAL,
     VERSION,
     RecommenderSpec,
@@ -57,6 +63,7 @@ from streamrec.operator.status import (
 from streamrec.operator.writeauth import generates_token, new_token, token_secret_name
 
 ANNOTATION_PREFIX = "operator.streamrec.io"
+API_VERSION = f"{GROUP}/{VERSION}"
 RETRY_DELAY_SECONDS = 10
 # Client libraries whose DEBUG output carries credentials: botocore logs the S3 request
 # headers (the Authorization header names the access key), the kubernetes client logs response
@@ -95,7 +102,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
-    # kopf puts a finalizer on each resource so that it can stop the status timer cleanly.
+    # No handler here needs a finalizer (module docstring); kopf removes this one from
+    # resources that still carry it from an older operator.
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
     settings.posting.level = logging.WARNING  # Events only for what a user must act on.
     for logger_name in QUIET_LOGGERS:
@@ -152,33 +160,68 @@ def reconcile(
     except HTTPError as exc:
         raise _temporary("applying the children", exc) from exc
     logger.info("children reconciled: %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
-    _refresh(kube, name, namespace, parsed, meta.get("generation"), status, patch)
+    observed = _observe(kube, name, namespace, parsed, meta.get("generation"), status)
+    _set_status(status, patch, observed)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=STATUS_INTERVAL_SECONDS)
-def refresh_status(
-    spec: kopf.Spec,
-    name: str,
-    namespace: str | None,
-    body: kopf.Body,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: Any,
-    logger: logging.Logger | logging.LoggerAdapter[Any],
-    **_: Any,
-) -> None:
+@kopf.index(GROUP, VERSION, PLURAL)
+def recommenderservices(name: str, namespace: str | None, **_: Any) -> dict[Key, bool]:
+    """The served resources, by (namespace, name): what the status refresh walks."""
     assert namespace is not None  # the CRD is namespaced
+    return {(namespace, name): True}
+
+
+@kopf.on.startup()
+async def start_status_refresh(
+    memo: Any, logger: logging.Logger | logging.LoggerAdapter[Any], **kwargs: Any
+) -> None:
+    # kopf passes every index to every handler, by the index function's name; it is empty
+    # now and kopf keeps it current from the watch stream.
+    index: kopf.Index[Key, bool] = kwargs["recommenderservices"]
+    memo["refresher"] = asyncio.get_running_loop().create_task(refresh_forever(
+        lambda: list(index.keys()),
+        lambda namespace, name: refresh_status(memo["kube"], namespace, name, logger),
+        STATUS_INTERVAL_SECONDS,
+        logger,
+    ))
+
+
+@kopf.on.cleanup()
+async def stop_status_refresh(memo: Any, **_: Any) -> None:
+    task = memo.get("refresher")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def refresh_status(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    """Observe one resource's children, Secrets and store again and patch its status if that
+    changes it; first re-create the generated write-token Secret if it went missing. Nothing if
+    the resource is gone or its spec is invalid (reconcile has put the reason in the status).
+    Raises ``kopf.TemporaryError`` when a read or the Secret's creation fails."""
+    body = kube.get(API_VERSION, KIND, namespace, name)
+    if body is None:
+        return
     try:
         validate_name(name)
-        parsed = parse_spec(spec)
+        parsed = parse_spec(body.get("spec") or {})
     except InvalidSpec:
         return  # reconcile has already put the reason in the status
     try:
         # A deleted generated token Secret comes back here, not only at the next spec change.
-        _ensure_token(memo["kube"], name, namespace, parsed, body, logger)
+        _ensure_token(kube, name, namespace, parsed, kopf.Body(cast(kopf.RawBody, body)), logger)
     except (client.ApiException, HTTPError) as exc:
         raise _temporary("creating the write-token Secret", exc) from exc
-    _refresh(memo["kube"], name, namespace, parsed, None, status, patch)
+    status = body.get("status") or {}
+    new = _observe(kube, name, namespace, parsed, None, status)
+    if status_changed(status, new):
+        kube.patch_status(API_VERSION, KIND, namespace, name, new)
 
 
 def _ensure_token(
@@ -223,16 +266,15 @@ def _parse_or_fail(
         raise kopf.PermanentError(str(exc)) from exc
 
 
-def _refresh(
+def _observe(
     kube: Kube,
     name: str,
     namespace: str,
     spec: RecommenderSpec,
     observed_generation: int | None,
     status: Mapping[str, Any],
-    patch: kopf.Patch,
-) -> None:
-    """Observe the children, Secrets and store, and patch the status if anything changed."""
+) -> dict[str, Any]:
+    """The status the children, Secrets and store give now (``status``: the current one)."""
     names = child_names(name)
     try:
         trainer = kube.get("apps/v1", "Deployment", namespace, names["trainer"])
@@ -242,7 +284,7 @@ def _refresh(
     except (client.ApiException, HTTPError) as exc:
         raise _temporary("reading the children", exc) from exc
     issues = secret_problems(refs, secrets, namespace)
-    new = compute_status(
+    return compute_status(
         observed_generation=observed_generation,
         trainer=trainer,
         serving=serving,
@@ -252,7 +294,6 @@ def _refresh(
         previous=status,
         now=_now(),
     )
-    _set_status(status, patch, new)
 
 
 def _read_snapshot(

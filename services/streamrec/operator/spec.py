@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamrec.core.feedback import FeedbackError, check_table
 from streamrec.operator.fields import Fields, InvalidSpec
 from streamrec.operator.quantity import parse_quantity
 from streamrec.operator.scoring import ScoringSpec, parse_scoring
@@ -91,6 +92,9 @@ class ModelSpec:
     regularization: float = 0.05
     iterations: int = 15
     alpha: float = 1.0
+    #: ``model.feedbackWeights``: type -> weight overrides of ``core.feedback.DEFAULT_WEIGHTS``
+    #: (None: the defaults).
+    feedback_weights: tuple[tuple[str, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -232,9 +236,22 @@ def _model(f: Fields) -> ModelSpec:
         regularization=f.in_domain("regularization", "regularization", 0.05),
         iterations=f.in_domain("iterations", "iterations", 15),
         alpha=f.in_domain("alpha", "alpha", 1.0),
+        feedback_weights=_feedback_weights(f, "feedbackWeights"),
     )
     f.done()
     return out
+
+
+def _feedback_weights(f: Fields, key: str) -> tuple[tuple[str, float], ...] | None:
+    raw = f.raw(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec(f.at(key), "must be a map of feedback type to weight")
+    try:
+        return tuple(check_table(raw).items())
+    except FeedbackError as e:
+        raise InvalidSpec(f.at(key), str(e)) from None
 
 
 def _training(f: Fields) -> TrainingSpec:

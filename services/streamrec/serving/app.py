@@ -25,12 +25,15 @@ from streamrec.adapters.storebase import StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore, open_store
 from streamrec.config import Config
 from streamrec.core.catalog import Catalogue
+from streamrec.core.erasure import Erasure, Tombstones
 from streamrec.core.itemfilter import CatalogueIndex
 from streamrec.core.trainingstatus import TrainingStatus
 
 from . import metrics, onlinestats
+from .eraseroutes import register_erase_routes
 from .errors import ApiError
 from .foldin import FoldIn, SourceFactory
+from .forgotten import Forgotten
 from .fresh import FreshEvents
 from .itemroutes import register_item_routes
 from .items import ItemsFollower
@@ -59,7 +62,12 @@ class Service:
         #: The item catalogue (``core/catalog.py``) and its view for request filters.
         self.catalogue = Catalogue()
         self.items = CatalogueIndex(self.catalogue)
-        self.items_follower = ItemsFollower(items_factory, self.catalogue) \
+        #: Erased users and items (serving/forgotten.py): snapshot tombstones + live erasures.
+        #: An erased item's catalogue record goes too, and later records of it are dropped.
+        self.forgotten = Forgotten(on_item=self.catalogue.remove)
+        self.holder.before_swap(self.forgotten.before_swap)
+        self.items_follower = ItemsFollower(items_factory, self.catalogue,
+                                            erased=self.forgotten.item_erased) \
             if items_factory is not None else None
         cache = Path(config.cache_dir) if config.cache_dir else Path(
             tempfile.mkdtemp(prefix="streamrec-cache-"))
@@ -72,7 +80,7 @@ class Service:
         self.models = ModelHistory()
         self.holder.on_swap(self.models.add)
         self.foldin = FoldIn(source_factory, self.fresh, config.format, config.min_weight,
-                             observe_batch(self.online)) \
+                             observe_batch(self.online), config.feedback, self.forgotten) \
             if source_factory is not None else None
         directory = state_dir()
         self.publisher = Publisher(self.online, directory) \
@@ -81,6 +89,7 @@ class Service:
             self.holder.on_swap(self.items_follower.on_swap)
         else:  # no items topic: the snapshot's catalogue is all there is
             self.holder.on_swap(lambda served: self.catalogue.replace(served.snapshot.catalog))
+        self.holder.on_swap(self.forgotten.scrub)  # after the catalogue is taken
         if self.foldin is not None:
             self.holder.on_swap(self.foldin.on_swap)
         else:  # no consumer: still keep the floor right for events nobody adds
@@ -121,6 +130,12 @@ class Service:
         if self.online is None:
             return []
         return list(onlinestats.families(onlinestats.replica_state(self.online, time.time())))
+
+    def erase(self, erasure: Erasure) -> None:
+        """Apply an erasure in this worker at once (the others read it from the topic)."""
+        if self.forgotten.add(erasure):
+            metrics.ERASURES.labels(erasure.kind).inc()
+            self.fresh.erase(Tombstones.of([erasure]))
 
     def _advance(self, served: Served) -> None:
         self.fresh.advance(served.snapshot.offsets)
@@ -175,6 +190,7 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     register_routes(app, service)
     register_online_routes(app, service)
     register_item_routes(app, service)
+    register_erase_routes(app, service)
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError) -> tuple[Response, int]:

@@ -8,11 +8,12 @@ accepts; a text string ``"user:item[:weight]"`` is accepted too. A batch is all 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from streamrec.core.codec import check_id
 from streamrec.core.domains import MAX_WEIGHT, show, weight_ok
-from streamrec.core.events import Event, InvalidEvent, parse_event
+from streamrec.core.events import Event, InvalidEvent, parse_event, serialize_event
 
 from .errors import ApiError, check_keys, parse_bool, parse_n
 
@@ -33,24 +34,32 @@ def read_json(data: bytes) -> Any:
         raise ApiError(400, "bad_json", f"the request body is not valid JSON: {e}") from None
 
 
-def parse_interactions(body: Any, now: float) -> list[Event]:
-    """A JSON event or a list of them → events; 400 naming every bad one.
+def parse_interactions(body: Any, now: float, weights: Mapping[str, float] | None = None
+                       ) -> list[tuple[Event, bytes]]:
+    """A JSON event or a list of them → (event, message value) pairs; 400 naming every bad one.
 
     ``now`` (unix seconds) is the arrival time: the ts of events without one and the bound
-    of those with one, exactly as the Kafka timestamp is for the trainer.
+    of those with one, exactly as the Kafka timestamp is for the trainer. ``weights`` is the
+    feedback table (an unknown ``type`` is a 400 ``unknown_type`` here, a dead letter on the
+    topic). The value of a JSON event is the object as posted (its ``type``, not a resolved
+    weight), so every consumer applies its own table, as for events produced to Kafka
+    directly; a text event is re-encoded as JSON.
     """
     raw = body if isinstance(body, list) else [body]
     if not raw:
         raise ApiError(400, "bad_body", "expected an event or a non-empty list of events")
     if len(raw) > MAX_EVENTS:
         raise ApiError(400, "bad_body", f"at most {MAX_EVENTS} events per request")
-    events, problems = [], []
+    events: list[tuple[Event, bytes]] = []
+    problems = []
     for k, obj in enumerate(raw):
         try:
             if isinstance(obj, str):
-                events.append(parse_event(obj, "text", now))
+                event = parse_event(obj, "text", now, weights)
+                events.append((event, serialize_event(event, "json")))
             elif isinstance(obj, dict):
-                events.append(parse_event(json.dumps(obj), "json", now))
+                text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+                events.append((parse_event(text, "json", now, weights), text.encode("utf-8")))
             else:
                 raise InvalidEvent("malformed", "an event is a JSON object or 'user:item' text")
         except InvalidEvent as e:

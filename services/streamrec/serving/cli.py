@@ -15,8 +15,8 @@ from pathlib import Path
 
 from streamrec.config import Config, add_config_arguments
 
-NAMES = ("bootstrap_servers", "topic", "format", "min_weight", "notify_topic", "items_topic",
-         "store",
+NAMES = ("bootstrap_servers", "topic", "format", "min_weight", "feedback_weights",
+         "notify_topic", "items_topic", "store",
          "s3_endpoint", "regularization", "alpha", "bind", "workers", "threads", "timeout",
          "reload_interval", "cache_dir", "kafka_security_protocol", "kafka_sasl_mechanism",
          "online_tracking", "online_horizon", "online_max_users", "online_positive",

@@ -22,9 +22,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.core.domains import arrival_times
+from streamrec.core.erasure import Erasure, Tombstones
 from streamrec.core.events import Event, parse_batch
 
 from . import metrics
+from .forgotten import Forgotten
 from .fresh import FreshEvents
 from .reloader import Served
 
@@ -55,9 +57,12 @@ class FoldIn:
     """Owns one `EventSource` and writes into a `FreshEvents`; `step` is one poll."""
 
     def __init__(self, factory: SourceFactory, fresh: FreshEvents, fmt: str = "auto",
-                 min_weight: float | None = None, observe: Observer | None = None) -> None:
+                 min_weight: float | None = None, observe: Observer | None = None,
+                 weights: Mapping[str, float] | None = None,
+                 forgotten: Forgotten | None = None) -> None:
         self.factory, self.fresh, self.observe = factory, fresh, observe
-        self.fmt, self.min_weight = fmt, min_weight
+        self.fmt, self.min_weight, self.weights = fmt, min_weight, weights
+        self.forgotten = Forgotten() if forgotten is None else forgotten
         self.source: EventSource | None = None
         self._pending: dict[int, int] | None = None  # offsets of a newer snapshot to seek to
         self._lock = threading.Lock()
@@ -100,10 +105,16 @@ class FoldIn:
         # The trainer's rules exactly (arrival times included), so what a replica folds in is
         # what the next snapshot holds.
         batch = parse_batch([m.value or b"" for m in messages], self.fmt, self.min_weight,
-                            arrival_times([m.timestamp for m in messages], time.time()))
-        kept, oldest = 0, None
+                            arrival_times([m.timestamp for m in messages], time.time()),
+                            self.weights)
+        if batch.erasures:  # first, as the trainer does: the rule is by date, not position
+            self.erase([e for _, e in batch.erasures])
+        kept, oldest, erased = 0, None, 0
         for event, pos in zip(batch.events, batch.positions, strict=True):
             m = messages[pos]
+            if len(self.forgotten) and self.forgotten.erased(event.user, event.item, event.ts):
+                erased += 1
+                continue
             if self.fresh.add(event, m.partition, m.offset):
                 kept += 1
                 if m.timestamp is not None and (oldest is None or m.timestamp < oldest):
@@ -113,13 +124,26 @@ class FoldIn:
         for _, error in batch.rejected:
             metrics.FOLDIN_INVALID.labels(error.reason).inc()
         metrics.FOLDIN_EVENTS.labels("kept").inc(kept)
-        metrics.FOLDIN_EVENTS.labels("stale").inc(len(batch.events) - kept)
+        metrics.FOLDIN_EVENTS.labels("stale").inc(len(batch.events) - kept - erased)
+        metrics.FOLDIN_EVENTS.labels("erased").inc(erased)
         metrics.FOLDIN_EVENTS.labels("invalid").inc(len(batch.rejected))
         metrics.FOLDIN_EVENTS.labels("filtered").inc(batch.filtered)
         metrics.FRESH_EVENTS.set(len(self.fresh))
         if self.observe is not None:
             self.observe(batch.events, [messages[p].timestamp for p in batch.positions])
         return kept
+
+    def erase(self, erasures: Sequence[Erasure]) -> int:
+        """Apply erasures now: remember them and drop what they erase from the fresh events
+        (a DELETE this worker answered calls it too, so its own answer is already right).
+        Returns the fresh events dropped."""
+        applied = [e for e in erasures if self.forgotten.add(e)]
+        new = Tombstones.of(applied)
+        for e in applied:
+            metrics.ERASURES.labels(e.kind).inc()
+        dropped = self.fresh.erase(new) if len(new) else 0
+        metrics.FRESH_EVENTS.set(len(self.fresh))
+        return dropped
 
     def _seek(self, offsets: dict[int, int]) -> None:
         if self.source is None:

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from streamrec.core.erasure import Tombstones
 from streamrec.core.events import Event
 
 #: Default bounds; an entry costs roughly 150 bytes, so 200k events are ~30 MB per worker.
@@ -150,16 +151,7 @@ class FreshEvents:
             for p, o in offsets.items():
                 if o > self._floor.get(p, 0):
                     self._floor[int(p)] = int(o)
-            dropped = 0
-            for user in list(self._users):
-                events = self._users[user]
-                keep = deque(f for f in events if f.offset >= self._floor.get(f.partition, 0))
-                dropped += len(events) - len(keep)
-                if keep:
-                    self._users[user] = keep
-                else:
-                    del self._users[user]
-            self._total -= dropped
+            dropped = self._filter(lambda _, f: f.offset >= self._floor.get(f.partition, 0))
             for user in list(self._seen):
                 items = self._seen[user]
                 for item, (p, o) in list(items.items()):
@@ -169,6 +161,37 @@ class FreshEvents:
                 if not items:
                     del self._seen[user]
             return dropped
+
+    def erase(self, tombstones: Tombstones) -> int:
+        """Drop what ``tombstones`` erases: an erased user's events dated up to the erasure
+        (and their seen set), and every event of an erased item. Returns the events dropped."""
+        with self._lock:
+            dropped = self._filter(lambda user, f: not tombstones.erased(user, f.item, f.ts))
+            for user in list(self._seen):
+                items = self._seen[user]
+                gone = list(items) if user in tombstones.users else [
+                    i for i in items if i in tombstones.items]
+                for item in gone:
+                    del items[item]
+                self._seen_total -= len(gone)
+                if not items:
+                    del self._seen[user]
+            return dropped
+
+    def _filter(self, keep: Callable[[str, Fresh], bool]) -> int:
+        """Keep the history events for which ``keep(user, event)``; return how many went.
+        The caller holds the lock."""
+        dropped = 0
+        for user in list(self._users):
+            events = self._users[user]
+            kept = deque(f for f in events if keep(user, f))
+            dropped += len(events) - len(kept)
+            if kept:
+                self._users[user] = kept
+            else:
+                del self._users[user]
+        self._total -= dropped
+        return dropped
 
     def reset(self, offsets: Mapping[int, int]) -> None:
         """Forget everything and set the floor exactly (the first snapshot of a worker)."""

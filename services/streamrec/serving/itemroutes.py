@@ -41,6 +41,10 @@ def register_item_routes(app: Flask, svc: Service) -> None:
     def publish(records: list[ItemRecord]) -> tuple[Response, int]:
         if svc.sink is None:
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
+        erased = [r.item for r in records if svc.forgotten.item_erased(r.item)]
+        if erased:  # DELETE /items erases an item for good (docs/feedback.md)
+            raise ApiError(409, "erased_item", f"item {erased[0]!r} was erased by DELETE "
+                           f"/items and cannot come back ({len(erased)} such in the request)")
         topic = svc.config.items
         produce_acknowledged(svc.sink, topic, [(json.dumps(r.to_dict()).encode("utf-8"), r.item)
                                                for r in records], "records")

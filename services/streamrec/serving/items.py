@@ -35,8 +35,11 @@ POLL_TIMEOUT = 0.05  # the longest wait for a first message (how often `stop` is
 class ItemsFollower:
     """Owns one items-topic `EventSource` and keeps ``catalogue``; `step` is one poll."""
 
-    def __init__(self, factory: Callable[[], EventSource], catalogue: Catalogue) -> None:
+    def __init__(self, factory: Callable[[], EventSource], catalogue: Catalogue,
+                 erased: Callable[[str], bool] | None = None) -> None:
         self.factory, self.catalogue = factory, catalogue
+        #: Items erased for good (``DELETE /items``, serving/forgotten.py): records dropped.
+        self.erased = erased
         self.source: EventSource | None = None
         self._read: dict[int, int] = {}  # next offset per partition, of what was applied
         self._floor: dict[int, int] = {}  # the offsets of the catalogue last taken
@@ -77,7 +80,7 @@ class ItemsFollower:
         if self.source is None:
             return 0  # no snapshot yet
         messages = self.source.poll(POLL_MAX, 0.0) or self.source.poll(1, POLL_TIMEOUT)
-        kept = stale = invalid = 0
+        kept = stale = invalid = erased = 0
         with self._lock:
             for m in messages:
                 if m.offset < self._floor.get(m.partition, 0):
@@ -85,12 +88,18 @@ class ItemsFollower:
                     continue
                 self._read[m.partition] = max(self._read.get(m.partition, 0), m.offset + 1)
                 try:
-                    self.catalogue.upsert(parse_record_bytes(m.value))
-                    kept += 1
+                    record = parse_record_bytes(m.value)
                 except InvalidItem:
                     invalid += 1
+                    continue
+                if self.erased is not None and self.erased(record.item):
+                    erased += 1
+                    continue
+                self.catalogue.upsert(record)
+                kept += 1
         if messages:
-            for result, count in (("kept", kept), ("stale", stale), ("invalid", invalid)):
+            for result, count in (("kept", kept), ("stale", stale), ("invalid", invalid),
+                                  ("erased", erased)):
                 metrics.ITEM_RECORDS.labels(result).inc(count)
             metrics.CATALOG_ITEMS.set(len(self.catalogue))
         return kept

@@ -57,7 +57,13 @@ SNAPSHOT_CREATED = Gauge(CREATED_NAME,
                          multiprocess_mode="livemin")
 FOLDIN_EVENTS = Counter("streamrec_foldin_events_total",
                         "Interactions read by the fold-in consumer, by result "
-                        "(kept, stale, invalid, filtered)", ["result"])
+                        "(kept, stale, invalid, filtered, erased)", ["result"])
+ERASURES = Counter("streamrec_erasures_total",
+                   "Erasure records applied by this worker (read from the topic or answered "
+                   "by DELETE), by kind (user, item)", ["kind"])
+ERASE_REQUESTS = Counter("streamrec_erase_requests_total",
+                         "DELETE /users and DELETE /items answered, by kind and result "
+                         "(accepted, invalid, unauthorized, unavailable)", ["kind", "result"])
 FOLDIN_EVICTED = Counter("streamrec_foldin_evicted_total",
                          "Fresh events dropped from the fold-in history for the per-user or "
                          "total bound (their items stay seen)")
@@ -83,7 +89,8 @@ FOLDIN_VISIBLE = Histogram("streamrec_foldin_visible_seconds",
                            buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
 ITEM_RECORDS = Counter("streamrec_items_records_total",
                        "Item records read from the items topic by result (kept, stale: "
-                       "older than the snapshot's catalogue, invalid)", ["result"])
+                       "older than the snapshot's catalogue, invalid, erased: a deleted "
+                       "item)", ["result"])
 CATALOG_ITEMS = Gauge("streamrec_catalog_items",
                       "Items in the catalogue (records held; worst worker)",
                       multiprocess_mode="livemax")

@@ -6,9 +6,10 @@ before it too: the fold-in may read an event after the user's next request, and 
 then judged against the list served last *before the event*, the one the user saw.
 
 - **hit rate** = hits / eligible events. An event is *eligible* when it is positive (weight >=
-  ``positive``) and its user was served a list by this worker at most ``horizon`` seconds before
-  the event (``served_at <= event_time <= served_at + horizon``); it is a *hit* when its item is
-  in that list, whether or not the app echoed the ``recommendation_id``. The *rank* of a hit is
+  ``positive``, and never negative feedback: a dislike of a listed item is no hit) and its
+  user was served a list by this worker at most ``horizon`` seconds before the event
+  (``served_at <= event_time <= served_at + horizon``); it is a *hit* when its item is in that
+  list, whether or not the app echoed the ``recommendation_id``. The *rank* of a hit is
   the item's 1-based position in the list. With a list served right before every event this is
   the prequential recall@k of `streamrec.evaluation` (docs/evaluation.md), computed by the same
   `hit_rank`.
@@ -112,7 +113,8 @@ class OnlineTracker:
     max_users : int
         LRU bound: the least recently served user is evicted past it (``evicted`` counts).
     positive : float or None
-        Events with a smaller weight are ignored; None: every accepted event is positive.
+        Events with a smaller weight are ignored; None: every accepted event with a positive
+        weight is (negative feedback never is).
     bucket_seconds, buckets : float, int
         The sliding windows: ``buckets`` buckets of ``bucket_seconds`` each.
     max_versions : int
@@ -205,8 +207,8 @@ class OnlineTracker:
     def observe(self, user: str, item: str, weight: float, rid: str | None,
                 event_time: float, now: float) -> int | None:
         """Judge one event; return the hit rank, or None (miss, not eligible, not positive)."""
-        if self.positive is not None and weight < self.positive:
-            return None
+        if weight <= 0 or (self.positive is not None and weight < self.positive):
+            return None  # negative feedback is never a success (docs/feedback.md)
         with self._lock:
             if rid is not None and (version := self._version_of(rid)) is not None:
                 for t in self._tally(version, now):

@@ -51,6 +51,7 @@ class Holder:
     def __init__(self) -> None:
         self._served: Served | None = None
         self._listeners: list[Callable[[Served], None]] = []
+        self._preparers: list[Callable[[Served], None]] = []
 
     def current(self) -> Served | None:
         return self._served  # one attribute read: atomic under the GIL
@@ -58,7 +59,13 @@ class Holder:
     def on_swap(self, listener: Callable[[Served], None]) -> None:
         self._listeners.append(listener)
 
+    def before_swap(self, preparer: Callable[[Served], None]) -> None:
+        """Run ``preparer`` on each new snapshot before any request can see it."""
+        self._preparers.append(preparer)
+
     def swap(self, served: Served) -> None:
+        for preparer in self._preparers:
+            preparer(served)
         self._served = served
         for listener in self._listeners:
             listener(served)

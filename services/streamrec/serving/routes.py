@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
 
+from streamrec import __version__
 from streamrec.adapters.source import EventSink, SourceUnavailable
 from streamrec.core.codec import check_id
-from streamrec.core.events import InvalidEvent, serialize_event
+from streamrec.core.events import InvalidEvent
 from streamrec.core.itemfilter import ItemFilter, Restriction, parse_filter
 from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
 
@@ -105,8 +106,10 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                            request.args.get("category_mode"))
 
     def restriction(s: Served, flt: ItemFilter | None) -> Restriction:
-        """Hidden and expired items out, always; the category filter when asked for."""
-        return svc.items.restrict(s.snapshot.model.item_ids, flt, time.time())
+        """Hidden, expired and erased items (serving/forgotten.py) out, always; the category
+        filter when asked for."""
+        return svc.items.restrict(s.snapshot.model.item_ids, flt, time.time(),
+                                  svc.forgotten.items)
 
     def with_fresh_seen(user: str, kw: dict[str, Any]) -> dict[str, Any]:
         """Seen stays seen: fresh items the fold-in history bound dropped are excluded too."""
@@ -114,6 +117,12 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         if beyond:
             kw = {**kw, "exclude": [*(kw["exclude"] or ()), *beyond]}
         return kw
+
+    def check_item(item: str) -> str:
+        item = _id(item, "item")
+        if item in svc.forgotten.items:
+            raise ApiError(404, "unknown_item", f"item {item!r} was erased")
+        return item
 
     def recommend_user(user: str, allowed: tuple[str, ...]) -> Response:
         check_keys(request.args, allowed)
@@ -188,7 +197,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     @app.get("/items/<item>/similar")
     def similar(item: str) -> Response:
         check_keys(request.args, ("n", "exclude", *FILTER_KEYS))
-        item = _id(item, "item")
+        item = check_item(item)
         n, exclude = parse_n(request.args.get("n")), parse_list(request.args.get("exclude"),
                                                                 "exclude")
         flt = query_filter()
@@ -206,9 +215,10 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         check_keys(request.args, ())
         user = _id(user, "user")
         s = served()
-        fresh = svc.fresh.pairs(user)
+        erased = svc.forgotten.items
+        fresh = [(i, w) for i, w in svc.fresh.pairs(user) if i not in erased]
         try:
-            known = s.snapshot.model.known_items(user)
+            known = [(i, w) for i, w in s.snapshot.model.known_items(user) if i not in erased]
         except UnknownUser as e:
             if not fresh:
                 raise ApiError(404, "unknown_user", str(e)) from None
@@ -231,7 +241,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     @app.get("/users/<user>/because/<item>")
     def because(user: str, item: str) -> Response:
         check_keys(request.args, ("n",))
-        user, item = _id(user, "user"), _id(item, "item")
+        user, item = _id(user, "user"), check_item(item)
         n = parse_n(request.args.get("n"), default=5)
         s = served()
         extra = svc.fresh.timed(user)
@@ -241,7 +251,9 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             raise ApiError(404, "unknown_item", str(e)) from None
         except UnknownUser as e:
             raise ApiError(404, "unknown_user", str(e)) from None
-        return jsonify(user=user, item=item, items=[{"item": i, "score": c} for i, c in why],
+        erased = svc.forgotten.items
+        return jsonify(user=user, item=item,
+                       items=[{"item": i, "score": c} for i, c in why if i not in erased],
                        model_version=s.version, fresh_events=len(extra))
 
     @app.get("/model")
@@ -266,18 +278,21 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
         try:
             check_keys(request.args, ())
-            events = parse_interactions(read_json(request.get_data(cache=True)), time.time())
+            events = parse_interactions(read_json(request.get_data(cache=True)), time.time(),
+                                        svc.config.feedback)
         except ApiError:
             metrics.INGESTED.labels("invalid").inc()
             raise
+        # As posted: consumers apply their own feedback table to a JSON event's type.
         produce_acknowledged(svc.sink, svc.config.topic,
-                             [(serialize_event(e, "json"), e.user) for e in events], "events")
+                             [(raw, e.user) for e, raw in events], "events")
         metrics.INGESTED.labels("produced").inc(len(events))
         return jsonify(accepted=len(events), topic=svc.config.topic), 202
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return jsonify(status="ok")
+        # The version tells which build a replica runs (a rollout half-way, a stale pod).
+        return jsonify(status="ok", version=__version__)
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:

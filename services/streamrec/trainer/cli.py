@@ -31,9 +31,9 @@ __all__ = ["add_arguments", "run"]
 log = logging.getLogger("streamrec.trainer")
 
 CONFIG_NAMES = (
-    "bootstrap_servers", "topic", "group", "format", "min_weight", "dlq_topic", "notify_topic",
-    "items_topic", "kafka_security_protocol", "kafka_sasl_mechanism", "from_beginning",
-    "window_size",
+    "bootstrap_servers", "topic", "group", "format", "min_weight", "feedback_weights",
+    "dlq_topic", "notify_topic", "items_topic", "kafka_security_protocol",
+    "kafka_sasl_mechanism", "from_beginning", "window_size",
     "retrain_every", "retrain_interval", "decay_half_life", "factors", "regularization",
     "iterations", "alpha", "use_gpu", "fit_threads", "metrics_port", "store", "s3_endpoint",
     "keep", *SCORING_NAMES,

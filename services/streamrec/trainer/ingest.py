@@ -8,12 +8,13 @@ where it came from), or the ``filtered`` count (valid, but below ``min_weight``)
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from streamrec.adapters.source import SourceMessage
 from streamrec.core.catalog import InvalidItem, ItemRecord, parse_record_bytes
 from streamrec.core.domains import arrival_times
+from streamrec.core.erasure import Erasure
 from streamrec.core.events import Event, InvalidEvent, parse_batch
 
 __all__ = ["Ingested", "dead_letter_headers", "ingest", "ingest_items"]
@@ -21,26 +22,33 @@ __all__ = ["Ingested", "dead_letter_headers", "ingest", "ingest_items"]
 
 @dataclass(slots=True)
 class Ingested:
-    """One batch, split: ``events`` in offset order, ``dead`` letters, ``filtered`` count."""
+    """One batch, split: ``events`` in offset order, ``dead`` letters, ``filtered`` count, and
+    the control records: ``erasures`` (``core/erasure.py``) and how many were ``redacted``."""
 
     events: list[Event] = field(default_factory=list)
     dead: list[tuple[SourceMessage, InvalidEvent]] = field(default_factory=list)
     filtered: int = 0
+    erasures: list[Erasure] = field(default_factory=list)
+    redacted: int = 0
 
 
 def ingest(messages: Sequence[SourceMessage], fmt: str = "auto",
-           min_weight: float | None = None, now: float | None = None) -> Ingested:
+           min_weight: float | None = None, now: float | None = None,
+           weights: Mapping[str, float] | None = None) -> Ingested:
     """Parse ``messages``; the arrival time (the Kafka timestamp, never after ``now``, the
     consumer's clock in unix seconds) is the default ``ts`` of each event and the bound of
-    its own (see `streamrec.core.domains`)."""
+    its own (see `streamrec.core.domains`). ``weights`` is the feedback table."""
     values: list[bytes] = [m.value for m in messages]  # type: ignore[misc]  # None: tombstone
     arrivals = arrival_times([m.timestamp for m in messages],
                              time.time() if now is None else now)
-    parsed = parse_batch(values, fmt=fmt, min_weight=min_weight, default_ts=arrivals)
+    parsed = parse_batch(values, fmt=fmt, min_weight=min_weight, default_ts=arrivals,
+                         weights=weights)
     return Ingested(
         events=parsed.events,
         dead=[(messages[i], err) for i, err in parsed.rejected],
         filtered=parsed.filtered,
+        erasures=[e for _, e in parsed.erasures],
+        redacted=len(parsed.redacted),
     )
 
 

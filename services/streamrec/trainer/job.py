@@ -31,6 +31,7 @@ from streamrec.adapters.storebase import (
 )
 from streamrec.config import Config
 from streamrec.core.blend import equip
+from streamrec.core.erasure import Tombstones
 from streamrec.core.model import fit
 from streamrec.core.modeltypes import FitFailed
 from streamrec.core.snapshot import write_snapshot
@@ -59,6 +60,7 @@ class JobOutcome:
     recovered_from: str | None = None
     training: TrainingStatus | None = None
     record: dict[str, object] = field(default_factory=dict)
+    prune_all: bool = False
 
 
 @dataclass
@@ -76,9 +78,14 @@ class FitJob:
     new_events: int
     training: TrainingStatus = field(default_factory=TrainingStatus)
     catalog: bytes | None = None  # the item catalogue with its offsets (Catalogue.to_bytes)
+    #: Erased ids, written into the snapshot (core/erasure.py).
+    tombstones: Tombstones = field(default_factory=Tombstones)
+    #: This snapshot is the first to reflect an erasure: once it is published, every older
+    #: version (which may still hold the erased data) is deleted, not just those beyond keep.
+    prune_all: bool = False
 
     def run(self) -> JobOutcome:
-        out = JobOutcome(self.version, self.offsets)
+        out = JobOutcome(self.version, self.offsets, prune_all=self.prune_all)
         tmp: Path | None = None
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +145,7 @@ class FitJob:
         # the upload), so fsyncing it here would only add to every retrain.
         write_snapshot(snapshot_dir, model, self.contents, self.offsets, self.version,
                        extra_meta={"new_events": self.new_events}, sync=False,
-                       catalog=self.catalog)
+                       catalog=self.catalog, tombstones=self.tombstones)
         if self.sink is not None:
             # Dead letters for messages this snapshot covers must be durable before it is.
             self.sink.flush(30.0)
@@ -146,11 +153,7 @@ class FitJob:
             out.abandoned = True
             return
         out.published, out.reason = True, None
-        try:
-            pruned = self.store.prune(self.config.keep)
-        except StoreError as e:
-            log.warning("pruning old snapshots failed (%s); will prune next time", e)
-            pruned = []
+        pruned = self._prune()
         self._notify()
         out.record = {
             "event": "retrain",
@@ -166,6 +169,27 @@ class FitJob:
             "pruned": pruned,
         }
         log.info("%s", json.dumps(out.record))
+
+    def _prune(self) -> list[str]:
+        """Keep ``config.keep`` versions; after an erasure keep only this one, retrying until
+        done (the erasure's bound on stored snapshots, docs/feedback.md)."""
+        attempt = 0
+        while True:
+            try:
+                pruned = self.store.prune(1 if self.prune_all else self.config.keep)
+                if self.prune_all:
+                    self.metrics.erasure_prunes.inc(len(pruned))
+                return pruned
+            except StoreError as e:
+                if not self.prune_all:
+                    log.warning("pruning old snapshots failed (%s); will prune next time", e)
+                    return []
+                delay = backoff(attempt)
+                attempt += 1
+                log.warning("pruning snapshots older than erasure failed (%s); retry in %.1f s",
+                            e, delay)
+                if self.stop.wait(delay):
+                    return []
 
     def _publish(self, snapshot_dir: Path) -> bool:
         attempt = 0

@@ -83,6 +83,16 @@ class TrainerMetrics:
         self.upload_failures = Counter("streamrec_trainer_upload_failures",
                                        "Snapshot uploads that failed and were retried.",
                                        registry=r)
+        # Forgetting (core/erasure.py, docs/feedback.md).
+        self.erasures = Counter("streamrec_trainer_erasures",
+                                "Erasure records applied, by kind (user or item).", ["kind"],
+                                registry=r)
+        self.erased_events = Counter("streamrec_trainer_erased_events",
+                                     "Events dropped for an erasure: removed from the window, "
+                                     "or read after it and refused.", registry=r)
+        self.erasure_prunes = Counter("streamrec_trainer_erasure_pruned_snapshots",
+                                      "Stored snapshot versions deleted because an erasure "
+                                      "made them stale.", registry=r)
         self.last_step = time.monotonic()
         self._reasons: set[str] = set()  # reasons seen: a handful of codes, never free text
 

@@ -51,6 +51,8 @@ class RetrainPolicy:
         self._taken = 0  # events the running fit took
         self._since = clock()  # when the last fit started (or the policy was made)
         self._hold_until = float("-inf")  # after a failure, no new fit before this time
+        self.urgent = False  # an erasure: retrain now, whatever the count or interval
+        self._took_urgent = False
 
     def on_events(self, count: int) -> None:
         """Record ``count`` new events added to the window."""
@@ -58,9 +60,14 @@ class RetrainPolicy:
             raise ValueError(f"count must be >= 0, got {count}")
         self.pending += count
 
+    def hurry(self) -> None:
+        """Make a retrain due at once (an erasure: the next snapshot must leave the user out,
+        and it bounds how long older snapshots keep them, docs/feedback.md)."""
+        self.urgent = True
+
     def due(self) -> bool:
         """A retrain is owed (whether or not a fit is running now)."""
-        if self.pending >= self.every:
+        if self.urgent or self.pending >= self.every:
             return True
         return self.pending > 0 and self._clock() - self._since >= self.interval
 
@@ -85,6 +92,7 @@ class RetrainPolicy:
         if triggers > 1:
             self.coalesced += triggers - 1
         self._taken, self.pending = self.pending, 0
+        self._took_urgent, self.urgent = self.urgent, False
         self._since = self._clock()
         self.fitting = True
         self.started += 1
@@ -97,6 +105,7 @@ class RetrainPolicy:
             raise RuntimeError("no fit is running")
         if not ok:
             self.pending += self._taken
+            self.urgent = self.urgent or self._took_urgent
             self._hold_until = self._clock() + retry_after
         self._taken = 0
         self.fitting = False

@@ -28,6 +28,7 @@ from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreUnavailable, VersionNotFound
 from streamrec.config import Config
 from streamrec.core.catalog import Catalogue
+from streamrec.core.erasure import Tombstones
 from streamrec.core.manifest import SnapshotError
 from streamrec.core.snapshot import Snapshot, read_snapshot
 from streamrec.core.window import SlidingWindow
@@ -64,6 +65,7 @@ class ResumePoint:
     #: beginning of the items topic).
     catalog: Catalogue = field(default_factory=Catalogue)
     item_offsets: dict[int, int] = field(default_factory=dict)
+    tombstones: Tombstones = field(default_factory=Tombstones)  # erased ids (core/erasure.py)
 
 
 def retry(what: str, call: Callable[[], T], stop: threading.Event,
@@ -125,7 +127,7 @@ def resume(config: Config, source: EventSource, store: SnapshotStore, workdir: P
     if loaded is not None:
         version, window, offsets, snap = loaded
         point = ResumePoint(window, offsets, version, last_version, "snapshot", snap.catalog,
-                            snap.item_offsets)
+                            snap.item_offsets, snap.tombstones)
     else:
         offsets, how = _start_without_snapshot(config, source, stop)
         point = ResumePoint(SlidingWindow(config.window_size, config.decay_half_life),

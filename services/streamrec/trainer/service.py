@@ -21,6 +21,7 @@ from streamrec.adapters.source import EventSink, EventSource, SourceMessage, Sou
 from streamrec.adapters.storebase import SnapshotStore, StoreError, TrainingReports
 from streamrec.config import Config
 from streamrec.core.catalog import Catalogue
+from streamrec.core.erasure import Tombstones
 from streamrec.core.events import InvalidEvent
 from streamrec.core.manifest import next_version
 from streamrec.core.trainingstatus import TrainingStatus
@@ -75,6 +76,12 @@ class Trainer:
         self.metrics = metrics or TrainerMetrics()
         self.policy = RetrainPolicy(config.retrain_every, config.retrain_interval, clock)
         self.window = SlidingWindow(config.window_size, config.decay_half_life)
+        #: Erased users and items (core/erasure.py): applied to every batch and the window,
+        #: written into every snapshot, restored on resume.
+        self.tombstones = Tombstones()
+        #: An erasure no published snapshot reflects yet: the next publish prunes every
+        #: older version (docs/feedback.md, "Forgetting").
+        self._erased_unpublished = False
         self.positions: dict[int, int] = {}
         self.version: str | None = None  # last snapshot resumed from or published
         self.published: list[str] = []  # versions published by this trainer, in order
@@ -104,6 +111,7 @@ class Trainer:
             self.positions = dict(point.offsets)
             self.catalog = point.catalog
             self.item_positions = dict(point.item_offsets)
+            self.tombstones = point.tombstones.copy()
         if self.items is not None:
             items = self.items
 
@@ -177,16 +185,35 @@ class Trainer:
         return len(messages)
 
     def _take(self, messages: list[SourceMessage]) -> None:
-        batch = ingest(messages, self.config.format, self.config.min_weight)
+        batch = ingest(messages, self.config.format, self.config.min_weight,
+                       weights=self.config.feedback)
         self._dead_letter(batch.dead, None)
         positions = self.source.positions()
         with self._lock:
-            self.window.extend(batch.events)
+            fresh = Tombstones.of(e for e in batch.erasures if self.tombstones.add(e))
+            # Erasures first: an erased user's event later in this batch but dated before the
+            # erasure is erased too (core/erasure.py has the rule).
+            kept = [e for e in batch.events
+                    if not self.tombstones.erased(e.user, e.item, e.ts)] \
+                if len(self.tombstones) else batch.events
+            self.window.extend(kept)
+            removed = self.window.erase(fresh) if len(fresh) else 0
+            for item in fresh.items:  # an erased item's catalogue record goes too
+                self.catalog.remove(item)
             self.positions = positions
             size = len(self.window)
-        self.policy.on_events(len(batch.events))
+            if len(fresh):
+                self._erased_unpublished = True
+        if len(fresh):
+            self.policy.hurry()
+            for erasure in batch.erasures:
+                self.metrics.erasures.labels(erasure.kind).inc()
+            log.info("erased %d users and %d items: %d events left the window",
+                     len(fresh.users), len(fresh.items), removed)
+        self.metrics.erased_events.inc(removed + len(batch.events) - len(kept))
+        self.policy.on_events(len(kept))
         self.metrics.consumed.inc(len(messages))
-        self.metrics.accepted.inc(len(batch.events))
+        self.metrics.accepted.inc(len(kept))
         self.metrics.filtered.inc(batch.filtered)
         self.metrics.window_size.set(size)
 
@@ -217,7 +244,8 @@ class Trainer:
         positions = items.positions()
         with self._lock:
             for r in records:
-                self.catalog.upsert(r)
+                if r.item not in self.tombstones.items:  # erased for good: never back
+                    self.catalog.upsert(r)
             self.item_positions = positions
             size = len(self.catalog)
         self.metrics.items.inc(len(records))
@@ -233,10 +261,12 @@ class Trainer:
             matrix = self.window.build()
             contents = self.window.contents()
             offsets = dict(self.positions)
+            tombstones = self.tombstones.copy()
+            prune_all, self._erased_unpublished = self._erased_unpublished, False
             catalog = self.catalog.to_bytes(self.item_positions)
         job = FitJob(self.config, self.store, self.sink, self.metrics, self._stop, self.workdir,
                      matrix, contents, offsets, next_version(self._last_version), new_events,
-                     self.training, catalog)
+                     self.training, catalog, tombstones, prune_all)
         self._outcome = None
 
         def work() -> None:
@@ -257,7 +287,14 @@ class Trainer:
         if outcome is not None and outcome.training is not None:
             self.training = outcome.training
         if outcome is None or not outcome.published:
+            if outcome is None or outcome.prune_all:
+                with self._lock:  # the next publish must still prune the older versions
+                    self._erased_unpublished = True
             self.policy.finish(ok=False, retry_after=_FIT_RETRY_S)
+            if outcome is not None and outcome.reason == "empty_window":
+                # An erasure that emptied the window: nothing to fit until events come (then
+                # that publish prunes); no retry every 30 s meanwhile.
+                self.policy.urgent = False
             return
         self.policy.finish(ok=True)
         self.version = self._last_version = outcome.version
