@@ -899,7 +899,8 @@ def test_the_streamrec_operator_command_serves_liveness_and_reconciles(
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     assert code == 0, log.read_text()
-    assert "children reconciled: 6 created" in log.read_text()
+    # six children and the generated write-token Secret (the example's Ingress exposes writes)
+    assert "children reconciled: 7 created" in log.read_text()
 
 
 def test_kubectl_shows_the_printer_columns(kube: Any, crd: None) -> None:
