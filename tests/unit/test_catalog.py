@@ -73,6 +73,10 @@ def test_missing_fields_take_their_defaults_and_the_url_id_is_used() -> None:
     ({"item": "a", "categories": ["a,b"]}, "bad_category"),
     ({"item": "a", "categories": ["x\n"]}, "bad_category"),
     ({"item": "a", "categories": [1]}, "bad_category"),
+    ({"item": "a", "categories": [" "]}, "bad_category"),  # category= could never match these
+    ({"item": "a", "categories": [" Drama"]}, "bad_category"),
+    ({"item": "a", "categories": ["Drama\u3000"]}, "bad_category"),
+    ({"item": " "}, "bad_id"),
     ({"item": "a", "categories": ["c"] * (MAX_CATEGORIES + 1)}, "bad_category"),
     ({"item": "a", "labels": []}, "malformed"),
     ({"item": "a", "labels": {"k": 1}}, "bad_label"),

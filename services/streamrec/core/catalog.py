@@ -58,8 +58,8 @@ ITEM_REASONS: dict[str, str] = {
     "id_too_long": f"the item id is longer than {MAX_ID_BYTES} bytes of UTF-8",
     "control_char": "the item id contains a control character",
     "bad_category": f"a category is empty, longer than {MAX_TEXT_BYTES} bytes, contains a comma "
-                    "or a control character, or there are more than "
-                    f"{MAX_CATEGORIES}",
+                    "or a control character, starts or ends with whitespace, or there are more "
+                    f"than {MAX_CATEGORIES}",
     "bad_label": f"a label key or value is not a string of at most {MAX_TEXT_BYTES} bytes, or "
                  f"there are more than {MAX_LABELS}",
     "bad_title": f"the title is not a string of at most {MAX_TEXT_BYTES} bytes",
@@ -122,6 +122,9 @@ def _categories(raw: object) -> tuple[str, ...]:
         if "," in text or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
             raise InvalidItem("bad_category",
                               f"category {text!r:.80} contains a comma or a control character")
+        if text != text.strip():  # category= strips its names: " Drama" could never match
+            raise InvalidItem("bad_category", f"category {text!r:.80} starts or ends with "
+                                              "whitespace (or is only whitespace)")
         out.append(text)
     return tuple(dict.fromkeys(out))  # repeats collapse, order kept
 
