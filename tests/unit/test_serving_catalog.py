@@ -164,6 +164,22 @@ def test_an_unknown_category_is_an_empty_list_not_an_error(world: World) -> None
         assert world.listed(f"{url}category=Nope") in ([[]], [[], []])
 
 
+@pytest.mark.parametrize("category", [",", "%20", "even,,odd", "even,", "even,%20"])
+def test_an_empty_category_name_is_a_400_not_an_unfiltered_list(world: World,
+                                                                 category: str) -> None:
+    for url in LIST_ROUTES:
+        body = world.get(f"{url}category={category}", 400)
+        assert body["error"] in ("bad_parameter", "bad_id") and "category" in body["message"]
+
+
+@pytest.mark.parametrize("category", ["", [""], [], "even,,odd", ["even", " "]])
+def test_an_empty_category_in_a_session_body_is_a_400_not_an_unfiltered_list(
+        world: World, category: object) -> None:
+    r = world.client.post("/recommendations", json={"items": ["i1"], "category": category})
+    assert r.status_code == 400, r.get_json()
+    assert "category" in r.get_json()["message"]
+
+
 def test_a_bad_category_mode_is_a_400(world: World) -> None:
     body = world.get("/popular?category=even&category_mode=some", 400)
     assert body["error"] == "bad_parameter" and "category_mode" in body["message"]

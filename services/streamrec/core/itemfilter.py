@@ -199,9 +199,14 @@ class CatalogueIndex:
 def parse_filter(categories: Sequence[str], mode: str | None) -> ItemFilter:
     """An :class:`ItemFilter` from request values (``categories`` may hold comma lists).
 
-    Raises ``ValueError`` naming the problem (too many categories, a bad mode)."""
-    names = tuple(dict.fromkeys(c.strip() for raw in categories for c in raw.split(",")
-                                if c.strip()))
+    Names are stripped of surrounding whitespace (records cannot have any, ``catalog.py``).
+    Raises ``ValueError`` naming the problem (an empty name, as in ``a,,b`` or ``[""]``: a
+    filter silently dropped would answer unfiltered; too many categories; a bad mode)."""
+    split = [c.strip() for raw in categories for c in raw.split(",")]
+    if "" in split:
+        raise ValueError(f"category has an empty name (entry {split.index('') + 1} of "
+                         f"{len(split)}); give non-empty names")
+    names = tuple(dict.fromkeys(split))
     if len(names) > MAX_FILTER_CATEGORIES:
         raise ValueError(f"at most {MAX_FILTER_CATEGORIES} categories, got {len(names)}")
     chosen = "any" if mode is None or mode == "" else mode
