@@ -264,6 +264,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             "reason": training["reason"], "message": training.get("message"),
             "at": training.get("last_failure_at"), "failing": not training.get("ok", True)}
         return jsonify(version=m.version, created_at=m.created_at,
+                       created_at_unix=m.created_at_unix,
                        age_seconds=max(0.0, time.time() - m.created_at_unix),
                        loaded_at=s.loaded_at, sizes=m.sizes, params=m.params, fit=m.fit,
                        last_fit_error=last_error, training=training,

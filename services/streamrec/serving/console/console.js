@@ -94,7 +94,7 @@ function renderModel(model, stats) {
   const rows = [...stats.models].reverse().map((m) => {
     const sizes = m.sizes || {};
     const cap = (m.window || {}).capacity;
-    return row([m.version, when(m.created_at), num((m.fit || {}).seconds, 2),
+    return row([m.version, when(m.created_at_unix), num((m.fit || {}).seconds, 2),
       cap ? `${sizes.window} of ${cap}` : (sizes.window ?? "–"), sizes.users ?? "–", sizes.items ?? "–"]);
   });
   fill("history", rows);
