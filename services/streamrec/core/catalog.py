@@ -35,6 +35,7 @@ __all__ = [
     "Catalogue",
     "InvalidItem",
     "ItemRecord",
+    "encode_record",
     "parse_record",
     "parse_record_bytes",
 ]
@@ -187,6 +188,18 @@ def parse_record(obj: object, item: str | None = None) -> ItemRecord:
         expires_at=_expires(obj.get("expires_at")),
         title=None if title is None else _text(title, "bad_title", "title"),
     )
+
+
+def encode_record(record: ItemRecord) -> bytes:
+    """``record`` as the items topic's message value: compact UTF-8 JSON that
+    :func:`parse_record_bytes` reads back. Raises :class:`InvalidItem` ``too_large`` when it
+    is over ``MAX_EVENT_BYTES`` (64 KiB), which every reader of the topic would refuse: 64
+    categories and 64 labels of 512 bytes each fit the other rules but not this one."""
+    value = json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+    if len(value) > MAX_EVENT_BYTES:
+        raise InvalidItem("too_large", f"the record is {len(value)} bytes as JSON; the limit is "
+                                       f"{MAX_EVENT_BYTES}")
+    return value
 
 
 def parse_record_bytes(value: bytes | None) -> ItemRecord:
