@@ -302,3 +302,21 @@ def test_an_erased_item_leaves_the_catalogue_and_cannot_be_put_back(world: World
     assert world.tick()
     assert world.get("/items/i5")["item"] == "i5"
     assert world.get("/items/i3", 404)["error"] == "unknown_item"
+
+
+def test_ids_holding_a_slash_can_be_read_put_and_erased_through_the_path(world: World):
+    from streamrec.core.catalog import parse_record
+
+    world.client.post("/interactions", json={"user": "org/u9", "item": "i1", "weight": 5})
+    world.fold()
+    assert world.get("/recommendations?user=org%2Fu9")["fresh_events"] == 1
+    r = world.client.delete("/users/org%2Fu9")  # the server decodes %2F before routing
+    assert r.status_code == 202 and r.get_json()["id"] == "org/u9"
+    assert world.get("/recommendations?user=org%2Fu9")["fresh_events"] == 0
+
+    world.service.catalogue.upsert(parse_record({"item": "sku/7", "title": "T"}))
+    assert world.get("/items/sku%2F7")["title"] == "T"
+    assert world.client.put("/items/sku%2F7", json={"item": "sku/7"}).status_code == 202
+    assert world.client.delete("/items/sku%2F7").get_json()["id"] == "sku/7"
+    assert world.get("/items/sku%2F7", 404)["error"] == "unknown_item"
+    assert world.get("/items/i2/similar?n=2")["item"] == "i2"  # still its own route

@@ -84,10 +84,12 @@ def register_erase_routes(app: Flask, svc: Service) -> None:
         return jsonify(erased=kind, id=ident, at=erasure.at, topic=topic,
                        redacted=redacted), 202
 
-    @app.delete("/users/<user>")
+    # <path:>: an id may hold "/" (sent as %2F, which the server decodes before routing), and
+    # every id must be erasable; no other DELETE route lies beneath these two.
+    @app.delete("/users/<path:user>")
     def delete_user(user: str) -> tuple[Response, int]:
         return erase("user", user)
 
-    @app.delete("/items/<item>")
+    @app.delete("/items/<path:item>")
     def delete_item(item: str) -> tuple[Response, int]:
         return erase("item", item)

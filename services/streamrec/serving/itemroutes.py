@@ -53,7 +53,9 @@ def register_item_routes(app: Flask, svc: Service) -> None:
         metrics.ITEMS_PRODUCED.labels("produced").inc(len(records))
         return jsonify(accepted=len(records), topic=topic), 202
 
-    @app.get("/items/<item>")
+    # <path:>: an item id may hold "/" (sent as %2F); the more specific
+    # /items/<item>/similar is matched first, so only "x/similar" ids are shadowed for GET.
+    @app.get("/items/<path:item>")
     def get_item(item: str) -> Response:
         check_keys(request.args, ())
         item = _id(item, "item")
@@ -65,7 +67,7 @@ def register_item_routes(app: Flask, svc: Service) -> None:
             raise ApiError(404, "unknown_item", f"no record for item {item!r}")
         return jsonify(record.to_dict())
 
-    @app.put("/items/<item>")
+    @app.put("/items/<path:item>")
     def put_item(item: str) -> tuple[Response, int]:
         require_bearer(svc.config.ingest_token)
         check_keys(request.args, ())
