@@ -320,3 +320,16 @@ def test_ids_holding_a_slash_can_be_read_put_and_erased_through_the_path(world: 
     assert world.client.delete("/items/sku%2F7").get_json()["id"] == "sku/7"
     assert world.get("/items/sku%2F7", 404)["error"] == "unknown_item"
     assert world.get("/items/i2/similar?n=2")["item"] == "i2"  # still its own route
+
+
+@pytest.mark.parametrize(("method", "url", "allow"), [
+    ("DELETE", "/users/u0/recommendations", "GET"), ("DELETE", "/users/u0/items", "GET"),
+    ("DELETE", "/items/i2/similar", "GET"), ("PUT", "/items/i2/similar", "GET"),
+    ("DELETE", "/users/u0/because/i2", "GET"),
+])
+def test_a_slash_id_never_swallows_a_path_another_route_owns(world: World, method: str,
+                                                             url: str, allow: str):
+    r = world.client.open(url, method=method, json={})
+    assert r.status_code == 405 and r.get_json()["error"] == "method_not_allowed"
+    assert allow in r.headers["Allow"]
+    assert world.get("/users/u0/recommendations")["fallback"] is None  # u0 was not erased

@@ -26,7 +26,7 @@ from streamrec.core.events import Event, InvalidEvent
 
 from . import metrics
 from .errors import ApiError, check_keys
-from .routes import produce_acknowledged, require_bearer
+from .routes import produce_acknowledged, refuse_other_routes_paths, require_bearer
 
 if TYPE_CHECKING:
     from .app import Service
@@ -56,6 +56,7 @@ def erased_by(erasure: Erasure, fmt: str) -> Callable[[SourceMessage], bool]:
 
 def register_erase_routes(app: Flask, svc: Service) -> None:
     def erase(kind: str, ident: str) -> tuple[Response, int]:
+        refuse_other_routes_paths(app)
         try:
             require_bearer(svc.config.ingest_token)
             check_keys(request.args, ())

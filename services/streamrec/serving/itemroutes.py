@@ -19,7 +19,7 @@ from streamrec.core.catalog import InvalidItem, ItemRecord, encode_record, parse
 from . import metrics
 from .bodies import read_json
 from .errors import ApiError, check_keys
-from .routes import _id, produce_acknowledged, require_bearer
+from .routes import _id, produce_acknowledged, refuse_other_routes_paths, require_bearer
 
 if TYPE_CHECKING:
     from .app import Service
@@ -69,6 +69,7 @@ def register_item_routes(app: Flask, svc: Service) -> None:
 
     @app.put("/items/<path:item>")
     def put_item(item: str) -> tuple[Response, int]:
+        refuse_other_routes_paths(app)
         require_bearer(svc.config.ingest_token)
         check_keys(request.args, ())
         item = _id(item, "item")
