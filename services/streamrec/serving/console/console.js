@@ -214,12 +214,16 @@ async function click(user, item, rid) {
   setText("write-result", r.ok ? `recorded ${user} → ${item}` : `${r.status}: ${body.message || ""}`);
 }
 
+// What a person typed ("50, 51,") as the API's comma list ("50,51"): the API refuses empty
+// entries (a dropped one could silently change the request), a form should just tidy them.
+function idList(text) { return text.split(",").map(s => s.trim()).filter(Boolean).join(","); }
+
 async function exploreUser(ev) {
   ev.preventDefault();
   const f = new FormData(ev.target);
   const user = f.get("user").trim();
   const params = { n: f.get("n"), exclude_seen: f.get("exclude_seen") ? "true" : "false",
-    items: f.get("items").trim(), exclude: f.get("exclude").trim() };
+    items: idList(f.get("items")), exclude: idList(f.get("exclude")) };
   const meta = document.getElementById("user-meta");
   try {
     const recs = await getJSON(`users/${encodeURIComponent(user)}/recommendations`, params);
