@@ -242,6 +242,11 @@ def test_bad_deletions_get_clear_errors(tmp_path: Path, model: Model):
     assert ok.status_code == 202
     bad = w.client.delete("/users/a%01b", headers={"Authorization": "Bearer s3cret"})
     assert bad.status_code == 400 and bad.get_json()["error"] == "bad_id"
+    for blank in ("/users/%20", "/items/%20%20"):  # a whitespace-only id is no id
+        bad = w.client.delete(blank, headers={"Authorization": "Bearer s3cret"})
+        assert bad.status_code == 400 and bad.get_json()["error"] == "bad_id"
+    wrong = w.client.delete("/items/i1", headers={"Authorization": "Bearer s3cre"})
+    assert wrong.status_code == 401 and "Bearer" in wrong.headers["WWW-Authenticate"]
     q = w.client.delete("/items/i1?now=1", headers={"Authorization": "Bearer s3cret"})
     assert q.status_code == 400
     unknown = w.client.post("/interactions", json={"user": "u0", "item": "i1", "type": "wow"},
