@@ -189,12 +189,12 @@ def convergence_report(cluster: Cluster, names: list[str], log: str) -> str:
 
 # Was quarantined to `make test-slow` (failed 2 of 4 full runs: one resource not Ready within
 # 240 s of the restart; never caught with diagnostics). Two operator defects found since are the
-# likely cause: every start spent ~75 s
-# retrying a namespace listing the RBAC forbids (kopf's scanning, now off with --namespace), and
-# the status came from a kopf timer, which also put a finalizer on every resource (now an
-# operator task over a kopf index, operator/refresher.py). With them fixed the operator starts
-# at once, so the kill moment is taken from the operator's log (above) rather than from listing
-# the children. Convergence now takes 3-5 s; a timeout prints convergence_report.
+# likely cause: every start spent ~75 s retrying a namespace listing the RBAC forbids (kopf's
+# scanning, now off with --namespace), and the status came from a kopf timer, which also put a
+# finalizer on every resource (now an operator task over a kopf index, operator/refresher.py).
+# With them fixed the operator starts at once, so the kill moment is taken from the operator's
+# log (above) rather than from listing the children. Convergence now takes 3-5 s; a timeout
+# prints convergence_report.
 def test_sigkill_mid_reconcile_then_restart_converges_without_duplicates_or_needless_writes(
     kube: Any,
     crd: None,
