@@ -14,6 +14,9 @@ KUBE_VERSION="1.36.3"
 ETCD_VERSION="3.6.16"
 KWOK_VERSION="0.8.0"
 HELM_VERSION="3.19.0"
+# skaffold (scripts/provision-skaffold.sh) and its schemas (scripts/provision-schemas.sh); the newest
+# version the Go module proxy serves.
+SKAFFOLD_VERSION="2.16.1"
 # The container registry server (github.com/distribution/distribution, `registry`).
 DISTRIBUTION_VERSION="3.1.2"
 # Cluster DNS of the real test node (scripts/provision-coredns.sh).

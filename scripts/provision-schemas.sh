@@ -12,7 +12,6 @@ need mvn "install Maven 3.9+"
 need go "install Go 1.24+ (https://go.dev/dl)"
 
 STRIMZI_VERSION="${STRIMZI_VERSION:-1.2.0}"
-SKAFFOLD_VERSION="${SKAFFOLD_VERSION:-2.16.1}"
 DIR="$STREAMREC_CACHE/schemas-strimzi$STRIMZI_VERSION-skaffold$SKAFFOLD_VERSION"
 lock schemas
 if [[ -f "$DIR/.done" ]]; then

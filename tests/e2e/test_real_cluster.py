@@ -31,6 +31,7 @@ from streamrec.data import movielens
 from tests.infra.kafka import KafkaBroker
 from tests.infra.minio import MinioServer
 from tests.infra.node import RealCluster
+from tests.support.kubepods import ready_pods
 from tests.support.trainerproc import latest_snapshot, read_topic, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,10 +46,6 @@ TRIALS = int(os.environ.get("STREAMREC_E2E_TRIALS", "30"))
 POD_READY_S = 600  # the first pull of the 515 MB image on a busy 2-core machine included
 # Setup pushes the image and starts the node; a step may wait for a first pull.
 pytestmark = pytest.mark.timeout(1800)
-
-
-def selector(labels: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in labels.items())
 
 
 def external_services(kafka: KafkaBroker, minio: MinioServer) -> str:
@@ -94,10 +91,7 @@ class Deployed:
         return out.stdout
 
     def ready_pods(self, labels: dict[str, str]) -> list[Any]:
-        return [p for p in self.core.list_namespaced_pod(NS, label_selector=selector(labels)).items
-                if p.metadata.deletion_timestamp is None and p.status.phase == "Running"
-                and any(c.type == "Ready" and c.status == "True"
-                        for c in p.status.conditions or [])]
+        return ready_pods(self.core, NS, labels)
 
     def wait_ready(
         self, labels: dict[str, str], count: int, seconds: float = POD_READY_S

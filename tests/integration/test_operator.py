@@ -825,8 +825,14 @@ def test_the_streamrec_operator_command_serves_liveness_and_reconciles(
                 return False
 
         wait_for("the liveness endpoint", alive, explain=log.read_text)
-        cluster.create_cr(example_cr(cluster.ns, "cli"))
+        cr = example_cr(cluster.ns, "cli")
+        # as an older operator left it (its status timer made kopf hold the resource)
+        cr["metadata"]["finalizers"] = ["operator.streamrec.io/finalizer"]
+        cluster.create_cr(cr)
         wait_for("Ready status", lambda: settled(cluster, "cli"), 180, log.read_text)
+        # nothing makes kopf hold the resource: it stays deletable without an operator
+        wait_for("kopf to drop the old finalizer", lambda: not (cluster.get(
+            "RecommenderService", "cli") or {})["metadata"].get("finalizers"), 60, log.read_text)
         cluster.delete_cr("cli")
         wait_for("the CR to be gone", lambda: cluster.get("RecommenderService", "cli") is None)
     finally:

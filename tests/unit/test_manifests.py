@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import tomllib
 import yaml
 
 from streamrec.operator.builders import build_children
@@ -402,6 +404,16 @@ def test_dockerignore_sends_only_pyproject_and_services() -> None:
     assert {"!pyproject.toml", "!services/"} <= set(lines)
 
 
+def assert_values_exist(release: dict[str, Any]) -> None:
+    """Every value a skaffold helm release sets is one the chart's values.yaml has."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for dotted in list(release["setValueTemplates"]) + list(release["setValues"]):
+        node = values
+        for key in dotted.split("."):
+            assert key in node, dotted
+            node = node[key]
+
+
 def test_skaffold_builds_services_dockerfile_and_deploys_the_chart() -> None:
     (config,) = load_all(ROOT / "skaffold.yaml")
     major, minor = re.fullmatch(r"skaffold/v(\d+)beta(\d+)", config["apiVersion"]).groups()  # type: ignore[union-attr]
@@ -415,12 +427,51 @@ def test_skaffold_builds_services_dockerfile_and_deploys_the_chart() -> None:
         "image.repository": f"{{{{.IMAGE_REPO_{image}}}}}",
         "image.tag": f"{{{{.IMAGE_TAG_{image}}}}}",
     }
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    for dotted in list(release["setValueTemplates"]) + list(release["setValues"]):
-        node = values
-        for key in dotted.split("."):
-            assert key in node, dotted
-            node = node[key]
+    assert_values_exist(release)
+
+
+def test_skaffolds_ci_profile_builds_with_image_sh_pushes_by_input_digest_and_sets_real_values(
+) -> None:
+    (config,) = load_all(ROOT / "skaffold.yaml")
+    (profile,) = [p for p in config["profiles"] if p["name"] == "ci"]
+    (artifact,) = profile["build"]["artifacts"]
+    assert artifact["image"] == config["build"]["artifacts"][0]["image"]
+    command = artifact["custom"]["buildCommand"].split()
+    assert command[0] == "bash" and (ROOT / artifact["context"] / command[1]).is_file()
+    # skaffold dev watches (and inputDigest hashes) what .dockerignore lets the build copy
+    deps = artifact["custom"]["dependencies"]
+    allowed = [line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.startswith("!")]
+    assert sorted(p.removesuffix("/**") for p in deps["paths"]) == sorted(allowed)
+    ignored = [line for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.startswith("services/")]
+    assert len(deps["ignore"]) == len(ignored)
+    assert profile["build"]["tagPolicy"] == {"inputDigest": {}}
+    assert profile["build"]["local"]["push"] is True
+    (release,) = profile["deploy"]["helm"]["releases"]
+    (default,) = config["deploy"]["helm"]["releases"]
+    assert {k: release[k] for k in ("name", "chartPath", "namespace")} == \
+        {k: default[k] for k in ("name", "chartPath", "namespace")}
+    assert_values_exist(release)
+    # each environment override falls back to what the default (kind) profile uses
+    templates = release["setValueTemplates"]
+    assert "streamrec-kafka-bootstrap:9092" in templates["example.kafka.bootstrapServers"]
+    assert "http://minio:9000" in templates["example.snapshots.endpoint"]
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({}, "IMAGE is not set"),
+    ({"IMAGE": "127.0.0.1:5000/other:abc"}, "expected [REGISTRY/]streamrec:TAG"),
+    ({"IMAGE": "streamrec:abc", "PUSH_IMAGE": "true"}, "no registry to push to"),
+    ({"IMAGE": "127.0.0.1:5000/streamrec:abc", "PUSH_IMAGE": "false"}, "PUSH_IMAGE is not true"),
+])
+def test_skaffolds_custom_build_command_exits_2_naming_what_is_wrong(
+    env: dict[str, str], message: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if k not in ("IMAGE", "PUSH_IMAGE")}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "skaffold-build.sh")],
+                          env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -511,6 +562,27 @@ def test_helm_renders_a_single_hardened_operator(helm: str) -> None:
     assert pod["serviceAccountName"] == by_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
     for doc in docs:
         assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "rel"
+
+
+def test_helm_labels_stay_valid_with_a_64_character_image_tag(helm: str) -> None:
+    # skaffold's inputDigest tags are 64 hex digits; a label value may hold 63
+    tag = "a4444bdddd0ca80d47aadad2684b5fbcf121bcfc49fce7b2c47fa0740d847764"
+    docs = template(helm, "--set", f"image.tag={tag}", "--set", "example.enabled=true")
+    label = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+    for doc in docs:
+        for value in doc["metadata"].get("labels", {}).values():
+            assert len(value) <= 63 and label.fullmatch(value), (doc["kind"], value)
+    (dep,) = by_kind(docs, "Deployment")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == f"streamrec:{tag}"
+    (example,) = by_kind(docs, "RecommenderService")
+    assert example["spec"]["image"]["tag"] == tag
+
+
+def test_the_charts_app_version_is_the_package_version() -> None:
+    # the chart's default image is streamrec:<appVersion>, the tag `make image` gives the build
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert chart["appVersion"] == project["version"]
 
 
 def test_helm_rbac_is_the_same_as_k8s_rbac(helm: str) -> None:

@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from tests.support.memlog import MemLog, MemSink, MemSource
 
+from streamrec import __version__
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.events import Event
@@ -92,7 +93,7 @@ def empty(tmp_path: Path, model: Model, window: SlidingWindow) -> World:
 # --- readiness and model ------------------------------------------------------------------
 
 def test_readyz_is_503_until_a_snapshot_is_loaded_then_200(empty: World):
-    assert empty.get("/healthz")["status"] == "ok"
+    assert empty.get("/healthz") == {"status": "ok", "version": __version__}
     assert empty.get("/readyz", 503)["ready"] is False
     body = empty.get("/users/u0/recommendations", 503)
     assert body["error"] == "no_model" and body["message"]

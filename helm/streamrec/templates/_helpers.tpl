@@ -25,7 +25,7 @@
 {{- define "streamrec.labels" -}}
 helm.sh/chart: {{ include "streamrec.chart" . }}
 {{ include "streamrec.selectorLabels" . }}
-app.kubernetes.io/version: {{ include "streamrec.imageTag" . | quote }}
+app.kubernetes.io/version: {{ include "streamrec.versionLabel" . | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
@@ -55,4 +55,10 @@ app.kubernetes.io/component: operator
 {{- else }}
 {{- toJson (list .Release.Namespace) }}
 {{- end }}
+{{- end }}
+
+{{/* The image tag as a label value: at most 63 characters of [A-Za-z0-9_.-], starting and ending
+     alphanumeric. A tag may be longer (skaffold's inputDigest tags are 64 hex digits). */}}
+{{- define "streamrec.versionLabel" -}}
+{{- include "streamrec.imageTag" . | trunc 63 | trimAll "-_." }}
 {{- end }}

@@ -53,7 +53,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    settings = kopf.OperatorSettings()
+    # With --namespace the served namespaces are exactly those named: there is nothing to
+    # discover. Left on, kopf's scanning lists every namespace first, which the RBAC does not
+    # grant (docs/operator.md#rbac); kopf retries that 403 nine times (~75 s) before it falls
+    # back to these names, so every operator start handled nothing for over a minute.
+    # Scanning off also stops kopf following CRD changes: a CRD installed after the operator
+    # needs an operator restart (helm's crds/ and k8s/crd.yaml come first).
+    settings.scanning.disabled = not args.all_namespaces
     kopf.run(
+        settings=settings,
         standalone=True,
         namespaces=tuple(args.namespaces or ()),
         clusterwide=bool(args.all_namespaces),

@@ -3,9 +3,11 @@
 Thin on purpose: the decisions live in ``spec`` (what is valid), ``builders`` (what to run),
 ``diff`` (whether to write) and ``status`` (what to report). One ``reconcile`` handler serves
 create, update and resume; as it only writes children whose desired fields differ from the live
-ones, resuming after a restart writes nothing. A timer refreshes the status from the children,
-the referenced Secrets and the store's ``LATEST``. Deletion needs no handler and no finalizer:
-every child carries an owner reference, so the garbage collector removes it.
+ones, resuming after a restart writes nothing. A task of the operator (``refresher``) refreshes
+the status from the children, the referenced Secrets and the store's ``LATEST``. Deletion needs
+no handler and no finalizer: every child carries an owner reference, so the garbage collector
+removes it; and nothing here makes kopf put a finalizer on a resource (no kopf timer, daemon or
+deletion handler), so a resource stays deletable when the operator is gone.
 
 Loaded by ``streamrec operator`` and by ``kopf run <path to this file>`` (the tests), so it
 imports the package absolutely.
@@ -13,8 +15,10 @@ imports the package absolutely.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import datetime
 import json
 import logging
@@ -37,9 +41,11 @@ from streamrec.operator.diff import with_applied_hash
 from streamrec.operator.env import S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY, all_secret_refs
 from streamrec.operator.fields import InvalidSpec
 from streamrec.operator.kube import Kube
+from streamrec.operator.refresher import Key, refresh_forever
 from streamrec.operator.snapshots import read_latest
 from streamrec.operator.spec import (
     GROUP,
+    KIND,
     PLURAL,
     VERSION,
     RecommenderSpec,
@@ -55,6 +61,7 @@ from streamrec.operator.status import (
 )
 
 ANNOTATION_PREFIX = "operator.streamrec.io"
+API_VERSION = f"{GROUP}/{VERSION}"
 RETRY_DELAY_SECONDS = 10
 # Client libraries whose DEBUG output carries credentials: botocore logs the S3 request
 # headers (the Authorization header names the access key), the kubernetes client logs response
@@ -93,7 +100,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
-    # kopf puts a finalizer on each resource so that it can stop the status timer cleanly.
+    # No handler here needs a finalizer (module docstring); kopf removes this one from
+    # resources that still carry it from an older operator.
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
     settings.posting.level = logging.WARNING  # Events only for what a user must act on.
     for logger_name in QUIET_LOGGERS:
@@ -148,26 +156,57 @@ def reconcile(
     except HTTPError as exc:
         raise _temporary("applying the children", exc) from exc
     logger.info("children reconciled: %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
-    _refresh(kube, name, namespace, parsed, meta.get("generation"), status, patch)
+    observed = _observe(kube, name, namespace, parsed, meta.get("generation"), status)
+    _set_status(status, patch, observed)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=STATUS_INTERVAL_SECONDS)
-def refresh_status(
-    spec: kopf.Spec,
-    name: str,
-    namespace: str | None,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: Any,
-    **_: Any,
-) -> None:
+@kopf.index(GROUP, VERSION, PLURAL)
+def recommenderservices(name: str, namespace: str | None, **_: Any) -> dict[Key, bool]:
+    """The served resources, by (namespace, name): what the status refresh walks."""
     assert namespace is not None  # the CRD is namespaced
+    return {(namespace, name): True}
+
+
+@kopf.on.startup()
+async def start_status_refresh(
+    memo: Any, logger: logging.Logger | logging.LoggerAdapter[Any], **kwargs: Any
+) -> None:
+    # kopf passes every index to every handler, by the index function's name; it is empty
+    # now and kopf keeps it current from the watch stream.
+    index: kopf.Index[Key, bool] = kwargs["recommenderservices"]
+    memo["refresher"] = asyncio.get_running_loop().create_task(refresh_forever(
+        lambda: list(index.keys()),
+        lambda namespace, name: refresh_status(memo["kube"], namespace, name),
+        STATUS_INTERVAL_SECONDS,
+        logger,
+    ))
+
+
+@kopf.on.cleanup()
+async def stop_status_refresh(memo: Any, **_: Any) -> None:
+    task = memo.get("refresher")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def refresh_status(kube: Kube, namespace: str, name: str) -> None:
+    """Observe one resource's children, Secrets and store again and patch its status if that
+    changes it. Nothing if the resource is gone or its spec is invalid (reconcile has put the
+    reason in the status). Raises ``kopf.TemporaryError`` when a read fails."""
+    body = kube.get(API_VERSION, KIND, namespace, name)
+    if body is None:
+        return
     try:
         validate_name(name)
-        parsed = parse_spec(spec)
+        parsed = parse_spec(body.get("spec") or {})
     except InvalidSpec:
-        return  # reconcile has already put the reason in the status
-    _refresh(memo["kube"], name, namespace, parsed, None, status, patch)
+        return
+    status = body.get("status") or {}
+    new = _observe(kube, name, namespace, parsed, None, status)
+    if status_changed(status, new):
+        kube.patch_status(API_VERSION, KIND, namespace, name, new)
 
 
 def _parse_or_fail(
@@ -192,16 +231,15 @@ def _parse_or_fail(
         raise kopf.PermanentError(str(exc)) from exc
 
 
-def _refresh(
+def _observe(
     kube: Kube,
     name: str,
     namespace: str,
     spec: RecommenderSpec,
     observed_generation: int | None,
     status: Mapping[str, Any],
-    patch: kopf.Patch,
-) -> None:
-    """Observe the children, Secrets and store, and patch the status if anything changed."""
+) -> dict[str, Any]:
+    """The status the children, Secrets and store give now (``status``: the current one)."""
     names = child_names(name)
     try:
         trainer = kube.get("apps/v1", "Deployment", namespace, names["trainer"])
@@ -211,7 +249,7 @@ def _refresh(
     except (client.ApiException, HTTPError) as exc:
         raise _temporary("reading the children", exc) from exc
     issues = secret_problems(refs, secrets, namespace)
-    new = compute_status(
+    return compute_status(
         observed_generation=observed_generation,
         trainer=trainer,
         serving=serving,
@@ -220,7 +258,6 @@ def _refresh(
         previous=status,
         now=_now(),
     )
-    _set_status(status, patch, new)
 
 
 def _read_snapshot(

@@ -19,6 +19,7 @@ from kubernetes import client, config
 
 from streamrec.operator.builders import MANAGER
 from streamrec.operator.diff import matches, with_live_values
+from streamrec.operator.spec import GROUP, KIND, PLURAL, VERSION
 
 Outcome = Literal["created", "patched", "unchanged"]
 
@@ -29,6 +30,7 @@ _PLURALS = {
     ("apps/v1", "Deployment"): "deployments",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
     ("networking.k8s.io/v1", "Ingress"): "ingresses",
+    (f"{GROUP}/{VERSION}", KIND): PLURAL,
 }
 REQUEST_TIMEOUT_SECONDS = 30
 
@@ -113,6 +115,19 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
         return "created" if live is None else "patched"
+
+    def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        """Merge ``status`` into the object's status subresource (JSON merge patch, RFC 7386:
+        keys given replace theirs, keys not given stay). Raises ``ApiException`` (404 if the
+        object is gone)."""
+        self._call(
+            "PATCH",
+            object_path(api_version, kind, namespace, name) + "/status",
+            body={"status": dict(status)},
+            content_type="application/merge-patch+json",
+        )
 
     def delete_owned(
         self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from streamrec import __version__
 from streamrec.adapters.source import EventSink, SourceUnavailable
 from streamrec.core.codec import check_id
 from streamrec.core.events import InvalidEvent
@@ -309,7 +310,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return jsonify(status="ok")
+        # The version tells which build a replica runs (a rollout half-way, a stale pod).
+        return jsonify(status="ok", version=__version__)
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:

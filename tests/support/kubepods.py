@@ -1,0 +1,21 @@
+"""Pod readiness on a real cluster, as the end-to-end tests see it (tests/e2e/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+
+def selector(labels: dict[str, str]) -> str:
+    """A label selector string: ``{"a": "1", "b": "2"}`` -> ``"a=1,b=2"``."""
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+def ready_pods(core: client.CoreV1Api, namespace: str, labels: dict[str, str]) -> list[Any]:
+    """The pods with ``labels`` that run, are not being deleted and whose Ready condition is
+    True (V1Pod objects)."""
+    return [p for p in core.list_namespaced_pod(namespace, label_selector=selector(labels)).items
+            if p.metadata.deletion_timestamp is None and p.status.phase == "Running"
+            and any(c.type == "Ready" and c.status == "True"
+                    for c in p.status.conditions or [])]
