@@ -150,8 +150,13 @@ class CatalogueIndex:
         if cached is not None and cached[0] >= self.catalogue.category_version(category):
             return cached[1]
         version = self.catalogue.version
-        found = _unique([row for i in self.catalogue.members(category)
-                         if (row := self._row(v, i)) is not None])
+        members = self.catalogue.members(category)
+        if not members:
+            # A name nobody has (any string a client sends) is not remembered: caching it
+            # would grow this dict with every distinct unknown category asked for.
+            v.categories.pop(category, None)
+            return _EMPTY
+        found = _unique([row for i in members if (row := self._row(v, i)) is not None])
         v.categories[category] = (version, found)
         return found
 
