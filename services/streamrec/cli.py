@@ -28,23 +28,32 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; ``parser.subcommands`` maps each name to its own parser."""
     parser = argparse.ArgumentParser(
         prog="streamrec",
         description="Real-time recommendations from a stream of implicit feedback.",
     )
     parser.add_argument("--version", action="version", version=f"streamrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands: dict[str, argparse.ArgumentParser] = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = subcommands[name] = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
+    parser.set_defaults(_subcommands=subcommands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    subcommands: dict[str, argparse.ArgumentParser] = vars(args).pop("_subcommands")
+    if unknown:
+        # `streamrec run --bogus`: the subcommand's usage names the flag, not the top level's
+        # (argparse leaves unknown flags to the top-level parser). error() exits 2.
+        owner = subcommands.get(getattr(args, "command", None) or "", parser)
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
     run: Callable[[argparse.Namespace], int] | None = getattr(args, "_run", None)
     if run is None:
         parser.print_help()

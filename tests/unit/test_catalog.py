@@ -73,6 +73,10 @@ def test_missing_fields_take_their_defaults_and_the_url_id_is_used() -> None:
     ({"item": "a", "categories": ["a,b"]}, "bad_category"),
     ({"item": "a", "categories": ["x\n"]}, "bad_category"),
     ({"item": "a", "categories": [1]}, "bad_category"),
+    ({"item": "a", "categories": [" "]}, "bad_category"),  # category= could never match these
+    ({"item": "a", "categories": [" Drama"]}, "bad_category"),
+    ({"item": "a", "categories": ["Drama\u3000"]}, "bad_category"),
+    ({"item": " "}, "bad_id"),
     ({"item": "a", "categories": ["c"] * (MAX_CATEGORIES + 1)}, "bad_category"),
     ({"item": "a", "labels": []}, "malformed"),
     ({"item": "a", "labels": {"k": 1}}, "bad_label"),
@@ -149,6 +153,19 @@ def test_any_is_the_union_and_all_the_intersection(model: Model) -> None:
     nums = {int(i[1:]) for i in any_}
     assert nums == {i for i in range(1, ITEMS) if (i % 2 == 0 or i % 3 == 0)}
     assert {int(i[1:]) for i in all_} == {i for i in range(1, ITEMS) if i % 6 == 0}
+
+
+def test_unknown_categories_asked_for_are_not_remembered_but_a_later_one_is_found(
+        model: Model) -> None:
+    cat = catalogue()
+    index = CatalogueIndex(cat)
+    for k in range(2000):  # any string a client sends: the cache must not grow with them
+        r = index.restrict(model.item_ids, ItemFilter((f"nope{k}",)), 0.0)
+        assert r.candidates is not None and len(r.candidates) == 0
+    assert index._view is not None and len(index._view.categories) == 0
+    cat.upsert(ItemRecord("i4", ("nope7",)))  # the category comes to exist: it is found
+    r = index.restrict(model.item_ids, ItemFilter(("nope7",)), 0.0)
+    assert r.candidates is not None and list(r.candidates) == [model.item_ids.get("i4")]
 
 
 def test_hidden_and_expired_items_are_never_returned(model: Model) -> None:

@@ -242,6 +242,11 @@ def test_bad_deletions_get_clear_errors(tmp_path: Path, model: Model):
     assert ok.status_code == 202
     bad = w.client.delete("/users/a%01b", headers={"Authorization": "Bearer s3cret"})
     assert bad.status_code == 400 and bad.get_json()["error"] == "bad_id"
+    for blank in ("/users/%20", "/items/%20%20"):  # a whitespace-only id is no id
+        bad = w.client.delete(blank, headers={"Authorization": "Bearer s3cret"})
+        assert bad.status_code == 400 and bad.get_json()["error"] == "bad_id"
+    wrong = w.client.delete("/items/i1", headers={"Authorization": "Bearer s3cre"})
+    assert wrong.status_code == 401 and "Bearer" in wrong.headers["WWW-Authenticate"]
     q = w.client.delete("/items/i1?now=1", headers={"Authorization": "Bearer s3cret"})
     assert q.status_code == 400
     unknown = w.client.post("/interactions", json={"user": "u0", "item": "i1", "type": "wow"},
@@ -302,3 +307,34 @@ def test_an_erased_item_leaves_the_catalogue_and_cannot_be_put_back(world: World
     assert world.tick()
     assert world.get("/items/i5")["item"] == "i5"
     assert world.get("/items/i3", 404)["error"] == "unknown_item"
+
+
+def test_ids_holding_a_slash_can_be_read_put_and_erased_through_the_path(world: World):
+    from streamrec.core.catalog import parse_record
+
+    world.client.post("/interactions", json={"user": "org/u9", "item": "i1", "weight": 5})
+    world.fold()
+    assert world.get("/recommendations?user=org%2Fu9")["fresh_events"] == 1
+    r = world.client.delete("/users/org%2Fu9")  # the server decodes %2F before routing
+    assert r.status_code == 202 and r.get_json()["id"] == "org/u9"
+    assert world.get("/recommendations?user=org%2Fu9")["fresh_events"] == 0
+
+    world.service.catalogue.upsert(parse_record({"item": "sku/7", "title": "T"}))
+    assert world.get("/items/sku%2F7")["title"] == "T"
+    assert world.client.put("/items/sku%2F7", json={"item": "sku/7"}).status_code == 202
+    assert world.client.delete("/items/sku%2F7").get_json()["id"] == "sku/7"
+    assert world.get("/items/sku%2F7", 404)["error"] == "unknown_item"
+    assert world.get("/items/i2/similar?n=2")["item"] == "i2"  # still its own route
+
+
+@pytest.mark.parametrize(("method", "url", "allow"), [
+    ("DELETE", "/users/u0/recommendations", "GET"), ("DELETE", "/users/u0/items", "GET"),
+    ("DELETE", "/items/i2/similar", "GET"), ("PUT", "/items/i2/similar", "GET"),
+    ("DELETE", "/users/u0/because/i2", "GET"),
+])
+def test_a_slash_id_never_swallows_a_path_another_route_owns(world: World, method: str,
+                                                             url: str, allow: str):
+    r = world.client.open(url, method=method, json={})
+    assert r.status_code == 405 and r.get_json()["error"] == "method_not_allowed"
+    assert allow in r.headers["Allow"]
+    assert world.get("/users/u0/recommendations")["fallback"] is None  # u0 was not erased

@@ -164,6 +164,17 @@ def test_invalid_messages_are_rejected_with_a_reason_code(raw, reason):
     assert reason in REASONS
 
 
+@pytest.mark.parametrize("raw", [b"u: :1", b"a b: ", b"u:\xe3\x80\x80", "\u3000:i".encode(),
+                                 b'{"user": " ", "item": "i"}', b'{"user": "u", "item": "\\t "}'])
+def test_whitespace_only_ids_are_refused_alone_and_in_a_batch(raw):
+    with pytest.raises(InvalidEvent) as err:
+        parse_event(raw)
+    assert err.value.reason in ("bad_id", "control_char")
+    batch = parse_batch([b"u:i", raw, b"a b:c d"])  # the fast text path must agree
+    assert [e.item for e in batch.events] == ["i", "c d"]
+    assert [k for k, _ in batch.rejected] == [1]
+
+
 def test_rejection_message_names_the_reason_and_what_was_wrong():
     with pytest.raises(InvalidEvent) as err:
         parse_event(b"u:i:zero")

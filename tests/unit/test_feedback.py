@@ -80,10 +80,16 @@ def test_a_resolved_event_serialises_to_the_same_signed_weight():
 
 
 @pytest.mark.parametrize("text", ["click", "click=", "click=x", "click=1,click=2", "Click=1",
-                                  "click=0", "click=1e7", "click=nan", "click=1_0"])
+                                  "click=0", "click=1e7", "click=nan", "click=1_0",
+                                  ",,", "click=1,,like=2", "click=1,"])
 def test_a_malformed_table_is_refused_naming_the_entry(text: str):
     with pytest.raises(FeedbackError):
         parse_table(text)
+
+
+@pytest.mark.parametrize("text", ["", " "])
+def test_an_empty_table_text_keeps_the_defaults(text: str):
+    assert parse_table(text) == {}
 
 
 def test_the_table_comes_from_env_and_a_bad_one_names_the_field():

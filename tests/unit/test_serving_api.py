@@ -170,6 +170,42 @@ def test_bad_session_bodies_are_400(world: World, body: object):
     assert r.status_code == 400 and r.get_json()["error"]
 
 
+@pytest.mark.parametrize("body", [
+    {"items": ["i1"], "n": "5"}, {"items": ["i1"], "exclude_seen": "false"},
+    {"items": ["i1"], "exclude_seen": 0},
+])
+def test_a_json_body_with_a_string_where_a_number_or_bool_belongs_is_400(world: World,
+                                                                           body: object):
+    r = world.client.post("/recommendations", json=body)
+    assert r.status_code == 400, r.get_json()
+    assert r.get_json()["error"] == "bad_body"
+    assert ("n" if "n" in body else "exclude_seen") in r.get_json()["message"]
+
+
+@pytest.mark.parametrize("url", [
+    "/users/u0/recommendations?exclude=i1,,i2", "/users/u0/recommendations?items=i1,",
+    "/recommendations/batch?users=u0,,u1", "/popular?exclude=,", "/items/i1/similar?exclude=i2,",
+])
+def test_an_empty_entry_in_a_list_parameter_is_a_400_not_dropped(world: World, url: str):
+    body = world.get(url, 400)
+    assert body["error"] == "bad_parameter" and "empty entry" in body["message"]
+
+
+@pytest.mark.parametrize("url", ["/users/%20/recommendations", "/recommendations?user=%20%20",
+                                 "/popular?exclude=i1,%20", "/?userId=%20"])
+def test_a_whitespace_only_id_is_a_400(world: World, url: str):
+    assert world.get(url, 400)["error"] == "bad_id"
+
+
+@pytest.mark.parametrize(("url", "name"), [("/recommendations?user=", "user"),
+                                           ("/?userId=", "userId")])
+def test_a_required_parameter_given_empty_is_empty_parameter_not_missing(world: World,
+                                                                          url: str, name: str):
+    body = world.get(url, 400)
+    assert body["error"] == "empty_parameter" and repr(name) in body["message"]
+    assert world.get(url.split("?")[0], 400)["error"] == "missing_parameter"
+
+
 def test_batch_answers_each_user_like_the_single_route(world: World):
     body = world.get("/recommendations/batch?users=u0,u1,ghost&n=3")
     assert set(body["results"]) == {"u0", "u1", "ghost"}

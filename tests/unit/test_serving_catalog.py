@@ -12,7 +12,13 @@ from tests.support.memlog import MemLog, MemSink, MemSource
 
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
-from streamrec.core.catalog import Catalogue, ItemRecord
+from streamrec.core.catalog import (
+    Catalogue,
+    ItemRecord,
+    encode_record,
+    parse_record,
+    parse_record_bytes,
+)
 from streamrec.core.events import Event
 from streamrec.core.model import ALSParams, Model, fit
 from streamrec.core.snapshot import write_snapshot
@@ -111,6 +117,30 @@ def test_post_items_is_all_or_nothing_and_names_the_bad_record(world: World) -> 
     assert r.status_code == 202 and r.get_json()["accepted"] == 2
 
 
+def _oversized() -> dict[str, object]:
+    """Within every per-field bound (64 categories, 64 labels, 512 bytes each), ~96 KiB."""
+    return {"categories": [f"c{i:03d}" + "x" * 490 for i in range(64)],
+            "labels": {f"k{i:03d}" + "k" * 490: "v" * 500 for i in range(64)}}
+
+
+def test_a_record_over_64_kib_is_a_400_not_a_202_the_topic_readers_would_drop(
+        world: World) -> None:
+    for r in (world.client.put("/items/i4", json=_oversized()),
+              world.client.post("/items", json=[{"item": "i5"}, {"item": "i4", **_oversized()}])):
+        assert r.status_code == 400, r.get_json()
+        body = r.get_json()
+        assert body["error"] == "invalid_item" and "too_large" in body["message"]
+    assert body["message"].startswith("records[1]: too_large")
+    assert world.log.end_offsets(ITEMS) in ({}, {0: 0})  # nothing produced
+
+
+def test_a_record_is_produced_as_compact_utf8_that_reads_back_the_same() -> None:
+    record = parse_record({"item": "é", "categories": ["Comédie"], "title": "T"})
+    value = encode_record(record)
+    assert "Comédie".encode() in value and b" " not in value
+    assert parse_record_bytes(value) == record
+
+
 @pytest.mark.parametrize(("url", "body", "status"), [
     ("/items/i1", {"item": "i2"}, 400),
     ("/items/i1", {"expires_at": 1.7e12}, 400),
@@ -162,6 +192,22 @@ def test_a_category_filter_applies_on_every_list_route(world: World) -> None:
 def test_an_unknown_category_is_an_empty_list_not_an_error(world: World) -> None:
     for url in LIST_ROUTES:
         assert world.listed(f"{url}category=Nope") in ([[]], [[], []])
+
+
+@pytest.mark.parametrize("category", [",", "%20", "even,,odd", "even,", "even,%20"])
+def test_an_empty_category_name_is_a_400_not_an_unfiltered_list(world: World,
+                                                                 category: str) -> None:
+    for url in LIST_ROUTES:
+        body = world.get(f"{url}category={category}", 400)
+        assert body["error"] in ("bad_parameter", "bad_id") and "category" in body["message"]
+
+
+@pytest.mark.parametrize("category", ["", [""], [], "even,,odd", ["even", " "]])
+def test_an_empty_category_in_a_session_body_is_a_400_not_an_unfiltered_list(
+        world: World, category: object) -> None:
+    r = world.client.post("/recommendations", json={"items": ["i1"], "category": category})
+    assert r.status_code == 400, r.get_json()
+    assert "category" in r.get_json()["message"]
 
 
 def test_a_bad_category_mode_is_a_400(world: World) -> None:

@@ -87,6 +87,15 @@ def test_echoed_events_give_ctr_and_every_event_is_judged_for_the_hit_rate(
     assert "streamrec_foldin_visible_seconds_count" in text
 
 
+def test_stats_and_model_give_created_at_the_same_way_rfc3339_and_unix_seconds(
+        tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
+    w = started(tmp_path, board)
+    model, loaded = w.get("/model"), w.get("/stats")["models"][-1]
+    assert loaded["created_at"] == model["created_at"] and model["created_at"].endswith("Z")
+    assert loaded["created_at_unix"] == model["created_at_unix"]
+    assert isinstance(model["created_at_unix"], float) and isinstance(loaded["loaded_at"], float)
+
+
 def test_tracking_off_serves_null_ids_and_stats_say_so(
         tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
     w = started(tmp_path, board, online_tracking=False)

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from streamrec.cli import build_parser
+from streamrec.cli import build_parser, main
 from streamrec.config import ConfigError
 from streamrec.trainer.cli import JsonFormatter, _config
 from streamrec.trainer.metrics import MetricsServer, TrainerMetrics
@@ -57,3 +57,24 @@ def test_metrics_and_healthz_are_served():
         assert e.value.code == 503
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("argv", [["run"], ["serve"], ["trainer"], ["evaluate"],
+                                  ["operator", "-A"]])
+def test_an_unknown_flag_after_a_subcommand_prints_that_subcommands_usage_and_exits_2(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    command = argv[0]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--bogus-flag"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"usage: streamrec {command} " in err
+    assert f"streamrec {command}: error: unrecognized arguments: --bogus-flag" in err
+
+
+def test_an_unknown_flag_before_any_subcommand_prints_the_top_level_usage(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--bogus-flag"])
+    assert e.value.code == 2
+    assert "usage: streamrec [-h]" in capsys.readouterr().err

@@ -153,6 +153,8 @@ class _Batch:
                 or len(user) > limit
                 or len(item) > limit
                 or (has_space and (line[0] == " " or line[-1] == " "))
+                # a whitespace-only id (" " or, in non-ASCII text, say U+3000): codec refuses it
+                or ((has_space or not ascii_only) and (user.isspace() or item.isspace()))
             ):
                 self.one(indices[k])
                 continue

@@ -35,6 +35,7 @@ __all__ = [
     "Catalogue",
     "InvalidItem",
     "ItemRecord",
+    "encode_record",
     "parse_record",
     "parse_record_bytes",
 ]
@@ -58,8 +59,8 @@ ITEM_REASONS: dict[str, str] = {
     "id_too_long": f"the item id is longer than {MAX_ID_BYTES} bytes of UTF-8",
     "control_char": "the item id contains a control character",
     "bad_category": f"a category is empty, longer than {MAX_TEXT_BYTES} bytes, contains a comma "
-                    "or a control character, or there are more than "
-                    f"{MAX_CATEGORIES}",
+                    "or a control character, starts or ends with whitespace, or there are more "
+                    f"than {MAX_CATEGORIES}",
     "bad_label": f"a label key or value is not a string of at most {MAX_TEXT_BYTES} bytes, or "
                  f"there are more than {MAX_LABELS}",
     "bad_title": f"the title is not a string of at most {MAX_TEXT_BYTES} bytes",
@@ -122,6 +123,9 @@ def _categories(raw: object) -> tuple[str, ...]:
         if "," in text or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
             raise InvalidItem("bad_category",
                               f"category {text!r:.80} contains a comma or a control character")
+        if text != text.strip():  # category= strips its names: " Drama" could never match
+            raise InvalidItem("bad_category", f"category {text!r:.80} starts or ends with "
+                                              "whitespace (or is only whitespace)")
         out.append(text)
     return tuple(dict.fromkeys(out))  # repeats collapse, order kept
 
@@ -184,6 +188,18 @@ def parse_record(obj: object, item: str | None = None) -> ItemRecord:
         expires_at=_expires(obj.get("expires_at")),
         title=None if title is None else _text(title, "bad_title", "title"),
     )
+
+
+def encode_record(record: ItemRecord) -> bytes:
+    """``record`` as the items topic's message value: compact UTF-8 JSON that
+    :func:`parse_record_bytes` reads back. Raises :class:`InvalidItem` ``too_large`` when it
+    is over ``MAX_EVENT_BYTES`` (64 KiB), which every reader of the topic would refuse: 64
+    categories and 64 labels of 512 bytes each fit the other rules but not this one."""
+    value = json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+    if len(value) > MAX_EVENT_BYTES:
+        raise InvalidItem("too_large", f"the record is {len(value)} bytes as JSON; the limit is "
+                                       f"{MAX_EVENT_BYTES}")
+    return value
 
 
 def parse_record_bytes(value: bytes | None) -> ItemRecord:

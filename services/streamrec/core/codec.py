@@ -71,9 +71,14 @@ def _show(value: object, limit: int = 40) -> str:
 
 
 def check_id(value: str, field: str) -> str:
-    """Validate one id string; return it unchanged."""
+    """Validate one id string; return it unchanged.
+
+    Raises ``InvalidEvent``: ``bad_id`` (empty, only whitespace, or not valid Unicode),
+    ``control_char``, ``id_too_long`` (over ``MAX_ID_BYTES`` bytes of UTF-8)."""
     if not value:
         raise InvalidEvent("bad_id", f"{field} id is empty")
+    if value.isspace():  # " " is no id a client meant to send; it stops at the first non-blank
+        raise InvalidEvent("bad_id", f"{field} id {_show(value)} is only whitespace")
     if CONTROL.search(value):
         raise InvalidEvent(
             "control_char", f"{field} id {_show(value)} contains a control character"

@@ -91,13 +91,16 @@ def check_table(table: Mapping[str, object]) -> dict[str, float]:
 def parse_table(text: str) -> dict[str, float]:
     """``"click=1,purchase=5,dislike=-3"`` (the env var and flag form) as a table.
 
-    Blanks around names and numbers are ignored; an empty string is an empty table. Raises
-    ``FeedbackError`` for a malformed entry, a repeated type or a bad weight.
+    Blanks around names and numbers are ignored; an empty (or blank) string is an empty
+    table. Raises ``FeedbackError`` for a malformed entry, an empty one (``click=1,,like=3``, a
+    trailing comma: likely a lost entry), a repeated type or a bad weight.
     """
     out: dict[str, object] = {}
-    for entry in (e.strip() for e in text.split(",")):
+    if not text.strip():
+        return {}
+    for k, entry in enumerate(e.strip() for e in text.split(",")):
         if not entry:
-            continue
+            raise FeedbackError(f"entry {k + 1} is empty; expected type=weight,...")
         name, sep, raw = entry.partition("=")
         name, raw = name.strip(), raw.strip()
         if not sep or not name or not raw:

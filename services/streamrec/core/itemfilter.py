@@ -150,8 +150,13 @@ class CatalogueIndex:
         if cached is not None and cached[0] >= self.catalogue.category_version(category):
             return cached[1]
         version = self.catalogue.version
-        found = _unique([row for i in self.catalogue.members(category)
-                         if (row := self._row(v, i)) is not None])
+        members = self.catalogue.members(category)
+        if not members:
+            # A name nobody has (any string a client sends) is not remembered: caching it
+            # would grow this dict with every distinct unknown category asked for.
+            v.categories.pop(category, None)
+            return _EMPTY
+        found = _unique([row for i in members if (row := self._row(v, i)) is not None])
         v.categories[category] = (version, found)
         return found
 
@@ -199,9 +204,14 @@ class CatalogueIndex:
 def parse_filter(categories: Sequence[str], mode: str | None) -> ItemFilter:
     """An :class:`ItemFilter` from request values (``categories`` may hold comma lists).
 
-    Raises ``ValueError`` naming the problem (too many categories, a bad mode)."""
-    names = tuple(dict.fromkeys(c.strip() for raw in categories for c in raw.split(",")
-                                if c.strip()))
+    Names are stripped of surrounding whitespace (records cannot have any, ``catalog.py``).
+    Raises ``ValueError`` naming the problem (an empty name, as in ``a,,b`` or ``[""]``: a
+    filter silently dropped would answer unfiltered; too many categories; a bad mode)."""
+    split = [c.strip() for raw in categories for c in raw.split(",")]
+    if "" in split:
+        raise ValueError(f"category has an empty name (entry {split.index('') + 1} of "
+                         f"{len(split)}); give non-empty names")
+    names = tuple(dict.fromkeys(split))
     if len(names) > MAX_FILTER_CATEGORIES:
         raise ValueError(f"at most {MAX_FILTER_CATEGORIES} categories, got {len(names)}")
     chosen = "any" if mode is None or mode == "" else mode

@@ -107,6 +107,13 @@ def parse_session(body: Any) -> dict[str, Any]:
         except InvalidEvent as e:
             raise ApiError(400, "bad_body", f"items[{k}]: {e.detail}") from None
         pairs.append((item, float(weight)))
+    # A JSON body has types: "5" and "true" are mistakes here, not query-string text.
+    if isinstance(body.get("n"), str):
+        raise ApiError(400, "bad_body",
+                       f"n must be a JSON integer, got the string {body['n']!r:.40}")
+    if body.get("exclude_seen") is not None and not isinstance(body["exclude_seen"], bool):
+        raise ApiError(400, "bad_body", "exclude_seen must be true or false, got "
+                                        f"{body['exclude_seen']!r:.40}")
     return {
         "items": pairs,
         "n": parse_n(body.get("n")),
@@ -119,11 +126,17 @@ def parse_session(body: Any) -> dict[str, Any]:
 
 
 def _categories(value: Any) -> list[str] | None:
-    """``category``: a list of names, or one string of comma-separated names."""
-    if value is None or isinstance(value, str):
-        return None if not value else [value]
+    """``category``: a list of names, or one string of comma-separated names; an empty string
+    or list is a 400 (leave the key out for no filter), empty names are refused by
+    ``parse_filter``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ApiError(400, "bad_body", "category must be a list of category names")
+    if not value:
+        raise ApiError(400, "bad_body", "category is an empty list; leave it out for no filter")
     return value
 
 

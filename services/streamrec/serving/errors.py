@@ -84,10 +84,15 @@ def parse_bool(raw: object, name: str, default: bool) -> bool:
 
 
 def parse_list(raw: str | None, name: str) -> list[str] | None:
-    """A comma list of ids (empty entries dropped); None when absent."""
+    """A comma list of ids; None when absent. An empty entry (``a,,b``, a trailing comma) is a
+    400 ``bad_parameter``: dropping it silently could turn ``category=,`` into no filter."""
     if raw is None:
         return None
-    values = [v for v in raw.split(",") if v]
+    values = raw.split(",")
+    if "" in values:
+        raise ApiError(400, "bad_parameter", f"{name} has an empty entry (entry "
+                                             f"{values.index('') + 1} of {len(values)}); "
+                                             "give comma-separated non-empty ids")
     if len(values) > MAX_LIST:
         raise ApiError(400, "bad_parameter", f"{name} lists more than {MAX_LIST} ids")
     for value in values:  # every id is checked where it enters, as in events and paths
@@ -99,6 +104,11 @@ def parse_list(raw: str | None, name: str) -> list[str] | None:
 
 
 def require(raw: str | None, name: str) -> str:
-    if raw is None or raw == "":
+    """The required query parameter ``name``: 400 ``missing_parameter`` when absent,
+    ``empty_parameter`` when given empty (as every other parameter, ``check_keys``)."""
+    if raw is None:
         raise ApiError(400, "missing_parameter", f"query parameter {name!r} is required")
+    if raw == "":
+        raise ApiError(400, "empty_parameter", f"query parameter {name!r} is empty; it is "
+                                               "required")
     return raw

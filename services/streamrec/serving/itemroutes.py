@@ -10,17 +10,16 @@ authenticated like ``POST /interactions``. A record is a whole replacement, not 
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
 
-from streamrec.core.catalog import InvalidItem, ItemRecord, parse_record
+from streamrec.core.catalog import InvalidItem, ItemRecord, encode_record, parse_record
 
 from . import metrics
 from .bodies import read_json
 from .errors import ApiError, check_keys
-from .routes import _id, produce_acknowledged, require_bearer
+from .routes import _id, produce_acknowledged, refuse_other_routes_paths, require_bearer
 
 if TYPE_CHECKING:
     from .app import Service
@@ -29,29 +28,34 @@ if TYPE_CHECKING:
 MAX_RECORDS = 1000
 
 
-def _record(body: object, item: str | None, where: str) -> ItemRecord:
+def _record(body: object, item: str | None, where: str) -> tuple[ItemRecord, bytes]:
+    """The parsed record and its message value; 400 ``invalid_item`` naming the reason (and
+    ``where``: the index in a list)."""
     try:
-        return parse_record(body, item)
+        record = parse_record(body, item)
+        return record, encode_record(record)  # too_large: the topic's readers would refuse it
     except InvalidItem as e:
         metrics.ITEMS_PRODUCED.labels("invalid").inc()
         raise ApiError(400, "invalid_item", f"{where}{e.reason}: {e.detail}") from None
 
 
 def register_item_routes(app: Flask, svc: Service) -> None:
-    def publish(records: list[ItemRecord]) -> tuple[Response, int]:
+    def publish(records: list[tuple[ItemRecord, bytes]]) -> tuple[Response, int]:
         if svc.sink is None:
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
-        erased = [r.item for r in records if svc.forgotten.item_erased(r.item)]
+        erased = [r.item for r, _ in records if svc.forgotten.item_erased(r.item)]
         if erased:  # DELETE /items erases an item for good (docs/feedback.md)
             raise ApiError(409, "erased_item", f"item {erased[0]!r} was erased by DELETE "
                            f"/items and cannot come back ({len(erased)} such in the request)")
         topic = svc.config.items
-        produce_acknowledged(svc.sink, topic, [(json.dumps(r.to_dict()).encode("utf-8"), r.item)
-                                               for r in records], "records")
+        produce_acknowledged(svc.sink, topic, [(value, r.item) for r, value in records],
+                             "records")
         metrics.ITEMS_PRODUCED.labels("produced").inc(len(records))
         return jsonify(accepted=len(records), topic=topic), 202
 
-    @app.get("/items/<item>")
+    # <path:>: an item id may hold "/" (sent as %2F); the more specific
+    # /items/<item>/similar is matched first, so only "x/similar" ids are shadowed for GET.
+    @app.get("/items/<path:item>")
     def get_item(item: str) -> Response:
         check_keys(request.args, ())
         item = _id(item, "item")
@@ -63,8 +67,9 @@ def register_item_routes(app: Flask, svc: Service) -> None:
             raise ApiError(404, "unknown_item", f"no record for item {item!r}")
         return jsonify(record.to_dict())
 
-    @app.put("/items/<item>")
+    @app.put("/items/<path:item>")
     def put_item(item: str) -> tuple[Response, int]:
+        refuse_other_routes_paths(app)
         require_bearer(svc.config.ingest_token)
         check_keys(request.args, ())
         item = _id(item, "item")
@@ -76,7 +81,8 @@ def register_item_routes(app: Flask, svc: Service) -> None:
         check_keys(request.args, ())
         body = read_json(request.get_data(cache=True))
         if not isinstance(body, list) or not body or len(body) > MAX_RECORDS:
+            got = f"{len(body)} records" if isinstance(body, list) else type(body).__name__
             raise ApiError(400, "bad_body", f"expected a JSON list of 1..{MAX_RECORDS} item "
-                                            "records, each with its 'item'")
+                                            f"records, each with its 'item'; got {got}")
         # All or nothing: one bad record refuses the request, naming it; nothing is produced.
         return publish([_record(r, None, f"records[{k}]: ") for k, r in enumerate(body)])

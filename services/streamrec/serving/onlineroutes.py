@@ -47,7 +47,9 @@ class ModelHistory:
     def add(self, served: Served) -> None:
         m = served.snapshot.manifest
         with self._lock:
-            self._items.append({"version": m.version, "created_at": m.created_at_unix,
+            # As in /model and the manifest: created_at RFC 3339, created_at_unix seconds.
+            self._items.append({"version": m.version, "created_at": m.created_at,
+                                "created_at_unix": m.created_at_unix,
                                 "loaded_at": served.loaded_at, "fit": m.fit,
                                 "window": m.window, "sizes": m.sizes})
 

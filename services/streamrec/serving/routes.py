@@ -15,6 +15,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from streamrec import __version__
 from streamrec.adapters.source import EventSink, SourceUnavailable
@@ -59,6 +60,23 @@ def require_bearer(token: str | None) -> None:
             given.strip().encode("utf-8"), token.encode("utf-8")):
         raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer' is required",
                        {"WWW-Authenticate": 'Bearer realm="streamrec"'})
+
+
+def refuse_other_routes_paths(app: Flask) -> None:
+    """405 when a ``<path:>`` id (one that may hold "/", sent as %2F) would swallow a path that
+    another route owns: ``DELETE /users/u1/recommendations`` names the GET route's methods in
+    ``Allow``; it does not erase a user called "u1/recommendations"."""
+    adapter = app.url_map.bind_to_environ(request.environ)
+    valid: set[str] = set()
+    for method in ("GET", "POST", "PUT", "DELETE"):
+        try:
+            rule, _ = adapter.match(method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if "<path:" not in rule.rule:
+            valid.update(rule.methods or ())
+    if valid:
+        raise MethodNotAllowed(valid_methods=sorted(valid))
 
 
 def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes, str]],
@@ -265,6 +283,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             "reason": training["reason"], "message": training.get("message"),
             "at": training.get("last_failure_at"), "failing": not training.get("ok", True)}
         return jsonify(version=m.version, created_at=m.created_at,
+                       created_at_unix=m.created_at_unix,
                        age_seconds=max(0.0, time.time() - m.created_at_unix),
                        loaded_at=s.loaded_at, sizes=m.sizes, params=m.params, fit=m.fit,
                        last_fit_error=last_error, training=training,

@@ -94,7 +94,7 @@ function renderModel(model, stats) {
   const rows = [...stats.models].reverse().map((m) => {
     const sizes = m.sizes || {};
     const cap = (m.window || {}).capacity;
-    return row([m.version, when(m.created_at), num((m.fit || {}).seconds, 2),
+    return row([m.version, when(m.created_at_unix), num((m.fit || {}).seconds, 2),
       cap ? `${sizes.window} of ${cap}` : (sizes.window ?? "–"), sizes.users ?? "–", sizes.items ?? "–"]);
   });
   fill("history", rows);
@@ -214,12 +214,16 @@ async function click(user, item, rid) {
   setText("write-result", r.ok ? `recorded ${user} → ${item}` : `${r.status}: ${body.message || ""}`);
 }
 
+// What a person typed ("50, 51,") as the API's comma list ("50,51"): the API refuses empty
+// entries (a dropped one could silently change the request), a form should just tidy them.
+function idList(text) { return text.split(",").map(s => s.trim()).filter(Boolean).join(","); }
+
 async function exploreUser(ev) {
   ev.preventDefault();
   const f = new FormData(ev.target);
   const user = f.get("user").trim();
   const params = { n: f.get("n"), exclude_seen: f.get("exclude_seen") ? "true" : "false",
-    items: f.get("items").trim(), exclude: f.get("exclude").trim() };
+    items: idList(f.get("items")), exclude: idList(f.get("exclude")) };
   const meta = document.getElementById("user-meta");
   try {
     const recs = await getJSON(`users/${encodeURIComponent(user)}/recommendations`, params);
