@@ -70,6 +70,17 @@ install_debian_packages() {
     >/dev/null || die "apt-get install ${missing[*]} failed"
 }
 
+# module_copy MODULE VERSION DEST: `go mod download` MODULE@vVERSION from the Go module proxy and
+# copy it, writable, to DEST, to `go build` inside it: for modules whose go.mod has `replace`
+# lines, which `go install pkg@version` refuses (Traefik, skaffold).
+module_copy() {
+  local mod=$1 version=$2 dest=$3 dir
+  dir=$(GOFLAGS=-mod=mod go mod download -json "$mod@v$version" \
+        | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -n $dir && -f $dir/go.mod ]] || die "could not download $mod@v$version from the Go module proxy"
+  rm -rf "$dest" && mkdir -p "$(dirname "$dest")" && cp -r "$dir" "$dest" && chmod -R u+w "$dest"
+}
+
 # Go builds must not pollute a module of the clone; keep them offline from any workspace.
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 export GOWORK=off

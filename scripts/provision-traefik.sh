@@ -23,11 +23,10 @@ if [[ -x $DIR/bin/traefik ]]; then
 fi
 
 build() {
-  local mod="github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" src="$DIR/src" modsrc
-  modsrc=$(GOFLAGS=-mod=mod go mod download -json "$mod" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  [[ -n $modsrc && -f $modsrc/go.mod ]] || die "traefik: go mod download $mod gave no module directory"
-  [[ -d $modsrc/webui/static ]] || die "traefik: $mod has no webui/static (its //go:embed target)"
-  rm -rf "$src" && mkdir -p "$DIR/bin" && cp -r "$modsrc" "$src" && chmod -R u+w "$src" && cd "$src"
+  local src="$DIR/src"
+  module_copy github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" "$src"
+  [[ -d $src/webui/static ]] || die "traefik: the module has no webui/static (its //go:embed target)"
+  mkdir -p "$DIR/bin" && cd "$src"
   go mod download
   go build -trimpath -ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
     -o "$DIR/bin/traefik.tmp" ./cmd/traefik
