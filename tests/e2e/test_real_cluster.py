@@ -345,9 +345,11 @@ def test_writes_through_the_ingress_need_the_generated_token_and_reads_stay_open
     status, body, _ = d.via_ingress("POST", "/interactions", token=token, body=event)
     assert status == 202 and body["accepted"] == 1, body
     d.produced += 1
-    # the catalogue's writes are guarded by the same token (checked before anything else)
+    # the catalogue's writes and the erasures are guarded by the same token (checked before
+    # anything else; none is sent with it here: an erasure would go to the topic)
     for method, path, record in (("PUT", "/items/50", {"title": "x"}),
-                                 ("POST", "/items", [{"item": "50", "title": "x"}])):
+                                 ("POST", "/items", [{"item": "50", "title": "x"}]),
+                                 ("DELETE", "/users/196", None), ("DELETE", "/items/50", None)):
         status, body, _ = d.via_ingress(method, path, body=record)
         assert status == 401 and body["error"] == "unauthorized", (method, path, body)
     # reads need no token
