@@ -175,12 +175,14 @@ def all_ready(port: int, workers: int) -> bool:
 # --- HTTP load --------------------------------------------------------------------------------
 
 async def _one_connection(host: str, port: int, paths: list[bytes], offset: int,
-                          stop_at: float, took: list[float], failed: list[int]) -> None:
+                          stop_at: float, took: list[float], failed: list[int],
+                          host_header: bytes = b"bench") -> None:
     reader, writer = await asyncio.open_connection(host, port)
     k = offset
     try:
         while time.perf_counter() < stop_at:
-            request = b"GET " + paths[k % len(paths)] + b" HTTP/1.1\r\nHost: bench\r\n\r\n"
+            request = (b"GET " + paths[k % len(paths)] + b" HTTP/1.1\r\nHost: " + host_header
+                       + b"\r\n\r\n")
             k += 1
             start = time.perf_counter()
             try:
@@ -216,8 +218,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def load(host: str, port: int, paths: list[bytes], concurrency: int,
-         seconds: float, server_pid: int | None = None) -> dict[str, float]:
-    """``concurrency`` keep-alive connections, each sending its next request on an answer."""
+         seconds: float, server_pid: int | None = None,
+         host_header: str = "bench") -> dict[str, float]:
+    """``concurrency`` keep-alive connections, each sending its next request on an answer.
+    ``host_header``: the ``Host`` sent (an Ingress routes by it; serving ignores it)."""
     took: list[float] = []
     failed = [0]
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
@@ -226,7 +230,8 @@ def load(host: str, port: int, paths: list[bytes], concurrency: int,
         start = time.perf_counter()
         stop_at = start + seconds
         await asyncio.gather(*(
-            _one_connection(host, port, paths, c * 7919, stop_at, took, failed)
+            _one_connection(host, port, paths, c * 7919, stop_at, took, failed,
+                            host_header.encode("ascii"))
             for c in range(concurrency)))
         return time.perf_counter() - start
 

@@ -9,13 +9,16 @@ topic: Kafka (``--bootstrap``) or the embedded local log (``--data-dir``). ``use
 users and repeatedly publishes ``user:item`` for items seen on the ``items`` topic, at a rate.
 ``replay`` sends MovieLens ratings as JSON ``{user, item, rating, timestamp}`` in timestamp
 order, sped up. ``users`` and ``replay`` write to the interactions topic on Kafka, or to a
-running ``streamrec run`` through ``POST /interactions`` (``--url``).
+running ``streamrec run`` through ``POST /interactions`` (``--url``). With ``--url``, the
+bearer token that guards the writes (the operator's ``status.ingestTokenSecret``) is read from
+``STREAMREC_INGEST_TOKEN``, as serving reads it; a token never goes on the command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -50,12 +53,15 @@ class KafkaOut:
 
 
 class HttpOut:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url.rstrip("/") + "/interactions"
+        self.headers = {"Content-Type": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def send(self, events: list[dict[str, Any]], text: bool = False) -> None:
         req = urllib.request.Request(self.url, data=json.dumps(events).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers=self.headers)
         with urllib.request.urlopen(req, timeout=30) as resp:
             resp.read()
 
@@ -65,7 +71,7 @@ class HttpOut:
 
 def _out(args: argparse.Namespace, topic: str) -> Out:
     if args.url:
-        return HttpOut(args.url)
+        return HttpOut(args.url, os.environ.get("STREAMREC_INGEST_TOKEN"))
     return KafkaOut(args.bootstrap, topic)
 
 

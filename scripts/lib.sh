@@ -21,6 +21,8 @@ SKAFFOLD_VERSION="2.16.1"
 DISTRIBUTION_VERSION="3.1.2"
 # Cluster DNS of the real test node (scripts/provision-coredns.sh).
 COREDNS_VERSION="1.14.7"
+# The ingress controller of the real test node (scripts/provision-traefik.sh).
+TRAEFIK_VERSION="3.6.12"
 # The pause image of the real node's pod sandboxes, built locally (scripts/provision-node.sh).
 PAUSE_VERSION="3.10-streamrec1"
 # MinIO publishes RELEASE.* tags that the module proxy does not serve; pin the pseudo-version.
@@ -66,6 +68,17 @@ install_debian_packages() {
   apt-get update -q >/dev/null || die "apt-get update failed"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
     >/dev/null || die "apt-get install ${missing[*]} failed"
+}
+
+# module_copy MODULE VERSION DEST: `go mod download` MODULE@vVERSION from the Go module proxy and
+# copy it, writable, to DEST, to `go build` inside it: for modules whose go.mod has `replace`
+# lines, which `go install pkg@version` refuses (Traefik, skaffold).
+module_copy() {
+  local mod=$1 version=$2 dest=$3 dir
+  dir=$(GOFLAGS=-mod=mod go mod download -json "$mod@v$version" \
+        | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -n $dir && -f $dir/go.mod ]] || die "could not download $mod@v$version from the Go module proxy"
+  rm -rf "$dest" && mkdir -p "$(dirname "$dest")" && cp -r "$dir" "$dest" && chmod -R u+w "$dest"
 }
 
 # Go builds must not pollute a module of the clone; keep them offline from any workspace.

@@ -20,11 +20,9 @@ if [[ -x $DIR/bin/skaffold ]]; then
 fi
 
 build() {
-  local mod="github.com/GoogleContainerTools/skaffold/v2" moddir src
-  moddir=$(go mod download -json "$mod@v$SKAFFOLD_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-  [[ -d "$moddir" ]] || die "could not download $mod@v$SKAFFOLD_VERSION from the Go module proxy"
-  src="$DIR/src"
-  rm -rf "$src" && mkdir -p "$DIR/bin" && cp -r "$moddir" "$src" && chmod -R u+w "$src"
+  local mod="github.com/GoogleContainerTools/skaffold/v2" src="$DIR/src"
+  module_copy "$mod" "$SKAFFOLD_VERSION" "$src"
+  mkdir -p "$DIR/bin"
   local vpkg="$mod/pkg/skaffold/version"
   (cd "$src" && go build -trimpath -tags "timetzdata osusergo netgo release" \
     -ldflags="-s -w -X $vpkg.version=v$SKAFFOLD_VERSION -X $vpkg.gitCommit=module-proxy" \

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.infra.containers import Podman, Registry, build_image
+from tests.infra.ingress import TraefikIngress
 from tests.infra.kafka import KafkaBroker
 from tests.infra.kube import KubeCluster
 from tests.infra.minio import MinioServer, S3Bucket
@@ -37,7 +38,7 @@ os.environ[SESSION_ENV] = uuid.uuid4().hex
 _STARTED: dict[str, Any] = {}
 
 
-C = TypeVar("C", KafkaBroker, MinioServer, Registry, KubeCluster, RealCluster)
+C = TypeVar("C", KafkaBroker, MinioServer, Registry, KubeCluster, RealCluster, TraefikIngress)
 
 
 def _running(name: str, component: C) -> Iterator[C]:
@@ -144,6 +145,15 @@ def node_minio(tmp_path_factory: pytest.TempPathFactory,
     """MinIO on the node's bridge address: pods and tests reach it at `.endpoint_url`."""
     yield from _running("node_minio",
                         MinioServer(tmp_path_factory.mktemp("node-minio"), host=GATEWAY))
+
+
+@pytest.fixture(scope="session")
+def node_ingress(tmp_path_factory: pytest.TempPathFactory,
+                 real_cluster: RealCluster) -> Iterator[TraefikIngress]:
+    """Traefik v3 on the host (tests/infra/ingress.py), serving the node's Ingresses of class
+    `traefik` at `.url` (127.0.0.1, a free port)."""
+    yield from _running("node_ingress",
+                        TraefikIngress(tmp_path_factory.mktemp("traefik"), real_cluster))
 
 
 @pytest.hookimpl(hookwrapper=True)

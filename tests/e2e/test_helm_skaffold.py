@@ -5,7 +5,8 @@ node.py), in the namespace `streamrec`:
 
 1. `helm install streamrec helm/streamrec` with the example RecommenderService pointed (through
    values) at the fixture Kafka and MinIO on the host: the chart's operator pod turns Ready and
-   the example serves personalised recommendations through its Service;
+   the example serves personalised recommendations through its Service and through its Ingress
+   (Traefik, `node_ingress`), where writes need the generated token;
 2. `helm upgrade` with two changed values rolls exactly what they concern: the operator (its log
    format) rolls, serving scales from 2 to 3 without a rollout, the trainer is untouched;
 3. `helm uninstall` removes every object of the release and of the example; the CRD stays
@@ -30,6 +31,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +45,7 @@ from kubernetes import client
 
 from streamrec.data import movielens
 from tests.infra.containers import Registry
+from tests.infra.ingress import TraefikIngress
 from tests.infra.kafka import KafkaBroker
 from tests.infra.minio import MinioServer
 from tests.infra.node import RealCluster
@@ -56,6 +59,7 @@ SERVING = {"app.kubernetes.io/instance": CR, "app.kubernetes.io/component": "ser
 TRAINER = {"app.kubernetes.io/instance": CR, "app.kubernetes.io/component": "trainer"}
 OPERATOR = {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/name": "streamrec"}
 CRD = "recommenderservices.streamrec.io"
+HOST = "recs-helm.example.test"  # the example's Ingress host, set through values
 POD_READY_S = 600  # a first pull of the image on a busy 2-core machine included
 # A fresh node pulls the image, the trainer fits MovieLens-100K, serving loads the snapshot.
 pytestmark = pytest.mark.timeout(1800)
@@ -70,6 +74,7 @@ class Node:
     minio: MinioServer
     registry: Registry
     workdir: Path
+    ingress: TraefikIngress
     figures: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -167,7 +172,7 @@ class Node:
     def service_url(self) -> str:
         return f"http://{self.core.read_namespaced_service(CR, NS).spec.cluster_ip}:80"
 
-    def get(self, url: str) -> Any:
+    def get(self, url: str | urllib.request.Request) -> Any:
         with urllib.request.urlopen(url, timeout=5) as r:
             return json.loads(r.read())
 
@@ -231,8 +236,10 @@ def _clear_namespace(cluster: RealCluster) -> None:
 
 @pytest.fixture(scope="module")
 def node(real_cluster: RealCluster, node_kafka: KafkaBroker, node_minio: MinioServer,
-         registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    n = Node(real_cluster, node_kafka, node_minio, registry, tmp_path_factory.mktemp("helm"))
+         registry: Registry, node_ingress: TraefikIngress,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    n = Node(real_cluster, node_kafka, node_minio, registry, tmp_path_factory.mktemp("helm"),
+             node_ingress)
     _clear_namespace(real_cluster)
     node_kafka.create_topic(TOPIC, partitions=3)
     node_minio.client().create_bucket(Bucket=BUCKET)
@@ -260,7 +267,10 @@ def test_helm_install_brings_the_operator_to_ready_and_the_example_serves(node: 
            "--set", f"example.kafka.bootstrapServers={n.kafka_in_cluster}",
            "--set", f"example.kafka.topic={TOPIC}",
            "--set", f"example.snapshots.endpoint={n.minio.endpoint_url}",
-           "--set", f"example.snapshots.bucket={BUCKET}")
+           "--set", f"example.snapshots.bucket={BUCKET}",
+           "--set", "example.serving.ingress.enabled=true",
+           "--set", "example.serving.ingress.className=traefik",
+           "--set", f"example.serving.ingress.host={HOST}")
     (operator,) = n.wait_ready(OPERATOR, 1)
     n.figures["helm_install_to_operator_ready_s"] = round(time.monotonic() - t0, 1)
     # the chart's default image, streamrec:<appVersion>: docker.io/library, i.e. the registry
@@ -279,6 +289,22 @@ def test_helm_install_brings_the_operator_to_ready_and_the_example_serves(node: 
     assert got["model_version"]
     other = n.get(n.service_url() + "/users/2/recommendations?n=10")
     assert [i["item"] for i in other["items"]] != [i["item"] for i in got["items"]]
+    # the same through the chart example's Ingress, served by Traefik
+    via = urllib.request.Request(n.ingress.url + "/users/2/recommendations?n=10",
+                                 headers={"Host": HOST})
+    through = wait_for(lambda: n.get(via), 60, "the example's Ingress to answer")
+    n.figures["helm_install_to_first_recommendation_via_ingress_s"] = round(
+        time.monotonic() - t0, 1)
+    assert [i["item"] for i in through["items"]] == [i["item"] for i in other["items"]]
+    # writes through it need the token the operator generated (status.ingestTokenSecret)
+    post = urllib.request.Request(n.ingress.url + "/interactions", method="POST",
+                                  data=b'{"user": "2", "item": "50"}',
+                                  headers={"Host": HOST, "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(post, timeout=5)
+    assert refused.value.code == 401
+    assert n.kubectl("get", "recsvc", CR, "-n", NS, "-o",
+                     "jsonpath={.status.ingestTokenSecret}") == f"{CR}-ingest-token"
     assert json.loads(n.helm("status", RELEASE, "-n", NS, "-o", "json"))["info"]["status"] \
         == "deployed"
     # the operator was never refused anything (e.g. kopf listing namespaces: operator/cli.py)

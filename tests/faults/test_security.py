@@ -143,7 +143,8 @@ NAMESPACED_ALLOWED: dict[tuple[str, str], set[str]] = {
     ("apps", "deployments"): {"get", "create", "patch"},
     ("autoscaling", "horizontalpodautoscalers"): {"get", "create", "patch", "delete"},
     ("networking.k8s.io", "ingresses"): {"get", "create", "patch", "delete"},
-    ("", "secrets"): {"get"},
+    # create/delete: the generated write token (<name>-ingest-token); never list, watch, patch
+    ("", "secrets"): {"get", "create", "delete"},
 }
 # What the operator may write cluster-wide: its own resource (kopf's finalizer and progress
 # annotations, the status) and Events. Nothing else, in particular no core object.
@@ -273,6 +274,14 @@ def test_no_secret_value_appears_in_logs_status_configmaps_or_events(
             ),
             explain=op.last_run,
         )
+        # A token the operator generates (Ingress on, no ingestTokenSecret) must not leak either.
+        generated_cr = example_cr(cluster.ns, "generated")
+        generated_cr["spec"]["snapshots"]["credentialsSecret"] = "store"
+        cluster.create_cr(generated_cr)
+        generated = wait_for("the generated token Secret",
+                             lambda: cluster.get("Secret", "generated-ingest-token"),
+                             explain=op.last_run)
+        generated_token = base64.b64decode(generated["data"]["token"]).decode()
         cluster.patch_cr("leaky", {"spec": {"model": {"factors": 16}}})  # an update, logged
         wait_for(
             "the update to be applied",
@@ -293,6 +302,9 @@ def test_no_secret_value_appears_in_logs_status_configmaps_or_events(
         "RecommenderService (spec, status, annotations)": json.dumps(
             cluster.get("RecommenderService", "leaky")
         ),
+        "RecommenderService with a generated token": json.dumps(
+            cluster.get("RecommenderService", "generated")
+        ),
         "ConfigMaps": json.dumps(
             api.sanitize_for_serialization(cluster.core.list_namespaced_config_map(cluster.ns))
         ),
@@ -305,7 +317,7 @@ def test_no_secret_value_appears_in_logs_status_configmaps_or_events(
     }
     assert "leaky" in places["operator log"] and store_error  # the places are not empty
     for where, text in places.items():
-        for key, value in LEAK_VALUES.items():
+        for key, value in {**LEAK_VALUES, "generated token": generated_token}.items():
             for form in forms(value):
                 assert form not in text, f"{key} found in {where}"
     # The containers get credentials only as references to the Secrets.

@@ -1,7 +1,8 @@
 """`make cluster`: the tests' real node for humans, until Ctrl-C (or --seconds, default 2 h).
 
 Starts a local registry, pushes the image (`scripts/image.sh --push`, cached layers), starts
-the node (tests/infra/node.py) and prints the kubeconfig to use; Ctrl-C tears everything down and
+the node (tests/infra/node.py) with Traefik as its ingress controller (tests/infra/ingress.py),
+and prints the kubeconfig and the Ingress address to use; Ctrl-C tears everything down and
 checks that the host is as it was. Kafka and MinIO are not started here (`make run` or the test
 fixtures have them); point Services at them as tests/e2e/test_real_cluster.py does.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from .containers import Registry, build_image
+from .ingress import TraefikIngress
 from .node import RealCluster, node_image
 from .process import SESSION_ENV, InfraError, end_survivors
 
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     registry = Registry(work / "registry")
     cluster: RealCluster | None = None
+    ingress: TraefikIngress | None = None
     code = 0
     try:
         registry.start()
@@ -49,9 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"image: {ref} (pods name it streamrec:<tag>)", flush=True)
         cluster = RealCluster(work / "node", registry=registry.address)
         cluster.start()
+        ingress = TraefikIngress(work / "traefik", cluster)
+        ingress.start()
         print(f"ready in {cluster.timings['cluster_start_s']:.0f}s\n"
               f"  export KUBECONFIG={cluster.kubeconfig}\n"
               f"  kubectl: {cluster.bin / 'kubectl'}\n"
+              f"  Ingress (class traefik): curl -H 'Host: <host>' {ingress.url}/...\n"
               f"Ctrl-C tears it down (or after {args.seconds:.0f}s).", flush=True)
         deadline = time.monotonic() + args.seconds
         while not stop["now"] and time.monotonic() < deadline:
@@ -60,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make cluster: {e}", file=sys.stderr)
         code = 1
     finally:
+        if ingress is not None:
+            ingress.stop()
         try:
             if cluster is not None:
                 cluster.stop()

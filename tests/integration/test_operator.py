@@ -469,6 +469,8 @@ def check_operator_permissions(kube: Any, namespace: str) -> None:
         ("delete", "horizontalpodautoscalers", "autoscaling"),
         ("delete", "ingresses", "networking.k8s.io"),
         ("get", "secrets", ""),
+        ("create", "secrets", ""),  # the generated write token
+        ("delete", "secrets", ""),  # ... when the spec no longer needs it
         ("watch", PLURAL, GROUP),
         ("create", "events", ""),
     ]:
@@ -477,7 +479,8 @@ def check_operator_permissions(kube: Any, namespace: str) -> None:
     assert allowed("list", "customresourcedefinitions", "apiextensions.k8s.io", ns=None)
     for verb, resource, group in [
         ("list", "secrets", ""),
-        ("create", "secrets", ""),
+        ("patch", "secrets", ""),
+        ("update", "secrets", ""),
         ("delete", "deployments", "apps"),
         ("update", "deployments", "apps"),
         ("create", "pods", ""),
@@ -569,15 +572,21 @@ def test_operator_lifecycle(kube: Any, crd: None, monkeypatch: pytest.MonkeyPatc
     assert fingerprint(cluster, name) == before
 
     with operator(cluster.ns, monkeypatch, kube.kubeconfig):
-        # Turning the Ingress off deletes it and touches nothing else.
+        # Turning the Ingress off deletes it and the generated write token (nothing outside the
+        # cluster reaches the writes any more), so serving rolls without the token; nothing
+        # else is touched.
         before = fingerprint(cluster, name)
+        assert cluster.get("Secret", f"{name}-ingest-token") is not None
         cluster.patch_cr(name, {"spec": {"serving": {"ingress": {"enabled": False}}}})
         wait_for("the Ingress to go", lambda: cluster.get("Ingress", name) is None)
+        wait_for("the token Secret to go",
+                 lambda: cluster.get("Secret", f"{name}-ingest-token") is None)
         time.sleep(2)
         for key, obj in children(cluster, name).items():
-            if not key.startswith("Ingress/"):
+            if not key.startswith(("Ingress/", f"Deployment/{name}-serving")):
                 assert obj is not None
                 assert operator_writes(obj) == before[key], key
+        assert "ingestTokenSecret" not in token_env_and_status(cluster, name)[1]
 
         # A CR whose Secret does not exist: its children are created, the status says why not.
         bad = example_cr(cluster.ns, "nosecret")
@@ -636,6 +645,57 @@ def test_operator_lifecycle(kube: Any, crd: None, monkeypatch: pytest.MonkeyPatc
             ),
             timeout=120,
         )
+
+
+def token_env_and_status(cluster: Cluster, name: str) -> tuple[Any, dict[str, Any]]:
+    """(the serving container's STREAMREC_INGEST_TOKEN secretKeyRef or None, the CR's status)."""
+    dep = cluster.get("Deployment", f"{name}-serving") or {}
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", [])}
+    cr = cluster.get("RecommenderService", name) or {}
+    return refs.get("STREAMREC_INGEST_TOKEN"), cr.get("status") or {}
+
+
+def test_the_write_token_is_generated_owned_reported_and_removed_on_opt_out(
+    kube: Any, crd: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = Cluster(kube.api_client(), kube.namespace())
+    s3_secret(cluster)
+    name, secret = "tokened", "tokened-ingest-token"
+    with operator(cluster.ns, monkeypatch, kube.kubeconfig):
+        uid = cluster.create_cr(example_cr(cluster.ns, name))["metadata"]["uid"]
+        generated = wait_for("the generated token Secret", lambda: cluster.get("Secret", secret))
+        (owner,) = generated["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["uid"], owner["controller"]) == ("RecommenderService", uid,
+                                                                      True)
+        token = generated["data"]["token"]
+        assert len(token) >= 40  # base64 of a 43-character token_urlsafe(32)
+        wait_for("the serving Deployment", lambda: cluster.get("Deployment", f"{name}-serving"))
+        wait_for("status.ingestTokenSecret",
+                 lambda: token_env_and_status(cluster, name)[1].get("ingestTokenSecret") == secret)
+        assert token_env_and_status(cluster, name)[0] == {"name": secret, "key": "token"}
+        # A reconcile (any spec change) keeps the token: it is created once, never rewritten.
+        cluster.patch_cr(name, {"spec": {"model": {"factors": 16}}})
+        wait_for("the ConfigMap to carry factors=16", lambda: (
+            (cluster.get("ConfigMap", f"{name}-config") or {}).get("data", {})
+            .get("STREAMREC_FACTORS") == "16"))
+        assert (cluster.get("Secret", secret) or {})["data"]["token"] == token
+        # Deleted by hand: the status timer brings a new one back (rotation, docs/operator.md).
+        cluster.core.delete_namespaced_secret(secret, cluster.ns)
+        back = wait_for("the token Secret to come back", lambda: cluster.get("Secret", secret))
+        assert back["data"]["token"] != token
+        # The explicit opt-out: the Secret goes, the env var goes, the status says nothing.
+        cluster.patch_cr(name, {"spec": {"serving": {"ingress": {"allowAnonymousWrites": True}}}})
+        wait_for("the token Secret to go", lambda: cluster.get("Secret", secret) is None)
+        wait_for("serving without the token and the status without the Secret",
+                 lambda: token_env_and_status(cluster, name)[0] is None
+                 and "ingestTokenSecret" not in token_env_and_status(cluster, name)[1])
+        # The user's own Secret with the opt-out is a contradiction the API server refuses.
+        with pytest.raises(client.ApiException) as err:
+            cluster.patch_cr(name, {"spec": {"serving": {"ingestTokenSecret": "mine"}}})
+        assert err.value.status == 422
+        assert "allowAnonymousWrites cannot be true while ingestTokenSecret" in err.value.body
+        cluster.delete_cr(name)
 
 
 def versions(cluster: Cluster, name: str) -> dict[str, tuple[str, int]]:
@@ -839,7 +899,8 @@ def test_the_streamrec_operator_command_serves_liveness_and_reconciles(
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     assert code == 0, log.read_text()
-    assert "children reconciled: 6 created" in log.read_text()
+    # six children and the generated write-token Secret (the example's Ingress exposes writes)
+    assert "children reconciled: 7 created" in log.read_text()
 
 
 def test_kubectl_shows_the_printer_columns(kube: Any, crd: None) -> None:

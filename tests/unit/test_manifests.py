@@ -266,7 +266,8 @@ def test_namespaced_role_grants_what_the_children_need_and_no_more() -> None:
     for child in build_children("r", "ns", spec):
         group = child["apiVersion"].rpartition("/")[0]
         assert {"get", "create", "patch"} <= granted[(group, plural[child["kind"]])], child["kind"]
-    assert granted[("", "secrets")] == {"get"}
+    # get: referenced Secrets; create/delete: the generated write token, never patch or list
+    assert granted[("", "secrets")] == {"get", "create", "delete"}
     assert granted[("autoscaling", "horizontalpodautoscalers")] == {
         "get",
         "create",

@@ -76,6 +76,7 @@ def test_autoscaling_and_ingress_add_an_hpa_and_an_ingress() -> None:
     assert unwanted_children(NAME, spec()) == [
         ("autoscaling/v2", "HorizontalPodAutoscaler", "recs-serving"),
         ("networking.k8s.io/v1", "Ingress", "recs"),
+        ("v1", "Secret", "recs-ingest-token"),
     ]
 
 

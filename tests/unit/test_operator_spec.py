@@ -65,13 +65,16 @@ def test_minimal_spec_gets_every_default() -> None:
     assert spec.serving.autoscaling.target_cpu_utilization_percentage == 70
     assert spec.serving.resources == SERVING_RESOURCES
     assert spec.serving.ingress.enabled is False and spec.serving.ingress.path == "/"
+    assert spec.serving.ingress.allow_anonymous_writes is False
 
 
 def test_example_recommender_cr_parses_with_its_values() -> None:
     cr = yaml.safe_load((ROOT / "k8s" / "recommender.yaml").read_text())
     spec = parse_spec(cr["spec"])
     assert spec.serving.autoscaling.enabled and spec.serving.autoscaling.max_replicas == 5
-    assert spec.serving.ingress.class_name == "nginx"
+    assert spec.serving.ingress.class_name == "traefik"
+    assert spec.serving.ingress.host == "recs.example.test"
+    assert spec.serving.ingress.allow_anonymous_writes is False  # writes need the token
     assert spec.snapshots.endpoint == "http://minio.streamrec.svc:9000"
 
 
@@ -138,6 +141,17 @@ def test_parsing_does_not_modify_the_input() -> None:
         ),
         (with_field("serving.ingress.path", "api"), "spec.serving.ingress.path", "start with '/'"),
         (with_field("serving.ingress.tlsSecret", "tls"), "spec.serving.ingress.host", "tlsSecret"),
+        (
+            with_field("serving.ingress.allowAnonymousWrites", "yes"),
+            "spec.serving.ingress.allowAnonymousWrites",
+            "true or false",
+        ),
+        (
+            with_field("serving", {"ingestTokenSecret": "tok",
+                                   "ingress": {"enabled": True, "allowAnonymousWrites": True}}),
+            "spec.serving.ingress.allowAnonymousWrites",
+            "cannot be true while ingestTokenSecret is set",
+        ),
         (
             with_field("serving.ingress.host", "Bad_Host.example"),
             "spec.serving.ingress.host",

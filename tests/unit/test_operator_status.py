@@ -129,7 +129,7 @@ def test_missing_secret_degrades_and_names_the_secret_and_field() -> None:
         }
     )
     secrets = {"s3-creds": {"AWS_ACCESS_KEY_ID": "eA==", "AWS_SECRET_ACCESS_KEY": "eQ=="}}
-    issues = secret_problems(all_secret_refs(spec), secrets, "shop")
+    issues = secret_problems(all_secret_refs("recs", spec), secrets, "shop")
     assert issues == [
         "Secret 'kafka-user' (spec.kafka.credentialsSecret) not found in namespace 'shop'"
     ]
@@ -150,7 +150,7 @@ def test_a_secret_without_a_needed_key_is_reported_with_the_key() -> None:
         }
     )
     issues = secret_problems(
-        all_secret_refs(spec), {"s3-creds": {"AWS_ACCESS_KEY_ID": "eA=="}}, "ns"
+        all_secret_refs("recs", spec), {"s3-creds": {"AWS_ACCESS_KEY_ID": "eA=="}}, "ns"
     )
     assert issues == [
         "Secret 's3-creds' (spec.snapshots.credentialsSecret) has no key 'AWS_SECRET_ACCESS_KEY'"

@@ -4,18 +4,27 @@ No I/O and no kopf here; handlers add owner references (``kopf.adopt``) and appl
 and unit tests assert on these dicts directly. Children: a ConfigMap holding the env-var
 contract, the trainer Deployment (one replica, Recreate: two trainers would fight over the
 consumer group and the snapshot store), the serving Deployment, its Service, and optionally an
-HPA and an Ingress.
+HPA, an Ingress, and the generated write-token Secret (``build_token_secret``, which the handler
+creates once, apart from the others: its token is random).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from streamrec.operator.env import SERVING_PORT, TRAINER_METRICS_PORT, config_data, secret_env
+from streamrec.operator.env import (
+    INGEST_TOKEN_KEY,
+    SERVING_PORT,
+    TRAINER_METRICS_PORT,
+    config_data,
+    secret_env,
+)
 from streamrec.operator.spec import RecommenderSpec, Resources
+from streamrec.operator.writeauth import generated_secret_name, generates_token
 
 APP = "streamrec"
 MANAGER = "streamrec-operator"
@@ -44,6 +53,7 @@ def child_names(name: str) -> dict[str, str]:
         "service": name,
         "hpa": f"{name}-serving",
         "ingress": name,
+        "token": generated_secret_name(name),
     }
 
 
@@ -80,7 +90,7 @@ def _container(
         "imagePullPolicy": spec.image.pull_policy,
         "args": ["trainer" if component == "trainer" else "serve"],
         "envFrom": [{"configMapRef": {"name": child_names(name)["config"]}}],
-        "env": secret_env(spec, component),
+        "env": secret_env(name, spec, component),
         "ports": [{"name": port_name, "containerPort": port_number, "protocol": "TCP"}],
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": port_name},
@@ -274,6 +284,19 @@ def build_ingress(name: str, namespace: str, spec: RecommenderSpec) -> dict[str,
     return body
 
 
+def build_token_secret(name: str, namespace: str, token: str) -> dict[str, Any]:
+    """The generated write-token Secret (``streamrec.operator.writeauth``): ``token`` under key
+    ``token``. Created once, never patched: the handler passes a fresh random token only when the
+    Secret does not exist. The caller adds the owner reference."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _meta(name, namespace, "ingest-token", child_names(name)["token"]),
+        "data": {INGEST_TOKEN_KEY: base64.b64encode(token.encode("utf-8")).decode("ascii")},
+    }
+
+
 def build_children(name: str, namespace: str, spec: RecommenderSpec) -> list[dict[str, Any]]:
     """Every child the spec asks for, ConfigMap first so pods never start without it."""
     children = [
@@ -297,4 +320,6 @@ def unwanted_children(name: str, spec: RecommenderSpec) -> list[tuple[str, str, 
         unwanted.append(("autoscaling/v2", "HorizontalPodAutoscaler", names["hpa"]))
     if not spec.serving.ingress.enabled:
         unwanted.append(("networking.k8s.io/v1", "Ingress", names["ingress"]))
+    if not generates_token(spec):
+        unwanted.append(("v1", "Secret", names["token"]))
     return unwanted

@@ -13,6 +13,7 @@ from typing import Any
 from streamrec.core.feedback import format_table
 from streamrec.operator.scoring import scoring_env
 from streamrec.operator.spec import RecommenderSpec
+from streamrec.operator.writeauth import token_secret
 
 SERVING_PORT = 8000
 TRAINER_METRICS_PORT = 9100
@@ -83,8 +84,9 @@ def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
     return dict(sorted(data.items()))
 
 
-def secret_refs(spec: RecommenderSpec, component: str) -> list[SecretRef]:
-    """The Secrets (and keys) one component's container reads; ``component`` is trainer/serving."""
+def secret_refs(name: str, spec: RecommenderSpec, component: str) -> list[SecretRef]:
+    """The Secrets (and keys) one component's container reads; ``component`` is trainer/serving.
+    ``name`` is the RecommenderService's: it names the generated write-token Secret."""
     refs = [
         SecretRef(
             spec.snapshots.credentials_secret,
@@ -100,20 +102,15 @@ def secret_refs(spec: RecommenderSpec, component: str) -> list[SecretRef]:
                 "spec.kafka.credentialsSecret",
             )
         )
-    if component == "serving" and spec.serving.ingest_token_secret is not None:
-        refs.append(
-            SecretRef(
-                spec.serving.ingest_token_secret,
-                (INGEST_TOKEN_KEY,),
-                "spec.serving.ingestTokenSecret",
-            )
-        )
+    token = token_secret(name, spec)
+    if component == "serving" and token is not None:
+        refs.append(SecretRef(token[0], (INGEST_TOKEN_KEY,), token[1]))
     return refs
 
 
-def all_secret_refs(spec: RecommenderSpec) -> list[SecretRef]:
+def all_secret_refs(name: str, spec: RecommenderSpec) -> list[SecretRef]:
     """Every Secret either component reads (the serving set is a superset of the trainer's)."""
-    return secret_refs(spec, "serving")
+    return secret_refs(name, spec, "serving")
 
 
 _ENV_NAMES = {
@@ -125,13 +122,13 @@ _ENV_NAMES = {
 }
 
 
-def secret_env(spec: RecommenderSpec, component: str) -> list[dict[str, Any]]:
+def secret_env(name: str, spec: RecommenderSpec, component: str) -> list[dict[str, Any]]:
     """Container ``env`` entries, each a ``secretKeyRef`` into a referenced Secret."""
     return [
         {
             "name": _ENV_NAMES[key],
             "valueFrom": {"secretKeyRef": {"name": ref.name, "key": key}},
         }
-        for ref in secret_refs(spec, component)
+        for ref in secret_refs(name, spec, component)
         for key in ref.keys
     ]

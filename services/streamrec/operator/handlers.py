@@ -25,7 +25,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes import client
@@ -33,6 +33,7 @@ from urllib3.exceptions import HTTPError
 
 from streamrec.operator.builders import (
     build_children,
+    build_token_secret,
     child_names,
     hpa_owned_fields,
     unwanted_children,
@@ -59,6 +60,7 @@ from streamrec.operator.status import (
     secret_problems,
     status_changed,
 )
+from streamrec.operator.writeauth import generates_token, new_token, token_secret_name
 
 ANNOTATION_PREFIX = "operator.streamrec.io"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -131,6 +133,8 @@ def reconcile(
     kopf.adopt(children, owner=body)
     counts = {"created": 0, "patched": 0, "unchanged": 0, "deleted": 0}
     try:
+        # First, so that the serving pods never start without the Secret they read.
+        counts["created"] += _ensure_token(kube, name, namespace, parsed, body, logger)
         for child in children:
             outcome = kube.apply(with_applied_hash(child), hpa_owned_fields(child, parsed))
             counts[outcome] += 1
@@ -176,7 +180,7 @@ async def start_status_refresh(
     index: kopf.Index[Key, bool] = kwargs["recommenderservices"]
     memo["refresher"] = asyncio.get_running_loop().create_task(refresh_forever(
         lambda: list(index.keys()),
-        lambda namespace, name: refresh_status(memo["kube"], namespace, name),
+        lambda namespace, name: refresh_status(memo["kube"], namespace, name, logger),
         STATUS_INTERVAL_SECONDS,
         logger,
     ))
@@ -191,10 +195,16 @@ async def stop_status_refresh(memo: Any, **_: Any) -> None:
             await task
 
 
-def refresh_status(kube: Kube, namespace: str, name: str) -> None:
+def refresh_status(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
     """Observe one resource's children, Secrets and store again and patch its status if that
-    changes it. Nothing if the resource is gone or its spec is invalid (reconcile has put the
-    reason in the status). Raises ``kopf.TemporaryError`` when a read fails."""
+    changes it; first re-create the generated write-token Secret if it went missing. Nothing if
+    the resource is gone or its spec is invalid (reconcile has put the reason in the status).
+    Raises ``kopf.TemporaryError`` when a read or the Secret's creation fails."""
     body = kube.get(API_VERSION, KIND, namespace, name)
     if body is None:
         return
@@ -202,11 +212,36 @@ def refresh_status(kube: Kube, namespace: str, name: str) -> None:
         validate_name(name)
         parsed = parse_spec(body.get("spec") or {})
     except InvalidSpec:
-        return
+        return  # reconcile has already put the reason in the status
+    try:
+        # A deleted generated token Secret comes back here, not only at the next spec change.
+        _ensure_token(kube, name, namespace, parsed, kopf.Body(cast(kopf.RawBody, body)), logger)
+    except (client.ApiException, HTTPError) as exc:
+        raise _temporary("creating the write-token Secret", exc) from exc
     status = body.get("status") or {}
     new = _observe(kube, name, namespace, parsed, None, status)
     if status_changed(status, new):
         kube.patch_status(API_VERSION, KIND, namespace, name, new)
+
+
+def _ensure_token(
+    kube: Kube,
+    name: str,
+    namespace: str,
+    spec: RecommenderSpec,
+    body: kopf.Body,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> int:
+    """Create the generated write-token Secret if the spec needs it and it is missing (never
+    rewrite one: that would change the token under running clients); 1 if created, else 0."""
+    if not generates_token(spec):
+        return 0
+    secret = build_token_secret(name, namespace, new_token())
+    kopf.adopt(secret, owner=body)
+    if not kube.create_if_absent(secret):
+        return 0
+    logger.info("created Secret %s (the write token)", secret["metadata"]["name"])
+    return 1
 
 
 def _parse_or_fail(
@@ -244,7 +279,7 @@ def _observe(
     try:
         trainer = kube.get("apps/v1", "Deployment", namespace, names["trainer"])
         serving = kube.get("apps/v1", "Deployment", namespace, names["serving"])
-        refs = all_secret_refs(spec)
+        refs = all_secret_refs(name, spec)
         secrets = {ref.name: _secret_data(kube, namespace, ref.name) for ref in refs}
     except (client.ApiException, HTTPError) as exc:
         raise _temporary("reading the children", exc) from exc
@@ -255,6 +290,7 @@ def _observe(
         serving=serving,
         secret_issues=issues,
         snapshot=_read_snapshot(name, spec, secrets.get(spec.snapshots.credentials_secret)),
+        ingest_token_secret=token_secret_name(name, spec),
         previous=status,
         now=_now(),
     )

@@ -116,6 +116,25 @@ class Kube:
         )
         return "created" if live is None else "patched"
 
+    def create_if_absent(self, obj: Mapping[str, Any]) -> bool:
+        """Create ``obj`` unless an object of that name exists; True if this call created it.
+
+        For the generated token Secret: it is never patched (a new random token on every
+        reconcile would roll the pods), so a create that meets 409 Conflict is the normal case.
+        """
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        if self.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"]) is not None:
+            return False
+        try:
+            self._call("POST", path.rsplit("/", 1)[0], body=obj,
+                       query=[("fieldManager", MANAGER)])
+        except client.ApiException as exc:
+            if exc.status == 409:  # created in between (another reconcile)
+                return False
+            raise
+        return True
+
     def patch_status(
         self, api_version: str, kind: str, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:

@@ -132,6 +132,9 @@ class IngressSpec:
     class_name: str | None = None
     path: str = "/"
     tls_secret: str | None = None
+    # Writes (POST /interactions, /items, the delete routes) through the Ingress need a token
+    # unless this is set; see streamrec.operator.writeauth.
+    allow_anonymous_writes: bool = False
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,12 @@ def _serving(f: Fields) -> ServingSpec:
         resources=_resources(f, "resources", SERVING_RESOURCES),
         ingress=_ingress(f.obj("ingress")),
     )
+    if out.ingress.allow_anonymous_writes and out.ingest_token_secret is not None:
+        raise InvalidSpec(
+            f"{f.at('ingress')}.allowAnonymousWrites",
+            f"cannot be true while ingestTokenSecret is set ({out.ingest_token_secret!r}): "
+            "unset one of them",
+        )
     f.done()
     return out
 
@@ -324,6 +333,7 @@ def _ingress(f: Fields) -> IngressSpec:
         class_name=f.optional_string("className"),
         path=path,
         tls_secret=_secret_name(f, "tlsSecret"),
+        allow_anonymous_writes=f.boolean("allowAnonymousWrites", False),
     )
     if out.host is not None and (len(out.host) > 253 or not _HOST.match(out.host)):
         raise InvalidSpec(f.at("host"), f"must be a lowercase DNS name (got {out.host!r})")

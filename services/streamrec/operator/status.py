@@ -1,10 +1,10 @@
 """Pure status: what a RecommenderService reports, computed from its children's observed state.
 
-``status`` holds ``observedGeneration``, ``phase``, ``conditions``, ``servingReplicas`` and
-``snapshotVersion``. Conditions follow the Kubernetes convention (``type``, ``status`` "True" or
-"False", ``reason``, ``message``, ``lastTransitionTime``); a condition keeps its transition time
-while its status stays the same, so recomputing an unchanged state gives an identical status and
-the operator can skip the patch.
+``status`` holds ``observedGeneration``, ``phase``, ``conditions``, ``servingReplicas``,
+``snapshotVersion`` and ``ingestTokenSecret``. Conditions follow the Kubernetes convention
+(``type``, ``status`` "True" or "False", ``reason``, ``message``, ``lastTransitionTime``); a
+condition keeps its transition time while its status stays the same, so recomputing an unchanged
+state gives an identical status and the operator can skip the patch.
 
 Phases: ``Failed`` (the spec is invalid), ``Degraded`` (a referenced Secret or key is missing),
 ``Progressing`` (a Deployment is not ready yet) and ``Ready``.
@@ -116,8 +116,12 @@ def compute_status(
     snapshot: SnapshotRead,
     previous: Mapping[str, Any],
     now: str,
+    ingest_token_secret: str | None = None,
 ) -> dict[str, Any]:
     """The full status of a valid spec from the observed children.
+
+    ``ingest_token_secret``: the Secret whose key ``token`` guards serving's write routes (the
+    user's or the generated one, ``streamrec.operator.writeauth``); None when writes are open.
 
     ``observed_generation`` is None when the caller has not just applied the spec (the status
     timer): the key is then left out, so the timer never moves it.
@@ -156,6 +160,7 @@ def compute_status(
         "conditions": merge_conditions(previous.get("conditions") or [], conditions, now),
         "servingReplicas": ((serving or {}).get("status") or {}).get("readyReplicas", 0),
         "snapshotVersion": version,
+        "ingestTokenSecret": ingest_token_secret,
     }
     if observed_generation is not None:
         status["observedGeneration"] = observed_generation
