@@ -649,6 +649,25 @@ def test_helm_example_passes_feedback_weights_to_the_cr(helm: str, schema: dict[
                                                                          "refund": -2.0}
 
 
+def test_helm_example_passes_the_write_token_choice_to_the_cr(
+    helm: str, schema: dict[str, Any]
+) -> None:
+    ingress = ("--set", "example.enabled=true", "--set", "example.serving.ingress.enabled=true")
+    (default,) = by_kind(template(helm, *ingress), KIND)
+    assert "allowAnonymousWrites" not in default["spec"]["serving"]["ingress"]
+    assert "ingestTokenSecret" not in default["spec"]["serving"]
+    (open_writes,) = by_kind(template(
+        helm, *ingress, "--set", "example.serving.ingress.allowAnonymousWrites=true"), KIND)
+    assert open_writes["spec"]["serving"]["ingress"]["allowAnonymousWrites"] is True
+    assert validate(schema, open_writes) == []
+    assert parse_spec(open_writes["spec"]).serving.ingress.allow_anonymous_writes
+    (own_secret,) = by_kind(template(
+        helm, *ingress, "--set", "example.serving.ingestTokenSecret=my-token"), KIND)
+    assert own_secret["spec"]["serving"]["ingestTokenSecret"] == "my-token"
+    assert validate(schema, own_secret) == []
+    assert parse_spec(own_secret["spec"]).serving.ingest_token_secret == "my-token"
+
+
 def test_helm_refuses_an_example_without_kafka(helm: str) -> None:
     done = subprocess.run(
         [
