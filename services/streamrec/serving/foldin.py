@@ -26,6 +26,7 @@ from streamrec.core.erasure import Erasure, Tombstones
 from streamrec.core.events import Event, parse_batch
 
 from . import metrics
+from .consumer import POLL_MAX, POLL_TIMEOUT, BackgroundConsumer
 from .forgotten import Forgotten
 from .fresh import FreshEvents
 from .reloader import Served
@@ -35,39 +36,23 @@ log = logging.getLogger(__name__)
 SourceFactory = Callable[[Mapping[int, int]], EventSource]
 #: Sees every parsed event with its message timestamp (online evaluation, `online.py`).
 Observer = Callable[[Sequence[Event], Sequence[float | None]], None]
-POLL_MAX = 500
-POLL_TIMEOUT = 0.05  # the longest wait for a first message (how often `stop` is checked)
 LAG_EVERY = 2.0  # seconds between lag checks (a watermark query per partition)
 
 
-def guarded_step(step: Callable[[], object], stop: threading.Event, what: str) -> None:
-    """One step of a background consumer: an unreachable log or a bug in one batch is logged
-    and waited out (1 s), never the end of the thread."""
-    try:
-        step()
-    except SourceUnavailable as e:
-        log.warning("%s source unavailable: %s", what, e)
-        stop.wait(1.0)
-    except Exception:  # keep consuming after a bug in one batch
-        log.exception("%s step failed", what)
-        stop.wait(1.0)
-
-
-class FoldIn:
+class FoldIn(BackgroundConsumer):
     """Owns one `EventSource` and writes into a `FreshEvents`; `step` is one poll."""
+
+    name = "fold-in"
 
     def __init__(self, factory: SourceFactory, fresh: FreshEvents, fmt: str = "auto",
                  min_weight: float | None = None, observe: Observer | None = None,
                  weights: Mapping[str, float] | None = None,
                  forgotten: Forgotten | None = None) -> None:
+        super().__init__()
         self.factory, self.fresh, self.observe = factory, fresh, observe
         self.fmt, self.min_weight, self.weights = fmt, min_weight, weights
         self.forgotten = Forgotten() if forgotten is None else forgotten
-        self.source: EventSource | None = None
-        self._pending: dict[int, int] | None = None  # offsets of a newer snapshot to seek to
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last_event_ts: float | None = None  # produce time of the last message read
 
     def on_swap(self, served: Served) -> None:
@@ -160,20 +145,13 @@ class FoldIn:
         if ahead:
             self.source.seek({**position, **ahead})
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="foldin", daemon=True)
-        self._thread.start()
-
     def _loop(self) -> None:
         evicted, seen_dropped, lag_at = 0, 0, 0.0
         while not self._stop.is_set():
             if self.source is not None and time.monotonic() - lag_at > LAG_EVERY:
                 lag_at = time.monotonic()
                 self.report_lag()  # here, not in a request thread: the source is not shared
-            if self.source is None and self._pending is None:
-                self._stop.wait(POLL_TIMEOUT)
-                continue
-            guarded_step(self.step, self._stop, "fold-in")
+            self._idle_or_step()
             if self.fresh.evicted != evicted:
                 metrics.FOLDIN_EVICTED.inc(self.fresh.evicted - evicted)
                 evicted = self.fresh.evicted
@@ -194,10 +172,3 @@ class FoldIn:
                                       time.time() if now is None else now)
         if seconds is not None:
             metrics.FOLDIN_LAG_SECONDS.set(seconds)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.source is not None:
-            self.source.close()

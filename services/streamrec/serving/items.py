@@ -23,30 +23,27 @@ from streamrec.adapters.source import EventSource
 from streamrec.core.catalog import Catalogue, InvalidItem, parse_record_bytes
 
 from . import metrics
-from .foldin import guarded_step
+from .consumer import POLL_MAX, POLL_TIMEOUT, BackgroundConsumer
 from .reloader import Served
 
 log = logging.getLogger(__name__)
 
-POLL_MAX = 500
-POLL_TIMEOUT = 0.05  # the longest wait for a first message (how often `stop` is checked)
 
 
-class ItemsFollower:
+class ItemsFollower(BackgroundConsumer):
     """Owns one items-topic `EventSource` and keeps ``catalogue``; `step` is one poll."""
+
+    name = "items"
 
     def __init__(self, factory: Callable[[], EventSource], catalogue: Catalogue,
                  erased: Callable[[str], bool] | None = None) -> None:
+        super().__init__()
         self.factory, self.catalogue = factory, catalogue
         #: Items erased for good (``DELETE /items``, serving/forgotten.py): records dropped.
         self.erased = erased
-        self.source: EventSource | None = None
         self._read: dict[int, int] = {}  # next offset per partition, of what was applied
         self._floor: dict[int, int] = {}  # the offsets of the catalogue last taken
-        self._pending: dict[int, int] | None = None  # where to seek next
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def on_swap(self, served: Served) -> None:
         """Holder listener: take the snapshot's catalogue if it is ahead of this worker's."""
@@ -103,21 +100,3 @@ class ItemsFollower:
                 metrics.ITEM_RECORDS.labels(result).inc(count)
             metrics.CATALOG_ITEMS.set(len(self.catalogue))
         return kept
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="items", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            if self.source is None and self._pending is None:
-                self._stop.wait(POLL_TIMEOUT)
-                continue
-            guarded_step(self.step, self._stop, "items")
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.source is not None:
-            self.source.close()
