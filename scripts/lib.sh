@@ -70,6 +70,14 @@ install_debian_packages() {
     >/dev/null || die "apt-get install ${missing[*]} failed"
 }
 
+# cached NAME PATH DIR: if PATH (the built binary, or a stamp written last) exists, the component
+# is in the cache: say so, print DIR (what every provision script prints) and end the script.
+cached() {
+  [[ -f $2 ]] || return 0
+  log "$1: cached at $3"
+  echo "$3"; exit 0
+}
+
 # module_copy MODULE VERSION DEST: `go mod download` MODULE@vVERSION from the Go module proxy and
 # copy it, writable, to DEST, to `go build` inside it: for modules whose go.mod has `replace`
 # lines, which `go install pkg@version` refuses (Traefik, skaffold).

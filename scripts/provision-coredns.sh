@@ -12,10 +12,7 @@ need go "install Go 1.24+ (https://go.dev/dl)"
 
 DIR="$STREAMREC_CACHE/coredns-$COREDNS_VERSION"
 lock coredns
-if [[ -x $DIR/bin/coredns ]]; then
-  log "coredns: cached at $DIR"
-  echo "$DIR"; exit 0
-fi
+cached coredns "$DIR/bin/coredns" "$DIR"
 
 PLUGINS=(reload bind ready health errors log loadbalance cache kubernetes loop)
 build() {

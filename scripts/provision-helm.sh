@@ -7,11 +7,7 @@ need go "install Go 1.24+ (https://go.dev/dl)"
 
 HELM_DIR="$STREAMREC_CACHE/helm-$HELM_VERSION"
 lock helm
-if [[ -x "$HELM_DIR/helm" ]]; then
-  log "helm: cached at $HELM_DIR"
-  echo "$HELM_DIR"
-  exit 0
-fi
+cached helm "$HELM_DIR/helm" "$HELM_DIR"
 mkdir -p "$HELM_DIR"
 build_helm() {
   # helm's Makefile stamps the Kubernetes version it targets (client-go's, major+1); without it

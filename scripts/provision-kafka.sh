@@ -7,11 +7,7 @@ need mvn "install Apache Maven 3.8+"
 
 KAFKA_DIR="$STREAMREC_CACHE/kafka-$KAFKA_VERSION"
 lock kafka
-if [[ -f "$KAFKA_DIR/.done" ]]; then
-  log "kafka: cached at $KAFKA_DIR"
-  echo "$KAFKA_DIR"
-  exit 0
-fi
+cached kafka "$KAFKA_DIR/.done" "$KAFKA_DIR"
 mkdir -p "$KAFKA_DIR"
 cat > "$KAFKA_DIR/pom.xml" <<POM
 <project xmlns="http://maven.apache.org/POM/4.0.0">

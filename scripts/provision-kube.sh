@@ -11,11 +11,7 @@ KUBE_DIR="$STREAMREC_CACHE/kube-$KUBE_VERSION-node-etcd-$ETCD_VERSION-kwok-$KWOK
 BIN="$KUBE_DIR/bin"
 STAMP="$KUBE_DIR/.done"
 lock kube
-if [[ -f "$STAMP" ]]; then
-  log "kube: cached at $KUBE_DIR"
-  echo "$KUBE_DIR"
-  exit 0
-fi
+cached kube "$STAMP" "$KUBE_DIR"
 mkdir -p "$BIN" "$KUBE_DIR/src"
 
 build_etcd() {

@@ -5,11 +5,7 @@ need go "install Go 1.24+ (https://go.dev/dl)"
 
 MINIO_DIR="$STREAMREC_CACHE/minio-$MINIO_VERSION"
 lock minio
-if [[ -x "$MINIO_DIR/minio" ]]; then
-  log "minio: cached at $MINIO_DIR"
-  echo "$MINIO_DIR"
-  exit 0
-fi
+cached minio "$MINIO_DIR/minio" "$MINIO_DIR"
 mkdir -p "$MINIO_DIR"
 build_minio() {
   GOBIN="$MINIO_DIR/.tmp" go install -trimpath -ldflags="-s -w" "github.com/minio/minio@$MINIO_VERSION"

@@ -9,10 +9,7 @@ need go "install Go 1.24+ (https://go.dev/dl)"
 
 DIR="$STREAMREC_CACHE/registry-$DISTRIBUTION_VERSION"
 lock registry
-if [[ -x $DIR/bin/registry ]]; then
-  log "registry: cached at $DIR"
-  echo "$DIR"; exit 0
-fi
+cached registry "$DIR/bin/registry" "$DIR"
 mkdir -p "$DIR/bin"
 build() {
   cd "$DIR"  # outside any module of the clone

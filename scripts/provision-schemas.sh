@@ -14,11 +14,7 @@ need go "install Go 1.24+ (https://go.dev/dl)"
 STRIMZI_VERSION="${STRIMZI_VERSION:-1.2.0}"
 DIR="$STREAMREC_CACHE/schemas-strimzi$STRIMZI_VERSION-skaffold$SKAFFOLD_VERSION"
 lock schemas
-if [[ -f "$DIR/.done" ]]; then
-  log "schemas: cached at $DIR"
-  echo "$DIR"
-  exit 0
-fi
+cached schemas "$DIR/.done" "$DIR"
 
 # A Java runtime that runs the crd-generator (class file 65 = Java 21).
 find_java() {

@@ -14,10 +14,7 @@ need go "install Go 1.24+ (https://go.dev/dl)"
 
 DIR="$STREAMREC_CACHE/skaffold-$SKAFFOLD_VERSION"
 lock skaffold
-if [[ -x $DIR/bin/skaffold ]]; then
-  log "skaffold: cached at $DIR"
-  echo "$DIR"; exit 0
-fi
+cached skaffold "$DIR/bin/skaffold" "$DIR"
 
 build() {
   local mod="github.com/GoogleContainerTools/skaffold/v2" src="$DIR/src"

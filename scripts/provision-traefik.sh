@@ -17,10 +17,7 @@ need go "install Go 1.25+ (https://go.dev/dl)"
 
 DIR="$STREAMREC_CACHE/traefik-$TRAEFIK_VERSION"
 lock traefik
-if [[ -x $DIR/bin/traefik ]]; then
-  log "traefik: cached at $DIR"
-  echo "$DIR"; exit 0
-fi
+cached traefik "$DIR/bin/traefik" "$DIR"
 
 build() {
   local src="$DIR/src"
