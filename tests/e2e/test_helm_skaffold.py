@@ -41,7 +41,6 @@ from typing import Any
 import pytest
 import yaml
 from confluent_kafka import Producer
-from kubernetes import client
 
 from streamrec.data import movielens
 from tests.infra.containers import Registry
@@ -50,7 +49,7 @@ from tests.infra.kafka import KafkaBroker
 from tests.infra.minio import MinioServer
 from tests.infra.node import RealCluster
 from tests.infra.process import REPO, ManagedProcess, provision
-from tests.support.kubepods import ready_pods, selector
+from tests.support.kubepods import ClusterClients, ready_pods, selector
 from tests.support.trainerproc import wait_for
 
 NS, RELEASE, CR = "streamrec", "streamrec", "recommender"
@@ -66,7 +65,7 @@ pytestmark = pytest.mark.timeout(1800)
 
 
 @dataclass
-class Node:
+class Node(ClusterClients):
     """The real node plus the tools a user drives it with: kubectl, helm and skaffold."""
 
     cluster: RealCluster
@@ -135,14 +134,6 @@ class Node:
         out = self.cluster.kubectl(*args, check=False)
         assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
         return out.stdout
-
-    @property
-    def core(self) -> client.CoreV1Api:
-        return client.CoreV1Api(self.cluster.api_client())
-
-    @property
-    def apps(self) -> client.AppsV1Api:
-        return client.AppsV1Api(self.cluster.api_client())
 
     def ready_pods(self, labels: dict[str, str]) -> list[Any]:
         return ready_pods(self.core, NS, labels)

@@ -30,7 +30,6 @@ from typing import Any
 import pytest
 from bench.serving import load
 from confluent_kafka import Producer
-from kubernetes import client
 
 from streamrec.adapters.s3store import S3Store
 from streamrec.data import movielens
@@ -38,7 +37,7 @@ from tests.infra.ingress import TraefikIngress
 from tests.infra.kafka import KafkaBroker
 from tests.infra.minio import MinioServer
 from tests.infra.node import RealCluster
-from tests.support.kubepods import ready_pods
+from tests.support.kubepods import ClusterClients, ready_pods
 from tests.support.trainerproc import latest_snapshot, read_topic, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,21 +79,13 @@ def external_services(kafka: KafkaBroker, minio: MinioServer) -> str:
 
 
 @dataclass
-class Deployed:
+class Deployed(ClusterClients):
     cluster: RealCluster
     kafka: KafkaBroker
     minio: MinioServer
     produced: int = 0
     figures: dict[str, Any] = field(default_factory=dict)
     ingress: TraefikIngress | None = None
-
-    @property
-    def core(self) -> client.CoreV1Api:
-        return client.CoreV1Api(self.cluster.api_client())
-
-    @property
-    def apps(self) -> client.AppsV1Api:
-        return client.AppsV1Api(self.cluster.api_client())
 
     def kubectl(self, *args: str) -> str:
         out = self.cluster.kubectl(*args, check=False)

@@ -19,3 +19,18 @@ def ready_pods(core: client.CoreV1Api, namespace: str, labels: dict[str, str]) -
             if p.metadata.deletion_timestamp is None and p.status.phase == "Running"
             and any(c.type == "Ready" and c.status == "True"
                     for c in p.status.conditions or [])]
+
+
+class ClusterClients:
+    """``core`` and ``apps`` API clients of ``self.cluster`` (a tests.infra.node.RealCluster), for
+    the e2e modules' dataclasses that hold one."""
+
+    cluster: Any
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.cluster.api_client())
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.cluster.api_client())
