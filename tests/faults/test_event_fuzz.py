@@ -120,7 +120,9 @@ def _expect(value: bytes | None) -> str:
         event = parse_event(value, "auto", default_ts=time.time())
     except InvalidEvent:
         return "dead"
-    return "filtered" if event.weight < MIN_WEIGHT else "window"
+    # min_weight drops weak positive events only: negative feedback always reaches the window
+    # (core/batch.py, docs/feedback.md).
+    return "filtered" if 0.0 < event.weight < MIN_WEIGHT else "window"
 
 
 def _pair(value: bytes | None) -> tuple[str, str]:
