@@ -48,8 +48,10 @@ registry:
 cluster: venv provision image
 	$(PY) -m tests.infra.run_cluster $(ARGS)
 
+# The real-node end-to-end tests run in a pytest session of their own beside the rest
+# (scripts/test.sh: they mostly wait); with PYTEST_ARGS, one plain session.
 test: venv provision image lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	bash scripts/test.sh $(PY) $(PYTEST_ARGS)
 
 # The full-size fault and soak variants (100k fuzzed events, 20 kills, 60 s soak...), ~15 min.
 test-slow: venv provision

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make test`'s pytest run: the real-node end-to-end tests (tests/e2e/) in one pytest session and
+# everything else in another, at the same time; the exit status is the worse of the two.
+#
+# Why two sessions: the end-to-end tests spend most of their ~8 minutes waiting (a node, image
+# pulls, pods turning Ready, a trainer fitting MovieLens, helm and skaffold rollouts), not
+# computing, so running them beside the rest saves most of that time on a 2-core machine. The
+# sessions share nothing: each starts its own components on free ports, each has its own session
+# id for the survivor check (tests/conftest.py), and only the e2e session starts the real node.
+# With arguments (e.g. PYTEST_ARGS="-k serving"), one plain pytest session runs instead: a
+# selection is usually small, and two sessions would both report "no tests ran".
+#
+# Usage: scripts/test.sh PYTHON [PYTEST ARGS...]
+set -uo pipefail
+py=$1; shift
+if (($#)); then
+  exec "$py" -m pytest "$@"
+fi
+log=$(mktemp "${TMPDIR:-/tmp}/streamrec-e2e.XXXXXX.log")
+"$py" -m pytest tests/e2e -p no:cacheprovider >"$log" 2>&1 &
+e2e=$!
+trap 'kill "$e2e" 2>/dev/null; wait "$e2e" 2>/dev/null; rm -f "$log"' INT TERM
+"$py" -m pytest --ignore=tests/e2e
+rest=$?
+echo "[test] waiting for the end-to-end session (tests/e2e, log $log)..."
+wait "$e2e"
+e2e_rc=$?
+echo "===================== the end-to-end session (tests/e2e) ====================="
+cat "$log"
+rm -f "$log"
+echo "[test] rest of the suite: exit $rest; end-to-end: exit $e2e_rc"
+((rest != 0)) && exit "$rest"
+exit "$e2e_rc"
