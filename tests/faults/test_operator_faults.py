@@ -188,13 +188,15 @@ def convergence_report(cluster: Cluster, names: list[str], log: str) -> str:
 
 
 # Was quarantined to `make test-slow` (failed 2 of 4 full runs: one resource not Ready within
-# 240 s of the restart; never caught with diagnostics). Two operator defects found since are the
-# likely cause: every start spent ~75 s retrying a namespace listing the RBAC forbids (kopf's
-# scanning, now off with --namespace), and the status came from a kopf timer, which also put a
-# finalizer on every resource (now an operator task over a kopf index, operator/refresher.py).
-# With them fixed the operator starts at once, so the kill moment is taken from the operator's
-# log (above) rather than from listing the children. Convergence now takes 3-5 s; a timeout
-# prints convergence_report.
+# 240 s of the restart). The cause, found in a full run's kube-controller-manager.log ("all Nodes
+# are not-Ready"): under load kwok renewed the fake node's lease later than the 50 s grace
+# period, the node lifecycle controller set every pod Ready=False, and kwok never set them Ready
+# again (tests/infra/kube.py now gives the fake node an hour). Two operator defects found on the
+# way made it likelier: every start spent ~75 s retrying a namespace listing the RBAC forbids
+# (kopf's scanning, off with --namespace), and the status came from a kopf timer (now an
+# operator task, operator/refresher.py). The operator now starts at once, so the kill moment is
+# taken from its log (above) rather than from listing the children. A timeout prints
+# convergence_report.
 def test_sigkill_mid_reconcile_then_restart_converges_without_duplicates_or_needless_writes(
     kube: Any,
     crd: None,

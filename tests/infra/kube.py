@@ -82,7 +82,14 @@ class KubeCluster:
             "--disable-admission-plugins=ServiceAccount", "--authorization-mode=RBAC",
             f"--service-account-issuer=https://127.0.0.1:{self.secure_port}",
         )
-        self._start_controllers()
+        # kwok renews the fake node's lease; on a loaded 2-core machine (the real-node e2e session
+        # beside this one) a renewal can come later than the default 50 s grace period. The node
+        # lifecycle controller then marks the node NotReady and sets every pod on it Ready=False,
+        # and kwok, whose stages already ran, never sets them Ready again: Deployments stay
+        # unavailable for good (the cause of the SIGKILL operator test's "not Ready within
+        # 240 s", seen in kube-controller-manager.log as "all Nodes are not-Ready"). The fake
+        # node's health is not under test, so the grace period is an hour.
+        self._start_controllers("--node-monitor-grace-period=1h")
         stage_args = [a for f in sorted(self.stages.glob("*.yaml")) for a in ("--config", str(f))]
         self._proc(
             "kwok", f"--kubeconfig={self.kubeconfig}", "--manage-all-nodes=false",
