@@ -33,6 +33,7 @@ from confluent_kafka import Producer
 
 from streamrec.adapters.s3store import S3Store
 from streamrec.data import movielens
+from streamrec.operator.builders import child_names
 from tests.infra.ingress import TraefikIngress
 from tests.infra.kafka import KafkaBroker
 from tests.infra.minio import MinioServer
@@ -494,6 +495,66 @@ def test_killing_the_trainer_pod_loses_nothing(deployed: Deployed, tmp_path: Pat
                     for m in messages)
     got = Counter((e.user, e.item) for e in snap.window.events())
     assert got == truth
+
+
+def test_killing_the_operator_pod_mid_reconcile_converges_without_duplicates_or_rollout(
+    deployed: Deployed,
+) -> None:
+    """Issue 14's operator fault, on the real node: a second RecommenderService is applied and
+    the operator pod is force-deleted at once, while it creates that resource's children. The
+    replacement pod (its Deployment's) converges to exactly the children, each owned once by the
+    resource, every Deployment at generation 1 with one ReplicaSet (no rollout). The kwok
+    variant, tests/faults/test_operator_faults.py, kills three times at chosen moments."""
+    d, name = deployed, "recommender-kill"
+    example = json.loads(d.kubectl("get", "recsvc", CR, "-n", NS, "-o", "json"))
+    spec = json.loads(json.dumps(example["spec"]))
+    # One serving pod, no HPA, no Ingress: the Ingress host is the example's, and the pods are
+    # only what the children's convergence needs.
+    spec["serving"].update(replicas=1, autoscaling={"enabled": False}, ingress={"enabled": False})
+    cr = {"apiVersion": example["apiVersion"], "kind": example["kind"],
+          "metadata": {"name": name, "namespace": NS}, "spec": spec}
+    (operator,) = d.ready_pods({"app.kubernetes.io/component": "operator"})
+    instance = f"app.kubernetes.io/instance={name}"
+
+    def children() -> list[tuple[str, str, str]]:
+        found = []
+        for kind in ("configmap", "service", "deployment", "hpa", "ingress", "secret"):
+            out = json.loads(d.kubectl("get", kind, "-n", NS, "-l", instance, "-o", "json"))
+            found += [(kind, o["metadata"]["name"], o["metadata"]["ownerReferences"][0]["uid"])
+                      for o in out["items"]]
+        return sorted(found)
+
+    d.cluster.kubectl("apply", "-f", "-", input=json.dumps(cr))
+    d.kubectl("delete", "pod", "-n", NS, operator.metadata.name, "--grace-period=0", "--force")
+    at_kill = len(children())
+    try:
+        wait_for(lambda: (p := d.ready_pods({"app.kubernetes.io/component": "operator"}))
+                 and p[0].metadata.uid != operator.metadata.uid, POD_READY_S,
+                 "a replacement operator pod")
+        resource = json.loads(d.kubectl("get", "recsvc", name, "-n", NS, "-o", "json"))
+        uid = resource["metadata"]["uid"]
+        names = child_names(name)
+        expected = sorted([("configmap", names["config"], uid), ("service", names["service"], uid),
+                           ("deployment", names["serving"], uid),
+                           ("deployment", names["trainer"], uid)])
+
+        def converged() -> bool:
+            got = json.loads(d.kubectl("get", "recsvc", name, "-n", NS, "-o", "json"))
+            return (children() == expected
+                    and (got.get("status") or {}).get("observedGeneration") == 1)
+
+        wait_for(converged, 180, f"the replacement operator to converge: {children()}")
+        print(f"\nchildren of {name} present at the operator pod's kill: {at_kill} of 4")
+        for role in ("trainer", "serving"):
+            dep = d.apps.read_namespaced_deployment(names[role], NS)
+            assert dep.metadata.generation == 1, (role, dep.metadata.generation)
+            replica_sets = d.apps.list_namespaced_replica_set(NS, label_selector=instance).items
+            sets = [rs for rs in replica_sets
+                    if rs.metadata.owner_references[0].name == names[role]]
+            assert len(sets) == 1, (role, [rs.metadata.name for rs in sets])
+    finally:
+        d.kubectl("delete", "recsvc", name, "-n", NS, "--wait=false")
+    wait_for(lambda: not children(), 120, f"the garbage collector to remove {name}'s children")
 
 
 def test_the_hpa_exists_and_is_valid_but_cannot_scale_without_a_metrics_server(
