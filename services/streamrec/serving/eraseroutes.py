@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register_erase_routes"]
 
+
 def erased_by(erasure: Erasure, fmt: str) -> Callable[[SourceMessage], bool]:
     """A predicate: is this log record an event ``erasure`` erases? (For redaction; control
     records and records that do not parse are never redacted.)"""
