@@ -59,8 +59,17 @@ def test_two_workers_tallies_add_up_in_stats_and_metrics(kafka: Any, tmp_path: P
         assert online, requests.get(f"{server.base}/stats", timeout=10).json()
         assert online["tracked_users"] == len(served)
         assert online["versions"][version]["mean_rank"] == rank_sum / len(served)
-        text = requests.get(f"{server.base}/metrics", timeout=10).text
-        for name, value in want.items():
-            line = rf'^streamrec_online_{name}_total{{model_version="{version}"}} (\S+)$'
-            match = re.search(line, text, re.M)
-            assert match and float(match.group(1)) == value, name
+
+        # /metrics may be answered by the other worker, which reads this one's file: up to a
+        # publish interval (1 s) older than what /stats just saw. The totals must get there.
+        def metrics() -> dict[str, float | None]:
+            text = requests.get(f"{server.base}/metrics", timeout=10).text
+            found: dict[str, float | None] = {}
+            for name in want:
+                line = rf'^streamrec_online_{name}_total{{model_version="{version}"}} (\S+)$'
+                match = re.search(line, text, re.M)
+                found[name] = float(match.group(1)) if match else None
+            return found
+
+        expected = {k: float(v) for k, v in want.items()}
+        assert wait_for(lambda: metrics() == expected, 30), (metrics(), expected)
