@@ -518,6 +518,12 @@ def test_killing_the_operator_pod_mid_reconcile_converges_without_duplicates_or_
     # One serving pod, no HPA, no Ingress: the Ingress host is the example's, and the pods are
     # only what the children's convergence needs.
     spec["serving"].update(replicas=1, autoscaling={"enabled": False}, ingress={"enabled": False})
+    # Small CPU requests: the node's CPU is nearly all requested by the example, and the
+    # replacement operator pod must still be schedulable (it stayed Pending, "Insufficient cpu").
+    spec["serving"]["resources"] = {"requests": {"cpu": "10m", "memory": "64Mi"},
+                                    "limits": spec["serving"]["resources"]["limits"]}
+    spec["training"]["resources"] = {"requests": {"cpu": "10m", "memory": "128Mi"},
+                                     "limits": spec["training"]["resources"]["limits"]}
     cr = {"apiVersion": example["apiVersion"], "kind": example["kind"],
           "metadata": {"name": name, "namespace": NS}, "spec": spec}
     (operator,) = d.ready_pods({"app.kubernetes.io/component": "operator"})
