@@ -130,11 +130,6 @@ class Node(ClusterClients):
                 f"--config={self.skaffold_config}", f"--cache-file={self.workdir / 'cache'}",
                 "--port-forward=off", "--interactive=false"]
 
-    def kubectl(self, *args: str) -> str:
-        out = self.cluster.kubectl(*args, check=False)
-        assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
-        return out.stdout
-
     def ready_pods(self, labels: dict[str, str]) -> list[Any]:
         return ready_pods(self.core, NS, labels)
 

@@ -88,11 +88,6 @@ class Deployed(ClusterClients):
     figures: dict[str, Any] = field(default_factory=dict)
     ingress: TraefikIngress | None = None
 
-    def kubectl(self, *args: str) -> str:
-        out = self.cluster.kubectl(*args, check=False)
-        assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
-        return out.stdout
-
     def ready_pods(self, labels: dict[str, str]) -> list[Any]:
         return ready_pods(self.core, NS, labels)
 

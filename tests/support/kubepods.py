@@ -22,8 +22,8 @@ def ready_pods(core: client.CoreV1Api, namespace: str, labels: dict[str, str]) -
 
 
 class ClusterClients:
-    """``core`` and ``apps`` API clients of ``self.cluster`` (a tests.infra.node.RealCluster), for
-    the e2e modules' dataclasses that hold one."""
+    """``core`` and ``apps`` API clients of ``self.cluster`` (a tests.infra.node.RealCluster) and
+    a checked ``kubectl``, for the e2e modules' dataclasses that hold one."""
 
     cluster: Any
 
@@ -34,3 +34,10 @@ class ClusterClients:
     @property
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.cluster.api_client())
+
+    def kubectl(self, *args: str) -> str:
+        """``kubectl ARGS`` against the cluster; its stdout. Fails the test naming the command
+        and its stderr on a non-zero exit."""
+        out = self.cluster.kubectl(*args, check=False)
+        assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
+        return str(out.stdout)
