@@ -17,9 +17,15 @@ if (($#)); then
   exec "$py" -m pytest "$@"
 fi
 log=$(mktemp "${TMPDIR:-/tmp}/streamrec-e2e.XXXXXX.log")
+# Job control on: without it bash starts a background command with SIGINT ignored, so a Ctrl-C
+# could only end the e2e session by SIGTERM, skipping its teardown (the node would stay up). With
+# it the session is in its own process group and takes the SIGINT forwarded below, which pytest
+# answers by tearing its fixtures down.
+set -m
 "$py" -m pytest tests/e2e -p no:cacheprovider >"$log" 2>&1 &
 e2e=$!
-trap 'kill "$e2e" 2>/dev/null; wait "$e2e" 2>/dev/null; rm -f "$log"' INT TERM
+set +m
+trap 'kill -INT "$e2e" 2>/dev/null; wait "$e2e"; echo "[test] interrupted; e2e log: $log"; exit 130' INT TERM
 "$py" -m pytest --ignore=tests/e2e
 rest=$?
 echo "[test] waiting for the end-to-end session (tests/e2e, log $log)..."
