@@ -52,7 +52,7 @@ def open_snapshot_store(
     short timeouts and one attempt: a status refresh must never hang on an absent store."""
     snapshots = spec.snapshots
     client = make_client(
-        snapshots.endpoint,
+        snapshots.s3_endpoint,
         snapshots.region or "us-east-1",
         access_key_id=access_key_id,
         secret_access_key=secret_access_key,
