@@ -40,13 +40,15 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    # Kafka
+    """Every setting of the trainer, serve and run, typed (the rows of ``streamrec.settings``
+    whose ``config`` is true; ``make settings`` writes the fields)."""
+
+    # BEGIN GENERATED: make settings (Config)
     bootstrap_servers: str = _D["bootstrap_servers"]
     topic: str = _D["topic"]
     group: str = _D["group"]
     format: str = _D["format"]
     min_weight: float | None = _D["min_weight"]
-    # Feedback types (core/feedback.py): type -> weight; a given table updates the defaults.
     feedback_weights: tuple[tuple[str, float], ...] = _D["feedback_weights"]
     dlq_topic: str | None = _D["dlq_topic"]
     notify_topic: str | None = _D["notify_topic"]
@@ -56,7 +58,6 @@ class Config:
     kafka_username: str | None = _D["kafka_username"]
     kafka_password: str | None = _D["kafka_password"]
     from_beginning: bool = _D["from_beginning"]
-    # Trainer
     window_size: int = _D["window_size"]
     retrain_every: int = _D["retrain_every"]
     retrain_interval: float = _D["retrain_interval"]
@@ -68,8 +69,6 @@ class Config:
     use_gpu: bool = _D["use_gpu"]
     fit_threads: int = _D["fit_threads"]
     metrics_port: int = _D["metrics_port"]
-    # Scoring (docs/evaluation.md "Recency and the blend"): written into each snapshot by the
-    # trainer, so every replica scores the same way. Defaults tuned on a validation stream.
     recency_decay: float = _D["recency_decay"]
     recency_half_life: float | None = _D["recency_half_life"]
     history_cap: int = _D["history_cap"]
@@ -77,11 +76,9 @@ class Config:
     item_item_l2: float = _D["item_item_l2"]
     item_item_max_dense: int = _D["item_item_max_dense"]
     item_item_neighbours: int = _D["item_item_neighbours"]
-    # Snapshots
     store: str = _D["store"]
     s3_endpoint: str | None = _D["s3_endpoint"]
     keep: int = _D["keep"]
-    # Serving
     bind: str = _D["bind"]
     workers: int = _D["workers"]
     threads: int = _D["threads"]
@@ -89,15 +86,14 @@ class Config:
     reload_interval: float = _D["reload_interval"]
     ingest_token: str | None = _D["ingest_token"]
     cache_dir: str | None = _D["cache_dir"]
-    # Online evaluation (serving/online.py): recommendation ids, CTR, hit rate
     online_tracking: bool = _D["online_tracking"]
     online_horizon: float = _D["online_horizon"]
     online_max_users: int = _D["online_max_users"]
     online_positive: float | None = _D["online_positive"]
     online_bucket_seconds: float = _D["online_bucket_seconds"]
     online_buckets: int = _D["online_buckets"]
-    # Embedded
     data_dir: str = _D["data_dir"]
+    # END GENERATED: make settings (Config)
 
     @property
     def dlq(self) -> str:

@@ -224,3 +224,14 @@ def test_the_helm_values_schema_takes_the_chart_values() -> None:
     values["example"]["model"]["factors"] = 0
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(values, schema)
+
+
+def test_a_generated_block_without_its_markers_is_an_error_not_a_silent_skip() -> None:
+    from streamrec.settings.code import replace_blocks
+
+    with pytest.raises(ValueError, match="Config"):
+        replace_blocks("class Config:\n    pass\n", {"Config": "x: int = 1"})
+    text = ("class A:\n    # BEGIN GENERATED: make settings (A)\n    old: int = 0\n"
+            "    # END GENERATED: make settings (A)\n")
+    assert "    x: int = 1\n" in replace_blocks(text, {"A": "x: int = 1"})
+    assert "old" not in replace_blocks(text, {"A": "x: int = 1"})

@@ -15,7 +15,6 @@ from typing import Any
 
 from streamrec.operator.fields import Fields, InvalidSpec
 from streamrec.operator.quantity import parse_quantity
-from streamrec.operator.scoring import ScoringSpec, parse_scoring
 from streamrec.settings import BY_NAME
 from streamrec.settings.rows import (
     FORMATS,
@@ -39,8 +38,9 @@ _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _d(name: str) -> Any:
-    """A setting's CR default (``streamrec.settings``)."""
-    return BY_NAME[name].cr_default_value
+    """A setting's CR default (``streamrec.settings``); container resources as `Resources`."""
+    value = BY_NAME[name].cr_default_value
+    return Resources.of(value) if isinstance(value, Mapping) else value
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,17 @@ class Resources:
                    limits=tuple(sorted(raw["limits"].items())))
 
 
-TRAINER_RESOURCES = Resources.of(_d("training_resources"))
-SERVING_RESOURCES = Resources.of(_d("serving_resources"))
+TRAINER_RESOURCES: Resources = _d("training_resources")
+SERVING_RESOURCES: Resources = _d("serving_resources")
 
 
 @dataclass(frozen=True)
 class ImageSpec:
+    # BEGIN GENERATED: make settings (section image)
     repository: str
     tag: str
     pull_policy: str = _d("pull_policy")
+    # END GENERATED: make settings (section image)
 
     @property
     def reference(self) -> str:
@@ -76,16 +78,18 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class KafkaSpec:
+    # BEGIN GENERATED: make settings (section kafka)
     bootstrap_servers: str
     topic: str = _d("topic")
     format: str = _d("format")
-    min_weight: float | None = None
-    dlq_topic: str | None = None
-    notify_topic: str | None = None
-    items_topic: str | None = None
+    min_weight: float | None = _d("min_weight")
+    dlq_topic: str | None = _d("dlq_topic")
+    notify_topic: str | None = _d("notify_topic")
+    items_topic: str | None = _d("items_topic")
     security_protocol: str = _d("kafka_security_protocol")
     sasl_mechanism: str = _d("kafka_sasl_mechanism")
-    credentials_secret: str | None = None
+    credentials_secret: str | None = _d("kafka_credentials_secret")
+    # END GENERATED: make settings (section kafka)
 
     @property
     def uses_sasl(self) -> bool:
@@ -94,65 +98,89 @@ class KafkaSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    # BEGIN GENERATED: make settings (section model)
+    feedback_weights: tuple[tuple[str, float], ...] | None = _d("feedback_weights")
     factors: int = _d("factors")
     regularization: float = _d("regularization")
     iterations: int = _d("iterations")
     alpha: float = _d("alpha")
-    #: ``model.feedbackWeights``: type -> weight overrides of ``core.feedback.DEFAULT_WEIGHTS``
-    #: (None: the defaults).
-    feedback_weights: tuple[tuple[str, float], ...] | None = None
+    # END GENERATED: make settings (section model)
 
 
 @dataclass(frozen=True)
 class TrainingSpec:
+    # BEGIN GENERATED: make settings (section training)
     window_size: int = _d("window_size")
     retrain_every: int = _d("retrain_every")
     retrain_interval: int = _d("retrain_interval")
-    decay_half_life: float | None = None
+    decay_half_life: float | None = _d("decay_half_life")
     use_gpu: bool = _d("use_gpu")
-    resources: Resources = TRAINER_RESOURCES
+    resources: Resources = _d("training_resources")
+    # END GENERATED: make settings (section training)
 
 
 @dataclass(frozen=True)
 class SnapshotsSpec:
+    # BEGIN GENERATED: make settings (section snapshots)
     bucket: str
     credentials_secret: str
-    prefix: str | None = None  # None: the resource's name, so services can share a bucket
-    s3_endpoint: str | None = None
-    region: str | None = None
+    prefix: str | None = _d("prefix")
+    s3_endpoint: str | None = _d("s3_endpoint")
+    region: str | None = _d("region")
     keep: int = _d("keep")
+    # END GENERATED: make settings (section snapshots)
 
 
 @dataclass(frozen=True)
 class AutoscalingSpec:
+    # BEGIN GENERATED: make settings (section serving.autoscaling)
     enabled: bool = _d("autoscaling_enabled")
     min_replicas: int = _d("min_replicas")
     max_replicas: int = _d("max_replicas")
     target_cpu_utilization_percentage: int = _d("target_cpu_utilization_percentage")
+    # END GENERATED: make settings (section serving.autoscaling)
 
 
 @dataclass(frozen=True)
 class IngressSpec:
+    # BEGIN GENERATED: make settings (section serving.ingress)
     enabled: bool = _d("ingress_enabled")
-    host: str | None = None
-    class_name: str | None = None
+    host: str | None = _d("host")
+    class_name: str | None = _d("class_name")
     path: str = _d("path")
-    tls_secret: str | None = None
-    # Writes (POST /interactions, /items, the delete routes) through the Ingress need a token
-    # unless this is set; see streamrec.operator.writeauth.
+    tls_secret: str | None = _d("tls_secret")
     allow_anonymous_writes: bool = _d("allow_anonymous_writes")
+    # END GENERATED: make settings (section serving.ingress)
 
 
 @dataclass(frozen=True)
 class ServingSpec:
+    # BEGIN GENERATED: make settings (section serving)
     replicas: int = _d("replicas")
     workers: int = _d("workers")
     threads: int = _d("threads")
     reload_interval: int = _d("reload_interval")
-    ingest_token_secret: str | None = None
+    ingest_token_secret: str | None = _d("ingest_token_secret")
+    resources: Resources = _d("serving_resources")
+    # END GENERATED: make settings (section serving)
     autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
-    resources: Resources = SERVING_RESOURCES
     ingress: IngressSpec = field(default_factory=IngressSpec)
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    """How serving scores a user: recency, the item-item model, the blend (docs/evaluation.md);
+    the defaults are the services' own, so a CR that says nothing scores as ``streamrec run``."""
+
+    # BEGIN GENERATED: make settings (section scoring)
+    recency_decay: float = _d("recency_decay")
+    recency_half_life: float | None = _d("recency_half_life")
+    history_cap: int = _d("history_cap")
+    item_item_weight: float = _d("item_item_weight")
+    item_item_l2: float = _d("item_item_l2")
+    item_item_max_dense: int = _d("item_item_max_dense")
+    item_item_neighbours: int = _d("item_item_neighbours")
+    # END GENERATED: make settings (section scoring)
 
 
 @dataclass(frozen=True)
@@ -192,7 +220,7 @@ def parse_spec(raw: Mapping[str, Any]) -> RecommenderSpec:
         model=_model(spec.obj("model")),
         training=_training(spec.obj("training")),
         serving=_serving(spec.obj("serving")),
-        scoring=parse_scoring(spec.obj("scoring")),
+        scoring=_scoring(spec.obj("scoring")),
     )
     spec.done()
     return parsed
@@ -231,6 +259,12 @@ def _training(f: Fields) -> TrainingSpec:
     values = f.section("training")
     values["resources"] = _resources(f, "resources", values["resources"], TRAINER_RESOURCES)
     out = TrainingSpec(**values)
+    f.done()
+    return out
+
+
+def _scoring(f: Fields) -> ScoringSpec:
+    out = ScoringSpec(**f.section("scoring"))
     f.done()
     return out
 

@@ -5,7 +5,9 @@ from what the table gives (``tests/unit/test_settings.py`` asserts the same). Th
 
 - ``k8s/crd.yaml`` and ``helm/streamrec/crds/recommenderservices.streamrec.io.yaml`` (one CRD);
 - ``helm/streamrec/values.schema.json`` (the chart's values that map to settings);
-- the tables of ``docs/configuration.md`` between its ``BEGIN``/``END GENERATED`` markers.
+- the tables of ``docs/configuration.md`` between its ``BEGIN``/``END GENERATED`` markers;
+- the typed fields of ``Config`` (``config.py``) and of the operator's spec types
+  (``operator/spec.py``) between theirs (``code.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from .code import code_blocks, replace_blocks
 from .crd import crd
 from .docs import MARKERS, configuration_tables
 from .rows import SETTINGS
@@ -97,12 +100,17 @@ def _docs(current: str) -> str:
     return f"{head}{begin}\n{configuration_tables()}{end}{tail}"
 
 
+def _code(path: str) -> Callable[[str], str]:
+    return lambda text: replace_blocks(text, code_blocks()[path])
+
+
 #: Each generated file: (path from the repository root, its text given the current text).
 OUTPUTS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("k8s/crd.yaml", lambda _: crd_text()),
     ("helm/streamrec/crds/recommenderservices.streamrec.io.yaml", lambda _: crd_text()),
     ("helm/streamrec/values.schema.json", lambda _: values_schema_text()),
     ("docs/configuration.md", _docs),
+    *((path, _code(path)) for path in code_blocks()),
 )
 
 
