@@ -16,7 +16,7 @@ from .rows import SECTIONS, SETTINGS
 
 __all__ = ["BEGIN", "END", "code_blocks", "py_type", "replace_blocks"]
 
-BEGIN, END = "# BEGIN GENERATED: make settings", "# END GENERATED: make settings"
+BEGIN, END = "BEGIN GENERATED: make settings", "END GENERATED: make settings"
 
 
 def py_type(kind: Kind, optional: bool) -> str:
@@ -63,18 +63,21 @@ def code_blocks() -> dict[str, dict[str, str]]:
     }
 
 
-def replace_blocks(text: str, blocks: Mapping[str, str]) -> str:
-    """``text`` with each labelled block replaced (indented as its BEGIN marker is).
+def replace_blocks(text: str, blocks: Mapping[str, str], comment: tuple[str, str] = ("# ", ""),
+                   ) -> str:
+    """``text`` with each labelled block replaced (indented as its BEGIN marker is); the
+    markers are comments (``comment``: what opens and closes one, ``#`` for Python and YAML).
     ``ValueError`` naming a label whose markers are missing."""
+    start, stop = comment
     for label, body in blocks.items():
-        pattern = re.compile(
-            rf"^(?P<indent>[ \t]*){re.escape(BEGIN)} \({re.escape(label)}\)\n.*?"
-            rf"^[ \t]*{re.escape(END)} \({re.escape(label)}\)\n", re.M | re.S)
+        begin, end = (f"{start}{mark} ({label}){stop}" for mark in (BEGIN, END))
+        pattern = re.compile(rf"^(?P<indent>[ \t]*){re.escape(begin)}\n.*?"
+                             rf"^[ \t]*{re.escape(end)}\n", re.M | re.S)
         match = pattern.search(text)
         if match is None:
-            raise ValueError(f"no '{BEGIN} ({label})' ... '{END} ({label})' markers")
+            raise ValueError(f"no '{begin}' ... '{end}' markers")
         indent = match.group("indent")
-        lines = "".join(f"{indent}{line}\n" for line in body.splitlines())
-        new = (f"{indent}{BEGIN} ({label})\n{lines}{indent}{END} ({label})\n")
+        lines = "".join(f"{indent}{line}\n" if line else "\n" for line in body.splitlines())
+        new = f"{indent}{begin}\n{lines}{indent}{end}\n"
         text = text[:match.start()] + new + text[match.end():]
     return text

@@ -6,6 +6,8 @@ from what the table gives (``tests/unit/test_settings.py`` asserts the same). Th
 - ``k8s/crd.yaml`` and ``helm/streamrec/crds/recommenderservices.streamrec.io.yaml`` (one CRD);
 - ``helm/streamrec/values.schema.json`` (the chart's values that map to settings);
 - the tables of ``docs/configuration.md`` between its ``BEGIN``/``END GENERATED`` markers;
+- the example RecommenderService of the chart: its values (``values.yaml``) and its template
+  (``templates/example.yaml``), between markers (``helm.py``);
 - the typed fields of ``Config`` (``config.py``) and of the operator's spec types
   (``operator/spec.py``) between theirs (``code.py``).
 """
@@ -24,6 +26,7 @@ import yaml
 from .code import code_blocks, replace_blocks
 from .crd import crd
 from .docs import MARKERS, configuration_tables
+from .helm import template_block, values_block
 from .rows import SETTINGS
 from .table import Setting
 
@@ -111,6 +114,10 @@ OUTPUTS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("helm/streamrec/values.schema.json", lambda _: values_schema_text()),
     ("docs/configuration.md", _docs),
     *((path, _code(path)) for path in code_blocks()),
+    ("helm/streamrec/values.yaml",
+     lambda text: replace_blocks(text, {"example": values_block()})),
+    ("helm/streamrec/templates/example.yaml",
+     lambda text: replace_blocks(text, {"example spec": template_block()}, ("{{- /* ", " */}}"))),
 )
 
 

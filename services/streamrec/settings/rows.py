@@ -71,7 +71,8 @@ SETTINGS: tuple[Setting, ...] = (
     # --- Kafka -----------------------------------------------------------------------------
     Setting("bootstrap_servers", Str(), "127.0.0.1:9092", "Kafka bootstrap servers, "
             "host:port[,host:port...].", (T, S), cr="kafka.bootstrapServers", cr_default=None,
-            required=True, helm="example.kafka.bootstrapServers"),
+            required=True, helm="example.kafka.bootstrapServers",
+            helm_example="streamrec-kafka-bootstrap:9092"),
     Setting("topic", Str(), "interactions", "Topic of interaction events.", (T, S, R),
             cr="kafka.topic", helm="example.kafka.topic"),
     Setting("group", Str(), "streamrec-trainer", "The trainer's consumer group (the operator "
@@ -169,19 +170,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("bucket", Str(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", min_length=3,
                           max_length=63, rule="must be a valid S3 bucket name"), None,
             "S3 bucket name (lowercase letters, digits, '.', '-').", cr="snapshots.bucket",
-            required=True, config=False, env=False, flag=False, helm="example.snapshots.bucket"),
+            required=True, config=False, env=False, flag=False, helm="example.snapshots.bucket",
+            helm_example="streamrec"),
     Setting("prefix", Str(empty_ok=True), None, "Key prefix in the bucket; defaults to the "
             "resource name.", cr="snapshots.prefix", config=False, env=False, flag=False,
             helm="example.snapshots.prefix"),
     Setting("s3_endpoint", Str(), None, "S3 endpoint URL, e.g. http://minio:9000.", (T, S),
-            cr="snapshots.endpoint", helm="example.snapshots.endpoint",
+            cr="snapshots.endpoint", helm="example.snapshots.endpoint", helm_example="http://minio:9000",
             default_text="the AWS default"),
     Setting("region", Str(), None, "S3 region (AWS_REGION).", cr="snapshots.region",
             config=False, env=False, flag=False),
     Setting("snapshots_credentials_secret", _SECRET_NAME, None, "Secret with keys "
             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.", cr="snapshots.credentialsSecret",
             required=True, config=False, env=False, flag=False,
-            helm="example.snapshots.credentialsSecret"),
+            helm="example.snapshots.credentialsSecret", helm_example="minio-credentials"),
     Setting("keep", _i(1, 1000), 5, "Snapshots kept in the store.", (T, R),
             cr="snapshots.keep", helm="example.snapshots.keep"),
     # --- serving ---------------------------------------------------------------------------

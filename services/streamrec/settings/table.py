@@ -39,8 +39,9 @@ class Setting:
     ``streamrec.config.Config``. ``cr`` is the path under ``spec`` (``model.factors``), read
     with ``cr_kind`` (default: ``kind``) and written to the CRD with ``cr_default``; ``cr_env``:
     the operator passes it to the containers as the env var. ``helm`` is the value's path in
-    the chart (``example.model.factors``). ``run_default`` is ``streamrec run``'s own default.
-    ``default_text`` is how docs write a default of None.
+    the chart (``example.model.factors``), ``helm_example`` its value in values.yaml where that
+    is not the default (the example's own Kafka and MinIO). ``run_default`` is ``streamrec
+    run``'s own default. ``default_text`` is how docs write a default of None.
     """
 
     name: str
@@ -59,6 +60,7 @@ class Setting:
     required: bool = False
     helm: str | None = None
     helm_kind: Kind | None = None
+    helm_example: Any = SAME
     run_default: Any = SAME
     default_text: str | None = None
 
