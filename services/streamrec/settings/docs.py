@@ -4,10 +4,10 @@ between the file's markers; the prose around them is kept by hand)."""
 from __future__ import annotations
 
 from .kinds import Bool, Enum, Kind, Num, Str
-from .rows import SETTINGS
+from .rows import SECTIONS, SETTINGS
 from .table import SAME, Setting
 
-__all__ = ["MARKERS", "configuration_tables", "rule_text"]
+__all__ = ["MARKERS", "configuration_tables", "operator_tables", "rule_text"]
 
 MARKERS = ("<!-- BEGIN GENERATED: make settings -->", "<!-- END GENERATED: make settings -->")
 
@@ -22,7 +22,7 @@ def rule_text(kind: Kind) -> str:
     if isinstance(kind, Bool):
         return "on/off"
     if isinstance(kind, Str) and kind.rule:
-        return kind.rule.removeprefix("must ")
+        return kind.rule.removeprefix("must be ").removeprefix("must ")
     return ""
 
 
@@ -76,3 +76,35 @@ def configuration_tables() -> str:
         lines.append(f"| `spec.{row.cr}` | {shown} | {rule_text(row.kinds[1])} "
                      f"| {_code(row.helm)} | {row.doc} |")
     return "\n".join(lines) + "\n"
+
+
+def _cr_default(row: Setting) -> str:
+    default = row.cr_default_value
+    if row.required:
+        return "required"
+    if isinstance(default, dict):
+        return ", ".join(f"{k} `{_flow(v)}`" for k, v in default.items())
+    if default is None:
+        return f"unset ({row.default_text})" if row.default_text else "unset"
+    return f"`{row.kinds[1].show(default)}`"
+
+
+def _flow(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def operator_tables() -> str:
+    """docs/operator.md: one table per section of ``spec``."""
+    out: list[str] = []
+    for section in SECTIONS:
+        rows = [r for r in SETTINGS if r.cr is not None and r.cr_section == section.path]
+        required = " (required)" if section.required else ""
+        out += [f"### `spec.{section.path}`{required}", "", section.doc, "",
+                "| field | rule | default | env var | description |", "|---|---|---|---|---|"]
+        for row in rows:
+            out.append(f"| `{row.cr_key}` | {rule_text(row.kinds[1]) or 'string'} "
+                       f"| {_cr_default(row)} | {_code(row.env_name)} | {row.doc} |")
+        out.append("")
+    return "\n".join(out)

@@ -5,7 +5,8 @@ from what the table gives (``tests/unit/test_settings.py`` asserts the same). Th
 
 - ``k8s/crd.yaml`` and ``helm/streamrec/crds/recommenderservices.streamrec.io.yaml`` (one CRD);
 - ``helm/streamrec/values.schema.json`` (the chart's values that map to settings);
-- the tables of ``docs/configuration.md`` between its ``BEGIN``/``END GENERATED`` markers;
+- the tables of ``docs/configuration.md`` and ``docs/operator.md`` between their
+  ``BEGIN``/``END GENERATED`` markers;
 - the example RecommenderService of the chart: its values (``values.yaml``) and its template
   (``templates/example.yaml``), between markers (``helm.py``);
 - the typed fields of ``Config`` (``config.py``) and of the operator's spec types
@@ -25,7 +26,7 @@ import yaml
 
 from .code import code_blocks, replace_blocks
 from .crd import crd
-from .docs import MARKERS, configuration_tables
+from .docs import MARKERS, configuration_tables, operator_tables
 from .helm import template_block, values_block
 from .rows import SETTINGS
 from .table import Setting
@@ -94,13 +95,16 @@ def values_schema_text() -> str:
     return json.dumps(values_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _docs(current: str) -> str:
-    begin, end = MARKERS
-    head, found, rest = current.partition(begin)
-    _old, found_end, tail = rest.partition(end)
-    if not (found and found_end):
-        raise ValueError(f"docs/configuration.md lacks the markers {begin!r} ... {end!r}")
-    return f"{head}{begin}\n{configuration_tables()}{end}{tail}"
+def _docs(make: Callable[[], str]) -> Callable[[str], str]:
+    def fill(current: str) -> str:
+        begin, end = MARKERS
+        head, found, rest = current.partition(begin)
+        _old, found_end, tail = rest.partition(end)
+        if not (found and found_end):
+            raise ValueError(f"the markers {begin!r} ... {end!r} are missing")
+        return f"{head}{begin}\n{make()}{end}{tail}"
+
+    return fill
 
 
 def _code(path: str) -> Callable[[str], str]:
@@ -112,7 +116,8 @@ OUTPUTS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("k8s/crd.yaml", lambda _: crd_text()),
     ("helm/streamrec/crds/recommenderservices.streamrec.io.yaml", lambda _: crd_text()),
     ("helm/streamrec/values.schema.json", lambda _: values_schema_text()),
-    ("docs/configuration.md", _docs),
+    ("docs/configuration.md", _docs(configuration_tables)),
+    ("docs/operator.md", _docs(operator_tables)),
     *((path, _code(path)) for path in code_blocks()),
     ("helm/streamrec/values.yaml",
      lambda text: replace_blocks(text, {"example": values_block()})),

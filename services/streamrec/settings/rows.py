@@ -98,10 +98,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Kafka security protocol.", (T, S), cr="kafka.securityProtocol",
             helm="example.kafka.securityProtocol"),
     Setting("kafka_sasl_mechanism", Enum(SASL_MECHANISMS), None,
-            "SASL mechanism (with a SASL_* protocol).", (T, S), cr="kafka.saslMechanism",
+            "SASL mechanism; the operator passes it on only with a SASL_* protocol.", (T, S),
+            cr="kafka.saslMechanism",
             cr_default="SCRAM-SHA-512", cr_env=False),
     Setting("kafka_credentials_secret", _SECRET_NAME, None, "Secret with keys username and "
-            "password (SASL only).", cr="kafka.credentialsSecret", config=False, env=False,
+            "password (STREAMREC_KAFKA_USERNAME, STREAMREC_KAFKA_PASSWORD); required with a SASL "
+            "protocol, refused without one.", cr="kafka.credentialsSecret", config=False, env=False,
             flag=False, helm="example.kafka.credentialsSecret"),
     Setting("kafka_username", Str(), None, "SASL user name (from a Secret).", (T, S),
             secret=True),
@@ -130,10 +132,12 @@ SETTINGS: tuple[Setting, ...] = (
             cr="model.iterations", helm="example.model.iterations", run_default=10),
     Setting("alpha", _n(1e-6, 1e6), _ALS.alpha, "Confidence scaling of interaction weights.",
             (T, R), cr="model.alpha", helm="example.model.alpha"),
-    Setting("use_gpu", Bool(), _ALS.use_gpu, "Fit on a GPU (implicit's CUDA build).", (T, R),
-            cr="training.gpu"),
+    Setting("use_gpu", Bool(), _ALS.use_gpu, "Fit on a GPU (implicit's CUDA build); in a "
+            "RecommenderService also request one in resources.limits, e.g. nvidia.com/gpu: 1.",
+            (T, R), cr="training.gpu"),
     Setting("training_resources", _RESOURCES, TRAINER_RESOURCES, "Requests and limits of the "
-            "trainer container.", cr="training.resources", config=False, env=False, flag=False,
+            "trainer container; both need cpu and memory, other resources pass through.",
+            cr="training.resources", config=False, env=False, flag=False,
             helm="example.training.resources"),
     Setting("fit_threads", _i(0, 1024), _ALS.num_threads, "Threads of a fit; 0: all cores.",
             (T, R)),
@@ -169,11 +173,13 @@ SETTINGS: tuple[Setting, ...] = (
             run_default="<data-dir>/snapshots"),
     Setting("bucket", Str(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", min_length=3,
                           max_length=63, rule="must be a valid S3 bucket name"), None,
-            "S3 bucket name (lowercase letters, digits, '.', '-').", cr="snapshots.bucket",
+            "S3 bucket name (lowercase letters, digits, '.', '-'); the services get "
+            "STREAMREC_STORE=s3://<bucket>/<prefix>.", cr="snapshots.bucket",
             required=True, config=False, env=False, flag=False, helm="example.snapshots.bucket",
             helm_example="streamrec"),
     Setting("prefix", Str(empty_ok=True), None, "Key prefix in the bucket; defaults to the "
-            "resource name.", cr="snapshots.prefix", config=False, env=False, flag=False,
+            "resource name, so several services can share a bucket.", cr="snapshots.prefix",
+            config=False, env=False, flag=False,
             helm="example.snapshots.prefix"),
     Setting("s3_endpoint", Str(), None, "S3 endpoint URL, e.g. http://minio:9000.", (T, S),
             cr="snapshots.endpoint", helm="example.snapshots.endpoint", helm_example="http://minio:9000",
@@ -181,7 +187,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("region", Str(), None, "S3 region (AWS_REGION).", cr="snapshots.region",
             config=False, env=False, flag=False),
     Setting("snapshots_credentials_secret", _SECRET_NAME, None, "Secret with keys "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.", cr="snapshots.credentialsSecret",
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (passed as those env vars).",
+            cr="snapshots.credentialsSecret",
             required=True, config=False, env=False, flag=False,
             helm="example.snapshots.credentialsSecret", helm_example="minio-credentials"),
     Setting("keep", _i(1, 1000), 5, "Snapshots kept in the store.", (T, R),
@@ -206,13 +213,14 @@ SETTINGS: tuple[Setting, ...] = (
             "write routes (POST /interactions, /items, the delete routes). Unset with an "
             "Ingress: the operator generates one.", cr="serving.ingestTokenSecret",
             config=False, env=False, flag=False, helm="example.serving.ingestTokenSecret"),
-    Setting("autoscaling_enabled", Bool(), False, "Create an HPA for the serving Deployment.",
+    Setting("autoscaling_enabled", Bool(), False, "Create an HPA (autoscaling/v2, CPU "
+            "utilisation) for the serving Deployment.",
             cr="serving.autoscaling.enabled", config=False, env=False, flag=False,
             helm="example.serving.autoscaling.enabled"),
     Setting("min_replicas", _i(1), 2, "Fewest serving replicas.",
             cr="serving.autoscaling.minReplicas", config=False, env=False, flag=False,
             helm="example.serving.autoscaling.minReplicas"),
-    Setting("max_replicas", _i(1), 10, "Most serving replicas.",
+    Setting("max_replicas", _i(1), 10, "Most serving replicas (>= minReplicas).",
             cr="serving.autoscaling.maxReplicas", config=False, env=False, flag=False,
             helm="example.serving.autoscaling.maxReplicas"),
     Setting("target_cpu_utilization_percentage", _i(1, 100), 70, "Average CPU utilization the "
@@ -220,7 +228,8 @@ SETTINGS: tuple[Setting, ...] = (
             config=False, env=False, flag=False,
             helm="example.serving.autoscaling.targetCPUUtilizationPercentage"),
     Setting("serving_resources", _RESOURCES, SERVING_RESOURCES, "Requests and limits of the "
-            "serving container.", cr="serving.resources", config=False, env=False, flag=False,
+            "serving container; both need cpu and memory, other resources pass through.",
+            cr="serving.resources", config=False, env=False, flag=False,
             helm="example.serving.resources"),
     Setting("ingress_enabled", Bool(), False, "Create an Ingress for the serving Service.",
             cr="serving.ingress.enabled", config=False, env=False, flag=False,
@@ -228,17 +237,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", Str(pattern=_HOST, max_length=253, rule="must be a lowercase DNS name"),
             None, "Host name to route; every host when absent.", cr="serving.ingress.host",
             config=False, env=False, flag=False, helm="example.serving.ingress.host"),
-    Setting("class_name", Str(), None, "IngressClass; the cluster default when absent.",
+    Setting("class_name", Str(), None, "IngressClass (ingressClassName); the cluster default "
+            "when absent.",
             cr="serving.ingress.className", config=False, env=False, flag=False,
             helm="example.serving.ingress.className"),
     Setting("path", Str(pattern="^/", min_length=0, rule="must start with '/'"), "/",
-            "Path prefix to route.", cr="serving.ingress.path", config=False, env=False,
-            flag=False, helm="example.serving.ingress.path"),
-    Setting("tls_secret", _SECRET_NAME, None, "TLS Secret of the Ingress (needs host).",
+            "Path prefix to route (pathType: Prefix).", cr="serving.ingress.path", config=False,
+            env=False, flag=False, helm="example.serving.ingress.path"),
+    Setting("tls_secret", _SECRET_NAME, None, "TLS Secret for host (host is then required).",
             cr="serving.ingress.tlsSecret", config=False, env=False, flag=False),
     Setting("allow_anonymous_writes", Bool(), False, "Let anyone who reaches the Ingress write "
             "(POST /interactions, /items, the delete routes) without a bearer token. Off by "
-            "default: the writes need the token in status.ingestTokenSecret.",
+            "default: the writes need the token in status.ingestTokenSecret. Refused together with "
+            "ingestTokenSecret; true deletes a generated token Secret.",
             cr="serving.ingress.allowAnonymousWrites", config=False, env=False, flag=False,
             helm="example.serving.ingress.allowAnonymousWrites"),
     Setting("cache_dir", Str(), None, "Where serving replicas unpack snapshots.", (S, R),
