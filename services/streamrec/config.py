@@ -165,6 +165,8 @@ class Config:
         sources: dict[str, str] = {}  # where each given value came from, for the error
         for row in CONFIG_ROWS:
             env_name = row.env_name
+            if env_name and row.refuse_blank and env_name in env and not env[env_name].strip():
+                raise ConfigError(row.name, row.refuse_blank, env_name)
             if env_name and env.get(env_name, "") != "":
                 values[row.name] = _convert(row, env[env_name], env_name)
                 sources[row.name] = env_name

@@ -235,3 +235,41 @@ def test_a_generated_block_without_its_markers_is_an_error_not_a_silent_skip() -
             "    # END GENERATED: make settings (A)\n")
     assert "    x: int = 1\n" in replace_blocks(text, {"A": "x: int = 1"})
     assert "old" not in replace_blocks(text, {"A": "x: int = 1"})
+
+
+def _lower_host(entry: str) -> str:
+    text = entry.strip().lower()
+    if not text.startswith("https://"):
+        raise ValueError(f"{entry!r} is not https://host")
+    return text
+
+
+def test_a_list_setting_reads_text_and_cr_arrays_and_names_the_bad_entry() -> None:
+    from streamrec.settings.kinds import BadValue, Listed
+
+    kind = Listed(_lower_host, {"type": "string"}, max_items=2, noun="hosts")
+    assert kind.parse("https://A, https://b,https://a") == ("https://a", "https://b")
+    with pytest.raises(ValueError, match="empty entry"):
+        kind.parse("https://a,,https://b")
+    assert kind.problem(("https://a",)) is None and kind.problem(("HTTPS://A",)) is not None
+    assert kind.from_cr(["https://A"]) == ("https://a",)
+    with pytest.raises(BadValue) as err:
+        kind.from_cr(["https://a", "ftp://b"])
+    assert err.value.subpath == "[1]" and "ftp://b" in err.value.message
+    with pytest.raises(BadValue, match="at most 2"):
+        kind.from_cr(["https://a", "https://b", "https://c"])
+    assert kind.env(("https://a", "https://b")) == "https://a,https://b"
+    assert kind.schema() == {"type": "array", "maxItems": 2, "items": {"type": "string"}}
+
+
+def test_a_checked_setting_says_why_it_refuses() -> None:
+    from streamrec.settings.kinds import Checked
+
+    def at_least_four(text: str) -> None:
+        if len(text) < 4:
+            raise ValueError("must be at least 4 characters")
+
+    kind = Checked(at_least_four)
+    assert kind.problem("abcd") is None
+    assert kind.problem("abc") == "must be at least 4 characters"
+    assert kind.problem("") == "must be a non-empty string"

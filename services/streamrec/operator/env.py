@@ -58,7 +58,7 @@ def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
         if row.cr is None or row.env_name is None or not row.cr_env:
             continue
         value = spec_value(spec, row)
-        if value is not None:
+        if value is not None and value != ():  # unset, or an empty list: the services' default
             data[row.env_name] = row.kinds[1].env(value)
     data.update({
         "STREAMREC_GROUP": f"{name}-trainer",

@@ -96,7 +96,8 @@ class Fields:
         try:
             return row.kinds[1].from_cr(value)
         except BadValue as e:
-            where = self.at(row.cr_key) + (f".{e.subpath}" if e.subpath else "")
+            sub = e.subpath if not e.subpath or e.subpath.startswith("[") else f".{e.subpath}"
+            where = self.at(row.cr_key) + sub
             raise InvalidSpec(where, f"{e.message} (got {value!r})") from None
 
     def section(self, section: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .kinds import Bool, Feedback, Kind, Num, Opaque
+from .kinds import Bool, Feedback, Kind, Listed, Num, Opaque
 from .rows import SECTIONS, SETTINGS
 
 __all__ = ["BEGIN", "END", "code_blocks", "py_type", "replace_blocks"]
@@ -29,6 +29,8 @@ def py_type(kind: Kind, optional: bool) -> str:
         text = "tuple[tuple[str, float], ...]"
     elif isinstance(kind, Opaque):
         text = "Resources"
+    elif isinstance(kind, Listed):
+        text = "tuple[str, ...]"
     else:
         text = "str"
     return f"{text} | None" if optional else text

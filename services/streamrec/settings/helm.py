@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .kinds import Bool, Enum, Feedback, Num, Opaque
+from .kinds import Bool, Enum, Feedback, Listed, Num, Opaque
 from .rows import SECTIONS, SETTINGS
 from .table import SAME, Section, Setting
 
@@ -73,6 +73,8 @@ def values_block() -> str:
                 lines += [f"{inner}  {k}: {_scalar(v)}" for k, v in value.items()]
             elif isinstance(row.kinds[1], Feedback):
                 lines.append(f"{inner}{row.cr_key}: {{}}")
+            elif isinstance(row.kinds[1], Listed):
+                lines.append(f"{inner}{row.cr_key}: {list(value or ())!r}")
             else:
                 lines.append(f"{inner}{row.cr_key}: {_scalar(value)}")
     return "\n".join(lines)
@@ -98,7 +100,7 @@ def template_block() -> str:
         inner = indent + "  "
         for row in example_rows(section.path):
             ref = f"$ex.{row.cr}"
-            nested = isinstance(row.kinds[1], (Opaque, Feedback))
+            nested = isinstance(row.kinds[1], (Opaque, Feedback, Listed))
             optional = row.cr_default_value is None and not row.required
             if nested:
                 body = [f"{inner}{row.cr_key}:",

@@ -17,7 +17,7 @@ Pure: no I/O. The numeric domains are ``core.domains.Range``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +31,8 @@ from streamrec.core.feedback import (
     parse_table,
 )
 
-__all__ = ["BadValue", "Bind", "Bool", "Enum", "Feedback", "Kind", "Num", "Opaque", "Str",
-           "StoreUrl", "parse_bool", "parse_float", "parse_int"]
+__all__ = ["BadValue", "Bind", "Bool", "Checked", "Enum", "Feedback", "Kind", "Listed", "Num",
+           "Opaque", "Str", "StoreUrl", "parse_bool", "parse_float", "parse_int"]
 
 
 class BadValue(ValueError):
@@ -250,6 +250,83 @@ class Opaque(Kind):
 
     def schema(self) -> dict[str, Any]:
         return dict(self.fragment)
+
+
+@dataclass(frozen=True)
+class Listed(Kind):
+    """A list of strings: comma-separated as text, an array in a CR. ``item`` normalises one
+    entry (``ValueError`` naming the problem); the result keeps the order, without repeats.
+    ``noun`` says what an entry is, for messages (``origins like https://host[:port]``)."""
+
+    item: Callable[[str], str]
+    item_schema: Mapping[str, Any]
+    max_items: int
+    noun: str
+    says_why = True
+
+    def _items(self, entries: list[str]) -> tuple[str, ...]:
+        out: list[str] = []
+        for entry in entries:
+            value = self.item(entry)
+            if value not in out:
+                out.append(value)
+        return tuple(out)
+
+    def parse(self, raw: str) -> tuple[str, ...]:
+        entries = raw.split(",")
+        if any(not e.strip() for e in entries):
+            raise ValueError(f"empty entry in {raw!r}; give comma-separated {self.noun}")
+        return self._items(entries)
+
+    def problem(self, value: Any) -> str | None:
+        if not isinstance(value, tuple) or len(value) > self.max_items:
+            return f"must be at most {self.max_items} {self.noun}"
+        try:
+            if self._items(list(value)) != value:
+                return f"must be normalised {self.noun} without repeats"
+        except (TypeError, ValueError, AttributeError) as e:
+            return str(e)
+        return None
+
+    def from_cr(self, value: object) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise BadValue(f"must be a list of {self.noun}")
+        if len(value) > self.max_items:
+            raise BadValue(f"must have at most {self.max_items} entries")
+        for k, entry in enumerate(value):
+            if not isinstance(entry, str):
+                raise BadValue(f"must be a string: one of the {self.noun}", f"[{k}]")
+            try:
+                self.item(entry)
+            except ValueError as e:
+                raise BadValue(str(e), f"[{k}]") from None
+        return self._items(value)
+
+    def env(self, value: Any) -> str:
+        return ",".join(value)
+
+    def show(self, value: Any) -> str:
+        return "none" if not value else ",".join(value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "array", "maxItems": self.max_items, "items": dict(self.item_schema)}
+
+
+@dataclass(frozen=True)
+class Checked(Kind):
+    """A string checked by ``check`` (``ValueError`` naming the problem), e.g. a key's length."""
+
+    check: Callable[[str], object]
+    says_why = True
+
+    def problem(self, value: Any) -> str | None:
+        if not isinstance(value, str) or not value:
+            return "must be a non-empty string"
+        try:
+            self.check(value)
+        except ValueError as e:
+            return str(e)
+        return None
 
 
 class Bind(Kind):

@@ -63,6 +63,9 @@ class Setting:
     helm_example: Any = SAME
     run_default: Any = SAME
     default_text: str | None = None
+    #: Set: an env var that is present but blank is refused with this message (an empty
+    #: secret that would silently switch a guard off), not taken as unset.
+    refuse_blank: str = ""
 
     def __post_init__(self) -> None:
         unknown = set(self.services) - set(SERVICES)
@@ -116,7 +119,7 @@ class Setting:
     def show_default(self, value: Any = SAME) -> str:
         """A default as ``--help`` and docs/configuration.md write it."""
         value = self.default if value is SAME else value
-        if value is None and self.default_text:
+        if (value is None or value == ()) and self.default_text:
             return self.default_text
         return self.kind.show(value)
 
