@@ -70,10 +70,7 @@ def configuration_tables() -> str:
     for row in SETTINGS:
         if row.services or row.cr is None:
             continue
-        default = row.cr_default_value
-        shown = "required" if row.required else (
-            "—" if default is None or isinstance(default, dict) else f"`{row.show_default()}`")
-        lines.append(f"| `spec.{row.cr}` | {shown} | {rule_text(row.kinds[1])} "
+        lines.append(f"| `spec.{row.cr}` | {_cr_default(row)} | {rule_text(row.kinds[1])} "
                      f"| {_code(row.helm)} | {row.doc} |")
     return "\n".join(lines) + "\n"
 
