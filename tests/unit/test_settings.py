@@ -245,7 +245,8 @@ def _lower_host(entry: str) -> str:
 
 
 def test_a_list_setting_reads_text_and_cr_arrays_and_names_the_bad_entry() -> None:
-    from streamrec.settings.kinds import BadValue, Listed
+    from streamrec.settings.kinds import BadValue
+    from streamrec.settings.structured import Listed
 
     kind = Listed(_lower_host, {"type": "string"}, max_items=2, noun="hosts")
     assert kind.parse("https://A, https://b,https://a") == ("https://a", "https://b")
@@ -263,7 +264,7 @@ def test_a_list_setting_reads_text_and_cr_arrays_and_names_the_bad_entry() -> No
 
 
 def test_a_checked_setting_says_why_it_refuses() -> None:
-    from streamrec.settings.kinds import Checked
+    from streamrec.settings.structured import Checked
 
     def at_least_four(text: str) -> None:
         if len(text) < 4:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .kinds import Bool, Feedback, Kind, Listed, Num, Opaque
+from .kinds import Bool, Kind, Num
 from .rows import SECTIONS, SETTINGS
+from .structured import Feedback, Listed, Opaque
 
 __all__ = ["BEGIN", "END", "code_blocks", "py_type", "replace_blocks"]
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 
-from .kinds import Bool, Enum, Feedback, Listed, Num, Opaque
+from .kinds import Bool, Enum, Num
 from .rows import SECTIONS, SETTINGS
+from .structured import Feedback, Listed, Opaque
 from .table import SAME, Section, Setting
 
 __all__ = ["example_rows", "template_block", "values_block"]

@@ -15,7 +15,8 @@ from streamrec.core.ease import ItemItemParams
 from streamrec.core.feedback import DEFAULT_WEIGHTS
 from streamrec.core.model import ALSParams
 
-from .kinds import Bind, Bool, Enum, Feedback, Num, Opaque, StoreUrl, Str
+from .kinds import Bool, Enum, Num, Str
+from .structured import Bind, Feedback, Opaque, StoreUrl
 from .table import Section, Setting
 
 __all__ = ["FORMATS", "LOG_FORMATS", "PULL_POLICIES", "SASL_MECHANISMS", "SECTIONS",
