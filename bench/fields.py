@@ -31,7 +31,6 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +38,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from catalog import timed  # noqa: E402  (bench/catalog.py's p50/p99 timer)
+from serving import build_model  # noqa: E402  (bench/serving.py's random-factor model)
 from streamrec.adapters.stores import LocalStore  # noqa: E402
 from streamrec.config import Config  # noqa: E402
 from streamrec.core.catalog import Catalogue, ItemRecord  # noqa: E402
-from streamrec.core.model import ALSParams, Model  # noqa: E402
 from streamrec.core.snapshot import write_snapshot  # noqa: E402
-from streamrec.core.window import SlidingWindow  # noqa: E402
 from streamrec.serving.app import create_app  # noqa: E402
 from streamrec.serving.fields import add_fields, parse_fields  # noqa: E402
 
@@ -54,42 +53,21 @@ FIELDS = "title,categories"
 TARGET_MS = 0.1
 
 
-def build(users: int, items: int, events: int, factors: int,
-          seed: int = 0) -> tuple[Model, SlidingWindow, Catalogue]:
+def build_catalogue(items: int, seed: int = 0) -> Catalogue:
+    """A record for each of ``i0``..: a title, 1-3 of 20 categories, two labels."""
     rng = np.random.default_rng(seed)
-    window = SlidingWindow(events)
-    u = rng.integers(0, users, events)
-    i = (rng.random(events) ** 2 * items).astype(np.int64)
-    window.extend_columns([f"u{x}" for x in u], [f"i{x}" for x in i],
-                          rng.integers(1, 5, events).astype(np.float64))
-    matrix = window.build()
-    model = Model(
-        user_factors=rng.standard_normal((len(matrix.user_ids), factors), dtype=np.float32),
-        item_factors=rng.standard_normal((len(matrix.item_ids), factors), dtype=np.float32),
-        user_ids=matrix.user_ids, item_ids=matrix.item_ids, user_items=matrix.user_items,
-        popularity=matrix.popularity, params=ALSParams(factors=factors))
-    catalogue = Catalogue(
+    return Catalogue(
         ItemRecord(f"i{k}", tuple(str(c) for c in rng.choice(
             CATEGORIES, size=int(rng.integers(1, 4)), replace=False)),
             labels={"year": str(1950 + k % 70), "studio": f"s{k % 40}"},
             title=f"A film called number {k} ({1950 + k % 70})")
         for k in range(items))
-    return model, window, catalogue
 
 
 def quantiles(us: list[float]) -> dict[str, float]:
     a = np.asarray(us)
     return {"p50_us": round(float(np.percentile(a, 50)), 2),
             "p99_us": round(float(np.percentile(a, 99)), 2)}
-
-
-def timed(run: Callable[[int], object], calls: int) -> list[float]:
-    out = []
-    for k in range(calls):
-        t = time.perf_counter()
-        run(k)
-        out.append((time.perf_counter() - t) * 1e6)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.items, args.users, args.events, args.calls = 5_000, 1_000, 30_000, 800
     started = time.perf_counter()
-    model, window, catalogue = build(args.users, args.items, args.events, args.factors)
+    model, window = build_model(args.users, args.items, args.events, args.factors)
+    catalogue = build_catalogue(args.items)
     tmp = Path(tempfile.mkdtemp(prefix="bench-fields-"))
     store = LocalStore(tmp / "store")
     write_snapshot(tmp / "build", model, window.contents(), {0: 0}, "000000000001", sync=False,
@@ -174,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [
         {"path": "helper: parse_fields + add_fields, 10 items", **quantiles(helper_us)},
-        {"path": "JSON encoding of a top-10, without fields", **quantiles(enc_plain)},
-        {"path": f"JSON encoding of a top-10, fields={FIELDS}", **quantiles(enc_rich)},
+        {"path": "JSON encoding of a top-10, without fields", **enc_plain},
+        {"path": f"JSON encoding of a top-10, fields={FIELDS}", **enc_rich},
         {"path": "GET /users/{u}/recommendations?n=10", **quantiles(plain)},
         {"path": f"GET ...&fields={FIELDS}", **quantiles(rich)},
         {"path": "added per request (order-balanced p50 difference)",

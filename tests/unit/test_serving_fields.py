@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.unit import test_serving_catalog as catalog_tests
 from tests.unit.test_serving_catalog import ITEMS, LIST_ROUTES, World
 
 from streamrec.core.catalog import Catalogue, ItemRecord
-from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model, fit
+from streamrec.core.model import Model
 from streamrec.core.window import SlidingWindow
 from streamrec.serving.errors import ApiError
 from streamrec.serving.fields import FIELDS, add_fields, parse_fields, parse_fields_body
@@ -19,17 +19,9 @@ from streamrec.serving.fields import FIELDS, add_fields, parse_fields, parse_fie
 MORE_ROUTES = ("/users/u0/because/i2?", "/users/u0/items?")
 
 
-@pytest.fixture(scope="module")
-def window() -> SlidingWindow:
-    window = SlidingWindow(200)
-    window.extend(Event(f"u{u}", f"i{i}", 1.0 + (u + i) % 3)
-                  for u in range(12) for i in range(u % 2, 12, 2) if i != u and i != (u + 2) % 12)
-    return window
-
-
-@pytest.fixture(scope="module")
-def model(window: SlidingWindow) -> Model:
-    return fit(window.build(), ALSParams(factors=4, iterations=10, num_threads=1))
+#: The catalogue tests' small window and its fitted model (module-scoped fixtures).
+window = catalog_tests.window
+model = catalog_tests.model
 
 
 def _catalogue() -> Catalogue:
