@@ -16,6 +16,7 @@ from streamrec.adapters.locallog import LocalLogSink, LocalLogSource
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.erasure import REDACTED, Erasure, Tombstones
+from streamrec.core.erasurekey import ErasureHasher
 from streamrec.core.events import Event, parse_batch
 from streamrec.core.model import Model, fit
 from streamrec.core.snapshot import read_snapshot, write_snapshot
@@ -23,11 +24,13 @@ from streamrec.core.window import SlidingWindow
 from streamrec.serving.app import create_app
 from streamrec.trainer.service import Trainer
 
+HASHER = ErasureHasher("k" * 32)
+
 # -- the rule ----------------------------------------------------------------------------------
 
 
 def test_a_user_loses_events_up_to_the_erasure_and_an_item_loses_all():
-    t = Tombstones.of([Erasure("user", "u", 100.0), Erasure("item", "i", 100.0)])
+    t = Tombstones.of([Erasure("user", "u", 100.0), Erasure("item", "i", 100.0)], HASHER)
     assert t.erased("u", "x", 99.0) and t.erased("u", "x", 100.0) and t.erased("u", "x", None)
     assert t.erased("u", "x", math.nan)
     assert not t.erased("u", "x", 101.0)  # a new beginning after the erasure
@@ -38,19 +41,28 @@ def test_a_user_loses_events_up_to_the_erasure_and_an_item_loses_all():
 
 
 def test_erasure_records_parse_in_a_batch_and_bad_ones_are_dead_lettered():
-    values = [b"u:i", Erasure("user", "u", 5.0).to_bytes(), REDACTED,
-              b'{"erase":"user","id":"","at":1}', b'{"erase":"item","id":"i"}']
+    keyed = Erasure("user", "u", 5.0).keyed(HASHER)
+    values = [b"u:i", keyed.to_bytes(), REDACTED,
+              b'{"erase":"user","id":"","at":1}', b'{"erase":"item","id":"i"}',
+              b'{"erase":"item","id":"i","at":2}', b'{"erase":"item","hash":"ab","at":2}']
+    assert b'"u"' not in keyed.to_bytes() and keyed.digest is not None
     batch = parse_batch(values)
-    assert batch.erasures == [(1, Erasure("user", "u", 5.0))]
+    # The record holds the hash alone; one written before the hash holds the id.
+    assert batch.erasures == [(1, Erasure("user", None, 5.0, keyed.digest)),
+                              (5, Erasure("item", "i", 2.0))]
     assert batch.redacted == [2]
-    assert [(i, e.reason) for i, e in batch.rejected] == [(3, "bad_control"), (4, "bad_control")]
+    assert [(i, e.reason) for i, e in batch.rejected] == [
+        (3, "bad_control"), (4, "bad_control"), (6, "bad_control")]
+    with pytest.raises(ValueError, match="digest"):
+        Erasure("user", "u", 5.0).to_bytes()  # an id is never written
 
 
 def test_the_window_forgets_erased_users_and_items_and_their_ids():
     window = SlidingWindow(100)
     window.extend([Event("u", "x", 1.0, 10.0), Event("v", "x", 1.0, 10.0),
                    Event("v", "gone", 2.0, 10.0), Event("u", "y", 1.0, 30.0)])
-    dropped = window.erase(Tombstones.of([Erasure("user", "u", 20.0), Erasure("item", "gone", 0)]))
+    dropped = window.erase(Tombstones.of([Erasure("user", "u", 20.0), Erasure("item", "gone", 0)],
+                                         HASHER))
     assert dropped == 2
     assert [(e.user, e.item) for e in window.contents().events()] == [("v", "x"), ("u", "y")]
     m = window.build()
@@ -60,13 +72,58 @@ def test_the_window_forgets_erased_users_and_items_and_their_ids():
 def test_tombstones_round_trip_through_a_snapshot_and_old_snapshots_have_none(tmp_path: Path):
     window = board_window()
     model = fit(window.build(), PARAMS)
-    t = Tombstones.of([Erasure("user", "ü-1", 12.5), Erasure("item", "i9", 3.0)])
+    t = Tombstones.of([Erasure("user", "ü-1", 12.5), Erasure("item", "gone/9", 3.0)], HASHER)
     write_snapshot(tmp_path / "a", model, window.contents(), {0: 1}, "000000000001",
                    tombstones=t)
     back = read_snapshot(tmp_path / "a", window=False).tombstones
     assert (back.users, back.items) == (t.users, t.items)
+    assert back.bind(HASHER).user_at("ü-1") == 12.5 and back.has_item("gone/9")
+    for f in (tmp_path / "a").iterdir():  # digests, never the ids
+        assert "ü-1".encode() not in f.read_bytes() and b"gone" not in f.read_bytes()
     write_snapshot(tmp_path / "b", model, window.contents(), {0: 1}, "000000000002")
     assert len(read_snapshot(tmp_path / "b").tombstones) == 0
+
+
+def as_format_5(path: Path, users: dict[str, float], items: dict[str, float]) -> None:
+    """Turn the snapshot at ``path`` into one of format 5, whose tombstones held ids."""
+    import json
+
+    from streamrec.core.ids import encode_ids
+
+    manifest = json.loads((path / "manifest.json").read_text())
+    for name in [n for n in manifest["files"] if n.startswith("tombstones.")]:
+        del manifest["files"][name]
+        (path / f"{name}.npy").unlink()
+    for kind, table in (("users", users), ("items", items)):
+        data, offsets = encode_ids(list(table))
+        arrays = {"data": data, "offsets": offsets,
+                  "at": np.asarray(list(table.values()), dtype=np.float64)}
+        for part, array in arrays.items():
+            name = f"tombstones.{kind}.{part}"
+            np.save(path / f"{name}.npy", array)
+            raw = (path / f"{name}.npy").read_bytes()
+            import hashlib
+            manifest["files"][name] = {"sha256": hashlib.sha256(raw).hexdigest(),
+                                       "bytes": len(raw), "dtype": array.dtype.str,
+                                       "shape": list(array.shape)}
+    manifest["format_version"] = 5
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_format_5_snapshot_with_ids_in_its_tombstones_still_loads_and_is_hashed(
+        tmp_path: Path):
+    window = board_window()
+    write_snapshot(tmp_path / "a", fit(window.build(), PARAMS), window.contents(), {0: 1},
+                   "000000000001")
+    as_format_5(tmp_path / "a", {"old-user": 7.0}, {"old-item": 8.0})
+    snap = read_snapshot(tmp_path / "a", verify=True)
+    assert snap.manifest.format_version == 5 and len(snap.tombstones.legacy) == 2
+    with pytest.raises(RuntimeError, match="bind"):
+        snap.tombstones.erased("old-user", "x", 1.0)  # unbound: never a silent "not erased"
+    t = snap.tombstones.bind(HASHER)
+    assert t.erased("old-user", "x", 6.0) and t.has_item("old-item") and not t.legacy
+    assert set(t.to_arrays()) == {f"tombstones.{k}.{p}" for k in ("users", "items")
+                                  for p in ("hash", "at")}
 
 
 # -- the trainer -------------------------------------------------------------------------------
@@ -86,8 +143,8 @@ def test_the_trainer_forgets_a_user_in_the_next_snapshot_prunes_older_ones_and_r
         log.append("t", f"u{k % 6}:i{k % 9}".encode())
     _run_until_published(trainer, 2)
     assert len(store.versions()) == 2
-    log.append("t", Erasure("user", "u1", 50.0).to_bytes())
-    log.append("t", Erasure("item", "i2", 50.0).to_bytes())
+    log.append("t", Erasure("user", "u1", 50.0).keyed(trainer.hasher).to_bytes())
+    log.append("t", b'{"erase":"item","id":"i2","at":50.0}')  # a record from before the hash
     log.append("t", b"u1:i3")  # dated 1.0: before the erasure, so erased too
     _run_until_published(trainer, 3)  # an erasure retrains at once (retrain_every is 50)
     assert trainer.metrics.erased_events._value.get() > 0
@@ -97,11 +154,12 @@ def test_the_trainer_forgets_a_user_in_the_next_snapshot_prunes_older_ones_and_r
     snap = read_snapshot(store.fetch(latest, tmp_path / "c"))
     assert "u1" not in list(snap.model.user_ids) and "i2" not in list(snap.model.item_ids)
     assert "u1" not in snap.window.user_ids and "i2" not in snap.window.item_ids
-    assert snap.tombstones.users == {"u1": 50.0} and set(snap.tombstones.items) == {"i2"}
+    u1, i2 = trainer.hasher.digest("user", "u1"), trainer.hasher.digest("item", "i2")
+    assert snap.tombstones.users == {u1: 50.0} and set(snap.tombstones.items) == {i2}
     # A restart resumes the tombstones; a replay of the whole topic does not bring u1 back.
     again = Trainer(_config(keep=5), log, log, store, workdir=tmp_path / "w2")
     again.resume()
-    assert again.tombstones.users == {"u1": 50.0}
+    assert again.tombstones.users == {u1: 50.0}
     log.seek({0: 0})
     again.window = SlidingWindow(1000)
     while again.step(timeout=0.0):
@@ -123,8 +181,8 @@ def test_the_embedded_log_redacts_erased_records_keeping_offsets_and_readers(tmp
     reader.seek({0: 0})
     first = reader.poll(3, 1.0)  # a reader in the middle of the segment
     assert [m.offset for m in first] == [0, 1, 2]
-    erasure = Erasure("user", "u1", 1e10)
-    sink.produce("t", erasure.to_bytes(), key=b"u1")
+    erasure = Erasure("user", "u1", 1e10).keyed(HASHER)
+    sink.produce("t", erasure.to_bytes(), key=erasure.digest.encode())
     redacted = sink.redact("t", lambda m: m.value is not None and m.value.startswith(b"u1:"))
     assert redacted == 5
     sink.produce("t", b"u1:i99")  # after the erasure: kept
@@ -268,7 +326,7 @@ def test_an_erasure_that_empties_the_window_waits_for_events_then_prunes(tmp_pat
                       clock=lambda: now[0])
     trainer.resume()
     _run_until_published(trainer, 1)
-    log.append("t", Erasure("user", "only", 50.0).to_bytes())
+    log.append("t", Erasure("user", "only", 50.0).keyed(trainer.hasher).to_bytes())
     for _ in range(5):
         trainer.step(timeout=0.0)
         trainer.wait_idle(10)
@@ -282,7 +340,8 @@ def test_an_erasure_that_empties_the_window_waits_for_events_then_prunes(tmp_pat
     trainer.shutdown()
     (version,) = store.versions()
     snap = read_snapshot(store.fetch(version, tmp_path / "c"))
-    assert "only" not in list(snap.model.user_ids) and "only" in snap.tombstones.users
+    assert "only" not in list(snap.model.user_ids)
+    assert trainer.hasher.digest("user", "only") in snap.tombstones.users
 
 
 def test_an_erased_item_leaves_the_catalogue_and_cannot_be_put_back(world: World):

@@ -150,6 +150,28 @@ class S3Store:
                 ContentType="text/plain",
             )
 
+    def create_if_absent(self, name: str, data: bytes) -> bytes:
+        """Store ``data`` as ``<prefix>/name`` unless it exists (a conditional put,
+        ``If-None-Match: *``, honoured by S3 and MinIO); return what is stored now."""
+        key = self._key(name)
+        try:
+            return self._get(key)
+        except _Missing:
+            pass
+        try:
+            with _s3(f"create {key}"):
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*",
+                                       ContentType="application/octet-stream")
+        except StoreUnavailable as e:
+            # Another component created it first (412), or a concurrent conditional write
+            # (409): read the winner's.
+            if "PreconditionFailed" not in str(e) and "ConditionalRequestConflict" not in str(e):
+                raise
+        try:
+            return self._get(key)
+        except _Missing:
+            raise StoreUnavailable(f"S3 {key} vanished right after it was created") from None
+
     def put_training_status(self, data: bytes) -> None:
         with _s3(f"put {TRAINING_NAME}"):
             self.client.put_object(Bucket=self.bucket, Key=self._key(TRAINING_NAME), Body=data,
