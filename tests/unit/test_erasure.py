@@ -3,6 +3,7 @@ the serving routes (DELETE /users, DELETE /items, hide), without Kafka or S3."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -397,3 +398,131 @@ def test_a_slash_id_never_swallows_a_path_another_route_owns(world: World, metho
     assert r.status_code == 405 and r.get_json()["error"] == "method_not_allowed"
     assert allow in r.headers["Allow"]
     assert world.get("/users/u0/recommendations")["fallback"] is None  # u0 was not erased
+
+
+# -- what is left behind -----------------------------------------------------------------------
+
+
+def test_the_serving_cache_keeps_only_the_served_version(world: World):
+    cache = world.tmp / "cache"
+    (cache / ".tmp-000000000001-debris").mkdir()  # an interrupted fetch
+    world.publish("000000000002")
+    assert world.tick()
+    world.publish("000000000003")
+    assert world.tick()
+    assert sorted(p.name for p in cache.iterdir() if p.is_dir()) == ["000000000003"]
+    assert world.get("/model")["version"] == "000000000003"
+
+
+def test_the_store_keeps_one_generated_erasure_key_whoever_asks_first(tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from streamrec.adapters.erasurekeys import ERASURE_KEY_NAME, erasure_hasher
+
+    store = LocalStore(tmp_path / "store")
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: erasure_hasher(None, store).key(), range(16)))
+    assert len(keys) == 1 and len(next(iter(keys))) == 64
+    assert (tmp_path / "store" / ERASURE_KEY_NAME).read_bytes().strip() == next(iter(keys))
+    assert not [p for p in (tmp_path / "store").iterdir() if p.name.startswith(".")]
+    configured = erasure_hasher("c" * 32, store)  # the setting wins
+    assert configured.digest("user", "u") != erasure_hasher(None, store).digest("user", "u")
+    with pytest.raises(ValueError, match="at least 32"):
+        Config(erasure_key="short").validate()
+    assert Config(erasure_key="c" * 32).redacted()["erasure_key"] == "***"
+
+
+def test_a_delete_redacts_events_dead_letters_item_records_keys_and_headers(tmp_path: Path,
+                                                                            model: Model):
+    from streamrec.core.catalog import encode_record, parse_record
+
+    logdir = tmp_path / "log"
+    sink = LocalLogSink(logdir, fsync_every=1)
+    config = Config(cache_dir=str(tmp_path / "cache"), topic=TOPIC)
+    store = LocalStore(tmp_path / "store")
+    app = create_app(config, store=store, sink=sink,
+                     source_factory=lambda offsets: LocalLogSource(logdir, TOPIC))
+    path = tmp_path / "build" / "000000000001"
+    write_snapshot(path, model, board_window().contents(), {0: 0}, "000000000001")
+    store.publish(path, "000000000001")
+    svc = app.extensions["streamrec"]
+    assert svc.reloader.check_once()
+    client = app.test_client()
+    user, item = "gdpr-üser/1", "sku-ëraseme"
+    encoded = [user.encode(), item.encode(), b"gdpr-\\u00fcser", b"sku-\\u00ebraseme"]
+    assert client.post("/interactions", json=[{"user": user, "item": "i1"},
+                                              {"user": "u0", "item": item}]).status_code == 202
+    sink.produce(TOPIC, f'{{"user":"{user}","item":"i2","type":"bogus"}}'.encode(),
+                 key=user.encode())  # an undecodable event: dead-lettered, still in the log
+    sink.produce(config.dlq, b"garbage", key=b"k",
+                 headers=[("error", f"bad_id: user {user!r}".encode())])
+    sink.produce(config.dlq, json.dumps({"user": user}).encode())  # JSON-escaped
+    sink.produce(config.items, encode_record(parse_record({"item": item, "title": "T"})),
+                 key=item.encode())
+    sink.produce(config.dlq, b"unrelated", key=b"u0")
+    assert client.delete(f"/users/{user.replace('/', '%2F')}").status_code == 202
+    assert client.delete(f"/items/{item}").status_code == 202
+    sink.flush()
+    for f in logdir.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert not any(form in data for form in encoded), f
+    assert b"unrelated" in b"".join(f.read_bytes() for f in logdir.rglob("*.log"))
+    # The erasure records are keyed by, and hold, the keyed hash alone.
+    reader = LocalLogSource(logdir, TOPIC)
+    reader.seek({0: 0})
+    erasures = [m for m in reader.poll(100, 1.0) if m.value and b'"erase"' in m.value]
+    assert [json.loads(m.value)["hash"] for m in erasures] == [
+        svc.hasher.digest("user", user), svc.hasher.digest("item", item)]
+    assert [m.key for m in erasures] == [json.loads(m.value)["hash"].encode()
+                                         for m in erasures]
+    svc.stop()
+
+
+def test_the_online_tracker_forgets_a_deleted_user_in_every_worker(world: World, tmp_path: Path):
+    rid = world.get("/users/u1/recommendations")["recommendation_id"]
+    other = create_app(Config(cache_dir=str(tmp_path / "c2")), store=world.store,
+                       sink=MemSink(world.log),
+                       source_factory=lambda offsets: MemSource(world.log, TOPIC))
+    svc = other.extensions["streamrec"]
+    assert svc.reloader.check_once()
+    other.test_client().get("/users/u1/recommendations")
+    assert len(world.service.online) == 1 and len(svc.online) == 1
+    assert world.client.delete("/users/u1").status_code == 202
+    assert len(world.service.online) == 0  # the answering worker, at once
+    svc.foldin.step()
+    svc.foldin.step()
+    assert len(svc.online) == 0  # the other, from the record
+    world.client.post("/interactions", json={"user": "u1", "item": "i1",
+                                             "recommendation_id": rid})
+    world.fold()
+    versions = world.service.online.state(0.0)["versions"]
+    assert sum(t[4] for t in versions.values()) == 0  # not attributed after the erasure
+
+
+def test_a_trainer_resuming_from_a_format_5_snapshot_hashes_its_tombstones_and_prunes_it(
+        tmp_path: Path):
+    log = MemoryLog()  # every message has timestamp 1.0
+    for k in range(60):
+        log.append("t", f"u{k % 6}:i{k % 9}".encode())
+    store = LocalStore(tmp_path / "store")
+    first = Trainer(_config(keep=5), log, log, store, workdir=tmp_path / "w1")
+    first.resume()
+    _run_until_published(first, 1)
+    first.shutdown()
+    (old,) = store.versions()
+    as_format_5(tmp_path / "store" / "snapshots" / old, {"old-user": 50.0}, {})
+    again = Trainer(_config(keep=5), log, log, store, workdir=tmp_path / "w2")
+    again.resume()
+    assert again.tombstones.user_at("old-user") == 50.0 and not again.tombstones.legacy
+    log.append("t", b"old-user:i1")  # dated 1.0, before its erasure: dropped
+    for k in range(60):
+        log.append("t", f"u{k % 6}:i{k % 9}".encode())
+    _run_until_published(again, 1)
+    again.shutdown()
+    (new,) = store.versions()  # the format-5 version, which held the id, is pruned
+    assert new != old
+    snap = read_snapshot(store.fetch(new, tmp_path / "c"))
+    assert snap.manifest.format_version == 6 and "old-user" not in snap.window.user_ids
+    for f in (tmp_path / "store").rglob("*"):
+        assert not f.is_file() or b"old-user" not in f.read_bytes(), f
