@@ -187,9 +187,12 @@ class Tombstones:
     def erased(self, user: str, item: str, ts: float | None) -> bool:
         """Whether an event of ``user`` on ``item`` dated ``ts`` (None or NaN: undated) is
         erased."""
-        if self.has_item(item):
+        if not (self.users or self.items or self.legacy):
+            return False
+        digest = self._hasher().digest  # inlined: this runs for every event checked
+        if self.items and digest("item", item) in self.items:
             return True
-        at = self.user_at(user)
+        at = self.users.get(digest("user", user)) if self.users else None
         return at is not None and (ts is None or math.isnan(ts) or ts <= at)
 
     def keep_mask(self, user_ids: list[str], item_ids: list[str], users: Array, items: Array,

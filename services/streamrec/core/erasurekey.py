@@ -63,7 +63,10 @@ class ErasureHasher:
         self._lock = threading.Lock()
         if isinstance(key, str):
             self._key = check_key(key).encode("utf-8")
-        self._cached = lru_cache(maxsize=CACHE_SIZE)(self._compute)
+        #: ``digest(kind, id)``: the keyed hash of ``id`` as a ``kind`` ("user" or "item"),
+        #: 64 lowercase hex characters. The cached function itself, not a method around it:
+        #: it runs for every event the trainer and the fold-in check.
+        self.digest: Callable[[str, str], str] = lru_cache(maxsize=CACHE_SIZE)(self._compute)
 
     def key(self) -> bytes:
         """The key's bytes, obtaining it first if needed (``KeyUnavailable`` if it cannot)."""
@@ -84,10 +87,6 @@ class ErasureHasher:
     def _compute(self, kind: str, ident: str) -> str:
         message = kind.encode("ascii") + b"\x00" + ident.encode("utf-8")
         return hmac.digest(self.key(), message, hashlib.sha256).hex()
-
-    def digest(self, kind: str, ident: str) -> str:
-        """The keyed hash of ``ident`` as a ``kind`` ("user" or "item")."""
-        return self._cached(kind, ident)
 
     def key_id(self) -> str:
         """A short public fingerprint of the key (logs, the snapshot manifest): 16 hex."""
