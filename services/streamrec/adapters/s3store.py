@@ -38,6 +38,7 @@ __all__ = ["S3Store"]
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _DELETE_BATCH = 1000  # the DeleteObjects limit
+_LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 class _Missing(Exception):
@@ -159,14 +160,18 @@ class S3Store:
         except _Missing:
             pass
         try:
-            with _s3(f"create {key}"):
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*",
-                                       ContentType="application/octet-stream")
-        except StoreUnavailable as e:
-            # Another component created it first (412), or a concurrent conditional write
-            # (409): read the winner's.
-            if "PreconditionFailed" not in str(e) and "ConditionalRequestConflict" not in str(e):
-                raise
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*",
+                                   ContentType="application/octet-stream")
+        except botocore.exceptions.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            # Another component created it first (412), or wrote it concurrently (409): read
+            # the winner's. Anything else is the store failing.
+            if code not in _LOST_RACE:
+                raise StoreUnavailable(f"S3 create {key} failed ({code or 'error'}): {exc}") \
+                    from exc
+        except (botocore.exceptions.BotoCoreError, boto3.exceptions.Boto3Error,
+                OSError) as exc:
+            raise StoreUnavailable(f"S3 create {key} failed: {exc}") from exc
         try:
             return self._get(key)
         except _Missing:
