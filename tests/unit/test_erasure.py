@@ -130,11 +130,17 @@ def test_a_format_5_snapshot_with_ids_in_its_tombstones_still_loads_and_is_hashe
 # -- the trainer -------------------------------------------------------------------------------
 
 
+def _log_of(events: int) -> MemoryLog:
+    """A log of ``events`` events of 6 users on 9 items; every message has timestamp 1.0."""
+    log = MemoryLog()
+    for k in range(events):
+        log.append("t", f"u{k % 6}:i{k % 9}".encode())
+    return log
+
+
 def test_the_trainer_forgets_a_user_in_the_next_snapshot_prunes_older_ones_and_replays_safely(
         tmp_path: Path):
-    log = MemoryLog()  # every message has timestamp 1.0
-    for k in range(60):
-        log.append("t", f"u{k % 6}:i{k % 9}".encode())
+    log = _log_of(60)
     store = LocalStore(tmp_path / "store")
     config = _config(keep=5)
     trainer = Trainer(config, log, log, store, workdir=tmp_path / "w1")
@@ -502,9 +508,7 @@ def test_the_online_tracker_forgets_a_deleted_user_in_every_worker(world: World,
 
 def test_a_trainer_resuming_from_a_format_5_snapshot_hashes_its_tombstones_and_prunes_it(
         tmp_path: Path):
-    log = MemoryLog()  # every message has timestamp 1.0
-    for k in range(60):
-        log.append("t", f"u{k % 6}:i{k % 9}".encode())
+    log = _log_of(60)
     store = LocalStore(tmp_path / "store")
     first = Trainer(_config(keep=5), log, log, store, workdir=tmp_path / "w1")
     first.resume()
