@@ -142,8 +142,7 @@ class Service:
         if self.forgotten.add(erasure):
             metrics.ERASURES.labels(erasure.kind).inc()
             self.fresh.erase(Tombstones.of([erasure], self.hasher))
-        if self.online is not None and erasure.kind == "user":
-            self.online.forget(lambda user: self.hasher.digest("user", user) == erasure.digest)
+        self._forget_online([erasure])
 
     def _forget_online(self, erasures: Sequence[Erasure]) -> None:
         """The online tracker forgets erased users (their last lists judge nothing more)."""
