@@ -130,12 +130,13 @@ def test_under_serve_with_two_workers_no_file_or_object_holds_an_erased_id(
                                      iterations=3), "--keep", "3"])
     serving = ServingProc(kafka.bootstrap, topic, s3, tmp_path / "serving", ["--workers", "2"])
     skip = {trainer.log, serving.log}  # the harness's captures of stdout, not streamrec's files
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 5})
+    # In a list, so the producer's threads can end before the session's broker does.
+    producers = [Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 5})]
 
     def send(records: list[dict[str, Any]]) -> None:
         for r in records:
-            producer.produce(topic, json.dumps(r).encode(), key=str(r["user"]).encode())
-        assert producer.flush(30) == 0
+            producers[0].produce(topic, json.dumps(r).encode(), key=str(r["user"]).encode())
+        assert producers[0].flush(30) == 0
 
     def scan() -> list[tuple[str, str]]:
         files = disk([tmp_path / "trainer", tmp_path / "serving"], skip) + bucket(s3)
@@ -181,6 +182,6 @@ def test_under_serve_with_two_workers_no_file_or_object_holds_an_erased_id(
         assert serving.running and trainer.running
         print(f"erasure scan (serve, 2 workers, MinIO): clean {elapsed:.1f} s after the DELETEs")
     finally:
-        producer.flush(5)
+        producers.clear()
         serving.close()
         trainer.close()
