@@ -185,3 +185,42 @@ def test_under_serve_with_two_workers_no_file_or_object_holds_an_erased_id(
         producers.clear()
         serving.close()
         trainer.close()
+
+
+def test_serve_removes_the_temporary_cache_it_made_when_it_stops(kafka: Any,
+                                                                 tmp_path: Path) -> None:
+    """Without a cache dir, ``serve`` caches in a temporary one; its last snapshot may hold ids
+    erased later, so it goes at exit (a set cache dir is pruned at the next start instead)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.infra.process import free_port
+    from tests.support.serving import publish_snapshot
+
+    from streamrec.adapters.stores import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    publish_snapshot(store, tmp_path / "work", 1)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    port = free_port()
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TMPDIR": str(tmp)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop("STREAMREC_CACHE_DIR", None)
+    with (tmp_path / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamrec.cli", "serve", "--bind", f"127.0.0.1:{port}",
+             "--workers", "2", "--store", str(store.root), "--bootstrap-servers",
+             kafka.bootstrap, "--topic", kafka.create_topic(f"tmpcache-{uuid.uuid4().hex[:6]}"),
+             "--notify-topic", ""], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                     .status_code == 200, 90, "serve ready")
+            (cache,) = tmp.glob("streamrec-cache-*")
+            assert [p.name for p in cache.iterdir() if p.is_dir()]  # the served snapshot
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+    assert list(tmp.glob("streamrec-cache-*")) == []
