@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 FILTER_KEYS = ("category", "category_mode")
 REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS)
 MAX_BATCH_USERS = 1000
+#: Seconds a write waits for the log's acknowledgement; the Kafka sink gives a message up for
+#: good after this long (``message.timeout.ms``), which is what makes a 503 "not written later".
+INGEST_TIMEOUT_S = 5.0
+#: The ``Retry-After`` (seconds) of a 503 ``log_unavailable``.
+RETRY_AFTER_S = 1
 METRICS_ATTEMPTS = 5
 
 
@@ -82,15 +87,25 @@ def refuse_other_routes_paths(app: Flask) -> None:
 def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes, str]],
                          what: str) -> None:
     """Produce (value, key) ``messages`` to ``topic`` and wait until the log has them all;
-    503 ``log_unavailable`` otherwise (the caller may retry: the answer was not 2xx)."""
+    503 ``log_unavailable`` otherwise, counting this request's messages only.
+
+    The delivery contract (docs/reliability.md, "Delivery"): the sink gives up each message
+    it could not deliver within `INGEST_TIMEOUT_S` for good, so a 503 means that none of the
+    unacknowledged messages will be written later; one that never reached the log is not
+    written at all, so the retry a 503 invites writes it once. The one exception is Kafka's
+    "possibly persisted" message, on the wire when the broker failed mid-request.
+    """
     try:
-        for value, key in messages:
-            sink.produce(topic, value, key=key.encode("utf-8"))
-        undelivered = sink.flush(5.0)
+        unacknowledged = sink.produce_acknowledged(
+            topic, [(value, key.encode("utf-8")) for value, key in messages], INGEST_TIMEOUT_S)
     except SourceUnavailable as e:
-        raise ApiError(503, "log_unavailable", str(e)) from None
-    if undelivered:
-        raise ApiError(503, "log_unavailable", f"{undelivered} {what} not yet acknowledged")
+        raise ApiError(503, "log_unavailable", f"none of the {len(messages)} {what} was "
+                       f"written: {e}", {"Retry-After": str(RETRY_AFTER_S)}) from None
+    if unacknowledged:
+        raise ApiError(503, "log_unavailable",
+                       f"{unacknowledged} of {len(messages)} {what} not acknowledged by the "
+                       f"log within {INGEST_TIMEOUT_S:g} s; they will not be written later, "
+                       "so retry them", {"Retry-After": str(RETRY_AFTER_S)})
 
 
 def item_filter(categories: list[str] | None, mode: str | None) -> ItemFilter | None:
