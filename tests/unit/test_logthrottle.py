@@ -51,6 +51,7 @@ def test_lines_that_differ_only_in_numbers_are_one_shape() -> None:
 @pytest.mark.parametrize("other", [
     _record("kafka: %s", "1/1 brokers are down", level=logging.ERROR),
     _record("kafka: %s", "1/1 brokers are down", name="streamrec.serving.consumer"),
+    _record("kafka: %s", "1/1 brokers are down", name="streamrec.adapters.kafka.child"),
     _record("kafka: %s", "all brokers are up"),
 ])
 def test_another_level_logger_or_message_passes_at_once(other: logging.LogRecord) -> None:
@@ -70,3 +71,11 @@ def test_the_shapes_remembered_are_bounded_oldest_forgotten_first() -> None:
 def test_a_non_positive_interval_is_refused() -> None:
     with pytest.raises(ValueError, match="interval"):
         RepeatFilter(0.0)
+
+
+def test_other_loggers_pass_untouched_even_when_only_their_numbers_change() -> None:
+    flt = RepeatFilter(30.0, Clock())
+    for version in ("000000000003", "000000000004", "000000000004"):
+        assert flt.filter(_record("serving snapshot %s", version,
+                                  name="streamrec.serving.reloader", level=logging.INFO))
+    assert flt.dropped == 0

@@ -367,8 +367,20 @@ class KafkaSink:
             raise ValueError("produce_acknowledged needs a sink whose delivery_timeout "
                              f"({self.delivery_timeout}) is at most the wait ({timeout})")
         tally = _Tally(len(messages))
-        for value, key in messages:
-            self._produce(topic, value, key, (), tally.report)
+        for k, (value, key) in enumerate(messages):
+            try:
+                self._produce(topic, value, key, (), tally.report)
+            except SourceUnavailable as e:
+                if not k:
+                    raise
+                # The ones queued before still go out (or time out): wait for them, so the
+                # count stays "never written later"; the rest was never queued.
+                log.warning("%s; %d of %d messages not queued", e, len(messages) - k,
+                            len(messages))
+                with tally.lock:
+                    tally.pending -= len(messages) - k
+                    tally.failed += len(messages) - k
+                break
         deadline = time.monotonic() + timeout + _REPORT_GRACE_S
         while tally.pending and time.monotonic() < deadline:
             self._producer.poll(0.05)
