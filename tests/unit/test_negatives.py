@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from tests.support.tastes import two_taste_groups
 from threadpoolctl import threadpool_limits
 
 from streamrec.core.blend import PLAIN, ScoringParams, equip
@@ -36,12 +37,7 @@ SCORINGS = {
 def _window() -> SlidingWindow:
     """Two taste groups (a-items, b-items); "dis" only disliked a0, "mixed" took a1 and a2 and
     disliked b0."""
-    window = SlidingWindow(10_000)
-    rng = np.random.default_rng(3)
-    for g, prefix in ((0, "a"), (1, "b")):
-        for u in range(15):
-            for i in rng.choice(10, size=6, replace=False):
-                window.append(f"g{g}-{u}", f"{prefix}{i}", 1.0)
+    window = two_taste_groups()
     window.append("dis", "a0", -3.0)
     for item, w in (("a1", 1.0), ("a2", 1.0), ("b0", -3.0)):
         window.append("mixed", item, w)
