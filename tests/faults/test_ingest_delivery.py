@@ -68,6 +68,7 @@ def test_a_503_with_the_broker_down_writes_nothing_later_so_a_retry_lands_exactl
                        for name, batch in batches.items()}
             failed = {name: (f.result().status_code, f.result().json()["message"])
                       for name, f in futures.items()}
+        unacknowledged = serving.metrics_text()
         kafka.start()
         # Long enough for anything the producer still held to be delivered after the restart.
         wait_for(lambda: _post(serving, _events("probe", 1)).status_code == 202, 120,
@@ -89,6 +90,7 @@ def test_a_503_with_the_broker_down_writes_nothing_later_so_a_retry_lands_exactl
         status, message = failed[name]
         assert status == 503  # this request's events, no others:
         assert message.startswith(f"{len(batch)} of {len(batch)} events"), message
+    assert 'streamrec_ingest_events_total{result="unacknowledged"} 6.0' in unacknowledged
     assert all(after_restart[i] == 0 for i in posted)
     assert retries == [202] * len(batches)
     assert all(final[i] == 1 for i in posted)

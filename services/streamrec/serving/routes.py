@@ -318,8 +318,12 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             metrics.INGESTED.labels("invalid").inc()
             raise
         # As posted: consumers apply their own feedback table to a JSON event's type.
-        produce_acknowledged(svc.sink, svc.config.topic,
-                             [(raw, e.user) for e, raw in events], "events")
+        try:
+            produce_acknowledged(svc.sink, svc.config.topic,
+                                 [(raw, e.user) for e, raw in events], "events")
+        except ApiError:
+            metrics.INGESTED.labels("unacknowledged").inc(len(events))
+            raise
         metrics.INGESTED.labels("produced").inc(len(events))
         return jsonify(accepted=len(events), topic=svc.config.topic), 202
 
