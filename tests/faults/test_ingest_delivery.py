@@ -4,6 +4,8 @@ A 202 means every event of the request is in the log once. A 503 ``log_unavailab
 producer gave up on the request's events for good: those that never reached the broker (all of
 them, with the broker down before the request) are not written and never will be, so the retry
 that a 503 invites writes each event exactly once. The 503 counts this request's events only.
+The documented exception, measured here too: a broker that stalls with the request in it
+writes what it had received although the request got its 503.
 With the broker down, ``serve`` logs the outage a bounded number of times, not once per
 librdkafka reconnect attempt of each of its clients.
 """
@@ -11,6 +13,8 @@ librdkafka reconnect attempt of each of its clients.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 from collections import Counter
@@ -130,3 +134,36 @@ def test_a_broker_outage_is_logged_a_bounded_number_of_times_by_serve(
     assert any("Connection refused" in line or "brokers are down" in line for line in during)
     # ... but once per kind and client, not once per reconnect attempt.
     assert len(during) <= 40, "\n".join(during[:60])
+
+
+def test_a_broker_that_stalls_mid_request_may_still_write_the_events_of_its_503_once(
+        kafka: Any, s3: Any, tmp_path: Path) -> None:
+    """The documented exception: events on the wire when the broker stops answering are
+    "possibly persisted". The broker is frozen (SIGSTOP) with a produce request in it, so the
+    request gets a 503; thawed, the broker writes what it had received. Never twice: the
+    idempotent producer's retries do not duplicate, and nothing is sent after the 503."""
+    topic = kafka.create_topic(f"dls-{uuid.uuid4().hex[:8]}", partitions=PARTITIONS)
+    serving = ServingProc(kafka.bootstrap, topic, s3, tmp_path / "serving")
+    stalled = _events("stalled", 50)
+    assert kafka.process.proc is not None
+    pid = kafka.process.proc.pid
+    try:
+        wait_for(lambda: _healthy(serving), 120, "serving to start")
+        assert _post(serving, _events("warm", 1)).status_code == 202
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            r = _post(serving, stalled)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: _post(serving, _events("probe", 1)).status_code == 202, 120,
+                 "ingest to work again")
+        time.sleep(5)
+        copies = _written(kafka.bootstrap, topic)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        serving.close()
+    written = sum(copies[e["item"]] for e in stalled)
+    print(f"\nFIGURES stalled broker: {r.status_code} {r.json().get('message')!r}; "
+          f"{written} of {len(stalled)} events of the 503 are in the topic")
+    assert r.status_code == 503
+    assert all(copies[e["item"]] <= 1 for e in stalled)

@@ -270,10 +270,11 @@ class _Tally:
     """The delivery reports of one `KafkaSink.produce_acknowledged` call. librdkafka runs the
     callbacks in whichever thread polls the shared producer, so the counts take a lock."""
 
-    __slots__ = ("failed", "lock", "pending")
+    __slots__ = ("errors", "failed", "lock", "pending")
 
     def __init__(self, n: int) -> None:
         self.pending, self.failed = n, 0
+        self.errors: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def report(self, err: KafkaError | None, _msg: Message) -> None:
@@ -281,6 +282,7 @@ class _Tally:
             self.pending -= 1
             if err is not None:
                 self.failed += 1
+                self.errors[err.name()] = self.errors.get(err.name(), 0) + 1
 
 
 class KafkaSink:
@@ -295,7 +297,7 @@ class KafkaSink:
     delivery_timeout : float, optional
         Seconds after which librdkafka gives a message up for good (``message.timeout.ms``,
         alias ``delivery.timeout.ms``): the bound behind `produce_acknowledged`'s promise
-        that a message not acknowledged is never written later. None: librdkafka's default
+        that a message not acknowledged is never sent again. None: librdkafka's default
         (300 s), for the trainer's dead letters and notifications, which may wait out an
         outage.
     """
@@ -374,7 +376,7 @@ class KafkaSink:
                 if not k:
                     raise
                 # The ones queued before still go out (or time out): wait for them, so the
-                # count stays "never written later"; the rest was never queued.
+                # count stays "never sent again"; the rest was never queued.
                 log.warning("%s; %d of %d messages not queued", e, len(messages) - k,
                             len(messages))
                 with tally.lock:
@@ -386,8 +388,9 @@ class KafkaSink:
             self._producer.poll(0.05)
         if tally.failed or tally.pending:
             self.failed += tally.failed
-            log.warning("kafka: %d of %d messages to %s not acknowledged within %.1f s%s",
-                        tally.failed + tally.pending, len(messages), topic, timeout,
+            log.warning("kafka: %d of %d messages to %s not acknowledged within %.1f s "
+                        "(errors %s)%s", tally.failed + tally.pending, len(messages), topic,
+                        timeout, tally.errors,
                         f" ({tally.pending} not reported yet)" if tally.pending else "")
         return tally.failed + tally.pending
 

@@ -74,9 +74,10 @@ class EventSink(Protocol):
         gives it up for good; return how many of *these* messages were not acknowledged.
 
         The contract behind ``POST /interactions`` (docs/reliability.md, "Delivery"): a
-        message counted here is never written later by this sink. One that never reached the
-        log is not written; only one that was on the wire when the log failed (Kafka) may
-        already be in it. `SourceUnavailable` when the log refuses the messages at once.
+        message counted here is never sent again by this sink. One that never reached the log
+        is not written; only one the log received but did not acknowledge in time (Kafka: a
+        broker that stalled or failed mid-request) may be written all the same.
+        `SourceUnavailable` when the log refuses the messages at once.
         """
         ...
 

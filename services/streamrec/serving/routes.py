@@ -37,7 +37,7 @@ FILTER_KEYS = ("category", "category_mode")
 REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS)
 MAX_BATCH_USERS = 1000
 #: Seconds a write waits for the log's acknowledgement; the Kafka sink gives a message up for
-#: good after this long (``message.timeout.ms``), which is what makes a 503 "not written later".
+#: good after this long (``message.timeout.ms``): after a 503 it never sends them again.
 INGEST_TIMEOUT_S = 5.0
 #: The ``Retry-After`` (seconds) of a 503 ``log_unavailable``.
 RETRY_AFTER_S = 1
@@ -90,10 +90,11 @@ def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes
     503 ``log_unavailable`` otherwise, counting this request's messages only.
 
     The delivery contract (docs/reliability.md, "Delivery"): the sink gives up each message
-    it could not deliver within `INGEST_TIMEOUT_S` for good, so a 503 means that none of the
-    unacknowledged messages will be written later; one that never reached the log is not
-    written at all, so the retry a 503 invites writes it once. The one exception is Kafka's
-    "possibly persisted" message, on the wire when the broker failed mid-request.
+    it could not deliver within `INGEST_TIMEOUT_S` for good and never sends it again, so one
+    that never reached the log (a broker down or unreachable) is not written, and the retry
+    a 503 invites writes it once. The exception is Kafka's "possibly persisted" message: one
+    a broker received but did not acknowledge in time (it stalled or failed mid-request) may
+    be written all the same. The embedded log has no exception: none is written.
     """
     try:
         unacknowledged = sink.produce_acknowledged(
@@ -104,8 +105,9 @@ def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes
     if unacknowledged:
         raise ApiError(503, "log_unavailable",
                        f"{unacknowledged} of {len(messages)} {what} not acknowledged by the "
-                       f"log within {INGEST_TIMEOUT_S:g} s; they will not be written later, "
-                       "so retry them", {"Retry-After": str(RETRY_AFTER_S)})
+                       f"log within {INGEST_TIMEOUT_S:g} s and given up: those the log never "
+                       "received are not written (retry them); those a stalled broker had "
+                       "received may be", {"Retry-After": str(RETRY_AFTER_S)})
 
 
 def item_filter(categories: list[str] | None, mode: str | None) -> ItemFilter | None:
