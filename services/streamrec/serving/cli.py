@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from streamrec import logthrottle
 from streamrec.config import Config, add_config_arguments
 
 NAMES = ("bootstrap_servers", "topic", "format", "min_weight", "feedback_weights",
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     config = Config.load(args)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    # A broker outage repeats one line per reconnect attempt of each client: rate-limited.
+    logthrottle.install()
     made_cache = None
     if config.cache_dir is None:  # all workers must share one cache to share pages
         made_cache = tempfile.mkdtemp(prefix="streamrec-cache-")
