@@ -155,7 +155,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     def check_item(item: str) -> str:
         item = _id(item, "item")
-        if item in svc.forgotten.items:
+        if svc.forgotten.item_erased(item):
             raise ApiError(404, "unknown_item", f"item {item!r} was erased")
         return item
 
