@@ -78,6 +78,7 @@ class Config:
     item_item_neighbours: int = _D["item_item_neighbours"]
     store: str = _D["store"]
     s3_endpoint: str | None = _D["s3_endpoint"]
+    erasure_key: str | None = _D["erasure_key"]
     keep: int = _D["keep"]
     bind: str = _D["bind"]
     workers: int = _D["workers"]

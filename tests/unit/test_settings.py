@@ -90,7 +90,8 @@ def test_serve_has_no_dead_model_flags() -> None:
 
 def test_secrets_have_an_env_var_and_no_flag() -> None:
     secrets = [r for r in SETTINGS if r.secret]
-    assert {r.name for r in secrets} == {"kafka_username", "kafka_password", "ingest_token"}
+    assert {r.name for r in secrets} == {"kafka_username", "kafka_password", "ingest_token",
+                                         "erasure_key"}
     for row in secrets:
         assert row.flag_name is None and row.env_name is not None
         assert all(row.name.replace("_", "-") not in " ".join(_flags(p))

@@ -127,6 +127,7 @@ class SnapshotsSpec:
     prefix: str | None = _d("prefix")
     s3_endpoint: str | None = _d("s3_endpoint")
     region: str | None = _d("region")
+    erasure_key_secret: str | None = _d("erasure_key_secret")
     keep: int = _d("keep")
     # END GENERATED: make settings (section snapshots)
 

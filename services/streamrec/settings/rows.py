@@ -12,11 +12,12 @@ from __future__ import annotations
 from streamrec.core.blend import ScoringParams
 from streamrec.core.domains import MAX_TS, MAX_WEIGHT, Range
 from streamrec.core.ease import ItemItemParams
+from streamrec.core.erasurekey import check_key
 from streamrec.core.feedback import DEFAULT_WEIGHTS
 from streamrec.core.model import ALSParams
 
 from .kinds import Bool, Enum, Num, Str
-from .structured import Bind, Feedback, Opaque, StoreUrl
+from .structured import Bind, Checked, Feedback, Opaque, StoreUrl
 from .table import Section, Setting
 
 __all__ = ["FORMATS", "LOG_FORMATS", "PULL_POLICIES", "SASL_MECHANISMS", "SECTIONS",
@@ -192,6 +193,16 @@ SETTINGS: tuple[Setting, ...] = (
             cr="snapshots.credentialsSecret",
             required=True, config=False, env=False, flag=False,
             helm="example.snapshots.credentialsSecret", helm_example="minio-credentials"),
+    # Forgetting (core/erasurekey.py): every component of a deployment hashes erased ids alike.
+    Setting("erasure_key", Checked(check_key), None, "The HMAC key of tombstones and erasure "
+            "records (at least 32 bytes, e.g. openssl rand -hex 32; from a Secret). Unset: the "
+            "snapshot store keeps a generated one (ERASURE_KEY next to LATEST); docs/feedback.md, "
+            "\"Forgetting\".", (T, S, R), secret=True,
+            default_text="generated once, kept in the store (ERASURE_KEY)"),
+    Setting("erasure_key_secret", _SECRET_NAME, None, "Secret with key erasureKey, the HMAC key "
+            "of erased ids (STREAMREC_ERASURE_KEY in the trainer and serving); unset, the store "
+            "keeps a generated one.", cr="snapshots.erasureKeySecret", config=False, env=False,
+            flag=False, helm="example.snapshots.erasureKeySecret"),
     Setting("keep", _i(1, 1000), 5, "Snapshots kept in the store.", (T, R),
             cr="snapshots.keep", helm="example.snapshots.keep"),
     # --- serving ---------------------------------------------------------------------------
