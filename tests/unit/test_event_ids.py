@@ -137,3 +137,30 @@ def test_a_snapshot_without_event_ids_still_loads(tmp_path):
     resumed.append(ev("u", "i", "e1"))
     assert resumed.duplicates == 1
     np.testing.assert_array_equal(resumed.contents().users[:12], snap.window.users)
+
+
+def test_fold_in_counts_a_retry_once_before_and_after_a_snapshot():
+    from streamrec.serving.fresh import FreshEvents
+
+    fresh = FreshEvents()
+    assert fresh.add(ev("u", "a", "e1"), 0, 10)
+    assert not fresh.add(ev("u", "a", "e1"), 0, 11)  # retried before any snapshot holds it
+    assert fresh.add(ev("u", "b", None), 0, 12) and fresh.add(ev("u", "b", None), 0, 13)
+    assert fresh.pairs("u") == [("a", 1.0), ("b", 1.0), ("b", 1.0)] and fresh.duplicates == 1
+    # a snapshot now holds offsets < 12, and e1 in its window
+    fresh.advance({0: 12}, frozenset({"e1"}))
+    assert not fresh.add(ev("u", "a", "e1"), 0, 14)  # a retry of an event the snapshot holds
+    assert fresh.add(ev("u", "c", "e2"), 0, 15)
+    assert fresh.pairs("u") == [("b", 1.0), ("b", 1.0), ("c", 1.0)] and fresh.duplicates == 2
+
+
+def test_fold_in_forgets_fresh_ids_once_a_snapshot_covers_them():
+    from streamrec.serving.fresh import FreshEvents
+
+    fresh = FreshEvents(max_seen=2)
+    for k in range(3):
+        fresh.add(ev("u", f"i{k}", f"e{k}"), 0, k)
+    assert not fresh.add(ev("u", "i2", "e2"), 0, 3)  # e0 left for the bound, e2 is still in
+    assert fresh.add(ev("u", "i0", "e0"), 0, 4)
+    fresh.advance({0: 5}, frozenset())  # a snapshot whose window no longer holds them
+    assert fresh.add(ev("u", "i1", "e1"), 0, 5) and len(fresh._ids) == 1

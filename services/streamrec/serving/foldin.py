@@ -58,7 +58,7 @@ class FoldIn(BackgroundConsumer):
     def on_swap(self, served: Served) -> None:
         """Holder listener: drop what the snapshot holds; skip the consumer ahead if needed."""
         offsets = served.snapshot.offsets
-        dropped = self.fresh.advance(offsets)
+        dropped = self.fresh.advance(offsets, served.snapshot.event_ids)
         if dropped:
             log.info("snapshot %s holds %d fresh events; dropped", served.version, dropped)
         with self._lock:
@@ -94,7 +94,7 @@ class FoldIn(BackgroundConsumer):
                             self.weights)
         if batch.erasures:  # first, as the trainer does: the rule is by date, not position
             self.erase([e for _, e in batch.erasures])
-        kept, oldest, erased = 0, None, 0
+        kept, oldest, erased, duplicates = 0, None, 0, self.fresh.duplicates
         for event, pos in zip(batch.events, batch.positions, strict=True):
             m = messages[pos]
             if len(self.forgotten) and self.forgotten.erased(event.user, event.item, event.ts):
@@ -108,8 +108,10 @@ class FoldIn(BackgroundConsumer):
             metrics.FOLDIN_VISIBLE.observe(max(0.0, time.time() - oldest))
         for _, error in batch.rejected:
             metrics.FOLDIN_INVALID.labels(error.reason).inc()
+        duplicates = self.fresh.duplicates - duplicates  # retries (event_id), fresh.py
         metrics.FOLDIN_EVENTS.labels("kept").inc(kept)
-        metrics.FOLDIN_EVENTS.labels("stale").inc(len(batch.events) - kept - erased)
+        metrics.FOLDIN_EVENTS.labels("duplicate").inc(duplicates)
+        metrics.FOLDIN_EVENTS.labels("stale").inc(len(batch.events) - kept - erased - duplicates)
         metrics.FOLDIN_EVENTS.labels("erased").inc(erased)
         metrics.FOLDIN_EVENTS.labels("invalid").inc(len(batch.rejected))
         metrics.FOLDIN_EVENTS.labels("filtered").inc(batch.filtered)
