@@ -10,11 +10,13 @@ item-item model (``item_item.dense`` for EASE, or ``item_item.{indptr,indices,da
 sparse kNN fallback), with the scoring settings in ``params``. Format 4 adds the item
 catalogue (``catalog``: UTF-8 JSON of ``Catalogue.to_bytes`` as a uint8 array, so it is
 checksummed like every other file). Format 5 adds the tombstone set
-(``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files. Any format
-may hold the client event ids of the window's events (``window.event_ids.{data,offsets,at}``:
-the ids, and the window position of each), optional files that serving reads too, so a trainer
-resumed from the snapshot and a replica folding in after it both still recognise a retry
-(``eventids.py``); a snapshot without them loads as one whose events have no ids. Reading checks
+(``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files; format 6
+holds the erased ids' keyed hashes instead (``tombstones.{users,items}.{hash,at}``, never an
+id: ``erasurekey.py``). Any format may hold the client event ids of the window's events
+(``window.event_ids.{data,offsets,at}``: the ids, and the window position of each), optional
+files that serving reads too, so a trainer resumed from the snapshot and a replica folding in
+after it both still recognise a retry (``eventids.py``); a snapshot without them loads as one
+whose events have no ids. Reading checks
 that the arrays fit together (a CSR that points past the item list, say) before a
 :class:`Model` is built.
 """
@@ -32,6 +34,7 @@ from .blend import PLAIN, ScoringParams
 from .domains import MAX_CONFIDENCE
 from .ease import ItemItem, ItemItemParams
 from .erasure import FILES as TOMBSTONE_FILES
+from .erasure import LEGACY_FILES as LEGACY_TOMBSTONE_FILES
 from .erasure import Tombstones
 from .ids import IdIndex, decode_ids, encode_ids
 from .manifest import Manifest
@@ -169,16 +172,19 @@ OPTIONAL_FILES = _names(
 
 def optional_files(manifest: Manifest) -> tuple[str, ...]:
     """The optional files ``manifest`` lists (none before format 3; ``catalog`` from 4; the
-    tombstone set's from 5)."""
+    tombstone set's from 5: ids in 5, keyed hashes from 6; the window's event ids in any)."""
     eids = tuple(n for n in EVENT_ID_FILES if n in manifest.files)
     if manifest.format_version < 3:
         return eids
-    return tuple(n for n in OPTIONAL_FILES + TOMBSTONE_FILES if n in manifest.files) + eids
+    return tuple(n for n in OPTIONAL_FILES + TOMBSTONE_FILES + LEGACY_TOMBSTONE_FILES
+                 if n in manifest.files) + eids
 
 
 def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:
-    """The snapshot's tombstone set; empty for a snapshot without one (format <= 4)."""
-    if not all(n in a for n in TOMBSTONE_FILES):
+    """The snapshot's tombstone set; empty for a snapshot without one (format <= 4). A
+    format-5 set holds ids, kept aside until the reader binds its hasher
+    (`Tombstones.bind`)."""
+    if not (all(n in a for n in TOMBSTONE_FILES) or all(n in a for n in LEGACY_TOMBSTONE_FILES)):
         return Tombstones()
     return Tombstones.from_arrays(a)
 
