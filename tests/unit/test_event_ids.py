@@ -88,10 +88,12 @@ def test_the_id_set_stays_bounded_by_the_window():
 
 def test_erasure_takes_the_erased_events_ids_with_them():
     from streamrec.core.erasure import Erasure, Tombstones
+    from streamrec.core.erasurekey import ErasureHasher
 
     window = SlidingWindow(10)
     window.extend([ev("gone", "a", "e1"), ev("kept", "b", "e2")])
-    window.erase(Tombstones.of([Erasure("user", "gone", 1_800_000_000.0)]))
+    window.erase(Tombstones.of([Erasure("user", "gone", 1_800_000_000.0)],
+                               ErasureHasher("k" * 32)))
     assert window.contents().event_ids == ["e2"]
     window.append(ev("kept", "b", "e2"))
     assert window.duplicates == 1
