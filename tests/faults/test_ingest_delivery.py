@@ -144,6 +144,19 @@ def test_a_broker_outage_is_logged_a_bounded_number_of_times_by_serve(
     assert len(during) <= 40, "\n".join(during[:60])
 
 
+def _post_to_a_frozen_broker(serving: ServingProc, pid: int,
+                             events: list[dict[str, Any]]) -> requests.Response:
+    """Post ``events`` with the broker frozen (SIGSTOP), thaw it, wait until ingest works."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        r = _post(serving, events)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: _post(serving, _events("probe", 1)).status_code == 202, 120,
+             "ingest to work again")
+    return r
+
+
 def test_a_broker_that_stalls_mid_request_may_still_write_the_events_of_its_503_once(
         kafka: Any, s3: Any, tmp_path: Path) -> None:
     """The documented exception: events on the wire when the broker stops answering are
@@ -158,13 +171,7 @@ def test_a_broker_that_stalls_mid_request_may_still_write_the_events_of_its_503_
     try:
         wait_for(lambda: _healthy(serving), 120, "serving to start")
         assert _post(serving, _events("warm", 1)).status_code == 202
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            r = _post(serving, stalled)
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        wait_for(lambda: _post(serving, _events("probe", 1)).status_code == 202, 120,
-                 "ingest to work again")
+        r = _post_to_a_frozen_broker(serving, pid, stalled)
         time.sleep(5)
         copies = _written(kafka.bootstrap, topic)
     finally:
@@ -214,13 +221,7 @@ def test_a_stalled_broker_503_retried_with_the_same_event_ids_counts_each_event_
         assert _post(serving, warm).status_code == 202
         serving.wait_model(180)
         assert trainer.terminate() == 0  # from here on only fold-in sees new events
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            first = _post(serving, stalled)
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        wait_for(lambda: _post(serving, _events("probe", 1)).status_code == 202, 120,
-                 "ingest to work again")
+        first = _post_to_a_frozen_broker(serving, pid, stalled)
         retry = _post(serving, stalled)  # the client's retry: the same events, the same ids
         time.sleep(5)
         copies = _written(kafka.bootstrap, topic)
