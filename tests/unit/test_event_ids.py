@@ -166,3 +166,54 @@ def test_fold_in_forgets_fresh_ids_once_a_snapshot_covers_them():
     assert fresh.add(ev("u", "i0", "e0"), 0, 4)
     fresh.advance({0: 5}, frozenset())  # a snapshot whose window no longer holds them
     assert fresh.add(ev("u", "i1", "e1"), 0, 5) and len(fresh._ids) == 1
+
+
+class _Log:
+    """A one-partition in-memory EventSource holding ``values``."""
+
+    def __init__(self, values: list[bytes]) -> None:
+        from streamrec.adapters.source import SourceMessage
+
+        self.messages = [SourceMessage(0, k, v, timestamp=1_700_000_000.0)
+                         for k, v in enumerate(values)]
+        self.next = 0
+
+    def partitions(self) -> list[int]:
+        return [0]
+
+    def seek(self, offsets: dict[int, int]) -> None:
+        self.next = offsets.get(0, 0)
+
+    def poll(self, max_messages: int, timeout: float) -> list:
+        batch = self.messages[self.next:self.next + max_messages]
+        self.next += len(batch)
+        return batch
+
+    def positions(self) -> dict[int, int]:
+        return {0: self.next}
+
+    def lag(self) -> int:
+        return len(self.messages) - self.next
+
+    def close(self) -> None:
+        pass
+
+
+def test_fold_in_keeps_and_observes_a_retried_event_once():
+    from streamrec.core.erasurekey import ErasureHasher
+    from streamrec.serving.foldin import FoldIn
+    from streamrec.serving.forgotten import Forgotten
+    from streamrec.serving.fresh import FreshEvents
+
+    sent = [json_event(user="u", item=f"i{k % 3}", event_id=f"e{k % 3}") for k in range(9)]
+    observed: list[Event] = []
+    fresh = FreshEvents()
+    foldin = FoldIn(lambda offsets: _Log(sent), fresh,
+                    observe=lambda events, stamps: observed.extend(events),
+                    forgotten=Forgotten(ErasureHasher("k" * 32)))
+    foldin.source = _Log(sent)
+    while foldin.step():
+        pass
+    assert fresh.pairs("u") == [("i0", 1.0), ("i1", 1.0), ("i2", 1.0)]
+    assert fresh.duplicates == 6
+    assert [e.event_id for e in observed] == ["e0", "e1", "e2"]

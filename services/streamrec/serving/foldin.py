@@ -100,15 +100,19 @@ class FoldIn(BackgroundConsumer):
         if batch.erasures:  # first, as the trainer does: the rule is by date, not position
             self.erase([e for _, e in batch.erasures])
         kept, oldest, erased, duplicates = 0, None, 0, self.fresh.duplicates
+        retries: set[int] = set()  # positions of events dropped as retries (event_id)
         for event, pos in zip(batch.events, batch.positions, strict=True):
             m = messages[pos]
             if len(self.forgotten) and self.forgotten.erased(event.user, event.item, event.ts):
                 erased += 1
                 continue
+            before = self.fresh.duplicates
             if self.fresh.add(event, m.partition, m.offset):
                 kept += 1
                 if m.timestamp is not None and (oldest is None or m.timestamp < oldest):
                     oldest = m.timestamp
+            elif self.fresh.duplicates != before:
+                retries.add(pos)
         if oldest is not None:  # one sample per poll, its slowest event: cheap on a catch-up
             metrics.FOLDIN_VISIBLE.observe(max(0.0, time.time() - oldest))
         for _, error in batch.rejected:
@@ -121,8 +125,10 @@ class FoldIn(BackgroundConsumer):
         metrics.FOLDIN_EVENTS.labels("invalid").inc(len(batch.rejected))
         metrics.FOLDIN_EVENTS.labels("filtered").inc(batch.filtered)
         metrics.FRESH_EVENTS.set(len(self.fresh))
-        if self.observe is not None:
-            self.observe(batch.events, [messages[p].timestamp for p in batch.positions])
+        if self.observe is not None:  # online evaluation sees a retried event once too
+            seen = [(e, p) for e, p in zip(batch.events, batch.positions, strict=True)
+                    if p not in retries]
+            self.observe([e for e, _ in seen], [messages[p].timestamp for _, p in seen])
         return kept
 
     def erase(self, erasures: Sequence[Erasure]) -> int:
