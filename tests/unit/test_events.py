@@ -329,15 +329,17 @@ def test_fast_batch_path_matches_parsing_each_message_alone(values, min_weight):
 
 # -- round trips ----------------------------------------------------------------------------
 
+# A whitespace-only id (" ") is refused (bad_id), so it is no good id.
 _GOOD_IDS = st.text(
     st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40
-).filter(lambda s: len(s.encode()) <= 256)
+).filter(lambda s: len(s.encode()) <= 256 and not s.isspace())
 _EVENTS = st.builds(
     Event,
     _GOOD_IDS,
     _GOOD_IDS,
     st.floats(min_value=0.0, max_value=MAX_WEIGHT, exclude_min=True),
     st.none() | st.floats(min_value=0.0, max_value=MAX_TS),
+    event_id=st.none() | _GOOD_IDS.filter(lambda s: len(s.encode()) <= 128),
 )
 
 
@@ -351,6 +353,10 @@ def test_text_round_trip_gives_the_same_event_with_transport_timestamp(event):
     for value in (event.user, event.item):
         assume(":" not in value and value == value.strip(" \t\r\n"))
     assume(not event.user.startswith("{"))
+    if event.event_id is not None:  # text has no event_id: refused, never silently dropped
+        with pytest.raises(InvalidEvent, match="event_id"):
+            serialize_event(event, "text")
+        return
     assert parse_event(serialize_event(event, "text"), default_ts=event.ts) == event
 
 

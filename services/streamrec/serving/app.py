@@ -157,7 +157,7 @@ class Service:
         return ids + [r.item for r in self.catalogue.records()]
 
     def _advance(self, served: Served) -> None:
-        self.fresh.advance(served.snapshot.offsets)
+        self.fresh.advance(served.snapshot.offsets, served.snapshot.event_ids)
 
     def start(self) -> None:
         """Load the newest snapshot, then start the background threads (once; after the fork).
