@@ -26,6 +26,7 @@ from streamrec.core.feedback import (
     parse_table,
 )
 from streamrec.core.model import ALSParams
+from streamrec.core.origins import parse_origins
 
 FORMATS = ("auto", "text", "json")
 # The scoring defaults live with the scorer (core/blend.py, core/ease.py), where they were tuned.
@@ -92,6 +93,8 @@ class Config:
     timeout: float = 30.0
     reload_interval: float = 5.0
     ingest_token: str | None = None
+    # Pages of other sites that may write (serving/guards.py); this server's own always may.
+    allowed_origins: tuple[str, ...] = ()
     cache_dir: str | None = None  # where serving replicas unpack snapshots; None: a temp dir
     # Online evaluation (serving/online.py): recommendation ids, CTR, hit rate
     online_tracking: bool = True  # false: no ids, no tallies (the bench's "off" side)
@@ -173,6 +176,12 @@ class Config:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}  # where each given value came from, for the error
+        token = env.get("STREAMREC_INGEST_TOKEN")
+        if token is not None and not token.strip():
+            # Set but empty would silently leave every write open: the opposite of the intent.
+            raise ConfigError("ingest_token", "is set but empty, which would leave writes open "
+                              "to anyone; give a token, or unset it for open writes",
+                              "STREAMREC_INGEST_TOKEN")
         for name, (conv, env_name) in FIELDS.items():
             if env_name and env.get(env_name, "") != "":
                 values[name] = _convert(name, conv, env[env_name], env_name)
@@ -264,7 +273,7 @@ def _convert(name: str, conv: Callable[[str], Any], raw: str, source: str) -> An
     try:
         return conv(raw)
     except ValueError as e:
-        said = str(e) if conv in (_bool, _feedback) else f"cannot parse {raw!r}"
+        said = str(e) if conv in (_bool, _feedback, parse_origins) else f"cannot parse {raw!r}"
         raise ConfigError(name, said, source) from e
 
 
@@ -311,6 +320,7 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "timeout": (_float, "STREAMREC_TIMEOUT"),
     "reload_interval": (_float, "STREAMREC_RELOAD_INTERVAL"),
     "ingest_token": (str, "STREAMREC_INGEST_TOKEN"),
+    "allowed_origins": (parse_origins, "STREAMREC_ALLOWED_ORIGINS"),
     "cache_dir": (str, "STREAMREC_CACHE_DIR"),
     "data_dir": (str, "STREAMREC_DATA_DIR"),
     "online_tracking": (_bool, "STREAMREC_ONLINE_TRACKING"),
@@ -392,6 +402,8 @@ def show_default(name: str, value: object) -> str:
     """A default as `--help` and docs/configuration.md write it."""
     if value is None:
         return DEFAULT_TEXT.get(name, "none")
+    if name == "allowed_origins" and isinstance(value, tuple):
+        return ",".join(value) or "none (only this server's own pages)"
     return _show_default(value)
 
 
