@@ -146,7 +146,7 @@ class ServingSpec:
     reload_interval_seconds: int = 5
     ingest_token_secret: str | None = None
     # Pages of other sites that may write from a browser (STREAMREC_ALLOWED_ORIGINS).
-    allowed_origins: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] | None = None  # None: no other site
     autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
     resources: Resources = SERVING_RESOURCES
     ingress: IngressSpec = field(default_factory=IngressSpec)
@@ -366,11 +366,11 @@ def _resources(f: Fields, key: str, default: Resources) -> Resources:
     return out
 
 
-def _origins(f: Fields, key: str) -> tuple[str, ...]:
+def _origins(f: Fields, key: str) -> tuple[str, ...] | None:
     """A list of web origins (``core/origins.py``), normalised; the bad entry is named."""
     raw = f.raw(key)
     if raw is None:
-        return ()
+        return None
     if not isinstance(raw, list):
         raise InvalidSpec(f.at(key), f"must be a list of origins, got {type(raw).__name__}")
     out: list[str] = []
