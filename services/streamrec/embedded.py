@@ -86,6 +86,8 @@ def claim(config: Config) -> DataDirLock:
     anything under the directory is created or changed; `ConfigError` (exit 2, one line)
     naming ``data_dir`` or ``bind`` otherwise."""
     data = Path(config.data_dir)
+    if data.exists() and not data.is_dir():
+        raise ConfigError("data_dir", f"{data} is not a directory")
     busy = is_locked(data)
     if busy:
         raise ConfigError("data_dir", busy)

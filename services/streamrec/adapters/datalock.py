@@ -62,7 +62,7 @@ def is_locked(directory: Path) -> str | None:
     nothing: a directory or lock file that does not exist is simply not locked."""
     try:
         fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
+    except OSError:  # no such file or directory, not a directory: no one holds it
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
