@@ -226,3 +226,29 @@ def test_a_body_past_the_limit_is_a_413_and_one_at_the_limit_is_read(world: Worl
     at_limit = b'{"user": "u1", "item": "i3"}'.ljust(MAX_BODY)
     assert _post(world, at_limit, **JSON).status_code == 202
     assert _post(world, at_limit + b" ", **JSON).status_code == 413
+
+
+def test_only_an_allowed_origin_gets_cors_so_only_its_page_can_send_json_writes(
+    tmp_path: Path, model: Model, window: SlidingWindow
+):
+    w = _world(tmp_path, model, window, allowed_origins=("https://shop.example",))
+    preflight = {"Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type,authorization"}
+    r = w.client.options("/interactions", headers={"Origin": "https://shop.example", **preflight})
+    assert r.status_code == 200
+    assert r.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "POST" in r.headers["Access-Control-Allow-Methods"]
+    assert {"content-type", "authorization"} <= {
+        h.strip().lower() for h in r.headers["Access-Control-Allow-Headers"].split(",")}
+    assert "Origin" in r.headers["Vary"]
+    r = _post(w, **JSON, Origin="https://shop.example")
+    assert r.status_code == 202 and r.headers["Access-Control-Allow-Origin"] == \
+        "https://shop.example"
+    for origin in ("https://evil.example", "null"):
+        r = w.client.options("/interactions", headers={"Origin": origin, **preflight})
+        assert "Access-Control-Allow-Origin" not in r.headers
+    # Without an allow-list, no CORS header at all, for anyone.
+    plain = _world(tmp_path / "plain", model, window)
+    r = plain.client.options("/interactions", headers={"Origin": "https://shop.example",
+                                                       **preflight})
+    assert "Access-Control-Allow-Origin" not in r.headers

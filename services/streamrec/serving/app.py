@@ -36,7 +36,7 @@ from .errors import ApiError
 from .foldin import FoldIn, SourceFactory
 from .forgotten import Forgotten
 from .fresh import FreshEvents
-from .guards import MAX_BODY, check_write
+from .guards import MAX_BODY, check_write, cors
 from .itemroutes import register_item_routes
 from .items import ItemsFollower
 from .online import OnlineTracker
@@ -228,6 +228,11 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
         # Unmatched requests get their 404/405 first (request.routing_exception).
         if request.url_rule is not None:
             check_write(request, config.allowed_origins)
+
+    @app.after_request
+    def _cors(response: Response) -> Response:
+        cors(request, response, config.allowed_origins)
+        return response
 
     @app.after_request
     def _count(response: Response) -> Response:

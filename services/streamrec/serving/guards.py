@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-from flask import Request
+from flask import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from streamrec.core.origins import normalise_origin
@@ -75,6 +75,30 @@ def check_write(request: Request, allowed_origins: Collection[str]) -> None:
         given = request.headers.get("Content-Type") or "none"
         raise ApiError(415, "unsupported_media_type", f"the body must be {JSON} (charset "
                        f"utf-8 allowed), got Content-Type {given[:100]!r}")
+
+
+def cors(request: Request, response: Response, allowed_origins: Collection[str]) -> None:
+    """CORS (Fetch standard) for the pages of ``allowed_origins`` only: they may read the
+    answers, and a preflight (``OPTIONS`` with ``Access-Control-Request-Method``) lets their
+    JSON writes through, with ``Content-Type`` and ``Authorization``. No credentials mode:
+    the bearer token is a header, never a cookie. Every other origin gets no CORS header, so
+    its page cannot send a JSON write at all (the preflight fails in the browser)."""
+    if not allowed_origins:
+        return
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    try:
+        if normalise_origin(origin) not in allowed_origins:
+            return
+    except ValueError:
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+        response.headers["Access-Control-Max-Age"] = "600"
 
 
 def read_body(request: Request, limit: int) -> bytes:
