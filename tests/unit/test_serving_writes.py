@@ -9,22 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.test_serving_api import PARAMS, World, board_window
+from tests.unit import test_serving_api as api
+from tests.unit.test_serving_api import World
 
-from streamrec.core.model import Model, fit
+from streamrec.core.model import Model
 from streamrec.core.window import SlidingWindow
 
 EVENT = b'{"user": "u1", "item": "i3"}'
-
-
-@pytest.fixture(scope="module")
-def window() -> SlidingWindow:
-    return board_window()
-
-
-@pytest.fixture(scope="module")
-def model(window: SlidingWindow) -> Model:
-    return fit(window.build(), PARAMS)
+# The serving API tests' model and window (module-scoped fixtures), shared, not copied.
+model, window = api.model, api.window
 
 
 def _world(tmp: Path, model: Model, window: SlidingWindow, **cfg: object) -> World:
@@ -252,3 +245,12 @@ def test_only_an_allowed_origin_gets_cors_so_only_its_page_can_send_json_writes(
     r = plain.client.options("/interactions", headers={"Origin": "https://shop.example",
                                                        **preflight})
     assert "Access-Control-Allow-Origin" not in r.headers
+
+
+@pytest.mark.parametrize("url", ["/recommendations?user=%FF", "/?userId=%C3%28",
+                                 "/recommendations/batch?users=u1,%80", "/popular?exclude=%FE",
+                                 "/users/u1/recommendations?items=%ED%A0%80"])
+def test_a_query_id_that_is_not_utf8_is_a_400_never_the_literal_escape(world: World, url: str):
+    r = world.client.get(url)
+    assert r.status_code == 400, r.get_data(as_text=True)
+    assert r.get_json()["error"] == "bad_id"

@@ -42,7 +42,7 @@ from .items import ItemsFollower
 from .online import OnlineTracker
 from .onlineroutes import ModelHistory, observe_batch, register_online_routes
 from .onlinestats import Publisher, state_dir
-from .pathids import IdConverter, RawPathIds
+from .pathids import IdConverter, RawPathIds, check_query
 from .reloader import Holder, Reloader, Served
 from .routes import register_routes
 
@@ -222,6 +222,10 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
+
+    @app.before_request
+    def _query_is_utf8() -> None:
+        check_query(request.query_string)
 
     @app.before_request
     def _guard_writes() -> None:

@@ -26,7 +26,7 @@ _SAFE = "-._~!$&'()*+,;=:@"
 
 
 class BadPathId(BadRequest):
-    """A path segment that is not an id (not UTF-8): 400 ``bad_id``."""
+    """A path segment or query parameter that is not UTF-8: 400 ``bad_id``."""
 
     api_code = "bad_id"
 
@@ -67,6 +67,20 @@ class RawPathIds:
 
 def _text(path: bytes) -> str:
     return path.decode("utf-8", "replace")
+
+
+def check_query(query: bytes) -> None:
+    """400 ``bad_id`` when a query parameter's name or value is not UTF-8 after
+    percent-decoding (werkzeug keeps such bytes as ``%FF`` text, which would make them the id
+    ``"%FF"``, colliding with a real one)."""
+    for pair in query.split(b"&"):
+        for part in pair.split(b"=", 1):
+            try:
+                unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError as e:
+                name = pair.split(b"=", 1)[0][:40].decode("ascii", "replace")
+                raise BadPathId(f"query parameter {name!r} is not valid UTF-8 after "
+                                f"percent-decoding (byte {e.start}); ids are UTF-8 text") from None
 
 
 class IdConverter(BaseConverter):
