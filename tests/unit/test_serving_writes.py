@@ -254,3 +254,20 @@ def test_a_query_id_that_is_not_utf8_is_a_400_never_the_literal_escape(world: Wo
     r = world.client.get(url)
     assert r.status_code == 400, r.get_data(as_text=True)
     assert r.get_json()["error"] == "bad_id"
+
+
+@pytest.mark.parametrize(("host", "origin", "status"), [
+    ("shop.example:80", "http://shop.example", 202),
+    ("shop.example", "http://shop.example:80", 202),
+    ("shop.example:443", "https://shop.example", 202),
+    ("SHOP.example", "http://shop.EXAMPLE", 202),
+    ("shop.example:8080", "http://shop.example", 403),
+    ("shop.example", "http://shop.example:8080", 403),
+    ("[::1]:8000", "http://[::1]:8000", 202), ("bad host/x", "http://shop.example", 403),
+])
+def test_the_servers_own_origin_is_its_host_with_default_ports_normalised(
+    world: World, host: str, origin: str, status: int
+):
+    r = world.client.post("/interactions", data=EVENT, headers={**JSON, "Origin": origin},
+                          environ_overrides={"HTTP_HOST": host})
+    assert r.status_code == status, r.get_data(as_text=True)

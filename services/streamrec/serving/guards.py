@@ -38,13 +38,16 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON = "application/json"
 
 
-def _authority(origin: str) -> str | None:
-    """The ``host[:port]`` of an Origin, as a ``Host`` header would carry it; None if not one."""
+def _same_origin(origin: str, host: str) -> bool:
+    """Whether ``origin`` names this server: its host and port are the request's ``Host``
+    (default ports as equal as omitted ones). The scheme is the Origin's own: TLS is often
+    ended by a proxy in front, so the server cannot tell which scheme the page used."""
     try:
-        parts = urlsplit(normalise_origin(origin))
+        normalised = normalise_origin(origin)
+        scheme = urlsplit(normalised).scheme
+        return normalised == normalise_origin(f"{scheme}://{host}")
     except ValueError:
-        return None
-    return parts.netloc
+        return False
 
 
 def check_write(request: Request, allowed_origins: Collection[str]) -> None:
@@ -60,7 +63,7 @@ def check_write(request: Request, allowed_origins: Collection[str]) -> None:
             allowed = normalise_origin(origin) in allowed_origins
         except ValueError:  # "null" (sandboxed frames, file:), garbage: never allowed
             allowed = False
-        same = _authority(origin) == (request.host or "").lower() and site != "cross-site"
+        same = _same_origin(origin, request.host or "") and site != "cross-site"
         if not (allowed or same):
             raise ApiError(403, "cross_site", f"writes from the origin {origin[:100]!r} are "
                            "refused: it is not this server's origin nor in allowed_origins")
