@@ -25,6 +25,8 @@ from streamrec.adapters.stores import LocalStore
 from streamrec.serving.guards import MAX_BODY
 
 SERVERS = ["gunicorn", "waitress"]
+#: Allowed by env under gunicorn, by flag under waitress: both ways a setting arrives.
+SHOP = "https://shop.example"
 
 
 @pytest.fixture(scope="module", params=SERVERS)
@@ -35,10 +37,11 @@ def base(request, tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped
         store = LocalStore(tmp / "store")
         publish_snapshot(store, tmp / "build", 1)
         topic = kafka.create_topic(f"guards-{uuid.uuid4().hex[:8]}")
-        with serve(tmp, store.root, bootstrap=kafka.bootstrap, topic=topic, workers=1) as s:
+        with serve(tmp, store.root, bootstrap=kafka.bootstrap, topic=topic, workers=1,
+                   env={"STREAMREC_ALLOWED_ORIGINS": SHOP}) as s:
             yield s.base
     else:
-        e = Embedded(tmp / "data")
+        e = Embedded(tmp / "data", "--allowed-origins", SHOP)
         try:
             for k in range(3):  # a first snapshot, so that every route has a model
                 r = requests.post(f"{e.url}/interactions", timeout=10, json=[
@@ -182,3 +185,20 @@ def test_a_path_id_that_is_not_utf8_is_a_400(base: str, path: str):
     r = requests.get(base + path, timeout=5)
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "bad_id"
+
+
+def test_an_allowed_origin_passes_its_preflight_and_writes(base: str):
+    user = f"shop-{uuid.uuid4().hex[:8]}"
+    pre = requests.options(f"{base}/interactions", timeout=10, headers={
+        "Origin": SHOP, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert pre.headers.get("Access-Control-Allow-Origin") == SHOP, pre.headers
+    assert "POST" in pre.headers["Access-Control-Allow-Methods"]
+    r = requests.post(f"{base}/interactions", json={"user": user, "item": "i1"}, timeout=10,
+                      headers={"Origin": SHOP, "Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 202, r.text
+    assert r.headers["Access-Control-Allow-Origin"] == SHOP
+    until("the fold-in", lambda: _folded(base, user), 30)
+    other = requests.options(f"{base}/interactions", timeout=10, headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in other.headers
