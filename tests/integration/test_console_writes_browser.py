@@ -80,9 +80,10 @@ def test_the_console_records_a_click_from_its_own_page(served: Embedded,
     form.find_element(By.TAG_NAME, "button").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#user-recs tbody tr"))
     browser.find_element(By.CSS_SELECTOR, "#user-recs tbody tr button:nth-of-type(2)").click()
-    wait.until(lambda d: d.find_element(By.ID, "write-result").text)
-    assert browser.find_element(By.ID, "write-result").text.startswith("recorded u7"), \
-        browser.find_element(By.ID, "write-result").text
+    # textContent: the result sits in a collapsed <details>, which .text (visible text) skips.
+    result = wait.until(lambda d: d.find_element(By.ID, "write-result").get_attribute(
+        "textContent"))
+    assert result.startswith("recorded u7"), result
     until("the click's fold-in", lambda: requests.get(
         f"{served.url}/users/u7/recommendations", timeout=5).json()["fresh_events"] == 1, 30)
 
