@@ -78,7 +78,13 @@ def test_demo_prints_personalised_lists_the_fold_in_and_a_dislike(tmp_path: Path
     assert re.search(r"event-to-recommendation latency: [0-9.]+ ms", out)
     # One dislike (docs/feedback.md): the film leaves the list at once and the list changes.
     assert re.search(r"the film left the list \(changed\) after [0-9.]+ ms", out), out[-2000:]
-    assert "curl " in out
+    # Titles come from the API (fields=title): a film's line names it, never its bare id.
+    assert all(re.search(r"\(\d{4}\)", line) for line in comedy), comedy
+    # --once says what it did, and offers nothing to try against the server it stopped.
+    assert re.search(r"done in [0-9.]+ s \(--once\): 1,682 films and 20,000 ratings sent, "
+                     r"snapshot \d+ trained on them; user \S+'s list changed [0-9.]+ ms after "
+                     r"a new rating, and '.+' left it [0-9.]+ ms after a dislike", out), out[-800:]
+    assert "The server is stopped" in out and "curl " not in out
 
 
 def test_restart_brings_back_the_model_and_the_log(embedded: Callable[[], Embedded]) -> None:
