@@ -16,20 +16,12 @@ from streamrec.core.model import Model
 from streamrec.core.window import SlidingWindow
 
 EVENT = b'{"user": "u1", "item": "i3"}'
-# The serving API tests' model and window (module-scoped fixtures), shared, not copied.
+# The serving API tests' fixtures (model and window module-scoped), shared, not copied.
 model, window = api.model, api.window
 
 
-def _world(tmp: Path, model: Model, window: SlidingWindow, **cfg: object) -> World:
-    w = World(tmp, model, window, **cfg)
-    w.publish("000000000001")
-    assert w.tick()
-    return w
-
-
-@pytest.fixture
-def world(tmp_path: Path, model: Model, window: SlidingWindow) -> World:
-    return _world(tmp_path, model, window)
+world = api.world
+_world = World.serving
 
 
 def _post(world: World, body: bytes = EVENT, path: str = "/interactions", **headers: str):  # type: ignore[no-untyped-def]
