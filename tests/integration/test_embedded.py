@@ -239,7 +239,7 @@ def test_a_data_dir_or_bind_it_cannot_use_exits_2_naming_it_without_a_traceback(
         port = taken.getsockname()[1]
         cases = [
             (["--data-dir", str(tmp_path / "a-file")],
-             f"invalid data_dir: cannot create {tmp_path / 'a-file' / 'log'}: Not a directory"),
+             f"invalid data_dir: {tmp_path / 'a-file'} is not a directory"),
             (["--data-dir", str(tmp_path / "d"), "--bind", f"127.0.0.1:{port}"],
              f"invalid bind: cannot listen on 127.0.0.1:{port}: Address already in use"),
         ]

@@ -33,6 +33,7 @@ from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show, signed_weight_ok, t
 from .erasure import Erasure, parse_control
 from .event import MAX_EVENT_BYTES, MAX_EVENT_ID_BYTES, MAX_ID_BYTES, Event, InvalidEvent
 from .feedback import DEFAULT_WEIGHTS
+from .strictjson import DuplicateKey, loads
 
 __all__ = ["FORMATS", "check_event_id", "check_format", "parse_event", "parse_record",
            "serialize_event", "validate_event"]
@@ -174,6 +175,9 @@ def _json_id(obj: dict[str, Any], field: str) -> str:
 
 
 def _json_number(obj: dict[str, Any], keys: tuple[str, str]) -> float | None:
+    if keys[0] in obj and keys[1] in obj:  # one would win silently: say so instead
+        raise InvalidEvent("ambiguous_field", f"both {keys[0]!r} and its alias {keys[1]!r} are "
+                           "given; give one of them")
     value = obj.get(keys[0])
     if value is None:
         value = obj.get(keys[1])
@@ -238,7 +242,9 @@ def _typed_weight(obj: dict[str, Any], count: float | None, weights: Weights) ->
 
 def _from_json(text: str, default_ts: float | None, weights: Weights) -> Event | Erasure | None:
     try:
-        obj = json.loads(text)
+        obj = loads(text)
+    except DuplicateKey as exc:
+        raise InvalidEvent("duplicate_key", str(exc)) from None
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise InvalidEvent("bad_json", f"not valid JSON: {exc}") from None
     if not isinstance(obj, dict):

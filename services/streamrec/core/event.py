@@ -30,6 +30,9 @@ REASONS: dict[str, str] = {
     "empty": "the message is empty or only whitespace",
     "malformed": "wrong shape: not user:item[:weight], not a JSON object, or a missing field",
     "bad_json": "the message starts like JSON but does not parse",
+    "duplicate_key": "a JSON object gives one key twice (which one counts would be a guess)",
+    "ambiguous_field": "a JSON event gives a field and its alias (ts and timestamp, weight and "
+                       "rating)",
     "bad_encoding": "the message is not valid UTF-8",
     "bad_id": "an id is empty or not a string or an integer (an event_id: not a string)",
     "id_too_long": f"an id is longer than {MAX_ID_BYTES} bytes of UTF-8 (an event_id: "
