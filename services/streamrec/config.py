@@ -86,6 +86,7 @@ class Config:
     timeout: float = _D["timeout"]
     reload_interval: float = _D["reload_interval"]
     ingest_token: str | None = _D["ingest_token"]
+    allowed_origins: tuple[str, ...] = _D["allowed_origins"]
     cache_dir: str | None = _D["cache_dir"]
     online_tracking: bool = _D["online_tracking"]
     online_horizon: float = _D["online_horizon"]

@@ -23,6 +23,7 @@ from streamrec.operator.spec import parse_spec
 from streamrec.settings import BY_NAME, CONFIG_ROWS, SETTINGS, service_rows
 from streamrec.settings.kinds import Bool, Enum, Num
 from streamrec.settings.render import main, outputs
+from streamrec.settings.structured import Listed
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ("trainer", "serve", "run", "operator")
@@ -141,6 +142,8 @@ def _other_value(row: Any) -> Any:
         return next(c for c in kind.choices if c != row.cr_default_value)
     if row.name == "feedback_weights":
         return {"click": 2.0}
+    if isinstance(kind, Listed):
+        return ["https://x.example"]
     return "x-" + row.name.replace("_", "-")
 
 
@@ -214,6 +217,8 @@ def test_the_helm_values_mirror_the_rows_defaults() -> None:
             expected = "plain"  # the chart logs plain lines
         if row.name == "feedback_weights":
             expected = {}
+        if isinstance(row.kinds[1], Listed):
+            expected = []
         assert node == ("" if expected is None else expected), row.helm
 
 
@@ -247,7 +252,6 @@ def _lower_host(entry: str) -> str:
 
 def test_a_list_setting_reads_text_and_cr_arrays_and_names_the_bad_entry() -> None:
     from streamrec.settings.kinds import BadValue
-    from streamrec.settings.structured import Listed
 
     kind = Listed(_lower_host, {"type": "string"}, max_items=2, noun="hosts")
     assert kind.parse("https://A, https://b,https://a") == ("https://a", "https://b")

@@ -12,7 +12,11 @@ catalogue (``catalog``: UTF-8 JSON of ``Catalogue.to_bytes`` as a uint8 array, s
 checksummed like every other file). Format 5 adds the tombstone set
 (``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files; format 6
 holds the erased ids' keyed hashes instead (``tombstones.{users,items}.{hash,at}``, never an
-id: ``erasurekey.py``). Reading checks
+id: ``erasurekey.py``). Any format may hold the client event ids of the window's events
+(``window.event_ids.{data,offsets,at}``: the ids, and the window position of each), optional
+files that serving reads too, so a trainer resumed from the snapshot and a replica folding in
+after it both still recognise a retry (``eventids.py``); a snapshot without them loads as one
+whose events have no ids. Reading checks
 that the arrays fit together (a CSR that points past the item list, say) before a
 :class:`Model` is built.
 """
@@ -43,7 +47,9 @@ __all__ = [
     "FILE_NAMES",
     "MODEL_FILES",
     "WINDOW_FILES",
+    "EVENT_ID_FILES",
     "empty_window",
+    "event_ids_from_arrays",
     "files_for",
     "model_from_arrays",
     "optional_files",
@@ -96,7 +102,16 @@ def to_arrays(model: Model, window: WindowContents,
         **_ids("window.item_ids", window.item_ids),
         **_scoring_arrays(model),
         **({} if catalog is None else {"catalog": np.frombuffer(catalog, dtype=np.uint8)}),
+        **_event_id_arrays(window.event_ids),
     }
+
+
+def _event_id_arrays(eids: list[str | None] | None) -> dict[str, Array]:
+    if eids is None:
+        return {}
+    at = [k for k, e in enumerate(eids) if e is not None]
+    return {**_ids("window.event_ids", [e for e in eids if e is not None]),
+            "window.event_ids.at": np.asarray(at, dtype=np.int64)}
 
 
 def _scoring_arrays(model: Model) -> dict[str, Array]:
@@ -143,6 +158,8 @@ WINDOW_FILES = _names(
     ("window.user_ids.", ("data", "offsets")),
     ("window.item_ids.", ("data", "offsets")),
 )
+#: The window's client event ids: optional in any format, read with and without the window.
+EVENT_ID_FILES = _names(("window.event_ids.", ("data", "offsets", "at")))
 #: Every file a format-2 snapshot has.
 FILE_NAMES = MODEL_FILES + WINDOW_FILES
 #: Format 3's optional model files: read when the manifest lists them.
@@ -155,11 +172,12 @@ OPTIONAL_FILES = _names(
 
 def optional_files(manifest: Manifest) -> tuple[str, ...]:
     """The optional files ``manifest`` lists (none before format 3; ``catalog`` from 4; the
-    tombstone set's from 5: ids in 5, keyed hashes from 6)."""
+    tombstone set's from 5: ids in 5, keyed hashes from 6; the window's event ids in any)."""
+    eids = tuple(n for n in EVENT_ID_FILES if n in manifest.files)
     if manifest.format_version < 3:
-        return ()
+        return eids
     return tuple(n for n in OPTIONAL_FILES + TOMBSTONE_FILES + LEGACY_TOMBSTONE_FILES
-                 if n in manifest.files)
+                 if n in manifest.files) + eids
 
 
 def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:
@@ -270,6 +288,20 @@ def empty_window(manifest: Manifest) -> WindowContents:
     )
 
 
+def event_ids_from_arrays(a: Mapping[str, Array], events: int | None = None
+                          ) -> list[tuple[int, str]]:
+    """The window's (position, event id) pairs; none for a snapshot without event ids.
+    Raises ``ValueError`` when the arrays do not fit together (or not ``events`` events)."""
+    if not all(n in a for n in EVENT_ID_FILES):
+        return []
+    ids = decode_ids(a["window.event_ids.data"], a["window.event_ids.offsets"])
+    at = np.asarray(a["window.event_ids.at"]).tolist()
+    if len(at) != len(ids) or (at and (min(at) < 0 or (events is not None
+                                                       and max(at) >= events))):
+        raise ValueError("window event ids do not fit the window's events")
+    return list(zip(at, ids, strict=True))
+
+
 def window_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> WindowContents:
     user_ids = decode_ids(a["window.user_ids.data"], a["window.user_ids.offsets"])
     item_ids = decode_ids(a["window.item_ids.data"], a["window.item_ids.offsets"])
@@ -278,6 +310,12 @@ def window_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> WindowCont
         if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= len(ids)):
             raise ValueError("window events refer to ids out of range")
     meta = manifest.window
+    pairs = event_ids_from_arrays(a, len(users))
+    eids: list[str | None] | None = None
+    if pairs:
+        eids = [None] * len(users)
+        for k, eid in pairs:
+            eids[k] = eid
     return WindowContents(
         users=users,
         items=items,
@@ -288,4 +326,5 @@ def window_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> WindowCont
         total_appended=int(meta["total_appended"]),
         capacity=int(meta["capacity"]),
         decay_half_life=meta.get("decay_half_life"),
+        event_ids=eids,
     )

@@ -161,6 +161,7 @@ class ServingSpec:
     workers: int = _d("workers")
     threads: int = _d("threads")
     reload_interval: int = _d("reload_interval")
+    allowed_origins: tuple[str, ...] | None = _d("allowed_origins")
     ingest_token_secret: str | None = _d("ingest_token_secret")
     resources: Resources = _d("serving_resources")
     # END GENERATED: make settings (section serving)

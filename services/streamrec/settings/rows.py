@@ -15,9 +15,10 @@ from streamrec.core.ease import ItemItemParams
 from streamrec.core.erasurekey import check_key
 from streamrec.core.feedback import DEFAULT_WEIGHTS
 from streamrec.core.model import ALSParams
+from streamrec.core.origins import normalise_origin
 
 from .kinds import Bool, Enum, Num, Str
-from .structured import Bind, Checked, Feedback, Opaque, StoreUrl
+from .structured import Bind, Checked, Feedback, Listed, Opaque, StoreUrl
 from .table import Section, Setting
 
 __all__ = ["FORMATS", "LOG_FORMATS", "PULL_POLICIES", "SASL_MECHANISMS", "SECTIONS",
@@ -34,6 +35,9 @@ T, S, R, OP = "trainer", "serve", "run", "operator"
 _INF = float("inf")
 _SECRET_NAME = Str(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253,
                    rule="must be a valid Secret name")
+# An origin as the CRD can check it (core/origins.py normalises and checks it fully).
+_ORIGIN = {"type": "string", "minLength": 1, "maxLength": 2048,
+           "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+/?$"}
 _HOST = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _QUANTITY = {"anyOf": [{"type": "integer"}, {"type": "string"}],
              "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
@@ -220,7 +224,18 @@ SETTINGS: tuple[Setting, ...] = (
             "new snapshot.", (S, R), cr="serving.reloadIntervalSeconds", cr_kind=_i(1, 3600),
             cr_default=5, helm="example.serving.reloadIntervalSeconds", run_default=1.0),
     Setting("ingest_token", Str(), None, "Bearer token the write routes require (from a "
-            "Secret).", (S,), secret=True),
+            "Secret).", (S,), secret=True,
+            # Set but empty would silently leave every write open: the opposite of the intent.
+            refuse_blank="is set but empty, which would leave writes open to anyone; give a "
+                         "token, or unset it for open writes"),
+    # Pages of other sites that may write (serving/guards.py); this server's own always may.
+    Setting("allowed_origins", Listed(normalise_origin, _ORIGIN, max_items=100,
+                                      noun="origins like https://host[:port]"), (),
+            "Web origins (https://host[:port]) whose pages may write from a browser; every "
+            "other site's page is refused. The server's own origin (the console) always may. "
+            "docs/serving.md, \"Who may write\".", (S, R), cr="serving.allowedOrigins",
+            cr_default=None, helm="example.serving.allowedOrigins",
+            default_text="none (only this server's own pages)"),
     Setting("ingest_token_secret", _SECRET_NAME, None, "Secret with key token guarding the "
             "write routes (POST /interactions, /items, the delete routes). Unset with an "
             "Ingress: the operator generates one.", cr="serving.ingestTokenSecret",
