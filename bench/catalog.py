@@ -36,6 +36,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
+from streamrec.core.als import ALS  # noqa: E402
 from streamrec.core.catalog import Catalogue, ItemRecord  # noqa: E402
 from streamrec.core.itemfilter import CatalogueIndex, ItemFilter, Restriction  # noqa: E402
 from streamrec.core.model import ALSParams, Model  # noqa: E402
@@ -48,11 +49,14 @@ def build(items: int, users: int, factors: int, seed: int = 0) -> tuple[Model, C
     rng = np.random.default_rng(seed)
     seen = sp.random(users, items, density=min(1.0, 30 / items), format="csr", random_state=seed,
                      dtype=np.float32)
-    model = Model(rng.normal(0, 0.1, (users, factors)).astype(np.float32),
-                  rng.normal(0, 0.1, (items, factors)).astype(np.float32),
+    params = ALSParams(factors=factors)
+    als = ALS(rng.normal(0, 0.1, (users, factors)).astype(np.float32),
+              rng.normal(0, 0.1, (items, factors)).astype(np.float32),
+              params.regularization, params.alpha)
+    model = Model({"als": als},
                   [f"u{u}" for u in range(users)], [f"i{i}" for i in range(items)], seen,
                   np.asarray(seen.sum(axis=0)).ravel().astype(np.float64),
-                  ALSParams(factors=factors))
+                  params)
     weights = 1.0 / np.arange(1, len(CATEGORIES) + 1)
     weights /= weights.sum()
     now = time.time()

@@ -36,7 +36,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from streamrec.core.model import ALSParams, Model, fit  # noqa: E402
+from streamrec.core.model import ALSParams, Model  # noqa: E402
+from streamrec.core.training import fit  # noqa: E402
 from streamrec.core.window import SlidingWindow, WindowMatrix  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "core.json"
@@ -126,7 +127,7 @@ def bench_fit(matrix: WindowMatrix, params: ALSParams, repeat: int) -> tuple[dic
 def bench_foldin(model: Model, sizes: Sequence[int], calls: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(1)
     n_items = len(model.item_ids)
-    model.gram  # noqa: B018 (warm the cached YᵀY + λI, as a replica does after loading)
+    model.als.gram  # noqa: B018 (warm the cached YᵀY + λI, as a replica does after loading)
     rows = []
     for k in sizes:
         k = min(k, n_items)
@@ -135,7 +136,7 @@ def bench_foldin(model: Model, sizes: Sequence[int], calls: int) -> list[dict[st
             idx = rng.choice(n_items, size=k, replace=False)
             w = rng.integers(1, 6, k).astype(np.float64)
             start = time.perf_counter()
-            model.fold_in(idx, w)
+            model.als.fold_in(idx, w)
             times.append(time.perf_counter() - start)
         rows.append({"items_per_user": k, "calls": calls, **percentiles_us(times)})
     return rows

@@ -57,7 +57,7 @@ scoring = {"plain": PLAIN, "recency": ScoringParams(item_item_weight=0.0),
 rng = np.random.default_rng(3)
 users = [model.user_ids[int(k)] for k in rng.integers(0, len(model.user_ids), calls)]
 items = [model.item_ids[int(k)] for k in rng.integers(0, len(model.item_ids), 3 * calls)]
-model.gram  # warm, as a replica does after a swap
+model.als.gram  # warm, as a replica does after a swap
 took = []
 for k, user in enumerate(users):
     extra = [(items[3 * k + j], 1.0, None) for j in range(3)]
@@ -87,10 +87,10 @@ def fit_costs(users: int, items: int, events: int, factors: int,
     model, window = build_model(users, items, events, factors)
     contents = window.contents()
     t = time.perf_counter()
-    model.history = history_for(contents, model.user_ids, model.item_ids, scoring.history_cap)
+    history = history_for(contents, model.user_ids, model.item_ids, scoring.history_cap)
     history_s = time.perf_counter() - t
-    model.item_item = fit_item_item(model.user_items, params, threads=1)
-    model.scoring = scoring
+    ii = fit_item_item(model.user_items, params, threads=1)
+    model = model.derive(scorers={ii.name: ii}, history=history, scoring=scoring)
     write_snapshot(tmp, model, contents, {0: events}, "000000000001", sync=False)
     size = {f.name.removesuffix(".npy"): f.stat().st_size for f in tmp.glob("*.npy")}
     group = {"history": 0, "item_item": 0, "window": 0, "model (as before)": 0}
@@ -98,7 +98,7 @@ def fit_costs(users: int, items: int, events: int, factors: int,
         key = name.split(".")[0]
         group[key if key in group else "model (as before)"] += n
     return {"users": len(model.user_ids), "items": len(model.item_ids), "events": events,
-            "item_item_kind": model.item_item.kind, "item_item_fit_s": model.item_item.seconds,
+            "item_item_kind": ii.kind, "item_item_fit_s": ii.seconds,
             "history_s": history_s, "snapshot_mb": {k: v / 2**20 for k, v in group.items()}}
 
 

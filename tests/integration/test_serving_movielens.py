@@ -18,8 +18,9 @@ from tests.support.memlog import MemLog, MemSink, MemSource
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, fit
+from streamrec.core.model import ALSParams
 from streamrec.core.snapshot import write_snapshot
+from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 from streamrec.data import movielens
 

@@ -21,8 +21,9 @@ import requests
 
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, fit
+from streamrec.core.model import ALSParams
 from streamrec.core.snapshot import write_snapshot
+from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 from tests.infra.process import free_port
 

@@ -18,7 +18,8 @@ from streamrec.core.catalog import (
 )
 from streamrec.core.events import Event
 from streamrec.core.itemfilter import CatalogueIndex, ItemFilter, parse_filter
-from streamrec.core.model import ALSParams, Model, fit
+from streamrec.core.model import ALSParams, Model
+from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 
 PARAMS = ALSParams(factors=4, regularization=0.05, iterations=10, alpha=2.0, num_threads=1)

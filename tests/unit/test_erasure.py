@@ -17,8 +17,9 @@ from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.erasure import REDACTED, Erasure, Tombstones
 from streamrec.core.events import Event, parse_batch
-from streamrec.core.model import Model, fit
+from streamrec.core.model import Model
 from streamrec.core.snapshot import read_snapshot, write_snapshot
+from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 from streamrec.serving.app import create_app
 from streamrec.trainer.service import Trainer
@@ -255,7 +256,7 @@ def test_bad_deletions_get_clear_errors(tmp_path: Path, model: Model):
     erase = w.client.post("/interactions", json={"erase": "user", "id": "u1", "at": 1},
                           headers={"Authorization": "Bearer s3cret"})
     assert erase.status_code == 400 and "control_record" in erase.get_json()["message"]
-    assert np.isfinite(w.model.item_factors).all()
+    assert np.isfinite(w.model.als.item_factors).all()
 
 
 def test_an_erasure_that_empties_the_window_waits_for_events_then_prunes(tmp_path: Path):

@@ -20,8 +20,9 @@ from streamrec.core.catalog import (
     parse_record_bytes,
 )
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model, fit
+from streamrec.core.model import ALSParams, Model
 from streamrec.core.snapshot import write_snapshot
+from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 from streamrec.serving.app import Service, create_app
 

@@ -19,8 +19,9 @@ from streamrec.adapters.stores import (
     open_store,
 )
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model, fit
+from streamrec.core.model import ALSParams, Model
 from streamrec.core.snapshot import MANIFEST_NAME, next_version, read_snapshot, write_snapshot
+from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 
 
@@ -96,7 +97,7 @@ def test_fetch_replaces_an_incomplete_leftover(store, make_snapshot, tmp_path):
     [version] = publish_many(store, make_snapshot, 1)
     leftover = tmp_path / "cache" / version
     leftover.mkdir(parents=True)
-    (leftover / "user_factors.npy").write_bytes(b"half")
+    (leftover / "als.user_factors.npy").write_bytes(b"half")
     read_snapshot(store.fetch(version, tmp_path / "cache"))
 
 

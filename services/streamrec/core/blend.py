@@ -1,21 +1,23 @@
-"""The per-request scorer: recency-weighted history, ALS fold-in, item-item, and their blend.
+"""The per-request blend: a recency-weighted history, scored by every named scorer, summed.
 
-For a user (or an anonymous session) the scorer
+For a user (or an anonymous session) the request path
 
 1. takes their history oldest first: the snapshot's :class:`~.recency.History` row, then the
    events since the snapshot (``extra``), capped to the newest ``history_cap`` events;
 2. weighs it by recency (``recency.recency_weights``: ``decay`` per step back in order,
    ``half_life`` seconds in time);
-3. folds the weighted history into an ALS user vector (``foldin.fold_in``, confidence
-   ``1 + alpha * r``) and scores every item with it: ``s_als = Y x_u``;
-4. scores every item with the item-item model over the same weights: ``s_ii = Σ r_i B[i, :]``;
-5. blends the two standardised scores:
+3. asks each scorer (``scorer.py``) of the blend table ``{name: weight}`` for its scores of
+   every item over the same weighted history: ALS folds it into a user vector and scores
+   ``s_als = Y x_u`` (``als.py``), the item-item model ``s_ii = Σ r_i B[i, :]`` (``ease.py``);
+4. sums the standardised scores:
 
-       s = (1 - β) s_als / σ(s_als) + β s_ii / σ(s_ii)
+       s = Σ_name w_name s_name / σ(s_name)
 
-   where σ is the standard deviation over all items and ``β = item_item_weight`` (a score
-   vector with σ = 0 is used as is). Dividing by σ puts the two on one scale without changing
-   either ranking; ``β = 0`` is ALS alone and ``β = 1`` item-item alone.
+   where σ is the standard deviation over all items (a score vector with σ = 0 is used as
+   is). Dividing by σ puts the scorers on one scale without changing any one's ranking. A
+   table with one scorer of weight > 0 is that scorer's raw scores. Today's table is
+   ``{"als": 1 - β, "item_item": β}`` with ``β = item_item_weight``
+   (:attr:`ScoringParams.weights`): ``β = 0`` is ALS alone and ``β = 1`` item-item alone.
 
 The set of seen items (for ``exclude_seen``) is not capped: it is ``user_items`` plus ``extra``.
 """
@@ -23,7 +25,7 @@ The set of seen items (for ``exclude_seen``) is not capped: it is ``user_items``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +35,9 @@ import numpy.typing as npt
 from .recency import History, recency_weights
 
 if TYPE_CHECKING:
-    from .ease import ItemItemParams
-    from .model import Model
     from .window import WindowContents
 
-__all__ = ["PLAIN", "ScoringParams", "blend", "equip", "history_for", "weighted_history"]
+__all__ = ["PLAIN", "ScoringParams", "blend", "history_for", "weighted_history"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -70,6 +70,11 @@ class ScoringParams:
     def recency(self) -> bool:
         return self.recency_decay > 0 or self.recency_half_life is not None
 
+    @property
+    def weights(self) -> dict[str, float]:
+        """The blend table, scorer name -> weight: ``{"als": 1 - β, "item_item": β}``."""
+        return {"als": 1.0 - self.item_item_weight, "item_item": self.item_item_weight}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -89,20 +94,22 @@ def _standardised(scores: F32) -> F32:
     return scores / np.float32(sigma) if sigma > 0 and math.isfinite(sigma) else scores
 
 
-def blend(als: F32 | None, item_item: F32 | None, weight: float) -> F32:
-    """``(1 - weight) als/σ(als) + weight item_item/σ(item_item)``; one alone if the other is None
-    (or its weight is 0). Both are float32 arrays of shape ``(items,)``. Raises ``ValueError``
-    when the one needed is None.
+def blend(scores: Mapping[str, F32], weights: Mapping[str, float]) -> F32:
+    """``Σ weights[name] · scores[name] / σ(scores[name])`` over the names of ``scores``, in
+    its order; a single score vector is returned as it is (no scaling).
+
+    Each score vector is float32 of shape ``(items,)``; the result is float32 too. Raises
+    ``ValueError`` for no score vector at all, and ``KeyError`` for a vector with no weight.
     """
-    if item_item is None or weight == 0.0:
-        if als is None:
-            raise ValueError("blend needs at least one score vector")
-        return als
-    if als is None or weight == 1.0:
-        return item_item
-    return np.asarray(
-        (1.0 - weight) * _standardised(als) + weight * _standardised(item_item), dtype=np.float32
-    )
+    if not scores:
+        raise ValueError("blend needs at least one score vector")
+    if len(scores) == 1:
+        return next(iter(scores.values()))
+    total: F32 | None = None
+    for name, s in scores.items():
+        term = weights[name] * _standardised(s)
+        total = term if total is None else total + term
+    return np.asarray(total, dtype=np.float32)
 
 
 def weighted_history(
@@ -152,22 +159,3 @@ def history_for(
     return History.from_events(
         rows[ok], cols[ok], np.asarray(contents.weights)[ok], np.asarray(contents.ts)[ok],
         len(user_ids), cap)
-
-
-def equip(
-    model: Model,
-    contents: WindowContents,
-    scoring: ScoringParams,
-    item_item: ItemItemParams | None,
-    threads: int = 0,
-) -> Model:
-    """Give a freshly fitted ``model`` (before it is shared) its ordered history from the
-    window ``contents``, an item-item model fitted on the same window when ``item_item`` is
-    given and the blend uses it (``scoring.item_item_weight > 0``), and ``scoring``."""
-    from .ease import fit_item_item  # the trainer's side: implicit for the kNN fallback
-
-    model.history = history_for(contents, model.user_ids, model.item_ids, scoring.history_cap)
-    model.scoring = scoring  # first: should the item-item fit raise, recency still applies
-    if item_item is not None and scoring.item_item_weight > 0:
-        model.item_item = fit_item_item(model.user_items, item_item, threads)
-    return model

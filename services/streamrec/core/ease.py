@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ import scipy.sparse as sp
 __all__ = ["ItemItem", "ItemItemParams", "ease", "fit_item_item", "item_knn"]
 
 F32 = npt.NDArray[np.float32]
+Array = npt.NDArray[Any]
 KINDS = ("ease", "cosine-knn")
 
 
@@ -107,8 +109,11 @@ class ItemItem:
     """An item-item matrix ``B`` (dense EASE or sparse kNN) and how to score a history with it.
 
     ``dense``: float32 ``(items, items)``; ``sparse``: float32 CSR ``(items, items)``; exactly
-    one is given. Either may be memory-mapped from a snapshot.
+    one is given. Either may be memory-mapped from a snapshot. The
+    :class:`~.scorer.Scorer` named ``item_item``.
     """
+
+    name: ClassVar[str] = "item_item"
 
     def __init__(
         self,
@@ -142,6 +147,37 @@ class ItemItem:
             return np.asarray(w @ self.dense[idx], dtype=np.float32)
         assert self.sparse is not None
         return np.asarray(self.sparse[idx].T @ w, dtype=np.float32).reshape(-1)
+
+    def to_arrays(self) -> dict[str, Array]:
+        """``dense`` for EASE; ``indptr``, ``indices``, ``data`` (CSR) for kNN."""
+        if self.dense is not None:
+            return {"dense": np.asarray(self.dense, dtype=np.float32)}
+        assert self.sparse is not None
+        return {"indptr": np.asarray(self.sparse.indptr, dtype=np.int64),
+                "indices": np.asarray(self.sparse.indices, dtype=np.int32),
+                "data": np.asarray(self.sparse.data, dtype=np.float32)}
+
+    def meta(self) -> dict[str, Any]:
+        return {"kind": self.kind, "seconds": self.seconds, **self.params.to_dict()}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Array], meta: Mapping[str, Any],
+                    items: int) -> ItemItem:
+        """Raises ``ValueError`` for a matrix that is not ``items x items``, ``KeyError``
+        when neither form is complete."""
+        rest = dict(meta)
+        kind, seconds = str(rest.pop("kind", "ease")), float(rest.pop("seconds", 0.0))
+        params = ItemItemParams(**rest) if rest else None
+        if "dense" in arrays:
+            dense = arrays["dense"]
+            if dense.shape != (items, items):
+                raise ValueError(f"item_item.dense is {dense.shape}, expected {(items, items)}")
+            return cls(kind, dense=dense, params=params, seconds=seconds)
+        indptr, indices, data = arrays["indptr"], arrays["indices"], arrays["data"]
+        if len(indptr) != items + 1 or int(indptr[-1]) != len(indices) or len(data) != len(indices):
+            raise ValueError("item_item arrays do not describe an items x items matrix")
+        sparse = sp.csr_matrix((data, indices, indptr), shape=(items, items), copy=False)
+        return cls(kind, sparse=sparse, params=params, seconds=seconds)
 
 
 def fit_item_item(user_items: sp.spmatrix, params: ItemItemParams, threads: int = 0) -> ItemItem:

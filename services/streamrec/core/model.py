@@ -1,10 +1,13 @@
-"""The model: factors plus what serving needs to use them, with no implicit object at serve time.
+"""The model: the scorers of a snapshot plus what serving needs to use them, as plain arrays.
 
-A :class:`Model` is plain arrays (possibly memory-mapped from a snapshot): user and item factors,
-the id lists, the window's user x item matrix (a user's known items: filtered out of their
-recommendations and the base of their fold-in) and item popularity (the cold-start answer).
-Fitting lives in ``training.py`` and is imported lazily by :func:`fit`, so serving never loads
-implicit. The math is in ``foldin.py``; ranking in ``ranking.py`` and ``recommend.py``.
+A :class:`Model` is plain arrays (possibly memory-mapped from a snapshot): the id lists, the
+window's user x item matrix (a user's known items: filtered out of their recommendations and
+the base of their fold-in), item popularity (the cold-start answer), the ordered history per
+user (recency), and its scorers by name (``scorer.py``): always ``als`` (``als.py``: the fitted
+user vectors, fold-in, similar items, explanations), and the others the trainer fitted, such as
+``item_item`` (``ease.py``). A request's scores are the blend of the scorers named in the
+scoring table (``blend.py``); ranking is ``recommend.py``. Fitting lives in ``training.py``,
+so serving never loads implicit.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from . import foldin, ranking
+from .als import ALS
 from .blend import PLAIN, ScoringParams, blend, weighted_history
-from .domains import MAX_CONFIDENCE
-from .ease import ItemItem
 from .ids import IdIndex
 from .itemfilter import Restriction
 from .modeltypes import (
     ALSParams,
     FitInfo,
     ModelError,
+    Pairs,
     Recommendations,
     UnknownItem,
     UnknownUser,
@@ -32,53 +35,43 @@ from .modeltypes import (
 from .recency import History
 from .recommend import (
     EMPTY,
+    Ranked,
     check_n,
+    rank_many,
     rank_popular,
     rank_scores,
     rank_vector,
-    recommend_many,
-    result,
 )
-from .window import WindowMatrix
+from .scorer import Scorer
 
 __all__ = [
     "ALSParams",
     "FitInfo",
     "Model",
     "ModelError",
+    "Pairs",
     "Recommendations",
     "UnknownItem",
     "UnknownUser",
-    "fit",
 ]
 
-#: A user's events as (item id, weight) pairs, oldest first; a third element, when given, is
-#: the event's timestamp in seconds (None: unknown), used by time-based recency.
-Pairs = Sequence[tuple[str, float] | tuple[str, float, float | None]]
 Idx = npt.NDArray[np.intp]
 F64 = npt.NDArray[np.float64]
-#: Item rows per block when computing ``YᵀY`` (a 2 MB float64 block at 64 factors).
-_GRAM_ROWS = 4096
-
-
-def fit(matrix: WindowMatrix, params: ALSParams) -> Model:
-    """Fit implicit ALS on a window matrix (see :func:`streamrec.core.training.fit_als`)."""
-    from .training import fit_als  # implicit is heavy, and only the trainer needs it
-
-    return fit_als(matrix, params)
 
 
 class Model:
     """A fitted model over plain arrays; safe to share between threads once built.
 
-    Built by :func:`fit`, or from (memory-mapped) arrays by the snapshot reader. Shapes are
-    checked: a mismatch raises ``ModelError``.
+    Built by ``training.fit``, or from (memory-mapped) arrays by the snapshot reader.
+    ``scorers`` maps each scorer's name to it and must hold an :class:`~.als.ALS` as ``als``.
+    Shapes are checked: a mismatch raises ``ModelError``. :meth:`derive` gives a model with
+    other scorers, history or scoring over the same arrays; a model is never changed in place
+    once built (but ``masked_users``, which serving sets before sharing it).
     """
 
     def __init__(
         self,
-        user_factors: npt.NDArray[np.float32],
-        item_factors: npt.NDArray[np.float32],
+        scorers: Mapping[str, Scorer],
         user_ids: Sequence[str],
         item_ids: Sequence[str],
         user_items: sp.csr_matrix,
@@ -86,11 +79,14 @@ class Model:
         params: ALSParams,
         fit_info: FitInfo | None = None,
         history: History | None = None,
-        item_item: ItemItem | None = None,
         scoring: ScoringParams | None = None,
     ) -> None:
-        self.user_factors = user_factors
-        self.item_factors = item_factors
+        als = scorers.get("als")
+        if not isinstance(als, ALS):
+            raise ModelError("a model needs its ALS scorer under the name 'als'")
+        self.als = als
+        #: Every scorer by name, ``als`` first (the blend sums in this order).
+        self.scorers: dict[str, Scorer] = {"als": als, **scorers}
         try:
             # Frozen array-backed indexes: mapped from a snapshot, they cost a worker nothing.
             self.user_ids = IdIndex.of(user_ids)
@@ -101,10 +97,9 @@ class Model:
         self.popularity = popularity
         self.params = params
         self.fit_info = fit_info
-        #: The window's events per user in order (recency), the item-item model, and how
-        #: requests are scored (see ``blend.py``); a model without them scores as before.
+        #: The window's events per user in order (recency), and how requests are scored (see
+        #: ``blend.py``); a model without them scores as before.
         self.history = history
-        self.item_item = item_item
         self.scoring = PLAIN if scoring is None else scoring
         #: Users whose rows this model must not use: erased after it was trained (serving
         #: sets it, ``serving/forgotten.py``); they are scored as if unknown to the model.
@@ -113,66 +108,40 @@ class Model:
         #: ``id -> row`` views of the indexes (no copy).
         self.user_index = self.user_ids.positions
         self.item_index = self.item_ids.positions
-        # Caches filled on first use; two threads computing one at once is harmless.
-        self._gram: F64 | None = None
-        self._item_norms: npt.NDArray[np.float32] | None = None
         self._popular_order: Idx | None = None
 
     def _check_shapes(self) -> None:
         users, items = len(self.user_ids), len(self.item_ids)
-        uf, itf = self.user_factors.shape, self.item_factors.shape
-        if len(uf) != 2 or len(itf) != 2 or uf[1] != itf[1]:
-            raise ModelError(f"factor shapes {uf} and {itf} do not match")
-        if uf[0] != users or itf[0] != items:
-            raise ModelError(f"{uf[0]} user / {itf[0]} item factors for {users} / {items} ids")
+        if self.als.users != users:
+            raise ModelError(f"{self.als.users} user factors for {users} user ids")
+        for name, scorer in self.scorers.items():
+            if scorer.items != items:
+                raise ModelError(f"scorer {name!r} has {scorer.items} items, expected {items}")
         if self.user_items.shape != (users, items):
             raise ModelError(f"user_items is {self.user_items.shape}, expected {(users, items)}")
         if self.popularity.shape != (items,):
             raise ModelError(f"popularity has shape {self.popularity.shape}, expected ({items},)")
         if self.history is not None and self.history.users != users:
             raise ModelError(f"history has {self.history.users} users, expected {users}")
-        if self.item_item is not None and self.item_item.items != items:
-            raise ModelError(f"item-item model has {self.item_item.items} items, expected {items}")
 
-    @property
-    def regularization(self) -> float:
-        return self.params.regularization
-
-    @property
-    def alpha(self) -> float:
-        return self.params.alpha
-
-    @property
-    def confidence_cap(self) -> float:
-        """The per-cell confidence cap the factors were fitted with (the fold-in uses it too)."""
-        cap = None if self.fit_info is None else self.fit_info.confidence_cap
-        return MAX_CONFIDENCE if cap is None else cap
+    def derive(
+        self,
+        scorers: Mapping[str, Scorer] | None = None,
+        history: History | None = None,
+        scoring: ScoringParams | None = None,
+    ) -> Model:
+        """A new model over the same arrays with ``scorers`` added (or replacing those of the
+        same name), and ``history`` and ``scoring`` when given."""
+        return Model(
+            {**self.scorers, **(scorers or {})}, self.user_ids, self.item_ids, self.user_items,
+            self.popularity, self.params, self.fit_info,
+            self.history if history is None else history,
+            self.scoring if scoring is None else scoring,
+        )
 
     @property
     def factors(self) -> int:
-        return int(self.item_factors.shape[1])
-
-    @property
-    def gram(self) -> F64:
-        """``YᵀY + λI``, cached; touch it once after loading to warm a replica."""
-        if self._gram is None:
-            # In blocks: a float64 copy of all item factors (26 MB at 50k x 64) would be kept
-            # by glibc's heap in every serving worker long after it is freed.
-            y, f = self.item_factors, self.factors
-            g = np.zeros((f, f))
-            for start in range(0, len(y), _GRAM_ROWS):
-                g += foldin.gram(y[start : start + _GRAM_ROWS], 0.0)
-            g[np.diag_indices_from(g)] += self.regularization
-            self._gram = g
-        return self._gram
-
-    @property
-    def item_norms(self) -> npt.NDArray[np.float32]:
-        if self._item_norms is None:
-            norms = np.linalg.norm(np.asarray(self.item_factors, dtype=np.float32), axis=1)
-            norms[norms == 0] = 1e-10  # as implicit: an all-zero item is similar to nothing
-            self._item_norms = norms
-        return self._item_norms
+        return self.als.factors
 
     @property
     def popular_order(self) -> Idx:
@@ -225,14 +194,21 @@ class Model:
         seen, weights = self.items_of(user, extra)
         rejected = seen[weights <= 0]
         if extra:
-            return (self.fold_in(seen, weights) if len(seen) else None), seen, rejected
+            return (self.als.fold_in(seen, weights) if len(seen) else None), seen, rejected
         row = self._row(user)
-        vector = None if row is None else np.asarray(self.user_factors[row])
+        vector = None if row is None else self.als.user_vector(row)
         return vector, seen, rejected
 
+    def blend_table(self, scoring: ScoringParams) -> dict[str, float]:
+        """``scoring``'s blend table narrowed to this model's scorers with a weight > 0; ALS
+        alone when none is left (the base every snapshot has)."""
+        table = {n: w for n, w in scoring.weights.items() if w > 0 and n in self.scorers}
+        return table or {"als": 1.0}
+
     def personal(self, scoring: ScoringParams) -> bool:
-        """Whether ``scoring`` needs the per-request scorer (recency or item-item)."""
-        return scoring.recency or (scoring.item_item_weight > 0 and self.item_item is not None)
+        """Whether ``scoring`` needs the per-request blend (recency, or a scorer beyond ALS);
+        otherwise the fitted ALS vectors answer (and a batch is one matrix product)."""
+        return scoring.recency or set(self.blend_table(scoring)) != {"als"}
 
     def weighted_history(
         self, user: str | None, extra: Pairs | None, scoring: ScoringParams
@@ -259,13 +235,8 @@ class Model:
         if not len(items):
             return None
         idx, w = foldin.aggregate(items, weights)
-        beta = scoring.item_item_weight if self.item_item is not None else 0.0
-        als = None
-        if beta < 1.0:
-            vector = self.fold_in(idx, w)
-            als = np.asarray(self.item_factors @ vector, dtype=np.float32)
-        ii = self.item_item.scores(idx, w) if self.item_item is not None and beta > 0 else None
-        return blend(als, ii, beta)
+        table = self.blend_table(scoring)
+        return blend({name: self.scorers[name].scores(idx, w) for name in table}, table)
 
     def indices(self, ids: Sequence[str] | None) -> Idx | None:
         """Model indices of the known ones among ``ids`` (sorted, unique); None for None."""
@@ -275,13 +246,6 @@ class Model:
         return np.unique(np.asarray([r for i in ids if (r := get(i)) is not None], dtype=np.intp))
 
     # -- public API ----------------------------------------------------------------------------
-
-    def fold_in(
-        self, item_indices: npt.ArrayLike, weights: npt.ArrayLike
-    ) -> npt.NDArray[np.float32]:
-        """The exact ALS user vector for these items (model indices) and raw weights."""
-        return foldin.fold_in(self.item_factors, self.gram, item_indices, weights, self.alpha,
-                              self.confidence_cap)
 
     def user_vector(self, user: str, extra: Pairs | None = None) -> npt.NDArray[np.float32] | None:
         """The fitted vector, refolded if ``extra`` is given; None if nothing is known."""
@@ -308,6 +272,32 @@ class Model:
             banned = np.concatenate((banned, restrict.banned))
             return banned if seen is None else np.concatenate((banned, seen))
         return banned if seen is None else np.union1d(banned, seen)
+
+    def _result(self, ranked: Ranked, fallback: str | None = None) -> Recommendations:
+        idx, scores = ranked
+        return Recommendations([self.item_ids[i] for i in idx.tolist()],
+                               [float(s) for s in scores.tolist()], fallback)
+
+    def _popular(self, n: int, banned: Idx, candidates: Idx | None,
+                 fallback: str | None) -> Recommendations:
+        ranked = rank_popular(self.popularity, self.popular_order, n, banned, candidates)
+        return self._result(ranked, fallback)
+
+    def _by_scores(self, scores: npt.NDArray[np.float32] | None, n: int, banned: Idx,
+                   candidates: Idx | None) -> Recommendations:
+        """The top ``n`` by ``scores``; popular items when there are none."""
+        if scores is None:
+            return self._popular(n, banned, candidates, "popular")
+        return self._result(rank_scores(scores, n, banned, candidates))
+
+    def _by_vector(self, vector: npt.NDArray[np.floating] | None, n: int, banned: Idx,
+                   candidates: Idx | None) -> Recommendations:
+        """The top ``n`` for an ALS user vector; popular items when there is none (or it is
+        all zeros, which scores every item alike: the fold-in's answer to a system it could
+        not solve)."""
+        if vector is None or not np.any(vector):
+            return self._popular(n, banned, candidates, "popular")
+        return self._result(rank_vector(self.als.item_factors, vector, n, banned, candidates))
 
     def _candidates(self, items: Sequence[str] | None, restrict: Restriction | None) -> Idx | None:
         """The whitelist ``items`` narrowed by ``restrict``'s candidates (None: every item)."""
@@ -357,10 +347,10 @@ class Model:
             scores = self.scores_for(*self.weighted_history(user, extra, scoring), scoring)
             banned = self._banned(exclude, seen if exclude_seen else None, restrict,
                                   seen[weights <= 0])
-            return rank_scores(self, scores, n, banned, self._candidates(items, restrict))
+            return self._by_scores(scores, n, banned, self._candidates(items, restrict))
         vector, seen, rejected = self.vector_and_seen(user, extra)
         banned = self._banned(exclude, seen if exclude_seen else None, restrict, rejected)
-        return rank_vector(self, vector, n, banned, self._candidates(items, restrict))
+        return self._by_vector(vector, n, banned, self._candidates(items, restrict))
 
     def recommend_anonymous(
         self,
@@ -383,10 +373,10 @@ class Model:
             scores = self.scores_for(*self.weighted_history(None, pairs, self.scoring),
                                      self.scoring)
             banned = self._banned(exclude, seen if exclude_seen else None, restrict)
-            return rank_scores(self, scores, n, banned, self._candidates(candidates, restrict))
-        vector = self.fold_in(seen, weights) if len(seen) else None
+            return self._by_scores(scores, n, banned, self._candidates(candidates, restrict))
+        vector = self.als.fold_in(seen, weights) if len(seen) else None
         banned = self._banned(exclude, seen if exclude_seen else None, restrict)
-        return rank_vector(self, vector, n, banned, self._candidates(candidates, restrict))
+        return self._by_vector(vector, n, banned, self._candidates(candidates, restrict))
 
     def recommend_batch(
         self,
@@ -406,15 +396,42 @@ class Model:
             return {u: self.recommend(u, n, exclude_seen, items, exclude, got.get(u),
                                       restrict=restrict)
                     for u in dict.fromkeys(users)}
-        return recommend_many(self, users, n, exclude_seen, self._candidates(items, restrict),
-                              self._banned(exclude, None, restrict), extra or {})
+        return self._recommend_many(users, n, exclude_seen, self._candidates(items, restrict),
+                                    self._banned(exclude, None, restrict), extra or {})
+
+    def _recommend_many(
+        self, users: Sequence[str], n: int, exclude_seen: bool, candidates: Idx | None,
+        blocked: Idx, extra: Mapping[str, Pairs],
+    ) -> dict[str, Recommendations]:
+        """One answer per distinct user, in input order: the users with a vector ranked in
+        blocks by ``recommend.rank_many``. ``candidates`` (None: every item) and ``blocked``
+        (never returned) are item indices, sorted and unique."""
+        check_n(n)
+        done: dict[str, Recommendations] = {}
+        pending: list[str] = []
+        vectors: list[npt.NDArray[np.floating]] = []
+        own_banned: list[Idx] = []
+        for user in dict.fromkeys(users):
+            vector, seen, rejected = self.vector_and_seen(user, extra.get(user))
+            banned_own = seen if exclude_seen else rejected  # negative feedback: always banned
+            if vector is None or not np.any(vector):
+                done[user] = self._popular(n, np.union1d(blocked, banned_own), candidates,
+                                           "popular")
+            else:
+                pending.append(user)
+                vectors.append(vector)
+                own_banned.append(banned_own)
+        ranked = rank_many(self.als.item_factors, vectors, own_banned, n, candidates, blocked)
+        for user, best in zip(pending, ranked, strict=True):
+            done[user] = self._result(best)
+        return {user: done[user] for user in dict.fromkeys(users)}
 
     def popular(self, n: int = 10, exclude: Sequence[str] | None = None,
                 restrict: Restriction | None = None) -> Recommendations:
         """The most popular items (score: events in the window, decayed if configured)."""
         check_n(n)
-        return rank_popular(self, n, self._banned(exclude, None, restrict),
-                            self._candidates(None, restrict), None)
+        return self._popular(n, self._banned(exclude, None, restrict),
+                             self._candidates(None, restrict), None)
 
     def similar_items(
         self, item: str, n: int = 10, exclude: Sequence[str] | None = None,
@@ -426,9 +443,7 @@ class Model:
         target = self.item_ids.get(item)
         if target is None:
             raise UnknownItem(item)
-        norms = self.item_norms
-        scores = np.asarray(self.item_factors @ self.item_factors[target], dtype=np.float32)
-        scores /= norms * norms[target]
+        scores = self.als.similar(target)
         ranking.ban(scores, np.append(self._banned(exclude, None, restrict), target))
         candidates = self._candidates(None, restrict)
         if candidates is not None:
@@ -436,7 +451,7 @@ class Model:
             keep[candidates] = False
             scores[keep] = -np.inf
         best = ranking.top_n(scores, n)
-        return result(self, best, scores[best])
+        return self._result((best, scores[best]))
 
     def explain(
         self, user: str, item: str, n: int = 5, extra: Pairs | None = None
@@ -456,8 +471,7 @@ class Model:
             idx, w = self.items_of(user, extra)
         if not len(idx):
             raise UnknownUser(user)
-        idx, shares = foldin.contributions(self.item_factors, self.gram, idx, w, self.alpha,
-                                           target, self.confidence_cap)
+        idx, shares = self.als.contributions(idx, w, target)
         best = ranking.top_n(shares, n)
         return [(self.item_ids[i], float(s)) for i, s in zip(idx[best], shares[best], strict=True)]
 

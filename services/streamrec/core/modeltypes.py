@@ -7,7 +7,7 @@ serving layer can share them without importing the model class (or each other).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -19,7 +19,12 @@ __all__ = [
     "UnknownItem",
     "UnknownUser",
     "FitFailed",
+    "Pairs",
 ]
+
+#: A user's events as (item id, weight) pairs, oldest first; a third element, when given, is
+#: the event's timestamp in seconds (None: unknown), used by time-based recency.
+Pairs = Sequence[tuple[str, float] | tuple[str, float, float | None]]
 
 
 class ModelError(Exception):
@@ -105,7 +110,7 @@ class FitInfo:
 
     ``capped_cells`` counts the window cells whose confidence hit ``confidence_cap``;
     ``recovered_from`` is the error of a first attempt that failed, when this fit is the
-    retry with the safe cap (see ``training.fit_als``).
+    retry with the safe cap (see ``training.fit``).
     """
 
     seconds: float

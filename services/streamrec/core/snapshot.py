@@ -154,7 +154,7 @@ def write_snapshot(
         version=version,
         created_at=datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z"),
         created_at_unix=now,
-        params={**model.params.to_dict(), **layout.scoring_params(model)},
+        params=layout.params_of(model),
         fit={} if info is None else info.to_dict(),
         sizes={
             "users": len(model.user_ids),
@@ -242,7 +242,10 @@ def read_snapshot(
     """
     path = Path(directory)
     manifest = read_manifest(path)
-    names = layout.files_for(manifest.format_version, window) + layout.optional_files(manifest)
+    try:
+        names = layout.files_for(manifest, window)
+    except ValueError as exc:
+        raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}") from None
     missing = set(names) - set(manifest.files)
     if missing:
         raise SnapshotFormatError(f"{path} manifest does not list {sorted(missing)}")

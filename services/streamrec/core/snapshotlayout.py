@@ -10,9 +10,12 @@ item-item model (``item_item.dense`` for EASE, or ``item_item.{indptr,indices,da
 sparse kNN fallback), with the scoring settings in ``params``. Format 4 adds the item
 catalogue (``catalog``: UTF-8 JSON of ``Catalogue.to_bytes`` as a uint8 array, so it is
 checksummed like every other file). Format 5 adds the tombstone set
-(``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files. Reading checks
-that the arrays fit together (a CSR that points past the item list, say) before a
-:class:`Model` is built.
+(``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files. Format 6
+writes every scorer (``scorer.py``) the same way: its arrays as ``<name>.<array>`` (so the ALS
+factors became ``als.user_factors`` and ``als.item_factors``), its settings as
+``params.<name>``, and the names in ``params.scorers``; a reader builds each through the
+registry, so a new scorer needs no change here. Reading checks that the arrays fit together
+(a CSR that points past the item list, say) before a :class:`Model` is built.
 """
 
 from __future__ import annotations
@@ -24,9 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from .als import sane_cap
 from .blend import PLAIN, ScoringParams
-from .domains import MAX_CONFIDENCE
-from .ease import ItemItem, ItemItemParams
 from .erasure import FILES as TOMBSTONE_FILES
 from .erasure import Tombstones
 from .ids import IdIndex, decode_ids, encode_ids
@@ -34,30 +36,24 @@ from .manifest import Manifest
 from .model import Model
 from .modeltypes import ALSParams, FitInfo
 from .recency import History
+from .scorer import Scorer, scorer_class
 from .window import WindowContents
 
 __all__ = [
-    "FILE_NAMES",
     "MODEL_FILES",
     "WINDOW_FILES",
     "empty_window",
     "files_for",
     "model_from_arrays",
-    "optional_files",
-    "scoring_params",
+    "params_of",
     "to_arrays",
     "tombstones_from_arrays",
     "window_from_arrays",
 ]
 
 Array = npt.NDArray[Any]
-
-
-def _cap(raw: object) -> float | None:
-    """The fit's confidence cap from a manifest; None (the default cap) unless it is sane."""
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and 1.0 <= raw <= MAX_CONFIDENCE:
-        return float(raw)
-    return None
+#: Before format 6: the file of each ALS array, and the item-item model's settings key.
+_LEGACY_ALS = {"user_factors": "user_factors", "item_factors": "item_factors"}
 
 
 def _ids(prefix: str, ids: list[str]) -> dict[str, Array]:
@@ -77,8 +73,6 @@ def to_arrays(model: Model, window: WindowContents,
     ui = model.user_items
     index_dtype = np.int32 if ui.nnz < np.iinfo(np.int32).max else np.int64
     return {
-        "user_factors": np.asarray(model.user_factors, dtype=np.float32),
-        "item_factors": np.asarray(model.item_factors, dtype=np.float32),
         **_index("user_ids", model.user_ids),
         **_index("item_ids", model.item_ids),
         "user_items.indptr": np.asarray(ui.indptr, dtype=index_dtype),
@@ -91,45 +85,37 @@ def to_arrays(model: Model, window: WindowContents,
         "window.ts": np.asarray(window.ts, dtype=np.float64),
         **_ids("window.user_ids", window.user_ids),
         **_ids("window.item_ids", window.item_ids),
-        **_scoring_arrays(model),
+        **_history_arrays(model.history),
+        **{f"{name}.{key}": array for name, scorer in model.scorers.items()
+           for key, array in scorer.to_arrays().items()},
         **({} if catalog is None else {"catalog": np.frombuffer(catalog, dtype=np.uint8)}),
     }
 
 
-def _scoring_arrays(model: Model) -> dict[str, Array]:
-    out: dict[str, Array] = {}
-    h = model.history
-    if h is not None:
-        out.update({"history.indptr": np.asarray(h.indptr, dtype=np.int64),
-                    "history.items": np.asarray(h.items, dtype=np.int32),
-                    "history.weights": np.asarray(h.weights, dtype=np.float32),
-                    "history.ts": np.asarray(h.ts, dtype=np.float64)})
-    ii = model.item_item
-    if ii is not None and ii.dense is not None:
-        out["item_item.dense"] = np.asarray(ii.dense, dtype=np.float32)
-    elif ii is not None and ii.sparse is not None:
-        out.update({"item_item.indptr": np.asarray(ii.sparse.indptr, dtype=np.int64),
-                    "item_item.indices": np.asarray(ii.sparse.indices, dtype=np.int32),
-                    "item_item.data": np.asarray(ii.sparse.data, dtype=np.float32)})
-    return out
+def _history_arrays(h: History | None) -> dict[str, Array]:
+    if h is None:
+        return {}
+    return {"history.indptr": np.asarray(h.indptr, dtype=np.int64),
+            "history.items": np.asarray(h.items, dtype=np.int32),
+            "history.weights": np.asarray(h.weights, dtype=np.float32),
+            "history.ts": np.asarray(h.ts, dtype=np.float64)}
 
 
-def scoring_params(model: Model) -> dict[str, Any]:
-    """What format 3 adds to the manifest's ``params``: scoring and the item-item model."""
-    out: dict[str, Any] = {"scoring": model.scoring.to_dict()}
-    ii = model.item_item
-    if ii is not None:
-        out["item_item"] = {"kind": ii.kind, "seconds": ii.seconds, **ii.params.to_dict()}
-    return out
+def params_of(model: Model) -> dict[str, Any]:
+    """The manifest's ``params``: the ALS hyperparameters, ``scoring``, the scorer names
+    (``scorers``) and each scorer's settings under its name."""
+    return {**model.params.to_dict(), "scoring": model.scoring.to_dict(),
+            "scorers": list(model.scorers),
+            **{name: scorer.meta() for name, scorer in model.scorers.items()}}
 
 
 def _names(*groups: tuple[str, tuple[str, ...]]) -> tuple[str, ...]:
     return tuple(f"{prefix}{suffix}" for prefix, suffixes in groups for suffix in suffixes)
 
 
-#: The files a format-2 model needs (without ``.npy``); format 1 has no ``*.table``.
+#: The files of a model beside its scorers (format 2; format 1 has no ``*.table``).
 MODEL_FILES = _names(
-    ("", ("user_factors", "item_factors", "popularity")),
+    ("", ("popularity",)),
     ("user_ids.", ("data", "offsets", "table")),
     ("item_ids.", ("data", "offsets", "table")),
     ("user_items.", ("indptr", "indices", "data")),
@@ -140,22 +126,38 @@ WINDOW_FILES = _names(
     ("window.user_ids.", ("data", "offsets")),
     ("window.item_ids.", ("data", "offsets")),
 )
-#: Every file a format-2 snapshot has.
-FILE_NAMES = MODEL_FILES + WINDOW_FILES
-#: Format 3's optional model files: read when the manifest lists them.
-OPTIONAL_FILES = _names(
+#: Optional files, read when the manifest lists them: history and the item-item model
+#: (format 3), the catalogue (4), the tombstone set (5).
+_OPTIONAL_FILES = (*_names(
     ("history.", ("indptr", "items", "weights", "ts")),
     ("item_item.", ("dense", "indptr", "indices", "data")),
     ("", ("catalog",)),
-)
+), *TOMBSTONE_FILES)
 
 
-def optional_files(manifest: Manifest) -> tuple[str, ...]:
-    """The optional files ``manifest`` lists (none before format 3; ``catalog`` from 4; the
-    tombstone set's from 5)."""
-    if manifest.format_version < 3:
-        return ()
-    return tuple(n for n in OPTIONAL_FILES + TOMBSTONE_FILES if n in manifest.files)
+def _scorer_names(manifest: Manifest) -> list[str]:
+    """The scorers a snapshot holds (format 6 lists them; before, ALS alone)."""
+    if manifest.format_version < 6:
+        return ["als"]
+    names = manifest.params.get("scorers")
+    if not isinstance(names, list) or "als" not in names:
+        raise ValueError(f"params.scorers must be a list of names with 'als', got {names!r}")
+    return [str(n) for n in names]
+
+
+def files_for(manifest: Manifest, window: bool = True) -> tuple[str, ...]:
+    """Every file to read for ``manifest``'s snapshot, with or without the window: the model's,
+    its scorers' (``<name>.*`` from format 6), and the optional ones it lists."""
+    v = manifest.format_version
+    model = MODEL_FILES if v >= 2 else tuple(n for n in MODEL_FILES if not n.endswith(".table"))
+    if v < 6:
+        scorers: tuple[str, ...] = tuple(_LEGACY_ALS.values())
+    else:
+        prefixes = tuple(f"{name}." for name in _scorer_names(manifest))
+        scorers = tuple(sorted(n for n in manifest.files if n.startswith(prefixes)))
+    optional = () if v < 3 else tuple(n for n in _OPTIONAL_FILES if n in manifest.files)
+    return model + scorers + (WINDOW_FILES if window else ()) + tuple(
+        n for n in optional if n not in scorers)
 
 
 def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:
@@ -165,14 +167,25 @@ def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:
     return Tombstones.from_arrays(a)
 
 
-def files_for(format_version: int, window: bool = True) -> tuple[str, ...]:
-    """The files to read for a snapshot of ``format_version``, with or without the window."""
-    model = (
-        MODEL_FILES
-        if format_version >= 2
-        else tuple(n for n in MODEL_FILES if not n.endswith(".table"))
-    )
-    return model + WINDOW_FILES if window else model
+def _scorers(a: Mapping[str, Array], manifest: Manifest, items: int) -> dict[str, Scorer]:
+    """Every scorer of the snapshot, built through the registry (``scorer.SCORERS``)."""
+    params = manifest.params
+    if manifest.format_version < 6:  # ALS's files and settings had no prefix of their own
+        als_meta = {"regularization": params["regularization"], "alpha": params["alpha"],
+                    "confidence_cap": manifest.fit.get("confidence_cap")}
+        found: dict[str, tuple[Mapping[str, Array], Mapping[str, Any]]] = {
+            "als": ({k: a[f] for k, f in _LEGACY_ALS.items()}, als_meta)}
+        ii = {k.removeprefix("item_item."): v for k, v in a.items() if k.startswith("item_item.")}
+        if ii:
+            found["item_item"] = (ii, dict(params.get("item_item") or {}))
+    else:
+        found = {}
+        for name in _scorer_names(manifest):
+            prefix = f"{name}."
+            found[name] = ({k.removeprefix(prefix): v for k, v in a.items()
+                            if k.startswith(prefix)}, dict(params.get(name) or {}))
+    return {name: scorer_class(name).from_arrays(arrays, meta, items)
+            for name, (arrays, meta) in found.items()}
 
 
 def model_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> Model:
@@ -195,21 +208,17 @@ def model_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> Model:
     ):
         raise ValueError("user_items arrays do not describe a users x items matrix")
     user_items = sp.csr_matrix((a["user_items.data"], indices, indptr), shape=shape, copy=False)
-    for name in ("user_factors", "item_factors"):
-        if not np.isfinite(a[name]).all():  # never serve (or fold in against) a poisoned fit
-            raise ValueError(f"{name} holds NaN or infinity")
     fit = manifest.fit
     info = (
         FitInfo(float(fit["seconds"]), fit.get("loss"), str(fit.get("device", "cpu")),
                 capped_cells=int(fit.get("capped_cells") or 0),
-                confidence_cap=_cap(fit.get("confidence_cap")),
+                confidence_cap=sane_cap(fit.get("confidence_cap")),
                 recovered_from=fit.get("recovered_from"))
         if fit
         else None
     )
     return Model(
-        a["user_factors"],
-        a["item_factors"],
+        _scorers(a, manifest, len(item_ids)),
         user_ids,
         item_ids,
         user_items,
@@ -217,7 +226,6 @@ def model_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> Model:
         ALSParams.from_dict(manifest.params),
         info,
         history=_history(a, len(item_ids)),
-        item_item=_item_item(a, manifest, len(item_ids)),
         scoring=ScoringParams.from_dict(manifest.params["scoring"])
         if "scoring" in manifest.params
         else PLAIN,
@@ -231,21 +239,6 @@ def _history(a: Mapping[str, Array], items: int) -> History | None:
     if len(h.items) and (int(h.items.min()) < 0 or int(h.items.max()) >= items):
         raise ValueError("history refers to items out of range")
     return h
-
-
-def _item_item(a: Mapping[str, Array], manifest: Manifest, items: int) -> ItemItem | None:
-    meta = dict(manifest.params.get("item_item") or {})
-    kind, seconds = str(meta.pop("kind", "ease")), float(meta.pop("seconds", 0.0))
-    params = ItemItemParams(**meta) if meta else None
-    if "item_item.dense" in a:
-        return ItemItem(kind, dense=a["item_item.dense"], params=params, seconds=seconds)
-    if "item_item.indptr" not in a:
-        return None
-    indptr, indices, data = a["item_item.indptr"], a["item_item.indices"], a["item_item.data"]
-    if len(indptr) != items + 1 or int(indptr[-1]) != len(indices) or len(data) != len(indices):
-        raise ValueError("item_item arrays do not describe an items x items matrix")
-    sparse = sp.csr_matrix((data, indices, indptr), shape=(items, items), copy=False)
-    return ItemItem(kind, sparse=sparse, params=params, seconds=seconds)
 
 
 def empty_window(manifest: Manifest) -> WindowContents:

@@ -28,13 +28,16 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from .als import ALS
+from .blend import ScoringParams, history_for
 from .domains import MAX_CONFIDENCE
+from .ease import ItemItemParams, fit_item_item
 from .foldin import signed_confidence
 from .model import Model
 from .modeltypes import ALSParams, FitFailed, FitInfo
-from .window import WindowMatrix
+from .window import WindowContents, WindowMatrix
 
-__all__ = ["SAFE_CONFIDENCE", "confidence_matrix", "fit_als"]
+__all__ = ["SAFE_CONFIDENCE", "confidence_matrix", "fit", "with_item_item", "with_scoring"]
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +115,10 @@ def _factorise(
     return user_factors, item_factors, device
 
 
-def fit_als(matrix: WindowMatrix, params: ALSParams, cap: float = MAX_CONFIDENCE) -> Model:
-    """Fit implicit ALS on ``matrix`` and return a :class:`Model` of plain arrays.
+def fit(matrix: WindowMatrix, params: ALSParams, cap: float = MAX_CONFIDENCE) -> Model:
+    """Fit implicit ALS on ``matrix`` and return a :class:`Model` of plain arrays, with ALS
+    as its one scorer and the plain scoring (``blend.PLAIN``): see :func:`with_scoring` and
+    :func:`with_item_item` for the rest of what the trainer fits.
 
     ``cap`` is the per-cell confidence cap of the first attempt (the retry uses
     :data:`SAFE_CONFIDENCE`); only tests raise it, to see a first attempt fail.
@@ -149,8 +154,8 @@ def fit_als(matrix: WindowMatrix, params: ALSParams, cap: float = MAX_CONFIDENCE
         loss,
     )
     return Model(
-        user_factors=user_factors,
-        item_factors=item_factors,
+        scorers={"als": ALS(user_factors, item_factors, params.regularization, params.alpha,
+                            cap)},
         user_ids=matrix.user_ids,
         item_ids=matrix.item_ids,
         user_items=matrix.user_items,
@@ -174,3 +179,17 @@ def _loss(
     except (AttributeError, TypeError, ValueError) as exc:  # private API: never fail a fit on it
         log.warning("could not compute the training loss: %s", exc)
         return None
+
+
+def with_scoring(model: Model, contents: WindowContents, scoring: ScoringParams) -> Model:
+    """``model`` with its ordered history from the window ``contents`` (the newest
+    ``scoring.history_cap`` events per user, for recency) and ``scoring``."""
+    history = history_for(contents, model.user_ids, model.item_ids, scoring.history_cap)
+    return model.derive(history=history, scoring=scoring)
+
+
+def with_item_item(model: Model, params: ItemItemParams, threads: int = 0) -> Model:
+    """``model`` with an item-item scorer fitted on its window matrix (``ease.py``: EASE, or
+    cosine kNN beyond ``params.max_dense_items``). Raises what the fit raises
+    (``ValueError``, ``MemoryError``, ``numpy.linalg.LinAlgError``)."""
+    return model.derive(scorers={"item_item": fit_item_item(model.user_items, params, threads)})

@@ -23,7 +23,8 @@ import numpy as np
 from streamrec.core.blend import ScoringParams, history_for
 from streamrec.core.ease import ItemItemParams, fit_item_item
 from streamrec.core.event import Event
-from streamrec.core.model import ALSParams, Model, fit
+from streamrec.core.model import ALSParams, Model
+from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 
 __all__ = [
@@ -157,13 +158,16 @@ class RetrainedALS:
         started = time.perf_counter()
         model = fit(self.window.build(), self.params)
         self.fit_seconds += time.perf_counter() - started
-        # What the trainer adds (core.blend.equip): the ordered history and the item-item model.
-        model.history = history_for(
+        # What the trainer adds (core/training.py): the ordered history and the item-item model.
+        history = history_for(
             self.window.contents(), model.user_ids, model.item_ids, self.history_cap
         )
         if self.item_item is not None:
-            model.item_item = fit_item_item(model.user_items, self.item_item)
-            self.item_item_seconds += model.item_item.seconds
+            ii = fit_item_item(model.user_items, self.item_item)
+            self.item_item_seconds += ii.seconds
+            model = model.derive(scorers={ii.name: ii}, history=history)
+        else:
+            model = model.derive(history=history)
         self.model = model
         self.fits += 1
         self.since.clear()

@@ -128,7 +128,7 @@ class Reloader:
             shutil.rmtree(self.cache / version, ignore_errors=True)
             return False
         served = Served(snapshot)
-        snapshot.model.gram  # noqa: B018  (warm the fold-in cache before the first request)
+        snapshot.model.als.gram  # noqa: B018  (warm the fold-in cache before the first request)
         self.holder.swap(served)
         metrics.RELOADS.labels("loaded").inc()
         metrics.SNAPSHOT_CREATED.set(snapshot.manifest.created_at_unix)
