@@ -58,10 +58,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from confluent_kafka import Producer  # noqa: E402
 from tests.infra.kafka import KafkaBroker  # noqa: E402
 
+from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot  # noqa: E402
 from streamrec.adapters.stores import LocalStore  # noqa: E402
 from streamrec.core.als import ALS  # noqa: E402
 from streamrec.core.model import ALSParams, Model  # noqa: E402
-from streamrec.core.snapshot import read_snapshot, write_snapshot  # noqa: E402
 from streamrec.core.window import SlidingWindow  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

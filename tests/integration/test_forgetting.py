@@ -19,8 +19,9 @@ from confluent_kafka import Producer
 from tests.support.trainerproc import ServingProc, TrainerProc, fit_args, read_topic, wait_for
 
 from streamrec.adapters.s3store import S3Store
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.storebase import VersionNotFound
-from streamrec.core.snapshot import Snapshot, read_snapshot
+from streamrec.core.snapshot import Snapshot
 
 
 def _snapshots(store: S3Store, tmp: Path) -> list[Snapshot]:

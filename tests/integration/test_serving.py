@@ -22,10 +22,10 @@ from confluent_kafka import Producer
 from tests.support.serving import wait_for as _wait
 
 from streamrec.adapters.s3store import S3Store
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.events import Event
 from streamrec.core.model import ALSParams
-from streamrec.core.snapshot import write_snapshot
 from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import requests
 
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.events import Event
 from streamrec.core.model import ALSParams
-from streamrec.core.snapshot import write_snapshot
 from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 from tests.infra.process import free_port

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streamrec.core.manifest import MANIFEST_NAME
+from streamrec.core.manifest import FORMAT_VERSION, MANIFEST_NAME
+from streamrec.core.snapshotlayout import SCORERS_FORMAT
 
 
 def downgrade(path: Path, version: int) -> dict:
-    """Rewrite the snapshot at ``path`` (format 6, written by this build) into the layout of
-    format ``version`` (1-5): the ALS factors lose their ``als.`` prefix and the manifest its
-    ``params.scorers`` and ``params.als``. Only the layout changes: a test drops what the older
-    format lacked itself (``params.scoring`` before 3, say). Returns the new manifest body."""
+    """Rewrite the snapshot at ``path`` (written by this build) into the layout of format
+    ``version`` (before ``SCORERS_FORMAT``): the ALS factors lose their ``als.`` prefix and the
+    manifest its ``params.scorers`` and ``params.als``. Only the layout changes: a test drops
+    what the older format lacked itself (``params.scoring`` before 3, say). Returns the new
+    manifest body."""
     manifest = path / MANIFEST_NAME
     body = json.loads(manifest.read_text())
-    assert body["format_version"] == 6, "downgrade starts from this build's format"
+    assert body["format_version"] == FORMAT_VERSION, "downgrade starts from this build's format"
+    assert version < SCORERS_FORMAT
     for name in ("user_factors", "item_factors"):
         (path / f"als.{name}.npy").rename(path / f"{name}.npy")
         body["files"][name] = body["files"].pop(f"als.{name}")

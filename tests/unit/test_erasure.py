@@ -13,12 +13,12 @@ from tests.unit.test_serving_api import PARAMS, TOPIC, World, board_window
 from tests.unit.test_trainer_loop import MemoryLog, _config, _run_until_published
 
 from streamrec.adapters.locallog import LocalLogSink, LocalLogSource
+from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.erasure import REDACTED, Erasure, Tombstones
 from streamrec.core.events import Event, parse_batch
 from streamrec.core.model import Model
-from streamrec.core.snapshot import read_snapshot, write_snapshot
 from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 from streamrec.serving.app import create_app

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from streamrec.core.event import Event
+from streamrec.core.hits import score
 from streamrec.core.model import ALSParams
 from streamrec.evaluation.isgd import ISGD
-from streamrec.evaluation.metrics import score
 from streamrec.evaluation.prequential import Protocol, in_time_order, replay
 from streamrec.evaluation.strategies import ALSView, Learner, Popularity, RetrainedALS
 from streamrec.evaluation.suite import Grid, build

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.fixtures.scoring.queries import HERE, MODELS, answers
 
-from streamrec.core.snapshot import read_snapshot, write_snapshot
+from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
 
 GOLDEN = json.loads((HERE / "rankings.json").read_text())
 

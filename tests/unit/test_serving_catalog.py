@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from tests.support.memlog import MemLog, MemSink, MemSource
 
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.catalog import (
@@ -21,7 +22,6 @@ from streamrec.core.catalog import (
 )
 from streamrec.core.events import Event
 from streamrec.core.model import ALSParams, Model
-from streamrec.core.snapshot import write_snapshot
 from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 from streamrec.serving.app import Service, create_app

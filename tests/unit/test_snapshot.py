@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tests.support.snapshots import downgrade
 
+from streamrec.adapters.snapshotfiles import read_manifest, read_snapshot, write_snapshot
 from streamrec.core.events import Event
 from streamrec.core.model import ALSParams, Model
 from streamrec.core.snapshot import (
@@ -20,9 +21,6 @@ from streamrec.core.snapshot import (
     SnapshotIncomplete,
     is_version,
     next_version,
-    read_manifest,
-    read_snapshot,
-    write_snapshot,
 )
 from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
@@ -243,7 +241,7 @@ def test_the_catalogue_round_trips_with_its_items_offsets(tmp_path, model, windo
     snap = read_snapshot(tmp_path / "s", window=False)
     assert snap.catalog.records() == cat.records() and snap.item_offsets == {0: 5}
     manifest = read_manifest(tmp_path / "s")
-    assert manifest.format_version == 6 and "catalog" in manifest.files
+    assert manifest.format_version == FORMAT_VERSION and "catalog" in manifest.files
 
 
 def test_a_format_3_snapshot_without_a_catalogue_still_loads(snapshot_dir):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from tests.support.storerace import race
 
+from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
 from streamrec.adapters.stores import (
     LocalStore,
     S3Store,
@@ -20,7 +21,7 @@ from streamrec.adapters.stores import (
 )
 from streamrec.core.events import Event
 from streamrec.core.model import ALSParams, Model
-from streamrec.core.snapshot import MANIFEST_NAME, next_version, read_snapshot, write_snapshot
+from streamrec.core.snapshot import MANIFEST_NAME, next_version
 from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 

@@ -41,6 +41,7 @@ from .window import WindowContents
 
 __all__ = [
     "MODEL_FILES",
+    "SCORERS_FORMAT",
     "WINDOW_FILES",
     "empty_window",
     "files_for",
@@ -52,7 +53,9 @@ __all__ = [
 ]
 
 Array = npt.NDArray[Any]
-#: Before format 6: the file of each ALS array, and the item-item model's settings key.
+#: The first format that writes every scorer under its name (``als.*``, ``params.<name>``).
+SCORERS_FORMAT = 6
+#: Before it: the file of each ALS array.
 _LEGACY_ALS = {"user_factors": "user_factors", "item_factors": "item_factors"}
 
 
@@ -137,7 +140,7 @@ _OPTIONAL_FILES = (*_names(
 
 def _scorer_names(manifest: Manifest) -> list[str]:
     """The scorers a snapshot holds (format 6 lists them; before, ALS alone)."""
-    if manifest.format_version < 6:
+    if manifest.format_version < SCORERS_FORMAT:
         return ["als"]
     names = manifest.params.get("scorers")
     if not isinstance(names, list) or "als" not in names:
@@ -150,7 +153,7 @@ def files_for(manifest: Manifest, window: bool = True) -> tuple[str, ...]:
     its scorers' (``<name>.*`` from format 6), and the optional ones it lists."""
     v = manifest.format_version
     model = MODEL_FILES if v >= 2 else tuple(n for n in MODEL_FILES if not n.endswith(".table"))
-    if v < 6:
+    if v < SCORERS_FORMAT:
         scorers: tuple[str, ...] = tuple(_LEGACY_ALS.values())
     else:
         prefixes = tuple(f"{name}." for name in _scorer_names(manifest))
@@ -170,7 +173,7 @@ def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:
 def _scorers(a: Mapping[str, Array], manifest: Manifest, items: int) -> dict[str, Scorer]:
     """Every scorer of the snapshot, built through the registry (``scorer.SCORERS``)."""
     params = manifest.params
-    if manifest.format_version < 6:  # ALS's files and settings had no prefix of their own
+    if manifest.format_version < SCORERS_FORMAT:  # ALS's files and settings had no prefix
         als_meta = {"regularization": params["regularization"], "alpha": params["alpha"],
                     "confidence_cap": manifest.fit.get("confidence_cap")}
         found: dict[str, tuple[Mapping[str, Array], Mapping[str, Any]]] = {

@@ -21,9 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import EventSource
 from streamrec.adapters.stores import SnapshotStore, StoreError, StoreUnavailable
-from streamrec.core.snapshot import Snapshot, SnapshotError, read_snapshot
+from streamrec.core.snapshot import Snapshot, SnapshotError
 
 from . import metrics
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.source import EventSink, SourceUnavailable
 from streamrec.adapters.storebase import (
     SnapshotStore,
@@ -32,7 +33,6 @@ from streamrec.adapters.storebase import (
 from streamrec.config import Config
 from streamrec.core.erasure import Tombstones
 from streamrec.core.modeltypes import FitFailed
-from streamrec.core.snapshot import write_snapshot
 from streamrec.core.training import fit, with_item_item, with_scoring
 from streamrec.core.trainingstatus import TrainingStatus
 from streamrec.core.windowdata import WindowContents, WindowMatrix

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreUnavailable, VersionNotFound
 from streamrec.config import Config
 from streamrec.core.catalog import Catalogue
 from streamrec.core.erasure import Tombstones
 from streamrec.core.manifest import SnapshotError
-from streamrec.core.snapshot import Snapshot, read_snapshot
+from streamrec.core.snapshot import Snapshot
 from streamrec.core.window import SlidingWindow
 
 from .policy import backoff
