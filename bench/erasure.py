@@ -4,7 +4,7 @@ Measures, on synthetic ``u<k>:i<k>`` events:
 
 - ``SlidingWindow.erase`` of one user (O(W): the ring is rebuilt) at several window sizes;
 - ``SlidingWindow.build`` with and without negative events (a negative event makes the build
-  aggregate in arrival order, ``foldin.aggregate``);
+  aggregate in arrival order, ``feedback.aggregate``);
 - the trainer's per-batch tombstone filter: events/s through ``parse_batch`` alone and with the
   filter against 10 and 10,000 tombstones;
 - redacting one user from the embedded log (``LocalLogSink.redact`` with the route's predicate:

@@ -12,8 +12,13 @@ from threadpoolctl import threadpool_limits
 
 from streamrec.config import Config, ConfigError
 from streamrec.core.events import Event, InvalidEvent, parse_batch, parse_event, serialize_event
-from streamrec.core.feedback import DEFAULT_WEIGHTS, FeedbackError, merge_table, parse_table
-from streamrec.core.foldin import aggregate
+from streamrec.core.feedback import (
+    DEFAULT_WEIGHTS,
+    FeedbackError,
+    aggregate,
+    merge_table,
+    parse_table,
+)
 from streamrec.core.model import ALSParams
 from streamrec.core.training import confidence_matrix, fit
 from streamrec.core.window import SlidingWindow

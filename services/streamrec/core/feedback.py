@@ -10,7 +10,9 @@ where ``count`` is the event's own ``weight`` field (default 1: "two purchases" 
 before types existed; such a weight may also be negative, which is how a resolved typed event
 travels (``codec.serialize_event``). A negative weight is *negative feedback*: it enters the
 user x item matrix as a negative entry, which implicit reads as preference 0 with confidence
-``1 + alpha * |w|`` (see ``foldin.py`` and docs/feedback.md).
+``1 + alpha * |w|`` (see ``foldin.py`` and docs/feedback.md). Repeated events of one item
+net out by :func:`aggregate` (a "no" cancels what came before it), in the window and in every
+scorer's history alike.
 
 An unknown type is refused (the message is dead-lettered with reason ``unknown_type``), never
 given a default weight: a misspelt type ("purchse") would otherwise train the model silently
@@ -24,9 +26,13 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+import numpy.typing as npt
+
 from .domains import MAX_WEIGHT, show
 
 __all__ = [
+    "aggregate",
     "DEFAULT_WEIGHTS",
     "FeedbackError",
     "check_table",
@@ -125,3 +131,30 @@ def merge_table(overrides: Mapping[str, float] | Iterable[tuple[str, float]]) ->
 def format_table(table: Mapping[str, float]) -> str:
     """The inverse of :func:`parse_table` (``repr`` floats, so it round-trips exactly)."""
     return ",".join(f"{name}={weight!r}" for name, weight in table.items())
+
+
+def aggregate(
+    items: npt.ArrayLike, weights: npt.ArrayLike
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+    """The net weight of each distinct item, for events given oldest first, as the window
+    aggregates repeated (user, item) pairs: the weights add up, except that a negative event
+    cancels every earlier event of its item (a "no" after three clicks is a no; later events
+    add to it again). Without negative weights this is a plain sum, in any order.
+
+    Returns the sorted distinct items (intp) and their net weights (float64).
+    """
+    idx = np.asarray(items, dtype=np.intp).reshape(-1)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(idx) != len(w):
+        raise ValueError(f"{len(idx)} items but {len(w)} weights")
+    unique, inverse = np.unique(idx, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    negative = w < 0
+    if negative.any():
+        position = np.arange(len(idx))
+        last = np.full(len(unique), -1, dtype=np.intp)
+        np.maximum.at(last, inverse[negative], position[negative])
+        keep = position >= last[inverse]
+        inverse, w = inverse[keep], w[keep]
+    summed = np.bincount(inverse, weights=w, minlength=len(unique))
+    return unique, summed.astype(np.float64, copy=False)

@@ -6,7 +6,7 @@ This is the implicit-ALS user step (Hu, Koren & Volinsky 2008) solved exactly fo
 
 where ``p(u)`` is 1 on the user's items with a positive net weight and 0 elsewhere, and
 ``C_u`` is diagonal with confidence ``c_ui = 1 + alpha * |w_ui|`` (w = the net weight, see
-:func:`aggregate`). A non-positive net weight is negative feedback: preference 0 with that
+``feedback.aggregate``). A non-positive net weight is negative feedback: preference 0 with that
 confidence, exactly what implicit does with a negative entry of its input matrix
 (``implicit.cpu.als``: "Negative items can also be passed with a higher confidence value by
 passing a negative value"; ``_least_squares`` negates the confidence and adds nothing to b).
@@ -29,8 +29,9 @@ import numpy.typing as npt
 import scipy.linalg
 
 from .domains import MAX_CONFIDENCE
+from .feedback import aggregate
 
-__all__ = ["aggregate", "confidence", "contributions", "fold_in", "gram", "preference",
+__all__ = ["confidence", "contributions", "fold_in", "gram", "preference",
            "signed_confidence", "solve"]
 
 F64 = npt.NDArray[np.float64]
@@ -82,31 +83,6 @@ def solve(a: F64, b: F64) -> F64:
     return x if np.isfinite(x).all() else np.zeros_like(b)
 
 
-def aggregate(items: npt.ArrayLike, weights: npt.ArrayLike) -> tuple[npt.NDArray[np.intp], F64]:
-    """The net weight of each distinct item, for events given oldest first, as the window
-    aggregates repeated (user, item) pairs: the weights add up, except that a negative event
-    cancels every earlier event of its item (a "no" after three clicks is a no; later events
-    add to it again). Without negative weights this is a plain sum, in any order.
-
-    Returns the sorted distinct items (intp) and their net weights (float64).
-    """
-    idx = np.asarray(items, dtype=np.intp).reshape(-1)
-    w = np.asarray(weights, dtype=np.float64).reshape(-1)
-    if len(idx) != len(w):
-        raise ValueError(f"{len(idx)} items but {len(w)} weights")
-    unique, inverse = np.unique(idx, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    negative = w < 0
-    if negative.any():
-        position = np.arange(len(idx))
-        last = np.full(len(unique), -1, dtype=np.intp)
-        np.maximum.at(last, inverse[negative], position[negative])
-        keep = position >= last[inverse]
-        inverse, w = inverse[keep], w[keep]
-    summed = np.bincount(inverse, weights=w, minlength=len(unique))
-    return unique, summed.astype(np.float64, copy=False)
-
-
 def _system(
     item_factors: npt.NDArray[np.floating], gram_: F64, items: npt.NDArray[np.intp], conf: F64,
     pref: F64,
@@ -126,7 +102,7 @@ def fold_in(
     cap: float = MAX_CONFIDENCE,
 ) -> npt.NDArray[np.float32]:
     """The user vector for ``items`` with ``weights`` (oldest first, aggregated by
-    :func:`aggregate`); zeros if none.
+    ``feedback.aggregate``); zeros if none.
 
     Zeros for no items match implicit, which leaves such a user at the origin. ``cap`` is the
     confidence cap the model was fitted with. The result is always finite (see `solve`).

@@ -18,9 +18,10 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from . import foldin, ranking
+from . import ranking
 from .als import ALS
 from .blend import PLAIN, ScoringParams, blend, weighted_history
+from .feedback import aggregate
 from .ids import IdIndex
 from .itemfilter import Restriction
 from .modeltypes import (
@@ -176,14 +177,14 @@ class Model:
 
     def items_of(self, user: str | None, extra: Pairs | None) -> tuple[Idx, F64]:
         """The user's known items plus ``extra`` (unknown items dropped), with their net
-        weights (``foldin.aggregate``: a later negative event cancels what came before)."""
+        weights (``feedback.aggregate``: a later negative event cancels what came before)."""
         row = self._row(user)
         idx, w = self.row(row) if row is not None else (EMPTY, np.empty(0))
         get = self.item_ids.get
         known = [(r, e[1]) for e in extra or () if (r := get(e[0])) is not None]
         if known:
             more_idx, more_w = zip(*known, strict=True)
-            idx, w = foldin.aggregate(np.concatenate((idx, more_idx)), np.concatenate((w, more_w)))
+            idx, w = aggregate(np.concatenate((idx, more_idx)), np.concatenate((w, more_w)))
         return idx, w
 
     def vector_and_seen(
@@ -234,7 +235,7 @@ class Model:
         """Blended scores of every item for a weighted history; None for an empty one."""
         if not len(items):
             return None
-        idx, w = foldin.aggregate(items, weights)
+        idx, w = aggregate(items, weights)
         table = self.blend_table(scoring)
         return blend({name: self.scorers[name].scores(idx, w) for name in table}, table)
 
@@ -466,7 +467,7 @@ class Model:
         if target is None:
             raise UnknownItem(item)
         if self.personal(self.scoring):
-            idx, w = foldin.aggregate(*self.weighted_history(user, extra, self.scoring))
+            idx, w = aggregate(*self.weighted_history(user, extra, self.scoring))
         else:
             idx, w = self.items_of(user, extra)
         if not len(idx):

@@ -50,7 +50,7 @@ class Scorer(Protocol):
 
         ``items``: the history's distinct item indices, sorted (intp, shape ``(k,)``, k >= 1);
         ``weights``: their net, recency-weighted weights (float64, ``(k,)``; a weight <= 0 is
-        negative feedback), as ``foldin.aggregate`` returns them. Returns float32 of shape
+        negative feedback), as ``feedback.aggregate`` returns them. Returns float32 of shape
         ``(items,)``: higher is better; only the order matters (the blend standardises).
         """
         ...

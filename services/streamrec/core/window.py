@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from .erasure import Tombstones
 from .event import Event
-from .foldin import aggregate
+from .feedback import aggregate
 from .ids import IdMap
 from .windowdata import WindowContents, WindowMatrix
 
@@ -230,7 +230,7 @@ class SlidingWindow:
 
         A cell is the net weight of its (user, item) events (decayed, if configured): their
         sum, except that a negative event (negative feedback) cancels the pair's earlier
-        events (``foldin.aggregate``). A cell may be negative or zero: negative feedback,
+        events (``feedback.aggregate``). A cell may be negative or zero: negative feedback,
         which the fit reads as preference 0. Popularity counts positive events only.
         """
         live = slice(0, self._size)  # order does not matter for sums without negatives
