@@ -11,8 +11,7 @@ from tests.support.snapshots import downgrade
 
 from streamrec.adapters.snapshotfiles import read_manifest, read_snapshot, write_snapshot
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model
-from streamrec.core.snapshot import (
+from streamrec.core.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     SnapshotCorrupt,
@@ -22,6 +21,7 @@ from streamrec.core.snapshot import (
     is_version,
     next_version,
 )
+from streamrec.core.model import ALSParams, Model
 from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 

@@ -20,8 +20,8 @@ from streamrec.adapters.stores import (
     open_store,
 )
 from streamrec.core.events import Event
+from streamrec.core.manifest import MANIFEST_NAME, next_version
 from streamrec.core.model import ALSParams, Model
-from streamrec.core.snapshot import MANIFEST_NAME, next_version
 from streamrec.core.training import fit
 from streamrec.core.window import SlidingWindow
 

@@ -21,37 +21,14 @@ import numpy.typing as npt
 from . import snapshotlayout as layout
 from .catalog import Catalogue
 from .erasure import Tombstones
-from .manifest import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    READABLE_FORMATS,
-    FileInfo,
-    Manifest,
-    SnapshotCorrupt,
-    SnapshotError,
-    SnapshotFormatError,
-    SnapshotIncomplete,
-    is_version,
-    next_version,
-)
+from .manifest import FileInfo, Manifest, SnapshotFormatError
 from .model import Model
 from .modeltypes import ModelError
 from .window import WindowContents
 
 __all__ = [
-    "FORMAT_VERSION",
-    "MANIFEST_NAME",
-    "READABLE_FORMATS",
-    "FileInfo",
-    "Manifest",
     "Snapshot",
-    "SnapshotCorrupt",
-    "SnapshotError",
-    "SnapshotFormatError",
-    "SnapshotIncomplete",
     "files_to_read",
-    "is_version",
-    "next_version",
     "snapshot_arrays",
     "snapshot_from_arrays",
     "snapshot_manifest",
