@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from . import ranking
+from . import negatives, ranking
 from .als import ALS
 from .blend import PLAIN, ScoringParams, blend, weighted_history
 from .feedback import aggregate
@@ -232,12 +232,35 @@ class Model:
     def scores_for(
         self, items: Idx, weights: F64, scoring: ScoringParams
     ) -> npt.NDArray[np.float32] | None:
-        """Blended scores of every item for a weighted history; None for an empty one."""
+        """Blended scores of every item for a weighted history; None for an empty one or one
+        without a positive item. Negative feedback only ever lowers a score
+        (``negatives.bounded``)."""
         if not len(items):
             return None
         idx, w = aggregate(items, weights)
+        return negatives.bounded(idx, w, lambda: self._blended(idx, w, scoring),
+                                 lambda i, v: self._blended(i, v, scoring))
+
+    def _blended(self, idx: Idx, w: F64, scoring: ScoringParams) -> npt.NDArray[np.float32]:
+        """The blend of the scorers of :meth:`blend_table` for an aggregated history."""
         table = self.blend_table(scoring)
         return blend({name: self.scorers[name].scores(idx, w) for name in table}, table)
+
+    def bounded_als_scores(self, vector: npt.NDArray[np.floating] | None, items: Idx,
+                           weights: F64) -> npt.NDArray[np.float32] | None:
+        """ALS scores (float32, one per item) of a user with negative feedback: ``vector``'s,
+        each at most the fold-in of their positive items alone (``negatives.bounded``); None
+        when they have no positive item (or ``vector`` is None or zeros and they have none)."""
+        def full() -> npt.NDArray[np.float32] | None:
+            if vector is None or not np.any(vector):
+                return None
+            return np.asarray(self.als.item_factors @ vector, dtype=np.float32)
+
+        return negatives.bounded(items, weights, full, self.als.scores)
+
+    def has_negative(self, user: str, extra: Pairs | None) -> bool:
+        """Whether ``user`` gave negative feedback on an item (net weight <= 0)."""
+        return bool(np.any(self.items_of(user, extra)[1] <= 0))
 
     def indices(self, ids: Sequence[str] | None) -> Idx | None:
         """Model indices of the known ones among ``ids`` (sorted, unique); None for None."""
@@ -351,6 +374,9 @@ class Model:
             return self._by_scores(scores, n, banned, self._candidates(items, restrict))
         vector, seen, rejected = self.vector_and_seen(user, extra)
         banned = self._banned(exclude, seen if exclude_seen else None, restrict, rejected)
+        if len(rejected):  # negative feedback only ever lowers scores (negatives.py)
+            scores = self.bounded_als_scores(vector, *self.items_of(user, extra))
+            return self._by_scores(scores, n, banned, self._candidates(items, restrict))
         return self._by_vector(vector, n, banned, self._candidates(items, restrict))
 
     def recommend_anonymous(
@@ -370,13 +396,16 @@ class Model:
         check_n(n)
         pairs = [(i, 1.0) if isinstance(i, str) else (i[0], float(i[1])) for i in items]
         seen, weights = self.items_of(None, pairs)
+        rejected = seen[weights <= 0]
+        banned = self._banned(exclude, seen if exclude_seen else None, restrict, rejected)
         if self.personal(self.scoring):  # the session in the order given, newest last
             scores = self.scores_for(*self.weighted_history(None, pairs, self.scoring),
                                      self.scoring)
-            banned = self._banned(exclude, seen if exclude_seen else None, restrict)
             return self._by_scores(scores, n, banned, self._candidates(candidates, restrict))
         vector = self.als.fold_in(seen, weights) if len(seen) else None
-        banned = self._banned(exclude, seen if exclude_seen else None, restrict)
+        if len(rejected):  # negative feedback only ever lowers scores (negatives.py)
+            scores = self.bounded_als_scores(vector, seen, weights)
+            return self._by_scores(scores, n, banned, self._candidates(candidates, restrict))
         return self._by_vector(vector, n, banned, self._candidates(candidates, restrict))
 
     def recommend_batch(
@@ -397,8 +426,15 @@ class Model:
             return {u: self.recommend(u, n, exclude_seen, items, exclude, got.get(u),
                                       restrict=restrict)
                     for u in dict.fromkeys(users)}
-        return self._recommend_many(users, n, exclude_seen, self._candidates(items, restrict),
-                                    self._banned(exclude, None, restrict), extra or {})
+        got = extra or {}
+        # A user with negative feedback is scored alone (negatives.py); the rest in blocks.
+        own = {u for u in dict.fromkeys(users) if self.has_negative(u, got.get(u))}
+        out = self._recommend_many([u for u in users if u not in own], n, exclude_seen,
+                                   self._candidates(items, restrict),
+                                   self._banned(exclude, None, restrict), got)
+        out.update({u: self.recommend(u, n, exclude_seen, items, exclude, got.get(u),
+                                      restrict=restrict) for u in own})
+        return {u: out[u] for u in dict.fromkeys(users)}
 
     def _recommend_many(
         self, users: Sequence[str], n: int, exclude_seen: bool, candidates: Idx | None,
