@@ -10,12 +10,13 @@ item-item model (``item_item.dense`` for EASE, or ``item_item.{indptr,indices,da
 sparse kNN fallback), with the scoring settings in ``params``. Format 4 adds the item
 catalogue (``catalog``: UTF-8 JSON of ``Catalogue.to_bytes`` as a uint8 array, so it is
 checksummed like every other file). Format 5 adds the tombstone set
-(``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files. Format 6
-writes every scorer (``scorer.py``) the same way: its arrays as ``<name>.<array>`` (so the ALS
-factors became ``als.user_factors`` and ``als.item_factors``), its settings as
-``params.<name>``, and the names in ``params.scorers``; a reader builds each through the
-registry, so a new scorer needs no change here. Reading checks that the arrays fit together
-(a CSR that points past the item list, say) before a :class:`Model` is built.
+(``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files; format 6
+holds the erased ids' keyed hashes instead (``tombstones.{users,items}.{hash,at}``, never an
+id: ``erasurekey.py``). Format 7 writes every scorer (``scorer.py``) the same way: its arrays
+as ``<name>.<array>`` (so the ALS factors became ``als.user_factors`` and ``als.item_factors``),
+its settings as ``params.<name>``, and the names in ``params.scorers``; a reader builds each
+through the registry, so a new scorer needs no change here. Reading checks that the arrays fit
+together (a CSR that points past the item list, say) before a :class:`Model` is built.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import scipy.sparse as sp
 from .als import sane_cap
 from .blend import PLAIN, ScoringParams
 from .erasure import FILES as TOMBSTONE_FILES
+from .erasure import LEGACY_FILES as LEGACY_TOMBSTONE_FILES
 from .erasure import Tombstones
 from .ids import IdIndex, decode_ids, encode_ids
 from .manifest import Manifest
@@ -54,7 +56,7 @@ __all__ = [
 
 Array = npt.NDArray[Any]
 #: The first format that writes every scorer under its name (``als.*``, ``params.<name>``).
-SCORERS_FORMAT = 6
+SCORERS_FORMAT = 7
 #: Before it: the file of each ALS array.
 _LEGACY_ALS = {"user_factors": "user_factors", "item_factors": "item_factors"}
 
@@ -130,16 +132,16 @@ WINDOW_FILES = _names(
     ("window.item_ids.", ("data", "offsets")),
 )
 #: Optional files, read when the manifest lists them: history and the item-item model
-#: (format 3), the catalogue (4), the tombstone set (5).
+#: (format 3), the catalogue (4), the tombstone set (5: ids; 6 on: keyed hashes).
 _OPTIONAL_FILES = (*_names(
     ("history.", ("indptr", "items", "weights", "ts")),
     ("item_item.", ("dense", "indptr", "indices", "data")),
     ("", ("catalog",)),
-), *TOMBSTONE_FILES)
+), *TOMBSTONE_FILES, *LEGACY_TOMBSTONE_FILES)
 
 
 def _scorer_names(manifest: Manifest) -> list[str]:
-    """The scorers a snapshot holds (format 6 lists them; before, ALS alone)."""
+    """The scorers a snapshot holds (format 7 lists them; before, ALS alone)."""
     if manifest.format_version < SCORERS_FORMAT:
         return ["als"]
     names = manifest.params.get("scorers")
@@ -150,7 +152,7 @@ def _scorer_names(manifest: Manifest) -> list[str]:
 
 def files_for(manifest: Manifest, window: bool = True) -> tuple[str, ...]:
     """Every file to read for ``manifest``'s snapshot, with or without the window: the model's,
-    its scorers' (``<name>.*`` from format 6), and the optional ones it lists."""
+    its scorers' (``<name>.*`` from format 7), and the optional ones it lists."""
     v = manifest.format_version
     model = MODEL_FILES if v >= 2 else tuple(n for n in MODEL_FILES if not n.endswith(".table"))
     if v < SCORERS_FORMAT:
@@ -164,8 +166,10 @@ def files_for(manifest: Manifest, window: bool = True) -> tuple[str, ...]:
 
 
 def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:
-    """The snapshot's tombstone set; empty for a snapshot without one (format <= 4)."""
-    if not all(n in a for n in TOMBSTONE_FILES):
+    """The snapshot's tombstone set; empty for a snapshot without one (format <= 4). A
+    format-5 set holds ids, kept aside until the reader binds its hasher
+    (`Tombstones.bind`)."""
+    if not (all(n in a for n in TOMBSTONE_FILES) or all(n in a for n in LEGACY_TOMBSTONE_FILES)):
         return Tombstones()
     return Tombstones.from_arrays(a)
 

@@ -20,12 +20,14 @@ from flask import Flask, Response, g, jsonify, request
 from prometheus_client.metrics_core import Metric
 from werkzeug.exceptions import HTTPException
 
+from streamrec.adapters.erasurekeys import erasure_hasher
 from streamrec.adapters.source import EventSink, EventSource
 from streamrec.adapters.storebase import StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore, open_store
 from streamrec.config import Config
 from streamrec.core.catalog import Catalogue
 from streamrec.core.erasure import Erasure, Tombstones
+from streamrec.core.erasurekey import KeyUnavailable
 from streamrec.core.itemfilter import CatalogueIndex
 from streamrec.core.trainingstatus import TrainingStatus
 
@@ -64,7 +66,10 @@ class Service:
         self.items = CatalogueIndex(self.catalogue)
         #: Erased users and items (serving/forgotten.py): snapshot tombstones + live erasures.
         #: An erased item's catalogue record goes too, and later records of it are dropped.
-        self.forgotten = Forgotten(on_item=self.catalogue.remove)
+        #: Tombstones and erasure records hold keyed hashes (core/erasurekey.py), never ids.
+        self.hasher = erasure_hasher(config.erasure_key, store)
+        self.forgotten = Forgotten(self.hasher, on_item=self.catalogue.remove,
+                                   known_items=self._known_items)
         self.holder.before_swap(self.forgotten.before_swap)
         self.items_follower = ItemsFollower(items_factory, self.catalogue,
                                             erased=self.forgotten.item_erased) \
@@ -80,7 +85,8 @@ class Service:
         self.models = ModelHistory()
         self.holder.on_swap(self.models.add)
         self.foldin = FoldIn(source_factory, self.fresh, config.format, config.min_weight,
-                             observe_batch(self.online), config.feedback, self.forgotten) \
+                             observe_batch(self.online), config.feedback, self.forgotten,
+                             self._forget_online) \
             if source_factory is not None else None
         directory = state_dir()
         self.publisher = Publisher(self.online, directory) \
@@ -135,7 +141,20 @@ class Service:
         """Apply an erasure in this worker at once (the others read it from the topic)."""
         if self.forgotten.add(erasure):
             metrics.ERASURES.labels(erasure.kind).inc()
-            self.fresh.erase(Tombstones.of([erasure]))
+            self.fresh.erase(Tombstones.of([erasure], self.hasher))
+        self._forget_online([erasure])
+
+    def _forget_online(self, erasures: Sequence[Erasure]) -> None:
+        """The online tracker forgets erased users (their last lists judge nothing more)."""
+        digests = {e.keyed(self.hasher).digest for e in erasures if e.kind == "user"}
+        if self.online is not None and digests:
+            self.online.forget(lambda user: self.hasher.digest("user", user) in digests)
+
+    def _known_items(self) -> list[str]:
+        """Item ids this worker could show: the served snapshot's and the catalogue's."""
+        served = self.holder.current()
+        ids = list(served.snapshot.model.item_ids) if served is not None else []
+        return ids + [r.item for r in self.catalogue.records()]
 
     def _advance(self, served: Served) -> None:
         self.fresh.advance(served.snapshot.offsets)
@@ -148,6 +167,10 @@ class Service:
         if self.started:
             return
         self.started = True
+        try:
+            self.hasher.key()  # the store's key, read (or created) once; retried on first use
+        except KeyUnavailable as e:
+            log.warning("%s; erasures wait for it", e)
         try:
             self.reloader.check_once()
         except Exception:  # the poll loop retries; a worker must start even if the store is down

@@ -16,11 +16,12 @@ from streamrec.core.domains import MAX_WEIGHT, show, weight_ok
 from streamrec.core.events import Event, InvalidEvent, parse_event, serialize_event
 
 from .errors import ApiError, check_keys, parse_bool, parse_n
+from .fields import parse_fields_body
 
 MAX_EVENTS = 1000
 MAX_SESSION = 1000
 SESSION_KEYS = ("items", "n", "exclude_seen", "candidates", "exclude", "category",
-                "category_mode")
+                "category_mode", "fields")
 
 
 def read_json(data: bytes) -> Any:
@@ -122,6 +123,7 @@ def parse_session(body: Any) -> dict[str, Any]:
         "exclude": _ids(body.get("exclude"), "exclude"),
         "category": _categories(body.get("category")),
         "category_mode": _mode(body.get("category_mode")),
+        "fields": parse_fields_body(body.get("fields")),
     }
 
 

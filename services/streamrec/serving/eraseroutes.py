@@ -14,17 +14,17 @@ durable in the log, applied here, applied elsewhere within the documented bounds
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
 
-from streamrec.adapters.source import Redacting, SourceMessage
-from streamrec.core.codec import check_id, parse_record
-from streamrec.core.erasure import Erasure, Tombstones
-from streamrec.core.events import Event, InvalidEvent
+from streamrec.adapters.source import Redacting
+from streamrec.core.codec import check_id
+from streamrec.core.erasure import Erasure
+from streamrec.core.erasurekey import KeyUnavailable
+from streamrec.core.events import InvalidEvent
 
-from . import metrics
+from . import metrics, redaction
 from .errors import ApiError, check_keys
 from .routes import produce_acknowledged, refuse_other_routes_paths, require_bearer
 
@@ -32,27 +32,6 @@ if TYPE_CHECKING:
     from .app import Service
 
 __all__ = ["register_erase_routes"]
-
-
-def erased_by(erasure: Erasure, fmt: str) -> Callable[[SourceMessage], bool]:
-    """A predicate: is this log record an event ``erasure`` erases? (For redaction; control
-    records and records that do not parse are never redacted.)"""
-    tombstones = Tombstones.of([erasure])
-    # A record that does not even contain the id's bytes cannot name it (JSON may escape
-    # non-ASCII ids: those records are parsed).
-    needle = erasure.id.encode("utf-8") if erasure.id.isascii() else None
-
-    def erased(message: SourceMessage) -> bool:
-        if message.value is None or (needle is not None and needle not in message.value):
-            return False
-        try:
-            record = parse_record(bytes(message.value), fmt, message.timestamp)
-        except InvalidEvent:
-            return False
-        return isinstance(record, Event) and tombstones.erased(record.user, record.item,
-                                                               record.ts)
-
-    return erased
 
 
 def register_erase_routes(app: Flask, svc: Service) -> None:
@@ -71,17 +50,28 @@ def register_erase_routes(app: Flask, svc: Service) -> None:
             result = "unauthorized" if e.status == 401 else "invalid"
             metrics.ERASE_REQUESTS.labels(kind, result).inc()
             raise
-        erasure = Erasure(kind, ident, time.time())
-        topic = svc.config.topic
+        try:
+            erasure = Erasure(kind, ident, time.time()).keyed(svc.hasher)
+        except KeyUnavailable as e:
+            metrics.ERASE_REQUESTS.labels(kind, "unavailable").inc()
+            raise ApiError(503, "erasure_key_unavailable", str(e), {"Retry-After": "5"}) \
+                from None
+        assert erasure.digest is not None
+        c = svc.config
+        topic = c.topic
         try:  # erasing twice is harmless: a client retries a 503
-            produce_acknowledged(svc.sink, topic, [(erasure.to_bytes(), ident)], "erasures")
+            # Keyed by the hash too: the record holds no id anywhere.
+            produce_acknowledged(svc.sink, topic, [(erasure.to_bytes(), erasure.digest)],
+                                 "erasures")
         except ApiError:
             metrics.ERASE_REQUESTS.labels(kind, "unavailable").inc()
             raise
         svc.erase(erasure)
         redacted = None
         if isinstance(svc.sink, Redacting):
-            redacted = svc.sink.redact(topic, erased_by(erasure, svc.config.format))
+            redacted = svc.sink.redact(topic, redaction.events(erasure, c.format, svc.hasher))
+            redacted += svc.sink.redact(c.items, redaction.item_records(erasure))
+            redacted += svc.sink.redact(c.dlq, redaction.dead_letters(erasure))
         metrics.ERASE_REQUESTS.labels(kind, "accepted").inc()
         return jsonify(erased=kind, id=ident, at=erasure.at, topic=topic,
                        redacted=redacted), 202

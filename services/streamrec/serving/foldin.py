@@ -47,11 +47,15 @@ class FoldIn(BackgroundConsumer):
     def __init__(self, factory: SourceFactory, fresh: FreshEvents, fmt: str = "auto",
                  min_weight: float | None = None, observe: Observer | None = None,
                  weights: Mapping[str, float] | None = None,
-                 forgotten: Forgotten | None = None) -> None:
+                 forgotten: Forgotten | None = None,
+                 on_erase: Callable[[Sequence[Erasure]], None] | None = None) -> None:
         super().__init__()
         self.factory, self.fresh, self.observe = factory, fresh, observe
         self.fmt, self.min_weight, self.weights = fmt, min_weight, weights
-        self.forgotten = Forgotten() if forgotten is None else forgotten
+        if forgotten is None:
+            raise ValueError("FoldIn needs the worker's Forgotten (its erasure hasher)")
+        self.forgotten = forgotten
+        self.on_erase = on_erase
         self._lock = threading.Lock()
         self.last_event_ts: float | None = None  # produce time of the last message read
 
@@ -78,6 +82,7 @@ class FoldIn(BackgroundConsumer):
                 raise
         if self.source is None:
             return 0  # no snapshot yet: nothing to fold into
+        self.forgotten.hasher.key()  # KeyUnavailable before a poll: no message is skipped
         # Drain what has arrived without waiting; when nothing has, block for the *first*
         # message only: a batch poll would wait out its timeout to fill the batch, which made
         # the timeout the floor of freshness.
@@ -123,7 +128,9 @@ class FoldIn(BackgroundConsumer):
         (a DELETE this worker answered calls it too, so its own answer is already right).
         Returns the fresh events dropped."""
         applied = [e for e in erasures if self.forgotten.add(e)]
-        new = Tombstones.of(applied)
+        new = Tombstones.of(applied, self.forgotten.hasher)
+        if applied and self.on_erase is not None:
+            self.on_erase(applied)
         for e in applied:
             metrics.ERASURES.labels(e.kind).inc()
         dropped = self.fresh.erase(new) if len(new) else 0

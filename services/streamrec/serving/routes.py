@@ -27,6 +27,7 @@ from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
 from . import metrics
 from .bodies import parse_interactions, parse_session, read_json
 from .errors import ApiError, check_keys, parse_bool, parse_list, parse_n, require
+from .fields import add_fields, parse_fields
 from .reloader import Served
 
 if TYPE_CHECKING:
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
 
 #: The catalogue filter (``core/itemfilter.py``), taken by every list-returning route.
 FILTER_KEYS = ("category", "category_mode")
-REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS)
+#: Catalogue fields added to each listed item (``fields.py``), taken by every list route.
+FIELDS_KEY = "fields"
+REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS, FIELDS_KEY)
 MAX_BATCH_USERS = 1000
 #: Seconds a write waits for the log's acknowledgement; the Kafka sink gives a message up for
 #: good after this long (``message.timeout.ms``): after a 503 it never sends them again.
@@ -53,6 +56,12 @@ def _id(value: str, field: str) -> str:
 
 def _items(recs: Recommendations) -> list[dict[str, Any]]:
     return [{"item": i, "score": s} for i, s in zip(recs.items, recs.scores, strict=True)]
+
+
+def query_fields() -> tuple[str, ...]:
+    """The request's ``fields`` query parameter, parsed (``fields.py``); () when absent."""
+    raw = request.args.get(FIELDS_KEY)
+    return parse_fields([raw] if raw is not None else [])
 
 
 def require_bearer(token: str | None) -> None:
@@ -155,7 +164,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     def check_item(item: str) -> str:
         item = _id(item, "item")
-        if item in svc.forgotten.items:
+        if svc.forgotten.item_erased(item):
             raise ApiError(404, "unknown_item", f"item {item!r} was erased")
         return item
 
@@ -163,12 +172,13 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         check_keys(request.args, allowed)
         user = _id(user, "user")
         kw = with_fresh_seen(user, rec_args())
-        flt = query_filter()
+        flt, fields = query_filter(), query_fields()
         s = served()
         extra = svc.fresh.timed(user)
         recs = s.snapshot.model.recommend(user, extra=extra or None,
                                           restrict=restriction(s, flt), **kw)
-        return jsonify(user=user, items=_items(recs), model_version=s.version,
+        return jsonify(user=user, items=add_fields(_items(recs), fields, svc.catalogue),
+                       model_version=s.version,
                        fallback=recs.fallback, fresh_events=len(extra),
                        recommendation_id=svc.track(user, s.version, recs.items))
 
@@ -202,9 +212,11 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         check_keys(request.args, ())  # n and the rest go in the body; a query is a mistake
         kw = parse_session(read_json(request.get_data(cache=True)))
         flt = item_filter(kw.pop("category"), kw.pop("category_mode"))
+        fields = kw.pop(FIELDS_KEY)
         s = served()
         recs = s.snapshot.model.recommend_anonymous(restrict=restriction(s, flt), **kw)
-        return jsonify(items=_items(recs), model_version=s.version, fallback=recs.fallback,
+        return jsonify(items=add_fields(_items(recs), fields, svc.catalogue),
+                       model_version=s.version, fallback=recs.fallback,
                        fresh_events=0, recommendation_id=svc.track(None, s.version, recs.items))
 
     @app.get("/recommendations/batch")
@@ -214,7 +226,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         if not users or len(users) > MAX_BATCH_USERS:
             raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
         kw = rec_args()
-        flt = query_filter()
+        flt, fields = query_filter(), query_fields()
         s = served()
         restrict = restriction(s, flt)
         extra = {u: p for u in users if (p := svc.fresh.timed(u))}
@@ -223,7 +235,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                                                extra=extra, restrict=restrict, **kw)
         for u, k in own.items():  # a user whose history bound dropped items: their own ban list
             out[u] = s.snapshot.model.recommend(u, extra=extra.get(u), restrict=restrict, **k)
-        results = {u: {"items": _items(r), "fallback": r.fallback,
+        results = {u: {"items": add_fields(_items(r), fields, svc.catalogue),
+                       "fallback": r.fallback,
                        "fresh_events": len(extra.get(u, ())),
                        "recommendation_id": svc.track(u, s.version, r.items)}
                    for u, r in out.items()}
@@ -231,24 +244,25 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
 
     @app.get("/items/<item>/similar")
     def similar(item: str) -> Response:
-        check_keys(request.args, ("n", "exclude", *FILTER_KEYS))
+        check_keys(request.args, ("n", "exclude", *FILTER_KEYS, FIELDS_KEY))
         item = check_item(item)
         n, exclude = parse_n(request.args.get("n")), parse_list(request.args.get("exclude"),
                                                                 "exclude")
-        flt = query_filter()
+        flt, fields = query_filter(), query_fields()
         s = served()
         try:
             recs = s.snapshot.model.similar_items(item, n=n, exclude=exclude,
                                                   restrict=restriction(s, flt))
         except UnknownItem as e:
             raise ApiError(404, "unknown_item", str(e)) from None
-        return jsonify(item=item, items=_items(recs), model_version=s.version, fallback=None,
+        return jsonify(item=item, items=add_fields(_items(recs), fields, svc.catalogue),
+                       model_version=s.version, fallback=None,
                        recommendation_id=svc.track(None, s.version, recs.items))
 
     @app.get("/users/<user>/items")
     def user_items(user: str) -> Response:
-        check_keys(request.args, ())
-        user = _id(user, "user")
+        check_keys(request.args, (FIELDS_KEY,))
+        user, fields = _id(user, "user"), query_fields()
         s = served()
         erased = svc.forgotten.items
         fresh = [(i, w) for i, w in svc.fresh.pairs(user) if i not in erased]
@@ -258,26 +272,29 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             if not fresh:
                 raise ApiError(404, "unknown_user", str(e)) from None
             known = []
-        return jsonify(user=user, items=[{"item": i, "weight": w} for i, w in known],
-                       fresh=[{"item": i, "weight": w} for i, w in fresh],
+        return jsonify(user=user, items=add_fields([{"item": i, "weight": w} for i, w in known],
+                                                   fields, svc.catalogue),
+                       fresh=add_fields([{"item": i, "weight": w} for i, w in fresh], fields,
+                                        svc.catalogue),
                        model_version=s.version, fresh_events=len(fresh))
 
     @app.get("/popular")
     def popular() -> Response:
-        check_keys(request.args, ("n", "exclude", *FILTER_KEYS))
+        check_keys(request.args, ("n", "exclude", *FILTER_KEYS, FIELDS_KEY))
         n = parse_n(request.args.get("n"))
         exclude = parse_list(request.args.get("exclude"), "exclude")
-        flt = query_filter()
+        flt, fields = query_filter(), query_fields()
         s = served()
         recs = s.snapshot.model.popular(n=n, exclude=exclude, restrict=restriction(s, flt))
-        return jsonify(items=_items(recs), model_version=s.version, fallback="popular",
+        return jsonify(items=add_fields(_items(recs), fields, svc.catalogue),
+                       model_version=s.version, fallback="popular",
                        recommendation_id=svc.track(None, s.version, recs.items))
 
     @app.get("/users/<user>/because/<item>")
     def because(user: str, item: str) -> Response:
-        check_keys(request.args, ("n",))
+        check_keys(request.args, ("n", FIELDS_KEY))
         user, item = _id(user, "user"), check_item(item)
-        n = parse_n(request.args.get("n"), default=5)
+        n, fields = parse_n(request.args.get("n"), default=5), query_fields()
         s = served()
         extra = svc.fresh.timed(user)
         try:
@@ -288,7 +305,8 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             raise ApiError(404, "unknown_user", str(e)) from None
         erased = svc.forgotten.items
         return jsonify(user=user, item=item,
-                       items=[{"item": i, "score": c} for i, c in why if i not in erased],
+                       items=add_fields([{"item": i, "score": c} for i, c in why
+                                         if i not in erased], fields, svc.catalogue),
                        model_version=s.version, fresh_events=len(extra))
 
     @app.get("/model")
