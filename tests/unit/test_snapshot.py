@@ -248,3 +248,12 @@ def test_a_format_3_snapshot_without_a_catalogue_still_loads(snapshot_dir):
     downgrade(snapshot_dir, 3)
     snap = read_snapshot(snapshot_dir)
     assert len(snap.catalog) == 0 and snap.item_offsets == {}
+
+
+def test_a_format_6_snapshot_reads_its_unprefixed_factors_as_the_als_scorer(snapshot_dir, model):
+    downgrade(snapshot_dir, 6)  # the last format before every scorer got its own prefix
+    assert (snapshot_dir / "item_factors.npy").exists()
+    loaded = read_snapshot(snapshot_dir).model
+    assert list(loaded.scorers) == ["als"]
+    np.testing.assert_array_equal(loaded.als.item_factors, model.als.item_factors)
+    assert loaded.recommend("user-3") == model.recommend("user-3")
