@@ -27,6 +27,7 @@ from streamrec.core.feedback import (
     parse_table,
 )
 from streamrec.core.model import ALSParams
+from streamrec.core.origins import parse_origins
 
 FORMATS = ("auto", "text", "json")
 # The scoring defaults live with the scorer (core/blend.py, core/ease.py), where they were tuned.
@@ -93,6 +94,8 @@ class Config:
     timeout: float = 30.0
     reload_interval: float = 5.0
     ingest_token: str | None = None
+    # Pages of other sites that may write (serving/guards.py); this server's own always may.
+    allowed_origins: tuple[str, ...] = ()
     # Forgetting (core/erasurekey.py): the HMAC key of tombstones and erasure records; None:
     # the snapshot store keeps a generated one (ERASURE_KEY next to LATEST).
     erasure_key: str | None = None
@@ -177,6 +180,12 @@ class Config:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}  # where each given value came from, for the error
+        token = env.get("STREAMREC_INGEST_TOKEN")
+        if token is not None and not token.strip():
+            # Set but empty would silently leave every write open: the opposite of the intent.
+            raise ConfigError("ingest_token", "is set but empty, which would leave writes open "
+                              "to anyone; give a token, or unset it for open writes",
+                              "STREAMREC_INGEST_TOKEN")
         for name, (conv, env_name) in FIELDS.items():
             if env_name and env.get(env_name, "") != "":
                 values[name] = _convert(name, conv, env[env_name], env_name)
@@ -273,7 +282,7 @@ def _convert(name: str, conv: Callable[[str], Any], raw: str, source: str) -> An
     try:
         return conv(raw)
     except ValueError as e:
-        said = str(e) if conv in (_bool, _feedback) else f"cannot parse {raw!r}"
+        said = str(e) if conv in (_bool, _feedback, parse_origins) else f"cannot parse {raw!r}"
         raise ConfigError(name, said, source) from e
 
 
@@ -320,6 +329,7 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "timeout": (_float, "STREAMREC_TIMEOUT"),
     "reload_interval": (_float, "STREAMREC_RELOAD_INTERVAL"),
     "ingest_token": (str, "STREAMREC_INGEST_TOKEN"),
+    "allowed_origins": (parse_origins, "STREAMREC_ALLOWED_ORIGINS"),
     "erasure_key": (str, "STREAMREC_ERASURE_KEY"),
     "cache_dir": (str, "STREAMREC_CACHE_DIR"),
     "data_dir": (str, "STREAMREC_DATA_DIR"),
@@ -403,6 +413,8 @@ def show_default(name: str, value: object) -> str:
     """A default as `--help` and docs/configuration.md write it."""
     if value is None:
         return DEFAULT_TEXT.get(name, "none")
+    if name == "allowed_origins" and isinstance(value, tuple):
+        return ",".join(value) or "none (only this server's own pages)"
     return _show_default(value)
 
 

@@ -71,6 +71,14 @@ class World:
         assert self.service.foldin is not None
         return self.service.foldin.step() + self.service.foldin.step()
 
+    @classmethod
+    def serving(cls, tmp: Path, model: Model, window: SlidingWindow, **cfg: object) -> World:
+        """A world that serves its first snapshot, with ``cfg`` for its `Config`."""
+        w = cls(tmp, model, window, **cfg)
+        w.publish("000000000001")
+        assert w.tick()
+        return w
+
     def get(self, url: str, status: int = 200) -> dict:
         r = self.client.get(url)
         assert r.status_code == status, r.get_data(as_text=True)
@@ -80,10 +88,7 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, model: Model, window: SlidingWindow) -> World:
-    w = World(tmp_path, model, window)
-    w.publish("000000000001")
-    assert w.tick()
-    return w
+    return World.serving(tmp_path, model, window)
 
 
 @pytest.fixture

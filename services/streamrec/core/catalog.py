@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import strictjson
 from .codec import check_id
 from .domains import MAX_TS, show
 from .event import MAX_EVENT_BYTES, MAX_ID_BYTES, InvalidEvent
@@ -54,6 +55,7 @@ ITEM_REASONS: dict[str, str] = {
     "too_large": f"the record is larger than {MAX_EVENT_BYTES} bytes",
     "bad_encoding": "the record is not valid UTF-8",
     "bad_json": "the record does not parse as JSON",
+    "duplicate_key": "a JSON object of the record gives one key twice",
     "malformed": "not a JSON object, an unknown field, or a field of the wrong type",
     "bad_id": "the item id is missing, empty, or differs from the one in the URL",
     "id_too_long": f"the item id is longer than {MAX_ID_BYTES} bytes of UTF-8",
@@ -213,8 +215,10 @@ def parse_record_bytes(value: bytes | None) -> ItemRecord:
     except UnicodeDecodeError as e:
         raise InvalidItem("bad_encoding", f"not UTF-8 at byte {e.start}") from None
     try:
-        obj = json.loads(text)
-    except ValueError as e:
+        obj = strictjson.loads(text)
+    except strictjson.DuplicateKey as e:
+        raise InvalidItem("duplicate_key", str(e)) from None
+    except (ValueError, RecursionError) as e:
         raise InvalidItem("bad_json", str(e)) from None
     return parse_record(obj)
 

@@ -5,7 +5,8 @@ Two wire formats share a topic (see docs/core.md):
 * text ``user:item`` or ``user:item:weight`` - the original service's format - and
   ``user:item:weight:recommendation_id`` (an empty weight means 1.0). Two to four
   ``:``-separated fields, so ids containing ``:`` must be sent as JSON;
-* a JSON object ``{"user", "item", "weight", "ts", "recommendation_id", "type"}``, with
+* a JSON object ``{"user", "item", "weight", "ts", "recommendation_id", "type", "event_id"}``,
+  with
   ``rating`` accepted for ``weight`` and ``timestamp`` for ``ts``; integer ids are stringified;
   unknown keys are ignored. ``type`` names a feedback type whose configured weight multiplies
   ``weight`` (``feedback.py``); without a type the weight may be negative (negative feedback).
@@ -30,11 +31,12 @@ from typing import Any
 
 from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show, signed_weight_ok, ts_ok, weight_ok
 from .erasure import Erasure, parse_control
-from .event import MAX_EVENT_BYTES, MAX_ID_BYTES, Event, InvalidEvent
+from .event import MAX_EVENT_BYTES, MAX_EVENT_ID_BYTES, MAX_ID_BYTES, Event, InvalidEvent
 from .feedback import DEFAULT_WEIGHTS
+from .strictjson import DuplicateKey, loads
 
-__all__ = ["FORMATS", "check_format", "parse_event", "parse_record", "serialize_event",
-           "validate_event"]
+__all__ = ["FORMATS", "check_event_id", "check_format", "parse_event", "parse_record",
+           "serialize_event", "validate_event"]
 
 #: A feedback table, ``{type: weight}`` (``feedback.py``).
 Weights = Mapping[str, float]
@@ -104,6 +106,20 @@ def check_id(value: str, field: str) -> str:
     return value
 
 
+def check_event_id(value: object) -> str:
+    """Validate a client ``event_id``: a string, checked as an id, of at most
+    ``MAX_EVENT_ID_BYTES`` bytes of UTF-8; return it. Raises ``InvalidEvent`` (``bad_id``,
+    ``control_char``, ``id_too_long``)."""
+    if not isinstance(value, str):
+        raise InvalidEvent("bad_id", f"event_id must be a string, got {_show(value)}")
+    check_id(value, "event")
+    size = len(value) if value.isascii() else len(value.encode("utf-8"))
+    if size > MAX_EVENT_ID_BYTES:
+        raise InvalidEvent("id_too_long", f"event_id is {size} bytes of UTF-8; the limit is "
+                           f"{MAX_EVENT_ID_BYTES}")
+    return value
+
+
 def text_weight(field: str) -> float | None:
     """The weight in a text message, or ``None`` when the field is not a valid weight.
 
@@ -159,6 +175,9 @@ def _json_id(obj: dict[str, Any], field: str) -> str:
 
 
 def _json_number(obj: dict[str, Any], keys: tuple[str, str]) -> float | None:
+    if keys[0] in obj and keys[1] in obj:  # one would win silently: say so instead
+        raise InvalidEvent("ambiguous_field", f"both {keys[0]!r} and its alias {keys[1]!r} are "
+                           "given; give one of them")
     value = obj.get(keys[0])
     if value is None:
         value = obj.get(keys[1])
@@ -223,7 +242,9 @@ def _typed_weight(obj: dict[str, Any], count: float | None, weights: Weights) ->
 
 def _from_json(text: str, default_ts: float | None, weights: Weights) -> Event | Erasure | None:
     try:
-        obj = json.loads(text)
+        obj = loads(text)
+    except DuplicateKey as exc:
+        raise InvalidEvent("duplicate_key", str(exc)) from None
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise InvalidEvent("bad_json", f"not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
@@ -240,7 +261,9 @@ def _from_json(text: str, default_ts: float | None, weights: Weights) -> Event |
     weight = _typed_weight(obj, _json_number(obj, _WEIGHT_KEYS), weights)
     ts = _json_number(obj, _TS_KEYS)
     rid = None if obj.get("recommendation_id") is None else _json_id(obj, "recommendation_id")
-    return Event(user, item, weight, default_ts if ts is None else _check_ts(ts, default_ts), rid)
+    eid = obj.get("event_id")
+    return Event(user, item, weight, default_ts if ts is None else _check_ts(ts, default_ts), rid,
+                 None if eid is None else check_event_id(eid))
 
 
 def parse_record(raw: bytes, fmt: str, default_ts: float | None,
@@ -323,6 +346,8 @@ def validate_event(event: Event) -> Event:
         _check_ts(event.ts, None)
     if event.recommendation_id is not None:
         check_id(event.recommendation_id, "recommendation")
+    if event.event_id is not None:
+        check_event_id(event.event_id)
     return event
 
 
@@ -339,8 +364,9 @@ def serialize_event(event: Event, fmt: str = "json") -> bytes:
 
     The text format has no timestamp: ``ts`` is dropped (the transport's timestamp is expected
     to carry it), and ids that text cannot represent raise ``InvalidEvent("malformed")``, as
-    does a negative weight (text weights are positive). JSON carries the event's resolved,
-    signed weight and no ``type``, so it reads back the same whatever the feedback table.
+    do a negative weight (text weights are positive) and an ``event_id`` (text has none).
+    JSON carries the event's resolved, signed weight and no ``type``, so it reads back the
+    same whatever the feedback table.
     """
     if fmt not in ("json", "text"):
         raise ValueError(f"cannot serialize to {fmt!r}; expected 'json' or 'text'")
@@ -348,6 +374,8 @@ def serialize_event(event: Event, fmt: str = "json") -> bytes:
     if fmt == "text":
         if event.weight < 0:
             raise InvalidEvent("malformed", "text cannot carry a negative weight; use JSON")
+        if event.event_id is not None:
+            raise InvalidEvent("malformed", "text cannot carry an event_id; use JSON")
         _text_safe(event.user, "user")
         _text_safe(event.item, "item")
         head = f"{event.user}:{event.item}"
@@ -360,4 +388,6 @@ def serialize_event(event: Event, fmt: str = "json") -> bytes:
         body["ts"] = event.ts
     if event.recommendation_id is not None:
         body["recommendation_id"] = event.recommendation_id
+    if event.event_id is not None:
+        body["event_id"] = event.event_id
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show
 
-__all__ = ["MAX_EVENT_BYTES", "MAX_ID_BYTES", "REASONS", "Event", "InvalidEvent"]
+__all__ = ["MAX_EVENT_BYTES", "MAX_EVENT_ID_BYTES", "MAX_ID_BYTES", "REASONS", "Event",
+           "InvalidEvent"]
 
 #: Messages larger than this are rejected as ``too_large`` before any decoding or parsing, so a
 #: hostile producer cannot make a consumer spend time or memory on a huge value.
@@ -20,14 +21,22 @@ MAX_EVENT_BYTES = 64 * 1024
 #: Ids are at most this many bytes of UTF-8; they end up as dictionary keys and in snapshots.
 MAX_ID_BYTES = 256
 
+#: A client's ``event_id`` is at most this many bytes of UTF-8: the trainer and every replica
+#: keep one per event of the window (``eventids.py``), so it is kept shorter than an id.
+MAX_EVENT_ID_BYTES = 128
+
 #: Every ``InvalidEvent.reason``, with what it means. Dead-letter headers and metrics use the code.
 REASONS: dict[str, str] = {
     "empty": "the message is empty or only whitespace",
     "malformed": "wrong shape: not user:item[:weight], not a JSON object, or a missing field",
     "bad_json": "the message starts like JSON but does not parse",
+    "duplicate_key": "a JSON object gives one key twice (which one counts would be a guess)",
+    "ambiguous_field": "a JSON event gives a field and its alias (ts and timestamp, weight and "
+                       "rating)",
     "bad_encoding": "the message is not valid UTF-8",
-    "bad_id": "an id is empty or not a string or an integer",
-    "id_too_long": f"an id is longer than {MAX_ID_BYTES} bytes of UTF-8",
+    "bad_id": "an id is empty or not a string or an integer (an event_id: not a string)",
+    "id_too_long": f"an id is longer than {MAX_ID_BYTES} bytes of UTF-8 (an event_id: "
+                   f"{MAX_EVENT_ID_BYTES})",
     "control_char": "the message or an id contains a control character",
     "bad_weight": f"the weight is not a number in (0, {show(MAX_WEIGHT)}] (text, or with a "
                   f"type), or not non-zero in [-{show(MAX_WEIGHT)}, {show(MAX_WEIGHT)}] (JSON "
@@ -63,6 +72,10 @@ class Event:
     recommendation_id : str or None
         The ``recommendation_id`` of the served list this interaction came from, when the app
         echoes it back (online evaluation, ``serving/online.py``). Never used for training.
+    event_id : str or None
+        The client's id of this event, 1-128 bytes of UTF-8 (JSON only): an event whose
+        ``event_id`` is already in the window is a retry and is dropped, by the trainer and
+        by fold-in alike (``eventids.py``), so resending after an error is always safe.
     """
 
     user: str
@@ -70,6 +83,7 @@ class Event:
     weight: float = 1.0
     ts: float | None = None
     recommendation_id: str | None = None
+    event_id: str | None = None
 
 
 class InvalidEvent(ValueError):

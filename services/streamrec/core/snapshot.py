@@ -44,7 +44,8 @@ class Snapshot:
     ``catalog`` is the item catalogue and ``item_offsets`` the items-topic offsets it holds
     (next to read, per partition); empty for a snapshot written before format 4.
     ``tombstones`` is the set of users and items erased up to the offsets (``erasure.py``);
-    empty before format 5."""
+    empty before format 5. ``event_ids`` is the client event ids of the window's events, read
+    with or without the window (fold-in de-duplicates against them); empty when none."""
 
     manifest: Manifest
     model: Model
@@ -54,6 +55,7 @@ class Snapshot:
     catalog: Catalogue = field(default_factory=Catalogue)
     item_offsets: dict[int, int] = field(default_factory=dict)
     tombstones: Tombstones = field(default_factory=Tombstones)
+    event_ids: frozenset[str] = frozenset()
 
     @property
     def version(self) -> str:
@@ -134,9 +136,11 @@ def snapshot_from_arrays(a: Mapping[str, Array], manifest: Manifest, path: Path,
         catalog, item_offsets = (Catalogue.from_bytes(np.asarray(a["catalog"]).tobytes())
                                  if "catalog" in a else (Catalogue(), {}))
         tombstones = layout.tombstones_from_arrays(a)
+        event_ids = frozenset(e for _, e in layout.event_ids_from_arrays(
+            a, manifest.sizes.get("window")))
     except (ModelError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}") from None
     return Snapshot(
         manifest=manifest, model=model, window=contents, offsets=dict(manifest.offsets), path=path,
-        catalog=catalog, item_offsets=item_offsets, tombstones=tombstones,
+        catalog=catalog, item_offsets=item_offsets, tombstones=tombstones, event_ids=event_ids,
     )

@@ -15,7 +15,11 @@ holds the erased ids' keyed hashes instead (``tombstones.{users,items}.{hash,at}
 id: ``erasurekey.py``). Format 7 writes every scorer (``scorer.py``) the same way: its arrays
 as ``<name>.<array>`` (so the ALS factors became ``als.user_factors`` and ``als.item_factors``),
 its settings as ``params.<name>``, and the names in ``params.scorers``; a reader builds each
-through the registry, so a new scorer needs no change here. Reading checks that the arrays fit
+through the registry, so a new scorer needs no change here. Any format may hold the client
+event ids of the window's events (``window.event_ids.{data,offsets,at}``: the ids, and the
+window position of each), optional files that serving reads too, so a trainer resumed from the
+snapshot and a replica folding in after it both still recognise a retry (``eventids.py``); a
+snapshot without them loads as one whose events have no ids. Reading checks that the arrays fit
 together (a CSR that points past the item list, say) before a :class:`Model` is built.
 """
 
@@ -45,7 +49,9 @@ __all__ = [
     "MODEL_FILES",
     "SCORERS_FORMAT",
     "WINDOW_FILES",
+    "EVENT_ID_FILES",
     "empty_window",
+    "event_ids_from_arrays",
     "files_for",
     "model_from_arrays",
     "params_of",
@@ -94,6 +100,7 @@ def to_arrays(model: Model, window: WindowContents,
         **{f"{name}.{key}": array for name, scorer in model.scorers.items()
            for key, array in scorer.to_arrays().items()},
         **({} if catalog is None else {"catalog": np.frombuffer(catalog, dtype=np.uint8)}),
+        **_event_id_arrays(window.event_ids),
     }
 
 
@@ -104,6 +111,14 @@ def _history_arrays(h: History | None) -> dict[str, Array]:
             "history.items": np.asarray(h.items, dtype=np.int32),
             "history.weights": np.asarray(h.weights, dtype=np.float32),
             "history.ts": np.asarray(h.ts, dtype=np.float64)}
+
+
+def _event_id_arrays(eids: list[str | None] | None) -> dict[str, Array]:
+    if eids is None:
+        return {}
+    at = [k for k, e in enumerate(eids) if e is not None]
+    return {**_ids("window.event_ids", [e for e in eids if e is not None]),
+            "window.event_ids.at": np.asarray(at, dtype=np.int64)}
 
 
 def params_of(model: Model) -> dict[str, Any]:
@@ -131,6 +146,8 @@ WINDOW_FILES = _names(
     ("window.user_ids.", ("data", "offsets")),
     ("window.item_ids.", ("data", "offsets")),
 )
+#: The window's client event ids: optional in any format, read with and without the window.
+EVENT_ID_FILES = _names(("window.event_ids.", ("data", "offsets", "at")))
 #: Optional files, read when the manifest lists them: history and the item-item model
 #: (format 3), the catalogue (4), the tombstone set (5: ids; 6 on: keyed hashes).
 _OPTIONAL_FILES = (*_names(
@@ -152,7 +169,8 @@ def _scorer_names(manifest: Manifest) -> list[str]:
 
 def files_for(manifest: Manifest, window: bool = True) -> tuple[str, ...]:
     """Every file to read for ``manifest``'s snapshot, with or without the window: the model's,
-    its scorers' (``<name>.*`` from format 7), and the optional ones it lists."""
+    its scorers' (``<name>.*`` from format 7), and the optional ones it lists (the window's
+    event ids in any format)."""
     v = manifest.format_version
     model = MODEL_FILES if v >= 2 else tuple(n for n in MODEL_FILES if not n.endswith(".table"))
     if v < SCORERS_FORMAT:
@@ -161,8 +179,9 @@ def files_for(manifest: Manifest, window: bool = True) -> tuple[str, ...]:
         prefixes = tuple(f"{name}." for name in _scorer_names(manifest))
         scorers = tuple(sorted(n for n in manifest.files if n.startswith(prefixes)))
     optional = () if v < 3 else tuple(n for n in _OPTIONAL_FILES if n in manifest.files)
+    eids = tuple(n for n in EVENT_ID_FILES if n in manifest.files)  # any format
     return model + scorers + (WINDOW_FILES if window else ()) + tuple(
-        n for n in optional if n not in scorers)
+        n for n in optional if n not in scorers) + eids
 
 
 def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:
@@ -264,6 +283,20 @@ def empty_window(manifest: Manifest) -> WindowContents:
     )
 
 
+def event_ids_from_arrays(a: Mapping[str, Array], events: int | None = None
+                          ) -> list[tuple[int, str]]:
+    """The window's (position, event id) pairs; none for a snapshot without event ids.
+    Raises ``ValueError`` when the arrays do not fit together (or not ``events`` events)."""
+    if not all(n in a for n in EVENT_ID_FILES):
+        return []
+    ids = decode_ids(a["window.event_ids.data"], a["window.event_ids.offsets"])
+    at = np.asarray(a["window.event_ids.at"]).tolist()
+    if len(at) != len(ids) or (at and (min(at) < 0 or (events is not None
+                                                       and max(at) >= events))):
+        raise ValueError("window event ids do not fit the window's events")
+    return list(zip(at, ids, strict=True))
+
+
 def window_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> WindowContents:
     user_ids = decode_ids(a["window.user_ids.data"], a["window.user_ids.offsets"])
     item_ids = decode_ids(a["window.item_ids.data"], a["window.item_ids.offsets"])
@@ -272,6 +305,12 @@ def window_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> WindowCont
         if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= len(ids)):
             raise ValueError("window events refer to ids out of range")
     meta = manifest.window
+    pairs = event_ids_from_arrays(a, len(users))
+    eids: list[str | None] | None = None
+    if pairs:
+        eids = [None] * len(users)
+        for k, eid in pairs:
+            eids[k] = eid
     return WindowContents(
         users=users,
         items=items,
@@ -282,4 +321,5 @@ def window_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> WindowCont
         total_appended=int(meta["total_appended"]),
         capacity=int(meta["capacity"]),
         decay_half_life=meta.get("decay_half_life"),
+        event_ids=eids,
     )

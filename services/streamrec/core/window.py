@@ -5,6 +5,8 @@ and memory stays O(W) however many distinct ids the stream has seen. Events live
 numpy arrays (user index, item index, weight, timestamp); ids map to indices through
 :class:`IdMap`s that are compacted whenever dead ids could outnumber live ones, and compacted
 again in every :meth:`build` and :meth:`contents`, which only ever mention ids still present.
+An event whose client ``event_id`` is already in the window is a retry and is dropped
+(``eventids.py``): counted in ``duplicates``, not an error.
 
 Not thread-safe: the owner serialises ``append``/``extend``/``build``. ``build`` returns a
 fresh matrix that the model can then be fitted on in another thread while events keep coming.
@@ -23,6 +25,7 @@ import scipy.sparse as sp
 
 from .erasure import Tombstones
 from .event import Event
+from .eventids import EventIds, first_occurrences
 from .feedback import aggregate
 from .ids import IdMap
 from .windowdata import WindowContents, WindowMatrix
@@ -85,7 +88,10 @@ class SlidingWindow:
         self._size = 0
         self._user_map = IdMap()
         self._item_map = IdMap()
+        self._event_ids = EventIds()
         self.total_appended = 0
+        #: Events dropped because their ``event_id`` was already in the window (a retry).
+        self.duplicates = 0
 
     def __len__(self) -> int:
         return self._size
@@ -118,7 +124,9 @@ class SlidingWindow:
             raise TypeError("append(user, item, ...) needs an item")
         else:
             user = event
-        self._write([user], [item], [weight], [ts])
+        eids = None if not isinstance(event, Event) or event.event_id is None \
+            else [event.event_id]
+        self._write([user], [item], [weight], [ts], eids)
 
     def extend(self, events: Iterable[Event]) -> None:
         """Add many events in order."""
@@ -128,6 +136,7 @@ class SlidingWindow:
             [e.item for e in batch],
             [e.weight for e in batch],
             [e.ts for e in batch],
+            [e.event_id for e in batch] if any(e.event_id for e in batch) else None,
         )
 
     def extend_columns(
@@ -136,6 +145,7 @@ class SlidingWindow:
         items: Sequence[str],
         weights: Sequence[float] | npt.NDArray[np.float64] | None = None,
         ts: Sequence[float | None] | npt.NDArray[np.float64] | None = None,
+        event_ids: Sequence[str | None] | None = None,
     ) -> None:
         """Add many events given as columns (no :class:`Event` objects needed)."""
         n = len(users)
@@ -144,6 +154,7 @@ class SlidingWindow:
             items,
             np.ones(n) if weights is None else weights,
             np.full(n, np.nan) if ts is None else ts,
+            event_ids,
         )
 
     def _write(
@@ -152,22 +163,36 @@ class SlidingWindow:
         items: Sequence[str],
         weights: Sequence[float] | npt.NDArray[np.float64],
         ts: Sequence[float | None] | npt.NDArray[np.float64],
+        eids: Sequence[str | None] | None = None,
     ) -> None:
         n = len(users)
-        if not (len(items) == len(weights) == len(ts) == n):
-            raise ValueError("users, items, weights and ts must have the same length")
+        if not (len(items) == len(weights) == len(ts) == n) or (
+                eids is not None and len(eids) != n):
+            raise ValueError("users, items, weights, ts and event ids must have the same length")
         if n == 0:
             return
         w = np.asarray(weights, dtype=np.float64)
         t = np.asarray(ts, dtype=np.float64)  # None becomes NaN
         if not np.all(np.isfinite(w) & (w != 0)):
             raise ValueError("weights must be finite and non-zero")
+        if eids is not None:  # retries: an id already in the window, or earlier in the batch
+            keep = first_occurrences(eids, self._event_ids.ids)
+            if not all(keep):
+                self.duplicates += n - sum(keep)
+                users = [x for x, k in zip(users, keep, strict=True) if k]
+                items = [x for x, k in zip(items, keep, strict=True) if k]
+                eids = [x for x, k in zip(eids, keep, strict=True) if k]
+                w, t = w[np.asarray(keep)], t[np.asarray(keep)]
+                n = len(users)
+                if n == 0:
+                    return
         u = self._user_map.index_many(users)
         i = self._item_map.index_many(items)
         self.total_appended += n
         if n > self.capacity:  # only the newest ones survive anyway
             newest = slice(n - self.capacity, n)
             u, i, w, t = u[newest], i[newest], w[newest], t[newest]
+            eids = None if eids is None else eids[newest]
             n = self.capacity
         done = 0
         free = self.capacity - self._size
@@ -175,13 +200,15 @@ class SlidingWindow:
             done = min(free, n)
             self._reserve(self._size + done)
             end = self._size + done
-            self._store(slice(self._size, end), u[:done], i[:done], w[:done], t[:done])
+            self._store(slice(self._size, end), u[:done], i[:done], w[:done], t[:done],
+                        None if eids is None else eids[:done])
             self._size = end
         while done < n:  # the ring is full: overwrite the oldest, wrapping once at most
             chunk = min(n - done, self.capacity - self._start)
             end = self._start + chunk
             rest = slice(done, done + chunk)
-            self._store(slice(self._start, end), u[rest], i[rest], w[rest], t[rest])
+            self._store(slice(self._start, end), u[rest], i[rest], w[rest], t[rest],
+                        None if eids is None else eids[rest])
             self._start = end % self.capacity
             done += chunk
         if max(len(self._user_map), len(self._item_map)) > 2 * self.capacity:
@@ -194,7 +221,9 @@ class SlidingWindow:
         i: npt.NDArray[np.int64],
         w: npt.NDArray[np.float64],
         t: npt.NDArray[np.float64],
+        e: Sequence[str | None] | None = None,
     ) -> None:
+        self._event_ids.store(where.start, e, where.stop - where.start)
         self._users[where] = u
         self._items[where] = i
         self._weights[where] = w
@@ -272,9 +301,12 @@ class SlidingWindow:
         if not dropped:
             return 0
         weights = self._ordered(self._weights)
+        eids = self._event_ids.ordered(self._start, self._size, self.capacity)
         n = int(np.count_nonzero(keep))
         self._store(slice(0, n), users[keep].astype(np.int64), items[keep].astype(np.int64),
                     weights[keep], ts[keep])
+        self._event_ids.reset(None if eids is None else
+                              [e for e, k in zip(eids, keep.tolist(), strict=True) if k])
         self._start, self._size = 0, n
         self._compact()  # the erased ids leave the maps (and so every later snapshot) too
         return dropped
@@ -300,6 +332,7 @@ class SlidingWindow:
             total_appended=self.total_appended,
             capacity=self.capacity,
             decay_half_life=self.decay_half_life,
+            event_ids=self._event_ids.ordered(self._start, self._size, self.capacity),
         )
 
     @classmethod
@@ -316,6 +349,8 @@ class SlidingWindow:
         n = len(contents)
         if not (len(contents.items) == len(contents.weights) == len(contents.ts) == n):
             raise ValueError("window contents arrays have different lengths")
+        if contents.event_ids is not None and len(contents.event_ids) != n:
+            raise ValueError("window contents have event ids for a different number of events")
         for codes, ids, what in (
             (contents.users, contents.user_ids, "user"),
             (contents.items, contents.item_ids, "item"),
@@ -337,6 +372,7 @@ class SlidingWindow:
             contents.items[keep].astype(np.int64),
             contents.weights[keep],
             contents.ts[keep],
+            None if contents.event_ids is None else contents.event_ids[keep],
         )
         window._size = size
         window.total_appended = contents.total_appended

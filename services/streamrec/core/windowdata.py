@@ -40,7 +40,8 @@ class WindowContents:
     """The window's events in arrival order, as plain arrays: enough to resume exactly.
 
     ``users[k]``/``items[k]`` index ``user_ids``/``item_ids``; ``ts[k]`` is NaN for an event
-    without a timestamp.
+    without a timestamp; ``event_ids[k]`` is the event's client id or None (``event_ids`` is
+    None when no event has one).
     """
 
     users: npt.NDArray[np.int32]
@@ -52,17 +53,21 @@ class WindowContents:
     total_appended: int
     capacity: int
     decay_half_life: float | None = None
+    event_ids: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.users)
 
     def events(self) -> Iterator[Event]:
         """The events, oldest first."""
-        for u, i, w, t in zip(
+        eids = self.event_ids if self.event_ids is not None else [None] * len(self.users)
+        for u, i, w, t, e in zip(
             self.users.tolist(),
             self.items.tolist(),
             self.weights.tolist(),
             self.ts.tolist(),
+            eids,
             strict=True,
         ):
-            yield Event(self.user_ids[u], self.item_ids[i], w, None if math.isnan(t) else t)
+            yield Event(self.user_ids[u], self.item_ids[i], w, None if math.isnan(t) else t,
+                        event_id=e)

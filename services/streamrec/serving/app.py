@@ -9,6 +9,7 @@ drive `service.reloader.check_once()` and `service.foldin.step()` by hand.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -37,19 +38,21 @@ from .errors import ApiError
 from .foldin import FoldIn, SourceFactory
 from .forgotten import Forgotten
 from .fresh import FreshEvents
+from .guards import MAX_BODY, check_write, cors
 from .itemroutes import register_item_routes
 from .items import ItemsFollower
 from .online import OnlineTracker
 from .onlineroutes import ModelHistory, observe_batch, register_online_routes
 from .onlinestats import Publisher, state_dir
+from .pathids import IdConverter, RawPathIds, check_query
 from .reloader import Holder, Reloader, Served
 from .routes import register_routes
 
 log = logging.getLogger(__name__)
 
-#: Largest accepted request body (POST /interactions, POST /recommendations).
-MAX_BODY = 1 << 20
-
+#: ``/users/<id:user>/items`` is labelled ``/users/<user>/items`` in metrics (the converter is
+#: an implementation detail; dashboards keep their series).
+ROUTE_LABEL = re.compile(r"<\w+:(\w+)>")
 
 class Service:
     """Everything a worker serves from: the holder, fresh events, reloader, fold-in, sink."""
@@ -157,7 +160,7 @@ class Service:
         return ids + [r.item for r in self.catalogue.records()]
 
     def _advance(self, served: Served) -> None:
-        self.fresh.advance(served.snapshot.offsets)
+        self.fresh.advance(served.snapshot.offsets, served.snapshot.event_ids)
 
     def start(self) -> None:
         """Load the newest snapshot, then start the background threads (once; after the fork).
@@ -204,7 +207,11 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     ``items_factory`` opens the items topic (``items.py``); without it the catalogue is the
     served snapshot's."""
     app = Flask("streamrec.serving")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    # One byte more than accepted: guards.read_body tells a body past the limit from one that
+    # ends on it, chunked or not; werkzeug refuses a larger Content-Length by itself.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY + 1
+    app.url_map.converters["id"] = IdConverter  # <id:user>: any id, "/" included (pathids.py)
+    app.wsgi_app = RawPathIds(app.wsgi_app)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if store is None:
         store = open_store(config.store, s3_endpoint=config.s3_endpoint)
@@ -223,7 +230,7 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> tuple[Response, int]:
-        code = (e.name or "error").lower().replace(" ", "_")
+        code = getattr(e, "api_code", None) or (e.name or "error").lower().replace(" ", "_")
         response = jsonify(error=code, message=e.description or e.name)
         for name, value in e.get_headers():  # e.g. the 405's Allow (RFC 9110)
             if name.lower() != "content-type":
@@ -239,10 +246,26 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     def _start_timer() -> None:
         g.started = time.perf_counter()
 
+    @app.before_request
+    def _query_is_utf8() -> None:
+        check_query(request.query_string)
+
+    @app.before_request
+    def _guard_writes() -> None:
+        # Unmatched requests get their 404/405 first (request.routing_exception).
+        if request.url_rule is not None:
+            check_write(request, config.allowed_origins)
+
+    @app.after_request
+    def _cors(response: Response) -> Response:
+        cors(request, response, config.allowed_origins)
+        return response
+
     @app.after_request
     def _count(response: Response) -> Response:
         # The URL rule, never the raw path: one series per route, whatever the ids.
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        route = ROUTE_LABEL.sub(r"<\1>", request.url_rule.rule) \
+            if request.url_rule is not None else "unmatched"
         started: Any = g.get("started")
         seconds = None if started is None else time.perf_counter() - started
         metrics.observe(route, request.method, response.status_code, seconds)

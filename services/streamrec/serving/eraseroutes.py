@@ -26,7 +26,7 @@ from streamrec.core.events import InvalidEvent
 
 from . import metrics, redaction
 from .errors import ApiError, check_keys
-from .routes import produce_acknowledged, refuse_other_routes_paths, require_bearer
+from .routes import produce_acknowledged, require_bearer
 
 if TYPE_CHECKING:
     from .app import Service
@@ -36,7 +36,6 @@ __all__ = ["register_erase_routes"]
 
 def register_erase_routes(app: Flask, svc: Service) -> None:
     def erase(kind: str, ident: str) -> tuple[Response, int]:
-        refuse_other_routes_paths(app)
         try:
             require_bearer(svc.config.ingest_token)
             check_keys(request.args, ())
@@ -76,12 +75,12 @@ def register_erase_routes(app: Flask, svc: Service) -> None:
         return jsonify(erased=kind, id=ident, at=erasure.at, topic=topic,
                        redacted=redacted), 202
 
-    # <path:>: an id may hold "/" (sent as %2F, which the server decodes before routing), and
-    # every id must be erasable; no other DELETE route lies beneath these two.
-    @app.delete("/users/<path:user>")
+    # <id:>: one path segment, which may hold "/" sent as %2F (pathids.py): every id is
+    # erasable, and DELETE /users/u1/recommendations is a 405, not the erasure of "u1/...".
+    @app.delete("/users/<id:user>")
     def delete_user(user: str) -> tuple[Response, int]:
         return erase("user", user)
 
-    @app.delete("/items/<path:item>")
+    @app.delete("/items/<id:item>")
     def delete_item(item: str) -> tuple[Response, int]:
         return erase("item", item)

@@ -17,9 +17,8 @@ from flask import Flask, Response, jsonify, request
 from streamrec.core.catalog import InvalidItem, ItemRecord, encode_record, parse_record
 
 from . import metrics
-from .bodies import read_json
 from .errors import ApiError, check_keys
-from .routes import _id, produce_acknowledged, refuse_other_routes_paths, require_bearer
+from .routes import _id, json_body, produce_acknowledged, require_bearer
 
 if TYPE_CHECKING:
     from .app import Service
@@ -53,9 +52,8 @@ def register_item_routes(app: Flask, svc: Service) -> None:
         metrics.ITEMS_PRODUCED.labels("produced").inc(len(records))
         return jsonify(accepted=len(records), topic=topic), 202
 
-    # <path:>: an item id may hold "/" (sent as %2F); the more specific
-    # /items/<item>/similar is matched first, so only "x/similar" ids are shadowed for GET.
-    @app.get("/items/<path:item>")
+    # <id:>: one path segment, which may hold "/" sent as %2F (pathids.py).
+    @app.get("/items/<id:item>")
     def get_item(item: str) -> Response:
         check_keys(request.args, ())
         item = _id(item, "item")
@@ -67,19 +65,18 @@ def register_item_routes(app: Flask, svc: Service) -> None:
             raise ApiError(404, "unknown_item", f"no record for item {item!r}")
         return jsonify(record.to_dict())
 
-    @app.put("/items/<path:item>")
+    @app.put("/items/<id:item>")
     def put_item(item: str) -> tuple[Response, int]:
-        refuse_other_routes_paths(app)
         require_bearer(svc.config.ingest_token)
         check_keys(request.args, ())
         item = _id(item, "item")
-        return publish([_record(read_json(request.get_data(cache=True)), item, "")])
+        return publish([_record(json_body(), item, "")])
 
     @app.post("/items")
     def post_items() -> tuple[Response, int]:
         require_bearer(svc.config.ingest_token)
         check_keys(request.args, ())
-        body = read_json(request.get_data(cache=True))
+        body = json_body()
         if not isinstance(body, list) or not body or len(body) > MAX_RECORDS:
             got = f"{len(body)} records" if isinstance(body, list) else type(body).__name__
             raise ApiError(400, "bad_body", f"expected a JSON list of 1..{MAX_RECORDS} item "

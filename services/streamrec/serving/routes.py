@@ -15,7 +15,6 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from streamrec import __version__
 from streamrec.adapters.source import EventSink, SourceUnavailable
@@ -28,6 +27,7 @@ from . import metrics
 from .bodies import parse_interactions, parse_session, read_json
 from .errors import ApiError, check_keys, parse_bool, parse_list, parse_n, require
 from .fields import add_fields, parse_fields
+from .guards import MAX_BODY, read_body
 from .reloader import Served
 
 if TYPE_CHECKING:
@@ -76,21 +76,10 @@ def require_bearer(token: str | None) -> None:
                        {"WWW-Authenticate": 'Bearer realm="streamrec"'})
 
 
-def refuse_other_routes_paths(app: Flask) -> None:
-    """405 when a ``<path:>`` id (one that may hold "/", sent as %2F) would swallow a path that
-    another route owns: ``DELETE /users/u1/recommendations`` names the GET route's methods in
-    ``Allow``; it does not erase a user called "u1/recommendations"."""
-    adapter = app.url_map.bind_to_environ(request.environ)
-    valid: set[str] = set()
-    for method in ("GET", "POST", "PUT", "DELETE"):
-        try:
-            rule, _ = adapter.match(method=method, return_rule=True)
-        except HTTPException:
-            continue
-        if "<path:" not in rule.rule:
-            valid.update(rule.methods or ())
-    if valid:
-        raise MethodNotAllowed(valid_methods=sorted(valid))
+def json_body() -> Any:
+    """The request's JSON body: 413 over ``MAX_BODY`` (chunked too), 400 ``bad_json`` /
+    ``duplicate_key`` when it does not parse or names a key twice."""
+    return read_json(read_body(request, MAX_BODY))
 
 
 def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes, str]],
@@ -182,7 +171,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                        fallback=recs.fallback, fresh_events=len(extra),
                        recommendation_id=svc.track(user, s.version, recs.items))
 
-    @app.get("/users/<user>/recommendations")
+    @app.get("/users/<id:user>/recommendations")
     def user_recommendations(user: str) -> Response:
         return recommend_user(user, REC_KEYS)
 
@@ -210,7 +199,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     @app.post("/recommendations")
     def session_recommendations() -> Response:
         check_keys(request.args, ())  # n and the rest go in the body; a query is a mistake
-        kw = parse_session(read_json(request.get_data(cache=True)))
+        kw = parse_session(json_body())
         flt = item_filter(kw.pop("category"), kw.pop("category_mode"))
         fields = kw.pop(FIELDS_KEY)
         s = served()
@@ -242,7 +231,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                    for u, r in out.items()}
         return jsonify(results=results, model_version=s.version)
 
-    @app.get("/items/<item>/similar")
+    @app.get("/items/<id:item>/similar")
     def similar(item: str) -> Response:
         check_keys(request.args, ("n", "exclude", *FILTER_KEYS, FIELDS_KEY))
         item = check_item(item)
@@ -259,7 +248,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                        model_version=s.version, fallback=None,
                        recommendation_id=svc.track(None, s.version, recs.items))
 
-    @app.get("/users/<user>/items")
+    @app.get("/users/<id:user>/items")
     def user_items(user: str) -> Response:
         check_keys(request.args, (FIELDS_KEY,))
         user, fields = _id(user, "user"), query_fields()
@@ -290,7 +279,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
                        model_version=s.version, fallback="popular",
                        recommendation_id=svc.track(None, s.version, recs.items))
 
-    @app.get("/users/<user>/because/<item>")
+    @app.get("/users/<id:user>/because/<id:item>")
     def because(user: str, item: str) -> Response:
         check_keys(request.args, ("n", FIELDS_KEY))
         user, item = _id(user, "user"), check_item(item)
@@ -332,7 +321,7 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
             raise ApiError(503, "ingest_disabled", "this replica has no event sink")
         try:
             check_keys(request.args, ())
-            events = parse_interactions(read_json(request.get_data(cache=True)), time.time(),
+            events = parse_interactions(json_body(), time.time(),
                                         svc.config.feedback)
         except ApiError:
             metrics.INGESTED.labels("invalid").inc()

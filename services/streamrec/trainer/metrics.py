@@ -90,6 +90,10 @@ class TrainerMetrics:
         self.erased_events = Counter("streamrec_trainer_erased_events",
                                      "Events dropped for an erasure: removed from the window, "
                                      "or read after it and refused.", registry=r)
+        # Delivery (core/eventids.py, docs/reliability.md "Delivery").
+        self.duplicates = Counter("streamrec_trainer_duplicate_events",
+                                  "Events dropped because their event_id was already in the "
+                                  "window: a client's retry, not an error.", registry=r)
         self.erasure_prunes = Counter("streamrec_trainer_erasure_pruned_snapshots",
                                       "Stored snapshot versions deleted because an erasure "
                                       "made them stale.", registry=r)

@@ -209,7 +209,9 @@ class Trainer:
             kept = [e for e in batch.events
                     if not self.tombstones.erased(e.user, e.item, e.ts)] \
                 if len(self.tombstones) else batch.events
+            before = self.window.duplicates
             self.window.extend(kept)
+            duplicates = self.window.duplicates - before  # retries (core/eventids.py)
             removed = self.window.erase(fresh) if len(fresh) else 0
             if fresh.items:  # an erased item's catalogue record goes too
                 for record in self.catalog.records():
@@ -226,9 +228,10 @@ class Trainer:
             log.info("erased %d users and %d items: %d events left the window",
                      len(fresh.users), len(fresh.items), removed)
         self.metrics.erased_events.inc(removed + len(batch.events) - len(kept))
-        self.policy.on_events(len(kept))
+        self.policy.on_events(len(kept) - duplicates)
         self.metrics.consumed.inc(len(messages))
-        self.metrics.accepted.inc(len(kept))
+        self.metrics.accepted.inc(len(kept) - duplicates)
+        self.metrics.duplicates.inc(duplicates)
         self.metrics.filtered.inc(batch.filtered)
         self.metrics.window_size.set(size)
 
