@@ -1,4 +1,4 @@
-"""Filtered top-n: what the catalogue filter (core/itemfilter.py) adds to a recommendation.
+"""Filtered top-n: what the catalogue filter (core/catalog/filters.py) adds to a recommendation.
 
 A model of ``--items`` items with random factors (the filter's cost does not depend on how
 the factors were fitted) and a catalogue where each item has 1-3 of 20 categories with Zipf
@@ -36,10 +36,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from streamrec.core.als import ALS  # noqa: E402
-from streamrec.core.catalog import Catalogue, ItemRecord  # noqa: E402
-from streamrec.core.itemfilter import CatalogueIndex, ItemFilter, Restriction  # noqa: E402
-from streamrec.core.model import ALSParams, Model  # noqa: E402
+from streamrec.core.catalog.filters import CatalogueIndex, ItemFilter, Restriction  # noqa: E402
+from streamrec.core.catalog.records import Catalogue, ItemRecord  # noqa: E402
+from streamrec.core.scoring.als import ALS  # noqa: E402
+from streamrec.core.scoring.model import ALSParams, Model  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "catalog.json"
 CATEGORIES = [f"c{k}" for k in range(20)]

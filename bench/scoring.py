@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serving import build_model, pct  # noqa: E402  (the same 1M-event model)
 from streamrec.adapters.snapshotfiles import write_snapshot  # noqa: E402
-from streamrec.core.blend import ScoringParams, history_for  # noqa: E402
-from streamrec.core.ease import ItemItemParams, fit_item_item  # noqa: E402
+from streamrec.core.scoring.blend import ScoringParams, history_for  # noqa: E402
+from streamrec.core.scoring.itemitem import ItemItemParams, fit_item_item  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_P99_MS = 5.0
@@ -48,7 +48,7 @@ TARGET_P99_MS = 5.0
 CHILD = r"""
 import json, sys, time
 import numpy as np
-from streamrec.core.blend import PLAIN, ScoringParams
+from streamrec.core.scoring.blend import PLAIN, ScoringParams
 from streamrec.adapters.snapshotfiles import read_snapshot
 path, calls, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 model = read_snapshot(path, verify=False, mmap=True, window=False).model

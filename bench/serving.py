@@ -60,9 +60,9 @@ from tests.infra.kafka import KafkaBroker  # noqa: E402
 
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot  # noqa: E402
 from streamrec.adapters.stores import LocalStore  # noqa: E402
-from streamrec.core.als import ALS  # noqa: E402
-from streamrec.core.model import ALSParams, Model  # noqa: E402
-from streamrec.core.window import SlidingWindow  # noqa: E402
+from streamrec.core.scoring.als import ALS  # noqa: E402
+from streamrec.core.scoring.model import ALSParams, Model  # noqa: E402
+from streamrec.core.window.sliding import SlidingWindow  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 LEVELS = (1, 8, 32)

@@ -23,8 +23,8 @@ from streamrec.adapters.locallog import LocalLogSource
 from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.stores import open_store
 from streamrec.config import Config
-from streamrec.core.codec import parse_event
-from streamrec.core.snapshot import Snapshot
+from streamrec.core.events.codec import parse_event
+from streamrec.core.snapshot.arrays import Snapshot
 from streamrec.data import movielens
 
 ROOT = Path(__file__).resolve().parents[2]

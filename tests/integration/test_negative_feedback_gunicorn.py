@@ -17,12 +17,12 @@ from tests.support.trainerproc import ServingProc, wait_for
 
 from streamrec.adapters.s3store import S3Store
 from streamrec.adapters.snapshotfiles import write_snapshot
-from streamrec.core.blend import ScoringParams
-from streamrec.core.ease import ItemItemParams
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams
-from streamrec.core.training import fit, with_item_item, with_scoring
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.window.sliding import SlidingWindow
 
 
 def _snapshot(directory: Path, version: str) -> Path:

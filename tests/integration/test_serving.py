@@ -25,9 +25,9 @@ from streamrec.adapters.s3store import S3Store
 from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams
-from streamrec.core.training import fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 
 
 def _free_port() -> int:

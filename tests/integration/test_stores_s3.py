@@ -24,10 +24,10 @@ from streamrec.adapters.stores import (
     open_store,
 )
 from streamrec.core.events import Event
-from streamrec.core.manifest import MANIFEST_NAME, next_version
-from streamrec.core.model import ALSParams, Model
-from streamrec.core.training import fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.snapshot.manifest import MANIFEST_NAME, next_version
+from streamrec.core.window.sliding import SlidingWindow
 
 PREFIX = "apps/streamrec"
 

@@ -22,9 +22,9 @@ import requests
 from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams
-from streamrec.core.training import fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from tests.infra.process import free_port
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streamrec.core.manifest import FORMAT_VERSION, MANIFEST_NAME
-from streamrec.core.snapshotlayout import SCORERS_FORMAT
+from streamrec.core.snapshot.layout import SCORERS_FORMAT
+from streamrec.core.snapshot.manifest import FORMAT_VERSION, MANIFEST_NAME
 
 
 def downgrade(path: Path, version: int) -> dict:

@@ -14,11 +14,11 @@ from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.domains import MAX_CONFIDENCE, MAX_TS_AHEAD, MAX_WEIGHT, arrival_times
 from streamrec.core.events import Event, InvalidEvent, parse_event
-from streamrec.core.foldin import fold_in, gram, solve
-from streamrec.core.model import ALSParams
-from streamrec.core.training import SAFE_CONFIDENCE, fit
-from streamrec.core.trainingstatus import TrainingStatus
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.foldin import fold_in, gram, solve
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import SAFE_CONFIDENCE, fit
+from streamrec.core.snapshot.trainingstatus import TrainingStatus
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.trainer.ingest import ingest
 from streamrec.trainer.job import FitJob
 from streamrec.trainer.metrics import TrainerMetrics

@@ -18,13 +18,13 @@ from streamrec.adapters.locallog import LocalLogSink, LocalLogSource
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
-from streamrec.core.erasure import REDACTED, Erasure, Tombstones
-from streamrec.core.erasurekey import ErasureHasher
 from streamrec.core.events import Event, parse_batch
-from streamrec.core.manifest import FORMAT_VERSION
-from streamrec.core.model import Model
-from streamrec.core.training import fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.events.erasure import REDACTED, Erasure, Tombstones
+from streamrec.core.events.erasurekey import ErasureHasher
+from streamrec.core.scoring.model import Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.snapshot.manifest import FORMAT_VERSION
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.app import create_app
 from streamrec.trainer.service import Trainer
 
@@ -356,7 +356,7 @@ def test_an_erasure_that_empties_the_window_waits_for_events_then_prunes(tmp_pat
 
 
 def test_an_erased_item_leaves_the_catalogue_and_cannot_be_put_back(world: World):
-    from streamrec.core.catalog import parse_record
+    from streamrec.core.catalog.records import parse_record
 
     world.service.catalogue.upsert(parse_record({"item": "i3", "categories": ["a"]}))
     assert world.get("/items/i3")["item"] == "i3"
@@ -367,7 +367,7 @@ def test_an_erased_item_leaves_the_catalogue_and_cannot_be_put_back(world: World
     r = world.client.post("/items", json=[{"item": "i4"}, {"item": "i3"}])
     assert r.status_code == 409
     # A snapshot whose catalogue still holds it (made before the erasure) does not bring it back.
-    from streamrec.core.catalog import Catalogue
+    from streamrec.core.catalog.records import Catalogue
 
     path = world.tmp / "build" / "000000000002"
     held = Catalogue([parse_record({"item": "i3"}), parse_record({"item": "i5"})])
@@ -380,7 +380,7 @@ def test_an_erased_item_leaves_the_catalogue_and_cannot_be_put_back(world: World
 
 
 def test_ids_holding_a_slash_can_be_read_put_and_erased_through_the_path(world: World):
-    from streamrec.core.catalog import parse_record
+    from streamrec.core.catalog.records import parse_record
 
     world.client.post("/interactions", json={"user": "org/u9", "item": "i1", "weight": 5})
     world.fold()
@@ -444,7 +444,7 @@ def test_the_store_keeps_one_generated_erasure_key_whoever_asks_first(tmp_path: 
 
 def test_a_delete_redacts_events_dead_letters_item_records_keys_and_headers(tmp_path: Path,
                                                                             model: Model):
-    from streamrec.core.catalog import encode_record, parse_record
+    from streamrec.core.catalog.records import encode_record, parse_record
 
     logdir = tmp_path / "log"
     sink = LocalLogSink(logdir, fsync_every=1)

@@ -15,10 +15,10 @@ from test_serving_api import World
 
 from streamrec.adapters.source import SourceMessage
 from streamrec.core.domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT
-from streamrec.core.event import MAX_ID_BYTES
-from streamrec.core.model import ALSParams
-from streamrec.core.training import fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.events.event import MAX_ID_BYTES
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.trainer.ingest import ingest
 
 NOW = 1_750_000_000.0

@@ -13,16 +13,16 @@ from threadpoolctl import threadpool_limits
 
 from streamrec.config import Config, ConfigError
 from streamrec.core.events import Event, InvalidEvent, parse_batch, parse_event, serialize_event
-from streamrec.core.feedback import (
+from streamrec.core.events.feedback import (
     DEFAULT_WEIGHTS,
     FeedbackError,
     aggregate,
     merge_table,
     parse_table,
 )
-from streamrec.core.model import ALSParams
-from streamrec.core.training import confidence_matrix, fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import confidence_matrix, fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.operator.env import config_data
 from streamrec.operator.fields import InvalidSpec
 from streamrec.operator.spec import parse_spec
@@ -224,7 +224,7 @@ def test_a_no_on_an_item_never_moves_its_fold_in_score_away_from_zero(seed: int,
                                                                         confidence: float):
     # Sherman-Morrison: preference 0 with confidence c multiplies the item's score by
     # 1 / (1 + (c - 1) y^T A^-1 y), in (0, 1]: a positive score never goes up (docs/feedback.md).
-    from streamrec.core.foldin import fold_in, gram
+    from streamrec.core.scoring.foldin import fold_in, gram
 
     rng = np.random.default_rng(seed)
     y = rng.normal(size=(30, 6)).astype(np.float32)

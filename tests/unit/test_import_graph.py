@@ -113,3 +113,38 @@ def tangled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_a_circle_closed_by_a_lazy_or_type_only_import_is_found(tangled: str):
     assert circles(tangled) == [["tangled.a", "tangled.b"], ["tangled.c", "tangled.d"]]
     assert "tangled.b -> tangled.a (line 2)" in _describe(tangled, ["tangled.a", "tangled.b"])
+
+
+#: streamrec.core's floors: each sub-package imports only from the floors below it, and the
+#: ground floor (``ids``, ``domains``) from none (docs/core.md, "Layout").
+CORE_FLOORS = {
+    "ground": set(),
+    "events": {"ground"},
+    "window": {"events", "ground"},
+    "catalog": {"events", "ground"},
+    "scoring": {"window", "catalog", "events", "ground"},
+    "snapshot": {"scoring", "window", "catalog", "events", "ground"},
+}
+
+
+def _core_floor(module: str) -> str:
+    part = module.split(".")[2] if module.count(".") >= 2 else ""
+    return part if part in CORE_FLOORS else "ground"
+
+
+def test_core_floors_import_only_downwards():
+    graph = grimp.build_graph("streamrec", cache_dir=None)
+    core = {m for m in graph.modules if m.startswith("streamrec.core.")}
+    wrong = sorted(
+        (a, b) for a in core for b in graph.find_modules_directly_imported_by(a)
+        if b in core and _core_floor(b) != _core_floor(a)
+        and _core_floor(b) not in CORE_FLOORS[_core_floor(a)])
+    assert wrong == []
+
+
+def test_every_core_module_lives_on_a_floor():
+    graph = grimp.build_graph("streamrec", cache_dir=None)
+    flat = sorted(m.rpartition(".")[2] for m in graph.modules
+                  if m.count(".") == 2 and m.startswith("streamrec.core."))
+    ground = {"ids", "domains", "origins"}  # origins: issue 23a's settings value, if merged
+    assert set(flat) - ground == {"catalog", "events", "scoring", "snapshot", "window"}

@@ -11,9 +11,9 @@ import pytest
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from streamrec.core.als import ALS
 from streamrec.core.events import Event
-from streamrec.core.model import (
+from streamrec.core.scoring.als import ALS
+from streamrec.core.scoring.model import (
     ALSParams,
     Model,
     ModelError,
@@ -21,8 +21,8 @@ from streamrec.core.model import (
     UnknownItem,
     UnknownUser,
 )
-from streamrec.core.training import confidence_matrix, fit
-from streamrec.core.window import SlidingWindow, WindowMatrix
+from streamrec.core.scoring.training import confidence_matrix, fit
+from streamrec.core.window.sliding import SlidingWindow, WindowMatrix
 
 PARAMS = ALSParams(factors=4, regularization=0.05, iterations=15, alpha=2.0, num_threads=1)
 

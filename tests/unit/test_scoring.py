@@ -11,14 +11,14 @@ import scipy.sparse as sp
 from tests.support.snapshots import downgrade
 
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
-from streamrec.core.blend import PLAIN, ScoringParams, blend
-from streamrec.core.ease import ItemItem, ItemItemParams, ease, fit_item_item
 from streamrec.core.events import Event
-from streamrec.core.manifest import FORMAT_VERSION, SnapshotFormatError
-from streamrec.core.model import ALSParams
-from streamrec.core.recency import History, recency_weights
-from streamrec.core.training import fit, with_item_item, with_scoring
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.blend import PLAIN, ScoringParams, blend
+from streamrec.core.scoring.itemitem import ItemItem, ItemItemParams, ease, fit_item_item
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.recency import History, recency_weights
+from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.snapshot.manifest import FORMAT_VERSION, SnapshotFormatError
+from streamrec.core.window.sliding import SlidingWindow
 
 # --- recency ---------------------------------------------------------------------------------
 

@@ -17,9 +17,9 @@ from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model
-from streamrec.core.training import fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.app import Service, create_app
 
 TOPIC = "interactions"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from tests.unit.test_serving_api import PARAMS, World, board_window
 
-from streamrec.core.blend import ScoringParams
-from streamrec.core.ease import ItemItemParams
-from streamrec.core.training import fit, with_item_item, with_scoring
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.training import fit, with_item_item, with_scoring
 
 
 def test_one_event_changes_a_blended_answer_with_no_retrain(tmp_path: Path):

@@ -11,7 +11,9 @@ from tests.support.snapshots import downgrade
 
 from streamrec.adapters.snapshotfiles import read_manifest, read_snapshot, write_snapshot
 from streamrec.core.events import Event
-from streamrec.core.manifest import (
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.snapshot.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     SnapshotCorrupt,
@@ -21,9 +23,7 @@ from streamrec.core.manifest import (
     is_version,
     next_version,
 )
-from streamrec.core.model import ALSParams, Model
-from streamrec.core.training import fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.window.sliding import SlidingWindow
 
 OFFSETS = {0: 120, 3: 7}
 
@@ -232,7 +232,7 @@ def test_versions_count_up_and_sort_as_strings():
 
 
 def test_the_catalogue_round_trips_with_its_items_offsets(tmp_path, model, window):
-    from streamrec.core.catalog import Catalogue, ItemRecord
+    from streamrec.core.catalog.records import Catalogue, ItemRecord
 
     cat = Catalogue([ItemRecord("item-1", ("Comedy",), {"lang": "fr"}, title="Amélie"),
                      ItemRecord("item-2", hidden=True, expires_at=1.8e9)])

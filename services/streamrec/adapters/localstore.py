@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..core.manifest import MANIFEST_NAME
-from ..core.trainingstatus import TRAINING_NAME
+from ..core.snapshot.manifest import MANIFEST_NAME
+from ..core.snapshot.trainingstatus import TRAINING_NAME
 from .snapshotfiles import fsync_path
 from .storebase import (
     LATEST_NAME,

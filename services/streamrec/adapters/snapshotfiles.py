@@ -4,8 +4,8 @@ A snapshot is a directory of ``.npy`` files and a ``manifest.json`` written last
 saved and loaded with ``allow_pickle=False`` (data, never code; implicit's ``save``/``load``
 do the same) and loaded memory-mapped, so the gunicorn workers of a replica share one copy of
 the factors in the page cache. Every file's sha256 and size is checked against the manifest
-before anything is trusted. What the arrays are is ``core/snapshot.py`` and
-``core/snapshotlayout.py``; this module only moves them between memory and files.
+before anything is trusted. What the arrays are is ``core/snapshot/arrays.py`` and
+``core/snapshot/layout.py``; this module only moves them between memory and files.
 """
 
 from __future__ import annotations
@@ -21,8 +21,16 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..core.erasure import Tombstones
-from ..core.manifest import (
+from ..core.events.erasure import Tombstones
+from ..core.scoring.model import Model
+from ..core.snapshot.arrays import (
+    Snapshot,
+    files_to_read,
+    snapshot_arrays,
+    snapshot_from_arrays,
+    snapshot_manifest,
+)
+from ..core.snapshot.manifest import (
     MANIFEST_NAME,
     FileInfo,
     Manifest,
@@ -31,15 +39,7 @@ from ..core.manifest import (
     SnapshotFormatError,
     SnapshotIncomplete,
 )
-from ..core.model import Model
-from ..core.snapshot import (
-    Snapshot,
-    files_to_read,
-    snapshot_arrays,
-    snapshot_from_arrays,
-    snapshot_manifest,
-)
-from ..core.window import WindowContents
+from ..core.window.sliding import WindowContents
 
 __all__ = ["fsync_path", "read_manifest", "read_snapshot", "sha256_file", "write_snapshot"]
 

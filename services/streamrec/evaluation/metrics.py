@@ -1,7 +1,8 @@
 """Running sums of the ranking metrics of held-out items, per strategy.
 
 In a prequential replay every scored event has exactly one relevant item (the one the user is
-about to interact with); its recall@k, nDCG@k and reciprocal rank are ``core/hits.py``, shared
+about to interact with); its recall@k, nDCG@k and reciprocal rank are ``core/scoring/hits.py``,
+shared
 with the serving replicas' online hit rate. Sums are kept
 separately for warm users (main metrics) and cold users (no history yet), and per stretch of
 the stream, so the report can draw recall over time.
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from streamrec.core.hits import Hit
+from streamrec.core.scoring.hits import Hit
 
 __all__ = ["MetricSums", "StrategyStats"]
 

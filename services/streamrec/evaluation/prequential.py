@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.core.event import Event
-from streamrec.core.hits import score
+from streamrec.core.events.event import Event
+from streamrec.core.scoring.hits import score
 
 from .metrics import StrategyStats
 from .strategies import Learner, Recommender

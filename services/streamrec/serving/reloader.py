@@ -24,8 +24,8 @@ from pathlib import Path
 from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import EventSource
 from streamrec.adapters.stores import SnapshotStore, StoreError, StoreUnavailable
-from streamrec.core.manifest import SnapshotError
-from streamrec.core.snapshot import Snapshot
+from streamrec.core.snapshot.arrays import Snapshot
+from streamrec.core.snapshot.manifest import SnapshotError
 
 from . import metrics
 

@@ -23,12 +23,12 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from .erasure import Tombstones
-from .event import Event
-from .eventids import EventIds, first_occurrences
-from .feedback import aggregate
-from .ids import IdMap
-from .windowdata import WindowContents, WindowMatrix
+from ..events.erasure import Tombstones
+from ..events.event import Event
+from ..events.eventids import EventIds, first_occurrences
+from ..events.feedback import aggregate
+from ..ids import IdMap
+from .contents import WindowContents, WindowMatrix
 
 __all__ = ["KEEP", "SlidingWindow", "WindowContents", "WindowMatrix"]
 

@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show, signed_weight_ok, ts_ok, weight_ok
+from ..domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show, signed_weight_ok, ts_ok, weight_ok
 from .erasure import Erasure, parse_control
 from .event import MAX_EVENT_BYTES, MAX_EVENT_ID_BYTES, MAX_ID_BYTES, Event, InvalidEvent
 from .feedback import DEFAULT_WEIGHTS
@@ -322,7 +322,7 @@ def parse_event(
     Raises
     ------
     InvalidEvent
-        With a ``reason`` code from :data:`streamrec.core.event.REASONS`.
+        With a ``reason`` code from :data:`streamrec.core.events.event.REASONS`.
     """
     check_format(fmt)
     if raw is None:

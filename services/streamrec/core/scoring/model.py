@@ -18,23 +18,14 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from ..catalog.filters import Restriction
+from ..events.feedback import aggregate
+from ..ids import IdIndex
 from . import negatives, ranking
 from .als import ALS
 from .blend import PLAIN, ScoringParams, blend, weighted_history
-from .feedback import aggregate
-from .ids import IdIndex
-from .itemfilter import Restriction
-from .modeltypes import (
-    ALSParams,
-    FitInfo,
-    ModelError,
-    Pairs,
-    Recommendations,
-    UnknownItem,
-    UnknownUser,
-)
 from .recency import History
-from .recommend import (
+from .rules import (
     EMPTY,
     Ranked,
     check_n,
@@ -44,6 +35,15 @@ from .recommend import (
     rank_vector,
 )
 from .scorer import Scorer
+from .types import (
+    ALSParams,
+    FitInfo,
+    ModelError,
+    Pairs,
+    Recommendations,
+    UnknownItem,
+    UnknownUser,
+)
 
 __all__ = [
     "ALSParams",

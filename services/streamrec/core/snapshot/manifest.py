@@ -34,10 +34,11 @@ __all__ = [
 #: per-user ordered history (``history.*``), the item-item model (``item_item.*``) and the
 #: scoring settings (``params.scoring``, ``params.item_item``); 4 adds the item catalogue
 #: (``catalog``, with the items-topic offsets it holds); 5 adds the tombstone set of erased
-#: users and items (``tombstones.*``, ``core/erasure.py``); 6 holds the tombstones' keyed
-#: hashes (``tombstones.*.hash``) instead of the erased ids (``core/erasurekey.py``); 7 writes
+#: users and items (``tombstones.*``, ``core/events/erasure.py``); 6 holds the tombstones' keyed
+#: hashes (``tombstones.*.hash``) instead of the erased ids (``core/events/erasurekey.py``); 7
+# writes
 #: every scorer's arrays under its name (``als.*``, ``item_item.*``) and its settings as
-#: ``params.<name>``, the names in ``params.scorers`` (``core/scorer.py``).
+#: ``params.<name>``, the names in ``params.scorers`` (``core/scoring/scorer.py``).
 FORMAT_VERSION = 7
 #: What it reads: format 1 snapshots still load (their id tables are built at load); formats
 #: 1 and 2 are scored as before (no recency, ALS alone); before 4 the catalogue is empty;

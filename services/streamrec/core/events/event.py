@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show
+from ..domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT, show
 
 __all__ = ["MAX_EVENT_BYTES", "MAX_EVENT_ID_BYTES", "MAX_ID_BYTES", "REASONS", "Event",
            "InvalidEvent"]

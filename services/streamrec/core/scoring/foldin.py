@@ -28,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.linalg
 
-from .domains import MAX_CONFIDENCE
-from .feedback import aggregate
+from ..domains import MAX_CONFIDENCE
+from ..events.feedback import aggregate
 
 __all__ = ["confidence", "contributions", "fold_in", "gram", "preference",
            "signed_confidence", "solve"]

@@ -28,14 +28,14 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from ..domains import MAX_CONFIDENCE
+from ..window.sliding import WindowContents, WindowMatrix
 from .als import ALS
 from .blend import ScoringParams, history_for
-from .domains import MAX_CONFIDENCE
-from .ease import ItemItemParams, fit_item_item
 from .foldin import signed_confidence
+from .itemitem import ItemItemParams, fit_item_item
 from .model import Model
-from .modeltypes import ALSParams, FitFailed, FitInfo
-from .window import WindowContents, WindowMatrix
+from .types import ALSParams, FitFailed, FitInfo
 
 __all__ = ["SAFE_CONFIDENCE", "confidence_matrix", "fit", "with_item_item", "with_scoring"]
 

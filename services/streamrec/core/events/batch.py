@@ -4,7 +4,7 @@ The consumer hands over a poll's worth of values at a time. Parsing them one by 
 decode, a strip and several regex scans each; here the checks that are almost always clean
 (encoding, control characters, sizes, stray newlines) run once over the joined batch in C, and
 the per-message loop only splits and looks up. Anything that looks unusual in the slightest is
-handed to :func:`streamrec.core.codec.parse_bytes`, so the result is by construction the same
+handed to :func:`streamrec.core.events.codec.parse_bytes`, so the result is by construction the same
 as parsing each value alone (a property the tests check with hypothesis).
 """
 
@@ -198,7 +198,7 @@ def parse_batch(
     values : sequence of bytes
         Kafka values in offset order (``None`` tombstones are rejected as ``empty``).
     fmt : {"auto", "text", "json"}
-        As for :func:`streamrec.core.codec.parse_event`.
+        As for :func:`streamrec.core.events.codec.parse_event`.
     min_weight : float, optional
         Valid events with a smaller weight are counted in ``filtered`` and dropped.
     default_ts : float or sequence of float, optional

@@ -35,7 +35,7 @@ import numpy.typing as npt
 from .recency import History, recency_weights
 
 if TYPE_CHECKING:
-    from .window import WindowContents
+    from ..window.sliding import WindowContents
 
 __all__ = ["PLAIN", "ScoringParams", "blend", "history_for", "weighted_history"]
 

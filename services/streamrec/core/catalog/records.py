@@ -23,10 +23,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import strictjson
-from .codec import check_id
-from .domains import MAX_TS, show
-from .event import MAX_EVENT_BYTES, MAX_ID_BYTES, InvalidEvent
+from ..domains import MAX_TS, show
+from ..events import strictjson
+from ..events.codec import check_id
+from ..events.event import MAX_EVENT_BYTES, MAX_ID_BYTES, InvalidEvent
 
 __all__ = [
     "ITEM_REASONS",

@@ -32,18 +32,18 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from .als import sane_cap
-from .blend import PLAIN, ScoringParams
-from .erasure import FILES as TOMBSTONE_FILES
-from .erasure import LEGACY_FILES as LEGACY_TOMBSTONE_FILES
-from .erasure import Tombstones
-from .ids import IdIndex, decode_ids, encode_ids
+from ..events.erasure import FILES as TOMBSTONE_FILES
+from ..events.erasure import LEGACY_FILES as LEGACY_TOMBSTONE_FILES
+from ..events.erasure import Tombstones
+from ..ids import IdIndex, decode_ids, encode_ids
+from ..scoring.als import sane_cap
+from ..scoring.blend import PLAIN, ScoringParams
+from ..scoring.model import Model
+from ..scoring.recency import History
+from ..scoring.scorer import Scorer, scorer_class
+from ..scoring.types import ALSParams, FitInfo
+from ..window.sliding import WindowContents
 from .manifest import Manifest
-from .model import Model
-from .modeltypes import ALSParams, FitInfo
-from .recency import History
-from .scorer import Scorer, scorer_class
-from .window import WindowContents
 
 __all__ = [
     "MODEL_FILES",

@@ -1,6 +1,6 @@
 """What a window hands out: the matrix to fit, and its contents to snapshot and resume from.
 
-Both are plain, immutable views built by :class:`streamrec.core.window.SlidingWindow`; they
+Both are plain, immutable views built by :class:`streamrec.core.window.sliding.SlidingWindow`; they
 share nothing with the ring buffer, so the trainer can fit or write them on another thread.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from .event import Event
+from ..events.event import Event
 
 __all__ = ["WindowContents", "WindowMatrix"]
 

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .als import ALS
-from .ease import ItemItem
+from .itemitem import ItemItem
 
 __all__ = ["SCORERS", "Scorer", "scorer_class"]
 

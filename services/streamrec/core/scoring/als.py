@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from ..domains import MAX_CONFIDENCE
 from . import foldin
-from .domains import MAX_CONFIDENCE
 
 __all__ = ["ALS", "sane_cap"]
 

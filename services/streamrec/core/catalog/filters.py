@@ -23,8 +23,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from .catalog import Catalogue
-from .ids import IdIndex
+from ..ids import IdIndex
+from .records import Catalogue
 
 __all__ = ["MAX_FILTER_CATEGORIES", "MODES", "CatalogueIndex", "ItemFilter", "Restriction",
            "parse_filter"]

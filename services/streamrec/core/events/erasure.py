@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..ids import decode_ids
 from .erasurekey import ErasureHasher
-from .ids import decode_ids
 
 __all__ = ["FILES", "KINDS", "LEGACY_FILES", "REDACTED", "Erasure", "Tombstones",
            "parse_control"]
@@ -213,7 +213,7 @@ class Tombstones:
         keep &= ~((at > -math.inf) & (np.isnan(t) | (t <= at)))
         return keep
 
-    # -- snapshot section (tombstones.*.npy, see core/snapshotlayout.py) -------------------
+    # -- snapshot section (tombstones.*.npy, see core/snapshot/layout.py) -------------------
 
     def to_arrays(self) -> dict[str, Array]:
         """The set as snapshot arrays: per kind, the digests (n x 32 bytes) and times."""

@@ -1,6 +1,7 @@
 """The model's value types: hyperparameters, fit metrics, results and errors.
 
-Kept apart from :mod:`streamrec.core.model` so the ranking helpers, the snapshot reader and the
+Kept apart from :mod:`streamrec.core.scoring.model` so the ranking helpers, the snapshot reader and
+the
 serving layer can share them without importing the model class (or each other).
 """
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import numpy.typing as npt
 
-from .domains import MAX_WEIGHT, show
+from ..domains import MAX_WEIGHT, show
 
 __all__ = [
     "aggregate",

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import snapshotlayout as layout
-from .catalog import Catalogue
-from .erasure import Tombstones
+from ..catalog.records import Catalogue
+from ..events.erasure import Tombstones
+from ..scoring.model import Model
+from ..scoring.types import ModelError
+from ..window.sliding import WindowContents
+from . import layout
 from .manifest import FileInfo, Manifest, SnapshotFormatError
-from .model import Model
-from .modeltypes import ModelError
-from .window import WindowContents
 
 __all__ = [
     "Snapshot",

@@ -4,7 +4,7 @@ A client may give each event an ``event_id`` (``event.py``). When a write fails 
 503 while the broker stalls, a lost answer) the client resends the same events with the same
 ids; whichever copies reach the log, the window keeps the first and drops the others.
 
-:class:`EventIds` maps the ring slots of :class:`~streamrec.core.window.SlidingWindow` that
+:class:`EventIds` maps the ring slots of :class:`~streamrec.core.window.sliding.SlidingWindow` that
 hold an event with an id to that id, plus the set of those ids. An id leaves with its event
 (overwritten by a newer one, or erased), so the memory is the window's: at most ``capacity``
 ids of at most ``MAX_EVENT_ID_BYTES`` bytes each (measured: ~300 bytes per 128-byte id in
