@@ -14,11 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from streamrec.core.blend import ScoringParams
 from streamrec.core.domains import CONFIG_RANGES, Range
-from streamrec.core.ease import ItemItemParams
-from streamrec.core.erasurekey import check_key
-from streamrec.core.feedback import (
+from streamrec.core.events.erasurekey import check_key
+from streamrec.core.events.feedback import (
     DEFAULT_WEIGHTS,
     FeedbackError,
     check_table,
@@ -26,11 +24,14 @@ from streamrec.core.feedback import (
     merge_table,
     parse_table,
 )
-from streamrec.core.model import ALSParams
 from streamrec.core.origins import parse_origins
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams
 
 FORMATS = ("auto", "text", "json")
-# The scoring defaults live with the scorer (core/blend.py, core/ease.py), where they were tuned.
+# The scoring defaults live with the scorer (core/scoring/blend.py, core/scoring/itemitem.py), where
+# they were tuned.
 _SCORING = ScoringParams()
 _ITEM_ITEM = ItemItemParams()
 
@@ -52,11 +53,11 @@ class Config:
     group: str = "streamrec-trainer"
     format: str = "auto"
     min_weight: float | None = None
-    # Feedback types (core/feedback.py): type -> weight; a given table updates the defaults.
+    # Feedback types (core/events/feedback.py): type -> weight; a given table updates the defaults.
     feedback_weights: tuple[tuple[str, float], ...] = tuple(DEFAULT_WEIGHTS.items())
     dlq_topic: str | None = None  # None: "<topic>.dlq"
     notify_topic: str | None = None  # None: "<topic>.snapshots"; "" disables
-    items_topic: str | None = None  # None: "<topic>.items" (item records, core/catalog.py)
+    items_topic: str | None = None  # None: "<topic>.items" (item records, core/catalog/records.py)
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_username: str | None = None
@@ -96,7 +97,7 @@ class Config:
     ingest_token: str | None = None
     # Pages of other sites that may write (serving/guards.py); this server's own always may.
     allowed_origins: tuple[str, ...] = ()
-    # Forgetting (core/erasurekey.py): the HMAC key of tombstones and erasure records; None:
+    # Forgetting (core/events/erasurekey.py): the HMAC key of tombstones and erasure records; None:
     # the snapshot store keeps a generated one (ERASURE_KEY next to LATEST).
     erasure_key: str | None = None
     cache_dir: str | None = None  # where serving replicas unpack snapshots; None: a temp dir
@@ -116,7 +117,8 @@ class Config:
 
     @property
     def items(self) -> str:
-        """The items topic: item records (categories, hidden, expires_at; core/catalog.py)."""
+        """The items topic: item records (categories, hidden, expires_at;
+        core/catalog/records.py)."""
         return self.items_topic or f"{self.topic}.items"
 
     @property
@@ -127,7 +129,7 @@ class Config:
 
     @property
     def feedback(self) -> dict[str, float]:
-        """The feedback table, ``{type: weight}`` (``core/feedback.py``)."""
+        """The feedback table, ``{type: weight}`` (``core/events/feedback.py``)."""
         return dict(self.feedback_weights)
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streamrec.core.feedback import format_table
+from streamrec.core.events.feedback import format_table
 from streamrec.operator.scoring import scoring_env
 from streamrec.operator.spec import RecommenderSpec
 from streamrec.operator.writeauth import token_secret

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamrec.core.feedback import FeedbackError, check_table
+from streamrec.core.events.feedback import FeedbackError, check_table
 from streamrec.core.origins import normalise_origin
 from streamrec.operator.fields import Fields, InvalidSpec
 from streamrec.operator.quantity import parse_quantity
