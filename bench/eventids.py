@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.core.events import Event
-from streamrec.core.window import SlidingWindow
+from streamrec.core.window.sliding import SlidingWindow
 
 RESULTS = Path(__file__).parent / "results" / "eventids.json"
 BATCH = 1_000

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from streamrec.core.blend import ScoringParams
-from streamrec.core.ease import ItemItemParams
-from streamrec.core.model import ALSParams
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams
 from streamrec.settings import BY_NAME, CONFIG_ROWS
 from streamrec.settings.flags import add_config_arguments, grace_seconds, in_range
 from streamrec.settings.sections import KafkaSettings
@@ -103,7 +103,8 @@ class Config:
 
     @property
     def items(self) -> str:
-        """The items topic: item records (categories, hidden, expires_at; core/catalog.py)."""
+        """The items topic: item records (categories, hidden, expires_at;
+        core/catalog/records.py)."""
         return self.items_topic or f"{self.topic}.items"
 
     @property
@@ -114,7 +115,7 @@ class Config:
 
     @property
     def feedback(self) -> dict[str, float]:
-        """The feedback table, ``{type: weight}`` (``core/feedback.py``)."""
+        """The feedback table, ``{type: weight}`` (``core/events/feedback.py``)."""
         return dict(self.feedback_weights)
 
     @property

@@ -20,10 +20,11 @@ from tests.support.embedded import ENV, Embedded, http, until
 from streamrec.adapters.erasurekeys import erasure_hasher
 from streamrec.adapters.kafka import KafkaSource
 from streamrec.adapters.locallog import LocalLogSource
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.stores import open_store
 from streamrec.config import Config
-from streamrec.core.codec import parse_event
-from streamrec.core.snapshot import Snapshot, read_snapshot
+from streamrec.core.events.codec import parse_event
+from streamrec.core.snapshot.arrays import Snapshot
 from streamrec.data import movielens
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import requests
 
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, fit
-from streamrec.core.snapshot import write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from tests.infra.process import free_port
 
 

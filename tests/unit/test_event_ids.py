@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
 from streamrec.core.events import Event, InvalidEvent, parse_batch, parse_event, serialize_event
-from streamrec.core.model import ALSParams, fit
-from streamrec.core.snapshot import read_snapshot, write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 
 
 def ev(user: str, item: str, eid: str | None, ts: float = 1_700_000_000.0) -> Event:
@@ -87,8 +88,8 @@ def test_the_id_set_stays_bounded_by_the_window():
 
 
 def test_erasure_takes_the_erased_events_ids_with_them():
-    from streamrec.core.erasure import Erasure, Tombstones
-    from streamrec.core.erasurekey import ErasureHasher
+    from streamrec.core.events.erasure import Erasure, Tombstones
+    from streamrec.core.events.erasurekey import ErasureHasher
 
     window = SlidingWindow(10)
     window.extend([ev("gone", "a", "e1"), ev("kept", "b", "e2")])
@@ -200,7 +201,7 @@ class _Log:
 
 
 def test_fold_in_keeps_and_observes_a_retried_event_once():
-    from streamrec.core.erasurekey import ErasureHasher
+    from streamrec.core.events.erasurekey import ErasureHasher
     from streamrec.serving.foldin import FoldIn
     from streamrec.serving.forgotten import Forgotten
     from streamrec.serving.fresh import FreshEvents

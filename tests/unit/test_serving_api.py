@@ -13,12 +13,13 @@ from flask.testing import FlaskClient
 from tests.support.memlog import MemLog, MemSink, MemSource
 
 from streamrec import __version__
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model, fit
-from streamrec.core.snapshot import write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.app import Service, create_app
 
 TOPIC = "interactions"
@@ -341,7 +342,7 @@ def test_hot_reload_serves_v2_and_refuses_a_corrupt_v3(world: World):
     assert world.tick()
     assert world.get("/users/u0/recommendations")["model_version"] == "000000000002"
     world.publish("000000000003")
-    npy = world.store.root / "snapshots" / "000000000003" / "user_factors.npy"
+    npy = world.store.root / "snapshots" / "000000000003" / "als.user_factors.npy"
     data = bytearray(npy.read_bytes())
     data[-1] ^= 0xFF  # same size, wrong checksum
     npy.write_bytes(bytes(data))
@@ -438,7 +439,7 @@ def test_metrics_count_reload_successes_and_refusals(world: World):
     world.publish("000000000002")
     assert world.tick()
     world.publish("000000000003")
-    (world.store.root / "snapshots" / "000000000003" / "item_factors.npy").write_bytes(b"x")
+    (world.store.root / "snapshots" / "000000000003" / "als.item_factors.npy").write_bytes(b"x")
     assert not world.tick()
     assert _sample("streamrec_snapshot_reloads_total", result="loaded") == loaded + 1
     assert _sample("streamrec_snapshot_reloads_total", result="refused") == refused + 1

@@ -12,8 +12,8 @@ import pytest
 from tests.unit import test_serving_api as api
 from tests.unit.test_serving_api import World
 
-from streamrec.core.model import Model
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import Model
+from streamrec.core.window.sliding import SlidingWindow
 
 EVENT = b'{"user": "u1", "item": "i3"}'
 # The serving API tests' fixtures (model and window module-scoped), shared, not copied.

@@ -15,8 +15,8 @@ import yaml
 
 from streamrec.cli import build_parser
 from streamrec.config import Config, ConfigError
-from streamrec.core.blend import ScoringParams
-from streamrec.core.model import ALSParams
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.model import ALSParams
 from streamrec.operator.env import config_data, spec_value
 from streamrec.operator.fields import InvalidSpec
 from streamrec.operator.spec import parse_spec

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import SourceMessage
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
-from streamrec.core.snapshot import read_snapshot
 from streamrec.trainer.service import Trainer
 
 

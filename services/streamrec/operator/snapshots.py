@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from streamrec.adapters.s3store import S3Store, make_client
 from streamrec.adapters.storebase import StoreUnavailable
-from streamrec.core.trainingstatus import TRAINING_NAME, TrainingStatus
+from streamrec.core.snapshot.trainingstatus import TRAINING_NAME, TrainingStatus
 from streamrec.operator.spec import RecommenderSpec
 from streamrec.operator.status import SnapshotRead
 

@@ -26,11 +26,11 @@ from streamrec.adapters.source import EventSink, EventSource
 from streamrec.adapters.storebase import StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore, open_store
 from streamrec.config import Config
-from streamrec.core.catalog import Catalogue
-from streamrec.core.erasure import Erasure, Tombstones
-from streamrec.core.erasurekey import KeyUnavailable
-from streamrec.core.itemfilter import CatalogueIndex
-from streamrec.core.trainingstatus import TrainingStatus
+from streamrec.core.catalog.filters import CatalogueIndex
+from streamrec.core.catalog.records import Catalogue
+from streamrec.core.events.erasure import Erasure, Tombstones
+from streamrec.core.events.erasurekey import KeyUnavailable
+from streamrec.core.snapshot.trainingstatus import TrainingStatus
 
 from . import metrics, onlinestats
 from .eraseroutes import register_erase_routes
@@ -64,12 +64,12 @@ class Service:
         self.config, self.store, self.sink = config, store, sink
         self.holder = Holder()
         self.fresh = FreshEvents()
-        #: The item catalogue (``core/catalog.py``) and its view for request filters.
+        #: The item catalogue (``core/catalog/records.py``) and its view for request filters.
         self.catalogue = Catalogue()
         self.items = CatalogueIndex(self.catalogue)
         #: Erased users and items (serving/forgotten.py): snapshot tombstones + live erasures.
         #: An erased item's catalogue record goes too, and later records of it are dropped.
-        #: Tombstones and erasure records hold keyed hashes (core/erasurekey.py), never ids.
+        #: Tombstones and erasure records hold keyed hashes (core/events/erasurekey.py), never ids.
         self.hasher = erasure_hasher(config.erasure_key, store)
         self.forgotten = Forgotten(self.hasher, on_item=self.catalogue.remove,
                                    known_items=self._known_items)

@@ -11,10 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from streamrec.core import strictjson
-from streamrec.core.codec import check_id
 from streamrec.core.domains import MAX_WEIGHT, show, weight_ok
-from streamrec.core.events import Event, InvalidEvent, parse_event, serialize_event
+from streamrec.core.events import Event, InvalidEvent, parse_event, serialize_event, strictjson
+from streamrec.core.events.codec import check_id
 
 from .errors import ApiError, check_keys, parse_bool, parse_n
 from .fields import parse_fields_body
@@ -28,7 +27,7 @@ SESSION_KEYS = ("items", "n", "exclude_seen", "candidates", "exclude", "category
 def read_json(data: bytes) -> Any:
     """The request body as JSON; 400 ``bad_json`` for an empty or unparsable body, 400
     ``duplicate_key`` naming the key when an object gives one twice (which one would count is
-    a guess: ``core/strictjson.py``)."""
+    a guess: ``core/events/strictjson.py``)."""
     if not data.strip():
         raise ApiError(400, "bad_json", "the request body is empty; expected JSON")
     try:

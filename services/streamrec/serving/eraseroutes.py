@@ -1,6 +1,7 @@
 """``DELETE /users/{user}`` and ``DELETE /items/{item}``: forget a user or an item.
 
-A deletion is published as an erasure control record (``core/erasure.py``) on the interactions
+A deletion is published as an erasure control record (``core/events/erasure.py``) on the
+interactions
 topic, keyed by the id, and applied in the answering worker at once; every other worker and
 replica reads it from the topic it already follows (within the fold-in's latency, well under a
 second), and the trainer drops the id from its window, retrains at once and prunes the older
@@ -19,10 +20,10 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, jsonify, request
 
 from streamrec.adapters.source import Redacting
-from streamrec.core.codec import check_id
-from streamrec.core.erasure import Erasure
-from streamrec.core.erasurekey import KeyUnavailable
 from streamrec.core.events import InvalidEvent
+from streamrec.core.events.codec import check_id
+from streamrec.core.events.erasure import Erasure
+from streamrec.core.events.erasurekey import KeyUnavailable
 
 from . import metrics, redaction
 from .errors import ApiError, check_keys

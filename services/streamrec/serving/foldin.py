@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.core.domains import arrival_times
-from streamrec.core.erasure import Erasure, Tombstones
 from streamrec.core.events import Event, parse_batch
+from streamrec.core.events.erasure import Erasure, Tombstones
 
 from . import metrics
 from .consumer import POLL_MAX, POLL_TIMEOUT, BackgroundConsumer

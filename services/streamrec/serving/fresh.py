@@ -27,8 +27,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from streamrec.core.erasure import Tombstones
 from streamrec.core.events import Event
+from streamrec.core.events.erasure import Tombstones
 
 from .freshids import FreshIds
 

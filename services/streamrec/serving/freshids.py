@@ -1,6 +1,7 @@
 """The event ids a replica has folded in: the served snapshot's window ids plus the fresh ones.
 
-Fold-in must count a client's retry once, as the trainer does (``core/eventids.py``): an event
+Fold-in must count a client's retry once, as the trainer does (``core/events/eventids.py``): an
+event
 whose ``event_id`` is in the served snapshot's window (``Snapshot.event_ids``) or among the
 events folded in since is dropped. Each fresh id remembers the (partition, offset) it came
 from; when a newer snapshot covers that offset the id leaves this set, since the snapshot's own

@@ -5,7 +5,7 @@ Writes go through the items topic, never straight into this worker's catalogue: 
 the answer is ``202 Accepted`` once the log has acknowledged them; the record shows on every
 worker as soon as its follower reads it (``items.py``, well under a second). Writes are
 authenticated like ``POST /interactions``. A record is a whole replacement, not a patch
-(``core/catalog.py``).
+(``core/catalog/records.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify, request
 
-from streamrec.core.catalog import InvalidItem, ItemRecord, encode_record, parse_record
+from streamrec.core.catalog.records import InvalidItem, ItemRecord, encode_record, parse_record
 
 from . import metrics
 from .errors import ApiError, check_keys

@@ -21,9 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import EventSource
 from streamrec.adapters.stores import SnapshotStore, StoreError, StoreUnavailable
-from streamrec.core.snapshot import Snapshot, SnapshotError, read_snapshot
+from streamrec.core.snapshot.arrays import Snapshot
+from streamrec.core.snapshot.manifest import SnapshotError
 
 from . import metrics
 
@@ -126,7 +128,7 @@ class Reloader:
             shutil.rmtree(self.cache / version, ignore_errors=True)
             return False
         served = Served(snapshot)
-        snapshot.model.gram  # noqa: B018  (warm the fold-in cache before the first request)
+        snapshot.model.als.gram  # noqa: B018  (warm the fold-in cache before the first request)
         self.holder.swap(served)
         metrics.RELOADS.labels("loaded").inc()
         metrics.SNAPSHOT_CREATED.set(snapshot.manifest.created_at_unix)

@@ -18,10 +18,10 @@ from flask import Flask, Response, jsonify, request
 
 from streamrec import __version__
 from streamrec.adapters.source import EventSink, SourceUnavailable
-from streamrec.core.codec import check_id
+from streamrec.core.catalog.filters import ItemFilter, Restriction, parse_filter
 from streamrec.core.events import InvalidEvent
-from streamrec.core.itemfilter import ItemFilter, Restriction, parse_filter
-from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
+from streamrec.core.events.codec import check_id
+from streamrec.core.scoring.model import Recommendations, UnknownItem, UnknownUser
 
 from . import metrics
 from .bodies import parse_interactions, parse_session, read_json
@@ -33,7 +33,7 @@ from .reloader import Served
 if TYPE_CHECKING:
     from .app import Service
 
-#: The catalogue filter (``core/itemfilter.py``), taken by every list-returning route.
+#: The catalogue filter (``core/catalog/filters.py``), taken by every list-returning route.
 FILTER_KEYS = ("category", "category_mode")
 #: Catalogue fields added to each listed item (``fields.py``), taken by every list route.
 FIELDS_KEY = "fields"

@@ -9,13 +9,13 @@ dataclass that uses the setting where one exists (``ALSParams``, ``ScoringParams
 
 from __future__ import annotations
 
-from streamrec.core.blend import ScoringParams
 from streamrec.core.domains import MAX_TS, MAX_WEIGHT, Range
-from streamrec.core.ease import ItemItemParams
-from streamrec.core.erasurekey import check_key
-from streamrec.core.feedback import DEFAULT_WEIGHTS
-from streamrec.core.model import ALSParams
+from streamrec.core.events.erasurekey import check_key
+from streamrec.core.events.feedback import DEFAULT_WEIGHTS
 from streamrec.core.origins import normalise_origin
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams
 
 from .kinds import Bool, Enum, Num, Str
 from .structured import Bind, Checked, Feedback, Listed, Opaque, StoreUrl
@@ -197,7 +197,8 @@ SETTINGS: tuple[Setting, ...] = (
             cr="snapshots.credentialsSecret",
             required=True, config=False, env=False, flag=False,
             helm="example.snapshots.credentialsSecret", helm_example="minio-credentials"),
-    # Forgetting (core/erasurekey.py): every component of a deployment hashes erased ids alike.
+    # Forgetting (core/events/erasurekey.py): every component of a deployment hashes erased ids
+    # alike.
     Setting("erasure_key", Checked(check_key), None, "The HMAC key of tombstones and erasure "
             "records (at least 32 bytes, e.g. openssl rand -hex 32; from a Secret). Unset: the "
             "snapshot store keeps a generated one (ERASURE_KEY next to LATEST); docs/feedback.md, "

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streamrec.core.feedback import (
+from streamrec.core.events.feedback import (
     MAX_TYPES,
     FeedbackError,
     check_table,
