@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streamrec.serving.online import OnlineTracker  # noqa: E402
+from streamrec.serving.online.tracker import OnlineTracker  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "online.json"
 ITEMS = 50_000

@@ -19,7 +19,8 @@ from streamrec.core.events import Event
 from streamrec.core.model import ALSParams, Model, fit
 from streamrec.core.snapshot import write_snapshot
 from streamrec.core.window import SlidingWindow
-from streamrec.serving.app import Service, create_app
+from streamrec.serving.app import create_app
+from streamrec.serving.service import Service
 
 TOPIC = "interactions"
 PARAMS = ALSParams(factors=4, iterations=10, num_threads=1)

@@ -11,8 +11,8 @@ from tests.unit.test_serving_api import PARAMS, World, board_window
 
 from streamrec.core.model import Model, fit
 from streamrec.core.window import SlidingWindow
-from streamrec.serving import onlinestats
-from streamrec.serving.online import OnlineTracker
+from streamrec.serving.online import stats as onlinestats
+from streamrec.serving.online.tracker import OnlineTracker
 
 VERSION = "000000000001"
 

@@ -29,7 +29,7 @@ def hit_rank(recommended: Sequence[str], item: str) -> int | None:
     """1-based position of ``item`` in the list; None when absent (a miss).
 
     The one definition of a hit, shared by this replay and the serving replicas' online hit
-    rate (`streamrec.serving.online`)."""
+    rate (`streamrec.serving.online.tracker`)."""
     for position, candidate in enumerate(recommended, 1):
         if candidate == item:
             return position

@@ -1,175 +1,36 @@
-"""The serving app factory: `create_app(config)` wires the model holder, reloader and fold-in.
+"""The serving app factory: `create_app(config)` builds a worker's `Service` and its HTTP app.
 
-Nothing starts at import or in the factory: background threads (snapshot polling, notify
-listener, fold-in consumer) start in `Service.start`, which gunicorn calls in each worker after
-the fork (``post_worker_init``) and the tests call when they want threads. Tests may instead
-drive `service.reloader.check_once()` and `service.foldin.step()` by hand.
+Nothing starts at import or in the factory: background threads start in `Service.start`
+(``service.py``), which gunicorn calls in each worker after the fork.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-from prometheus_client.metrics_core import Metric
 from werkzeug.exceptions import HTTPException
 
 from streamrec.adapters.source import EventSink, EventSource
-from streamrec.adapters.storebase import StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore, open_store
 from streamrec.config import Config
-from streamrec.core.catalog import Catalogue
-from streamrec.core.erasure import Erasure, Tombstones
-from streamrec.core.itemfilter import CatalogueIndex
-from streamrec.core.trainingstatus import TrainingStatus
 
-from . import metrics, onlinestats
+from . import metrics
 from .eraseroutes import register_erase_routes
 from .errors import ApiError
-from .foldin import FoldIn, SourceFactory
-from .forgotten import Forgotten
-from .fresh import FreshEvents
+from .feeds.foldin import SourceFactory
 from .itemroutes import register_item_routes
-from .items import ItemsFollower
-from .online import OnlineTracker
-from .onlineroutes import ModelHistory, observe_batch, register_online_routes
-from .onlinestats import Publisher, state_dir
-from .reloader import Holder, Reloader, Served
+from .onlineroutes import register_online_routes
 from .routes import register_routes
+from .service import Service
 
 log = logging.getLogger(__name__)
 
 #: Largest accepted request body (POST /interactions, POST /recommendations).
 MAX_BODY = 1 << 20
-
-
-class Service:
-    """Everything a worker serves from: the holder, fresh events, reloader, fold-in, sink."""
-
-    def __init__(self, config: Config, store: SnapshotStore,
-                 source_factory: SourceFactory | None, sink: EventSink | None,
-                 notify_factory: Callable[[], EventSource] | None = None,
-                 items_factory: Callable[[], EventSource] | None = None) -> None:
-        self.config, self.store, self.sink = config, store, sink
-        self.holder = Holder()
-        self.fresh = FreshEvents()
-        #: The item catalogue (``core/catalog.py``) and its view for request filters.
-        self.catalogue = Catalogue()
-        self.items = CatalogueIndex(self.catalogue)
-        #: Erased users and items (serving/forgotten.py): snapshot tombstones + live erasures.
-        #: An erased item's catalogue record goes too, and later records of it are dropped.
-        self.forgotten = Forgotten(on_item=self.catalogue.remove)
-        self.holder.before_swap(self.forgotten.before_swap)
-        self.items_follower = ItemsFollower(items_factory, self.catalogue,
-                                            erased=self.forgotten.item_erased) \
-            if items_factory is not None else None
-        cache = Path(config.cache_dir) if config.cache_dir else Path(
-            tempfile.mkdtemp(prefix="streamrec-cache-"))
-        self.reloader = Reloader(store, self.holder, cache, config.reload_interval,
-                                 notify_factory)
-        self.online = OnlineTracker(
-            horizon=config.online_horizon, max_users=config.online_max_users,
-            positive=config.online_positive, bucket_seconds=config.online_bucket_seconds,
-            buckets=config.online_buckets) if config.online_tracking else None
-        self.models = ModelHistory()
-        self.holder.on_swap(self.models.add)
-        self.foldin = FoldIn(source_factory, self.fresh, config.format, config.min_weight,
-                             observe_batch(self.online), config.feedback, self.forgotten) \
-            if source_factory is not None else None
-        directory = state_dir()
-        self.publisher = Publisher(self.online, directory) \
-            if self.online is not None and directory is not None else None
-        if self.items_follower is not None:
-            self.holder.on_swap(self.items_follower.on_swap)
-        else:  # no items topic: the snapshot's catalogue is all there is
-            self.holder.on_swap(lambda served: self.catalogue.replace(served.snapshot.catalog))
-        self.holder.on_swap(self.forgotten.scrub)  # after the catalogue is taken
-        if self.foldin is not None:
-            self.holder.on_swap(self.foldin.on_swap)
-        else:  # no consumer: still keep the floor right for events nobody adds
-            self.holder.on_swap(self._advance)
-        self.started = False
-        self._training: tuple[float, dict[str, Any]] | None = None
-
-    def training_report(self) -> dict[str, Any]:
-        """The trainer's fit report from the store (``core.trainingstatus``), cached for one
-        reload interval; ``{"available": False, "error": ...}`` when it cannot be read."""
-        now = time.monotonic()
-        cached = self._training
-        if cached is not None and now - cached[0] < self.config.reload_interval:
-            return cached[1]
-        report: dict[str, Any]
-        if not isinstance(self.store, TrainingReports):
-            report = {"available": False, "error": "this store keeps no training report"}
-        else:
-            try:
-                raw = self.store.training_status()
-                report = {"available": False, "error": "no fit reported yet"} if raw is None \
-                    else {"available": True, **asdict(TrainingStatus.from_bytes(raw))}
-            except StoreError as e:
-                report = {"available": False, "error": f"store unavailable: {e}"}
-            except ValueError as e:
-                report = {"available": False, "error": f"unreadable report: {e}"}
-        self._training = (now, report)
-        return report
-
-    def track(self, user: str | None, version: str, items: Sequence[str]) -> str | None:
-        """The ``recommendation_id`` of a list being served (None with tracking off)."""
-        if self.online is None:
-            return None
-        return self.online.serve(user, version, items, time.time())
-
-    def online_families(self) -> list[Metric]:
-        """The online evaluation's Prometheus families for this replica (all its workers)."""
-        if self.online is None:
-            return []
-        return list(onlinestats.families(onlinestats.replica_state(self.online, time.time())))
-
-    def erase(self, erasure: Erasure) -> None:
-        """Apply an erasure in this worker at once (the others read it from the topic)."""
-        if self.forgotten.add(erasure):
-            metrics.ERASURES.labels(erasure.kind).inc()
-            self.fresh.erase(Tombstones.of([erasure]))
-
-    def _advance(self, served: Served) -> None:
-        self.fresh.advance(served.snapshot.offsets)
-
-    def start(self) -> None:
-        """Load the newest snapshot, then start the background threads (once; after the fork).
-
-        The first load is synchronous: gunicorn runs this before the worker accepts, so a new
-        or respawned worker never answers 503 "no model" while its siblings serve one."""
-        if self.started:
-            return
-        self.started = True
-        try:
-            self.reloader.check_once()
-        except Exception:  # the poll loop retries; a worker must start even if the store is down
-            log.exception("first snapshot load failed; the poll loop will retry")
-        self.reloader.start()
-        if self.foldin is not None:
-            self.foldin.start()
-        if self.items_follower is not None:
-            self.items_follower.start()
-        if self.publisher is not None:
-            self.publisher.start()
-
-    def stop(self) -> None:
-        self.reloader.stop()
-        if self.publisher is not None:
-            self.publisher.stop()
-        if self.foldin is not None:
-            self.foldin.stop()
-        if self.items_follower is not None:
-            self.items_follower.stop()
-        if self.sink is not None:
-            self.sink.close()
 
 
 def create_app(config: Config, *, store: SnapshotStore | None = None,

@@ -29,7 +29,7 @@ from .errors import ApiError, check_keys
 from .routes import produce_acknowledged, refuse_other_routes_paths, require_bearer
 
 if TYPE_CHECKING:
-    from .app import Service
+    from .service import Service
 
 __all__ = ["register_erase_routes"]
 

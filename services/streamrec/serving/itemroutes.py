@@ -22,7 +22,7 @@ from .errors import ApiError, check_keys
 from .routes import _id, produce_acknowledged, refuse_other_routes_paths, require_bearer
 
 if TYPE_CHECKING:
-    from .app import Service
+    from .service import Service
 
 #: At most this many records in one ``POST /items``.
 MAX_RECORDS = 1000

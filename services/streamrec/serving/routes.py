@@ -27,10 +27,10 @@ from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
 from . import metrics
 from .bodies import parse_interactions, parse_session, read_json
 from .errors import ApiError, check_keys, parse_bool, parse_list, parse_n, require
-from .reloader import Served
+from .live.holder import Served
 
 if TYPE_CHECKING:
-    from .app import Service
+    from .service import Service
 
 #: The catalogue filter (``core/itemfilter.py``), taken by every list-returning route.
 FILTER_KEYS = ("category", "category_mode")

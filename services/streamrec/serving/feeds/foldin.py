@@ -25,11 +25,11 @@ from streamrec.core.domains import arrival_times
 from streamrec.core.erasure import Erasure, Tombstones
 from streamrec.core.events import Event, parse_batch
 
-from . import metrics
+from .. import metrics
+from ..live.forgotten import Forgotten
+from ..live.fresh import FreshEvents
+from ..live.holder import Served
 from .consumer import POLL_MAX, POLL_TIMEOUT, BackgroundConsumer
-from .forgotten import Forgotten
-from .fresh import FreshEvents
-from .reloader import Served
 
 log = logging.getLogger(__name__)
 

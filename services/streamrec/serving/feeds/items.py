@@ -22,9 +22,9 @@ from collections.abc import Callable
 from streamrec.adapters.source import EventSource
 from streamrec.core.catalog import Catalogue, InvalidItem, parse_record_bytes
 
-from . import metrics
+from .. import metrics
+from ..live.holder import Served
 from .consumer import POLL_MAX, POLL_TIMEOUT, BackgroundConsumer
-from .reloader import Served
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from streamrec.core.erasure import Erasure, Tombstones
 
-from .reloader import Served
+from .holder import Served
 
 __all__ = ["Forgotten", "UserMask"]
 
