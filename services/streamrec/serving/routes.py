@@ -11,8 +11,9 @@ import hmac
 import json
 import struct
 import time
+from collections.abc import Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -21,13 +22,14 @@ from streamrec import __version__
 from streamrec.adapters.source import EventSink, SourceUnavailable
 from streamrec.core.codec import check_id
 from streamrec.core.events import InvalidEvent
-from streamrec.core.itemfilter import ItemFilter, Restriction, parse_filter
+from streamrec.core.itemfilter import ItemFilter, parse_filter
 from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
 
 from . import metrics
 from .bodies import parse_interactions, parse_session, read_json
 from .errors import ApiError, check_keys, parse_bool, parse_list, parse_n, require
 from .live.holder import Served
+from .live.model import ListQuery, NoModel
 
 if TYPE_CHECKING:
     from .service import Service
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 FILTER_KEYS = ("category", "category_mode")
 REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS)
 MAX_BATCH_USERS = 1000
+T = TypeVar("T")
 METRICS_ATTEMPTS = 5
 
 
@@ -106,54 +109,49 @@ def item_filter(categories: list[str] | None, mode: str | None) -> ItemFilter | 
 def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closure per route)
     openapi = json.loads(resources.files("streamrec.serving").joinpath("openapi.json").read_text())
 
-    def served() -> Served:
-        s = svc.holder.current()
-        if s is None:
-            raise ApiError(503, "no_model", "no snapshot loaded yet; retry shortly")
-        return s
+    live = svc.live
 
-    def rec_args() -> dict[str, Any]:
+    def served() -> Served:
+        try:
+            return live.served()
+        except NoModel as e:
+            raise ApiError(503, "no_model", str(e)) from None
+
+    def rec_args() -> ListQuery:
         a = request.args
-        return {"n": parse_n(a.get("n")),
-                "exclude_seen": parse_bool(a.get("exclude_seen"), "exclude_seen", True),
-                "items": parse_list(a.get("items"), "items"),
-                "exclude": parse_list(a.get("exclude"), "exclude")}
+        return ListQuery(n=parse_n(a.get("n")),
+                         exclude_seen=parse_bool(a.get("exclude_seen"), "exclude_seen", True),
+                         items=parse_list(a.get("items"), "items"),
+                         exclude=parse_list(a.get("exclude"), "exclude"),
+                         filter=query_filter())
 
     def query_filter() -> ItemFilter | None:
         return item_filter(parse_list(request.args.get("category"), "category"),
                            request.args.get("category_mode"))
 
-    def restriction(s: Served, flt: ItemFilter | None) -> Restriction:
-        """Hidden, expired and erased items (serving/forgotten.py) out, always; the category
-        filter when asked for."""
-        return svc.items.restrict(s.snapshot.model.item_ids, flt, time.time(),
-                                  svc.forgotten.items)
-
-    def with_fresh_seen(user: str, kw: dict[str, Any]) -> dict[str, Any]:
-        """Seen stays seen: fresh items the fold-in history bound dropped are excluded too."""
-        beyond = svc.fresh.beyond_history(user) if kw["exclude_seen"] else []
-        if beyond:
-            kw = {**kw, "exclude": [*(kw["exclude"] or ()), *beyond]}
-        return kw
-
     def check_item(item: str) -> str:
-        item = _id(item, "item")
-        if item in svc.forgotten.items:
-            raise ApiError(404, "unknown_item", f"item {item!r} was erased")
-        return item
+        try:
+            return live.check_item(_id(item, "item"))
+        except UnknownItem as e:
+            raise ApiError(404, "unknown_item", str(e)) from None
+
+    def ask(call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except NoModel as e:
+            raise ApiError(503, "no_model", str(e)) from None
+        except UnknownItem as e:
+            raise ApiError(404, "unknown_item", str(e)) from None
+        except UnknownUser as e:
+            raise ApiError(404, "unknown_user", str(e)) from None
 
     def recommend_user(user: str, allowed: tuple[str, ...]) -> Response:
         check_keys(request.args, allowed)
         user = _id(user, "user")
-        kw = with_fresh_seen(user, rec_args())
-        flt = query_filter()
-        s = served()
-        extra = svc.fresh.timed(user)
-        recs = s.snapshot.model.recommend(user, extra=extra or None,
-                                          restrict=restriction(s, flt), **kw)
-        return jsonify(user=user, items=_items(recs), model_version=s.version,
-                       fallback=recs.fallback, fresh_events=len(extra),
-                       recommendation_id=svc.track(user, s.version, recs.items))
+        a = ask(lambda: live.recommend(user, rec_args()))
+        return jsonify(user=user, items=_items(a.recs), model_version=a.version,
+                       fallback=a.recs.fallback, fresh_events=a.fresh_events,
+                       recommendation_id=svc.track(user, a.version, a.recs.items))
 
     @app.get("/users/<user>/recommendations")
     def user_recommendations(user: str) -> Response:
@@ -169,13 +167,9 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         check_keys(request.args, ("userId", "recommendationsNumber"))
         user = _id(require(request.args.get("userId"), "userId"), "user")
         n = parse_n(request.args.get("recommendationsNumber"), "recommendationsNumber")
-        s = served()
-        extra = svc.fresh.timed(user)
-        kw = with_fresh_seen(user, {"n": n, "exclude_seen": True, "exclude": None})
-        recs = s.snapshot.model.recommend(user, extra=extra or None,
-                                          restrict=restriction(s, None), **kw)
-        response = jsonify(user_id=user, recommended_items=recs.items)
-        rid = svc.track(user, s.version, recs.items)
+        a = ask(lambda: live.recommend(user, ListQuery(n=n)))
+        response = jsonify(user_id=user, recommended_items=a.recs.items)
+        rid = svc.track(user, a.version, a.recs.items)
         if rid is not None:  # a header: the original service's body keeps its two keys
             response.headers["X-Recommendation-Id"] = rid
         return response
@@ -184,11 +178,12 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
     def session_recommendations() -> Response:
         check_keys(request.args, ())  # n and the rest go in the body; a query is a mistake
         kw = parse_session(read_json(request.get_data(cache=True)))
-        flt = item_filter(kw.pop("category"), kw.pop("category_mode"))
-        s = served()
-        recs = s.snapshot.model.recommend_anonymous(restrict=restriction(s, flt), **kw)
-        return jsonify(items=_items(recs), model_version=s.version, fallback=recs.fallback,
-                       fresh_events=0, recommendation_id=svc.track(None, s.version, recs.items))
+        q = ListQuery(n=kw["n"], exclude_seen=kw["exclude_seen"], items=kw["candidates"],
+                      exclude=kw["exclude"],
+                      filter=item_filter(kw["category"], kw["category_mode"]))
+        a = ask(lambda: live.recommend_session(kw["items"], q))
+        return jsonify(items=_items(a.recs), model_version=a.version, fallback=a.recs.fallback,
+                       fresh_events=0, recommendation_id=svc.track(None, a.version, a.recs.items))
 
     @app.get("/recommendations/batch")
     def batch_recommendations() -> Response:
@@ -196,83 +191,53 @@ def register_routes(app: Flask, svc: Service) -> None:  # noqa: C901  (one closu
         users = [_id(u, "user") for u in parse_list(request.args.get("users"), "users") or []]
         if not users or len(users) > MAX_BATCH_USERS:
             raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
-        kw = rec_args()
-        flt = query_filter()
-        s = served()
-        restrict = restriction(s, flt)
-        extra = {u: p for u in users if (p := svc.fresh.timed(u))}
-        own = {u: k for u in users if (k := with_fresh_seen(u, kw)) is not kw}
-        out = s.snapshot.model.recommend_batch([u for u in users if u not in own],
-                                               extra=extra, restrict=restrict, **kw)
-        for u, k in own.items():  # a user whose history bound dropped items: their own ban list
-            out[u] = s.snapshot.model.recommend(u, extra=extra.get(u), restrict=restrict, **k)
-        results = {u: {"items": _items(r), "fallback": r.fallback,
-                       "fresh_events": len(extra.get(u, ())),
-                       "recommendation_id": svc.track(u, s.version, r.items)}
-                   for u, r in out.items()}
-        return jsonify(results=results, model_version=s.version)
+        q = rec_args()
+        version, out = ask(lambda: live.recommend_batch(users, q))
+        results = {u: {"items": _items(a.recs), "fallback": a.recs.fallback,
+                       "fresh_events": a.fresh_events,
+                       "recommendation_id": svc.track(u, version, a.recs.items)}
+                   for u, a in out.items()}
+        return jsonify(results=results, model_version=version)
 
     @app.get("/items/<item>/similar")
     def similar(item: str) -> Response:
         check_keys(request.args, ("n", "exclude", *FILTER_KEYS))
         item = check_item(item)
-        n, exclude = parse_n(request.args.get("n")), parse_list(request.args.get("exclude"),
-                                                                "exclude")
-        flt = query_filter()
-        s = served()
-        try:
-            recs = s.snapshot.model.similar_items(item, n=n, exclude=exclude,
-                                                  restrict=restriction(s, flt))
-        except UnknownItem as e:
-            raise ApiError(404, "unknown_item", str(e)) from None
-        return jsonify(item=item, items=_items(recs), model_version=s.version, fallback=None,
-                       recommendation_id=svc.track(None, s.version, recs.items))
+        q = ListQuery(n=parse_n(request.args.get("n")),
+                      exclude=parse_list(request.args.get("exclude"), "exclude"),
+                      filter=query_filter())
+        a = ask(lambda: live.similar(item, q))
+        return jsonify(item=item, items=_items(a.recs), model_version=a.version, fallback=None,
+                       recommendation_id=svc.track(None, a.version, a.recs.items))
 
     @app.get("/users/<user>/items")
     def user_items(user: str) -> Response:
         check_keys(request.args, ())
         user = _id(user, "user")
-        s = served()
-        erased = svc.forgotten.items
-        fresh = [(i, w) for i, w in svc.fresh.pairs(user) if i not in erased]
-        try:
-            known = [(i, w) for i, w in s.snapshot.model.known_items(user) if i not in erased]
-        except UnknownUser as e:
-            if not fresh:
-                raise ApiError(404, "unknown_user", str(e)) from None
-            known = []
-        return jsonify(user=user, items=[{"item": i, "weight": w} for i, w in known],
-                       fresh=[{"item": i, "weight": w} for i, w in fresh],
-                       model_version=s.version, fresh_events=len(fresh))
+        k = ask(lambda: live.known_items(user))
+        return jsonify(user=user, items=[{"item": i, "weight": w} for i, w in k.known],
+                       fresh=[{"item": i, "weight": w} for i, w in k.fresh],
+                       model_version=k.version, fresh_events=len(k.fresh))
 
     @app.get("/popular")
     def popular() -> Response:
         check_keys(request.args, ("n", "exclude", *FILTER_KEYS))
-        n = parse_n(request.args.get("n"))
-        exclude = parse_list(request.args.get("exclude"), "exclude")
-        flt = query_filter()
-        s = served()
-        recs = s.snapshot.model.popular(n=n, exclude=exclude, restrict=restriction(s, flt))
-        return jsonify(items=_items(recs), model_version=s.version, fallback="popular",
-                       recommendation_id=svc.track(None, s.version, recs.items))
+        q = ListQuery(n=parse_n(request.args.get("n")),
+                      exclude=parse_list(request.args.get("exclude"), "exclude"),
+                      filter=query_filter())
+        a = ask(lambda: live.popular(q))
+        return jsonify(items=_items(a.recs), model_version=a.version, fallback="popular",
+                       recommendation_id=svc.track(None, a.version, a.recs.items))
 
     @app.get("/users/<user>/because/<item>")
     def because(user: str, item: str) -> Response:
         check_keys(request.args, ("n",))
         user, item = _id(user, "user"), check_item(item)
         n = parse_n(request.args.get("n"), default=5)
-        s = served()
-        extra = svc.fresh.timed(user)
-        try:
-            why = s.snapshot.model.explain(user, item, n=n, extra=extra or None)
-        except UnknownItem as e:
-            raise ApiError(404, "unknown_item", str(e)) from None
-        except UnknownUser as e:
-            raise ApiError(404, "unknown_user", str(e)) from None
-        erased = svc.forgotten.items
+        e = ask(lambda: live.because(user, item, n))
         return jsonify(user=user, item=item,
-                       items=[{"item": i, "score": c} for i, c in why if i not in erased],
-                       model_version=s.version, fresh_events=len(extra))
+                       items=[{"item": i, "score": c} for i, c in e.items],
+                       model_version=e.version, fresh_events=e.fresh_events)
 
     @app.get("/model")
     def model_info() -> Response:

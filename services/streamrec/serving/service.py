@@ -23,18 +23,14 @@ from streamrec.adapters.source import EventSink, EventSource
 from streamrec.adapters.storebase import StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore
 from streamrec.config import Config
-from streamrec.core.catalog import Catalogue
-from streamrec.core.erasure import Erasure, Tombstones
-from streamrec.core.itemfilter import CatalogueIndex
+from streamrec.core.erasure import Erasure
 from streamrec.core.trainingstatus import TrainingStatus
 
-from . import metrics
 from .feeds.foldin import FoldIn, SourceFactory
 from .feeds.items import ItemsFollower
 from .feeds.reloader import Reloader
-from .live.forgotten import Forgotten
-from .live.fresh import FreshEvents
-from .live.holder import Holder, Served
+from .live.holder import Served
+from .live.model import LiveModel
 from .online import stats as onlinestats
 from .online.history import ModelHistory
 from .online.observe import observe_batch
@@ -47,22 +43,18 @@ __all__ = ["Service"]
 
 
 class Service:
-    """Everything a worker serves from: the holder, fresh events, reloader, fold-in, sink."""
+    """Everything a worker serves from: the live model, its feeds (reloader, fold-in, items
+    follower), online evaluation and the event sink."""
 
     def __init__(self, config: Config, store: SnapshotStore,
                  source_factory: SourceFactory | None, sink: EventSink | None,
                  notify_factory: Callable[[], EventSource] | None = None,
                  items_factory: Callable[[], EventSource] | None = None) -> None:
         self.config, self.store, self.sink = config, store, sink
-        self.holder = Holder()
-        self.fresh = FreshEvents()
-        #: The item catalogue (``core/catalog.py``) and its view for request filters.
-        self.catalogue = Catalogue()
-        self.items = CatalogueIndex(self.catalogue)
-        #: Erased users and items (serving/forgotten.py): snapshot tombstones + live erasures.
-        #: An erased item's catalogue record goes too, and later records of it are dropped.
-        self.forgotten = Forgotten(on_item=self.catalogue.remove)
-        self.holder.before_swap(self.forgotten.before_swap)
+        #: The live state and its answers (``live/model.py``); the names below are its parts.
+        self.live = live = LiveModel()
+        self.holder, self.fresh, self.catalogue = live.holder, live.fresh, live.catalogue
+        self.forgotten = live.forgotten
         self.items_follower = ItemsFollower(items_factory, self.catalogue,
                                             erased=self.forgotten.item_erased) \
             if items_factory is not None else None
@@ -75,24 +67,29 @@ class Service:
             positive=config.online_positive, bucket_seconds=config.online_bucket_seconds,
             buckets=config.online_buckets) if config.online_tracking else None
         self.models = ModelHistory()
-        self.holder.on_swap(self.models.add)
-        self.foldin = FoldIn(source_factory, self.fresh, config.format, config.min_weight,
-                             observe_batch(self.online), config.feedback, self.forgotten) \
+        self.foldin = FoldIn(source_factory, live, config.format, config.min_weight,
+                             observe_batch(self.online), config.feedback) \
             if source_factory is not None else None
         directory = state_dir()
         self.publisher = Publisher(self.online, directory) \
             if self.online is not None and directory is not None else None
+        self._listen()
+        self.started = False
+        self._training: tuple[float, dict[str, Any]] | None = None
+
+    def _listen(self) -> None:
+        """Swap listeners, in order: history, catalogue, erased items scrubbed from it, the
+        fresh events' floor."""
+        self.holder.on_swap(self.models.add)
         if self.items_follower is not None:
             self.holder.on_swap(self.items_follower.on_swap)
         else:  # no items topic: the snapshot's catalogue is all there is
-            self.holder.on_swap(lambda served: self.catalogue.replace(served.snapshot.catalog))
+            self.holder.on_swap(self.live.take_catalogue)
         self.holder.on_swap(self.forgotten.scrub)  # after the catalogue is taken
         if self.foldin is not None:
             self.holder.on_swap(self.foldin.on_swap)
         else:  # no consumer: still keep the floor right for events nobody adds
             self.holder.on_swap(self._advance)
-        self.started = False
-        self._training: tuple[float, dict[str, Any]] | None = None
 
     def training_report(self) -> dict[str, Any]:
         """The trainer's fit report from the store (``core.trainingstatus``), cached for one
@@ -130,9 +127,7 @@ class Service:
 
     def erase(self, erasure: Erasure) -> None:
         """Apply an erasure in this worker at once (the others read it from the topic)."""
-        if self.forgotten.add(erasure):
-            metrics.ERASURES.labels(erasure.kind).inc()
-            self.fresh.erase(Tombstones.of([erasure]))
+        self.live.forget([erasure])
 
     def _advance(self, served: Served) -> None:
         self.fresh.advance(served.snapshot.offsets)

@@ -22,13 +22,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.core.domains import arrival_times
-from streamrec.core.erasure import Erasure, Tombstones
+from streamrec.core.erasure import Erasure
 from streamrec.core.events import Event, parse_batch
 
 from .. import metrics
-from ..live.forgotten import Forgotten
-from ..live.fresh import FreshEvents
 from ..live.holder import Served
+from ..live.model import LiveModel
 from .consumer import POLL_MAX, POLL_TIMEOUT, BackgroundConsumer
 
 log = logging.getLogger(__name__)
@@ -44,14 +43,13 @@ class FoldIn(BackgroundConsumer):
 
     name = "fold-in"
 
-    def __init__(self, factory: SourceFactory, fresh: FreshEvents, fmt: str = "auto",
+    def __init__(self, factory: SourceFactory, live: LiveModel, fmt: str = "auto",
                  min_weight: float | None = None, observe: Observer | None = None,
-                 weights: Mapping[str, float] | None = None,
-                 forgotten: Forgotten | None = None) -> None:
+                 weights: Mapping[str, float] | None = None) -> None:
         super().__init__()
-        self.factory, self.fresh, self.observe = factory, fresh, observe
+        self.factory, self.live, self.observe = factory, live, observe
+        self.fresh, self.forgotten = live.fresh, live.forgotten
         self.fmt, self.min_weight, self.weights = fmt, min_weight, weights
-        self.forgotten = Forgotten() if forgotten is None else forgotten
         self._lock = threading.Lock()
         self.last_event_ts: float | None = None  # produce time of the last message read
 
@@ -119,14 +117,8 @@ class FoldIn(BackgroundConsumer):
         return kept
 
     def erase(self, erasures: Sequence[Erasure]) -> int:
-        """Apply erasures now: remember them and drop what they erase from the fresh events
-        (a DELETE this worker answered calls it too, so its own answer is already right).
-        Returns the fresh events dropped."""
-        applied = [e for e in erasures if self.forgotten.add(e)]
-        new = Tombstones.of(applied)
-        for e in applied:
-            metrics.ERASURES.labels(e.kind).inc()
-        dropped = self.fresh.erase(new) if len(new) else 0
+        """Apply erasures now (`LiveModel.forget`); returns the fresh events dropped."""
+        dropped = self.live.forget(erasures)
         metrics.FRESH_EVENTS.set(len(self.fresh))
         return dropped
 

@@ -1,0 +1,222 @@
+"""`LiveModel`: the served snapshot joined with everything that happened since, in one place.
+
+A request asks the live model and gets an answer computed from *one* served snapshot (read
+once per call, so a hot reload never changes the model mid-request) joined with:
+
+- the user's **fresh events** since that snapshot (``fresh.py``): the fold-in's ``extra``;
+- **seen stays seen**: fresh items the fold-in's history bound dropped are still excluded
+  when ``exclude_seen`` is asked for;
+- the **catalogue restriction**: hidden and expired items never, the category filter when
+  asked for (``core/itemfilter.py``);
+- **forgotten ids** (``forgotten.py``): erased items are never shown and never looked up;
+  erased users are masked in the snapshot until one without them arrives.
+
+As Oryx's ``ALSServingModel``, it knows nothing of HTTP: the routes parse, ask, and answer.
+It raises `NoModel` before the first snapshot, `ErasedItem` for an erased item, and the
+core's `UnknownUser` / `UnknownItem` where the model does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from streamrec.core.catalog import Catalogue, ItemRecord
+from streamrec.core.erasure import Erasure, Tombstones
+from streamrec.core.itemfilter import CatalogueIndex, ItemFilter, Restriction
+from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
+
+from .. import metrics
+from .forgotten import Forgotten
+from .fresh import FreshEvents
+from .holder import Holder, Served
+
+__all__ = ["ErasedItem", "Explained", "Known", "ListQuery", "Listed", "LiveModel", "NoModel"]
+
+#: Why there is no answer before the first snapshot (503 in HTTP).
+NO_MODEL = "no snapshot loaded yet; retry shortly"
+
+
+class NoModel(Exception):
+    """No snapshot is served yet: the caller may retry shortly."""
+
+
+class ErasedItem(UnknownItem):
+    """The item was erased (``DELETE /items``): it is unknown for good."""
+
+    def __str__(self) -> str:
+        return f"item {self.item!r} was erased"
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """What a list asks for: ``n`` items, the user's seen items out or not, a whitelist
+    (``items``), a blacklist (``exclude``) and a catalogue filter (None: no category)."""
+
+    n: int = 10
+    exclude_seen: bool = True
+    items: list[str] | None = None
+    exclude: list[str] | None = None
+    filter: ItemFilter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A ranked list, the snapshot version it came from and the fresh events folded in."""
+
+    version: str
+    recs: Recommendations
+    fresh_events: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """``because``: the user's items contributing most to an item's score, best first."""
+
+    version: str
+    items: list[tuple[str, float]]
+    fresh_events: int
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A user's known items: in the snapshot's window, and fresh since (item, net weight)."""
+
+    version: str
+    known: list[tuple[str, float]]
+    fresh: list[tuple[str, float]]
+
+
+class LiveModel:
+    """One worker's live state (holder, fresh events, catalogue, forgotten ids) and its
+    answers. Thread-safe: the feeds write, request threads read."""
+
+    def __init__(self, fresh: FreshEvents | None = None) -> None:
+        self.holder = Holder()
+        self.fresh = FreshEvents() if fresh is None else fresh
+        self.catalogue = Catalogue()
+        self.index = CatalogueIndex(self.catalogue)
+        # An erased item's catalogue record goes too; later records of it are dropped.
+        self.forgotten = Forgotten(on_item=self.catalogue.remove)
+        self.holder.before_swap(self.forgotten.before_swap)
+
+    # -- state ---------------------------------------------------------------------------
+
+    def current(self) -> Served | None:
+        return self.holder.current()
+
+    def served(self, why: str = NO_MODEL) -> Served:
+        """The served snapshot; `NoModel` (with ``why``) before the first one."""
+        s = self.holder.current()
+        if s is None:
+            raise NoModel(why)
+        return s
+
+    def take_catalogue(self, served: Served) -> None:
+        """Holder listener when no items topic is followed: the snapshot's catalogue is all."""
+        self.catalogue.replace(served.snapshot.catalog)
+
+    def forget(self, erasures: Sequence[Erasure]) -> int:
+        """Apply erasures now (from the log, or a DELETE this worker answered): remember them
+        and drop what they erase from the fresh events. Returns the fresh events dropped."""
+        applied = [e for e in erasures if self.forgotten.add(e)]
+        for e in applied:
+            metrics.ERASURES.labels(e.kind).inc()
+        return self.fresh.erase(Tombstones.of(applied)) if applied else 0
+
+    def check_item(self, item: str) -> str:
+        """``item`` itself; `ErasedItem` when it was erased."""
+        if item in self.forgotten.items:
+            raise ErasedItem(item)
+        return item
+
+    def record(self, item: str) -> ItemRecord | None:
+        """The catalogue record of ``item`` (None: none); `NoModel` before the first snapshot,
+        which brings the catalogue."""
+        self.served("no snapshot loaded yet (the catalogue comes with it); retry shortly")
+        return self.catalogue.get(item)
+
+    def _restriction(self, s: Served, flt: ItemFilter | None) -> Restriction:
+        """Hidden, expired and erased items out, always; the category filter when asked."""
+        return self.index.restrict(s.snapshot.model.item_ids, flt, time.time(),
+                                   self.forgotten.items)
+
+    def _seen(self, user: str, q: ListQuery) -> ListQuery:
+        """Seen stays seen: fresh items the fold-in history bound dropped are excluded too
+        (``q`` itself when there are none)."""
+        beyond = self.fresh.beyond_history(user) if q.exclude_seen else []
+        return replace(q, exclude=[*(q.exclude or ()), *beyond]) if beyond else q
+
+    # -- answers -------------------------------------------------------------------------
+
+    def recommend(self, user: str, q: ListQuery) -> Listed:
+        """Top ``q.n`` for ``user``, refolded over their fresh events."""
+        q = self._seen(user, q)
+        s = self.served()
+        extra = self.fresh.timed(user)
+        recs = s.snapshot.model.recommend(
+            user, n=q.n, exclude_seen=q.exclude_seen, items=q.items, exclude=q.exclude,
+            extra=extra or None, restrict=self._restriction(s, q.filter))
+        return Listed(s.version, recs, len(extra))
+
+    def recommend_batch(self, users: Sequence[str], q: ListQuery) -> tuple[str, dict[str, Listed]]:
+        """:meth:`recommend` for many users in one pass over the snapshot: the version and a
+        list per user (users whose seen set outgrew their history are ranked one by one)."""
+        s = self.served()
+        model, restrict = s.snapshot.model, self._restriction(s, q.filter)
+        extra = {u: p for u in users if (p := self.fresh.timed(u))}
+        own = {u: k for u in users if (k := self._seen(u, q)) is not q}
+        out = model.recommend_batch([u for u in users if u not in own], n=q.n,
+                                    exclude_seen=q.exclude_seen, items=q.items,
+                                    exclude=q.exclude, extra=extra, restrict=restrict)
+        for u, k in own.items():  # their own ban list
+            out[u] = model.recommend(u, n=k.n, exclude_seen=k.exclude_seen, items=k.items,
+                                     exclude=k.exclude, extra=extra.get(u), restrict=restrict)
+        return s.version, {u: Listed(s.version, r, len(extra.get(u, ()))) for u, r in out.items()}
+
+    def recommend_session(self, items: Sequence[tuple[str, float]], q: ListQuery) -> Listed:
+        """Top ``q.n`` for an anonymous session of (item, weight) pairs; ``q.items`` is the
+        whitelist of candidates."""
+        s = self.served()
+        recs = s.snapshot.model.recommend_anonymous(
+            items=list(items), n=q.n, exclude_seen=q.exclude_seen, candidates=q.items,
+            exclude=q.exclude, restrict=self._restriction(s, q.filter))
+        return Listed(s.version, recs)
+
+    def similar(self, item: str, q: ListQuery) -> Listed:
+        """Items closest to ``item`` (``q.items`` and ``q.exclude_seen`` do not apply)."""
+        self.check_item(item)
+        s = self.served()
+        recs = s.snapshot.model.similar_items(item, n=q.n, exclude=q.exclude,
+                                              restrict=self._restriction(s, q.filter))
+        return Listed(s.version, recs)
+
+    def popular(self, q: ListQuery) -> Listed:
+        """The most popular items that pass the restriction."""
+        s = self.served()
+        recs = s.snapshot.model.popular(n=q.n, exclude=q.exclude,
+                                        restrict=self._restriction(s, q.filter))
+        return Listed(s.version, recs)
+
+    def because(self, user: str, item: str, n: int) -> Explained:
+        """Why ``item`` for ``user``: their top ``n`` contributing items (erased ones out)."""
+        self.check_item(item)
+        s = self.served()
+        extra = self.fresh.timed(user)
+        why = s.snapshot.model.explain(user, item, n=n, extra=extra or None)
+        erased = self.forgotten.items
+        return Explained(s.version, [(i, c) for i, c in why if i not in erased], len(extra))
+
+    def known_items(self, user: str) -> Known:
+        """The user's items, erased ones out; `UnknownUser` when there are none at all."""
+        s = self.served()
+        erased = self.forgotten.items
+        fresh = [(i, w) for i, w in self.fresh.pairs(user) if i not in erased]
+        try:
+            known = [(i, w) for i, w in s.snapshot.model.known_items(user) if i not in erased]
+        except UnknownUser:
+            if not fresh:
+                raise
+            known = []
+        return Known(s.version, known, fresh)
