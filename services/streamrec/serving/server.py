@@ -74,7 +74,7 @@ def share_imports() -> None:
 
     from streamrec.adapters import source, stores  # noqa: F401
     from streamrec.core import events, model, snapshot  # noqa: F401
-    from streamrec.serving import app  # noqa: F401  (and with it routes, reloader, metrics)
+    from streamrec.serving import app  # noqa: F401  (and with it http, live, feeds, metrics)
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

@@ -1,0 +1,78 @@
+"""What write routes share: a bearer token, ids checked where they enter, producing to the log,
+and the 405 for an id path that would swallow another route's path."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import current_app, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from streamrec.adapters.source import EventSink, SourceUnavailable
+from streamrec.core.codec import check_id
+from streamrec.core.events import InvalidEvent
+
+from .context import service
+from .errors import ApiError
+
+__all__ = ["path_id", "produce_acknowledged", "refuse_other_routes_paths", "require_bearer",
+           "require_sink"]
+
+
+def path_id(value: str, field: str) -> str:
+    """``value`` as a valid id; 400 ``bad_id`` naming ``field`` otherwise."""
+    try:
+        return check_id(value, field)
+    except InvalidEvent as e:
+        raise ApiError(400, "bad_id", e.detail) from None
+
+
+def require_bearer(token: str | None) -> None:
+    """401 unless the request carries ``Authorization: Bearer <token>`` (no token: open)."""
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8"), token.encode("utf-8")):
+        raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer' is required",
+                       {"WWW-Authenticate": 'Bearer realm="streamrec"'})
+
+
+def require_sink() -> EventSink:
+    """This replica's event sink; 503 ``ingest_disabled`` when it has none."""
+    sink = service().sink
+    if sink is None:
+        raise ApiError(503, "ingest_disabled", "this replica has no event sink")
+    return sink
+
+
+def refuse_other_routes_paths() -> None:
+    """405 when a ``<path:>`` id (one that may hold "/", sent as %2F) would swallow a path that
+    another route owns: ``DELETE /users/u1/recommendations`` names the GET route's methods in
+    ``Allow``; it does not erase a user called "u1/recommendations"."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    valid: set[str] = set()
+    for method in ("GET", "POST", "PUT", "DELETE"):
+        try:
+            rule, _ = adapter.match(method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if "<path:" not in rule.rule:
+            valid.update(rule.methods or ())
+    if valid:
+        raise MethodNotAllowed(valid_methods=sorted(valid))
+
+
+def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes, str]],
+                         what: str) -> None:
+    """Produce (value, key) ``messages`` to ``topic`` and wait until the log has them all;
+    503 ``log_unavailable`` otherwise (the caller may retry: the answer was not 2xx)."""
+    try:
+        for value, key in messages:
+            sink.produce(topic, value, key=key.encode("utf-8"))
+        undelivered = sink.flush(5.0)
+    except SourceUnavailable as e:
+        raise ApiError(503, "log_unavailable", str(e)) from None
+    if undelivered:
+        raise ApiError(503, "log_unavailable", f"{undelivered} {what} not yet acknowledged")
