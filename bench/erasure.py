@@ -32,7 +32,7 @@ from streamrec.adapters.locallog import LocalLogSink
 from streamrec.core.erasure import Erasure, Tombstones
 from streamrec.core.events import parse_batch
 from streamrec.core.window import SlidingWindow
-from streamrec.serving.eraseroutes import erased_by
+from streamrec.serving.http.erase import erased_by
 
 RESULTS = Path(__file__).parent / "results" / "erasure.json"
 USERS, ITEMS = 50_000, 20_000

@@ -1,4 +1,4 @@
-"""Online evaluation math (serving/online.py) on hand-made streams with known answers."""
+"""Online evaluation math (serving/online/tracker.py) on hand-made streams with known answers."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ class Event:
         neither the message nor its transport had one.
     recommendation_id : str or None
         The ``recommendation_id`` of the served list this interaction came from, when the app
-        echoes it back (online evaluation, ``serving/online.py``). Never used for training.
+        echoes it back (online evaluation, ``serving/online/tracker.py``). Never used for training.
     """
 
     user: str

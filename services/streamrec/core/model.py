@@ -109,7 +109,7 @@ class Model:
         self.item_item = item_item
         self.scoring = PLAIN if scoring is None else scoring
         #: Users whose rows this model must not use: erased after it was trained (serving
-        #: sets it, ``serving/forgotten.py``); they are scored as if unknown to the model.
+        #: sets it, ``serving/live/forgotten.py``); they are scored as if unknown to the model.
         self.masked_users: Container[str] = frozenset()
         self._check_shapes()
         #: ``id -> row`` views of the indexes (no copy).
