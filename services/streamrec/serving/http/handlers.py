@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from streamrec.core.model import UnknownItem, UnknownUser
 
 from .. import metrics
-from ..live.model import NoModel
+from ..live.answers import NoModel
 from .errors import ApiError
 
 log = logging.getLogger(__name__)

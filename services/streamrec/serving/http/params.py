@@ -8,7 +8,7 @@ from flask import request
 
 from streamrec.core.itemfilter import ItemFilter, parse_filter
 
-from ..live.model import ListQuery
+from ..live.answers import ListQuery
 from .errors import ApiError, parse_bool, parse_list, parse_n
 
 __all__ = ["FILTER_KEYS", "LIST_KEYS", "REC_KEYS", "item_filter", "list_query", "query_filter",

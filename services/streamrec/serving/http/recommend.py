@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..live.model import Listed, ListQuery
+from ..live.answers import Listed, ListQuery
 from .bodies import parse_session, read_json
 from .context import live, service
 from .errors import ApiError, check_keys, parse_list, parse_n, require

@@ -20,73 +20,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from streamrec.core.catalog import Catalogue, ItemRecord
 from streamrec.core.erasure import Erasure, Tombstones
 from streamrec.core.itemfilter import CatalogueIndex, ItemFilter, Restriction
-from streamrec.core.model import Recommendations, UnknownItem, UnknownUser
+from streamrec.core.model import UnknownUser
 
 from .. import metrics
+from .answers import NO_MODEL, ErasedItem, Explained, Known, Listed, ListQuery, NoModel
 from .forgotten import Forgotten
 from .fresh import FreshEvents
 from .holder import Holder, Served
 
-__all__ = ["ErasedItem", "Explained", "Known", "ListQuery", "Listed", "LiveModel", "NoModel"]
-
-#: Why there is no answer before the first snapshot (503 in HTTP).
-NO_MODEL = "no snapshot loaded yet; retry shortly"
-
-
-class NoModel(Exception):
-    """No snapshot is served yet: the caller may retry shortly."""
-
-
-class ErasedItem(UnknownItem):
-    """The item was erased (``DELETE /items``): it is unknown for good."""
-
-    def __str__(self) -> str:
-        return f"item {self.item!r} was erased"
-
-
-@dataclass(frozen=True, slots=True)
-class ListQuery:
-    """What a list asks for: ``n`` items, the user's seen items out or not, a whitelist
-    (``items``), a blacklist (``exclude``) and a catalogue filter (None: no category)."""
-
-    n: int = 10
-    exclude_seen: bool = True
-    items: list[str] | None = None
-    exclude: list[str] | None = None
-    filter: ItemFilter | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Listed:
-    """A ranked list, the snapshot version it came from and the fresh events folded in."""
-
-    version: str
-    recs: Recommendations
-    fresh_events: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Explained:
-    """``because``: the user's items contributing most to an item's score, best first."""
-
-    version: str
-    items: list[tuple[str, float]]
-    fresh_events: int
-
-
-@dataclass(frozen=True, slots=True)
-class Known:
-    """A user's known items: in the snapshot's window, and fresh since (item, net weight)."""
-
-    version: str
-    known: list[tuple[str, float]]
-    fresh: list[tuple[str, float]]
-
+__all__ = ["LiveModel"]
 
 class LiveModel:
     """One worker's live state (holder, fresh events, catalogue, forgotten ids) and its
