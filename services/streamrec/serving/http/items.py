@@ -45,7 +45,7 @@ def _record(body: object, item: str | None, where: str) -> tuple[ItemRecord, byt
 
 def _publish(records: list[tuple[ItemRecord, bytes]]) -> tuple[Response, int]:
     sink = require_sink()
-    erased = [r.item for r, _ in records if live().forgotten.item_erased(r.item)]
+    erased = [r.item for r, _ in records if live().erased(r.item)]
     if erased:  # DELETE /items erases an item for good (docs/feedback.md)
         raise ApiError(409, "erased_item", f"item {erased[0]!r} was erased by DELETE "
                        f"/items and cannot come back ({len(erased)} such in the request)")

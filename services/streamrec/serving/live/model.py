@@ -72,6 +72,10 @@ class LiveModel:
             metrics.ERASURES.labels(e.kind).inc()
         return self.fresh.erase(Tombstones.of(applied)) if applied else 0
 
+    def erased(self, item: str) -> bool:
+        """Whether ``item`` was erased (for good: its records are refused too)."""
+        return item in self.forgotten.items
+
     def check_item(self, item: str) -> str:
         """``item`` itself; `ErasedItem` when it was erased."""
         if item in self.forgotten.items:
