@@ -95,6 +95,12 @@ class MemSink:
                 headers: Sequence[tuple[str, bytes]] = ()) -> None:
         self.log.append(topic, value, key, headers)
 
+    def produce_acknowledged(self, topic: str, messages: Sequence[tuple[bytes, bytes | None]],
+                             timeout: float) -> int:
+        for value, key in messages:
+            self.log.append(topic, value, key, ())
+        return 0
+
     def flush(self, timeout: float = 10.0) -> int:
         return 0
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.tastes import two_taste_groups
 from threadpoolctl import threadpool_limits
 
 from streamrec.config import Config, ConfigError
@@ -146,12 +147,7 @@ def test_the_window_applies_the_same_rule_and_popularity_counts_positive_events_
 
 def _groups(extra: list[Event]) -> SlidingWindow:
     """Two taste groups: users g0-* take items a0-a9, users g1-* take items b0-b9."""
-    window = SlidingWindow(10_000)
-    rng = np.random.default_rng(3)
-    for g, prefix in ((0, "a"), (1, "b")):
-        for u in range(15):
-            for i in rng.choice(10, size=6, replace=False):
-                window.append(f"g{g}-{u}", f"{prefix}{i}", 1.0)
+    window = two_taste_groups()
     window.append("me", "a0", 1.0)
     window.append("me", "a1", 1.0)
     window.append("me", "a2", 1.0)

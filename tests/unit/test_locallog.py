@@ -221,3 +221,41 @@ def test_records_larger_than_a_read_chunk_come_back_whole(tmp_path: Path) -> Non
     for _ in range(20):
         got += [m.value or b"" for m in src.poll(3, 0.01)]
     assert got == values
+
+
+# A child process whose files may not grow past LIMIT bytes (RLIMIT_FSIZE, a real EFBIG from
+# the kernel, SIGXFSZ ignored): a batch that crosses the limit fails part-way through.
+_FULL_DISK = """
+import resource, signal, sys
+from streamrec.adapters.locallog import LocalLogSink
+from streamrec.adapters.source import SourceUnavailable
+sink = LocalLogSink(sys.argv[1], fsync_every=1000)
+assert sink.produce_acknowledged("interactions", [(b"before", b"u")], 5.0) == 0
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+size = sink.writer("interactions").size
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 150, resource.RLIM_INFINITY))
+batch = [(b"x" * 40, b"u")] * 5
+try:
+    sink.produce_acknowledged("interactions", batch, 5.0)
+except SourceUnavailable as e:
+    print("refused:", e)
+else:
+    raise SystemExit("a batch past the size limit was acknowledged")
+sink.produce("interactions", b"pending", key=b"u")  # fits; its flush must not publish the batch
+sink.close()
+"""
+
+
+def test_a_batch_that_cannot_be_written_whole_is_not_written_at_all(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "none written" in proc.stdout and "append of 5 records failed" in proc.stdout
+    src = LocalLogSource(tmp_path, T)
+    assert [(m.offset, m.value) for m in src.poll(100, 1.0)] == [(0, b"before"), (1, b"pending")]
+    # A writer opening the topic again (its torn-tail recovery) finds nothing of the batch.
+    sink = LocalLogSink(tmp_path)
+    assert sink.produce_acknowledged(T, [(b"after", b"u")], 5.0) == 0
+    sink.close()
+    assert [m.value for m in LocalLogSource(tmp_path, T).poll(100, 1.0)] == [
+        b"before", b"pending", b"after"]

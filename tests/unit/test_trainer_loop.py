@@ -51,6 +51,12 @@ class MemoryLog:
                 headers: Sequence[tuple[str, bytes]] = ()) -> None:
         self.topics.setdefault(topic, []).append((value, tuple(headers)))
 
+    def produce_acknowledged(self, topic: str, messages: Sequence[tuple[bytes, bytes | None]],
+                             timeout: float) -> int:
+        for value, key in messages:
+            self.produce(topic, value, key)
+        return 0
+
     def flush(self, timeout: float = 10.0) -> int:
         return 0
 

@@ -11,9 +11,10 @@ whose caller cannot go on without an answer (`partitions`, `end_offsets`, `ensur
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -43,6 +44,9 @@ _QUIET = {KafkaError._PARTITION_EOF}
 # original value, which the broker may have accepted up to the topic's max.message.bytes; the
 # broker, not the client, decides what fits.
 _PRODUCE_MAX_BYTES = 64 * 1024 * 1024
+# How long `KafkaSink.produce_acknowledged` waits, past its timeout, for the delivery reports
+# of messages librdkafka gives up (it looks for timed-out messages about once a second).
+_REPORT_GRACE_S = 3.0
 
 
 #: Consumer properties that bound librdkafka's read-ahead, for a consumer in every serving
@@ -262,10 +266,44 @@ def _as_bytes(raw: str | bytes | None) -> bytes | None:
     return raw.encode() if isinstance(raw, str) else raw
 
 
-class KafkaSink:
-    """An idempotent producer; see `EventSink`. Delivery failures are counted and logged."""
+class _Tally:
+    """The delivery reports of one `KafkaSink.produce_acknowledged` call. librdkafka runs the
+    callbacks in whichever thread polls the shared producer, so the counts take a lock."""
 
-    def __init__(self, config: Config, linger_ms: int = 5) -> None:
+    __slots__ = ("errors", "failed", "lock", "pending")
+
+    def __init__(self, n: int) -> None:
+        self.pending, self.failed = n, 0
+        self.errors: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def report(self, err: KafkaError | None, _msg: Message) -> None:
+        with self.lock:
+            self.pending -= 1
+            if err is not None:
+                self.failed += 1
+                self.errors[err.name()] = self.errors.get(err.name(), 0) + 1
+
+
+class KafkaSink:
+    """An idempotent producer; see `EventSink`. Delivery failures are counted and logged.
+
+    Parameters
+    ----------
+    config : Config
+        Bootstrap servers and security settings (`Config.kafka_client_config`).
+    linger_ms : int
+        librdkafka's ``linger.ms``: how long a message waits for others to share its batch.
+    delivery_timeout : float, optional
+        Seconds after which librdkafka gives a message up for good (``message.timeout.ms``,
+        alias ``delivery.timeout.ms``): the bound behind `produce_acknowledged`'s promise
+        that a message not acknowledged is never sent again. None: librdkafka's default
+        (300 s), for the trainer's dead letters and notifications, which may wait out an
+        outage.
+    """
+
+    def __init__(self, config: Config, linger_ms: int = 5,
+                 delivery_timeout: float | None = None) -> None:
         conf: dict[str, object] = dict(config.kafka_client_config())
         conf.update({
             "enable.idempotence": True,
@@ -275,6 +313,11 @@ class KafkaSink:
             "error_cb": _log_error,
             "logger": log,
         })
+        if delivery_timeout is not None:
+            ms = max(1, round(delivery_timeout * 1000))
+            # A produce request is given up with its messages, not 30 s later (its default).
+            conf.update({"message.timeout.ms": ms, "request.timeout.ms": min(ms, 30_000)})
+        self.delivery_timeout = delivery_timeout
         self._producer = Producer(conf)
         self.failed = 0  # messages whose delivery finally failed
 
@@ -290,11 +333,16 @@ class KafkaSink:
         A message the client refuses at once (too large, unknown topic) raises
         `SourceUnavailable`, which every caller handles, instead of crashing it.
         """
+        self._produce(topic, value, key, headers, self._delivered)
+
+    def _produce(self, topic: str, value: bytes, key: bytes | None,
+                 headers: Sequence[tuple[str, bytes]],
+                 on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
         for _ in range(600):
             try:
                 self._producer.produce(topic, value=value, key=key,
                                        headers=list(headers) or None,
-                                       on_delivery=self._delivered)
+                                       on_delivery=on_delivery)
             except BufferError:
                 self._producer.poll(0.1)
                 continue
@@ -304,6 +352,47 @@ class KafkaSink:
             self._producer.poll(0)
             return
         raise SourceUnavailable(f"kafka: producer queue for {topic} stayed full for 60 s")
+
+    def produce_acknowledged(self, topic: str, messages: Sequence[tuple[bytes, bytes | None]],
+                             timeout: float) -> int:
+        """Produce ``messages`` and wait for their own delivery reports; see `EventSink`.
+
+        Only this call's messages are counted (a per-call tally of delivery callbacks), never
+        the other requests' that share the producer. Every message is given up by librdkafka
+        ``delivery_timeout`` after it was queued (``message.timeout.ms``), so after that the
+        producer never sends it again; this waits up to ``timeout`` plus `_REPORT_GRACE_S`
+        for the reports (librdkafka scans for timed-out messages about once a second). Its
+        caveat: a message already on the wire when the broker failed is "possibly persisted"
+        (librdkafka's message status), and may be in the log although it is counted here.
+        """
+        if self.delivery_timeout is None or self.delivery_timeout > timeout:
+            raise ValueError("produce_acknowledged needs a sink whose delivery_timeout "
+                             f"({self.delivery_timeout}) is at most the wait ({timeout})")
+        tally = _Tally(len(messages))
+        for k, (value, key) in enumerate(messages):
+            try:
+                self._produce(topic, value, key, (), tally.report)
+            except SourceUnavailable as e:
+                if not k:
+                    raise
+                # The ones queued before still go out (or time out): wait for them, so the
+                # count stays "never sent again"; the rest was never queued.
+                log.warning("%s; %d of %d messages not queued", e, len(messages) - k,
+                            len(messages))
+                with tally.lock:
+                    tally.pending -= len(messages) - k
+                    tally.failed += len(messages) - k
+                break
+        deadline = time.monotonic() + timeout + _REPORT_GRACE_S
+        while tally.pending and time.monotonic() < deadline:
+            self._producer.poll(0.05)
+        if tally.failed or tally.pending:
+            self.failed += tally.failed
+            log.warning("kafka: %d of %d messages to %s not acknowledged within %.1f s "
+                        "(errors %s)%s", tally.failed + tally.pending, len(messages), topic,
+                        timeout, tally.errors,
+                        f" ({tally.pending} not reported yet)" if tally.pending else "")
+        return tally.failed + tally.pending
 
     def flush(self, timeout: float = 10.0) -> int:
         return int(self._producer.flush(timeout))

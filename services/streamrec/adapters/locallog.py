@@ -35,7 +35,7 @@ from pathlib import Path
 
 from streamrec.core.erasure import REDACTED
 
-from .source import SourceMessage
+from .source import SourceMessage, SourceUnavailable
 
 __all__ = ["LocalLogSink", "LocalLogSource", "LogError", "LogLocked", "TopicWriter"]
 
@@ -205,6 +205,51 @@ class TopicWriter:
                 self.cond.notify_all()  # wake the flusher's timer
             return self.end - 1
 
+    def append_durable(self, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """Append (value, key) ``records`` and fsync them: all of them or none.
+
+        On an I/O error (disk full, file too large, fsync failed) the segment is cut back to
+        where the batch began and `LogError` is raised: no reader saw any of the records (the
+        high watermark moves only after the fsync) and no later fsync can publish them, so the
+        caller may say "not written" (``POST /interactions``' 503). A batch never straddles
+        segments: it rolls first when it would not fit.
+        """
+        with self.cond:
+            if self._closed:
+                raise LogError(f"{self.dir}: writer is closed")
+            now = time.time()
+            blob = b"".join(_encode(self.end + k, now, value, key, ())
+                            for k, (value, key) in enumerate(records))
+            if not blob:
+                return
+            if self.size and self.size + len(blob) > self.segment_bytes:
+                self._roll()
+            size, end, pending = self.size, self.end, self._pending
+            try:
+                view = memoryview(blob)
+                while view:
+                    view = view[os.write(self.fd, view):]
+                self.size, self.end = size + len(blob), end + len(records)
+                self._pending += len(records)
+                self._sync()
+            except OSError as e:
+                self._rollback(size, end, pending)
+                raise LogError(f"{self.dir}: append of {len(records)} records failed, none "
+                               f"written: {e}") from e
+
+    def _rollback(self, size: int, end: int, pending: int) -> None:
+        """Cut the segment back to ``size`` bytes after a failed append (the lock is held)."""
+        try:
+            os.ftruncate(self.fd, size)
+            os.lseek(self.fd, size, os.SEEK_SET)
+        except OSError as e:  # the tail cannot be removed: refuse every later write
+            self._closed = True
+            self.cond.notify_all()
+            log.error("locallog: %s: cannot cut a failed append back (%s); writer closed",
+                      self.dir, e)
+            return
+        self.size, self.end, self._pending = size, end, pending
+
     def _roll(self) -> None:
         os.fsync(self.fd)
         os.close(self.fd)
@@ -346,6 +391,17 @@ class LocalLogSink:
                        headers: Sequence[tuple[str, bytes]] = ()) -> int:
         """`produce` that returns the record's offset."""
         return self.writer(topic).append(value, key, headers)
+
+    def produce_acknowledged(self, topic: str, messages: Sequence[tuple[bytes, bytes | None]],
+                             timeout: float) -> int:
+        """Append and fsync ``messages``, all or none (`TopicWriter.append_durable`); 0, or
+        `SourceUnavailable` when none was written. ``timeout`` is not needed: the log is local
+        and the call returns when the fsync does."""
+        try:
+            self.writer(topic).append_durable(messages)
+        except LogError as e:
+            raise SourceUnavailable(f"local log: {e}") from e
+        return 0
 
     def flush(self, timeout: float = 10.0) -> int:
         """fsync every topic written through this sink; nothing is ever left undelivered."""

@@ -68,4 +68,17 @@ class EventSink(Protocol):
     def flush(self, timeout: float = 10.0) -> int:
         """Wait for delivery; return the number of messages still undelivered."""
 
+    def produce_acknowledged(self, topic: str, messages: Sequence[tuple[bytes, bytes | None]],
+                             timeout: float) -> int:
+        """Append (value, key) ``messages`` and wait until the log acknowledges each one or
+        gives it up for good; return how many of *these* messages were not acknowledged.
+
+        The contract behind ``POST /interactions`` (docs/reliability.md, "Delivery"): a
+        message counted here is never sent again by this sink. One that never reached the log
+        is not written; only one the log received but did not acknowledge in time (Kafka: a
+        broker that stalled or failed mid-request) may be written all the same.
+        `SourceUnavailable` when the log refuses the messages at once.
+        """
+        ...
+
     def close(self) -> None: ...

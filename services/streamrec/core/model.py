@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from . import foldin, ranking
+from . import foldin, negatives, ranking
 from .blend import PLAIN, ScoringParams, blend, weighted_history
 from .domains import MAX_CONFIDENCE
 from .ease import ItemItem
@@ -234,11 +234,14 @@ class Model:
         ones among those they gave negative feedback (net weight <= 0: never recommended)."""
         row = self._row(user)
         seen, weights = self._items_of(row, self.fresh_rows(extra))
-        rejected = seen[weights <= 0]
-        if extra:
-            return (self.fold_in(seen, weights) if len(seen) else None), seen, rejected
-        vector = None if row is None else np.asarray(self.user_factors[row])
-        return vector, seen, rejected
+        return self._vector(row, seen, weights, bool(extra)), seen, seen[weights <= 0]
+
+    def _vector(self, row: int | None, seen: Idx, weights: F64,
+                refold: bool) -> npt.NDArray[np.float32] | None:
+        """The fitted vector of ``row``, or the fold-in over ``seen`` when ``refold``."""
+        if refold:
+            return self.fold_in(seen, weights) if len(seen) else None
+        return None if row is None else np.asarray(self.user_factors[row])
 
     def personal(self, scoring: ScoringParams) -> bool:
         """Whether ``scoring`` needs the per-request scorer (recency or item-item)."""
@@ -263,10 +266,16 @@ class Model:
     def scores_for(
         self, items: Idx, weights: F64, scoring: ScoringParams
     ) -> npt.NDArray[np.float32] | None:
-        """Blended scores of every item for a weighted history; None for an empty one."""
+        """Blended scores of every item for a weighted history; None for an empty one or one
+        without a positive item. Negative feedback only ever lowers a score
+        (``negatives.bounded``)."""
         if not len(items):
             return None
         idx, w = foldin.aggregate(items, weights)
+        return negatives.bounded(idx, w, lambda: self._blended(idx, w, scoring),
+                                 lambda i, v: self._blended(i, v, scoring))
+
+    def _blended(self, idx: Idx, w: F64, scoring: ScoringParams) -> npt.NDArray[np.float32]:
         beta = scoring.item_item_weight if self.item_item is not None else 0.0
         als = None
         if beta < 1.0:
@@ -274,6 +283,24 @@ class Model:
             als = np.asarray(self.item_factors @ vector, dtype=np.float32)
         ii = self.item_item.scores(idx, w) if self.item_item is not None and beta > 0 else None
         return blend(als, ii, beta)
+
+    def bounded_als_scores(self, vector: npt.NDArray[np.floating] | None, items: Idx,
+                           weights: F64) -> npt.NDArray[np.float32] | None:
+        """ALS scores (float32, one per item) of a user with negative feedback: ``vector``'s,
+        each at most the fold-in of their positive items alone (``negatives.bounded``); None
+        when they have no positive item (or ``vector`` is None or zeros and they have none)."""
+        def full() -> npt.NDArray[np.float32] | None:
+            if vector is None or not np.any(vector):
+                return None
+            return np.asarray(self.item_factors @ vector, dtype=np.float32)
+
+        return negatives.bounded(
+            items, weights, full,
+            lambda i, v: np.asarray(self.item_factors @ self.fold_in(i, v), dtype=np.float32))
+
+    def has_negative(self, user: str, extra: Pairs | None) -> bool:
+        """Whether ``user`` gave negative feedback on an item (net weight <= 0)."""
+        return bool(np.any(self.items_of(user, extra)[1] <= 0))
 
     def indices(self, ids: Sequence[str] | None) -> Idx | None:
         """Model indices of the known ones among ``ids`` (sorted, unique); None for None."""
@@ -367,8 +394,13 @@ class Model:
             banned = self._banned(exclude, seen if exclude_seen else None, restrict,
                                   seen[weights <= 0])
             return rank_scores(self, scores, n, banned, self._candidates(items, restrict))
-        vector, seen, rejected = self.vector_and_seen(user, extra)
+        row = self._row(user)
+        seen, weights = self._items_of(row, self.fresh_rows(extra))
+        vector, rejected = self._vector(row, seen, weights, bool(extra)), seen[weights <= 0]
         banned = self._banned(exclude, seen if exclude_seen else None, restrict, rejected)
+        if len(rejected):  # negative feedback only ever lowers scores (negatives.py)
+            scores = self.bounded_als_scores(vector, seen, weights)
+            return rank_scores(self, scores, n, banned, self._candidates(items, restrict))
         return rank_vector(self, vector, n, banned, self._candidates(items, restrict))
 
     def recommend_anonymous(
@@ -389,13 +421,16 @@ class Model:
         pairs = [(i, 1.0) if isinstance(i, str) else (i[0], float(i[1])) for i in items]
         fresh = self.fresh_rows(pairs)
         seen, weights = self._items_of(None, fresh)
+        rejected = seen[weights <= 0]
+        banned = self._banned(exclude, seen if exclude_seen else None, restrict, rejected)
         if self.personal(self.scoring):  # the session in the order given, newest last
             scores = self.scores_for(*self._weighted_history(None, fresh, self.scoring),
                                      self.scoring)
-            banned = self._banned(exclude, seen if exclude_seen else None, restrict)
             return rank_scores(self, scores, n, banned, self._candidates(candidates, restrict))
         vector = self.fold_in(seen, weights) if len(seen) else None
-        banned = self._banned(exclude, seen if exclude_seen else None, restrict)
+        if len(rejected):  # negative feedback only ever lowers scores (negatives.py)
+            scores = self.bounded_als_scores(vector, seen, weights)
+            return rank_scores(self, scores, n, banned, self._candidates(candidates, restrict))
         return rank_vector(self, vector, n, banned, self._candidates(candidates, restrict))
 
     def recommend_batch(
@@ -416,8 +451,15 @@ class Model:
             return {u: self.recommend(u, n, exclude_seen, items, exclude, got.get(u),
                                       restrict=restrict)
                     for u in dict.fromkeys(users)}
-        return recommend_many(self, users, n, exclude_seen, self._candidates(items, restrict),
-                              self._banned(exclude, None, restrict), extra or {})
+        got = extra or {}
+        # A user with negative feedback is scored alone (negatives.py); the rest in blocks.
+        own = {u for u in dict.fromkeys(users) if self.has_negative(u, got.get(u))}
+        out = recommend_many(self, [u for u in users if u not in own], n, exclude_seen,
+                             self._candidates(items, restrict),
+                             self._banned(exclude, None, restrict), got)
+        out.update({u: self.recommend(u, n, exclude_seen, items, exclude, got.get(u),
+                                      restrict=restrict) for u in own})
+        return {u: out[u] for u in dict.fromkeys(users)}
 
     def popular(self, n: int = 10, exclude: Sequence[str] | None = None,
                 restrict: Restriction | None = None) -> Recommendations:

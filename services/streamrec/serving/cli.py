@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from streamrec import logthrottle
 from streamrec.config import Config, add_config_arguments
 
 NAMES = ("bootstrap_servers", "topic", "format", "min_weight", "feedback_weights",
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     config = Config.load(args)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    # A broker outage repeats one line per reconnect attempt of each client: rate-limited.
+    logthrottle.install()
     if config.cache_dir is None:  # all workers must share one cache to share pages
         os.environ["STREAMREC_CACHE_DIR"] = tempfile.mkdtemp(prefix="streamrec-cache-")
         config = Config.load(args)

@@ -98,7 +98,8 @@ ITEMS_PRODUCED = Counter("streamrec_items_ingest_total",
                          "Item records put through /items by result (produced, invalid)",
                          ["result"])
 INGESTED = Counter("streamrec_ingest_events_total",
-                   "Events posted to /interactions by result (produced, invalid)", ["result"])
+                   "Events posted to /interactions by result (produced, invalid, "
+                   "unacknowledged: answered 503 log_unavailable)", ["result"])
 
 AGE_NAME = "streamrec_snapshot_age_seconds"
 

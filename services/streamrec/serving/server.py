@@ -25,6 +25,7 @@ def build_production_app(config: Config) -> Flask:
     from streamrec.adapters.kafka import BOUNDED_PREFETCH, KafkaSink, KafkaSource
 
     from .app import create_app
+    from .http.guards import INGEST_TIMEOUT_S
 
     def source_factory(offsets: Any) -> KafkaSource:
         # Bounded read-ahead: every worker runs one, and librdkafka's default queue (up to
@@ -35,7 +36,7 @@ def build_production_app(config: Config) -> Flask:
     return create_app(
         config,
         source_factory=source_factory,
-        sink=KafkaSink(config),
+        sink=KafkaSink(config, delivery_timeout=INGEST_TIMEOUT_S),
         notify_factory=(lambda: KafkaSource(config, notify, tuning=BOUNDED_PREFETCH))
         if notify else None,
         items_factory=lambda: KafkaSource(config, config.items, tuning=BOUNDED_PREFETCH),

@@ -15,8 +15,14 @@ from streamrec.core.events import InvalidEvent
 from .context import service
 from .errors import ApiError
 
-__all__ = ["path_id", "produce_acknowledged", "refuse_other_routes_paths", "require_bearer",
-           "require_sink"]
+#: Seconds a write waits for the log's acknowledgement; the Kafka sink gives a message up for
+#: good after this long (``message.timeout.ms``): after a 503 it never sends them again.
+INGEST_TIMEOUT_S = 5.0
+#: The ``Retry-After`` (seconds) of a 503 ``log_unavailable``.
+RETRY_AFTER_S = 1
+
+__all__ = ["INGEST_TIMEOUT_S", "RETRY_AFTER_S", "path_id", "produce_acknowledged",
+           "refuse_other_routes_paths", "require_bearer", "require_sink"]
 
 
 def path_id(value: str, field: str) -> str:
@@ -67,12 +73,24 @@ def refuse_other_routes_paths() -> None:
 def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes, str]],
                          what: str) -> None:
     """Produce (value, key) ``messages`` to ``topic`` and wait until the log has them all;
-    503 ``log_unavailable`` otherwise (the caller may retry: the answer was not 2xx)."""
+    503 ``log_unavailable`` otherwise, counting this request's messages only.
+
+    The delivery contract (docs/reliability.md, "Delivery"): the sink gives up each message
+    it could not deliver within `INGEST_TIMEOUT_S` for good and never sends it again, so one
+    that never reached the log (a broker down or unreachable) is not written, and the retry
+    a 503 invites writes it once. The exception is Kafka's "possibly persisted" message: one
+    a broker received but did not acknowledge in time (it stalled or failed mid-request) may
+    be written all the same. The embedded log has no exception: none is written.
+    """
     try:
-        for value, key in messages:
-            sink.produce(topic, value, key=key.encode("utf-8"))
-        undelivered = sink.flush(5.0)
+        unacknowledged = sink.produce_acknowledged(
+            topic, [(value, key.encode("utf-8")) for value, key in messages], INGEST_TIMEOUT_S)
     except SourceUnavailable as e:
-        raise ApiError(503, "log_unavailable", str(e)) from None
-    if undelivered:
-        raise ApiError(503, "log_unavailable", f"{undelivered} {what} not yet acknowledged")
+        raise ApiError(503, "log_unavailable", f"none of the {len(messages)} {what} was "
+                       f"written: {e}", {"Retry-After": str(RETRY_AFTER_S)}) from None
+    if unacknowledged:
+        raise ApiError(503, "log_unavailable",
+                       f"{unacknowledged} of {len(messages)} {what} not acknowledged by the "
+                       f"log within {INGEST_TIMEOUT_S:g} s and given up: those the log never "
+                       "received are not written (retry them); those a stalled broker had "
+                       "received may be", {"Retry-After": str(RETRY_AFTER_S)})

@@ -32,6 +32,10 @@ def interactions() -> tuple[Response, int]:
         metrics.INGESTED.labels("invalid").inc()
         raise
     # As posted: consumers apply their own feedback table to a JSON event's type.
-    produce_acknowledged(sink, config.topic, [(raw, e.user) for e, raw in events], "events")
+    try:
+        produce_acknowledged(sink, config.topic, [(raw, e.user) for e, raw in events], "events")
+    except ApiError:
+        metrics.INGESTED.labels("unacknowledged").inc(len(events))
+        raise
     metrics.INGESTED.labels("produced").inc(len(events))
     return jsonify(accepted=len(events), topic=config.topic), 202
