@@ -6,7 +6,8 @@ Measures, on synthetic ``u<k>:i<k>`` events:
 - ``SlidingWindow.build`` with and without negative events (a negative event makes the build
   aggregate in arrival order, ``foldin.aggregate``);
 - the trainer's per-batch tombstone filter: events/s through ``parse_batch`` alone and with the
-  filter against 10 and 10,000 tombstones;
+  filter against 10 and 10,000 tombstones (keyed hashes: one HMAC-SHA256 per distinct id,
+  cached, ``core/erasurekey.py``);
 - redacting one user from the embedded log (``LocalLogSink.redact`` with the route's predicate:
   every record read, those holding the id's bytes parsed, the segments holding the user
   rewritten).
@@ -30,9 +31,10 @@ import numpy as np
 
 from streamrec.adapters.locallog import LocalLogSink
 from streamrec.core.erasure import Erasure, Tombstones
+from streamrec.core.erasurekey import ErasureHasher, new_key
 from streamrec.core.events import parse_batch
 from streamrec.core.window import SlidingWindow
-from streamrec.serving.http.erase import erased_by
+from streamrec.serving.http import redaction
 
 RESULTS = Path(__file__).parent / "results" / "erasure.json"
 USERS, ITEMS = 50_000, 20_000
@@ -63,7 +65,7 @@ def window_rows(sizes: list[int]) -> list[dict[str, object]]:
         plain, signed = _window(n), _window(n, 0.05)
         build_plain = _best(plain.build)
         build_signed = _best(signed.build)
-        erase = Tombstones.of([Erasure("user", "u7", float(n))])
+        erase = Tombstones.of([Erasure("user", "u7", float(n))], ErasureHasher(new_key()))
         t0 = time.perf_counter()
         dropped = plain.erase(erase)
         erase_s = time.perf_counter() - t0
@@ -78,7 +80,9 @@ def filter_rows(events: int) -> list[dict[str, object]]:
     values = [f"u{k % USERS}:i{k % ITEMS}".encode() for k in range(events)]
     rows = []
     for tombstones in (0, 10, 10_000):
-        t = Tombstones.of(Erasure("user", f"gone{k}", 1.0) for k in range(tombstones))
+        # A fresh hasher each: its digest cache starts cold, as in a new trainer.
+        hasher = ErasureHasher(new_key())
+        t = Tombstones.of((Erasure("user", f"gone{k}", 1.0) for k in range(tombstones)), hasher)
 
         def run(t: Tombstones = t) -> None:
             batch = parse_batch(values, default_ts=2.0)
@@ -102,7 +106,9 @@ def redact_rows(sizes: list[int]) -> list[dict[str, object]]:
                 sink.produce("t", f"u{k % USERS}:i{k % ITEMS}".encode())
             sink.flush()
             t0 = time.perf_counter()
-            redacted = sink.redact("t", erased_by(Erasure("user", "u7", 1e10), "auto"))
+            hasher = ErasureHasher(new_key())
+            erasure = Erasure("user", "u7", 1e10).keyed(hasher)
+            redacted = sink.redact("t", redaction.events(erasure, "auto", hasher))
             seconds = time.perf_counter() - t0
             sink.close()
         rows.append({"log_records": n, "redacted": redacted, "redact_s": round(seconds, 3),

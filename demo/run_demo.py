@@ -3,9 +3,11 @@
 Starts `streamrec run` in a subprocess on a fresh data directory, streams the ratings >= 3 into
 ``POST /interactions`` in timestamp order (after the films themselves, with their genres as
 categories, through ``POST /items``), waits for a snapshot that covers them, prints three
-users' top-10 with titles and one "Comedy only" list (a catalogue filter), sends one new event
-and measures how long it takes to show up in that user's recommendations (the real-time
-fold-in). Leaves the server running until Ctrl-C; ``--once`` exits instead.
+users' top-10 and one "Comedy only" list (a catalogue filter), each film's title and genres
+asked of the API itself (``fields=title,categories``), sends one new event and measures how
+long it takes to show up in that user's recommendations (the real-time fold-in), then a
+dislike. Leaves the server running until Ctrl-C, with the README's tour to try against it;
+``--once`` stops the server and ends with a summary of what it did.
 """
 
 from __future__ import annotations
@@ -71,15 +73,24 @@ def wait_for_model(url: str, offset: int, timeout: float = 180.0) -> dict[str, A
     raise SystemExit(f"no snapshot covering offset {offset} within {timeout:.0f} s")
 
 
+#: What the demo asks of the catalogue for every film it lists (the API's ``fields=``).
+FIELDS = "title,categories"
+
+
 def top(url: str, user: str, n: int = 10) -> dict[str, Any]:
-    return dict(http("GET", f"{url}/users/{user}/recommendations?n={n}"))
+    return dict(http("GET", f"{url}/users/{user}/recommendations?n={n}&fields={FIELDS}"))
 
 
-def show(user: str, recs: dict[str, Any], titles: dict[str, str]) -> None:
+def title(it: dict[str, Any]) -> str:
+    """A listed film's title as the API gave it (its id when it has no record)."""
+    return str(it.get("title") or it["item"])
+
+
+def show(user: str, recs: dict[str, Any]) -> None:
     print(f"\nuser {user} (model {recs.get('model_version')}, "
           f"fallback {recs.get('fallback')}, fresh events {recs.get('fresh_events')}):")
     for rank, it in enumerate(recs.get("items", []), start=1):
-        print(f"  {rank:2d}. {titles.get(it['item'], it['item']):55.55s} {it['score']:.3f}")
+        print(f"  {rank:2d}. {title(it):55.55s} {it['score']:.3f}")
 
 
 def wait_fresh(url: str, user: str, before: dict[str, Any], seconds: float = 10.0
@@ -94,20 +105,25 @@ def wait_fresh(url: str, user: str, before: dict[str, Any], seconds: float = 10.
     return after, None
 
 
-def dislike(url: str, user: str, titles: dict[str, str]) -> None:
+def took(latency: float | None) -> str:
+    return f"{latency:.1f} ms" if latency is not None else "not seen within 10 s"
+
+
+def dislike(url: str, user: str) -> tuple[str, bool, float | None]:
     """Negative feedback (docs/feedback.md): the user dislikes the film at the top of their
-    list; it leaves the list at once and the rest is refolded without it."""
+    list; it leaves the list at once and the rest is refolded without it. Returns the film's
+    title, whether it left the list, and after how many ms (None: not seen)."""
     before = top(url, user)
-    film = before["items"][0]["item"]
-    http("POST", f"{url}/interactions", {"user": user, "item": film, "type": "dislike"})
+    film = before["items"][0]
+    http("POST", f"{url}/interactions", {"user": user, "item": film["item"], "type": "dislike"})
     after, latency = wait_fresh(url, user, before)
-    print(f"\ndislike: user {user} disliked {titles.get(film, film)!r}")
-    show(user, after, titles)
-    gone = film not in [it["item"] for it in after["items"]]
+    print(f"\ndislike: user {user} disliked {title(film)!r}")
+    show(user, after)
+    gone = film["item"] not in [it["item"] for it in after["items"]]
     changed = [it["item"] for it in after["items"]] != [it["item"] for it in before["items"]]
-    took = f"{latency:.1f} ms" if latency is not None else "not seen within 10 s"
     print(f"\nthe film {'left' if gone else 'is still in'} the list "
-          f"({'changed' if changed else 'unchanged'}) after {took}")
+          f"({'changed' if changed else 'unchanged'}) after {took(latency)}")
+    return title(film), gone, latency
 
 
 def publish_items(url: str, titles: dict[str, str], genres: dict[str, tuple[str, ...]],
@@ -122,14 +138,25 @@ def publish_items(url: str, titles: dict[str, str], genres: dict[str, tuple[str,
     return len(records)
 
 
-def show_filtered(url: str, user: str, category: str, titles: dict[str, str],
-                  genres: dict[str, tuple[str, ...]]) -> None:
+def show_filtered(url: str, user: str, category: str) -> None:
     """The user's top-10 among one category's films: still 10, each of that category."""
-    recs = http("GET", f"{url}/users/{user}/recommendations?n=10&category={category}")
+    recs = http("GET", f"{url}/users/{user}/recommendations?n=10&category={category}"
+                       f"&fields={FIELDS}")
     print(f"\nuser {user}, {category} only (?category={category}):")
     for rank, it in enumerate(recs.get("items", []), start=1):
-        tags = ",".join(genres.get(it["item"], ()))
-        print(f"  {rank:2d}. {titles.get(it['item'], it['item']):55.55s} [{tags}]")
+        print(f"  {rank:2d}. {title(it):55.55s} [{','.join(it.get('categories', []))}]")
+
+
+def tour(url: str, user: str, rated: str, other: str) -> str:
+    """A few requests to try against the running server (README.md has the whole tour)."""
+    return (f"  curl '{url}/users/{user}/recommendations?n=5&fields=title'\n"
+            f"  curl '{url}/users/{user}/because/{other}?fields=title'   # why a film is "
+            f"recommended\n"
+            f"  curl '{url}/items/{rated}/similar?n=5&fields=title'\n"
+            f"  curl '{url}/popular?n=5&category=Film-Noir,Mystery&category_mode=all"
+            f"&fields=title,categories'\n"
+            f"  curl -X DELETE {url}/users/{user}   # forget the user (docs/feedback.md)\n"
+            f"  open {url}/console/ in a browser")
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -158,9 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         ratings = ratings[:args.limit]
     proc, url = start_server(data_dir, args.bind, extra)
     print(f"streamrec run is up at {url} (data in {data_dir}, log in streamrec.log)")
+    t0 = time.perf_counter()
     try:
         genres = movielens.load_genres()
-        print(f"POST /items: {publish_items(url, titles, genres)} films with their genres")
+        films = publish_items(url, titles, genres)
+        print(f"POST /items: {films} films with their genres")
         sent = 0
         with tqdm(total=len(ratings), unit="ev", desc="POST /interactions") as bar:
             for i in range(0, len(ratings), args.batch):
@@ -174,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snapshot {model['version']}: {model['sizes']}")
         users = [u for u, _ in Counter(r.user for r in ratings).most_common(3)]
         for user in users:
-            show(user, top(url, user), titles)
-        show_filtered(url, users[0], "Comedy", titles, genres)
+            show(user, top(url, user))
+        show_filtered(url, users[0], "Comedy")
 
         user, before = users[0], top(url, users[0])
         seen = {it["item"] for it in http("GET", f"{url}/users/{user}/items")
@@ -189,35 +218,42 @@ def main(argv: list[str] | None = None) -> int:
         http("POST", f"{url}/interactions", {"user": user, "item": item, "rating": 5})
         after, latency = wait_fresh(url, user, before)
         print(f"\nnew event: user {user} rated {titles.get(item, item)!r} 5")
-        show(user, after, titles)
+        show(user, after)
         changed = [it["item"] for it in after["items"]] != [it["item"] for it in before["items"]]
-        took = f"{latency:.1f} ms" if latency is not None else "not seen within 10 s"
-        print(f"\nevent-to-recommendation latency: {took} "
+        print(f"\nevent-to-recommendation latency: {took(latency)} "
               f"(list {'changed' if changed else 'unchanged'})")
-        dislike(url, user, titles)
-        print(f"\ntry:\n  curl '{url}/users/{user}/recommendations?n=5'\n"
-              f"  curl '{url}/?userId={user}&recommendationsNumber=5'\n"
-              f"  curl -X POST {url}/interactions -H 'Content-Type: application/json' "
-              f"-d '{{\"user\": \"{user}\", \"item\": \"50\"}}'\n"
-              f"  curl {url}/model\n  curl '{url}/items/50/similar?n=5'\n"
-              f"  curl '{url}/popular?n=5&category=Film-Noir,Mystery&category_mode=all'\n"
-              f"  curl {url}/items/50\n"
-              f"  curl -X DELETE {url}/users/{user}   # forget the user (docs/feedback.md)")
-        if not args.once:
-            print("\nthe server keeps running; Ctrl-C stops it")
+        disliked, gone, dislike_ms = dislike(url, user)
+        if args.once:
+            stop(proc)
+            print(f"\ndone in {time.perf_counter() - t0:.1f} s (--once): {films:,} films and "
+                  f"{sent:,} ratings sent, snapshot {model['version']} trained on them; user "
+                  f"{user}'s list {'changed' if changed else 'did not change'} "
+                  f"{took(latency)} after a new rating, and {disliked!r} "
+                  f"{f'left it {took(dislike_ms)}' if gone else 'was still in it 10 s'} "
+                  f"after a dislike.\n"
+                  f"The server is stopped (data and log in {data_dir}); `make run` without "
+                  f"--once keeps it running for the tour in README.md.")
+        else:
+            print(f"\nthe server keeps running at {url}; try (README.md has the whole tour):\n"
+                  f"{tour(url, user, item, top(url, user)['items'][0]['item'])}\nCtrl-C stops it")
             signal.signal(signal.SIGTERM, _interrupt)
             while proc.poll() is None:
                 time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nstopping")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(proc)
     return 0
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the server and wait for it (60 s, then SIGKILL); nothing when it has ended."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 from streamrec.core.blend import ScoringParams
 from streamrec.core.domains import CONFIG_RANGES, Range
 from streamrec.core.ease import ItemItemParams
+from streamrec.core.erasurekey import check_key
 from streamrec.core.feedback import (
     DEFAULT_WEIGHTS,
     FeedbackError,
@@ -92,6 +93,9 @@ class Config:
     timeout: float = 30.0
     reload_interval: float = 5.0
     ingest_token: str | None = None
+    # Forgetting (core/erasurekey.py): the HMAC key of tombstones and erasure records; None:
+    # the snapshot store keeps a generated one (ERASURE_KEY next to LATEST).
+    erasure_key: str | None = None
     cache_dir: str | None = None  # where serving replicas unpack snapshots; None: a temp dir
     # Online evaluation (serving/online/tracker.py): recommendation ids, CTR, hit rate
     online_tracking: bool = True  # false: no ids, no tallies (the bench's "off" side)
@@ -156,7 +160,7 @@ class Config:
     def redacted(self) -> dict[str, Any]:
         """The settings for logs: secrets never appear."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("kafka_password", "ingest_token"):
+        for secret in ("kafka_password", "ingest_token", "erasure_key"):
             if out[secret] is not None:
                 out[secret] = "***"
         return out
@@ -219,6 +223,11 @@ class Config:
             raise ConfigError("store", "must be s3://bucket/prefix or a directory")
         if self.store.startswith("s3://") and not self.store[5:].split("/", 1)[0]:
             raise ConfigError("store", f"s3 URL needs a bucket: {self.store!r}")
+        if self.erasure_key is not None:
+            try:
+                check_key(self.erasure_key)
+            except ValueError as e:
+                raise ConfigError("erasure_key", str(e)) from None
         host, sep, port = self.bind.rpartition(":")
         if not sep or not (port.isascii() and port.isdigit() and int(port) <= 65535):
             raise ConfigError("bind", f"must be HOST:PORT with a port in 0..65535, got "
@@ -311,6 +320,7 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "timeout": (_float, "STREAMREC_TIMEOUT"),
     "reload_interval": (_float, "STREAMREC_RELOAD_INTERVAL"),
     "ingest_token": (str, "STREAMREC_INGEST_TOKEN"),
+    "erasure_key": (str, "STREAMREC_ERASURE_KEY"),
     "cache_dir": (str, "STREAMREC_CACHE_DIR"),
     "data_dir": (str, "STREAMREC_DATA_DIR"),
     "online_tracking": (_bool, "STREAMREC_ONLINE_TRACKING"),
@@ -322,7 +332,7 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
 }
 
 # Secrets come from the environment (a Secret), never from a flag visible in `ps`.
-_NO_FLAG = {"kafka_password", "kafka_username", "ingest_token"}
+_NO_FLAG = {"kafka_password", "kafka_username", "ingest_token", "erasure_key"}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...],
@@ -381,6 +391,7 @@ DEFAULT_TEXT = {
     "items_topic": "<topic>.items",
     "notify_topic": "<topic>.snapshots ('' disables)",
     "cache_dir": "a temporary directory",
+    "erasure_key": "generated once, kept in the store (ERASURE_KEY)",
     "s3_endpoint": "the AWS default",
     "decay_half_life": "none (no decay)",
     "online_positive": "none (every event)",

@@ -49,10 +49,15 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Embedded]:
-    """`streamrec run` with a model of MovieLens' first events and some online traffic."""
+    """`streamrec run` with a model of MovieLens' first events, the films' titles as item
+    records, and some online traffic."""
     e = Embedded(tmp_path / "data", "--online-bucket-seconds", "2")
     try:
-        ratings, _ = movielens.load()
+        ratings, titles = movielens.load()
+        films = [{"item": i, "title": t} for i, t in titles.items()]
+        for k in range(0, len(films), 1000):
+            assert http("POST", f"{e.url}/items", films[k:k + 1000])["accepted"] == len(
+                films[k:k + 1000])
         events = [{"user": r.user, "item": r.item, "rating": r.rating} for r in ratings[:EVENTS]]
         for k in range(0, EVENTS, 1000):
             assert http("POST", f"{e.url}/interactions", events[k:k + 1000])["accepted"] == 1000
@@ -67,9 +72,21 @@ def served(tmp_path: Path) -> Iterator[Embedded]:
             time.sleep(2.1)
         until("the model with every event", lambda: http("GET", f"{e.url}/model").get(
             "offsets", {}).get("0", 0) >= EVENTS + 15, timeout=120)
+        until("the films' records", lambda: http("GET", f"{e.url}/items/{films[-1]['item']}")
+              .get("title") == films[-1]["title"])
         yield e
     finally:
         e.cleanup()
+
+
+def labelled(item: dict[str, Any]) -> str:
+    """How the console shows an item the API gave with ``fields=title``."""
+    assert item["title"], item  # every film has a record with its title
+    return f"{item['title']} ({item['item']})"
+
+
+def texts(chrome: webdriver.Chrome, css: str) -> list[str]:
+    return [str(e.text) for e in chrome.find_elements(By.CSS_SELECTOR, css)]
 
 
 def text(chrome: webdriver.Chrome, css: str) -> str:
@@ -87,7 +104,7 @@ def painted(chrome: webdriver.Chrome, canvas_id: str) -> Any:
         " : 0];", canvas_id)
 
 
-def test_console_shows_the_live_model_the_users_list_and_draws_its_charts(
+def test_console_shows_the_live_model_titled_lists_and_draws_its_charts(
         served: Embedded, browser: webdriver.Chrome, tmp_path: Path) -> None:
     with PrefixProxy(served.url) as proxy:
         browser.get(f"{proxy.url}/console")  # the relative redirect keeps the prefix
@@ -98,6 +115,8 @@ def test_console_shows_the_live_model_the_users_list_and_draws_its_charts(
         wait.until(lambda d: text(d, "#model-version") == model["version"])
         assert text(browser, "#history tbody tr td") == model["version"]
         assert "%" in text(browser, "#versions tbody")
+        popular = http("GET", f"{served.url}/popular?n=20&fields=title")["items"]
+        assert texts(browser, "#top-items li") == [labelled(x) for x in popular]
 
         form = browser.find_element(By.ID, "user-form")
         form.find_element(By.NAME, "user").send_keys("1")
@@ -108,16 +127,31 @@ def test_console_shows_the_live_model_the_users_list_and_draws_its_charts(
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#user-recs tbody tr")) == 7)
         shown = [row.find_elements(By.TAG_NAME, "td")[1].text
                  for row in browser.find_elements(By.CSS_SELECTOR, "#user-recs tbody tr")]
-        api = http("GET", f"{served.url}/users/1/recommendations?n=7&exclude_seen=true&exclude=50")
-        assert shown == [x["item"] for x in api["items"]]
+        api = http("GET", f"{served.url}/users/1/recommendations?n=7&exclude_seen=true"
+                          "&exclude=50&fields=title")
+        assert shown == [labelled(x) for x in api["items"]]
+        assert "Star Wars (1977)" not in shown  # item 50, excluded
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#known-items li"))
+        known = http("GET", f"{served.url}/users/1/items?fields=title")
+        assert texts(browser, "#known-items li")[0] == (
+            f"{labelled((known['fresh'] + known['items'])[0])} (weight "
+            f"{(known['fresh'] + known['items'])[0]['weight']:g})")
         browser.find_element(By.CSS_SELECTOR, "#user-recs tbody tr button").click()  # because
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#because li"))
+        assert text(browser, "#because h3") == f"because of (for {labelled(api['items'][0])})"
+        why = http("GET", f"{served.url}/users/1/because/{api['items'][0]['item']}"
+                          "?fields=title")["items"]
+        assert [li.split(" — ")[0] for li in texts(browser, "#because li")] == [
+            labelled(x) for x in why]
 
         item = browser.find_element(By.ID, "item-form")
-        item.find_element(By.NAME, "item").send_keys(api["items"][0]["item"])
+        first = api["items"][0]["item"]
+        item.find_element(By.NAME, "item").send_keys(first)
         item.find_element(By.TAG_NAME, "button").click()
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#similar li")) == 10)
+        similar = http("GET", f"{served.url}/items/{first}/similar?n=10&fields=title")["items"]
+        assert [li.split(" — ")[0] for li in texts(browser, "#similar li")] == [
+            labelled(x) for x in similar]
 
         wait.until(lambda d: painted(d, "ingest-chart")[1] >= 1)  # two refreshes: a rate
         pixels, datasets = painted(browser, "quality-chart")

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from tests.support.embedded import ENV, Embedded, http, until
 
+from streamrec.adapters.erasurekeys import erasure_hasher
 from streamrec.adapters.kafka import KafkaSource
 from streamrec.adapters.locallog import LocalLogSource
 from streamrec.adapters.stores import open_store
@@ -77,7 +78,13 @@ def test_demo_prints_personalised_lists_the_fold_in_and_a_dislike(tmp_path: Path
     assert re.search(r"event-to-recommendation latency: [0-9.]+ ms", out)
     # One dislike (docs/feedback.md): the film leaves the list at once and the list changes.
     assert re.search(r"the film left the list \(changed\) after [0-9.]+ ms", out), out[-2000:]
-    assert "curl " in out
+    # Titles come from the API (fields=title): a film's line names it, never its bare id.
+    assert all(re.search(r"\(\d{4}\)", line) for line in comedy), comedy
+    # --once says what it did, and offers nothing to try against the server it stopped.
+    assert re.search(r"done in [0-9.]+ s \(--once\): 1,682 films and 20,000 ratings sent, "
+                     r"snapshot \d+ trained on them; user \S+'s list changed [0-9.]+ ms after "
+                     r"a new rating, and '.+' left it [0-9.]+ ms after a dislike", out), out[-800:]
+    assert "The server is stopped" in out and "curl " not in out
 
 
 def test_restart_brings_back_the_model_and_the_log(embedded: Callable[[], Embedded]) -> None:
@@ -125,8 +132,11 @@ def test_a_deleted_user_leaves_the_embedded_log_the_snapshots_and_a_restart(
     log = _read_log(first.data_dir)
     assert len(log) == 201
     assert not [v for v in log if b'"u4"' in v and b'"erase"' not in v]
+    # The tombstone holds the id's keyed hash, under the key the store generated.
+    hasher = erasure_hasher(None, open_store(str(first.data_dir / "snapshots")))
+    u4 = hasher.digest("user", "u4")
     snap = until("a snapshot without u4", lambda: (s := _latest_snapshot(
-        first.data_dir, tmp_path / "c1")) is not None and "u4" in s.tombstones.users and s)
+        first.data_dir, tmp_path / "c1")) is not None and u4 in s.tombstones.users and s)
     assert "u4" not in list(snap.model.user_ids) and "u4" not in snap.window.user_ids
     assert len(open_store(str(first.data_dir / "snapshots")).versions()) == 1
     assert first.stop() == 0

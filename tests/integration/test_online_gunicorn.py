@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,45 @@ def test_two_workers_tallies_add_up_in_stats_and_metrics(kafka: Any, tmp_path: P
 
         expected = {k: float(v) for k, v in want.items()}
         assert wait_for(lambda: metrics() == expected, 30), (metrics(), expected)
+
+
+def test_ctr_counts_each_id_and_item_once_and_only_for_its_user_across_two_workers(
+        kafka: Any, tmp_path: Path) -> None:
+    topic = kafka.create_topic("online-ctr-once")
+    store = LocalStore(tmp_path / "store")
+    version = publish_snapshot(store, tmp_path / "work", 1)
+    with serve(tmp_path, store.root, bootstrap=kafka.bootstrap, topic=topic,
+               workers=2) as server:
+        lists: dict[str, dict[str, Any]] = {}  # one list per worker token
+        for k in range(200):
+            body = requests.get(f"{server.base}/users/c{k}/recommendations?n=5",
+                                timeout=10).json()
+            lists.setdefault(body["recommendation_id"].split("-")[0], {**body, "user": f"c{k}"})
+            if len(lists) == 2:
+                break
+        assert len(lists) == 2, "both workers answered"
+        producer = Producer({"bootstrap.servers": kafka.bootstrap})
+        for body in lists.values():
+            rid, user = body["recommendation_id"], body["user"]
+            first, second = body["items"][0]["item"], body["items"][1]["item"]
+            events = [{"user": user, "item": first, "recommendation_id": rid}] * 3  # once
+            events += [{"user": "intruder", "item": second, "recommendation_id": rid}]  # never
+            events += [{"user": user, "item": second, "recommendation_id": rid}]  # once more
+            for e in events:
+                producer.produce(topic, json.dumps(e).encode(), key=e["user"].encode())
+            # The same echo posted to the replica, whichever worker takes it: no new click.
+            r = requests.post(f"{server.base}/interactions", timeout=10,
+                              json={"user": user, "item": first, "recommendation_id": rid})
+            assert r.status_code == 202, r.text
+        assert producer.flush(10) == 0
+        del producer
+
+        def attributed() -> int | None:
+            online = requests.get(f"{server.base}/stats", timeout=10).json()["online"]
+            got = online["versions"].get(version, {})
+            # Every event read by both workers (the fold-in's count), then the tally.
+            return got.get("attributed") if online["workers"] == 2 else None
+
+        assert wait_for(lambda: attributed() == 4, 30), attributed()
+        time.sleep(2.5)  # two publish intervals: nothing more arrives late
+        assert attributed() == 4

@@ -186,3 +186,21 @@ def test_publishers_racing_on_the_same_versions_both_succeed(s3, make_snapshot, 
     store = S3Store(s3.bucket, PREFIX, client=s3.client())
     assert store.latest() == versions[-1] and store.versions() == versions
     assert read_snapshot(store.fetch(versions[-1], tmp_path / "final")).version == versions[-1]
+
+
+def test_the_generated_erasure_key_is_created_once_whoever_races_for_it(s3) -> None:
+    """Trainer and replicas race for the store's ERASURE_KEY (If-None-Match: *): one wins and
+    everyone reads the winner's, next to LATEST and outside every snapshot (never pruned)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from streamrec.adapters.erasurekeys import ERASURE_KEY_NAME, erasure_hasher
+
+    stores = [S3Store(s3.bucket, PREFIX, client=s3.client()) for _ in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        got = set(pool.map(lambda store: erasure_hasher(None, store).key(), stores))
+    assert len(got) == 1
+    assert keys(s3) == [f"{PREFIX}/{ERASURE_KEY_NAME}"]
+    stored = s3.client().get_object(Bucket=s3.bucket, Key=f"{PREFIX}/{ERASURE_KEY_NAME}")
+    assert stored["Body"].read().strip() == next(iter(got))
+    stores[0].prune(1)
+    assert keys(s3) == [f"{PREFIX}/{ERASURE_KEY_NAME}"]

@@ -100,6 +100,44 @@ def test_ctr_counts_echoed_ids_of_any_earlier_list_for_the_version_that_served_i
     assert (v2.events, v2.hits) == (5, 4)
 
 
+def test_ctr_counts_each_id_and_item_once_and_only_for_the_user_it_was_issued_to() -> None:
+    t = OnlineTracker(token="w1")
+    rid = t.serve("u", "v1", ["a", "b"], now=0.0)
+    for _ in range(3):  # echoed again, or replayed by the fold-in: one click
+        t.observe("u", "a", 1.0, rid, event_time=1.0, now=1.0)
+    t.observe("intruder", "b", 1.0, rid, event_time=1.0, now=1.0)  # issued to "u", not them
+    assert tally(t, "v1").attributed == 1
+    t.observe("u", "b", 1.0, rid, event_time=1.0, now=1.0)  # another item of the list
+    t.observe("u", "z", 1.0, rid, event_time=1.0, now=1.0)  # beyond the list's 2 items
+    assert tally(t, "v1").attributed == 2
+    # An anonymous list belongs to the first user who echoes it.
+    anon = t.serve(None, "v1", ["c"], now=2.0)
+    t.observe("s1", "c", 1.0, anon, event_time=3.0, now=3.0)
+    t.observe("s2", "c", 1.0, anon, event_time=3.0, now=3.0)
+    assert tally(t, "v1").attributed == 3
+
+
+def test_an_id_older_than_the_ring_is_not_attributed() -> None:
+    t = OnlineTracker(token="w1", max_ids=2)
+    old = t.serve("u", "v1", ["a"], now=0.0)
+    t.serve("u", "v1", ["b"], now=0.0)
+    t.serve("u", "v1", ["c"], now=0.0)
+    t.observe("u", "a", 1.0, old, event_time=1.0, now=1.0)
+    assert tally(t, "v1").attributed == 0
+
+
+def test_a_forgotten_user_is_judged_no_more_and_their_ids_are_not_attributed() -> None:
+    t = OnlineTracker(token="w1")
+    rid = t.serve("gone", "v1", ["a"], now=0.0)
+    t.serve("kept", "v1", ["a"], now=0.0)
+    assert t.forget(lambda user: user == "gone") == 1 and len(t) == 1
+    assert t.observe("gone", "a", 1.0, rid, event_time=1.0, now=1.0) is None  # no last list
+    assert t.observe("kept", "a", 1.0, None, event_time=1.0, now=1.0) == 1
+    v1 = tally(t, "v1")
+    assert (v1.events, v1.hits, v1.attributed) == (1, 1, 0)
+    assert t.forget(lambda user: user == "gone") == 0
+
+
 def test_the_lru_keeps_max_users_and_counts_evictions() -> None:
     t = OnlineTracker(max_users=2)
     for k, user in enumerate(("a", "b", "c")):

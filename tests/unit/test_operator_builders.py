@@ -216,6 +216,17 @@ def test_credentials_reach_containers_only_as_secret_key_refs() -> None:
         assert ("STREAMREC_INGEST_TOKEN" in env) == (build is build_serving_deployment)
 
 
+def test_an_erasure_key_secret_reaches_the_trainer_and_serving_as_a_secret_key_ref() -> None:
+    keyed = spec(snapshots__erasureKeySecret="erasure-key")
+    for build in (build_trainer_deployment, build_serving_deployment):
+        (container,) = pod_spec(build(NAME, NS, keyed))["containers"]
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+        assert env["STREAMREC_ERASURE_KEY"] == {"name": "erasure-key", "key": "erasureKey"}
+        (plain,) = pod_spec(build(NAME, NS, spec()))["containers"]
+        assert "STREAMREC_ERASURE_KEY" not in {e["name"] for e in plain["env"]}
+    assert "STREAMREC_ERASURE_KEY" not in build_configmap(NAME, NS, keyed)["data"]
+
+
 def test_plaintext_kafka_gets_no_kafka_credentials() -> None:
     (container,) = pod_spec(build_trainer_deployment(NAME, NS, spec()))["containers"]
     assert [e["name"] for e in container["env"]] == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]

@@ -205,7 +205,7 @@ def test_a_format_2_snapshot_still_reads_and_scores_as_before(tmp_path):
     write_snapshot(tmp_path / "s", plain, window.contents(), {0: 400}, "000000000001")
     manifest = tmp_path / "s" / "manifest.json"
     body = json.loads(manifest.read_text())
-    assert body["format_version"] == FORMAT_VERSION == 5
+    assert body["format_version"] == FORMAT_VERSION == 6
     body["format_version"] = 2  # what the previous build wrote: no scoring, no new files
     del body["params"]["scoring"]
     manifest.write_text(json.dumps(body))

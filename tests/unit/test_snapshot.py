@@ -242,7 +242,7 @@ def test_the_catalogue_round_trips_with_its_items_offsets(tmp_path, model, windo
     snap = read_snapshot(tmp_path / "s", window=False)
     assert snap.catalog.records() == cat.records() and snap.item_offsets == {0: 5}
     manifest = read_manifest(tmp_path / "s")
-    assert manifest.format_version == 5 and "catalog" in manifest.files
+    assert manifest.format_version == 6 and "catalog" in manifest.files
 
 
 def test_a_format_3_snapshot_without_a_catalogue_still_loads(snapshot_dir):

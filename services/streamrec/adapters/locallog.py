@@ -14,9 +14,9 @@ the record index, and the next offset survives restarts. One writer process per 
 exclusive ``flock``); any number of readers, threads or processes. Nothing is ever deleted,
 but records can be *redacted* for an erasure (`TopicWriter.redact`, ``core/erasure.py``):
 the writer rolls to a new segment, then rewrites each sealed segment that holds an erased
-record with that record's value replaced by ``erasure.REDACTED`` (same offset, timestamp and
-key) and swaps the file in atomically; a reader notices the new file (its inode) and finds
-its offset again.
+record with that record's value replaced by ``erasure.REDACTED`` (same offset and timestamp;
+no key, no headers) and swaps the file in atomically; a reader notices the new file (its
+inode) and finds its offset again.
 """
 
 from __future__ import annotations
@@ -287,8 +287,8 @@ class TopicWriter:
             end = pos + _FRAME.size + length
             msg = _decode(data[pos + _FRAME.size:end])
             if msg.value != REDACTED and erased(msg):
-                out.append(_encode(msg.offset, msg.timestamp or 0.0, REDACTED, msg.key,
-                                   msg.headers))
+                # Offset and timestamp only: a key or a header may hold the erased id too.
+                out.append(_encode(msg.offset, msg.timestamp or 0.0, REDACTED, None, ()))
                 changed += 1
             else:
                 out.append(data[pos:end])

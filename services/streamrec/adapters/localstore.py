@@ -144,6 +144,29 @@ class LocalStore:
         os.replace(tmp, self.root / name)
         _fsync(self.root)
 
+    def create_if_absent(self, name: str, data: bytes) -> bytes:
+        """Store ``data`` as ``root/name`` unless that exists (an exclusive link of a complete,
+        fsynced file: never a partial one); return what ``root/name`` holds now."""
+        target = self.root / name
+        with _io(f"creating {name}"):
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                tmp = self.root / f".{name}.{uuid.uuid4().hex}"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                try:
+                    os.link(tmp, target)  # fails if another process created it first
+                    _fsync(self.root)
+                except FileExistsError:
+                    pass
+                finally:
+                    tmp.unlink(missing_ok=True)
+            return target.read_bytes()
+
     def put_training_status(self, data: bytes) -> None:
         with _io(f"writing {TRAINING_NAME}"):
             self.root.mkdir(parents=True, exist_ok=True)

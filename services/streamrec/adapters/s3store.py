@@ -38,6 +38,7 @@ __all__ = ["S3Store"]
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _DELETE_BATCH = 1000  # the DeleteObjects limit
+_LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 class _Missing(Exception):
@@ -149,6 +150,32 @@ class S3Store:
                 Body=(version + "\n").encode("ascii"),
                 ContentType="text/plain",
             )
+
+    def create_if_absent(self, name: str, data: bytes) -> bytes:
+        """Store ``data`` as ``<prefix>/name`` unless it exists (a conditional put,
+        ``If-None-Match: *``, honoured by S3 and MinIO); return what is stored now."""
+        key = self._key(name)
+        try:
+            return self._get(key)
+        except _Missing:
+            pass
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*",
+                                   ContentType="application/octet-stream")
+        except botocore.exceptions.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            # Another component created it first (412), or wrote it concurrently (409): read
+            # the winner's. Anything else is the store failing.
+            if code not in _LOST_RACE:
+                raise StoreUnavailable(f"S3 create {key} failed ({code or 'error'}): {exc}") \
+                    from exc
+        except (botocore.exceptions.BotoCoreError, boto3.exceptions.Boto3Error,
+                OSError) as exc:
+            raise StoreUnavailable(f"S3 create {key} failed: {exc}") from exc
+        try:
+            return self._get(key)
+        except _Missing:
+            raise StoreUnavailable(f"S3 {key} vanished right after it was created") from None
 
     def put_training_status(self, data: bytes) -> None:
         with _s3(f"put {TRAINING_NAME}"):

@@ -237,7 +237,7 @@ def _from_object(obj: Any, default_ts: float | None, weights: Weights) -> Event 
             erasure = parse_control(obj)
         except ValueError as exc:
             raise InvalidEvent("bad_control", str(exc)) from None
-        if erasure is not None:
+        if erasure is not None and erasure.id is not None:  # a record from before the hash
             check_id(erasure.id, erasure.kind)
         return erasure
     user, item = _json_id(obj, "user"), _json_id(obj, "item")

@@ -34,12 +34,13 @@ __all__ = [
 #: per-user ordered history (``history.*``), the item-item model (``item_item.*``) and the
 #: scoring settings (``params.scoring``, ``params.item_item``); 4 adds the item catalogue
 #: (``catalog``, with the items-topic offsets it holds); 5 adds the tombstone set of erased
-#: users and items (``tombstones.*``, ``core/erasure.py``).
-FORMAT_VERSION = 5
+#: users and items (``tombstones.*``, ``core/erasure.py``); 6 holds the tombstones' keyed
+#: hashes (``tombstones.*.hash``) instead of the erased ids (``core/erasurekey.py``).
+FORMAT_VERSION = 6
 #: What it reads: format 1 snapshots still load (their id tables are built at load); formats
 #: 1 and 2 are scored as before (no recency, ALS alone); before 4 the catalogue is empty;
-#: before 5 the tombstone set is empty.
-READABLE_FORMATS = (1, 2, 3, 4, 5)
+#: before 5 the tombstone set is empty; format 5's tombstones (ids) are hashed when read.
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6)
 MANIFEST_NAME = "manifest.json"
 _VERSION = re.compile(r"\d{12}")
 

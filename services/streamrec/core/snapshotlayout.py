@@ -10,7 +10,9 @@ item-item model (``item_item.dense`` for EASE, or ``item_item.{indptr,indices,da
 sparse kNN fallback), with the scoring settings in ``params``. Format 4 adds the item
 catalogue (``catalog``: UTF-8 JSON of ``Catalogue.to_bytes`` as a uint8 array, so it is
 checksummed like every other file). Format 5 adds the tombstone set
-(``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files. Reading checks
+(``tombstones.{users,items}.{data,offsets,at}``, ``erasure.py``), in its own files; format 6
+holds the erased ids' keyed hashes instead (``tombstones.{users,items}.{hash,at}``, never an
+id: ``erasurekey.py``). Reading checks
 that the arrays fit together (a CSR that points past the item list, say) before a
 :class:`Model` is built.
 """
@@ -28,6 +30,7 @@ from .blend import PLAIN, ScoringParams
 from .domains import MAX_CONFIDENCE
 from .ease import ItemItem, ItemItemParams
 from .erasure import FILES as TOMBSTONE_FILES
+from .erasure import LEGACY_FILES as LEGACY_TOMBSTONE_FILES
 from .erasure import Tombstones
 from .ids import IdIndex, decode_ids, encode_ids
 from .manifest import Manifest
@@ -152,15 +155,18 @@ OPTIONAL_FILES = _names(
 
 def optional_files(manifest: Manifest) -> tuple[str, ...]:
     """The optional files ``manifest`` lists (none before format 3; ``catalog`` from 4; the
-    tombstone set's from 5)."""
+    tombstone set's from 5: ids in 5, keyed hashes from 6)."""
     if manifest.format_version < 3:
         return ()
-    return tuple(n for n in OPTIONAL_FILES + TOMBSTONE_FILES if n in manifest.files)
+    return tuple(n for n in OPTIONAL_FILES + TOMBSTONE_FILES + LEGACY_TOMBSTONE_FILES
+                 if n in manifest.files)
 
 
 def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:
-    """The snapshot's tombstone set; empty for a snapshot without one (format <= 4)."""
-    if not all(n in a for n in TOMBSTONE_FILES):
+    """The snapshot's tombstone set; empty for a snapshot without one (format <= 4). A
+    format-5 set holds ids, kept aside until the reader binds its hasher
+    (`Tombstones.bind`)."""
+    if not (all(n in a for n in TOMBSTONE_FILES) or all(n in a for n in LEGACY_TOMBSTONE_FILES)):
         return Tombstones()
     return Tombstones.from_arrays(a)
 

@@ -24,6 +24,7 @@ KAFKA_PASSWORD_KEY = "password"
 S3_ACCESS_KEY_ID_KEY = "AWS_ACCESS_KEY_ID"
 S3_SECRET_ACCESS_KEY_KEY = "AWS_SECRET_ACCESS_KEY"
 INGEST_TOKEN_KEY = "token"
+ERASURE_KEY_KEY = "erasureKey"
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,9 @@ def secret_refs(name: str, spec: RecommenderSpec, component: str) -> list[Secret
                 "spec.kafka.credentialsSecret",
             )
         )
+    if spec.snapshots.erasure_key_secret is not None:  # both: trainer and serving hash ids
+        refs.append(SecretRef(spec.snapshots.erasure_key_secret, (ERASURE_KEY_KEY,),
+                              "spec.snapshots.erasureKeySecret"))
     token = token_secret(name, spec)
     if component == "serving" and token is not None:
         refs.append(SecretRef(token[0], (INGEST_TOKEN_KEY,), token[1]))
@@ -119,6 +123,7 @@ _ENV_NAMES = {
     S3_ACCESS_KEY_ID_KEY: "AWS_ACCESS_KEY_ID",
     S3_SECRET_ACCESS_KEY_KEY: "AWS_SECRET_ACCESS_KEY",
     INGEST_TOKEN_KEY: "STREAMREC_INGEST_TOKEN",
+    ERASURE_KEY_KEY: "STREAMREC_ERASURE_KEY",
 }
 
 

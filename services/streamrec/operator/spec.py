@@ -115,6 +115,9 @@ class SnapshotsSpec:
     endpoint: str | None = None
     region: str | None = None
     keep: int = 5
+    #: Secret whose key ``erasureKey`` is the HMAC key of erasures (STREAMREC_ERASURE_KEY);
+    #: None: the store keeps a generated one.
+    erasure_key_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,7 @@ def _snapshots(f: Fields) -> SnapshotsSpec:
         endpoint=f.optional_string("endpoint"),
         region=f.optional_string("region"),
         keep=f.in_domain("keep", "keep", 5),
+        erasure_key_secret=_secret_name(f, "erasureKeySecret"),
     )
     f.done()
     return out

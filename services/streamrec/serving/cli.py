@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -45,12 +46,20 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     # A broker outage repeats one line per reconnect attempt of each client: rate-limited.
     logthrottle.install()
+    made_cache = None
     if config.cache_dir is None:  # all workers must share one cache to share pages
-        os.environ["STREAMREC_CACHE_DIR"] = tempfile.mkdtemp(prefix="streamrec-cache-")
+        made_cache = tempfile.mkdtemp(prefix="streamrec-cache-")
+        os.environ["STREAMREC_CACHE_DIR"] = made_cache
         config = Config.load(args)
     _metrics_dir()
     from .server import Server
 
     logging.getLogger(__name__).info("streamrec serve: %s", config.redacted())
-    Server(config).run()
+    try:
+        Server(config).run()
+    finally:
+        if made_cache is not None:
+            # Its snapshot may hold ids erased later; a cache dir that was set is pruned by
+            # the next start instead (serving/reloader.py).
+            shutil.rmtree(made_cache, ignore_errors=True)
     return 0

@@ -19,11 +19,13 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
+from streamrec.adapters.erasurekeys import erasure_hasher
 from streamrec.adapters.source import EventSink, EventSource
 from streamrec.adapters.storebase import StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore
 from streamrec.config import Config
 from streamrec.core.erasure import Erasure
+from streamrec.core.erasurekey import KeyUnavailable
 from streamrec.core.trainingstatus import TrainingStatus
 
 from .feeds.foldin import FoldIn, SourceFactory
@@ -52,7 +54,8 @@ class Service:
                  items_factory: Callable[[], EventSource] | None = None) -> None:
         self.config, self.store, self.sink = config, store, sink
         #: The live state and its answers (``live/model.py``); the names below are its parts.
-        self.live = live = LiveModel()
+        self.hasher = erasure_hasher(config.erasure_key, store)
+        self.live = live = LiveModel(self.hasher)
         self.holder, self.fresh, self.catalogue = live.holder, live.fresh, live.catalogue
         self.forgotten = live.forgotten
         self.items_follower = ItemsFollower(items_factory, self.catalogue,
@@ -68,7 +71,7 @@ class Service:
             buckets=config.online_buckets) if config.online_tracking else None
         self.models = ModelHistory()
         self.foldin = FoldIn(source_factory, live, config.format, config.min_weight,
-                             observe_batch(self.online), config.feedback) \
+                             observe_batch(self.online), config.feedback, self._forget_online) \
             if source_factory is not None else None
         directory = state_dir()
         self.publisher = Publisher(self.online, directory) \
@@ -128,6 +131,13 @@ class Service:
     def erase(self, erasure: Erasure) -> None:
         """Apply an erasure in this worker at once (the others read it from the topic)."""
         self.live.forget([erasure])
+        self._forget_online([erasure])
+
+    def _forget_online(self, erasures: Sequence[Erasure]) -> None:
+        """The online tracker forgets erased users (their last lists judge nothing more)."""
+        digests = {e.keyed(self.hasher).digest for e in erasures if e.kind == "user"}
+        if self.online is not None and digests:
+            self.online.forget(lambda user: self.hasher.digest("user", user) in digests)
 
     def _advance(self, served: Served) -> None:
         self.fresh.advance(served.snapshot.offsets)
@@ -140,6 +150,10 @@ class Service:
         if self.started:
             return
         self.started = True
+        try:
+            self.hasher.key()  # the store's key, read (or created) once; retried on first use
+        except KeyUnavailable as e:
+            log.warning("%s; erasures wait for it", e)
         try:
             self.reloader.check_once()
         except Exception:  # the poll loop retries; a worker must start even if the store is down

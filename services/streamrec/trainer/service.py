@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from streamrec.adapters.erasurekeys import erasure_hasher
 from streamrec.adapters.source import EventSink, EventSource, SourceMessage, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreError, TrainingReports
 from streamrec.config import Config
 from streamrec.core.catalog import Catalogue
 from streamrec.core.erasure import Tombstones
+from streamrec.core.erasurekey import KeyUnavailable
 from streamrec.core.events import InvalidEvent
 from streamrec.core.manifest import next_version
 from streamrec.core.trainingstatus import TrainingStatus
@@ -77,8 +79,9 @@ class Trainer:
         self.policy = RetrainPolicy(config.retrain_every, config.retrain_interval, clock)
         self.window = SlidingWindow(config.window_size, config.decay_half_life)
         #: Erased users and items (core/erasure.py): applied to every batch and the window,
-        #: written into every snapshot, restored on resume.
-        self.tombstones = Tombstones()
+        #: written into every snapshot, restored on resume. Keyed hashes, never ids.
+        self.hasher = erasure_hasher(config.erasure_key, store)
+        self.tombstones = Tombstones(self.hasher)
         #: An erasure no published snapshot reflects yet: the next publish prunes every
         #: older version (docs/feedback.md, "Forgetting").
         self._erased_unpublished = False
@@ -103,6 +106,10 @@ class Trainer:
 
     def resume(self, stop: threading.Event | None = None) -> ResumePoint | None:
         """Restore from the newest snapshot (see `resume`); None if stopped while waiting."""
+        # The erasure key first: every erasure, and every event once one exists, needs it.
+        if retry("reading the erasure key", self.hasher.key, stop or self._stop,
+                 (KeyUnavailable,)) is None:
+            return None
         point = resume(self.config, self.source, self.store, self.workdir, stop or self._stop)
         if point is None:
             return None
@@ -111,7 +118,12 @@ class Trainer:
             self.positions = dict(point.offsets)
             self.catalog = point.catalog
             self.item_positions = dict(point.item_offsets)
-            self.tombstones = point.tombstones.copy()
+            tombstones = point.tombstones.copy()
+            if tombstones.legacy:
+                # A format-5 snapshot held erased ids in clear: the next publish prunes every
+                # version that still does.
+                self._erased_unpublished = True
+            self.tombstones = tombstones.bind(self.hasher)
         if self.items is not None:
             items = self.items
 
@@ -190,7 +202,8 @@ class Trainer:
         self._dead_letter(batch.dead, None)
         positions = self.source.positions()
         with self._lock:
-            fresh = Tombstones.of(e for e in batch.erasures if self.tombstones.add(e))
+            fresh = Tombstones.of((e for e in batch.erasures if self.tombstones.add(e)),
+                                  self.hasher)
             # Erasures first: an erased user's event later in this batch but dated before the
             # erasure is erased too (core/erasure.py has the rule).
             kept = [e for e in batch.events
@@ -198,8 +211,10 @@ class Trainer:
                 if len(self.tombstones) else batch.events
             self.window.extend(kept)
             removed = self.window.erase(fresh) if len(fresh) else 0
-            for item in fresh.items:  # an erased item's catalogue record goes too
-                self.catalog.remove(item)
+            if fresh.items:  # an erased item's catalogue record goes too
+                for record in self.catalog.records():
+                    if fresh.has_item(record.item):
+                        self.catalog.remove(record.item)
             self.positions = positions
             size = len(self.window)
             if len(fresh):
@@ -244,7 +259,7 @@ class Trainer:
         positions = items.positions()
         with self._lock:
             for r in records:
-                if r.item not in self.tombstones.items:  # erased for good: never back
+                if not self.tombstones.has_item(r.item):  # erased for good: never back
                     self.catalog.upsert(r)
             self.item_positions = positions
             size = len(self.catalog)

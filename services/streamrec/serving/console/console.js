@@ -7,6 +7,8 @@
 const API = new URL("../", window.location.href);
 const REFRESH_MS = 5000;
 const KNOWN_SHOWN = 30;
+// Every list asks for its items' titles (the API's fields=); an item without one shows its id.
+const FIELDS = "title";
 const ingestSeries = { labels: [], values: [] };
 let lastCount = null;
 let qualityChart = null;
@@ -180,7 +182,7 @@ async function refresh() {
   try {
     const [model, stats, metricsText, popular] = await Promise.all([
       getJSON("model"), getJSON("stats"),
-      fetch(url("metrics")).then((r) => r.text()), getJSON("popular", { n: 20 })]);
+      fetch(url("metrics")).then((r) => r.text()), getJSON("popular", { n: 20, fields: FIELDS })]);
     renderModel(model, stats);
     renderMetrics(parseMetrics(metricsText));
     renderOnline(stats);
@@ -193,25 +195,27 @@ async function refresh() {
   }
 }
 
-async function because(user, item) {
+async function because(user, it) {
   const box = document.getElementById("because");
   try {
-    const why = await getJSON(`users/${encodeURIComponent(user)}/because/${encodeURIComponent(item)}`);
-    box.replaceChildren(el("h3", `because of (for ${item})`), el("ol"));
+    const why = await getJSON(`users/${encodeURIComponent(user)}/because/${encodeURIComponent(it.item)}`,
+      { fields: FIELDS });
+    box.replaceChildren(el("h3", `because of (for ${itemLabel(it)})`), el("ol"));
     box.querySelector("ol").replaceChildren(...why.items.map((x) => el("li", `${itemLabel(x)} — ${num(x.score, 4)}`)));
   } catch (e) {
     box.replaceChildren(el("p", e.message, "error"));
   }
 }
 
-async function click(user, item, rid) {
+async function click(user, it, rid) {
+  const item = it.item;
   const token = document.getElementById("token").value;
   const headers = { "Content-Type": "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
   const r = await fetch(url("interactions"), { method: "POST", headers,
     body: JSON.stringify({ user, item, recommendation_id: rid }) });
   const body = await r.json().catch(() => ({}));
-  setText("write-result", r.ok ? `recorded ${user} → ${item}` : `${r.status}: ${body.message || ""}`);
+  setText("write-result", r.ok ? `recorded ${user} → ${itemLabel(it)}` : `${r.status}: ${body.message || ""}`);
 }
 
 // What a person typed ("50, 51,") as the API's comma list ("50,51"): the API refuses empty
@@ -223,7 +227,7 @@ async function exploreUser(ev) {
   const f = new FormData(ev.target);
   const user = f.get("user").trim();
   const params = { n: f.get("n"), exclude_seen: f.get("exclude_seen") ? "true" : "false",
-    items: idList(f.get("items")), exclude: idList(f.get("exclude")) };
+    items: idList(f.get("items")), exclude: idList(f.get("exclude")), fields: FIELDS };
   const meta = document.getElementById("user-meta");
   try {
     const recs = await getJSON(`users/${encodeURIComponent(user)}/recommendations`, params);
@@ -232,16 +236,17 @@ async function exploreUser(ev) {
     fill("user-recs", recs.items.map((it, k) => {
       const why = el("button", "because", "link");
       why.type = "button";
-      why.addEventListener("click", () => because(user, it.item));
+      why.addEventListener("click", () => because(user, it));
       const act = el("button", "click", "link");
       act.type = "button";
-      act.addEventListener("click", () => click(user, it.item, recs.recommendation_id));
+      act.addEventListener("click", () => click(user, it, recs.recommendation_id));
       const cell = document.createElement("span");
       cell.append(why, act);
       return row([k + 1, itemLabel(it), num(it.score, 4), cell]);
     }));
     document.getElementById("because").replaceChildren();
-    const known = recs.fallback ? null : await getJSON(`users/${encodeURIComponent(user)}/items`);
+    const known = recs.fallback ? null
+      : await getJSON(`users/${encodeURIComponent(user)}/items`, { fields: FIELDS });
     const all = known ? [...known.fresh, ...known.items] : [];
     const shown = all.slice(0, KNOWN_SHOWN).map((it) => el("li", `${itemLabel(it)} (weight ${it.weight})`));
     if (all.length > KNOWN_SHOWN) shown.push(el("li", `… and ${all.length - KNOWN_SHOWN} more`, "muted"));
@@ -258,7 +263,7 @@ async function exploreItem(ev) {
   const f = new FormData(ev.target);
   const list = document.getElementById("similar");
   try {
-    const sim = await getJSON(`items/${encodeURIComponent(f.get("item").trim())}/similar`, { n: f.get("n") });
+    const sim = await getJSON(`items/${encodeURIComponent(f.get("item").trim())}/similar`, { n: f.get("n"), fields: FIELDS });
     list.replaceChildren(...sim.items.map((it) => el("li", `${itemLabel(it)} — ${num(it.score, 4)}`)));
   } catch (e) {
     list.replaceChildren(el("li", e.message, "error"));

@@ -45,11 +45,13 @@ class FoldIn(BackgroundConsumer):
 
     def __init__(self, factory: SourceFactory, live: LiveModel, fmt: str = "auto",
                  min_weight: float | None = None, observe: Observer | None = None,
-                 weights: Mapping[str, float] | None = None) -> None:
+                 weights: Mapping[str, float] | None = None,
+                 on_erase: Callable[[Sequence[Erasure]], None] | None = None) -> None:
         super().__init__()
         self.factory, self.live, self.observe = factory, live, observe
         self.fresh, self.forgotten = live.fresh, live.forgotten
         self.fmt, self.min_weight, self.weights = fmt, min_weight, weights
+        self.on_erase = on_erase
         self._lock = threading.Lock()
         self.last_event_ts: float | None = None  # produce time of the last message read
 
@@ -76,6 +78,7 @@ class FoldIn(BackgroundConsumer):
                 raise
         if self.source is None:
             return 0  # no snapshot yet: nothing to fold into
+        self.forgotten.hasher.key()  # KeyUnavailable before a poll: no message is skipped
         # Drain what has arrived without waiting; when nothing has, block for the *first*
         # message only: a batch poll would wait out its timeout to fill the batch, which made
         # the timeout the floor of freshness.
@@ -117,10 +120,13 @@ class FoldIn(BackgroundConsumer):
         return kept
 
     def erase(self, erasures: Sequence[Erasure]) -> int:
-        """Apply erasures now (`LiveModel.forget`); returns the fresh events dropped."""
-        dropped = self.live.forget(erasures)
+        """Apply erasures now (`LiveModel.forget`; ``on_erase`` hears of the new ones, the
+        online tracker forgets erased users); returns how many were new."""
+        applied = self.live.forget(erasures)
+        if applied and self.on_erase is not None:
+            self.on_erase(applied)
         metrics.FRESH_EVENTS.set(len(self.fresh))
-        return dropped
+        return len(applied)
 
     def _seek(self, offsets: dict[int, int]) -> None:
         if self.source is None:

@@ -28,8 +28,6 @@ from ..live.holder import Holder, Served
 
 log = logging.getLogger(__name__)
 
-#: Versions kept in the local cache (older ones are unlinked; mapped pages stay valid).
-CACHE_KEEP = 3
 
 
 @contextmanager
@@ -76,7 +74,7 @@ class Reloader:
                 # No window: only a trainer resumes from it (its ids alone were ~10 MB
                 # private per worker at 100k users).
                 snapshot = read_snapshot(path, verify=True, mmap=True, window=False)
-                self._prune_cache(keep={version} | ({current.version} if current else set()))
+                self._prune_cache(keep={version})
         except (StoreUnavailable, OSError) as e:
             metrics.RELOADS.labels("unavailable").inc()
             log.warning("cannot fetch snapshot %s (will retry): %s", version, e)
@@ -98,11 +96,17 @@ class Reloader:
         return True
 
     def _prune_cache(self, keep: set[str]) -> None:
-        versions = sorted(p.name for p in self.cache.iterdir()
-                          if p.is_dir() and not p.name.startswith("."))
-        for old in versions[:-CACHE_KEEP]:
-            if old not in keep:
-                shutil.rmtree(self.cache / old, ignore_errors=True)
+        """Remove every cached version but ``keep`` (the one just loaded), and the debris of
+        interrupted fetches; the caller holds the cache lock, so no fetch is running.
+
+        An older version may hold ids erased since (docs/feedback.md, "Forgetting"), so none
+        is kept once a newer one serves; a worker still serving one keeps its mapped pages
+        (unlinked files stay readable until unmapped).
+        """
+        doomed = [p.name for p in self.cache.iterdir()
+                  if p.is_dir() and p.name not in keep]
+        for name in doomed:
+            shutil.rmtree(self.cache / name, ignore_errors=True)
 
     # --- background ---------------------------------------------------------------------
 

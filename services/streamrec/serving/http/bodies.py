@@ -23,11 +23,12 @@ from streamrec.core.events import (
 )
 
 from .errors import ApiError, check_keys, parse_bool, parse_n
+from .fields import parse_fields_body
 
 MAX_EVENTS = 1000
 MAX_SESSION = 1000
 SESSION_KEYS = ("items", "n", "exclude_seen", "candidates", "exclude", "category",
-                "category_mode")
+                "category_mode", "fields")
 
 
 def read_json(data: bytes) -> Any:
@@ -128,6 +129,7 @@ def parse_session(body: Any) -> dict[str, Any]:
         "exclude": _ids(body.get("exclude"), "exclude"),
         "category": _categories(body.get("category")),
         "category_mode": _mode(body.get("category_mode")),
+        "fields": parse_fields_body(body.get("fields")),
     }
 
 

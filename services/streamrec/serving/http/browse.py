@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 from .context import live, service
 from .errors import check_keys, parse_n
 from .guards import path_id
-from .params import LIST_KEYS, list_query, scored
+from .params import FIELDS_KEY, LIST_KEYS, list_query, query_fields, scored, with_fields
 
 bp = Blueprint("browse", __name__)
 
@@ -22,34 +22,40 @@ def _item(item: str) -> str:
 def similar(item: str) -> Response:
     check_keys(request.args, LIST_KEYS)
     item = _item(item)
-    a = live().similar(item, list_query(personal=False))
-    return jsonify(item=item, items=scored(a.recs.items, a.recs.scores), model_version=a.version,
-                   fallback=None, recommendation_id=service().track(None, a.version, a.recs.items))
+    q, fields = list_query(personal=False), query_fields()
+    a = live().similar(item, q)
+    return jsonify(item=item, items=with_fields(scored(a.recs.items, a.recs.scores), fields),
+                   model_version=a.version, fallback=None,
+                   recommendation_id=service().track(None, a.version, a.recs.items))
 
 
 @bp.get("/popular")
 def popular() -> Response:
     check_keys(request.args, LIST_KEYS)
-    a = live().popular(list_query(personal=False))
-    return jsonify(items=scored(a.recs.items, a.recs.scores), model_version=a.version,
-                   fallback="popular",
+    q, fields = list_query(personal=False), query_fields()
+    a = live().popular(q)
+    return jsonify(items=with_fields(scored(a.recs.items, a.recs.scores), fields),
+                   model_version=a.version, fallback="popular",
                    recommendation_id=service().track(None, a.version, a.recs.items))
 
 
 @bp.get("/users/<user>/because/<item>")
 def because(user: str, item: str) -> Response:
-    check_keys(request.args, ("n",))
+    check_keys(request.args, ("n", FIELDS_KEY))
     user, item = path_id(user, "user"), _item(item)
-    e = live().because(user, item, parse_n(request.args.get("n"), default=5))
-    return jsonify(user=user, item=item, items=[{"item": i, "score": c} for i, c in e.items],
+    n, fields = parse_n(request.args.get("n"), default=5), query_fields()
+    e = live().because(user, item, n)
+    return jsonify(user=user, item=item,
+                   items=with_fields([{"item": i, "score": c} for i, c in e.items], fields),
                    model_version=e.version, fresh_events=e.fresh_events)
 
 
 @bp.get("/users/<user>/items")
 def user_items(user: str) -> Response:
-    check_keys(request.args, ())
-    user = path_id(user, "user")
+    check_keys(request.args, (FIELDS_KEY,))
+    user, fields = path_id(user, "user"), query_fields()
     k = live().known_items(user)
-    return jsonify(user=user, items=[{"item": i, "weight": w} for i, w in k.known],
-                   fresh=[{"item": i, "weight": w} for i, w in k.fresh],
+    return jsonify(user=user,
+                   items=with_fields([{"item": i, "weight": w} for i, w in k.known], fields),
+                   fresh=with_fields([{"item": i, "weight": w} for i, w in k.fresh], fields),
                    model_version=k.version, fresh_events=len(k.fresh))

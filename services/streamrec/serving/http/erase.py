@@ -14,16 +14,15 @@ durable in the log, applied here, applied elsewhere within the documented bounds
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify, request
 
-from streamrec.adapters.source import EventSink, Redacting, SourceMessage
-from streamrec.core.codec import parse_record
-from streamrec.core.erasure import Erasure, Tombstones
-from streamrec.core.events import Event, InvalidEvent
+from streamrec.adapters.source import EventSink, Redacting
+from streamrec.core.erasure import Erasure
+from streamrec.core.erasurekey import KeyUnavailable
 
 from .. import metrics
+from . import redaction
 from .context import service
 from .errors import ApiError, check_keys
 from .guards import (
@@ -34,30 +33,9 @@ from .guards import (
     require_sink,
 )
 
-__all__ = ["bp", "erased_by"]
+__all__ = ["bp"]
 
 bp = Blueprint("erase", __name__)
-
-
-def erased_by(erasure: Erasure, fmt: str) -> Callable[[SourceMessage], bool]:
-    """A predicate: is this log record an event ``erasure`` erases? (For redaction; control
-    records and records that do not parse are never redacted.)"""
-    tombstones = Tombstones.of([erasure])
-    # A record that does not even contain the id's bytes cannot name it (JSON may escape
-    # non-ASCII ids: those records are parsed).
-    needle = erasure.id.encode("utf-8") if erasure.id.isascii() else None
-
-    def erased(message: SourceMessage) -> bool:
-        if message.value is None or (needle is not None and needle not in message.value):
-            return False
-        try:
-            record = parse_record(bytes(message.value), fmt, message.timestamp)
-        except InvalidEvent:
-            return False
-        return isinstance(record, Event) and tombstones.erased(record.user, record.item,
-                                                               record.ts)
-
-    return erased
 
 
 def _checked(kind: str, ident: str) -> tuple[str, EventSink]:
@@ -77,17 +55,26 @@ def _erase(kind: str, ident: str) -> tuple[Response, int]:
     refuse_other_routes_paths()
     ident, sink = _checked(kind, ident)
     svc = service()
-    erasure = Erasure(kind, ident, time.time())
-    topic = svc.config.topic
+    try:
+        erasure = Erasure(kind, ident, time.time()).keyed(svc.hasher)
+    except KeyUnavailable as e:
+        metrics.ERASE_REQUESTS.labels(kind, "unavailable").inc()
+        raise ApiError(503, "erasure_key_unavailable", str(e), {"Retry-After": "5"}) from None
+    assert erasure.digest is not None
+    c = svc.config
+    topic = c.topic
     try:  # erasing twice is harmless: a client retries a 503
-        produce_acknowledged(sink, topic, [(erasure.to_bytes(), ident)], "erasures")
+        # Keyed by the hash too: the record holds no id anywhere.
+        produce_acknowledged(sink, topic, [(erasure.to_bytes(), erasure.digest)], "erasures")
     except ApiError:
         metrics.ERASE_REQUESTS.labels(kind, "unavailable").inc()
         raise
     svc.erase(erasure)
     redacted = None
     if isinstance(sink, Redacting):
-        redacted = sink.redact(topic, erased_by(erasure, svc.config.format))
+        redacted = sink.redact(topic, redaction.events(erasure, c.format, svc.hasher))
+        redacted += sink.redact(c.items, redaction.item_records(erasure))
+        redacted += sink.redact(c.dlq, redaction.dead_letters(erasure))
     metrics.ERASE_REQUESTS.labels(kind, "accepted").inc()
     return jsonify(erased=kind, id=ident, at=erasure.at, topic=topic, redacted=redacted), 202
 

@@ -9,16 +9,20 @@ from flask import request
 from streamrec.core.itemfilter import ItemFilter, parse_filter
 
 from ..live.answers import ListQuery
+from .context import live
 from .errors import ApiError, parse_bool, parse_list, parse_n
+from .fields import add_fields, parse_fields
 
-__all__ = ["FILTER_KEYS", "LIST_KEYS", "REC_KEYS", "item_filter", "list_query", "query_filter",
-           "scored"]
+__all__ = ["FIELDS_KEY", "FILTER_KEYS", "LIST_KEYS", "REC_KEYS", "item_filter", "list_query",
+           "query_fields", "query_filter", "scored", "with_fields"]
 
 #: The catalogue filter (``core/itemfilter.py``), taken by every list-returning route.
 FILTER_KEYS = ("category", "category_mode")
+#: Catalogue fields added to each listed item (``fields.py``), taken by every list route.
+FIELDS_KEY = "fields"
 #: Similar and popular items: no user, so no seen items and no whitelist.
-LIST_KEYS = ("n", "exclude", *FILTER_KEYS)
-REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS)
+LIST_KEYS = ("n", "exclude", *FILTER_KEYS, FIELDS_KEY)
+REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS, FIELDS_KEY)
 
 
 def item_filter(categories: list[str] | None, mode: str | None) -> ItemFilter | None:
@@ -34,6 +38,17 @@ def item_filter(categories: list[str] | None, mode: str | None) -> ItemFilter | 
 def query_filter() -> ItemFilter | None:
     return item_filter(parse_list(request.args.get("category"), "category"),
                        request.args.get("category_mode"))
+
+
+def query_fields() -> tuple[str, ...]:
+    """The request's ``fields`` query parameter, parsed (``fields.py``); () when absent."""
+    raw = request.args.get(FIELDS_KEY)
+    return parse_fields([raw] if raw is not None else [])
+
+
+def with_fields(items: list[dict[str, Any]], fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``items`` with the catalogue ``fields`` of each (unchanged without fields)."""
+    return add_fields(items, fields, live().catalogue)
 
 
 def list_query(personal: bool = True) -> ListQuery:

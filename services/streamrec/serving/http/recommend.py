@@ -11,25 +11,28 @@ from .bodies import parse_session, read_json
 from .context import live, service
 from .errors import ApiError, check_keys, parse_list, parse_n, require
 from .guards import path_id
-from .params import REC_KEYS, item_filter, list_query, scored
+from .params import REC_KEYS, item_filter, list_query, query_fields, scored, with_fields
 
 bp = Blueprint("recommend", __name__)
 
 MAX_BATCH_USERS = 1000
 
 
-def _answer(tracked: str | None, a: Listed, **head: object) -> Response:
+def _answer(tracked: str | None, a: Listed, fields: tuple[str, ...],
+            **head: object) -> Response:
     """A list as the API answers it, after ``head`` (e.g. the user); ``tracked`` is the user
     whose last served list it becomes (None: anonymous)."""
-    return jsonify(**head, items=scored(a.recs.items, a.recs.scores), model_version=a.version,
-                   fallback=a.recs.fallback, fresh_events=a.fresh_events,
+    return jsonify(**head, items=with_fields(scored(a.recs.items, a.recs.scores), fields),
+                   model_version=a.version, fallback=a.recs.fallback,
+                   fresh_events=a.fresh_events,
                    recommendation_id=service().track(tracked, a.version, a.recs.items))
 
 
 def _for_user(user: str, allowed: tuple[str, ...]) -> Response:
     check_keys(request.args, allowed)
     user = path_id(user, "user")
-    return _answer(user, live().recommend(user, list_query()), user=user)
+    q, fields = list_query(), query_fields()
+    return _answer(user, live().recommend(user, q), fields, user=user)
 
 
 @bp.get("/users/<user>/recommendations")
@@ -62,7 +65,7 @@ def session_recommendations() -> Response:
     kw = parse_session(read_json(request.get_data(cache=True)))
     q = ListQuery(n=kw["n"], exclude_seen=kw["exclude_seen"], items=kw["candidates"],
                   exclude=kw["exclude"], filter=item_filter(kw["category"], kw["category_mode"]))
-    return _answer(None, live().recommend_session(kw["items"], q))
+    return _answer(None, live().recommend_session(kw["items"], q), kw["fields"])
 
 
 @bp.get("/recommendations/batch")
@@ -71,10 +74,11 @@ def batch_recommendations() -> Response:
     users = [path_id(u, "user") for u in parse_list(request.args.get("users"), "users") or []]
     if not users or len(users) > MAX_BATCH_USERS:
         raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
-    version, lists = live().recommend_batch(users, list_query())
+    q, fields = list_query(), query_fields()
+    version, lists = live().recommend_batch(users, q)
     track = service().track
-    results = {u: {"items": scored(a.recs.items, a.recs.scores), "fallback": a.recs.fallback,
-                   "fresh_events": a.fresh_events,
+    results = {u: {"items": with_fields(scored(a.recs.items, a.recs.scores), fields),
+                   "fallback": a.recs.fallback, "fresh_events": a.fresh_events,
                    "recommendation_id": track(u, version, a.recs.items)}
                for u, a in lists.items()}
     return jsonify(results=results, model_version=version)

@@ -169,8 +169,8 @@ class FreshEvents:
             dropped = self._filter(lambda user, f: not tombstones.erased(user, f.item, f.ts))
             for user in list(self._seen):
                 items = self._seen[user]
-                gone = list(items) if user in tombstones.users else [
-                    i for i in items if i in tombstones.items]
+                gone = list(items) if tombstones.user_at(user) is not None else [
+                    i for i in items if tombstones.has_item(i)]
                 for item in gone:
                     del items[item]
                 self._seen_total -= len(gone)

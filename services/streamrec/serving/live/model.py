@@ -24,6 +24,7 @@ from dataclasses import replace
 
 from streamrec.core.catalog import Catalogue, ItemRecord
 from streamrec.core.erasure import Erasure, Tombstones
+from streamrec.core.erasurekey import ErasureHasher
 from streamrec.core.itemfilter import CatalogueIndex, ItemFilter, Restriction
 from streamrec.core.model import UnknownUser
 
@@ -39,13 +40,16 @@ class LiveModel:
     """One worker's live state (holder, fresh events, catalogue, forgotten ids) and its
     answers. Thread-safe: the feeds write, request threads read."""
 
-    def __init__(self, fresh: FreshEvents | None = None) -> None:
+    def __init__(self, hasher: ErasureHasher, fresh: FreshEvents | None = None) -> None:
         self.holder = Holder()
         self.fresh = FreshEvents() if fresh is None else fresh
         self.catalogue = Catalogue()
         self.index = CatalogueIndex(self.catalogue)
+        #: Tombstones and erasure records hold keyed hashes (core/erasurekey.py), never ids.
+        self.hasher = hasher
         # An erased item's catalogue record goes too; later records of it are dropped.
-        self.forgotten = Forgotten(on_item=self.catalogue.remove)
+        self.forgotten = Forgotten(hasher, on_item=self.catalogue.remove,
+                                   known_items=self.item_ids)
         self.holder.before_swap(self.forgotten.before_swap)
 
     # -- state ---------------------------------------------------------------------------
@@ -60,25 +64,34 @@ class LiveModel:
             raise NoModel(why)
         return s
 
+    def item_ids(self) -> list[str]:
+        """Item ids this worker could show: the served snapshot's and the catalogue's (an
+        erasure read from the topic holds only a hash, matched against them)."""
+        served = self.holder.current()
+        ids = list(served.snapshot.model.item_ids) if served is not None else []
+        return ids + [r.item for r in self.catalogue.records()]
+
     def take_catalogue(self, served: Served) -> None:
         """Holder listener when no items topic is followed: the snapshot's catalogue is all."""
         self.catalogue.replace(served.snapshot.catalog)
 
-    def forget(self, erasures: Sequence[Erasure]) -> int:
+    def forget(self, erasures: Sequence[Erasure]) -> list[Erasure]:
         """Apply erasures now (from the log, or a DELETE this worker answered): remember them
-        and drop what they erase from the fresh events. Returns the fresh events dropped."""
+        and drop what they erase from the fresh events. Returns those that were new here."""
         applied = [e for e in erasures if self.forgotten.add(e)]
         for e in applied:
             metrics.ERASURES.labels(e.kind).inc()
-        return self.fresh.erase(Tombstones.of(applied)) if applied else 0
+        if applied:
+            self.fresh.erase(Tombstones.of(applied, self.hasher))
+        return applied
 
     def erased(self, item: str) -> bool:
         """Whether ``item`` was erased (for good: its records are refused too)."""
-        return item in self.forgotten.items
+        return self.forgotten.item_erased(item)
 
     def check_item(self, item: str) -> str:
         """``item`` itself; `ErasedItem` when it was erased."""
-        if item in self.forgotten.items:
+        if self.forgotten.item_erased(item):
             raise ErasedItem(item)
         return item
 

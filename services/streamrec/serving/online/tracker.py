@@ -14,8 +14,13 @@ then judged against the list served last *before the event*, the one the user sa
   the prequential recall@k of `streamrec.evaluation` (docs/evaluation.md), computed by the same
   `hit_rank`.
 - **CTR** = attributed events / served lists, where an *attributed* event is a positive event
-  that carries back a ``recommendation_id`` this worker issued (any of its lists, not only the
-  last one; no horizon). Ids of other workers are left to them, so nothing counts twice.
+  that carries back a ``recommendation_id`` this worker issued (any of its last
+  ``max_ids`` lists, not only the user's last one; no horizon), from the user it was issued
+  to. Each (recommendation id, item) counts once, and an id counts at most as many items as
+  its list held: an echo repeated, or replayed by the fold-in, inflates nothing, and an id
+  sent back by another user is not attributed. A list served to no user (an anonymous
+  session) belongs to the first user who echoes it. Ids of other workers are left to them
+  (every worker reads every event), so nothing counts twice across workers or replicas.
 
 Everything is tallied per model version (the version that served the list), in total and per
 time bucket (the sliding windows), for at most ``max_versions`` versions: a `Tally` per version.
@@ -34,9 +39,10 @@ from __future__ import annotations
 import secrets
 import sys
 import threading
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +108,10 @@ def _sum(tallies: Iterable[Sequence[int]]) -> list[int]:
 #: list before it (None when there was none). One flat tuple: one allocation per request.
 _Entry = tuple[str, tuple[str, ...], float, str | None, tuple[str, ...] | None, float | None]
 
+#: The owner of an id issued to no user (an anonymous list) until a user echoes it, and of an
+#: id whose user was erased (``forget``): never attributed.
+_ANONYMOUS, _FORGOTTEN = "", "\x00forgotten"
+
 
 class OnlineTracker:
     """The last list per user (LRU of ``max_users``) and the tallies of one worker.
@@ -119,11 +129,16 @@ class OnlineTracker:
         The sliding windows: ``buckets`` buckets of ``bucket_seconds`` each.
     max_versions : int
         Tallies are kept for the newest ``max_versions`` model versions (bounded cardinality).
+    max_ids : int or None
+        The last ``max_ids`` recommendation ids remember their user and what they had
+        credited (CTR); an older id is not attributed. Default: 4 x ``max_users`` (about 10
+        bytes per id, plus the credited items of the ids that were clicked).
     """
 
     def __init__(self, *, horizon: float = 1800.0, max_users: int = 50_000,
                  positive: float | None = None, bucket_seconds: float = 60.0,
-                 buckets: int = 60, max_versions: int = 8, token: str | None = None) -> None:
+                 buckets: int = 60, max_versions: int = 8, token: str | None = None,
+                 max_ids: int | None = None) -> None:
         if horizon <= 0 or bucket_seconds <= 0 or min(max_users, buckets, max_versions) < 1:
             raise ValueError("horizon, bucket_seconds > 0; max_users, buckets, max_versions >= 1")
         self.horizon, self.max_users, self.positive = horizon, max_users, positive
@@ -138,6 +153,12 @@ class OnlineTracker:
         self._lock = threading.Lock()
         self._hot: tuple[int, str, Tally, Tally] | None = None  # serve()'s current tallies
         self.evicted = 0
+        #: Per issued id, in a ring indexed by ``seq % max_ids``: its user (``_ANONYMOUS``),
+        #: its list's length, and the items it has credited (None: none yet).
+        self.max_ids = max(1, max_ids if max_ids is not None else 4 * max_users)
+        self._owners: list[str] = [_FORGOTTEN] * self.max_ids
+        self._sizes = array("H", [0]) * self.max_ids
+        self._credited: list[tuple[str, ...] | None] = [None] * self.max_ids
 
     def __len__(self) -> int:
         return len(self._last)
@@ -173,6 +194,10 @@ class OnlineTracker:
                 self._epochs.append((self._seq, version))
                 del self._epochs[:-64]  # older ids are attributed to no version
             rid = f"{self._prefix}{self._seq:x}"
+            slot = self._seq % self.max_ids
+            self._owners[slot] = _ANONYMOUS if user is None else sys.intern(user)
+            self._sizes[slot] = min(len(items), 0xFFFF)
+            self._credited[slot] = None
             if user is not None:
                 # Interned: the model decodes fresh id strings per request; shared ones make a
                 # tracked user cost a tuple of pointers, not ten copies of the ids.
@@ -192,7 +217,8 @@ class OnlineTracker:
             hot[3].lists += 1
             return rid
 
-    def _version_of(self, rid: str) -> str | None:
+    def _version_of(self, rid: str) -> tuple[int, str] | None:
+        """(sequence number, model version) of one of this worker's ids; None otherwise."""
         if not rid.startswith(self._prefix):
             return None
         try:
@@ -200,9 +226,43 @@ class OnlineTracker:
         except ValueError:
             return None
         k = bisect_right(self._epochs, (seq, "\uffff")) - 1
-        if k < 0 or seq > self._seq:
+        if k < 0 or seq > self._seq or seq < 1:
             return None
-        return self._epochs[k][1]
+        return seq, self._epochs[k][1]
+
+    def _credit(self, seq: int, user: str, item: str) -> bool:
+        """Whether (id ``seq``, ``item``) from ``user`` is a new click (and record it)."""
+        if seq <= self._seq - self.max_ids:
+            return False  # the ring has forgotten this id
+        slot = seq % self.max_ids
+        owner = self._owners[slot]
+        if owner == _ANONYMOUS:  # an anonymous list belongs to the first user who echoes it
+            owner = self._owners[slot] = sys.intern(user)
+        if owner != user:
+            return False
+        credited = self._credited[slot] or ()
+        if item in credited or len(credited) >= self._sizes[slot]:
+            return False
+        self._credited[slot] = (*credited, item)
+        return True
+
+    def forget(self, erased: Callable[[str], bool]) -> int:
+        """Forget every user for whom ``erased(user)`` (an erasure: docs/feedback.md): their
+        last lists, and their ids' ownership (their echoes are attributed no more). Returns
+        how many users were forgotten. ``erased`` runs outside the lock (it hashes)."""
+        with self._lock:
+            candidates = set(self._last) | set(self._owners)
+        gone = {u for u in candidates if u not in (_ANONYMOUS, _FORGOTTEN) and erased(u)}
+        if not gone:
+            return 0
+        with self._lock:
+            for user in gone:
+                self._last.pop(user, None)
+            for slot, owner in enumerate(self._owners):
+                if owner in gone:
+                    self._owners[slot] = _FORGOTTEN
+                    self._credited[slot] = None
+        return len(gone)
 
     def observe(self, user: str, item: str, weight: float, rid: str | None,
                 event_time: float, now: float) -> int | None:
@@ -210,8 +270,9 @@ class OnlineTracker:
         if weight <= 0 or (self.positive is not None and weight < self.positive):
             return None  # negative feedback is never a success (docs/feedback.md)
         with self._lock:
-            if rid is not None and (version := self._version_of(rid)) is not None:
-                for t in self._tally(version, now):
+            if rid is not None and (issued := self._version_of(rid)) is not None \
+                    and self._credit(issued[0], user, item):
+                for t in self._tally(issued[1], now):
                     t.attributed += 1
             entry = self._last.get(user)
             if entry is None:
