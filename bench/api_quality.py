@@ -49,7 +49,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serving import free_port, pct  # noqa: E402  (bench/serving.py's helpers)
-from streamrec.core.event import Event  # noqa: E402
+from streamrec.core.events.event import Event  # noqa: E402
 from streamrec.evaluation.metrics import MetricSums, score  # noqa: E402
 from streamrec.evaluation.prequential import in_time_order  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Filtered top-n: what the catalogue filter (core/itemfilter.py) adds to a recommendation.
+"""Filtered top-n: what the catalogue filter (core/catalog/filters.py) adds to a recommendation.
 
 A model of ``--items`` items with random factors (the filter's cost does not depend on how
 the factors were fitted) and a catalogue where each item has 1-3 of 20 categories with Zipf
@@ -36,9 +36,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from streamrec.core.catalog import Catalogue, ItemRecord  # noqa: E402
-from streamrec.core.itemfilter import CatalogueIndex, ItemFilter, Restriction  # noqa: E402
-from streamrec.core.model import ALSParams, Model  # noqa: E402
+from streamrec.core.catalog.filters import CatalogueIndex, ItemFilter, Restriction  # noqa: E402
+from streamrec.core.catalog.records import Catalogue, ItemRecord  # noqa: E402
+from streamrec.core.scoring.als import ALS  # noqa: E402
+from streamrec.core.scoring.model import ALSParams, Model  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "catalog.json"
 CATEGORIES = [f"c{k}" for k in range(20)]
@@ -48,11 +49,14 @@ def build(items: int, users: int, factors: int, seed: int = 0) -> tuple[Model, C
     rng = np.random.default_rng(seed)
     seen = sp.random(users, items, density=min(1.0, 30 / items), format="csr", random_state=seed,
                      dtype=np.float32)
-    model = Model(rng.normal(0, 0.1, (users, factors)).astype(np.float32),
-                  rng.normal(0, 0.1, (items, factors)).astype(np.float32),
+    params = ALSParams(factors=factors)
+    als = ALS(rng.normal(0, 0.1, (users, factors)).astype(np.float32),
+              rng.normal(0, 0.1, (items, factors)).astype(np.float32),
+              params.regularization, params.alpha)
+    model = Model({"als": als},
                   [f"u{u}" for u in range(users)], [f"i{i}" for i in range(items)], seen,
                   np.asarray(seen.sum(axis=0)).ravel().astype(np.float64),
-                  ALSParams(factors=factors))
+                  params)
     weights = 1.0 / np.arange(1, len(CATEGORIES) + 1)
     weights /= weights.sum()
     now = time.time()

@@ -2,9 +2,11 @@
 
 - ``window``: ``SlidingWindow.build()`` (the user x item CSR the trainer fits on) and
   ``contents()`` (what a snapshot stores) for full windows of each size;
-- ``fit``: :func:`streamrec.core.model.fit` against a bare ``implicit.cpu.als`` fit on the same
+- ``fit``: :func:`streamrec.core.scoring.model.fit` against a bare ``implicit.cpu.als`` fit on the
+same
   CSR with the same hyperparameters (one thread each), and their ratio. streamrec hands implicit
-  ``1 + alpha * R`` (see ``core/training.py``); the bare fit gets ``R`` itself: same sparsity,
+  ``1 + alpha * R`` (see ``core/scoring/training.py``); the bare fit gets ``R`` itself: same
+  sparsity,
   same work per iteration. streamrec's extra work is that copy, the training loss and the
   model's id indexes;
 - ``foldin``: one user's exact least-squares solve against fixed item factors, for users with
@@ -36,8 +38,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from streamrec.core.model import ALSParams, Model, fit  # noqa: E402
-from streamrec.core.window import SlidingWindow, WindowMatrix  # noqa: E402
+from streamrec.core.scoring.model import ALSParams, Model  # noqa: E402
+from streamrec.core.scoring.training import fit  # noqa: E402
+from streamrec.core.window.sliding import SlidingWindow, WindowMatrix  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "core.json"
 
@@ -126,7 +129,7 @@ def bench_fit(matrix: WindowMatrix, params: ALSParams, repeat: int) -> tuple[dic
 def bench_foldin(model: Model, sizes: Sequence[int], calls: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(1)
     n_items = len(model.item_ids)
-    model.gram  # noqa: B018 (warm the cached YᵀY + λI, as a replica does after loading)
+    model.als.gram  # noqa: B018 (warm the cached YᵀY + λI, as a replica does after loading)
     rows = []
     for k in sizes:
         k = min(k, n_items)
@@ -135,7 +138,7 @@ def bench_foldin(model: Model, sizes: Sequence[int], calls: int) -> list[dict[st
             idx = rng.choice(n_items, size=k, replace=False)
             w = rng.integers(1, 6, k).astype(np.float64)
             start = time.perf_counter()
-            model.fold_in(idx, w)
+            model.als.fold_in(idx, w)
             times.append(time.perf_counter() - start)
         rows.append({"items_per_user": k, "calls": calls, **percentiles_us(times)})
     return rows

@@ -4,10 +4,10 @@ Measures, on synthetic ``u<k>:i<k>`` events:
 
 - ``SlidingWindow.erase`` of one user (O(W): the ring is rebuilt) at several window sizes;
 - ``SlidingWindow.build`` with and without negative events (a negative event makes the build
-  aggregate in arrival order, ``foldin.aggregate``);
+  aggregate in arrival order, ``feedback.aggregate``);
 - the trainer's per-batch tombstone filter: events/s through ``parse_batch`` alone and with the
   filter against 10 and 10,000 tombstones (keyed hashes: one HMAC-SHA256 per distinct id,
-  cached, ``core/erasurekey.py``);
+  cached, ``core/events/erasurekey.py``);
 - redacting one user from the embedded log (``LocalLogSink.redact`` with the route's predicate:
   every record read, those holding the id's bytes parsed, the segments holding the user
   rewritten).
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from streamrec.adapters.locallog import LocalLogSink
-from streamrec.core.erasure import Erasure, Tombstones
-from streamrec.core.erasurekey import ErasureHasher, new_key
 from streamrec.core.events import parse_batch
-from streamrec.core.window import SlidingWindow
+from streamrec.core.events.erasure import Erasure, Tombstones
+from streamrec.core.events.erasurekey import ErasureHasher, new_key
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.http import redaction
 
 RESULTS = Path(__file__).parent / "results" / "erasure.json"

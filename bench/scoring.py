@@ -37,9 +37,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serving import build_model, pct  # noqa: E402  (the same 1M-event model)
-from streamrec.core.blend import ScoringParams, history_for  # noqa: E402
-from streamrec.core.ease import ItemItemParams, fit_item_item  # noqa: E402
-from streamrec.core.snapshot import write_snapshot  # noqa: E402
+from streamrec.adapters.snapshotfiles import write_snapshot  # noqa: E402
+from streamrec.core.scoring.blend import ScoringParams, history_for  # noqa: E402
+from streamrec.core.scoring.itemitem import ItemItemParams, fit_item_item  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_P99_MS = 5.0
@@ -48,8 +48,8 @@ TARGET_P99_MS = 5.0
 CHILD = r"""
 import json, sys, time
 import numpy as np
-from streamrec.core.blend import PLAIN, ScoringParams
-from streamrec.core.snapshot import read_snapshot
+from streamrec.core.scoring.blend import PLAIN, ScoringParams
+from streamrec.adapters.snapshotfiles import read_snapshot
 path, calls, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 model = read_snapshot(path, verify=False, mmap=True, window=False).model
 scoring = {"plain": PLAIN, "recency": ScoringParams(item_item_weight=0.0),
@@ -57,7 +57,7 @@ scoring = {"plain": PLAIN, "recency": ScoringParams(item_item_weight=0.0),
 rng = np.random.default_rng(3)
 users = [model.user_ids[int(k)] for k in rng.integers(0, len(model.user_ids), calls)]
 items = [model.item_ids[int(k)] for k in rng.integers(0, len(model.item_ids), 3 * calls)]
-model.gram  # warm, as a replica does after a swap
+model.als.gram  # warm, as a replica does after a swap
 took = []
 for k, user in enumerate(users):
     extra = [(items[3 * k + j], 1.0, None) for j in range(3)]
@@ -87,10 +87,10 @@ def fit_costs(users: int, items: int, events: int, factors: int,
     model, window = build_model(users, items, events, factors)
     contents = window.contents()
     t = time.perf_counter()
-    model.history = history_for(contents, model.user_ids, model.item_ids, scoring.history_cap)
+    history = history_for(contents, model.user_ids, model.item_ids, scoring.history_cap)
     history_s = time.perf_counter() - t
-    model.item_item = fit_item_item(model.user_items, params, threads=1)
-    model.scoring = scoring
+    ii = fit_item_item(model.user_items, params, threads=1)
+    model = model.derive(scorers={ii.name: ii}, history=history, scoring=scoring)
     write_snapshot(tmp, model, contents, {0: events}, "000000000001", sync=False)
     size = {f.name.removesuffix(".npy"): f.stat().st_size for f in tmp.glob("*.npy")}
     group = {"history": 0, "item_item": 0, "window": 0, "model (as before)": 0}
@@ -98,7 +98,7 @@ def fit_costs(users: int, items: int, events: int, factors: int,
         key = name.split(".")[0]
         group[key if key in group else "model (as before)"] += n
     return {"users": len(model.user_ids), "items": len(model.item_ids), "events": events,
-            "item_item_kind": model.item_item.kind, "item_item_fit_s": model.item_item.seconds,
+            "item_item_kind": ii.kind, "item_item_fit_s": ii.seconds,
             "history_s": history_s, "snapshot_mb": {k: v / 2**20 for k, v in group.items()}}
 
 

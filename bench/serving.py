@@ -58,10 +58,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from confluent_kafka import Producer  # noqa: E402
 from tests.infra.kafka import KafkaBroker  # noqa: E402
 
+from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot  # noqa: E402
 from streamrec.adapters.stores import LocalStore  # noqa: E402
-from streamrec.core.model import ALSParams, Model  # noqa: E402
-from streamrec.core.snapshot import read_snapshot, write_snapshot  # noqa: E402
-from streamrec.core.window import SlidingWindow  # noqa: E402
+from streamrec.core.scoring.als import ALS  # noqa: E402
+from streamrec.core.scoring.model import ALSParams, Model  # noqa: E402
+from streamrec.core.window.sliding import SlidingWindow  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 LEVELS = (1, 8, 32)
@@ -94,18 +95,21 @@ def build_model(users: int, items: int, events: int, factors: int,
     matrix = window.build()
     n_users, n_items = len(matrix.user_ids), len(matrix.item_ids)
     scale = np.float32(0.1)
+    params = ALSParams(factors=factors)
+    als = ALS(rng.standard_normal((n_users, factors), dtype=np.float32) * scale,
+              rng.standard_normal((n_items, factors), dtype=np.float32) * scale,
+              params.regularization, params.alpha)
     model = Model(
-        user_factors=rng.standard_normal((n_users, factors), dtype=np.float32) * scale,
-        item_factors=rng.standard_normal((n_items, factors), dtype=np.float32) * scale,
+        scorers={"als": als},
         user_ids=matrix.user_ids, item_ids=matrix.item_ids, user_items=matrix.user_items,
-        popularity=matrix.popularity, params=ALSParams(factors=factors),
+        popularity=matrix.popularity, params=params,
     )
     return model, window
 
 
 def numpy_reference(model: Model, seconds: float, n: int = 10) -> dict[str, float]:
     """Bare ``item_factors @ user`` + argpartition + sort of the top n, on the same arrays."""
-    y, x = model.item_factors, model.user_factors
+    y, x = model.als.item_factors, model.als.user_factors
     rng = np.random.default_rng(1)
     rows = rng.integers(0, x.shape[0], 100_000)
     took: list[float] = []
@@ -489,7 +493,7 @@ def main() -> int:
     model_bytes = sum(f.stat().st_size for f in snap_dir.iterdir() if f.suffix == ".npy")
     served_bytes = sum(f.stat().st_size for f in snap_dir.iterdir()
                        if f.suffix == ".npy" and not f.name.startswith("window."))
-    factor_bytes = model.user_factors.nbytes + model.item_factors.nbytes
+    factor_bytes = model.als.user_factors.nbytes + model.als.item_factors.nbytes
     build_s = time.perf_counter() - t
     del model, window
     # What the workers map (serving skips the trainer's window).

@@ -42,8 +42,8 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from streamrec.adapters.source import SourceMessage  # noqa: E402
 from streamrec.adapters.stores import LocalStore  # noqa: E402
 from streamrec.config import Config  # noqa: E402
-from streamrec.core.model import ALSParams  # noqa: E402
-from streamrec.core.window import SlidingWindow, WindowMatrix  # noqa: E402
+from streamrec.core.scoring.model import ALSParams  # noqa: E402
+from streamrec.core.window.sliding import SlidingWindow, WindowMatrix  # noqa: E402
 from streamrec.trainer.ingest import ingest  # noqa: E402
 from streamrec.trainer.job import FitJob  # noqa: E402
 from streamrec.trainer.metrics import TrainerMetrics  # noqa: E402

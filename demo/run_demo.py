@@ -28,6 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from streamrec.adapters.datalock import Busy, DataDirLock, is_locked, port_free
 from streamrec.data import movielens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,6 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = p.parse_known_args(argv)
 
     data_dir = Path(args.data_dir)
+    # Nothing is touched before these checks: a second `make run` must never wipe the data of
+    # a running one (adapters/datalock.py). The demo's own lock, beside the data directory,
+    # covers the moment between the wipe and its server taking the data directory's lock.
+    try:
+        problem = is_locked(data_dir) or port_free(args.bind)
+        demo_lock = None if problem else DataDirLock(
+            data_dir.parent, f".{data_dir.name}.demo.lock").acquire()
+    except Busy as e:
+        problem = f"another demo is running on {data_dir} ({e})"
+    except (OSError, ValueError) as e:
+        problem = f"cannot use --data-dir {data_dir} / --bind {args.bind}: {e}"
+    if problem:
+        print(f"make run: {problem}", file=sys.stderr)
+        return 2
     if not args.keep_data and data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -243,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\nstopping")
     finally:
         stop(proc)
+        if demo_lock is not None:
+            demo_lock.release()
     return 0
 
 

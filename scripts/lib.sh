@@ -51,6 +51,20 @@ lock() {
   fi
 }
 
+# write_file PATH: stdin becomes PATH's content, atomically and only when it changes. The text goes
+# to a temp file beside PATH, then rename(2) puts it in place, so a concurrent reader (the podman of
+# another build reading storage.conf) sees the old file or the new one, never a truncated or
+# half-written one; an unchanged file is not touched at all (same inode, same mtime).
+write_file() {
+  local path=$1 tmp
+  tmp=$(mktemp "$path.XXXXXX.tmp") || die "cannot create a temp file beside $path"
+  if ! cat >"$tmp"; then rm -f "$tmp"; die "cannot write $tmp"; fi
+  if [[ -f $path ]] && cmp -s "$tmp" "$path"; then
+    rm -f "$tmp"; return 0
+  fi
+  chmod 644 "$tmp" && mv -f "$tmp" "$path" || { rm -f "$tmp"; die "cannot replace $path"; }
+}
+
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed; $2"; }
 
 # install_debian_packages PKG...: install those of PKG that are missing (as root, from the

@@ -18,9 +18,12 @@ CONF_DIR="$STREAMREC_CACHE/containers"
 # containers still run); the images live in the cache.
 RUN_DIR="${STREAMREC_CONTAINERS_RUN:-/dev/shm/streamrec-containers}"
 
+# Other builds and tests run podman with these files while this runs (`make test` runs two
+# pytest sessions at once, each building the image): they are replaced atomically, and only when
+# their text changes (write_file in lib.sh), so no reader ever sees one half-written.
 write_config() {
   mkdir -p "$CONF_DIR/storage" "$RUN_DIR"
-  cat > "$CONF_DIR/containers.conf" <<EOF
+  write_file "$CONF_DIR/containers.conf" <<EOF
 # Written by scripts/provision-containers.sh; see docs/container.md for why each line is here.
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
@@ -35,14 +38,14 @@ events_logger = "file"
 events_logfile_path = "$RUN_DIR/events.log"
 tmp_dir = "$RUN_DIR/tmp"
 EOF
-  cat > "$CONF_DIR/storage.conf" <<EOF
+  write_file "$CONF_DIR/storage.conf" <<EOF
 # Written by scripts/provision-containers.sh: images live in the streamrec cache.
 [storage]
 driver = "overlay"
 graphroot = "$CONF_DIR/storage"
 runroot = "$RUN_DIR/run"
 EOF
-  cat > "$CONF_DIR/registries.conf" <<EOF
+  write_file "$CONF_DIR/registries.conf" <<EOF
 # Written by scripts/provision-containers.sh. Short names resolve to Docker Hub, as with Docker.
 unqualified-search-registries = ["docker.io"]
 short-name-mode = "permissive"

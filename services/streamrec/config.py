@@ -14,11 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from streamrec.core.blend import ScoringParams
 from streamrec.core.domains import CONFIG_RANGES, Range
-from streamrec.core.ease import ItemItemParams
-from streamrec.core.erasurekey import check_key
-from streamrec.core.feedback import (
+from streamrec.core.events.erasurekey import check_key
+from streamrec.core.events.feedback import (
     DEFAULT_WEIGHTS,
     FeedbackError,
     check_table,
@@ -26,10 +24,14 @@ from streamrec.core.feedback import (
     merge_table,
     parse_table,
 )
-from streamrec.core.model import ALSParams
+from streamrec.core.origins import parse_origins
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams
 
 FORMATS = ("auto", "text", "json")
-# The scoring defaults live with the scorer (core/blend.py, core/ease.py), where they were tuned.
+# The scoring defaults live with the scorer (core/scoring/blend.py, core/scoring/itemitem.py), where
+# they were tuned.
 _SCORING = ScoringParams()
 _ITEM_ITEM = ItemItemParams()
 
@@ -51,11 +53,11 @@ class Config:
     group: str = "streamrec-trainer"
     format: str = "auto"
     min_weight: float | None = None
-    # Feedback types (core/feedback.py): type -> weight; a given table updates the defaults.
+    # Feedback types (core/events/feedback.py): type -> weight; a given table updates the defaults.
     feedback_weights: tuple[tuple[str, float], ...] = tuple(DEFAULT_WEIGHTS.items())
     dlq_topic: str | None = None  # None: "<topic>.dlq"
     notify_topic: str | None = None  # None: "<topic>.snapshots"; "" disables
-    items_topic: str | None = None  # None: "<topic>.items" (item records, core/catalog.py)
+    items_topic: str | None = None  # None: "<topic>.items" (item records, core/catalog/records.py)
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_username: str | None = None
@@ -93,7 +95,9 @@ class Config:
     timeout: float = 30.0
     reload_interval: float = 5.0
     ingest_token: str | None = None
-    # Forgetting (core/erasurekey.py): the HMAC key of tombstones and erasure records; None:
+    # Pages of other sites that may write (serving/http/writes.py); this server's own always may.
+    allowed_origins: tuple[str, ...] = ()
+    # Forgetting (core/events/erasurekey.py): the HMAC key of tombstones and erasure records; None:
     # the snapshot store keeps a generated one (ERASURE_KEY next to LATEST).
     erasure_key: str | None = None
     cache_dir: str | None = None  # where serving replicas unpack snapshots; None: a temp dir
@@ -113,7 +117,8 @@ class Config:
 
     @property
     def items(self) -> str:
-        """The items topic: item records (categories, hidden, expires_at; core/catalog.py)."""
+        """The items topic: item records (categories, hidden, expires_at;
+        core/catalog/records.py)."""
         return self.items_topic or f"{self.topic}.items"
 
     @property
@@ -124,7 +129,7 @@ class Config:
 
     @property
     def feedback(self) -> dict[str, float]:
-        """The feedback table, ``{type: weight}`` (``core/feedback.py``)."""
+        """The feedback table, ``{type: weight}`` (``core/events/feedback.py``)."""
         return dict(self.feedback_weights)
 
     @property
@@ -177,6 +182,12 @@ class Config:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}  # where each given value came from, for the error
+        token = env.get("STREAMREC_INGEST_TOKEN")
+        if token is not None and not token.strip():
+            # Set but empty would silently leave every write open: the opposite of the intent.
+            raise ConfigError("ingest_token", "is set but empty, which would leave writes open "
+                              "to anyone; give a token, or unset it for open writes",
+                              "STREAMREC_INGEST_TOKEN")
         for name, (conv, env_name) in FIELDS.items():
             if env_name and env.get(env_name, "") != "":
                 values[name] = _convert(name, conv, env[env_name], env_name)
@@ -273,7 +284,7 @@ def _convert(name: str, conv: Callable[[str], Any], raw: str, source: str) -> An
     try:
         return conv(raw)
     except ValueError as e:
-        said = str(e) if conv in (_bool, _feedback) else f"cannot parse {raw!r}"
+        said = str(e) if conv in (_bool, _feedback, parse_origins) else f"cannot parse {raw!r}"
         raise ConfigError(name, said, source) from e
 
 
@@ -320,6 +331,7 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "timeout": (_float, "STREAMREC_TIMEOUT"),
     "reload_interval": (_float, "STREAMREC_RELOAD_INTERVAL"),
     "ingest_token": (str, "STREAMREC_INGEST_TOKEN"),
+    "allowed_origins": (parse_origins, "STREAMREC_ALLOWED_ORIGINS"),
     "erasure_key": (str, "STREAMREC_ERASURE_KEY"),
     "cache_dir": (str, "STREAMREC_CACHE_DIR"),
     "data_dir": (str, "STREAMREC_DATA_DIR"),
@@ -403,6 +415,8 @@ def show_default(name: str, value: object) -> str:
     """A default as `--help` and docs/configuration.md write it."""
     if value is None:
         return DEFAULT_TEXT.get(name, "none")
+    if name == "allowed_origins" and isinstance(value, tuple):
+        return ",".join(value) or "none (only this server's own pages)"
     return _show_default(value)
 
 

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from streamrec.adapters.datalock import Busy, DataDirLock, is_locked, port_free
 from streamrec.config import (
     FIELDS,
     SCORING_NAMES,
@@ -37,8 +38,9 @@ CONFIG_NAMES = (
     "items_topic", "window_size", "retrain_every",
     "retrain_interval", "decay_half_life", "factors", "regularization", "iterations", "alpha",
     "use_gpu", "fit_threads", "store", "keep", "bind", "threads", "timeout", "reload_interval",
-    "data_dir", "cache_dir", "online_tracking", "online_horizon", "online_max_users",
-    "online_positive", "online_bucket_seconds", "online_buckets", *SCORING_NAMES,
+    "data_dir", "cache_dir", "allowed_origins", "online_tracking", "online_horizon",
+    "online_max_users", "online_positive", "online_bucket_seconds", "online_buckets",
+    *SCORING_NAMES,
 )
 
 # Defaults that make the demo snappy; a flag or STREAMREC_* variable still wins.
@@ -79,8 +81,37 @@ def embedded_config(args: argparse.Namespace, env: dict[str, str] | None = None)
     return config
 
 
+def claim(config: Config) -> DataDirLock:
+    """The data directory's lock, after checking that neither it nor the port is in use, before
+    anything under the directory is created or changed; `ConfigError` (exit 2, one line)
+    naming ``data_dir`` or ``bind`` otherwise."""
+    data = Path(config.data_dir)
+    if data.exists() and not data.is_dir():
+        raise ConfigError("data_dir", f"{data} is not a directory")
+    busy = is_locked(data)
+    if busy:
+        raise ConfigError("data_dir", busy)
+    taken = port_free(config.bind)
+    if taken:
+        raise ConfigError("bind", taken)
+    try:
+        return DataDirLock(data).acquire()
+    except Busy as e:  # another one started in between
+        raise ConfigError("data_dir", str(e)) from None
+    except OSError as e:
+        raise ConfigError("data_dir", f"cannot create {data}: {e.strerror or e}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     config = embedded_config(args)
+    lock = claim(config)
+    try:
+        return _run(args, config)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -32,8 +32,8 @@ from tests.support.serving import publish_snapshot
 from tests.support.trainerproc import wait_for
 
 from streamrec.adapters.s3store import S3Store
+from streamrec.adapters.snapshotfiles import read_manifest
 from streamrec.adapters.stores import LocalStore
-from streamrec.core.snapshot import read_manifest
 
 
 def run_once(podman: Podman, image: str, *args: str, entrypoint: str | None = None,

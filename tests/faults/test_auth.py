@@ -9,6 +9,9 @@ open. The token never appears in the server's log, in `/model`, in `/metrics` or
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -89,7 +92,7 @@ def test_the_right_token_is_accepted_and_folded_in_and_never_shown(kafka, auth_s
 def test_without_a_configured_token_ingest_is_open(kafka, tmp_path):
     root, topic = _setup(kafka, tmp_path)
     with serve(tmp_path, root, bootstrap=kafka.bootstrap, topic=topic,
-               env={"STREAMREC_INGEST_TOKEN": ""}) as served:
+               env={"STREAMREC_INGEST_TOKEN": None}) as served:
         r = requests.post(f"{served.base}/interactions", json=EVENT, timeout=10)
         assert r.status_code == 202, r.text
         # A token sent to an open server is simply not needed.
@@ -97,3 +100,20 @@ def test_without_a_configured_token_ingest_is_open(kafka, tmp_path):
                           headers={"Authorization": "Bearer anything"}, timeout=10)
         assert r.status_code == 202, r.text
     assert _topic_size(kafka.bootstrap, topic) == 2
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+@pytest.mark.parametrize("value", ["", " ", "\t"])
+def test_an_empty_token_is_refused_at_start_with_one_line_naming_it(tmp_path, command, value):
+    # Set but empty would leave every write open: exit 2 before anything starts or is created.
+    data = tmp_path / "data"
+    args = ["--store", str(tmp_path / "store")] if command == "serve" else [
+        "--data-dir", str(data)]
+    proc = subprocess.run([sys.executable, "-m", "streamrec.cli", command, "--bind",
+                           "127.0.0.1:0", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "STREAMREC_INGEST_TOKEN": value})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "STREAMREC_INGEST_TOKEN" in lines[0], proc.stderr
+    assert "ingest_token" in lines[0] and "empty" in lines[0]
+    assert not data.exists() and not (tmp_path / "store").exists()

@@ -48,14 +48,14 @@ def _write_latest(store: LocalStore, version: str) -> None:
 
 def _truncated(store: LocalStore, work: Path, version: str) -> None:
     path = build_snapshot(work, version, seed=2)
-    npy = path / "user_factors.npy"
+    npy = path / "als.user_factors.npy"
     npy.write_bytes(npy.read_bytes()[: npy.stat().st_size // 2])
     store.publish(path, version)
 
 
 def _flipped_byte(store: LocalStore, work: Path, version: str) -> None:
     path = build_snapshot(work, version, seed=3)
-    npy = path / "item_factors.npy"
+    npy = path / "als.item_factors.npy"
     data = bytearray(npy.read_bytes())
     data[len(data) - 5] ^= 0x40  # in the float data, past the .npy header: same size, new sha
     npy.write_bytes(bytes(data))

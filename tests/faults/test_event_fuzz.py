@@ -121,7 +121,7 @@ def _expect(value: bytes | None) -> str:
     except InvalidEvent:
         return "dead"
     # min_weight drops weak positive events only: negative feedback always reaches the window
-    # (core/batch.py, docs/feedback.md).
+    # (core/events/batch.py, docs/feedback.md).
     return "filtered" if 0.0 < event.weight < MIN_WEIGHT else "window"
 
 

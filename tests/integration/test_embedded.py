@@ -20,10 +20,11 @@ from tests.support.embedded import ENV, Embedded, http, until
 from streamrec.adapters.erasurekeys import erasure_hasher
 from streamrec.adapters.kafka import KafkaSource
 from streamrec.adapters.locallog import LocalLogSource
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.stores import open_store
 from streamrec.config import Config
-from streamrec.core.codec import parse_event
-from streamrec.core.snapshot import Snapshot, read_snapshot
+from streamrec.core.events.codec import parse_event
+from streamrec.core.snapshot.arrays import Snapshot
 from streamrec.data import movielens
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,7 +240,7 @@ def test_a_data_dir_or_bind_it_cannot_use_exits_2_naming_it_without_a_traceback(
         port = taken.getsockname()[1]
         cases = [
             (["--data-dir", str(tmp_path / "a-file")],
-             f"invalid data_dir: cannot create {tmp_path / 'a-file' / 'log'}: Not a directory"),
+             f"invalid data_dir: {tmp_path / 'a-file'} is not a directory"),
             (["--data-dir", str(tmp_path / "d"), "--bind", f"127.0.0.1:{port}"],
              f"invalid bind: cannot listen on 127.0.0.1:{port}: Address already in use"),
         ]
@@ -249,3 +250,39 @@ def test_a_data_dir_or_bind_it_cannot_use_exits_2_naming_it_without_a_traceback(
             assert proc.returncode == 2, proc.stderr
             assert message in proc.stderr
             assert "Traceback" not in proc.stderr
+
+
+def test_a_retried_request_with_the_same_event_ids_counts_once(
+        embedded: Callable[[], Embedded], tmp_path: Path) -> None:
+    e = embedded()
+    events = [{"user": f"u{u}", "item": f"i{(u * 7 + k) % 40}", "event_id": f"b-{u}-{k}"}
+              for u in range(20) for k in range(10)]
+    assert http("POST", f"{e.url}/interactions", events)["accepted"] == 200
+    until("a snapshot of 200 events", lambda: http("GET", f"{e.url}/model").get(
+        "offsets", {}).get("0", 0) >= 200)
+    # The client retries the first request (already in the snapshot) and sends a new one
+    # twice (after the snapshot: fold-in and the trainer both see it twice on the log).
+    late = [{"user": "late", "item": "i1", "event_id": "late-1"},
+            {"user": "late", "item": "i2", "event_id": "late-2", "type": "like"}]
+    for body in (events, late, late):
+        assert http("POST", f"{e.url}/interactions", body)["accepted"] == len(body)
+    most = 0  # fold-in, until the trainer has read the whole log: never the late events twice
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        most = max(most, http("GET", f"{e.url}/users/late/items").get("fresh_events", 0))
+        if http("GET", f"{e.url}/model").get("offsets", {}).get("0") == 404:
+            break
+        time.sleep(0.1)
+    assert most <= 2
+    snap = until("a snapshot of the whole log", lambda: (s := _latest_snapshot(
+        e.data_dir, tmp_path / f"c{time.monotonic_ns()}")) is not None
+        and s.offsets.get(0) == 404 and s)
+    assert len(snap.window) == 202 and snap.manifest.sizes["window"] == 202
+    assert Counter(ev.user for ev in snap.window.events())["late"] == 2
+    assert snap.event_ids == {x["event_id"] for x in events + late}
+    # Served after the swap: each late event once in the model, none fresh on top.
+    items = until("the late user in the model", lambda: (r := http(
+        "GET", f"{e.url}/users/late/items")).get("items") and r)
+    assert items["fresh_events"] == 0, items
+    assert {i["item"]: i["weight"] for i in items["items"]} == {"i1": 1.0, "i2": 3.0}
+    assert e.stop() == 0

@@ -20,8 +20,9 @@ from tests.support.trainerproc import ServingProc, TrainerProc, fit_args, read_t
 
 from streamrec.adapters.erasurekeys import erasure_hasher
 from streamrec.adapters.s3store import S3Store
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.storebase import VersionNotFound
-from streamrec.core.snapshot import Snapshot, read_snapshot
+from streamrec.core.snapshot.arrays import Snapshot
 
 
 def _snapshots(store: S3Store, tmp: Path) -> list[Snapshot]:

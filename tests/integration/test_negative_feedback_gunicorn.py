@@ -16,12 +16,13 @@ from tests.support.serving import version_name
 from tests.support.trainerproc import ServingProc, wait_for
 
 from streamrec.adapters.s3store import S3Store
-from streamrec.core.blend import ScoringParams, equip
-from streamrec.core.ease import ItemItemParams
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, fit
-from streamrec.core.snapshot import write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.window.sliding import SlidingWindow
 
 
 def _snapshot(directory: Path, version: str) -> Path:
@@ -32,7 +33,8 @@ def _snapshot(directory: Path, version: str) -> Path:
                   for u in range(40) for i in range(30) if (u * 31 + i * 17) % 5 < 2)
     window.append(Event("neg-old", "i0", -3.0))
     model = fit(window.build(), ALSParams(factors=8, iterations=8, num_threads=1))
-    equip(model, window.contents(), ScoringParams(), ItemItemParams())
+    model = with_item_item(with_scoring(model, window.contents(), ScoringParams()),
+                           ItemItemParams())
     write_snapshot(directory / version, model, window.contents(), {0: 0}, version)
     return directory / version
 

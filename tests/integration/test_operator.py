@@ -29,7 +29,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from tests.infra.process import provision
 
-from streamrec.core.trainingstatus import TrainingStatus
+from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from streamrec.operator.spec import GROUP, PLURAL, VERSION
 
 ROOT = Path(__file__).resolve().parents[2]

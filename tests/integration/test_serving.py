@@ -22,11 +22,12 @@ from confluent_kafka import Producer
 from tests.support.serving import wait_for as _wait
 
 from streamrec.adapters.s3store import S3Store
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, fit
-from streamrec.core.snapshot import write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 
 
 def _free_port() -> int:
@@ -46,7 +47,7 @@ def _publish(tmp: Path, store: S3Store | LocalStore, version: str,
     path = tmp / version
     write_snapshot(path, model, window.contents(), {0: 0}, version)
     if corrupt:
-        npy = path / "item_factors.npy"
+        npy = path / "als.item_factors.npy"
         data = bytearray(npy.read_bytes())
         data[-1] ^= 0xFF
         npy.write_bytes(bytes(data))

@@ -15,12 +15,13 @@ import pytest
 from flask.testing import FlaskClient
 from tests.support.memlog import MemLog, MemSink, MemSource
 
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, fit
-from streamrec.core.snapshot import write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.data import movielens
 
 TOPIC = "interactions"

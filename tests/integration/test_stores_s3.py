@@ -14,6 +14,7 @@ import pytest
 from botocore.config import Config
 from tests.support.storerace import race
 
+from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
 from streamrec.adapters.stores import (
     S3Store,
     SnapshotStore,
@@ -23,9 +24,10 @@ from streamrec.adapters.stores import (
     open_store,
 )
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model, fit
-from streamrec.core.snapshot import MANIFEST_NAME, next_version, read_snapshot, write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.snapshot.manifest import MANIFEST_NAME, next_version
+from streamrec.core.window.sliding import SlidingWindow
 
 PREFIX = "apps/streamrec"
 
@@ -99,7 +101,7 @@ def test_fetch_downloads_a_snapshot_that_verifies(store, make_snapshot, tmp_path
 
 def test_a_version_without_manifest_is_invisible(store, make_snapshot, s3, tmp_path):
     [version] = publish_many(store, make_snapshot, 1)
-    partial = f"{PREFIX}/snapshots/000000000002/user_factors.npy"
+    partial = f"{PREFIX}/snapshots/000000000002/als.user_factors.npy"
     s3.client().put_object(Bucket=s3.bucket, Key=partial, Body=b"half an upload")
     assert store.versions() == [version]
     with pytest.raises(VersionNotFound):

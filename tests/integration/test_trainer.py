@@ -18,8 +18,9 @@ from pathlib import Path
 
 from streamrec.adapters.kafka import KafkaSink, KafkaSource, ensure_topics
 from streamrec.adapters.s3store import S3Store
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.config import Config
-from streamrec.core.snapshot import Snapshot, read_snapshot
+from streamrec.core.snapshot.arrays import Snapshot
 from streamrec.data import movielens
 from streamrec.trainer.service import Trainer
 

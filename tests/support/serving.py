@@ -19,11 +19,12 @@ from pathlib import Path
 
 import requests
 
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, fit
-from streamrec.core.snapshot import write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from tests.infra.process import free_port
 
 
@@ -103,11 +104,13 @@ def wait_for(check, seconds: float):  # type: ignore[no-untyped-def]
 
 @contextmanager
 def serve(tmp: Path, store_root: Path, *, bootstrap: str, topic: str, workers: int = 2,
-          threads: int = 2, env: dict[str, str] | None = None,
+          threads: int = 2, env: dict[str, str | None] | None = None,
           reload_interval: float = 0.5) -> Iterator[Served]:
-    """Run ``streamrec serve`` on a LocalStore until the block ends (SIGTERM, then kill)."""
+    """Run ``streamrec serve`` on a LocalStore until the block ends (SIGTERM, then kill).
+    ``env`` adds variables; one given as None is removed from the inherited environment."""
     port = free_port()
-    full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
+    full_env = {k: v for k, v in {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
+                .items() if v is not None}
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     cmd = [sys.executable, "-m", "streamrec.cli", "serve", "--bind", f"127.0.0.1:{port}",
            "--workers", str(workers), "--threads", str(threads), "--store", str(store_root),

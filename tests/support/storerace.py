@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.stores import SnapshotStore
-from streamrec.core.snapshot import read_snapshot
 
 
 def race(publishers: Sequence[SnapshotStore], reader: SnapshotStore,

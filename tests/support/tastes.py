@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamrec.core.window import SlidingWindow
+from streamrec.core.window.sliding import SlidingWindow
 
 __all__ = ["two_taste_groups"]
 

@@ -26,7 +26,8 @@ import requests
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from streamrec.adapters.s3store import S3Store
-from streamrec.core.snapshot import Snapshot, read_snapshot
+from streamrec.adapters.snapshotfiles import read_snapshot
+from streamrec.core.snapshot.arrays import Snapshot
 from tests.infra.process import free_port
 
 __all__ = ["Hammer", "ServingProc", "Stream", "TrainerProc", "latest_snapshot", "read_topic",

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from streamrec.core.catalog import (
+from streamrec.core.catalog.filters import CatalogueIndex, ItemFilter, parse_filter
+from streamrec.core.catalog.records import (
     MAX_CATEGORIES,
     MAX_TEXT_BYTES,
     Catalogue,
@@ -17,9 +18,9 @@ from streamrec.core.catalog import (
     parse_record_bytes,
 )
 from streamrec.core.events import Event
-from streamrec.core.itemfilter import CatalogueIndex, ItemFilter, parse_filter
-from streamrec.core.model import ALSParams, Model, fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 
 PARAMS = ALSParams(factors=4, regularization=0.05, iterations=10, alpha=2.0, num_threads=1)
 ITEMS = 40

@@ -132,3 +132,35 @@ def test_an_on_off_flag_can_switch_off_a_default_that_is_on_and_beats_the_env():
     env = {"STREAMREC_USE_GPU": "true"}
     assert Config.load(_parse(["--no-use-gpu"], names), env).use_gpu is False
     assert Config.load(_parse(["--use-gpu"], names), {}).use_gpu is True
+
+
+def test_allowed_origins_parse_from_env_and_flag_and_a_bad_one_names_the_field():
+    import argparse
+
+    import pytest
+
+    from streamrec.config import ConfigError
+
+    c = Config.from_env({"STREAMREC_ALLOWED_ORIGINS": "https://A.example, http://b.example:8080"})
+    assert c.allowed_origins == ("https://a.example", "http://b.example:8080")
+    assert Config.from_env({}).allowed_origins == ()
+    args = argparse.Namespace(allowed_origins="https://c.example:443")
+    assert Config.load(args, {}).allowed_origins == ("https://c.example",)
+    for bad in ("https://a.example/path", "a.example", "https://a.example,,https://b.example"):
+        with pytest.raises(ConfigError) as err:
+            Config.from_env({"STREAMREC_ALLOWED_ORIGINS": bad})
+        assert err.value.field == "allowed_origins"
+        assert "STREAMREC_ALLOWED_ORIGINS" in str(err.value)
+
+
+def test_an_empty_ingest_token_is_refused_and_an_unset_one_means_open_writes():
+    import pytest
+
+    from streamrec.config import ConfigError
+
+    for value in ("", "  "):
+        with pytest.raises(ConfigError) as err:
+            Config.from_env({"STREAMREC_INGEST_TOKEN": value})
+        assert err.value.field == "ingest_token" and "empty" in str(err.value)
+    assert Config.from_env({}).ingest_token is None
+    assert Config.from_env({"STREAMREC_INGEST_TOKEN": "t"}).ingest_token == "t"

@@ -14,11 +14,11 @@ from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.domains import MAX_CONFIDENCE, MAX_TS_AHEAD, MAX_WEIGHT, arrival_times
 from streamrec.core.events import Event, InvalidEvent, parse_event
-from streamrec.core.foldin import fold_in, gram, solve
-from streamrec.core.model import ALSParams, fit
-from streamrec.core.training import SAFE_CONFIDENCE, fit_als
-from streamrec.core.trainingstatus import TrainingStatus
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.foldin import fold_in, gram, solve
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import SAFE_CONFIDENCE, fit
+from streamrec.core.snapshot.trainingstatus import TrainingStatus
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.trainer.ingest import ingest
 from streamrec.trainer.job import FitJob
 from streamrec.trainer.metrics import TrainerMetrics
@@ -68,7 +68,7 @@ def test_max_weight_events_piling_up_on_one_cell_fit_finite_with_the_cap_counted
     window = _board()
     window.extend(Event("u1", "i3", MAX_WEIGHT) for _ in range(50))  # 5e7 summed: over the cap
     model = fit(window.build(), PARAMS)
-    assert np.isfinite(model.user_factors).all() and np.isfinite(model.item_factors).all()
+    assert np.isfinite(model.als.user_factors).all() and np.isfinite(model.als.item_factors).all()
     assert model.fit_info is not None and model.fit_info.capped_cells == 1
     assert model.fit_info.confidence_cap == MAX_CONFIDENCE
     assert model.recommend("u1", n=3).items
@@ -79,14 +79,14 @@ def test_a_fit_whose_first_attempt_is_not_finite_recovers_at_the_safe_cap_at_onc
     window.extend(Event("u1", "i3", MAX_WEIGHT) for _ in range(100))
     matrix = window.build()
     matrix.user_items.data[:] = np.where(matrix.user_items.data > 1e6, 1e22, 1.0)
-    model = fit_als(matrix, PARAMS, cap=math.inf)  # 1e22 uncapped: implicit's CG gives NaN
+    model = fit(matrix, PARAMS, cap=math.inf)  # 1e22 uncapped: implicit's CG gives NaN
     assert model.fit_info is not None
     assert model.fit_info.recovered_from is not None
     assert "nonfinite_factors" in model.fit_info.recovered_from
     assert model.fit_info.confidence_cap == SAFE_CONFIDENCE
-    assert np.isfinite(model.user_factors).all()
+    assert np.isfinite(model.als.user_factors).all()
     # The fold-in uses the cap the model was fitted with, and gives a finite vector.
-    assert np.isfinite(model.fold_in([0, 1], [MAX_WEIGHT, 1.0])).all()
+    assert np.isfinite(model.als.fold_in([0, 1], [MAX_WEIGHT, 1.0])).all()
 
 
 def test_a_failed_fit_is_counted_by_reason_reported_in_the_store_and_recovers(tmp_path: Path):
@@ -124,7 +124,7 @@ def _never():
 def test_fold_in_of_the_heaviest_accepted_history_is_finite():
     model = fit(_board().build(), PARAMS)
     items = np.arange(len(model.item_ids))
-    vector = model.fold_in(np.repeat(items, 500), np.full(500 * len(items), MAX_WEIGHT))
+    vector = model.als.fold_in(np.repeat(items, 500), np.full(500 * len(items), MAX_WEIGHT))
     assert np.isfinite(vector).all() and np.any(vector)
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from streamrec.core.event import Event
-from streamrec.core.model import ALSParams
+from streamrec.core.events.event import Event
+from streamrec.core.scoring.hits import score
+from streamrec.core.scoring.model import ALSParams
 from streamrec.evaluation.isgd import ISGD
-from streamrec.evaluation.metrics import score
 from streamrec.evaluation.prequential import Protocol, in_time_order, replay
 from streamrec.evaluation.strategies import ALSView, Learner, Popularity, RetrainedALS
 from streamrec.evaluation.suite import Grid, build

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from streamrec.core.blend import ScoringParams
-from streamrec.core.ease import ItemItemParams
-from streamrec.core.model import ALSParams
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams
 from streamrec.evaluation.prequential import Protocol, replay
 from streamrec.evaluation.strategies import RetrainedALS, ScoredView
 from streamrec.evaluation.suite import Grid, build

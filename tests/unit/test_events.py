@@ -49,9 +49,27 @@ def test_json_aliases_rating_and_timestamp():
     assert parse_event(raw) == Event("u1", "i1", 4.0, 978300760.0)
 
 
-def test_json_canonical_keys_win_over_aliases():
-    raw = b'{"user": "u", "item": "i", "weight": 2, "rating": 5, "ts": 1, "timestamp": 9}'
-    assert parse_event(raw) == Event("u", "i", 2.0, 1.0)
+@pytest.mark.parametrize("fields", [
+    '"weight": 2, "rating": 5', '"ts": 1, "timestamp": 9', '"rating": 5, "weight": 2',
+    '"timestamp": 9, "ts": 1', '"weight": 2, "rating": 2',  # equal values: still one too many
+    '"ts": null, "timestamp": 9', '"weight": 2, "rating": 5, "ts": 1, "timestamp": 9',
+])
+def test_a_field_given_with_its_alias_is_refused_not_silently_resolved(fields):
+    with pytest.raises(InvalidEvent) as e:
+        parse_event(f'{{"user": "u", "item": "i", {fields}}}'.encode())
+    assert e.value.reason == "ambiguous_field"
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"user": "a", "user": "b", "item": "i"}', b'{"user": "u", "item": "i", "item": "i"}',
+    b'{"user": "u", "item": "i", "weight": 1, "weight": 2}',
+    b'{"erase": "user", "id": "u", "id": "v", "at": 1}',
+])
+def test_a_json_key_given_twice_is_a_dead_letter_naming_it(raw):
+    with pytest.raises(InvalidEvent) as e:
+        parse_event(raw)
+    assert e.value.reason == "duplicate_key"
+    assert "given more than once" in e.value.detail
 
 
 def test_a_recommendation_id_comes_back_in_json_and_in_the_four_field_text_form():
@@ -330,15 +348,17 @@ def test_fast_batch_path_matches_parsing_each_message_alone(values, min_weight):
 
 # -- round trips ----------------------------------------------------------------------------
 
+# A whitespace-only id (" ") is refused (bad_id), so it is no good id.
 _GOOD_IDS = st.text(
     st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40
-).filter(lambda s: len(s.encode()) <= 256)
+).filter(lambda s: len(s.encode()) <= 256 and not s.isspace())  # check_id refuses blanks
 _EVENTS = st.builds(
     Event,
     _GOOD_IDS,
     _GOOD_IDS,
     st.floats(min_value=0.0, max_value=MAX_WEIGHT, exclude_min=True),
     st.none() | st.floats(min_value=0.0, max_value=MAX_TS),
+    event_id=st.none() | _GOOD_IDS.filter(lambda s: len(s.encode()) <= 128),
 )
 
 
@@ -352,6 +372,10 @@ def test_text_round_trip_gives_the_same_event_with_transport_timestamp(event):
     for value in (event.user, event.item):
         assume(":" not in value and value == value.strip(" \t\r\n"))
     assume(not event.user.startswith("{"))
+    if event.event_id is not None:  # text has no event_id: refused, never silently dropped
+        with pytest.raises(InvalidEvent, match="event_id"):
+            serialize_event(event, "text")
+        return
     assert parse_event(serialize_event(event, "text"), default_ts=event.ts) == event
 
 

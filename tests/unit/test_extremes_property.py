@@ -15,9 +15,10 @@ from test_serving_api import World
 
 from streamrec.adapters.source import SourceMessage
 from streamrec.core.domains import MAX_TS, MAX_TS_AHEAD, MAX_WEIGHT
-from streamrec.core.event import MAX_ID_BYTES
-from streamrec.core.model import ALSParams, fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.events.event import MAX_ID_BYTES
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.trainer.ingest import ingest
 
 NOW = 1_750_000_000.0
@@ -68,7 +69,7 @@ def test_extreme_accepted_events_always_fit_fold_in_and_rank_without_a_5xx(event
     params = ALSParams(factors=cfg["factors"], iterations=3, alpha=cfg["alpha"],
                        regularization=cfg["regularization"], num_threads=1)
     model = fit(window.build(), params)
-    assert np.isfinite(model.user_factors).all() and np.isfinite(model.item_factors).all()
+    assert np.isfinite(model.als.user_factors).all() and np.isfinite(model.als.item_factors).all()
 
     with tempfile.TemporaryDirectory() as tmp:
         world = World(Path(tmp), model, window, alpha=cfg["alpha"],

@@ -13,11 +13,16 @@ from threadpoolctl import threadpool_limits
 
 from streamrec.config import Config, ConfigError
 from streamrec.core.events import Event, InvalidEvent, parse_batch, parse_event, serialize_event
-from streamrec.core.feedback import DEFAULT_WEIGHTS, FeedbackError, merge_table, parse_table
-from streamrec.core.foldin import aggregate
-from streamrec.core.model import ALSParams, fit
-from streamrec.core.training import confidence_matrix
-from streamrec.core.window import SlidingWindow
+from streamrec.core.events.feedback import (
+    DEFAULT_WEIGHTS,
+    FeedbackError,
+    aggregate,
+    merge_table,
+    parse_table,
+)
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.training import confidence_matrix, fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.operator.env import config_data
 from streamrec.operator.fields import InvalidSpec
 from streamrec.operator.spec import parse_spec
@@ -156,8 +161,8 @@ def _groups(extra: list[Event]) -> SlidingWindow:
 
 
 def _score(model, user: str, item: str) -> float:  # noqa: ANN001
-    return float(model.user_factors[model.user_index[user]]
-                 @ model.item_factors[model.item_index[item]])
+    return float(model.als.user_factors[model.user_index[user]]
+                 @ model.als.item_factors[model.item_index[item]])
 
 
 def test_a_dislike_lowers_the_item_score_in_the_als_fit():
@@ -180,22 +185,22 @@ def test_a_dislike_lowers_the_item_score_in_the_fold_in_and_matches_implicit():
     with threadpool_limits(1, "blas"):
         model = fit(_groups([]).build(), PARAMS)
     a = [model.item_index[i] for i in ("a0", "a1", "a2", "a3")]
-    y3 = model.item_factors[a[3]]
-    plain = model.fold_in(a[:3], [1.0, 1.0, 1.0])
-    no = model.fold_in(a, [1.0, 1.0, 1.0, -3.0])
-    clicked_then_no = model.fold_in([*a, a[3]], [1.0, 1.0, 1.0, 2.0, -3.0])
+    y3 = model.als.item_factors[a[3]]
+    plain = model.als.fold_in(a[:3], [1.0, 1.0, 1.0])
+    no = model.als.fold_in(a, [1.0, 1.0, 1.0, -3.0])
+    clicked_then_no = model.als.fold_in([*a, a[3]], [1.0, 1.0, 1.0, 2.0, -3.0])
     assert float(y3 @ no) < float(y3 @ plain)
     np.testing.assert_allclose(clicked_then_no, no, atol=1e-6)  # the "no" cancels the clicks
     # The same system as implicit's recalculate_user on the signed confidence row.
     twin = implicit.cpu.als.AlternatingLeastSquares(factors=model.factors, alpha=1.0,
-                                                    regularization=model.regularization)
-    twin.user_factors, twin.item_factors = np.array(model.user_factors), np.array(
-        model.item_factors)
+                                                    regularization=model.als.regularization)
+    twin.user_factors, twin.item_factors = np.array(model.als.user_factors), np.array(
+        model.als.item_factors)
     import scipy.sparse as sp
     row = sp.csr_matrix((np.array([1.0, 1.0, 1.0, -3.0]), (np.zeros(4, int), a)),
                         shape=(1, len(model.item_ids)))
     with threadpool_limits(1, "blas"):
-        expected = twin.recalculate_user(0, confidence_matrix(row, model.alpha))
+        expected = twin.recalculate_user(0, confidence_matrix(row, model.als.alpha))
     np.testing.assert_allclose(no, expected, atol=1e-4)
 
 
@@ -219,7 +224,7 @@ def test_a_no_on_an_item_never_moves_its_fold_in_score_away_from_zero(seed: int,
                                                                         confidence: float):
     # Sherman-Morrison: preference 0 with confidence c multiplies the item's score by
     # 1 / (1 + (c - 1) y^T A^-1 y), in (0, 1]: a positive score never goes up (docs/feedback.md).
-    from streamrec.core.foldin import fold_in, gram
+    from streamrec.core.scoring.foldin import fold_in, gram
 
     rng = np.random.default_rng(seed)
     y = rng.normal(size=(30, 6)).astype(np.float32)

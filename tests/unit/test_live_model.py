@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.core.catalog import parse_record
-from streamrec.core.erasure import Erasure
-from streamrec.core.erasurekey import ErasureHasher, new_key
+from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
+from streamrec.core.catalog.filters import ItemFilter
+from streamrec.core.catalog.records import parse_record
 from streamrec.core.events import Event
-from streamrec.core.itemfilter import ItemFilter
-from streamrec.core.model import ALSParams, UnknownItem, UnknownUser, fit
-from streamrec.core.snapshot import read_snapshot, write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.events.erasure import Erasure
+from streamrec.core.events.erasurekey import ErasureHasher, new_key
+from streamrec.core.scoring.model import ALSParams, UnknownItem, UnknownUser
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.live.answers import ErasedItem, ListQuery, NoModel
 from streamrec.serving.live.fresh import FreshEvents
 from streamrec.serving.live.holder import Served

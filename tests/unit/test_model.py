@@ -12,17 +12,17 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from streamrec.core.events import Event
-from streamrec.core.model import (
+from streamrec.core.scoring.als import ALS
+from streamrec.core.scoring.model import (
     ALSParams,
     Model,
     ModelError,
     Recommendations,
     UnknownItem,
     UnknownUser,
-    fit,
 )
-from streamrec.core.training import confidence_matrix
-from streamrec.core.window import SlidingWindow, WindowMatrix
+from streamrec.core.scoring.training import confidence_matrix, fit
+from streamrec.core.window.sliding import SlidingWindow, WindowMatrix
 
 PARAMS = ALSParams(factors=4, regularization=0.05, iterations=15, alpha=2.0, num_threads=1)
 
@@ -62,10 +62,10 @@ def noisy() -> Model:
 def implicit_twin(model: Model) -> implicit.cpu.als.AlternatingLeastSquares:
     """An implicit estimator holding our factors, with alpha fixed at 1 as in training.py."""
     twin = implicit.cpu.als.AlternatingLeastSquares(
-        factors=model.factors, regularization=model.regularization, alpha=1.0, num_threads=1
+        factors=model.factors, regularization=model.als.regularization, alpha=1.0, num_threads=1
     )
-    twin.user_factors = np.array(model.user_factors)
-    twin.item_factors = np.array(model.item_factors)
+    twin.user_factors = np.array(model.als.user_factors)
+    twin.item_factors = np.array(model.als.item_factors)
     return twin
 
 
@@ -75,17 +75,17 @@ def parity(items: list[str]) -> set[int]:
 
 def test_fold_in_matches_implicit_recalculate_user(noisy):
     twin = implicit_twin(noisy)
-    conf = confidence_matrix(noisy.user_items, noisy.alpha)
+    conf = confidence_matrix(noisy.user_items, noisy.als.alpha)
     with threadpool_limits(1, "blas"):
         for row in range(len(noisy.user_ids)):
             expected = twin.recalculate_user(row, conf[row])
             items, weights = noisy.row(row)
-            np.testing.assert_allclose(noisy.fold_in(items, weights), expected, atol=1e-4)
+            np.testing.assert_allclose(noisy.als.fold_in(items, weights), expected, atol=1e-4)
 
 
 def test_refolded_recommendations_match_implicit_recommend_with_recalculate_user(noisy):
     twin = implicit_twin(noisy)
-    conf = confidence_matrix(noisy.user_items, noisy.alpha)
+    conf = confidence_matrix(noisy.user_items, noisy.als.alpha)
     row = noisy.user_index["u7"]
     with threadpool_limits(1, "blas"):
         ids, scores = twin.recommend(row, conf[row], N=5, recalculate_user=True)
@@ -97,12 +97,13 @@ def test_refolded_recommendations_match_implicit_recommend_with_recalculate_user
 
 def test_fold_in_sums_repeated_items(noisy):
     np.testing.assert_allclose(
-        noisy.fold_in([3, 5, 3], [1.0, 2.0, 1.5]), noisy.fold_in([5, 3], [2.0, 2.5]), atol=1e-6
+        noisy.als.fold_in([3, 5, 3], [1.0, 2.0, 1.5]), noisy.als.fold_in([5, 3], [2.0, 2.5]),
+        atol=1e-6,
     )
 
 
 def test_fold_in_of_nothing_is_the_zero_vector(noisy):
-    assert not noisy.fold_in([], []).any()
+    assert not noisy.als.fold_in([], []).any()
 
 
 def test_confidence_is_one_plus_alpha_times_weight():
@@ -127,7 +128,7 @@ def test_scores_are_sorted_best_first_and_match_the_dot_product(noisy):
     result = noisy.recommend("u3", n=8)
     assert result.scores == sorted(result.scores, reverse=True)
     row, items = noisy.user_index["u3"], [noisy.item_index[i] for i in result.items]
-    expected = noisy.item_factors[items] @ noisy.user_factors[row]
+    expected = noisy.als.item_factors[items] @ noisy.als.user_factors[row]
     np.testing.assert_allclose(result.scores, expected, rtol=1e-5)
 
 
@@ -171,7 +172,7 @@ def test_extra_events_move_a_known_user(board):
 
 def test_extra_refolds_over_known_items_plus_the_new_ones(noisy):
     items, weights = noisy.row(noisy.user_index["u1"])
-    vector = noisy.fold_in(np.append(items, noisy.item_index["i7"]), np.append(weights, 2.0))
+    vector = noisy.als.fold_in(np.append(items, noisy.item_index["i7"]), np.append(weights, 2.0))
     np.testing.assert_allclose(noisy.user_vector("u1", extra=[("i7", 2.0)]), vector, atol=1e-6)
 
 
@@ -205,7 +206,7 @@ def test_recommend_batch_gives_the_same_answers_as_one_by_one(noisy):
 def test_similar_items_rank_by_cosine_and_leave_the_item_out(board):
     result = board.similar_items("i2", n=4)
     assert "i2" not in result.items and parity(result.items) == {0}
-    factors = board.item_factors
+    factors = board.als.item_factors
     target = factors[board.item_index["i2"]]
     best = factors[board.item_index[result.items[0]]]
     cosine = best @ target / np.linalg.norm(best) / np.linalg.norm(target)
@@ -216,7 +217,7 @@ def test_similar_items_rank_by_cosine_and_leave_the_item_out(board):
 
 def test_explain_matches_implicit(noisy):
     twin = implicit_twin(noisy)
-    conf = confidence_matrix(noisy.user_items, noisy.alpha)
+    conf = confidence_matrix(noisy.user_items, noisy.als.alpha)
     row, item = noisy.user_index["u4"], noisy.item_index["i6"]
     _, expected, _ = twin.explain(row, conf, item, N=3)
     got = noisy.explain("u4", "i6", n=3)
@@ -227,8 +228,8 @@ def test_explain_matches_implicit(noisy):
 def test_explain_contributions_sum_to_the_refolded_score(noisy):
     shares = noisy.explain("u4", "i6", n=100)
     vector = noisy.user_vector("u4", extra=[])  # no extra: the fitted vector
-    refolded = noisy.fold_in(*noisy.row(noisy.user_index["u4"]))
-    target = noisy.item_factors[noisy.item_index["i6"]]
+    refolded = noisy.als.fold_in(*noisy.row(noisy.user_index["u4"]))
+    target = noisy.als.item_factors[noisy.item_index["i6"]]
     assert sum(s for _, s in shares) == pytest.approx(float(refolded @ target), rel=1e-4)
     assert vector is not None
     with pytest.raises(UnknownUser):
@@ -262,26 +263,18 @@ def test_n_is_a_limit_and_must_not_be_negative(board):
 
 
 def test_model_refuses_arrays_that_do_not_fit_together(board):
+    def als(users: int) -> ALS:
+        return ALS(board.als.user_factors[:users], board.als.item_factors, 0.05, 2.0)
+
+    args = (board.user_ids, board.item_ids, board.user_items)
     with pytest.raises(ModelError):
-        Model(
-            board.user_factors[:-1],
-            board.item_factors,
-            board.user_ids,
-            board.item_ids,
-            board.user_items,
-            board.popularity,
-            board.params,
-        )
+        Model({"als": als(-1)}, *args, board.popularity, board.params)
     with pytest.raises(ModelError):
-        Model(
-            board.user_factors,
-            board.item_factors,
-            board.user_ids,
-            board.item_ids,
-            board.user_items,
-            board.popularity[:-1],
-            board.params,
-        )
+        Model({"als": als(12)}, *args, board.popularity[:-1], board.params)
+    with pytest.raises(ModelError, match="ALS"):
+        Model({"item_item": board.als}, *args, board.popularity, board.params)
+    with pytest.raises(ValueError, match="factor shapes"):
+        ALS(board.als.user_factors[:, :2], board.als.item_factors, 0.05, 2.0)
 
 
 def test_fitting_an_empty_window_is_an_error():
@@ -294,8 +287,8 @@ def test_fit_records_how_it_went_and_is_reproducible():
     first, second = fit(matrix, PARAMS), fit(matrix, PARAMS)
     assert first.fit_info is not None and first.fit_info.device == "cpu"
     assert first.fit_info.loss is not None and first.fit_info.seconds >= 0
-    np.testing.assert_array_equal(first.item_factors, second.item_factors)
-    assert first.item_factors.dtype == np.float32
+    np.testing.assert_array_equal(first.als.item_factors, second.als.item_factors)
+    assert first.als.item_factors.dtype == np.float32
 
 
 @pytest.mark.skipif(implicit.gpu.HAS_CUDA, reason="this implicit build has CUDA")

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 from tests.support.tastes import two_taste_groups
 from threadpoolctl import threadpool_limits
 
-from streamrec.core.blend import PLAIN, ScoringParams, equip
-from streamrec.core.ease import ItemItemParams
-from streamrec.core.model import ALSParams, Model, fit
-from streamrec.core.negatives import bounded
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.blend import PLAIN, ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.negatives import bounded
+from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.window.sliding import SlidingWindow
 
 PARAMS = ALSParams(factors=4, iterations=15, regularization=0.05, num_threads=1,
                    random_state=7)
@@ -49,7 +50,8 @@ def model() -> Model:
     window = _window()
     with threadpool_limits(1, "blas"):
         m = fit(window.build(), PARAMS)
-    return equip(m, window.contents(), SCORINGS["blend"], ItemItemParams(l2=10.0))
+    m = with_scoring(m, window.contents(), SCORINGS["blend"])
+    return with_item_item(m, ItemItemParams(l2=10.0))
 
 
 def _all(model: Model, user: str, extra: Any, scoring: ScoringParams) -> dict[str, float]:

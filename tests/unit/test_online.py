@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from streamrec.core.events import Event
-from streamrec.evaluation.metrics import hit_rank, score
+from streamrec.core.scoring.hits import hit_rank, score
 from streamrec.evaluation.prequential import Protocol, replay
 from streamrec.evaluation.strategies import Learner, Popularity, Recommender
 from streamrec.evaluation.synthetic import SyntheticSpec, generate

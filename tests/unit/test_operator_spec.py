@@ -291,3 +291,46 @@ def test_non_quantities_are_refused(text: object) -> None:
 def test_same_quantity_compares_values_not_spelling() -> None:
     assert same_quantity("0.5", "500m") and same_quantity("1024Mi", "1Gi")
     assert not same_quantity("1", "1Gi") and not same_quantity("x", "x")
+
+
+def test_allowed_origins_are_normalised_and_reach_the_serving_env() -> None:
+    from streamrec.operator.env import config_data
+
+    spec = parse_spec(with_field("serving.allowedOrigins", [
+        "https://Shop.example:443", "http://127.0.0.1:3000/", "https://shop.example"]))
+    assert spec.serving.allowed_origins == ("https://shop.example", "http://127.0.0.1:3000")
+    env = config_data("rec", spec)
+    assert env["STREAMREC_ALLOWED_ORIGINS"] == "https://shop.example,http://127.0.0.1:3000"
+    assert "STREAMREC_ALLOWED_ORIGINS" not in config_data("rec", parse_spec(minimal()))
+
+
+@pytest.mark.parametrize(("value", "field"), [
+    ("https://a.example", "spec.serving.allowedOrigins"),
+    (["https://a.example/path"], "spec.serving.allowedOrigins[0]"),
+    (["https://a.example", "ftp://b.example"], "spec.serving.allowedOrigins[1]"),
+    (["null"], "spec.serving.allowedOrigins[0]"),
+    ([7], "spec.serving.allowedOrigins[0]"),
+])
+def test_a_bad_allowed_origin_is_refused_naming_its_entry(value: Any, field: str) -> None:
+    with pytest.raises(InvalidSpec) as err:
+        parse_spec(with_field("serving.allowedOrigins", value))
+    assert err.value.field_path == field
+
+
+@pytest.mark.parametrize("crd", ["k8s/crd.yaml",
+                                 "helm/streamrec/crds/recommenderservices.streamrec.io.yaml"])
+def test_the_crd_pattern_for_allowed_origins_agrees_with_the_parser(crd: str) -> None:
+    import re
+
+    from streamrec.core.origins import normalise_origin
+
+    doc = yaml.safe_load((ROOT / crd).read_text())
+    serving = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"]["serving"]["properties"]
+    pattern = re.compile(serving["allowedOrigins"]["items"]["pattern"])
+    for good in ("https://a.example", "http://127.0.0.1:3000", "HTTPS://A.example/"):
+        assert pattern.search(good) and normalise_origin(good)
+    for bad in ("https://a.example/x", "a.example", "ftp://a", "null", "https://u@a.example"):
+        assert not pattern.search(bad), bad
+        with pytest.raises(ValueError):
+            normalise_origin(bad)

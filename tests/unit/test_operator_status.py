@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from streamrec.core.trainingstatus import TrainingStatus
+from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from streamrec.operator.env import all_secret_refs
 from streamrec.operator.snapshots import latest_key, parse_latest, parse_training
 from streamrec.operator.spec import parse_spec

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamrec.core.ranking import ban, top_n
+from streamrec.core.scoring.ranking import ban, top_n
 
 
 def reference(scores: np.ndarray, n: int) -> list[int]:

@@ -8,14 +8,17 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from tests.support.snapshots import downgrade
 
-from streamrec.core.blend import PLAIN, ScoringParams, blend, equip
-from streamrec.core.ease import ItemItem, ItemItemParams, ease, fit_item_item
+from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, fit
-from streamrec.core.recency import History, recency_weights
-from streamrec.core.snapshot import FORMAT_VERSION, read_snapshot, write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.blend import PLAIN, ScoringParams, blend
+from streamrec.core.scoring.itemitem import ItemItem, ItemItemParams, ease, fit_item_item
+from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.recency import History, recency_weights
+from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.snapshot.manifest import FORMAT_VERSION, SnapshotFormatError
+from streamrec.core.window.sliding import SlidingWindow
 
 # --- recency ---------------------------------------------------------------------------------
 
@@ -87,24 +90,37 @@ def test_a_catalogue_beyond_the_dense_limit_falls_back_to_sparse_neighbours():
 # --- blend -----------------------------------------------------------------------------------
 
 
-def test_blend_mixes_standardised_scores():
+def test_blend_sums_standardised_scores_by_the_weight_table():
     als = np.array([1.0, 2.0, 3.0], dtype=np.float32)
     ii = np.array([30.0, 10.0, 20.0], dtype=np.float32)
+    seq = np.array([0.0, 0.0, 4.0], dtype=np.float32)
     expected = 0.25 * als / np.std(als) + 0.75 * ii / np.std(ii)
-    np.testing.assert_allclose(blend(als, ii, 0.75), expected, rtol=1e-6)
+    got = blend({"als": als, "item_item": ii}, {"als": 0.25, "item_item": 0.75})
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    three = blend({"als": als, "item_item": ii, "seq": seq},
+                  {"als": 0.5, "item_item": 0.25, "seq": 0.25})
+    np.testing.assert_allclose(
+        three, 0.5 * als / np.std(als) + 0.25 * ii / np.std(ii) + 0.25 * seq / np.std(seq),
+        rtol=1e-6)
 
 
-def test_blend_weight_0_is_als_alone_and_1_is_item_item_alone():
+def test_a_blend_of_one_scorer_is_its_raw_scores():
     als = np.array([1.0, 2.0], dtype=np.float32)
-    ii = np.array([2.0, 1.0], dtype=np.float32)
-    assert blend(als, ii, 0.0) is als and blend(als, ii, 1.0) is ii
-    assert blend(als, None, 0.5) is als
+    assert blend({"als": als}, {"als": 0.3}) is als
+    with pytest.raises(ValueError):
+        blend({}, {})
+
+
+def test_the_item_item_weight_is_the_blend_table():
+    assert ScoringParams(item_item_weight=0.3).weights == {"als": 0.7, "item_item": 0.3}
+    assert PLAIN.weights == {"als": 1.0, "item_item": 0.0}
 
 
 def test_a_large_score_scale_does_not_dominate_the_blend():
     als = np.array([0.0, 1.0, 0.5], dtype=np.float32)  # prefers item 1
     ii = np.array([1000.0, 0.0, 900.0], dtype=np.float32)  # prefers item 0
-    assert int(np.argmax(blend(als, ii, 0.5))) == 2  # the item both like
+    both = blend({"als": als, "item_item": ii}, {"als": 0.5, "item_item": 0.5})
+    assert int(np.argmax(both)) == 2  # the item both like
 
 
 @pytest.mark.parametrize(
@@ -133,7 +149,28 @@ def _window() -> SlidingWindow:
 def equipped():
     window = _window()
     model = fit(window.build(), ALSParams(factors=8, iterations=5, num_threads=1))
-    return equip(model, window.contents(), ScoringParams(), ItemItemParams(l2=5.0), threads=1)
+    model = with_scoring(model, window.contents(), ScoringParams())
+    return with_item_item(model, ItemItemParams(l2=5.0), threads=1)
+
+
+def test_the_blend_table_keeps_the_scorers_the_model_holds_with_a_weight(equipped):
+    assert equipped.blend_table(ScoringParams(item_item_weight=0.0)) == {"als": 1.0}
+    assert equipped.blend_table(ScoringParams(item_item_weight=1.0)) == {"item_item": 1.0}
+    assert equipped.blend_table(ScoringParams(item_item_weight=0.4)) == {
+        "als": 0.6, "item_item": 0.4}
+    plain = equipped.derive()
+    plain.scorers.pop("item_item")
+    assert plain.blend_table(ScoringParams(item_item_weight=1.0)) == {"als": 1.0}
+
+
+def test_fitting_the_scorers_leaves_the_fitted_model_as_it_was():
+    window = _window()
+    model = fit(window.build(), ALSParams(factors=4, iterations=2, num_threads=1))
+    equipped = with_item_item(with_scoring(model, window.contents(), ScoringParams()),
+                              ItemItemParams(l2=5.0), threads=1)
+    assert set(model.scorers) == {"als"} and model.history is None and model.scoring == PLAIN
+    assert set(equipped.scorers) == {"als", "item_item"} and equipped.history is not None
+    assert equipped.als is model.als  # the same arrays, not a copy
 
 
 def test_a_blended_answer_changes_after_one_new_event_with_no_retrain(equipped):
@@ -180,8 +217,9 @@ def test_history_and_item_item_round_trip_through_a_snapshot(tmp_path, equipped)
     write_snapshot(tmp_path / "s", equipped, window.contents(), {0: 400}, "000000000001")
     loaded = read_snapshot(tmp_path / "s", window=False).model
     assert loaded.scoring == equipped.scoring
-    assert isinstance(loaded.item_item.dense, np.memmap)  # mapped, shared by workers
-    np.testing.assert_array_equal(loaded.item_item.dense, equipped.item_item.dense)
+    ii, want = loaded.scorers["item_item"], equipped.scorers["item_item"]
+    assert isinstance(ii.dense, np.memmap)  # mapped, shared by workers
+    np.testing.assert_array_equal(ii.dense, want.dense)
     np.testing.assert_array_equal(loaded.history.items, equipped.history.items)
     np.testing.assert_array_equal(loaded.history.ts, equipped.history.ts)
     assert loaded.recommend("u3", n=5) == equipped.recommend("u3", n=5)
@@ -190,12 +228,12 @@ def test_history_and_item_item_round_trip_through_a_snapshot(tmp_path, equipped)
 def test_a_sparse_item_item_model_round_trips(tmp_path):
     window = _window()
     model = fit(window.build(), ALSParams(factors=4, iterations=2, num_threads=1))
-    model = equip(model, window.contents(), ScoringParams(),
-                  ItemItemParams(max_dense_items=1, neighbours=4), threads=1)
+    model = with_item_item(with_scoring(model, window.contents(), ScoringParams()),
+                           ItemItemParams(max_dense_items=1, neighbours=4), threads=1)
     write_snapshot(tmp_path / "s", model, window.contents(), {0: 400}, "000000000001")
     loaded = read_snapshot(tmp_path / "s").model
-    assert loaded.item_item.kind == "cosine-knn"
-    assert (loaded.item_item.sparse != model.item_item.sparse).nnz == 0
+    assert loaded.scorers["item_item"].kind == "cosine-knn"
+    assert (loaded.scorers["item_item"].sparse != model.scorers["item_item"].sparse).nnz == 0
     assert loaded.recommend("u4", n=5) == model.recommend("u4", n=5)
 
 
@@ -204,14 +242,34 @@ def test_a_format_2_snapshot_still_reads_and_scores_as_before(tmp_path):
     plain = fit(window.build(), ALSParams(factors=4, iterations=2, num_threads=1))
     write_snapshot(tmp_path / "s", plain, window.contents(), {0: 400}, "000000000001")
     manifest = tmp_path / "s" / "manifest.json"
-    body = json.loads(manifest.read_text())
-    assert body["format_version"] == FORMAT_VERSION == 6
-    body["format_version"] = 2  # what the previous build wrote: no scoring, no new files
+    assert json.loads(manifest.read_text())["format_version"] == FORMAT_VERSION
+    body = downgrade(tmp_path / "s", 2)  # what the build of format 2 wrote: no scoring
     del body["params"]["scoring"]
     manifest.write_text(json.dumps(body))
     loaded = read_snapshot(tmp_path / "s").model
-    assert loaded.scoring == PLAIN and loaded.history is None and loaded.item_item is None
+    assert loaded.scoring == PLAIN and loaded.history is None and set(loaded.scorers) == {"als"}
     assert loaded.recommend("u2", n=5) == plain.recommend("u2", n=5)
     # Recency still applies to fresh events on an old snapshot (its base is unordered).
     recency = ScoringParams(item_item_weight=0.0)
     assert loaded.recommend("u2", n=5, extra=[("i20", 1.0)], scoring=recency).items
+
+
+def test_every_scorer_is_written_under_its_name_and_read_through_the_registry(tmp_path,
+                                                                              equipped):
+    write_snapshot(tmp_path / "s", equipped, _window().contents(), {0: 400}, "000000000001")
+    body = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert body["params"]["scorers"] == ["als", "item_item"]
+    assert {"als.user_factors", "als.item_factors", "item_item.dense"} <= set(body["files"])
+    assert body["params"]["item_item"]["kind"] == "ease" and body["params"]["als"]["alpha"] == 1.0
+    loaded = read_snapshot(tmp_path / "s").model
+    assert list(loaded.scorers) == ["als", "item_item"]
+
+
+def test_a_snapshot_with_a_scorer_this_build_does_not_know_is_refused(tmp_path, equipped):
+    write_snapshot(tmp_path / "s", equipped, _window().contents(), {0: 400}, "000000000001")
+    manifest = tmp_path / "s" / "manifest.json"
+    body = json.loads(manifest.read_text())
+    body["params"]["scorers"].append("sequential")
+    manifest.write_text(json.dumps(body))
+    with pytest.raises(SnapshotFormatError, match="unknown scorer 'sequential'"):
+        read_snapshot(tmp_path / "s")

@@ -13,12 +13,13 @@ from flask.testing import FlaskClient
 from tests.support.memlog import MemLog, MemSink, MemSource
 
 from streamrec import __version__
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model, fit
-from streamrec.core.snapshot import write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.app import create_app
 from streamrec.serving.service import Service
 
@@ -71,6 +72,14 @@ class World:
         assert self.service.foldin is not None
         return self.service.foldin.step() + self.service.foldin.step()
 
+    @classmethod
+    def serving(cls, tmp: Path, model: Model, window: SlidingWindow, **cfg: object) -> World:
+        """A world that serves its first snapshot, with ``cfg`` for its `Config`."""
+        w = cls(tmp, model, window, **cfg)
+        w.publish("000000000001")
+        assert w.tick()
+        return w
+
     def get(self, url: str, status: int = 200) -> dict:
         r = self.client.get(url)
         assert r.status_code == status, r.get_data(as_text=True)
@@ -80,10 +89,7 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, model: Model, window: SlidingWindow) -> World:
-    w = World(tmp_path, model, window)
-    w.publish("000000000001")
-    assert w.tick()
-    return w
+    return World.serving(tmp_path, model, window)
 
 
 @pytest.fixture
@@ -337,7 +343,7 @@ def test_hot_reload_serves_v2_and_refuses_a_corrupt_v3(world: World):
     assert world.tick()
     assert world.get("/users/u0/recommendations")["model_version"] == "000000000002"
     world.publish("000000000003")
-    npy = world.store.root / "snapshots" / "000000000003" / "user_factors.npy"
+    npy = world.store.root / "snapshots" / "000000000003" / "als.user_factors.npy"
     data = bytearray(npy.read_bytes())
     data[-1] ^= 0xFF  # same size, wrong checksum
     npy.write_bytes(bytes(data))
@@ -434,7 +440,7 @@ def test_metrics_count_reload_successes_and_refusals(world: World):
     world.publish("000000000002")
     assert world.tick()
     world.publish("000000000003")
-    (world.store.root / "snapshots" / "000000000003" / "item_factors.npy").write_bytes(b"x")
+    (world.store.root / "snapshots" / "000000000003" / "als.item_factors.npy").write_bytes(b"x")
     assert not world.tick()
     assert _sample("streamrec_snapshot_reloads_total", result="loaded") == loaded + 1
     assert _sample("streamrec_snapshot_reloads_total", result="refused") == refused + 1

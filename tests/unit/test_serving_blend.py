@@ -6,16 +6,16 @@ from pathlib import Path
 
 from tests.unit.test_serving_api import PARAMS, World, board_window
 
-from streamrec.core.blend import ScoringParams, equip
-from streamrec.core.ease import ItemItemParams
-from streamrec.core.model import fit
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.training import fit, with_item_item, with_scoring
 
 
 def test_one_event_changes_a_blended_answer_with_no_retrain(tmp_path: Path):
     window = board_window()
-    model = equip(fit(window.build(), PARAMS), window.contents(),
-                  ScoringParams(recency_decay=0.1, item_item_weight=0.5),
-                  ItemItemParams(l2=5.0), threads=1)
+    model = with_scoring(fit(window.build(), PARAMS), window.contents(),
+                         ScoringParams(recency_decay=0.1, item_item_weight=0.5))
+    model = with_item_item(model, ItemItemParams(l2=5.0), threads=1)
     world = World(tmp_path, model, window)
     world.publish("000000000001")
     assert world.tick()

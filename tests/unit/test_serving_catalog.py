@@ -10,9 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from tests.support.memlog import MemLog, MemSink, MemSource
 
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
-from streamrec.core.catalog import (
+from streamrec.core.catalog.records import (
     Catalogue,
     ItemRecord,
     encode_record,
@@ -20,9 +21,9 @@ from streamrec.core.catalog import (
     parse_record_bytes,
 )
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model, fit
-from streamrec.core.snapshot import write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.app import create_app
 from streamrec.serving.service import Service
 

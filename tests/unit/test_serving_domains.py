@@ -8,7 +8,7 @@ from test_serving_api import World
 
 from streamrec.adapters.stores import LocalStore
 from streamrec.core.domains import MAX_WEIGHT
-from streamrec.core.trainingstatus import TrainingStatus
+from streamrec.core.snapshot.trainingstatus import TrainingStatus
 
 # The serving tests' small real model and the app wired around it, shared.
 window, model, world = serving_api.window, serving_api.model, serving_api.world

@@ -9,9 +9,9 @@ import pytest
 from tests.unit import test_serving_catalog as catalog_tests
 from tests.unit.test_serving_catalog import ITEMS, LIST_ROUTES, World
 
-from streamrec.core.catalog import Catalogue, ItemRecord
-from streamrec.core.model import Model
-from streamrec.core.window import SlidingWindow
+from streamrec.core.catalog.records import Catalogue, ItemRecord
+from streamrec.core.scoring.model import Model
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.http.errors import ApiError
 from streamrec.serving.http.fields import FIELDS, add_fields, parse_fields, parse_fields_body
 

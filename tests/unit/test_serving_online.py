@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from tests.unit.test_serving_api import PARAMS, World, board_window
 
-from streamrec.core.model import Model, fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.online import stats as onlinestats
 from streamrec.serving.online.tracker import OnlineTracker
 

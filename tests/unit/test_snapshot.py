@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.support.snapshots import downgrade
 
+from streamrec.adapters.snapshotfiles import read_manifest, read_snapshot, write_snapshot
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model, fit
-from streamrec.core.snapshot import (
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.snapshot.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     SnapshotCorrupt,
@@ -19,11 +22,8 @@ from streamrec.core.snapshot import (
     SnapshotIncomplete,
     is_version,
     next_version,
-    read_manifest,
-    read_snapshot,
-    write_snapshot,
 )
-from streamrec.core.window import SlidingWindow
+from streamrec.core.window.sliding import SlidingWindow
 
 OFFSETS = {0: 120, 3: 7}
 
@@ -60,8 +60,8 @@ def test_round_trip_preserves_model_window_and_offsets(snapshot_dir, model, wind
     assert snap.version == "000000000007" and snap.offsets == OFFSETS
     loaded = snap.model
     assert loaded.user_ids == model.user_ids and loaded.item_ids == model.item_ids
-    np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
-    np.testing.assert_array_equal(loaded.item_factors, model.item_factors)
+    np.testing.assert_array_equal(loaded.als.user_factors, model.als.user_factors)
+    np.testing.assert_array_equal(loaded.als.item_factors, model.als.item_factors)
     assert (loaded.user_items != model.user_items).nnz == 0
     np.testing.assert_array_equal(loaded.popularity, model.popularity)
     assert loaded.params == model.params and loaded.fit_info == model.fit_info
@@ -81,8 +81,8 @@ def test_training_resumes_from_a_snapshot_exactly(snapshot_dir, window):
 
 
 def test_arrays_are_memory_mapped_unless_asked_otherwise(snapshot_dir):
-    assert isinstance(read_snapshot(snapshot_dir).model.item_factors, np.memmap)
-    assert not isinstance(read_snapshot(snapshot_dir, mmap=False).model.item_factors, np.memmap)
+    assert isinstance(read_snapshot(snapshot_dir).model.als.item_factors, np.memmap)
+    assert not isinstance(read_snapshot(snapshot_dir, mmap=False).model.als.item_factors, np.memmap)
 
 
 def test_manifest_lists_every_file_with_checksum_and_records_the_run(snapshot_dir, model):
@@ -110,16 +110,16 @@ def test_no_file_needs_pickle(snapshot_dir):
 
 
 def test_truncated_file_is_refused_as_corrupt(snapshot_dir):
-    path = snapshot_dir / "item_factors.npy"
+    path = snapshot_dir / "als.item_factors.npy"
     path.write_bytes(path.read_bytes()[:-8])
     with pytest.raises(SnapshotCorrupt) as err:
         read_snapshot(snapshot_dir)
     assert err.value.path == path and "bytes" in err.value.expected
-    assert "item_factors.npy" in str(err.value)
+    assert "als.item_factors.npy" in str(err.value)
 
 
 def test_flipped_byte_is_refused_as_corrupt(snapshot_dir):
-    path = snapshot_dir / "user_factors.npy"
+    path = snapshot_dir / "als.user_factors.npy"
     data = bytearray(path.read_bytes())
     data[-1] ^= 0x01
     path.write_bytes(bytes(data))
@@ -154,15 +154,14 @@ def test_unsupported_format_version_is_a_format_error(snapshot_dir):
 
 
 def test_shape_that_disagrees_with_the_manifest_is_a_format_error(snapshot_dir):
-    _edit_manifest(snapshot_dir, lambda m: m["files"]["item_factors"].update(shape=[1, 1]))
+    _edit_manifest(snapshot_dir, lambda m: m["files"]["als.item_factors"].update(shape=[1, 1]))
     with pytest.raises(SnapshotFormatError, match="item_factors"):
         read_snapshot(snapshot_dir)
 
 
 def test_arrays_that_disagree_with_each_other_are_a_format_error(tmp_path, model, window):
     broken = Model(
-        model.user_factors,
-        model.item_factors,
+        model.scorers,
         model.user_ids,
         model.item_ids,
         model.user_items,
@@ -183,10 +182,10 @@ def test_model_ids_are_served_from_the_mapped_files(snapshot_dir, model):
 
 def test_a_format_1_snapshot_without_id_tables_still_reads(snapshot_dir, model):
     def to_format_1(body):
-        body["format_version"] = 1
         for name in ("user_ids.table", "item_ids.table"):
             del body["files"][name]
 
+    downgrade(snapshot_dir, 1)
     _edit_manifest(snapshot_dir, to_format_1)
     for name in ("user_ids.table", "item_ids.table"):
         (snapshot_dir / f"{name}.npy").unlink()
@@ -233,7 +232,7 @@ def test_versions_count_up_and_sort_as_strings():
 
 
 def test_the_catalogue_round_trips_with_its_items_offsets(tmp_path, model, window):
-    from streamrec.core.catalog import Catalogue, ItemRecord
+    from streamrec.core.catalog.records import Catalogue, ItemRecord
 
     cat = Catalogue([ItemRecord("item-1", ("Comedy",), {"lang": "fr"}, title="Amélie"),
                      ItemRecord("item-2", hidden=True, expires_at=1.8e9)])
@@ -242,13 +241,19 @@ def test_the_catalogue_round_trips_with_its_items_offsets(tmp_path, model, windo
     snap = read_snapshot(tmp_path / "s", window=False)
     assert snap.catalog.records() == cat.records() and snap.item_offsets == {0: 5}
     manifest = read_manifest(tmp_path / "s")
-    assert manifest.format_version == 6 and "catalog" in manifest.files
+    assert manifest.format_version == FORMAT_VERSION and "catalog" in manifest.files
 
 
 def test_a_format_3_snapshot_without_a_catalogue_still_loads(snapshot_dir):
-    path = snapshot_dir / MANIFEST_NAME
-    body = json.loads(path.read_text())
-    body["format_version"] = 3
-    path.write_text(json.dumps(body))
+    downgrade(snapshot_dir, 3)
     snap = read_snapshot(snapshot_dir)
     assert len(snap.catalog) == 0 and snap.item_offsets == {}
+
+
+def test_a_format_6_snapshot_reads_its_unprefixed_factors_as_the_als_scorer(snapshot_dir, model):
+    downgrade(snapshot_dir, 6)  # the last format before every scorer got its own prefix
+    assert (snapshot_dir / "item_factors.npy").exists()
+    loaded = read_snapshot(snapshot_dir).model
+    assert list(loaded.scorers) == ["als"]
+    np.testing.assert_array_equal(loaded.als.item_factors, model.als.item_factors)
+    assert loaded.recommend("user-3") == model.recommend("user-3")

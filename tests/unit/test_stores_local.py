@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from tests.support.storerace import race
 
+from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
 from streamrec.adapters.stores import (
     LocalStore,
     S3Store,
@@ -19,9 +20,10 @@ from streamrec.adapters.stores import (
     open_store,
 )
 from streamrec.core.events import Event
-from streamrec.core.model import ALSParams, Model, fit
-from streamrec.core.snapshot import MANIFEST_NAME, next_version, read_snapshot, write_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.snapshot.manifest import MANIFEST_NAME, next_version
+from streamrec.core.window.sliding import SlidingWindow
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def test_fetch_replaces_an_incomplete_leftover(store, make_snapshot, tmp_path):
     [version] = publish_many(store, make_snapshot, 1)
     leftover = tmp_path / "cache" / version
     leftover.mkdir(parents=True)
-    (leftover / "user_factors.npy").write_bytes(b"half")
+    (leftover / "als.user_factors.npy").write_bytes(b"half")
     read_snapshot(store.fetch(version, tmp_path / "cache"))
 
 

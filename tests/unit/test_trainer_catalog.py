@@ -7,10 +7,10 @@ from pathlib import Path
 
 from tests.support.memlog import MemLog, MemSink, MemSource
 
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
-from streamrec.core.catalog import ItemRecord
-from streamrec.core.snapshot import read_snapshot
+from streamrec.core.catalog.records import ItemRecord
 from streamrec.trainer.service import Trainer
 
 CONFIG = Config(topic="t", window_size=1000, retrain_every=40, retrain_interval=3600.0,

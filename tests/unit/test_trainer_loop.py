@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import SourceMessage
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
-from streamrec.core.snapshot import read_snapshot
 from streamrec.trainer.service import Trainer
 
 
@@ -123,3 +123,29 @@ def test_a_new_trainer_resumes_the_window_and_offsets_of_the_last_snapshot(tmp_p
     assert [e.item for e in events] == [f"i{k}" for k in range(140)]
     second.shutdown()
     assert store.versions() == ["000000000001", "000000000002"]
+
+
+def test_a_retried_event_id_counts_once_even_across_a_restart(tmp_path: Path):
+    def event(k: int) -> bytes:
+        return f'{{"user":"u{k % 5}","item":"i{k}","event_id":"req-{k}"}}'.encode()
+
+    log = MemoryLog()
+    for k in range(50):
+        log.append("t", event(k))
+    store = LocalStore(tmp_path / "store")
+    first = Trainer(_config(), log, log, store, workdir=tmp_path / "w1")
+    first.resume()
+    _run_until_published(first, 1)
+    first.shutdown()
+    for k in range(40, 60):  # a client retries 40..49 and sends 50..59
+        log.append("t", event(k))
+    second = Trainer(_config(), log, log, store, workdir=tmp_path / "w2")
+    second.resume()  # from the snapshot: its window's ids come back with it
+    while second.step(timeout=0.0):
+        pass
+    items = [e.item for e in second.window.contents().events()]
+    assert items == [f"i{k}" for k in range(60)]
+    assert second.window.duplicates == 10
+    assert second.metrics.duplicates._value.get() == 10
+    assert second.metrics.accepted._value.get() == 10
+    second.shutdown()

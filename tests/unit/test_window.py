@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamrec.core.events import Event
-from streamrec.core.window import SlidingWindow, WindowMatrix
+from streamrec.core.window.sliding import SlidingWindow, WindowMatrix
 
 
 def as_dict(matrix: WindowMatrix) -> dict[tuple[str, str], float]:

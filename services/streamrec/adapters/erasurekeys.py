@@ -1,4 +1,4 @@
-"""Where a deployment's erasure key comes from (``core/erasurekey.py``).
+"""Where a deployment's erasure key comes from (``core/events/erasurekey.py``).
 
 The setting ``erasure_key`` (``STREAMREC_ERASURE_KEY``; the operator fills it from a
 Kubernetes Secret when the custom resource names one) wins. Without it, the snapshot store
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from streamrec.core.erasurekey import ErasureHasher, KeyUnavailable, check_key, new_key
+from streamrec.core.events.erasurekey import ErasureHasher, KeyUnavailable, check_key, new_key
 
 from .storebase import StoreError
 

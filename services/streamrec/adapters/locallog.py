@@ -12,7 +12,7 @@ as Kafka consumers never read past the replicated high watermark, so nothing a r
 (and a snapshot has stored the offset of) can vanish in a power cut. One partition: the offset is
 the record index, and the next offset survives restarts. One writer process per topic (an
 exclusive ``flock``); any number of readers, threads or processes. Nothing is ever deleted,
-but records can be *redacted* for an erasure (`TopicWriter.redact`, ``core/erasure.py``):
+but records can be *redacted* for an erasure (`TopicWriter.redact`, ``core/events/erasure.py``):
 the writer rolls to a new segment, then rewrites each sealed segment that holds an erased
 record with that record's value replaced by ``erasure.REDACTED`` (same offset and timestamp;
 no key, no headers) and swaps the file in atomically; a reader notices the new file (its
@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from streamrec.core.erasure import REDACTED
+from streamrec.core.events.erasure import REDACTED
 
 from .source import SourceMessage, SourceUnavailable
 

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..core.manifest import MANIFEST_NAME
-from ..core.trainingstatus import TRAINING_NAME
+from ..core.snapshot.manifest import MANIFEST_NAME
+from ..core.snapshot.trainingstatus import TRAINING_NAME
+from .snapshotfiles import fsync_path
 from .storebase import (
     LATEST_NAME,
     SNAPSHOTS_DIR,
@@ -34,14 +35,6 @@ __all__ = ["LocalStore"]
 _TMP = ".tmp-"
 # Temporary directories older than this are debris from a crash; prune removes them.
 _STALE_SECONDS = 3600.0
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager
@@ -106,8 +99,8 @@ class LocalStore:
                 try:
                     for src in _snapshot_files(local_dir):
                         shutil.copyfile(src, tmp / src.name)
-                        _fsync(tmp / src.name)
-                    _fsync(tmp)
+                        fsync_path(tmp / src.name)
+                    fsync_path(tmp)
                     os.rename(tmp, final)
                 except OSError:
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -118,7 +111,7 @@ class LocalStore:
                 except BaseException:
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise
-                _fsync(self.snapshots)
+                fsync_path(self.snapshots)
             self._write_latest(version)
 
     @staticmethod
@@ -142,7 +135,7 @@ class LocalStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.root / name)
-        _fsync(self.root)
+        fsync_path(self.root)
 
     def create_if_absent(self, name: str, data: bytes) -> bytes:
         """Store ``data`` as ``root/name`` unless that exists (an exclusive link of a complete,
@@ -160,7 +153,7 @@ class LocalStore:
                     os.close(fd)
                 try:
                     os.link(tmp, target)  # fails if another process created it first
-                    _fsync(self.root)
+                    fsync_path(self.root)
                 except FileExistsError:
                     pass
                 finally:

@@ -22,8 +22,8 @@ import boto3.exceptions
 import botocore.exceptions
 from botocore.config import Config
 
-from ..core.manifest import MANIFEST_NAME
-from ..core.trainingstatus import TRAINING_NAME
+from ..core.snapshot.manifest import MANIFEST_NAME
+from ..core.snapshot.trainingstatus import TRAINING_NAME
 from .storebase import (
     LATEST_NAME,
     SNAPSHOTS_DIR,

@@ -51,7 +51,7 @@ class EventSource(Protocol):
 @runtime_checkable
 class Redacting(Protocol):
     """A sink whose log can be rewritten (the embedded log; Kafka's cannot): erasures redact
-    the erased records in place, keeping every offset (``core/erasure.py``)."""
+    the erased records in place, keeping every offset (``core/events/erasure.py``)."""
 
     def redact(self, topic: str, erased: Callable[[SourceMessage], bool]) -> int:
         """Replace every record of ``topic`` for which ``erased`` is true by a redaction

@@ -130,7 +130,8 @@ CONFIG_RANGES: dict[str, Range] = {
     "online_positive": Range(0.0, MAX_WEIGHT, open_low=True),
     "online_bucket_seconds": Range(1.0, 86_400.0),
     "online_buckets": Range(1, 10_000, integer=True),
-    # Scoring (core/blend.py, core/ease.py): recency, the item-item model and the blend.
+    # Scoring (core/scoring/blend.py, core/scoring/itemitem.py): recency, the item-item model and
+    # the blend.
     "recency_decay": Range(0.0, 100.0),
     "recency_half_life": Range(1.0, MAX_TS),
     "history_cap": Range(1, 100_000, integer=True),

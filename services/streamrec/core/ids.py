@@ -59,7 +59,7 @@ class IdMap:
     """A growing bijection between string ids and ``0 .. len - 1``.
 
     Indices are never reused or reordered; to forget ids, build a new map (see
-    :meth:`streamrec.core.window.SlidingWindow` which compacts its maps).
+    :meth:`streamrec.core.window.sliding.SlidingWindow` which compacts its maps).
     """
 
     __slots__ = ("_ids", "_index")

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.config import ConfigError, in_range
-from streamrec.core.blend import ScoringParams
 from streamrec.core.domains import CONFIG_RANGES, MAX_WEIGHT, Range
-from streamrec.core.ease import ItemItemParams
-from streamrec.core.event import Event
-from streamrec.core.model import ALSParams
+from streamrec.core.events.event import Event
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams
 
 from .prequential import PARTS, Protocol, in_time_order, replay
 from .report import markdown_table, write_report

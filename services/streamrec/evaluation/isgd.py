@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamrec.core.event import Event
+from streamrec.core.events.event import Event
 
 from .strategies import Learner
 

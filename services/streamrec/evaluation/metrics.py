@@ -1,47 +1,21 @@
-"""Ranking metrics of one held-out item, and their running sums per strategy.
+"""Running sums of the ranking metrics of held-out items, per strategy.
 
 In a prequential replay every scored event has exactly one relevant item (the one the user is
-about to interact with), so recall@k is a hit indicator, nDCG@k is ``1/log2(rank+1)`` and the
-reciprocal rank is ``1/rank`` (0 when the item is not in the top k: MRR@k). Sums are kept
+about to interact with); its recall@k, nDCG@k and reciprocal rank are ``core/scoring/hits.py``,
+shared
+with the serving replicas' online hit rate. Sums are kept
 separately for warm users (main metrics) and cold users (no history yet), and per stretch of
 the stream, so the report can draw recall over time.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Hit", "MetricSums", "StrategyStats", "hit_rank", "score"]
+from streamrec.core.scoring.hits import Hit
 
-
-@dataclass(frozen=True)
-class Hit:
-    """How one top-k list did on one held-out item; all three values are in [0, 1]."""
-
-    recall: float
-    ndcg: float
-    rr: float
-
-
-def hit_rank(recommended: Sequence[str], item: str) -> int | None:
-    """1-based position of ``item`` in the list; None when absent (a miss).
-
-    The one definition of a hit, shared by this replay and the serving replicas' online hit
-    rate (`streamrec.serving.online.tracker`)."""
-    for position, candidate in enumerate(recommended, 1):
-        if candidate == item:
-            return position
-    return None
-
-
-def score(recommended: Sequence[str], held_out: str, k: int) -> Hit:
-    """Recall@k, nDCG@k and reciprocal rank (truncated at k) of ``held_out`` in the list."""
-    rank = hit_rank(recommended[:k], held_out)
-    if rank is None:
-        return Hit(0.0, 0.0, 0.0)
-    return Hit(1.0, 1.0 / math.log2(rank + 1), 1.0 / rank)
+__all__ = ["MetricSums", "StrategyStats"]
 
 
 @dataclass

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.core.event import Event
+from streamrec.core.events.event import Event
+from streamrec.core.scoring.hits import score
 
-from .metrics import StrategyStats, score
+from .metrics import StrategyStats
 from .strategies import Learner, Recommender
 
 #: Which test events are scored: all, the first half (validation) or the second (test).

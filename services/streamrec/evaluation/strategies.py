@@ -8,7 +8,8 @@ the last retrain) differ only in how they answer, so they see the very same fitt
 
 Popularity over the sliding window is the floor any personal model must clear. Incremental SGD
 (the fourth strategy) lives in ``isgd.py``. :class:`ScoredView` answers from the same learner
-with the per-request scorer of ``core/blend.py``: recency-weighted fold-in, EASE, their blend.
+with the per-request scorer of ``core/scoring/blend.py``: recency-weighted fold-in, EASE, their
+blend.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamrec.core.blend import ScoringParams, history_for
-from streamrec.core.ease import ItemItemParams, fit_item_item
-from streamrec.core.event import Event
-from streamrec.core.model import ALSParams, Model, fit
-from streamrec.core.window import SlidingWindow
+from streamrec.core.events.event import Event
+from streamrec.core.scoring.blend import ScoringParams, history_for
+from streamrec.core.scoring.itemitem import ItemItemParams, fit_item_item
+from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.training import fit
+from streamrec.core.window.sliding import SlidingWindow
 
 __all__ = [
     "VIEWS",
@@ -157,13 +159,17 @@ class RetrainedALS:
         started = time.perf_counter()
         model = fit(self.window.build(), self.params)
         self.fit_seconds += time.perf_counter() - started
-        # What the trainer adds (core.blend.equip): the ordered history and the item-item model.
-        model.history = history_for(
+        # What the trainer adds (core/scoring/training.py): the ordered history and the item-item
+        # model.
+        history = history_for(
             self.window.contents(), model.user_ids, model.item_ids, self.history_cap
         )
         if self.item_item is not None:
-            model.item_item = fit_item_item(model.user_items, self.item_item)
-            self.item_item_seconds += model.item_item.seconds
+            ii = fit_item_item(model.user_items, self.item_item)
+            self.item_item_seconds += ii.seconds
+            model = model.derive(scorers={ii.name: ii}, history=history)
+        else:
+            model = model.derive(history=history)
         self.model = model
         self.fits += 1
         self.since.clear()
@@ -242,7 +248,8 @@ def scored_kind(scoring: ScoringParams) -> str:
 
 
 class ScoredView:
-    """Answers from a :class:`RetrainedALS` with the per-request scorer of ``core/blend.py``:
+    """Answers from a :class:`RetrainedALS` with the per-request scorer of
+    ``core/scoring/blend.py``:
     the user's window history (recency-weighted) plus their events since the retrain."""
 
     def __init__(self, core: RetrainedALS, scoring: ScoringParams) -> None:

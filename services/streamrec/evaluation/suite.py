@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from streamrec.core.blend import ScoringParams
-from streamrec.core.ease import ItemItemParams
-from streamrec.core.model import ALSParams
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams
 
 from .isgd import ISGD
 from .strategies import VIEWS, ALSView, Popularity, Recommender, RetrainedALS, ScoredView

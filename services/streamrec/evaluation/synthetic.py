@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from streamrec.core.event import Event
+from streamrec.core.events.event import Event
 
 __all__ = ["SyntheticSpec", "generate"]
 

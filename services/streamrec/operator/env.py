@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streamrec.core.feedback import format_table
+from streamrec.core.events.feedback import format_table
 from streamrec.operator.scoring import scoring_env
 from streamrec.operator.spec import RecommenderSpec
 from streamrec.operator.writeauth import token_secret
@@ -78,6 +78,7 @@ def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
             None if t.decay_half_life_seconds is None else repr(t.decay_half_life_seconds)
         ),
         "STREAMREC_S3_ENDPOINT": s.endpoint,
+        "STREAMREC_ALLOWED_ORIGINS": ",".join(v.allowed_origins or ()) or None,
         "AWS_REGION": s.region,
     }
     data.update({key: value for key, value in optional.items() if value is not None})

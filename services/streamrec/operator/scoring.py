@@ -2,7 +2,8 @@
 
 Parsed like the rest of the spec (every error names the field) and turned into the
 ``STREAMREC_RECENCY_*`` / ``STREAMREC_ITEM_ITEM_*`` variables of docs/configuration.md. The
-defaults are the service's own (``core/blend.py``, ``core/ease.py``: tuned on a validation
+defaults are the service's own (``core/scoring/blend.py``, ``core/scoring/itemitem.py``: tuned on a
+validation
 stream, see docs/evaluation.md), so a CR that says nothing scores as ``streamrec run`` does.
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamrec.core.blend import ScoringParams
-from streamrec.core.ease import ItemItemParams
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
 
 from .fields import Fields
 

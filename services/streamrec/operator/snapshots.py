@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from streamrec.core.trainingstatus import TRAINING_NAME, TrainingStatus
+from streamrec.core.snapshot.trainingstatus import TRAINING_NAME, TrainingStatus
 from streamrec.operator.spec import RecommenderSpec
 from streamrec.operator.status import SnapshotRead
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamrec.core.feedback import FeedbackError, check_table
+from streamrec.core.events.feedback import FeedbackError, check_table
+from streamrec.core.origins import normalise_origin
 from streamrec.operator.fields import Fields, InvalidSpec
 from streamrec.operator.quantity import parse_quantity
 from streamrec.operator.scoring import ScoringSpec, parse_scoring
@@ -147,6 +148,8 @@ class ServingSpec:
     threads: int = 4
     reload_interval_seconds: int = 5
     ingest_token_secret: str | None = None
+    # Pages of other sites that may write from a browser (STREAMREC_ALLOWED_ORIGINS).
+    allowed_origins: tuple[str, ...] | None = None  # None: no other site
     autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
     resources: Resources = SERVING_RESOURCES
     ingress: IngressSpec = field(default_factory=IngressSpec)
@@ -296,6 +299,7 @@ def _serving(f: Fields) -> ServingSpec:
         threads=f.in_domain("threads", "threads", 4),
         reload_interval_seconds=f.integer("reloadIntervalSeconds", 5, minimum=1, maximum=3600),
         ingest_token_secret=_secret_name(f, "ingestTokenSecret"),
+        allowed_origins=_origins(f, "allowedOrigins"),
         autoscaling=_autoscaling(f.obj("autoscaling")),
         resources=_resources(f, "resources", SERVING_RESOURCES),
         ingress=_ingress(f.obj("ingress")),
@@ -364,6 +368,26 @@ def _resources(f: Fields, key: str, default: Resources) -> Resources:
                 f"must be >= the request ({limit} < {requests[resource]})",
             )
     return out
+
+
+def _origins(f: Fields, key: str) -> tuple[str, ...] | None:
+    """A list of web origins (``core/origins.py``), normalised; the bad entry is named."""
+    raw = f.raw(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise InvalidSpec(f.at(key), f"must be a list of origins, got {type(raw).__name__}")
+    out: list[str] = []
+    for k, entry in enumerate(raw):
+        if not isinstance(entry, str):
+            raise InvalidSpec(f"{f.at(key)}[{k}]", "must be a string like https://host[:port]")
+        try:
+            origin = normalise_origin(entry)
+        except ValueError as e:
+            raise InvalidSpec(f"{f.at(key)}[{k}]", str(e)) from None
+        if origin not in out:
+            out.append(origin)
+    return tuple(out)
 
 
 def _secret_name(f: Fields, key: str) -> str | None:

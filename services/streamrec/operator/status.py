@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamrec.core.trainingstatus import TrainingStatus
+from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from streamrec.operator.env import SecretRef
 
 CONDITION_TYPES = (

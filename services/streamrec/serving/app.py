@@ -17,10 +17,9 @@ from streamrec.config import Config
 from .feeds.foldin import SourceFactory
 from .http import browse, erase, handlers, interactions, items, online, ops, recommend
 from .http.context import KEY
+from .http.pathids import IdConverter, RawPathIds
+from .http.writes import MAX_BODY
 from .service import Service
-
-#: Largest accepted request body (POST /interactions, POST /recommendations).
-MAX_BODY = 1 << 20
 
 
 def create_app(config: Config, *, store: SnapshotStore | None = None,
@@ -32,7 +31,11 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     ``items_factory`` opens the items topic (``items.py``); without it the catalogue is the
     served snapshot's."""
     app = Flask("streamrec.serving")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    # One byte more than accepted: writes.read_body tells a body past the limit from one that
+    # ends on it, chunked or not; werkzeug refuses a larger Content-Length by itself.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY + 1
+    app.url_map.converters["id"] = IdConverter  # <id:user>: any id, "/" included (pathids.py)
+    app.wsgi_app = RawPathIds(app.wsgi_app)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if store is None:
         store = open_store(config.store, s3_endpoint=config.s3_endpoint)

@@ -20,7 +20,8 @@ from streamrec.config import Config, add_config_arguments
 NAMES = ("bootstrap_servers", "topic", "format", "min_weight", "feedback_weights",
          "notify_topic", "items_topic", "store",
          "s3_endpoint", "regularization", "alpha", "bind", "workers", "threads", "timeout",
-         "reload_interval", "cache_dir", "kafka_security_protocol", "kafka_sasl_mechanism",
+         "reload_interval", "cache_dir", "allowed_origins", "kafka_security_protocol",
+         "kafka_sasl_mechanism",
          "online_tracking", "online_horizon", "online_max_users", "online_positive",
          "online_bucket_seconds", "online_buckets")
 

@@ -73,8 +73,10 @@ def share_imports() -> None:
     import scipy.sparse  # noqa: F401
     import werkzeug.exceptions  # noqa: F401
 
-    from streamrec.adapters import source, stores  # noqa: F401
-    from streamrec.core import events, model, snapshot  # noqa: F401
+    from streamrec.adapters import snapshotfiles, source, stores  # noqa: F401
+    from streamrec.core import events  # noqa: F401
+    from streamrec.core.scoring import model  # noqa: F401
+    from streamrec.core.snapshot import arrays as snapshot  # noqa: F401
     from streamrec.serving import app  # noqa: F401  (and with it http, live, feeds, metrics)
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

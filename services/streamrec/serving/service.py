@@ -24,9 +24,9 @@ from streamrec.adapters.source import EventSink, EventSource
 from streamrec.adapters.storebase import StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore
 from streamrec.config import Config
-from streamrec.core.erasure import Erasure
-from streamrec.core.erasurekey import KeyUnavailable
-from streamrec.core.trainingstatus import TrainingStatus
+from streamrec.core.events.erasure import Erasure
+from streamrec.core.events.erasurekey import KeyUnavailable
+from streamrec.core.snapshot.trainingstatus import TrainingStatus
 
 from .feeds.foldin import FoldIn, SourceFactory
 from .feeds.items import ItemsFollower
@@ -140,7 +140,7 @@ class Service:
             self.online.forget(lambda user: self.hasher.digest("user", user) in digests)
 
     def _advance(self, served: Served) -> None:
-        self.fresh.advance(served.snapshot.offsets)
+        self.fresh.advance(served.snapshot.offsets, served.snapshot.event_ids)
 
     def start(self) -> None:
         """Load the newest snapshot, then start the background threads (once; after the fork).

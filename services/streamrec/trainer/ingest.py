@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from streamrec.adapters.source import SourceMessage
-from streamrec.core.catalog import InvalidItem, ItemRecord, parse_record_bytes
+from streamrec.core.catalog.records import InvalidItem, ItemRecord, parse_record_bytes
 from streamrec.core.domains import arrival_times
-from streamrec.core.erasure import Erasure
 from streamrec.core.events import Event, InvalidEvent, parse_batch
+from streamrec.core.events.erasure import Erasure
 
 __all__ = ["Ingested", "dead_letter_headers", "ingest", "ingest_items"]
 
@@ -23,7 +23,8 @@ __all__ = ["Ingested", "dead_letter_headers", "ingest", "ingest_items"]
 @dataclass(slots=True)
 class Ingested:
     """One batch, split: ``events`` in offset order, ``dead`` letters, ``filtered`` count, and
-    the control records: ``erasures`` (``core/erasure.py``) and how many were ``redacted``."""
+    the control records: ``erasures`` (``core/events/erasure.py``) and how many were
+    ``redacted``."""
 
     events: list[Event] = field(default_factory=list)
     dead: list[tuple[SourceMessage, InvalidEvent]] = field(default_factory=list)

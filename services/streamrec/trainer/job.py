@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.source import EventSink, SourceUnavailable
 from streamrec.adapters.storebase import (
     SnapshotStore,
@@ -30,13 +31,11 @@ from streamrec.adapters.storebase import (
     TrainingReports,
 )
 from streamrec.config import Config
-from streamrec.core.blend import equip
-from streamrec.core.erasure import Tombstones
-from streamrec.core.model import fit
-from streamrec.core.modeltypes import FitFailed
-from streamrec.core.snapshot import write_snapshot
-from streamrec.core.trainingstatus import TrainingStatus
-from streamrec.core.windowdata import WindowContents, WindowMatrix
+from streamrec.core.events.erasure import Tombstones
+from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.scoring.types import FitFailed
+from streamrec.core.snapshot.trainingstatus import TrainingStatus
+from streamrec.core.window.contents import WindowContents, WindowMatrix
 
 from .metrics import TrainerMetrics
 from .policy import backoff
@@ -78,7 +77,7 @@ class FitJob:
     new_events: int
     training: TrainingStatus = field(default_factory=TrainingStatus)
     catalog: bytes | None = None  # the item catalogue with its offsets (Catalogue.to_bytes)
-    #: Erased ids, written into the snapshot (core/erasure.py).
+    #: Erased ids, written into the snapshot (core/events/erasure.py).
     tombstones: Tombstones = field(default_factory=Tombstones)
     #: This snapshot is the first to reflect an erasure: once it is published, every older
     #: version (which may still hold the erased data) is deleted, not just those beyond keep.
@@ -129,11 +128,13 @@ class FitJob:
             if info.recovered_from is not None:
                 log.error("%s", json.dumps({"event": "fit_recovered", "version": self.version,
                                             "first_attempt": info.recovered_from}))
-        # Recency history and the item-item model from the same window (core/blend.py). A
-        # failed item-item fit publishes ALS with recency alone rather than no model.
+        # Recency history and the item-item scorer from the same window (core/scoring/training.py).
+        # A failed item-item fit publishes ALS with recency alone rather than no model.
         c = self.config
         try:
-            model = equip(model, self.contents, c.scoring, c.item_item, c.fit_threads)
+            model = with_scoring(model, self.contents, c.scoring)
+            if c.scoring.item_item_weight > 0:
+                model = with_item_item(model, c.item_item, c.fit_threads)
         except (ValueError, ArithmeticError, MemoryError, np.linalg.LinAlgError) as e:
             log.error("%s", json.dumps({"event": "item_item_fit_failed", "version": self.version,
                                         "error": f"{type(e).__name__}: {e}"}))

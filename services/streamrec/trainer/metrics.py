@@ -83,13 +83,17 @@ class TrainerMetrics:
         self.upload_failures = Counter("streamrec_trainer_upload_failures",
                                        "Snapshot uploads that failed and were retried.",
                                        registry=r)
-        # Forgetting (core/erasure.py, docs/feedback.md).
+        # Forgetting (core/events/erasure.py, docs/feedback.md).
         self.erasures = Counter("streamrec_trainer_erasures",
                                 "Erasure records applied, by kind (user or item).", ["kind"],
                                 registry=r)
         self.erased_events = Counter("streamrec_trainer_erased_events",
                                      "Events dropped for an erasure: removed from the window, "
                                      "or read after it and refused.", registry=r)
+        # Delivery (core/events/eventids.py, docs/reliability.md "Delivery").
+        self.duplicates = Counter("streamrec_trainer_duplicate_events",
+                                  "Events dropped because their event_id was already in the "
+                                  "window: a client's retry, not an error.", registry=r)
         self.erasure_prunes = Counter("streamrec_trainer_erasure_pruned_snapshots",
                                       "Stored snapshot versions deleted because an erasure "
                                       "made them stale.", registry=r)

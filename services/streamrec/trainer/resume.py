@@ -24,14 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreUnavailable, VersionNotFound
 from streamrec.config import Config
-from streamrec.core.catalog import Catalogue
-from streamrec.core.erasure import Tombstones
-from streamrec.core.manifest import SnapshotError
-from streamrec.core.snapshot import Snapshot, read_snapshot
-from streamrec.core.window import SlidingWindow
+from streamrec.core.catalog.records import Catalogue
+from streamrec.core.events.erasure import Tombstones
+from streamrec.core.snapshot.arrays import Snapshot
+from streamrec.core.snapshot.manifest import SnapshotError
+from streamrec.core.window.sliding import SlidingWindow
 
 from .policy import backoff
 
@@ -65,7 +66,8 @@ class ResumePoint:
     #: beginning of the items topic).
     catalog: Catalogue = field(default_factory=Catalogue)
     item_offsets: dict[int, int] = field(default_factory=dict)
-    tombstones: Tombstones = field(default_factory=Tombstones)  # erased ids (core/erasure.py)
+    # erased ids (core/events/erasure.py)
+    tombstones: Tombstones = field(default_factory=Tombstones)
 
 
 def retry(what: str, call: Callable[[], T], stop: threading.Event,

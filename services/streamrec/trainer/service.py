@@ -21,13 +21,13 @@ from streamrec.adapters.erasurekeys import erasure_hasher
 from streamrec.adapters.source import EventSink, EventSource, SourceMessage, SourceUnavailable
 from streamrec.adapters.storebase import SnapshotStore, StoreError, TrainingReports
 from streamrec.config import Config
-from streamrec.core.catalog import Catalogue
-from streamrec.core.erasure import Tombstones
-from streamrec.core.erasurekey import KeyUnavailable
+from streamrec.core.catalog.records import Catalogue
 from streamrec.core.events import InvalidEvent
-from streamrec.core.manifest import next_version
-from streamrec.core.trainingstatus import TrainingStatus
-from streamrec.core.window import SlidingWindow
+from streamrec.core.events.erasure import Tombstones
+from streamrec.core.events.erasurekey import KeyUnavailable
+from streamrec.core.snapshot.manifest import next_version
+from streamrec.core.snapshot.trainingstatus import TrainingStatus
+from streamrec.core.window.sliding import SlidingWindow
 
 from .ingest import dead_letter_headers, ingest, ingest_items
 from .job import FitJob, JobOutcome
@@ -78,7 +78,7 @@ class Trainer:
         self.metrics = metrics or TrainerMetrics()
         self.policy = RetrainPolicy(config.retrain_every, config.retrain_interval, clock)
         self.window = SlidingWindow(config.window_size, config.decay_half_life)
-        #: Erased users and items (core/erasure.py): applied to every batch and the window,
+        #: Erased users and items (core/events/erasure.py): applied to every batch and the window,
         #: written into every snapshot, restored on resume. Keyed hashes, never ids.
         self.hasher = erasure_hasher(config.erasure_key, store)
         self.tombstones = Tombstones(self.hasher)
@@ -88,7 +88,7 @@ class Trainer:
         self.positions: dict[int, int] = {}
         self.version: str | None = None  # last snapshot resumed from or published
         self.published: list[str] = []  # versions published by this trainer, in order
-        self.training = TrainingStatus()  # the fit report, see core/trainingstatus.py
+        self.training = TrainingStatus()  # the fit report, see core/snapshot/trainingstatus.py
         self.max_batch = max_batch
         self._last_version: str | None = None
         self._lock = threading.Lock()
@@ -205,11 +205,13 @@ class Trainer:
             fresh = Tombstones.of((e for e in batch.erasures if self.tombstones.add(e)),
                                   self.hasher)
             # Erasures first: an erased user's event later in this batch but dated before the
-            # erasure is erased too (core/erasure.py has the rule).
+            # erasure is erased too (core/events/erasure.py has the rule).
             kept = [e for e in batch.events
                     if not self.tombstones.erased(e.user, e.item, e.ts)] \
                 if len(self.tombstones) else batch.events
+            before = self.window.duplicates
             self.window.extend(kept)
+            duplicates = self.window.duplicates - before  # retries (core/events/eventids.py)
             removed = self.window.erase(fresh) if len(fresh) else 0
             if fresh.items:  # an erased item's catalogue record goes too
                 for record in self.catalog.records():
@@ -226,9 +228,10 @@ class Trainer:
             log.info("erased %d users and %d items: %d events left the window",
                      len(fresh.users), len(fresh.items), removed)
         self.metrics.erased_events.inc(removed + len(batch.events) - len(kept))
-        self.policy.on_events(len(kept))
+        self.policy.on_events(len(kept) - duplicates)
         self.metrics.consumed.inc(len(messages))
-        self.metrics.accepted.inc(len(kept))
+        self.metrics.accepted.inc(len(kept) - duplicates)
+        self.metrics.duplicates.inc(duplicates)
         self.metrics.filtered.inc(batch.filtered)
         self.metrics.window_size.set(size)
 

@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.core.domains import arrival_times
-from streamrec.core.erasure import Erasure
 from streamrec.core.events import Event, parse_batch
+from streamrec.core.events.erasure import Erasure
 
 from .. import metrics
 from ..live.holder import Served
@@ -58,7 +58,7 @@ class FoldIn(BackgroundConsumer):
     def on_swap(self, served: Served) -> None:
         """Holder listener: drop what the snapshot holds; skip the consumer ahead if needed."""
         offsets = served.snapshot.offsets
-        dropped = self.fresh.advance(offsets)
+        dropped = self.fresh.advance(offsets, served.snapshot.event_ids)
         if dropped:
             log.info("snapshot %s holds %d fresh events; dropped", served.version, dropped)
         with self._lock:
@@ -95,28 +95,36 @@ class FoldIn(BackgroundConsumer):
                             self.weights)
         if batch.erasures:  # first, as the trainer does: the rule is by date, not position
             self.erase([e for _, e in batch.erasures])
-        kept, oldest, erased = 0, None, 0
+        kept, oldest, erased, duplicates = 0, None, 0, self.fresh.duplicates
+        retries: set[int] = set()  # positions of events dropped as retries (event_id)
         for event, pos in zip(batch.events, batch.positions, strict=True):
             m = messages[pos]
             if len(self.forgotten) and self.forgotten.erased(event.user, event.item, event.ts):
                 erased += 1
                 continue
+            before = self.fresh.duplicates
             if self.fresh.add(event, m.partition, m.offset):
                 kept += 1
                 if m.timestamp is not None and (oldest is None or m.timestamp < oldest):
                     oldest = m.timestamp
+            elif self.fresh.duplicates != before:
+                retries.add(pos)
         if oldest is not None:  # one sample per poll, its slowest event: cheap on a catch-up
             metrics.FOLDIN_VISIBLE.observe(max(0.0, time.time() - oldest))
         for _, error in batch.rejected:
             metrics.FOLDIN_INVALID.labels(error.reason).inc()
+        duplicates = self.fresh.duplicates - duplicates  # retries (event_id), fresh.py
         metrics.FOLDIN_EVENTS.labels("kept").inc(kept)
-        metrics.FOLDIN_EVENTS.labels("stale").inc(len(batch.events) - kept - erased)
+        metrics.FOLDIN_EVENTS.labels("duplicate").inc(duplicates)
+        metrics.FOLDIN_EVENTS.labels("stale").inc(len(batch.events) - kept - erased - duplicates)
         metrics.FOLDIN_EVENTS.labels("erased").inc(erased)
         metrics.FOLDIN_EVENTS.labels("invalid").inc(len(batch.rejected))
         metrics.FOLDIN_EVENTS.labels("filtered").inc(batch.filtered)
         metrics.FRESH_EVENTS.set(len(self.fresh))
-        if self.observe is not None:
-            self.observe(batch.events, [messages[p].timestamp for p in batch.positions])
+        if self.observe is not None:  # online evaluation sees a retried event once too
+            seen = [(e, p) for e, p in zip(batch.events, batch.positions, strict=True)
+                    if p not in retries]
+            self.observe([e for e, _ in seen], [messages[p].timestamp for _, p in seen])
         return kept
 
     def erase(self, erasures: Sequence[Erasure]) -> int:

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 
 from streamrec.adapters.source import EventSource
-from streamrec.core.catalog import Catalogue, InvalidItem, parse_record_bytes
+from streamrec.core.catalog.records import Catalogue, InvalidItem, parse_record_bytes
 
 from .. import metrics
 from ..live.holder import Served

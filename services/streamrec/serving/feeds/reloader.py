@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import EventSource
 from streamrec.adapters.stores import SnapshotStore, StoreError, StoreUnavailable
-from streamrec.core.snapshot import SnapshotError, read_snapshot
+from streamrec.core.snapshot.manifest import SnapshotError
 
 from .. import metrics
 from ..live.holder import Holder, Served
@@ -87,7 +88,7 @@ class Reloader:
             shutil.rmtree(self.cache / version, ignore_errors=True)
             return False
         served = Served(snapshot)
-        snapshot.model.gram  # noqa: B018  (warm the fold-in cache before the first request)
+        snapshot.model.als.gram  # noqa: B018  (warm the fold-in cache before the first request)
         self.holder.swap(served)
         metrics.RELOADS.labels("loaded").inc()
         metrics.SNAPSHOT_CREATED.set(snapshot.manifest.created_at_unix)

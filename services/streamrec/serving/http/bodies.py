@@ -8,11 +8,9 @@ its message value), so the API accepts exactly what the log accepts; a text stri
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from streamrec.core.codec import check_id
 from streamrec.core.domains import MAX_WEIGHT, show, weight_ok
 from streamrec.core.events import (
     Event,
@@ -20,7 +18,9 @@ from streamrec.core.events import (
     parse_event,
     parse_json_value,
     serialize_event,
+    strictjson,
 )
+from streamrec.core.events.codec import check_id
 
 from .errors import ApiError, check_keys, parse_bool, parse_n
 from .fields import parse_fields_body
@@ -32,12 +32,15 @@ SESSION_KEYS = ("items", "n", "exclude_seen", "candidates", "exclude", "category
 
 
 def read_json(data: bytes) -> Any:
-    """The request body as JSON; 400 ``bad_json`` for an empty or unparsable body (whatever
-    the content type says: a body that is not JSON is reported as exactly that)."""
+    """The request body as JSON; 400 ``bad_json`` for an empty or unparsable body, 400
+    ``duplicate_key`` naming the key when an object gives one twice (which one would count is
+    a guess: ``core/events/strictjson.py``)."""
     if not data.strip():
         raise ApiError(400, "bad_json", "the request body is empty; expected JSON")
     try:
-        return json.loads(data)
+        return strictjson.loads(data)
+    except strictjson.DuplicateKey as e:
+        raise ApiError(400, "duplicate_key", str(e)) from None
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise ApiError(400, "bad_json", f"the request body is not valid JSON: {e}") from None
 

@@ -18,7 +18,7 @@ def _item(item: str) -> str:
     return live().check_item(path_id(item, "item"))
 
 
-@bp.get("/items/<item>/similar")
+@bp.get("/items/<id:item>/similar")
 def similar(item: str) -> Response:
     check_keys(request.args, LIST_KEYS)
     item = _item(item)
@@ -39,7 +39,7 @@ def popular() -> Response:
                    recommendation_id=service().track(None, a.version, a.recs.items))
 
 
-@bp.get("/users/<user>/because/<item>")
+@bp.get("/users/<id:user>/because/<id:item>")
 def because(user: str, item: str) -> Response:
     check_keys(request.args, ("n", FIELDS_KEY))
     user, item = path_id(user, "user"), _item(item)
@@ -50,7 +50,7 @@ def because(user: str, item: str) -> Response:
                    model_version=e.version, fresh_events=e.fresh_events)
 
 
-@bp.get("/users/<user>/items")
+@bp.get("/users/<id:user>/items")
 def user_items(user: str) -> Response:
     check_keys(request.args, (FIELDS_KEY,))
     user, fields = path_id(user, "user"), query_fields()

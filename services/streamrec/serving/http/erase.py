@@ -1,11 +1,12 @@
 """``DELETE /users/{user}`` and ``DELETE /items/{item}``: forget a user or an item.
 
-A deletion is published as an erasure control record (``core/erasure.py``) on the interactions
-topic, keyed by the id, and applied in the answering worker at once; every other worker and
-replica reads it from the topic it already follows (within the fold-in's latency, well under a
-second), and the trainer drops the id from its window, retrains at once and prunes the older
-snapshots (docs/feedback.md, "Forgetting"). With the embedded log, the id's records are also
-redacted from the log itself (``adapters/locallog.py``). Authenticated like ingest.
+A deletion is published as an erasure control record (``core/events/erasure.py``) on the
+interactions topic, keyed by the id, and applied in the answering worker at once; every other
+worker and replica reads it from the topic it already follows (within the fold-in's latency,
+well under a second), and the trainer drops the id from its window, retrains at once and
+prunes the older snapshots (docs/feedback.md, "Forgetting"). With the embedded log, the id's
+records are also redacted from the log itself (``adapters/locallog.py``). Authenticated like
+ingest.
 
 Answers 202 ``{"erased": kind, "id": ..., "at": seconds, "topic": ...}``: accepted and
 durable in the log, applied here, applied elsewhere within the documented bounds.
@@ -18,20 +19,14 @@ import time
 from flask import Blueprint, Response, jsonify, request
 
 from streamrec.adapters.source import EventSink, Redacting
-from streamrec.core.erasure import Erasure
-from streamrec.core.erasurekey import KeyUnavailable
+from streamrec.core.events.erasure import Erasure
+from streamrec.core.events.erasurekey import KeyUnavailable
 
 from .. import metrics
 from . import redaction
 from .context import service
 from .errors import ApiError, check_keys
-from .guards import (
-    path_id,
-    produce_acknowledged,
-    refuse_other_routes_paths,
-    require_bearer,
-    require_sink,
-)
+from .guards import path_id, produce_acknowledged, require_bearer, require_sink
 
 __all__ = ["bp"]
 
@@ -52,7 +47,6 @@ def _checked(kind: str, ident: str) -> tuple[str, EventSink]:
 
 
 def _erase(kind: str, ident: str) -> tuple[Response, int]:
-    refuse_other_routes_paths()
     ident, sink = _checked(kind, ident)
     svc = service()
     try:
@@ -79,13 +73,13 @@ def _erase(kind: str, ident: str) -> tuple[Response, int]:
     return jsonify(erased=kind, id=ident, at=erasure.at, topic=topic, redacted=redacted), 202
 
 
-# <path:>: an id may hold "/" (sent as %2F, which the server decodes before routing), and
-# every id must be erasable; no other DELETE route lies beneath these two.
-@bp.delete("/users/<path:user>")
+# <id:>: one path segment, which may hold "/" sent as %2F (pathids.py): every id is
+# erasable, and DELETE /users/u1/recommendations is a 405, not the erasure of "u1/...".
+@bp.delete("/users/<id:user>")
 def delete_user(user: str) -> tuple[Response, int]:
     return _erase("user", user)
 
 
-@bp.delete("/items/<path:item>")
+@bp.delete("/items/<id:item>")
 def delete_item(item: str) -> tuple[Response, int]:
     return _erase("item", item)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from streamrec.core.codec import check_id
-from streamrec.core.event import InvalidEvent
+from streamrec.core.events.codec import check_id
+from streamrec.core.events.event import InvalidEvent
 
 MAX_N = 1000
 MAX_LIST = 1000

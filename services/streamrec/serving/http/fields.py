@@ -2,7 +2,8 @@
 
 Every route that answers a list of items (recommendations in all their forms, similar,
 popular, because, a user's known items) takes ``fields``: a comma list of catalogue fields
-(:data:`FIELDS`) copied from each item's record (``core/catalog.py``) into the item's object,
+(:data:`FIELDS`) copied from each item's record (``core/catalog/records.py``) into the item's
+object,
 beside ``item`` and ``score`` (or ``weight``). Without ``fields`` an item is exactly what it
 was, ids and scores; so a client asks for what it shows and pays for nothing else (as
 Recombee's ``returnProperties``). An item with no record gets the empty record's values:
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from streamrec.core.catalog import Catalogue, ItemRecord
+from streamrec.core.catalog.records import Catalogue, ItemRecord
 
 from .errors import ApiError
 

@@ -1,19 +1,21 @@
-"""What write routes share: a bearer token, ids checked where they enter, producing to the log,
-and the 405 for an id path that would swallow another route's path."""
+"""What write routes share: a bearer token, ids checked where they enter, the JSON body under
+its size limit, and producing to the log (acknowledged)."""
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
-from flask import current_app, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from flask import request
 
 from streamrec.adapters.source import EventSink, SourceUnavailable
-from streamrec.core.codec import check_id
 from streamrec.core.events import InvalidEvent
+from streamrec.core.events.codec import check_id
 
+from .bodies import read_json
 from .context import service
 from .errors import ApiError
+from .writes import MAX_BODY, read_body
 
 #: Seconds a write waits for the log's acknowledgement; the Kafka sink gives a message up for
 #: good after this long (``message.timeout.ms``): after a 503 it never sends them again.
@@ -22,7 +24,7 @@ INGEST_TIMEOUT_S = 5.0
 RETRY_AFTER_S = 1
 
 __all__ = ["INGEST_TIMEOUT_S", "RETRY_AFTER_S", "path_id", "produce_acknowledged",
-           "refuse_other_routes_paths", "require_bearer", "require_sink"]
+           "json_body", "require_bearer", "require_sink"]
 
 
 def path_id(value: str, field: str) -> str:
@@ -53,21 +55,10 @@ def require_sink() -> EventSink:
     return sink
 
 
-def refuse_other_routes_paths() -> None:
-    """405 when a ``<path:>`` id (one that may hold "/", sent as %2F) would swallow a path that
-    another route owns: ``DELETE /users/u1/recommendations`` names the GET route's methods in
-    ``Allow``; it does not erase a user called "u1/recommendations"."""
-    adapter = current_app.url_map.bind_to_environ(request.environ)
-    valid: set[str] = set()
-    for method in ("GET", "POST", "PUT", "DELETE"):
-        try:
-            rule, _ = adapter.match(method=method, return_rule=True)
-        except HTTPException:
-            continue
-        if "<path:" not in rule.rule:
-            valid.update(rule.methods or ())
-    if valid:
-        raise MethodNotAllowed(valid_methods=sorted(valid))
+def json_body() -> Any:
+    """The request's JSON body: 413 over ``MAX_BODY`` (chunked too), 400 ``bad_json`` /
+    ``duplicate_key`` when it does not parse or names a key twice."""
+    return read_json(read_body(request, MAX_BODY))
 
 
 def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes, str]],

@@ -11,10 +11,10 @@ import time
 from flask import Blueprint, Response, jsonify, request
 
 from .. import metrics
-from .bodies import parse_interactions, read_json
+from .bodies import parse_interactions
 from .context import service
 from .errors import ApiError, check_keys
-from .guards import produce_acknowledged, require_bearer, require_sink
+from .guards import json_body, produce_acknowledged, require_bearer, require_sink
 
 bp = Blueprint("interactions", __name__)
 
@@ -26,8 +26,7 @@ def interactions() -> tuple[Response, int]:
     sink = require_sink()
     try:
         check_keys(request.args, ())
-        events = parse_interactions(read_json(request.get_data(cache=True)), time.time(),
-                                    config.feedback)
+        events = parse_interactions(json_body(), time.time(), config.feedback)
     except ApiError:
         metrics.INGESTED.labels("invalid").inc()
         raise

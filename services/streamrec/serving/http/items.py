@@ -5,26 +5,19 @@ Writes go through the items topic, never straight into this worker's catalogue: 
 the answer is ``202 Accepted`` once the log has acknowledged them; the record shows on every
 worker as soon as its follower reads it (``feeds/items.py``, well under a second). Writes are
 authenticated like ``POST /interactions``. A record is a whole replacement, not a patch
-(``core/catalog.py``).
+(``core/catalog/records.py``).
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from streamrec.core.catalog import InvalidItem, ItemRecord, encode_record, parse_record
+from streamrec.core.catalog.records import InvalidItem, ItemRecord, encode_record, parse_record
 
 from .. import metrics
-from .bodies import read_json
 from .context import live, service
 from .errors import ApiError, check_keys
-from .guards import (
-    path_id,
-    produce_acknowledged,
-    refuse_other_routes_paths,
-    require_bearer,
-    require_sink,
-)
+from .guards import json_body, path_id, produce_acknowledged, require_bearer, require_sink
 
 bp = Blueprint("items", __name__)
 
@@ -55,9 +48,8 @@ def _publish(records: list[tuple[ItemRecord, bytes]]) -> tuple[Response, int]:
     return jsonify(accepted=len(records), topic=topic), 202
 
 
-# <path:>: an item id may hold "/" (sent as %2F); the more specific
-# /items/<item>/similar is matched first, so only "x/similar" ids are shadowed for GET.
-@bp.get("/items/<path:item>")
+# <id:>: one path segment, which may hold "/" sent as %2F (pathids.py).
+@bp.get("/items/<id:item>")
 def get_item(item: str) -> Response:
     check_keys(request.args, ())
     item = path_id(item, "item")
@@ -67,20 +59,19 @@ def get_item(item: str) -> Response:
     return jsonify(record.to_dict())
 
 
-@bp.put("/items/<path:item>")
+@bp.put("/items/<id:item>")
 def put_item(item: str) -> tuple[Response, int]:
-    refuse_other_routes_paths()
     require_bearer(service().config.ingest_token)
     check_keys(request.args, ())
     item = path_id(item, "item")
-    return _publish([_record(read_json(request.get_data(cache=True)), item, "")])
+    return _publish([_record(json_body(), item, "")])
 
 
 @bp.post("/items")
 def post_items() -> tuple[Response, int]:
     require_bearer(service().config.ingest_token)
     check_keys(request.args, ())
-    body = read_json(request.get_data(cache=True))
+    body = json_body()
     if not isinstance(body, list) or not body or len(body) > MAX_RECORDS:
         got = f"{len(body)} records" if isinstance(body, list) else type(body).__name__
         raise ApiError(400, "bad_body", f"expected a JSON list of 1..{MAX_RECORDS} item "

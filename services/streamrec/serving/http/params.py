@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import request
 
-from streamrec.core.itemfilter import ItemFilter, parse_filter
+from streamrec.core.catalog.filters import ItemFilter, parse_filter
 
 from ..live.answers import ListQuery
 from .context import live

@@ -7,10 +7,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from ..live.answers import Listed, ListQuery
-from .bodies import parse_session, read_json
+from .bodies import parse_session
 from .context import live, service
 from .errors import ApiError, check_keys, parse_list, parse_n, require
-from .guards import path_id
+from .guards import json_body, path_id
 from .params import REC_KEYS, item_filter, list_query, query_fields, scored, with_fields
 
 bp = Blueprint("recommend", __name__)
@@ -35,7 +35,7 @@ def _for_user(user: str, allowed: tuple[str, ...]) -> Response:
     return _answer(user, live().recommend(user, q), fields, user=user)
 
 
-@bp.get("/users/<user>/recommendations")
+@bp.get("/users/<id:user>/recommendations")
 def user_recommendations(user: str) -> Response:
     return _for_user(user, REC_KEYS)
 
@@ -62,7 +62,7 @@ def compat() -> Response:
 @bp.post("/recommendations")
 def session_recommendations() -> Response:
     check_keys(request.args, ())  # n and the rest go in the body; a query is a mistake
-    kw = parse_session(read_json(request.get_data(cache=True)))
+    kw = parse_session(json_body())
     q = ListQuery(n=kw["n"], exclude_seen=kw["exclude_seen"], items=kw["candidates"],
                   exclude=kw["exclude"], filter=item_filter(kw["category"], kw["category_mode"]))
     return _answer(None, live().recommend_session(kw["items"], q), kw["fields"])

@@ -21,11 +21,11 @@ import json
 from collections.abc import Callable
 
 from streamrec.adapters.source import SourceMessage
-from streamrec.core.catalog import InvalidItem, parse_record_bytes
-from streamrec.core.codec import parse_record
-from streamrec.core.erasure import Erasure, Tombstones
-from streamrec.core.erasurekey import ErasureHasher
+from streamrec.core.catalog.records import InvalidItem, parse_record_bytes
 from streamrec.core.events import Event, InvalidEvent
+from streamrec.core.events.codec import parse_record
+from streamrec.core.events.erasure import Erasure, Tombstones
+from streamrec.core.events.erasurekey import ErasureHasher
 
 __all__ = ["Predicate", "dead_letters", "events", "item_records", "needles"]
 

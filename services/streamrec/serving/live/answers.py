@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamrec.core.itemfilter import ItemFilter
-from streamrec.core.model import Recommendations, UnknownItem
+from streamrec.core.catalog.filters import ItemFilter
+from streamrec.core.scoring.model import Recommendations, UnknownItem
 
 __all__ = ["NO_MODEL", "ErasedItem", "Explained", "Known", "ListQuery", "Listed", "NoModel"]
 

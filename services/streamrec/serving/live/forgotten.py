@@ -3,7 +3,7 @@
 Erasures reach a worker two ways: in the served snapshot (``Snapshot.tombstones``, everything
 the trainer had erased when it wrote it) and live, as control records on the interactions topic
 that the fold-in consumer reads (``foldin.py``), or from a ``DELETE`` this worker answered
-itself. :class:`Forgotten` keeps their union, as keyed hashes (``core/erasurekey.py``), and
+itself. :class:`Forgotten` keeps their union, as keyed hashes (``core/events/erasurekey.py``), and
 gives the routes two things:
 
 - :attr:`items`, the plain set of erased item ids this worker could show (the served
@@ -22,8 +22,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
-from streamrec.core.erasure import Erasure, Tombstones
-from streamrec.core.erasurekey import ErasureHasher
+from streamrec.core.events.erasure import Erasure, Tombstones
+from streamrec.core.events.erasurekey import ErasureHasher
 
 from .holder import Served
 

@@ -3,7 +3,9 @@
 Each entry remembers the (partition, offset) it came from. A snapshot's offsets say, per
 partition, the next offset the trainer had *not* read, so on a model swap every entry with
 ``offset < snapshot_offsets[partition]`` is already inside the new model and is dropped, and
-later arrivals below that floor are ignored: an event is never counted twice.
+later arrivals below that floor are ignored: an event is never counted twice. Nor is a client's
+retry: an event whose ``event_id`` is in the served snapshot's window or was folded in since is
+dropped and counted in ``duplicates`` (``freshids.py``).
 
 Two bounds keep memory flat, and neither un-sees an item (docs/serving.md, "Bounds"):
 
@@ -25,8 +27,10 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from streamrec.core.erasure import Tombstones
 from streamrec.core.events import Event
+from streamrec.core.events.erasure import Tombstones
+
+from .freshids import FreshIds
 
 #: Default bounds; an entry costs roughly 150 bytes, so 200k events are ~30 MB per worker.
 MAX_PER_USER = 500
@@ -59,7 +63,9 @@ class FreshEvents:
         self.seen_dropped = 0  # (user, item) pairs dropped for max_seen
         self._floor: dict[int, int] = {}
         self._total = 0
+        self._ids = FreshIds(max_seen)
         self._lock = threading.Lock()
+        self.duplicates = 0  # events dropped as retries of one already folded in (event_id)
         self.evicted = 0  # events dropped for a bound (per user or total)
         self.stale = 0  # events ignored because the snapshot already holds them
 
@@ -75,11 +81,17 @@ class FreshEvents:
             return dict(self._floor)
 
     def add(self, event: Event, partition: int, offset: int) -> bool:
-        """Keep ``event``; False when the served snapshot already includes it."""
+        """Keep ``event``; False when the served snapshot already includes it, or when it is a
+        retry (its ``event_id`` is in the snapshot's window or was folded in since)."""
         with self._lock:
             if offset < self._floor.get(partition, 0):
                 self.stale += 1
                 return False
+            if event.event_id is not None:
+                if event.event_id in self._ids:
+                    self.duplicates += 1
+                    return False
+                self._ids.add(event.event_id, partition, offset)
             events = self._users.get(event.user)
             if events is None:
                 events = self._users[event.user] = deque()
@@ -141,8 +153,10 @@ class FreshEvents:
         with self._lock:
             return len(self._users.get(user, ()))
 
-    def advance(self, offsets: Mapping[int, int]) -> int:
+    def advance(self, offsets: Mapping[int, int], event_ids: frozenset[str] | None = None
+                ) -> int:
         """A new snapshot covers the log below ``offsets``: drop those events; return how many.
+        ``event_ids`` is the snapshot's window's event ids (``Snapshot.event_ids``).
 
         The floor only moves forward, so an older snapshot served again (a rollback) cannot
         make events count twice: it may only lose some freshness until the next snapshot.
@@ -151,6 +165,7 @@ class FreshEvents:
             for p, o in offsets.items():
                 if o > self._floor.get(p, 0):
                     self._floor[int(p)] = int(o)
+            self._ids.advance(self._floor, event_ids)
             dropped = self._filter(lambda _, f: f.offset >= self._floor.get(f.partition, 0))
             for user in list(self._seen):
                 items = self._seen[user]
@@ -193,9 +208,12 @@ class FreshEvents:
         self._total -= dropped
         return dropped
 
-    def reset(self, offsets: Mapping[int, int]) -> None:
+    def reset(self, offsets: Mapping[int, int], event_ids: frozenset[str] = frozenset()
+              ) -> None:
         """Forget everything and set the floor exactly (the first snapshot of a worker)."""
         with self._lock:
+            self._ids.clear()
+            self._ids.advance({}, event_ids)
             self._users.clear()
             self._total = 0
             self._seen.clear()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streamrec.core.snapshot import Snapshot
+from streamrec.core.snapshot.arrays import Snapshot
 
 __all__ = ["Holder", "Served"]
 

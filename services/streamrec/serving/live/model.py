@@ -22,11 +22,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from streamrec.core.catalog import Catalogue, ItemRecord
-from streamrec.core.erasure import Erasure, Tombstones
-from streamrec.core.erasurekey import ErasureHasher
-from streamrec.core.itemfilter import CatalogueIndex, ItemFilter, Restriction
-from streamrec.core.model import UnknownUser
+from streamrec.core.catalog.filters import CatalogueIndex, ItemFilter, Restriction
+from streamrec.core.catalog.records import Catalogue, ItemRecord
+from streamrec.core.events.erasure import Erasure, Tombstones
+from streamrec.core.events.erasurekey import ErasureHasher
+from streamrec.core.scoring.model import UnknownUser
 
 from .. import metrics
 from .answers import NO_MODEL, ErasedItem, Explained, Known, Listed, ListQuery, NoModel

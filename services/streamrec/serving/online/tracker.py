@@ -12,7 +12,7 @@ then judged against the list served last *before the event*, the one the user sa
   list, whether or not the app echoed the ``recommendation_id``. The *rank* of a hit is
   the item's 1-based position in the list. With a list served right before every event this is
   the prequential recall@k of `streamrec.evaluation` (docs/evaluation.md), computed by the same
-  `hit_rank`.
+  `hit_rank` (`core/scoring/hits.py`).
 - **CTR** = attributed events / served lists, where an *attributed* event is a positive event
   that carries back a ``recommendation_id`` this worker issued (any of its last
   ``max_ids`` lists, not only the user's last one; no horizon), from the user it was issued
@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamrec.evaluation.metrics import hit_rank
+from streamrec.core.scoring.hits import hit_rank
 
 __all__ = ["RANK_BOUNDS", "OnlineTracker", "Tally", "hit_rank", "merge"]
 

@@ -1,0 +1,187 @@
+"""Snapshot files: a snapshot's arrays as ``.npy`` files and its ``manifest.json``, on disk.
+
+A snapshot is a directory of ``.npy`` files and a ``manifest.json`` written last. Arrays are
+saved and loaded with ``allow_pickle=False`` (data, never code; implicit's ``save``/``load``
+do the same) and loaded memory-mapped, so the gunicorn workers of a replica share one copy of
+the factors in the page cache. Every file's sha256 and size is checked against the manifest
+before anything is trusted. What the arrays are is ``core/snapshot/arrays.py`` and
+``core/snapshot/layout.py``; this module only moves them between memory and files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ..core.events.erasure import Tombstones
+from ..core.scoring.model import Model
+from ..core.snapshot.arrays import (
+    Snapshot,
+    files_to_read,
+    snapshot_arrays,
+    snapshot_from_arrays,
+    snapshot_manifest,
+)
+from ..core.snapshot.manifest import (
+    MANIFEST_NAME,
+    FileInfo,
+    Manifest,
+    SnapshotCorrupt,
+    SnapshotError,
+    SnapshotFormatError,
+    SnapshotIncomplete,
+)
+from ..core.window.sliding import WindowContents
+
+__all__ = ["fsync_path", "read_manifest", "read_snapshot", "sha256_file", "write_snapshot"]
+
+Array = npt.NDArray[Any]
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by path (a directory: the names created or renamed in it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_array(path: Path, array: Array, sync: bool) -> FileInfo:
+    with path.open("wb") as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+    return FileInfo(
+        sha256=sha256_file(path),
+        bytes=path.stat().st_size,
+        dtype=array.dtype.str,
+        shape=tuple(array.shape),
+    )
+
+
+def write_snapshot(
+    directory: Path | str,
+    model: Model,
+    window: WindowContents,
+    offsets: Mapping[int, int],
+    version: str,
+    extra_meta: Mapping[str, Any] | None = None,
+    created_at: float | None = None,
+    sync: bool = True,
+    catalog: bytes | None = None,
+    tombstones: Tombstones | None = None,
+) -> Manifest:
+    """Write a snapshot into ``directory`` (created if needed); the manifest goes last.
+
+    ``sync=False`` skips the fsyncs, for a scratch copy that a store then uploads or copies
+    durably itself (the trainer's case: 19 fsyncs can cost more than writing the arrays).
+    ``catalog`` is the item catalogue with its offsets (``Catalogue.to_bytes``).
+    ``tombstones`` (default: none) is the erased users and items the snapshot must keep
+    erased on resume and replay (``erasure.py``). Raises ``SnapshotError`` if the directory
+    already holds a snapshot.
+    """
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    if (path / MANIFEST_NAME).exists():
+        raise SnapshotError(f"{path} already holds a snapshot; write each version once")
+    arrays = snapshot_arrays(model, window, catalog, tombstones)
+    files = {
+        name: _write_array(path / f"{name}.npy", array, sync) for name, array in arrays.items()
+    }
+    if sync:
+        fsync_path(path)
+    now = time.time() if created_at is None else created_at
+    manifest = snapshot_manifest(model, window, offsets, version, files, now, extra_meta)
+    tmp = path / f".{MANIFEST_NAME}.tmp"
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(manifest.to_json())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path / MANIFEST_NAME)
+    if sync:
+        fsync_path(path)
+    return manifest
+
+
+def read_manifest(directory: Path | str) -> Manifest:
+    """Parse ``directory``'s manifest (``SnapshotIncomplete`` if there is none)."""
+    path = Path(directory) / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SnapshotIncomplete(
+            f"{path} is missing: not a snapshot, or an unfinished one"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotFormatError(f"cannot read {path}: {exc}") from None
+    return Manifest.from_json(text, source=str(path))
+
+
+def _load(path: Path, info: FileInfo, verify: bool, mmap: bool) -> Array:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise SnapshotIncomplete(f"{path} is listed in the manifest but missing") from None
+    if size != info.bytes:
+        raise SnapshotCorrupt(path, f"{info.bytes} bytes", f"{size} bytes")
+    if verify and (digest := sha256_file(path)) != info.sha256:
+        raise SnapshotCorrupt(path, f"sha256 {info.sha256}", f"sha256 {digest}")
+    # An empty array cannot be memory-mapped; it costs nothing to read.
+    mode: Literal["r"] | None = "r" if mmap and math.prod(info.shape) > 0 else None
+    try:
+        array: Array = np.load(path, mmap_mode=mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise SnapshotCorrupt(path, "a valid .npy file", str(exc)) from None
+    if array.dtype.str != info.dtype or array.shape != info.shape:
+        raise SnapshotFormatError(
+            f"{path} holds {array.dtype.str}{array.shape}, manifest says {info.dtype}{info.shape}"
+        )
+    return array
+
+
+def read_snapshot(
+    directory: Path | str, verify: bool = True, mmap: bool = True, window: bool = True
+) -> Snapshot:
+    """Load and check a snapshot.
+
+    Parameters
+    ----------
+    verify : bool
+        Check every file's sha256 (sizes, dtypes and shapes are always checked).
+    mmap : bool
+        Memory-map the arrays read-only instead of reading them into memory.
+    window : bool
+        Also read the trainer's window. Serving passes False: the window's files are then
+        neither read nor checked, and ``Snapshot.window`` holds its settings but no events
+        (its decoded ids would be private memory in every worker).
+
+    Raises
+    ------
+    SnapshotIncomplete, SnapshotCorrupt, SnapshotFormatError
+    """
+    path = Path(directory)
+    manifest = read_manifest(path)
+    names = files_to_read(manifest, window, path)
+    a = {name: _load(path / f"{name}.npy", manifest.files[name], verify, mmap) for name in names}
+    return snapshot_from_arrays(a, manifest, path, window)

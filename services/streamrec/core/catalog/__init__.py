@@ -1,0 +1,2 @@
+"""The item catalogue: records, and the filters that turn them into masks.
+"""

@@ -1,0 +1,150 @@
+"""The ALS scorer: fixed item factors, and every user's vector by fold-in.
+
+A user with a weighted history gets the exact implicit-ALS user vector for it (``foldin.py``:
+Hu, Koren & Volinsky 2008, the same system as implicit's ``recalculate_user``), and every item
+the score ``Y x_u``. The fitted user factors are kept too: a user with nothing new is scored
+with their fitted vector, and many such users at once with one matrix product
+(``recommend.rank_many``). This is the :class:`~.scorer.Scorer` named ``als``; fitting is in
+``training.py``, so serving never loads implicit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ..domains import MAX_CONFIDENCE
+from . import foldin
+
+__all__ = ["ALS", "sane_cap"]
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+Idx = npt.NDArray[np.intp]
+Array = npt.NDArray[Any]
+#: Item rows per block when computing ``YᵀY`` (a 2 MB float64 block at 64 factors).
+_GRAM_ROWS = 4096
+
+
+def sane_cap(raw: object) -> float | None:
+    """A recorded confidence cap, or None (the default cap) unless it is a number in
+    ``[1, MAX_CONFIDENCE]``."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and 1.0 <= raw <= MAX_CONFIDENCE:
+        return float(raw)
+    return None
+
+
+class ALS:
+    """ALS factors and the fold-in against them; safe to share between threads once built.
+
+    ``user_factors``: float32 ``(users, f)``; ``item_factors``: float32 ``(items, f)``; either
+    may be memory-mapped. ``regularization`` (λ) and ``alpha`` are the fit's, and
+    ``confidence_cap`` the per-cell cap it used (``domains.MAX_CONFIDENCE`` unless the fit
+    was retried with a lower one). Raises ``ValueError`` when the factor shapes disagree.
+    """
+
+    name: ClassVar[str] = "als"
+
+    def __init__(
+        self,
+        user_factors: npt.NDArray[np.floating],
+        item_factors: npt.NDArray[np.floating],
+        regularization: float,
+        alpha: float,
+        confidence_cap: float = MAX_CONFIDENCE,
+    ) -> None:
+        uf, itf = user_factors.shape, item_factors.shape
+        if len(uf) != 2 or len(itf) != 2 or uf[1] != itf[1]:
+            raise ValueError(f"factor shapes {uf} and {itf} do not match")
+        self.user_factors, self.item_factors = user_factors, item_factors
+        self.regularization, self.alpha = regularization, alpha
+        self.confidence_cap = confidence_cap
+        # Caches filled on first use; two threads computing one at once is harmless.
+        self._gram: F64 | None = None
+        self._item_norms: F32 | None = None
+
+    @property
+    def items(self) -> int:
+        return int(self.item_factors.shape[0])
+
+    @property
+    def users(self) -> int:
+        return int(self.user_factors.shape[0])
+
+    @property
+    def factors(self) -> int:
+        return int(self.item_factors.shape[1])
+
+    @property
+    def gram(self) -> F64:
+        """``YᵀY + λI``, cached; touch it once after loading to warm a replica."""
+        if self._gram is None:
+            # In blocks: a float64 copy of all item factors (26 MB at 50k x 64) would be kept
+            # by glibc's heap in every serving worker long after it is freed.
+            y, f = self.item_factors, self.factors
+            g = np.zeros((f, f))
+            for start in range(0, len(y), _GRAM_ROWS):
+                g += foldin.gram(y[start : start + _GRAM_ROWS], 0.0)
+            g[np.diag_indices_from(g)] += self.regularization
+            self._gram = g
+        return self._gram
+
+    @property
+    def item_norms(self) -> F32:
+        if self._item_norms is None:
+            norms = np.linalg.norm(np.asarray(self.item_factors, dtype=np.float32), axis=1)
+            norms[norms == 0] = 1e-10  # as implicit: an all-zero item is similar to nothing
+            self._item_norms = norms
+        return self._item_norms
+
+    def fold_in(self, items: npt.ArrayLike, weights: npt.ArrayLike) -> F32:
+        """The exact ALS user vector (float32, ``(f,)``) for item indices and raw weights."""
+        return foldin.fold_in(self.item_factors, self.gram, items, weights, self.alpha,
+                              self.confidence_cap)
+
+    def user_vector(self, row: int) -> npt.NDArray[np.floating]:
+        """The fitted vector of user row ``row``."""
+        return np.asarray(self.user_factors[row])
+
+    def scores(self, items: Idx, weights: F64) -> F32:
+        """``Y x_u`` for the fold-in of a weighted history: float32, shape ``(items,)``."""
+        return np.asarray(self.item_factors @ self.fold_in(items, weights), dtype=np.float32)
+
+    def similar(self, target: int) -> F32:
+        """Cosine of every item's factors with item ``target``'s (float32, ``(items,)``)."""
+        norms = self.item_norms
+        scores = np.asarray(self.item_factors @ self.item_factors[target], dtype=np.float32)
+        scores /= norms * norms[target]
+        return scores
+
+    def contributions(self, items: npt.ArrayLike, weights: npt.ArrayLike,
+                      target: int) -> tuple[Idx, F64]:
+        """Each history item's share of the score for ``target`` (``foldin.contributions``)."""
+        return foldin.contributions(self.item_factors, self.gram, items, weights, self.alpha,
+                                    target, self.confidence_cap)
+
+    def to_arrays(self) -> dict[str, Array]:
+        return {"user_factors": np.asarray(self.user_factors, dtype=np.float32),
+                "item_factors": np.asarray(self.item_factors, dtype=np.float32)}
+
+    def meta(self) -> dict[str, Any]:
+        return {"regularization": self.regularization, "alpha": self.alpha,
+                "confidence_cap": sane_cap(self.confidence_cap)}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Array], meta: Mapping[str, Any],
+                    items: int) -> ALS:
+        """Raises ``KeyError`` for a missing array or setting and ``ValueError`` for factors
+        that do not fit ``items`` or hold NaN or infinity."""
+        user_factors, item_factors = arrays["user_factors"], arrays["item_factors"]
+        for name, a in (("user_factors", user_factors), ("item_factors", item_factors)):
+            if not np.isfinite(a).all():  # never serve (or fold in against) a poisoned fit
+                raise ValueError(f"{name} holds NaN or infinity")
+        if item_factors.shape[0] != items:
+            raise ValueError(f"{item_factors.shape[0]} item factors for {items} items")
+        cap = sane_cap(meta.get("confidence_cap"))
+        return cls(user_factors, item_factors, float(meta["regularization"]),
+                   float(meta["alpha"]), MAX_CONFIDENCE if cap is None else cap)

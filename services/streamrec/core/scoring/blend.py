@@ -1,0 +1,161 @@
+"""The per-request blend: a recency-weighted history, scored by every named scorer, summed.
+
+For a user (or an anonymous session) the request path
+
+1. takes their history oldest first: the snapshot's :class:`~.recency.History` row, then the
+   events since the snapshot (``extra``), capped to the newest ``history_cap`` events;
+2. weighs it by recency (``recency.recency_weights``: ``decay`` per step back in order,
+   ``half_life`` seconds in time);
+3. asks each scorer (``scorer.py``) of the blend table ``{name: weight}`` for its scores of
+   every item over the same weighted history: ALS folds it into a user vector and scores
+   ``s_als = Y x_u`` (``als.py``), the item-item model ``s_ii = Σ r_i B[i, :]`` (``ease.py``);
+4. sums the standardised scores:
+
+       s = Σ_name w_name s_name / σ(s_name)
+
+   where σ is the standard deviation over all items (a score vector with σ = 0 is used as
+   is). Dividing by σ puts the scorers on one scale without changing any one's ranking. A
+   table with one scorer of weight > 0 is that scorer's raw scores. Today's table is
+   ``{"als": 1 - β, "item_item": β}`` with ``β = item_item_weight``
+   (:attr:`ScoringParams.weights`): ``β = 0`` is ALS alone and ``β = 1`` item-item alone.
+
+The set of seen items (for ``exclude_seen``) is not capped: it is ``user_items`` plus ``extra``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .recency import History, recency_weights
+
+if TYPE_CHECKING:
+    from ..window.sliding import WindowContents
+
+__all__ = ["PLAIN", "ScoringParams", "blend", "history_for", "weighted_history"]
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+Idx = npt.NDArray[np.intp]
+#: An event since the snapshot: (item, weight) or (item, weight, ts seconds or None).
+Extra = Sequence[tuple[str, float] | tuple[str, float, float | None]]
+
+
+@dataclass(frozen=True)
+class ScoringParams:
+    """How serving scores a user. Defaults: see docs/evaluation.md (tuned on validation)."""
+
+    recency_decay: float = 0.05
+    recency_half_life: float | None = None
+    history_cap: int = 200
+    item_item_weight: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.recency_decay) and self.recency_decay >= 0):
+            raise ValueError(f"recency_decay must be >= 0, got {self.recency_decay}")
+        h = self.recency_half_life
+        if h is not None and not (math.isfinite(h) and h > 0):
+            raise ValueError(f"recency_half_life must be a number > 0, got {h}")
+        if self.history_cap < 1:
+            raise ValueError(f"history_cap must be >= 1, got {self.history_cap}")
+        if not 0.0 <= self.item_item_weight <= 1.0:
+            raise ValueError(f"item_item_weight must be in [0, 1], got {self.item_item_weight}")
+
+    @property
+    def recency(self) -> bool:
+        return self.recency_decay > 0 or self.recency_half_life is not None
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The blend table, scorer name -> weight: ``{"als": 1 - β, "item_item": β}``."""
+        return {"als": 1.0 - self.item_item_weight, "item_item": self.item_item_weight}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoringParams:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+#: The scoring of a snapshot that predates recency and item-item (format <= 2): summed
+#: weights, ALS alone, the fitted user vector when nothing is new.
+PLAIN = ScoringParams(recency_decay=0.0, recency_half_life=None, item_item_weight=0.0)
+
+
+def _standardised(scores: F32) -> F32:
+    sigma = float(np.std(scores))
+    return scores / np.float32(sigma) if sigma > 0 and math.isfinite(sigma) else scores
+
+
+def blend(scores: Mapping[str, F32], weights: Mapping[str, float]) -> F32:
+    """``Σ weights[name] · scores[name] / σ(scores[name])`` over the names of ``scores``, in
+    its order; a single score vector is returned as it is (no scaling).
+
+    Each score vector is float32 of shape ``(items,)``; the result is float32 too. Raises
+    ``ValueError`` for no score vector at all, and ``KeyError`` for a vector with no weight.
+    """
+    if not scores:
+        raise ValueError("blend needs at least one score vector")
+    if len(scores) == 1:
+        return next(iter(scores.values()))
+    total: F32 | None = None
+    for name, s in scores.items():
+        term = weights[name] * _standardised(s)
+        total = term if total is None else total + term
+    return np.asarray(total, dtype=np.float32)
+
+
+def weighted_history(
+    base: tuple[Idx, F64, F64] | None,
+    base_ordered: bool,
+    extra: list[tuple[int, float, float]],
+    params: ScoringParams,
+) -> tuple[Idx, F64]:
+    """Recency weights of ``base`` (a history row, oldest first) followed by ``extra``.
+
+    ``extra`` holds (item index, weight, ts or NaN). ``base_ordered=False`` (an old snapshot's
+    unordered ``user_items`` row) weighs every base event as one step older than the oldest
+    extra one. Returns the capped item indices and their weights, oldest first.
+    """
+    empty = (np.empty(0, np.intp), np.empty(0), np.empty(0))
+    b_idx, b_w, b_ts = base if base is not None else empty
+    e_idx = np.fromiter((e[0] for e in extra), dtype=np.intp, count=len(extra))
+    e_w = np.fromiter((e[1] for e in extra), dtype=np.float64, count=len(extra))
+    e_ts = np.fromiter((e[2] for e in extra), dtype=np.float64, count=len(extra))
+    decay, half_life, cap = params.recency_decay, params.recency_half_life, params.history_cap
+    if not base_ordered:
+        e_r = recency_weights(e_w, e_ts, decay, half_life)
+        b_r = b_w * math.exp(-decay * len(extra))
+        idx, r = np.concatenate((b_idx, e_idx)), np.concatenate((b_r, e_r))
+        return idx, r
+    idx = np.concatenate((b_idx, e_idx))[-cap:]
+    w = np.concatenate((b_w, e_w))[-cap:]
+    ts = np.concatenate((b_ts, e_ts))[-cap:]
+    return idx, recency_weights(w, ts, decay, half_life)
+
+
+def history_for(
+    contents: WindowContents, user_ids: Any, item_ids: Any, cap: int
+) -> History:
+    """The window's events grouped per *model* user row (``user_ids``/``item_ids`` are the
+    model's :class:`~.ids.IdIndex`), newest ``cap`` per user. Events whose ids the model lacks
+    are skipped."""
+    u_map = np.fromiter(
+        (-1 if (r := user_ids.get(u)) is None else r for u in contents.user_ids),
+        dtype=np.intp, count=len(contents.user_ids))
+    i_map = np.fromiter(
+        (-1 if (r := item_ids.get(i)) is None else r for i in contents.item_ids),
+        dtype=np.intp, count=len(contents.item_ids))
+    rows = u_map[np.asarray(contents.users, dtype=np.intp)]
+    cols = i_map[np.asarray(contents.items, dtype=np.intp)]
+    ok = (rows >= 0) & (cols >= 0)
+    return History.from_events(
+        rows[ok], cols[ok], np.asarray(contents.weights)[ok], np.asarray(contents.ts)[ok],
+        len(user_ids), cap)

@@ -1,0 +1,3 @@
+"""Snapshots as data: layout, manifest and training status (the files are
+adapters/snapshotfiles.py).
+"""

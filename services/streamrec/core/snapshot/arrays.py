@@ -1,0 +1,146 @@
+"""Snapshots: a model plus everything needed to serve it and to resume training, as arrays.
+
+A snapshot is a set of named arrays (``snapshotlayout.py``) and a manifest (``manifest.py``)
+that lists each with its checksum. This module is the pure half: the arrays and the manifest of
+a model, and a :class:`Snapshot` from arrays a reader checked against its manifest. Writing and
+reading the ``.npy`` files (memory-mapped, ``allow_pickle=False``, fsync'd, checksummed) is the
+adapter ``streamrec.adapters.snapshotfiles``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..catalog.records import Catalogue
+from ..events.erasure import Tombstones
+from ..scoring.model import Model
+from ..scoring.types import ModelError
+from ..window.sliding import WindowContents
+from . import layout
+from .manifest import FileInfo, Manifest, SnapshotFormatError
+
+__all__ = [
+    "Snapshot",
+    "files_to_read",
+    "snapshot_arrays",
+    "snapshot_from_arrays",
+    "snapshot_manifest",
+]
+
+Array = npt.NDArray[Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """A loaded snapshot: the model to serve, the window to resume, the offsets to seek to.
+
+    ``catalog`` is the item catalogue and ``item_offsets`` the items-topic offsets it holds
+    (next to read, per partition); empty for a snapshot written before format 4.
+    ``tombstones`` is the set of users and items erased up to the offsets (``erasure.py``);
+    empty before format 5. ``event_ids`` is the client event ids of the window's events, read
+    with or without the window (fold-in de-duplicates against them); empty when none."""
+
+    manifest: Manifest
+    model: Model
+    window: WindowContents
+    offsets: dict[int, int]
+    path: Path
+    catalog: Catalogue = field(default_factory=Catalogue)
+    item_offsets: dict[int, int] = field(default_factory=dict)
+    tombstones: Tombstones = field(default_factory=Tombstones)
+    event_ids: frozenset[str] = frozenset()
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+def snapshot_arrays(model: Model, window: WindowContents, catalog: bytes | None = None,
+                    tombstones: Tombstones | None = None) -> dict[str, Array]:
+    """Every array of a snapshot by file name (without ``.npy``). ``catalog`` is the item
+    catalogue with its offsets (``Catalogue.to_bytes``); ``tombstones`` (default: none) the
+    erased users and items the snapshot must keep erased on resume and replay."""
+    return {**layout.to_arrays(model, window, catalog),
+            **(tombstones or Tombstones()).to_arrays()}
+
+
+def snapshot_manifest(
+    model: Model,
+    window: WindowContents,
+    offsets: Mapping[int, int],
+    version: str,
+    files: dict[str, FileInfo],
+    created_at: float,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """The manifest of a snapshot whose arrays were written as ``files``; ``created_at`` in
+    Unix seconds."""
+    info = model.fit_info
+    return Manifest(
+        version=version,
+        created_at=datetime.fromtimestamp(created_at, timezone.utc).isoformat().replace(
+            "+00:00", "Z"),
+        created_at_unix=created_at,
+        params=layout.params_of(model),
+        fit={} if info is None else info.to_dict(),
+        sizes={
+            "users": len(model.user_ids),
+            "items": len(model.item_ids),
+            "nnz": int(model.user_items.nnz),
+            "factors": model.factors,
+            "window": len(window),
+        },
+        offsets={int(p): int(o) for p, o in offsets.items()},
+        window={
+            "capacity": window.capacity,
+            "decay_half_life": window.decay_half_life,
+            "total_appended": window.total_appended,
+        },
+        files=files,
+        extra=dict(extra_meta or {}),
+    )
+
+
+def files_to_read(manifest: Manifest, window: bool, source: Path | str) -> tuple[str, ...]:
+    """The array names to read for ``manifest`` (with the window's or not).
+
+    Raises ``SnapshotFormatError`` naming ``source`` when the manifest lacks one of them.
+    """
+    try:
+        names = layout.files_for(manifest, window)
+    except ValueError as exc:
+        raise SnapshotFormatError(f"{source} does not hold a consistent snapshot: {exc}") from None
+    missing = set(names) - set(manifest.files)
+    if missing:
+        raise SnapshotFormatError(f"{source} manifest does not list {sorted(missing)}")
+    return names
+
+
+def snapshot_from_arrays(a: Mapping[str, Array], manifest: Manifest, path: Path,
+                         window: bool = True) -> Snapshot:
+    """The snapshot over ``a`` (the arrays of :func:`files_to_read`, already checked against
+    the manifest; memory-mapped ones stay mapped). ``window=False``: the window's settings
+    without its events. Raises ``SnapshotFormatError`` when the arrays do not fit together."""
+    try:
+        model = layout.model_from_arrays(a, manifest)
+        contents = (
+            layout.window_from_arrays(a, manifest) if window else layout.empty_window(manifest)
+        )
+        catalog, item_offsets = (Catalogue.from_bytes(np.asarray(a["catalog"]).tobytes())
+                                 if "catalog" in a else (Catalogue(), {}))
+        tombstones = layout.tombstones_from_arrays(a)
+        event_ids = frozenset(e for _, e in layout.event_ids_from_arrays(
+            a, manifest.sizes.get("window")))
+    except (ModelError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}") from None
+    return Snapshot(
+        manifest=manifest, model=model, window=contents, offsets=dict(manifest.offsets), path=path,
+        catalog=catalog, item_offsets=item_offsets, tombstones=tombstones, event_ids=event_ids,
+    )

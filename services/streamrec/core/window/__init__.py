@@ -1,0 +1,2 @@
+"""The sliding window: events in, the user x item matrix and its contents out.
+"""
