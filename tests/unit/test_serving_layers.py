@@ -1,13 +1,15 @@
-"""The serving package's floor plan: no import circle, layers import downwards, short functions.
+"""The serving package's floor plan: layers import downwards, and functions are short.
 
-Every import counts, lazy (inside a function) and type-only (under ``TYPE_CHECKING``) alike: a
-circle closed by one of them is still a circle (STYLE.md, "Layered sub-packages").
+Every import counts, lazy (inside a function) and type-only (under ``TYPE_CHECKING``) alike
+(STYLE.md, "Layered sub-packages"); ``test_import_graph.py`` checks that there is no circle.
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import grimp
 
 import streamrec.serving
 
@@ -36,55 +38,17 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The serving modules ``name`` imports, anywhere in its body."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = package
-            for _ in range(node.level - 1):
-                base = base.rpartition(".")[0]
-            base = f"{base}.{node.module}" if node.level and node.module else (
-                base if node.level else node.module or "")
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                       for a in node.names]
-        else:
-            continue
-        out.update(t for t in targets if t in modules and t != name)
-    return out
-
-
 def _graph() -> dict[str, set[str]]:
-    modules = _modules()
-    return {name: _imports(name, path, modules) for name, path in modules.items()}
+    """The serving modules each serving module imports, anywhere in its body (grimp's graph,
+    as ``test_import_graph.py``, which also checks that there is no circle)."""
+    graph = grimp.build_graph("streamrec", cache_dir=None)
+    modules = set(_modules())
+    return {m: graph.find_modules_directly_imported_by(m) & modules for m in modules}
 
 
 def _floor(module: str) -> str:
     rest = module[len(PACKAGE) + 1:] if module != PACKAGE else ""
     return rest.split(".")[0]
-
-
-def test_serving_has_no_import_circle():
-    graph = _graph()
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    circles = []
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                circles.append(path[path.index(nxt):] + [nxt])
-            elif nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
-    assert circles == []
 
 
 def test_serving_floors_import_only_downwards():
