@@ -95,13 +95,13 @@ class Config:
     timeout: float = 30.0
     reload_interval: float = 5.0
     ingest_token: str | None = None
-    # Pages of other sites that may write (serving/guards.py); this server's own always may.
+    # Pages of other sites that may write (serving/http/writes.py); this server's own always may.
     allowed_origins: tuple[str, ...] = ()
     # Forgetting (core/events/erasurekey.py): the HMAC key of tombstones and erasure records; None:
     # the snapshot store keeps a generated one (ERASURE_KEY next to LATEST).
     erasure_key: str | None = None
     cache_dir: str | None = None  # where serving replicas unpack snapshots; None: a temp dir
-    # Online evaluation (serving/online.py): recommendation ids, CTR, hit rate
+    # Online evaluation (serving/online/tracker.py): recommendation ids, CTR, hit rate
     online_tracking: bool = True  # false: no ids, no tallies (the bench's "off" side)
     online_horizon: float = 1800.0  # seconds a served list judges the user's events
     online_max_users: int = 50_000  # LRU of last lists per worker (~650 B each: bench/online.py)

@@ -124,7 +124,7 @@ CONFIG_RANGES: dict[str, Range] = {
     "threads": Range(1, 1024, integer=True),
     "timeout": Range(0.1, 3600.0),
     "reload_interval": Range(0.1, 3600.0),
-    # Online evaluation (serving/online.py).
+    # Online evaluation (serving/online/tracker.py).
     "online_horizon": Range(1.0, 86_400.0),
     "online_max_users": Range(1, 10_000_000, integer=True),  # ~650 B each: at most ~6.5 GB
     "online_positive": Range(0.0, MAX_WEIGHT, open_low=True),
