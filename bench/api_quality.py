@@ -56,7 +56,7 @@ from streamrec.evaluation.prequential import in_time_order  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 QUICK_EVENTS = 10_000
 BATCH = 1000
-MAX_PER_USER = 500  # serving's FreshEvents bound per user (serving/fresh.py)
+MAX_PER_USER = 500  # serving's FreshEvents bound per user (serving/live/fresh.py)
 SYNC_TIMEOUT = 10.0  # seconds an answer may take to include the user's earlier events
 
 

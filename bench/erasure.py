@@ -34,7 +34,7 @@ from streamrec.core.events import parse_batch
 from streamrec.core.events.erasure import Erasure, Tombstones
 from streamrec.core.events.erasurekey import ErasureHasher, new_key
 from streamrec.core.window.sliding import SlidingWindow
-from streamrec.serving import redaction
+from streamrec.serving.http import redaction
 
 RESULTS = Path(__file__).parent / "results" / "erasure.json"
 USERS, ITEMS = 50_000, 20_000

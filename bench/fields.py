@@ -1,4 +1,4 @@
-"""Item fields in lists: what ``fields=title,categories`` adds to a request (serving/fields.py).
+"""Item fields in lists: what ``fields=title,categories`` adds to a request (http/fields.py).
 
 A model of ``--items`` items with random factors (the cost of the fields does not depend on the
 fit) and a catalogue where every item has a record: a title, 1-3 of 20 categories and two
@@ -45,7 +45,7 @@ from streamrec.config import Config  # noqa: E402
 from streamrec.core.catalog.records import Catalogue, ItemRecord  # noqa: E402
 from streamrec.core.snapshot.arrays import write_snapshot  # noqa: E402
 from streamrec.serving.app import create_app  # noqa: E402
-from streamrec.serving.fields import add_fields, parse_fields  # noqa: E402
+from streamrec.serving.http.fields import add_fields, parse_fields  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "fields.json"
 CATEGORIES = [f"genre-{k}" for k in range(20)]

@@ -1,6 +1,6 @@
 """Online evaluation's cost: memory per tracked user and the time per list served or event judged.
 
-Fills an `OnlineTracker` (serving/online.py) the way a serving worker does: ``serve()`` of a
+Fills an `OnlineTracker` (serving/online/tracker.py) the way a serving worker does: ``serve()`` of a
 10-item list per request (ids decoded afresh per request, as the model returns them), then
 ``observe()`` of events. Memory is the tracemalloc growth per tracked user at the LRU bound, with
 one and with two lists held per user (the tracker keeps the previous list too); times are the
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streamrec.serving.online import OnlineTracker  # noqa: E402
+from streamrec.serving.online.tracker import OnlineTracker  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "online.json"
 ITEMS = 50_000

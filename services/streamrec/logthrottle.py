@@ -30,7 +30,7 @@ INTERVAL_S = 30.0
 #: Shapes remembered at most.
 MAX_SHAPES = 1000
 #: The loggers (and their children) whose repeats are rate-limited by default.
-BROKER_LOGGERS = ("streamrec.adapters.kafka", "streamrec.serving.consumer")
+BROKER_LOGGERS = ("streamrec.adapters.kafka", "streamrec.serving.feeds.consumer")
 
 _DIGITS = re.compile(r"\d+")
 

@@ -22,7 +22,7 @@ from tests.support.embedded import Embedded, until
 from tests.support.serving import publish_snapshot, serve
 
 from streamrec.adapters.stores import LocalStore
-from streamrec.serving.guards import MAX_BODY
+from streamrec.serving.http.writes import MAX_BODY
 
 SERVERS = ["gunicorn", "waitress"]
 #: Allowed by env under gunicorn, by flag under waitress: both ways a setting arrives.

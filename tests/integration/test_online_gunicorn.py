@@ -3,7 +3,7 @@
 Requests land on either worker (each keeps its own last lists and ids); every worker's fold-in
 reads every event. `/stats` and `/metrics`, answered by whichever worker, equal the sums the
 test computes, and the two workers' ids both appear: the multiprocess path of the online
-evaluation (serving/onlinestats.py), as Prometheus then sums replicas.
+evaluation (serving/online/stats.py), as Prometheus then sums replicas.
 """
 
 from __future__ import annotations

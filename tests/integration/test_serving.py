@@ -225,8 +225,8 @@ def test_three_hot_reloads_under_concurrent_load_then_a_corrupt_snapshot_is_refu
         text = requests.get(f"{base}/metrics", timeout=5).text
         # Each worker loads each version at most once and ends on v4 (a worker may skip a
         # version that was replaced before its next poll); the counter agrees with the log.
-        loads = re.findall(r" (\d+) INFO streamrec\.serving\.reloader: serving snapshot (\d+)",
-                           (tmp_path / "serve.log").read_text())
+        loads = re.findall(r" (\d+) INFO streamrec\.serving\.feeds\.reloader: "
+                           r"serving snapshot (\d+)", (tmp_path / "serve.log").read_text())
         assert len(loads) == len(set(loads)), loads
         assert {pid for pid, _ in loads} == {pid for pid, v in loads if v == "000000000004"}
         assert _metric(text, 'streamrec_snapshot_reloads_total{result="loaded"}') == len(loads)

@@ -143,7 +143,7 @@ def test_a_snapshot_without_event_ids_still_loads(tmp_path):
 
 
 def test_fold_in_counts_a_retry_once_before_and_after_a_snapshot():
-    from streamrec.serving.fresh import FreshEvents
+    from streamrec.serving.live.fresh import FreshEvents
 
     fresh = FreshEvents()
     assert fresh.add(ev("u", "a", "e1"), 0, 10)
@@ -158,7 +158,7 @@ def test_fold_in_counts_a_retry_once_before_and_after_a_snapshot():
 
 
 def test_fold_in_forgets_fresh_ids_once_a_snapshot_covers_them():
-    from streamrec.serving.fresh import FreshEvents
+    from streamrec.serving.live.fresh import FreshEvents
 
     fresh = FreshEvents(max_seen=2)
     for k in range(3):
@@ -202,16 +202,15 @@ class _Log:
 
 def test_fold_in_keeps_and_observes_a_retried_event_once():
     from streamrec.core.events.erasurekey import ErasureHasher
-    from streamrec.serving.foldin import FoldIn
-    from streamrec.serving.forgotten import Forgotten
-    from streamrec.serving.fresh import FreshEvents
+    from streamrec.serving.feeds.foldin import FoldIn
+    from streamrec.serving.live.model import LiveModel
 
     sent = [json_event(user="u", item=f"i{k % 3}", event_id=f"e{k % 3}") for k in range(9)]
     observed: list[Event] = []
-    fresh = FreshEvents()
-    foldin = FoldIn(lambda offsets: _Log(sent), fresh,
-                    observe=lambda events, stamps: observed.extend(events),
-                    forgotten=Forgotten(ErasureHasher("k" * 32)))
+    live = LiveModel(ErasureHasher("k" * 32))
+    fresh = live.fresh
+    foldin = FoldIn(lambda offsets: _Log(sent), live,
+                    observe=lambda events, stamps: observed.extend(events))
     foldin.source = _Log(sent)
     while foldin.step():
         pass

@@ -17,6 +17,7 @@ from streamrec.core.events import (
     InvalidEvent,
     parse_batch,
     parse_event,
+    parse_json_value,
     serialize_event,
     validate_event,
 )
@@ -422,3 +423,35 @@ def test_a_batch_of_arbitrary_bytes_never_raises_and_accounts_for_every_value(va
         i for i, _ in batch.erasures] + batch.redacted
     assert sorted(accounted) == list(range(len(values)))
     assert all(isinstance(e, InvalidEvent) and e.reason in REASONS for _, e in batch.rejected)
+
+
+DECODED = [
+    {"user": "u1", "item": "i1"},
+    {"user": 7, "item": "é/1", "weight": 2.5, "ts": 1_700_000_000, "recommendation_id": "r-1"},
+    {"user": "u1", "item": "i1", "type": "like"},
+    {"user": "u1", "item": "i1", "type": "nope"},
+    {"user": "u1", "item": "i1", "weight": True},
+    {"user": "u1", "item": "i1", "weight": float("nan")},
+    {"user": "u1", "item": "i1", "ts": 1e15},
+    {"user": "u\ud800", "item": "i1"},
+    {"user": "", "item": "i1"},
+    {"item": "i1"},
+    {"erase": "user", "id": "u1"},
+    {"user": "u1", "item": "x" * (MAX_EVENT_BYTES + 1)},
+]
+
+
+@pytest.mark.parametrize("obj", DECODED)
+def test_a_decoded_json_event_is_parsed_as_its_message_text_is(obj: dict):
+    """The ingest route decodes a body once: the same event, value and errors as the log's
+    reader gets from the compact JSON text."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        want: object = (parse_event(text, "json", 1_800_000_000.0), text.encode("utf-8"))
+    except InvalidEvent as e:
+        want = (e.reason, e.detail)
+    try:
+        got: object = parse_json_value(obj, 1_800_000_000.0)
+    except InvalidEvent as e:
+        got = (e.reason, e.detail)
+    assert got == want

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import pytest
 
-from streamrec.logthrottle import RepeatFilter
+from streamrec.logthrottle import BROKER_LOGGERS, RepeatFilter
 
 
 class Clock:
@@ -50,7 +51,7 @@ def test_lines_that_differ_only_in_numbers_are_one_shape() -> None:
 
 @pytest.mark.parametrize("other", [
     _record("kafka: %s", "1/1 brokers are down", level=logging.ERROR),
-    _record("kafka: %s", "1/1 brokers are down", name="streamrec.serving.consumer"),
+    _record("kafka: %s", "1/1 brokers are down", name="streamrec.serving.feeds.consumer"),
     _record("kafka: %s", "1/1 brokers are down", name="streamrec.adapters.kafka.child"),
     _record("kafka: %s", "all brokers are up"),
 ])
@@ -77,5 +78,12 @@ def test_other_loggers_pass_untouched_even_when_only_their_numbers_change() -> N
     flt = RepeatFilter(30.0, Clock())
     for version in ("000000000003", "000000000004", "000000000004"):
         assert flt.filter(_record("serving snapshot %s", version,
-                                  name="streamrec.serving.reloader", level=logging.INFO))
+                                  name="streamrec.serving.feeds.reloader", level=logging.INFO))
     assert flt.dropped == 0
+
+
+def test_the_throttled_loggers_are_the_modules_that_log_broker_trouble() -> None:
+    # A logger is named after its module: a module that moves must take the throttle along.
+    for name in BROKER_LOGGERS:
+        module = importlib.import_module(name)
+        assert module.log.name == name  # type: ignore[attr-defined]

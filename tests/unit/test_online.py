@@ -1,4 +1,4 @@
-"""Online evaluation math (serving/online.py) on hand-made streams with known answers."""
+"""Online evaluation math (serving/online/tracker.py) on hand-made streams with known answers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from streamrec.core.scoring.hits import hit_rank, score
 from streamrec.evaluation.prequential import Protocol, replay
 from streamrec.evaluation.strategies import Learner, Popularity, Recommender
 from streamrec.evaluation.synthetic import SyntheticSpec, generate
-from streamrec.serving.online import OnlineTracker, Tally, merge
+from streamrec.serving.online.tracker import OnlineTracker, Tally, merge
 
 
 def tally(tracker: OnlineTracker, version: str) -> Tally:

@@ -20,7 +20,8 @@ from streamrec.core.events import Event
 from streamrec.core.scoring.model import ALSParams, Model
 from streamrec.core.scoring.training import fit
 from streamrec.core.window.sliding import SlidingWindow
-from streamrec.serving.app import Service, create_app
+from streamrec.serving.app import create_app
+from streamrec.serving.service import Service
 
 TOPIC = "interactions"
 PARAMS = ALSParams(factors=4, iterations=10, num_threads=1)

@@ -24,7 +24,8 @@ from streamrec.core.events import Event
 from streamrec.core.scoring.model import ALSParams, Model
 from streamrec.core.scoring.training import fit
 from streamrec.core.window.sliding import SlidingWindow
-from streamrec.serving.app import Service, create_app
+from streamrec.serving.app import create_app
+from streamrec.serving.service import Service
 
 TOPIC, ITEMS = "interactions", "interactions.items"
 #: Every route that returns a list, with the key of its list in the answer.
@@ -246,7 +247,7 @@ def test_a_malformed_record_on_the_topic_is_skipped_and_the_rest_applied(world: 
 def test_a_follower_whose_topic_is_not_there_yet_keeps_trying(tmp_path: Path, model: Model,
                                                               window: SlidingWindow) -> None:
     from streamrec.adapters.source import SourceUnavailable
-    from streamrec.serving.items import ItemsFollower
+    from streamrec.serving.feeds.items import ItemsFollower
 
     w = World(tmp_path, model, window)
     attempts = []

@@ -1,4 +1,4 @@
-"""``fields=``: catalogue fields added to each item of every list route (serving/fields.py)."""
+"""``fields=``: catalogue fields added to each item of every list route (serving/http/fields.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from tests.unit.test_serving_catalog import ITEMS, LIST_ROUTES, World
 from streamrec.core.catalog.records import Catalogue, ItemRecord
 from streamrec.core.scoring.model import Model
 from streamrec.core.window.sliding import SlidingWindow
-from streamrec.serving.errors import ApiError
-from streamrec.serving.fields import FIELDS, add_fields, parse_fields, parse_fields_body
+from streamrec.serving.http.errors import ApiError
+from streamrec.serving.http.fields import FIELDS, add_fields, parse_fields, parse_fields_body
 
 #: The list routes beyond LIST_ROUTES' five: because and a user's known items.
 MORE_ROUTES = ("/users/u0/because/i2?", "/users/u0/items?")

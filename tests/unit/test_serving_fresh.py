@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streamrec.core.events import Event
-from streamrec.serving.fresh import FreshEvents
+from streamrec.serving.live.fresh import FreshEvents
 
 
 def test_per_user_bound_keeps_the_newest_events_and_counts_the_rest():

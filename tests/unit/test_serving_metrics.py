@@ -80,7 +80,7 @@ def test_the_gunicorn_master_shares_imports_but_leaves_no_live_gauge(tmp_path):
     import sys
 
     code = ("import sys; from streamrec.serving.server import share_imports; share_imports(); "
-            "assert 'numpy' in sys.modules and 'streamrec.serving.routes' in sys.modules")
+            "assert 'numpy' in sys.modules and 'streamrec.serving.http.recommend' in sys.modules")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, env=env)

@@ -12,8 +12,8 @@ from tests.unit.test_serving_api import PARAMS, World, board_window
 from streamrec.core.scoring.model import Model
 from streamrec.core.scoring.training import fit
 from streamrec.core.window.sliding import SlidingWindow
-from streamrec.serving import onlinestats
-from streamrec.serving.online import OnlineTracker
+from streamrec.serving.online import stats as onlinestats
+from streamrec.serving.online.tracker import OnlineTracker
 
 VERSION = "000000000001"
 

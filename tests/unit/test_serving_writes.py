@@ -206,7 +206,7 @@ def test_a_field_with_its_alias_in_an_event_is_a_400(world: World, fields: str):
 
 
 def test_a_body_past_the_limit_is_a_413_and_one_at_the_limit_is_read(world: World):
-    from streamrec.serving.guards import MAX_BODY
+    from streamrec.serving.http.writes import MAX_BODY
 
     at_limit = b'{"user": "u1", "item": "i3"}'.ljust(MAX_BODY)
     assert _post(world, at_limit, **JSON).status_code == 202

@@ -1,7 +1,7 @@
 """Web origins (RFC 6454) as settings hold them: ``scheme://host[:port]``, normalised.
 
-``allowed_origins`` (the pages of other sites that may write, ``serving/guards.py``) is a list of
-these; a browser's ``Origin`` header is compared with it after the same normalisation.
+``allowed_origins`` (the pages of other sites that may write, ``serving/http/writes.py``) is a
+list of these; a browser's ``Origin`` header is compared with it after the same normalisation.
 """
 
 from __future__ import annotations

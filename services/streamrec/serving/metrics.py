@@ -181,7 +181,7 @@ class _WithAge(Collector):
 
 def exposition(now: float | None = None, extra: Iterable[Metric] = ()) -> tuple[bytes, str]:
     """The text exposition of all workers (multiprocess) or of this process, plus ``extra``
-    families (the online evaluation's, `onlinestats.families`)."""
+    families (the online evaluation's, `online.stats.families`)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         _mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

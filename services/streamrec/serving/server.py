@@ -25,7 +25,7 @@ def build_production_app(config: Config) -> Flask:
     from streamrec.adapters.kafka import BOUNDED_PREFETCH, KafkaSink, KafkaSource
 
     from .app import create_app
-    from .routes import INGEST_TIMEOUT_S
+    from .http.guards import INGEST_TIMEOUT_S
 
     def source_factory(offsets: Any) -> KafkaSource:
         # Bounded read-ahead: every worker runs one, and librdkafka's default queue (up to
@@ -77,7 +77,7 @@ def share_imports() -> None:
     from streamrec.core import events  # noqa: F401
     from streamrec.core.scoring import model  # noqa: F401
     from streamrec.core.snapshot import arrays as snapshot  # noqa: F401
-    from streamrec.serving import app  # noqa: F401  (and with it routes, reloader, metrics)
+    from streamrec.serving import app  # noqa: F401  (and with it http, live, feeds, metrics)
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

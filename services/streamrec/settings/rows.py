@@ -229,7 +229,7 @@ SETTINGS: tuple[Setting, ...] = (
             # Set but empty would silently leave every write open: the opposite of the intent.
             refuse_blank="is set but empty, which would leave writes open to anyone; give a "
                          "token, or unset it for open writes"),
-    # Pages of other sites that may write (serving/guards.py); this server's own always may.
+    # Pages of other sites that may write (serving/http/writes.py); this server's own always may.
     Setting("allowed_origins", Listed(normalise_origin, _ORIGIN, max_items=100,
                                       noun="origins like https://host[:port]"), (),
             "Web origins (https://host[:port]) whose pages may write from a browser; every "
@@ -282,7 +282,7 @@ SETTINGS: tuple[Setting, ...] = (
             helm="example.serving.ingress.allowAnonymousWrites"),
     Setting("cache_dir", Str(), None, "Where serving replicas unpack snapshots.", (S, R),
             run_default="<data-dir>/cache", default_text="a temporary directory"),
-    # --- online evaluation (serving/online.py) ----------------------------------------------
+    # --- online evaluation (serving/online/tracker.py) ---------------------------------------
     Setting("online_tracking", Bool(), True, "Recommendation ids, CTR and hit rate; off: no "
             "ids, no tallies.", (S, R)),
     Setting("online_horizon", _n(1.0, 86_400.0), 1800.0, "Seconds a served list judges the "

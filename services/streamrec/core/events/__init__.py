@@ -7,7 +7,7 @@ Import from here. The pieces live in small modules: ``event`` (the type and its 
 from __future__ import annotations
 
 from .batch import ParsedBatch, parse_batch
-from .codec import FORMATS, parse_event, serialize_event, validate_event
+from .codec import FORMATS, parse_event, parse_json_value, serialize_event, validate_event
 from .event import MAX_EVENT_BYTES, MAX_ID_BYTES, REASONS, Event, InvalidEvent
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ParsedBatch",
     "parse_batch",
     "parse_event",
+    "parse_json_value",
     "serialize_event",
     "validate_event",
 ]

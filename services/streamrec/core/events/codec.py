@@ -35,8 +35,8 @@ from .event import MAX_EVENT_BYTES, MAX_EVENT_ID_BYTES, MAX_ID_BYTES, Event, Inv
 from .feedback import DEFAULT_WEIGHTS
 from .strictjson import DuplicateKey, loads
 
-__all__ = ["FORMATS", "check_event_id", "check_format", "parse_event", "parse_record",
-           "serialize_event", "validate_event"]
+__all__ = ["FORMATS", "check_event_id", "check_format", "parse_event", "parse_json_value",
+           "parse_record", "serialize_event", "validate_event"]
 
 #: A feedback table, ``{type: weight}`` (``feedback.py``).
 Weights = Mapping[str, float]
@@ -247,6 +247,10 @@ def _from_json(text: str, default_ts: float | None, weights: Weights) -> Event |
         raise InvalidEvent("duplicate_key", str(exc)) from None
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise InvalidEvent("bad_json", f"not valid JSON: {exc}") from None
+    return _from_object(obj, default_ts, weights)
+
+
+def _from_object(obj: Any, default_ts: float | None, weights: Weights) -> Event | Erasure | None:
     if not isinstance(obj, dict):
         raise InvalidEvent("malformed", f"expected a JSON object, got {type(obj).__name__}")
     if "erase" in obj or "redacted" in obj:
@@ -295,6 +299,30 @@ def parse_bytes(raw: bytes, fmt: str, default_ts: float | None,
         raise InvalidEvent("control_record", "a control record (erasure or redaction) where an "
                            "event was expected; erase through DELETE /users or DELETE /items")
     return record
+
+
+def parse_json_value(obj: Any, default_ts: float | None = None,
+                     weights: Weights | None = None) -> tuple[Event, bytes]:
+    """An event from a JSON value already decoded (an HTTP body's element), and its message
+    value: the compact JSON text of ``obj``, UTF-8. The rules and errors are exactly those of
+    ``parse_event(value, "json", default_ts, weights)``, without decoding the text again.
+
+    Raises ``InvalidEvent`` as :func:`parse_event` does (``bad_encoding`` for a lone
+    surrogate, ``too_large``, ``control_record`` for an erasure)."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidEvent("bad_encoding", f"not encodable as UTF-8: {exc.reason}") from None
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent(
+            "too_large", f"message is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}"
+        )
+    record = _from_object(obj, default_ts, DEFAULT_WEIGHTS if weights is None else weights)
+    if not isinstance(record, Event):
+        raise InvalidEvent("control_record", "a control record (erasure or redaction) where an "
+                           "event was expected; erase through DELETE /users or DELETE /items")
+    return record, raw
 
 
 def parse_event(

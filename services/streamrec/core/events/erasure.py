@@ -23,7 +23,7 @@ The rule an erased id follows (docs/feedback.md, "Forgetting"):
 - an *item* is erased for good: its events are dropped whenever they are dated, so a click
   from a stale page a second after the deletion cannot bring it back.
 
-Pure: no I/O. Not thread-safe on its own; serving wraps it (``serving/forgotten.py``).
+Pure: no I/O. Not thread-safe on its own; serving wraps it (``serving/live/forgotten.py``).
 """
 
 from __future__ import annotations

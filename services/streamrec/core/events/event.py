@@ -71,7 +71,7 @@ class Event:
         neither the message nor its transport had one.
     recommendation_id : str or None
         The ``recommendation_id`` of the served list this interaction came from, when the app
-        echoes it back (online evaluation, ``serving/online.py``). Never used for training.
+        echoes it back (online evaluation, ``serving/online/tracker.py``). Never used for training.
     event_id : str or None
         The client's id of this event, 1-128 bytes of UTF-8 (JSON only): an event whose
         ``event_id`` is already in the window is a retry and is dropped, by the trainer and

@@ -56,6 +56,8 @@ __all__ = [
     "UnknownUser",
 ]
 
+#: Fresh events mapped to the model: (item index, weight, ts in seconds or NaN).
+FreshRows = list[tuple[int, float, float]]
 Idx = npt.NDArray[np.intp]
 F64 = npt.NDArray[np.float64]
 
@@ -103,7 +105,7 @@ class Model:
         self.history = history
         self.scoring = PLAIN if scoring is None else scoring
         #: Users whose rows this model must not use: erased after it was trained (serving
-        #: sets it, ``serving/forgotten.py``); they are scored as if unknown to the model.
+        #: sets it, ``serving/live/forgotten.py``); they are scored as if unknown to the model.
         self.masked_users: Container[str] = frozenset()
         self._check_shapes()
         #: ``id -> row`` views of the indexes (no copy).
@@ -175,15 +177,23 @@ class Model:
             np.asarray(self.user_items.data[start:end], dtype=np.float64),
         )
 
+    def fresh_rows(self, extra: Pairs | None) -> FreshRows:
+        """``extra`` as (item index, weight, ts or NaN), unknown items dropped: each request
+        maps its fresh events to indices once, here, and passes the rows on."""
+        get = self.item_ids.get
+        return [(r, float(e[1]), np.nan if len(e) < 3 or e[2] is None else float(e[2]))
+                for e in extra or () if (r := get(e[0])) is not None]
+
     def items_of(self, user: str | None, extra: Pairs | None) -> tuple[Idx, F64]:
         """The user's known items plus ``extra`` (unknown items dropped), with their net
         weights (``feedback.aggregate``: a later negative event cancels what came before)."""
-        row = self._row(user)
+        return self._items_of(self._row(user), self.fresh_rows(extra))
+
+    def _items_of(self, row: int | None, fresh: FreshRows) -> tuple[Idx, F64]:
         idx, w = self.row(row) if row is not None else (EMPTY, np.empty(0))
-        get = self.item_ids.get
-        known = [(r, e[1]) for e in extra or () if (r := get(e[0])) is not None]
-        if known:
-            more_idx, more_w = zip(*known, strict=True)
+        if fresh:
+            more_idx = np.fromiter((f[0] for f in fresh), dtype=np.intp, count=len(fresh))
+            more_w = np.fromiter((f[1] for f in fresh), dtype=np.float64, count=len(fresh))
             idx, w = aggregate(np.concatenate((idx, more_idx)), np.concatenate((w, more_w)))
         return idx, w
 
@@ -192,13 +202,16 @@ class Model:
     ) -> tuple[npt.NDArray[np.float32] | None, Idx, Idx]:
         """The user's vector (refolded when ``extra`` is given), their item indices, and the
         ones among those they gave negative feedback (net weight <= 0: never recommended)."""
-        seen, weights = self.items_of(user, extra)
-        rejected = seen[weights <= 0]
-        if extra:
-            return (self.als.fold_in(seen, weights) if len(seen) else None), seen, rejected
         row = self._row(user)
-        vector = None if row is None else self.als.user_vector(row)
-        return vector, seen, rejected
+        seen, weights = self._items_of(row, self.fresh_rows(extra))
+        return self._vector(row, seen, weights, bool(extra)), seen, seen[weights <= 0]
+
+    def _vector(self, row: int | None, seen: Idx, weights: F64,
+                refold: bool) -> npt.NDArray[np.float32] | None:
+        """The fitted vector of ``row``, or the fold-in over ``seen`` when ``refold``."""
+        if refold:
+            return self.als.fold_in(seen, weights) if len(seen) else None
+        return None if row is None else self.als.user_vector(row)
 
     def blend_table(self, scoring: ScoringParams) -> dict[str, float]:
         """``scoring``'s blend table narrowed to this model's scorers with a weight > 0; ALS
@@ -215,13 +228,11 @@ class Model:
         self, user: str | None, extra: Pairs | None, scoring: ScoringParams
     ) -> tuple[Idx, F64]:
         """The user's capped history plus ``extra``, recency-weighted (see ``blend.py``)."""
-        row = self._row(user)
-        get = self.item_ids.get
-        fresh = [
-            (r, float(e[1]), np.nan if len(e) < 3 or e[2] is None else float(e[2]))
-            for e in extra or ()
-            if (r := get(e[0])) is not None
-        ]
+        return self._weighted_history(self._row(user), self.fresh_rows(extra), scoring)
+
+    def _weighted_history(
+        self, row: int | None, fresh: FreshRows, scoring: ScoringParams
+    ) -> tuple[Idx, F64]:
         if row is None:
             return weighted_history(None, True, fresh, scoring)
         if self.history is not None:
@@ -366,16 +377,19 @@ class Model:
         """
         check_n(n)
         scoring = self.scoring if scoring is None else scoring
-        if self.personal(scoring):
-            seen, weights = self.items_of(user, extra)
-            scores = self.scores_for(*self.weighted_history(user, extra, scoring), scoring)
+        if self.personal(scoring):  # the user and their fresh items mapped to indices once
+            row, fresh = self._row(user), self.fresh_rows(extra)
+            seen, weights = self._items_of(row, fresh)
+            scores = self.scores_for(*self._weighted_history(row, fresh, scoring), scoring)
             banned = self._banned(exclude, seen if exclude_seen else None, restrict,
                                   seen[weights <= 0])
             return self._by_scores(scores, n, banned, self._candidates(items, restrict))
-        vector, seen, rejected = self.vector_and_seen(user, extra)
+        row = self._row(user)
+        seen, weights = self._items_of(row, self.fresh_rows(extra))
+        vector, rejected = self._vector(row, seen, weights, bool(extra)), seen[weights <= 0]
         banned = self._banned(exclude, seen if exclude_seen else None, restrict, rejected)
         if len(rejected):  # negative feedback only ever lowers scores (negatives.py)
-            scores = self.bounded_als_scores(vector, *self.items_of(user, extra))
+            scores = self.bounded_als_scores(vector, seen, weights)
             return self._by_scores(scores, n, banned, self._candidates(items, restrict))
         return self._by_vector(vector, n, banned, self._candidates(items, restrict))
 
@@ -395,11 +409,12 @@ class Model:
         """
         check_n(n)
         pairs = [(i, 1.0) if isinstance(i, str) else (i[0], float(i[1])) for i in items]
-        seen, weights = self.items_of(None, pairs)
+        fresh = self.fresh_rows(pairs)
+        seen, weights = self._items_of(None, fresh)
         rejected = seen[weights <= 0]
         banned = self._banned(exclude, seen if exclude_seen else None, restrict, rejected)
         if self.personal(self.scoring):  # the session in the order given, newest last
-            scores = self.scores_for(*self.weighted_history(None, pairs, self.scoring),
+            scores = self.scores_for(*self._weighted_history(None, fresh, self.scoring),
                                      self.scoring)
             return self._by_scores(scores, n, banned, self._candidates(candidates, restrict))
         vector = self.als.fold_in(seen, weights) if len(seen) else None

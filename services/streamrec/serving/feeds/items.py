@@ -22,9 +22,9 @@ from collections.abc import Callable
 from streamrec.adapters.source import EventSource
 from streamrec.core.catalog.records import Catalogue, InvalidItem, parse_record_bytes
 
-from . import metrics
+from .. import metrics
+from ..live.holder import Served
 from .consumer import POLL_MAX, POLL_TIMEOUT, BackgroundConsumer
-from .reloader import Served
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class ItemsFollower(BackgroundConsumer):
                  erased: Callable[[str], bool] | None = None) -> None:
         super().__init__()
         self.factory, self.catalogue = factory, catalogue
-        #: Items erased for good (``DELETE /items``, serving/forgotten.py): records dropped.
+        #: Items erased for good (``DELETE /items``, serving/live/forgotten.py): records dropped.
         self.erased = erased
         self._read: dict[int, int] = {}  # next offset per partition, of what was applied
         self._floor: dict[int, int] = {}  # the offsets of the catalogue last taken

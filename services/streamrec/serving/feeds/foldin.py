@@ -23,13 +23,12 @@ from collections.abc import Callable, Mapping, Sequence
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.core.domains import arrival_times
 from streamrec.core.events import Event, parse_batch
-from streamrec.core.events.erasure import Erasure, Tombstones
+from streamrec.core.events.erasure import Erasure
 
-from . import metrics
+from .. import metrics
+from ..live.holder import Served
+from ..live.model import LiveModel
 from .consumer import POLL_MAX, POLL_TIMEOUT, BackgroundConsumer
-from .forgotten import Forgotten
-from .fresh import FreshEvents
-from .reloader import Served
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +43,14 @@ class FoldIn(BackgroundConsumer):
 
     name = "fold-in"
 
-    def __init__(self, factory: SourceFactory, fresh: FreshEvents, fmt: str = "auto",
+    def __init__(self, factory: SourceFactory, live: LiveModel, fmt: str = "auto",
                  min_weight: float | None = None, observe: Observer | None = None,
                  weights: Mapping[str, float] | None = None,
-                 forgotten: Forgotten | None = None,
                  on_erase: Callable[[Sequence[Erasure]], None] | None = None) -> None:
         super().__init__()
-        self.factory, self.fresh, self.observe = factory, fresh, observe
+        self.factory, self.live, self.observe = factory, live, observe
+        self.fresh, self.forgotten = live.fresh, live.forgotten
         self.fmt, self.min_weight, self.weights = fmt, min_weight, weights
-        if forgotten is None:
-            raise ValueError("FoldIn needs the worker's Forgotten (its erasure hasher)")
-        self.forgotten = forgotten
         self.on_erase = on_erase
         self._lock = threading.Lock()
         self.last_event_ts: float | None = None  # produce time of the last message read
@@ -132,18 +128,13 @@ class FoldIn(BackgroundConsumer):
         return kept
 
     def erase(self, erasures: Sequence[Erasure]) -> int:
-        """Apply erasures now: remember them and drop what they erase from the fresh events
-        (a DELETE this worker answered calls it too, so its own answer is already right).
-        Returns the fresh events dropped."""
-        applied = [e for e in erasures if self.forgotten.add(e)]
-        new = Tombstones.of(applied, self.forgotten.hasher)
+        """Apply erasures now (`LiveModel.forget`; ``on_erase`` hears of the new ones, the
+        online tracker forgets erased users); returns how many were new."""
+        applied = self.live.forget(erasures)
         if applied and self.on_erase is not None:
             self.on_erase(applied)
-        for e in applied:
-            metrics.ERASURES.labels(e.kind).inc()
-        dropped = self.fresh.erase(new) if len(new) else 0
         metrics.FRESH_EVENTS.set(len(self.fresh))
-        return dropped
+        return len(applied)
 
     def _seek(self, offsets: dict[int, int]) -> None:
         if self.source is None:

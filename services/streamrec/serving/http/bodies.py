@@ -1,18 +1,25 @@
 """JSON request bodies: ingest events and anonymous sessions, validated without any I/O.
 
-`POST /interactions` events go through the same `core.events` parser as Kafka messages (each
-object is re-encoded and parsed as a JSON message), so the API accepts exactly what the log
-accepts; a text string ``"user:item[:weight]"`` is accepted too. A batch is all or nothing.
+`POST /interactions` events go through the same `core.events` rules as Kafka messages (each
+object, decoded once with the body, is checked as a JSON message would be and re-encoded as
+its message value), so the API accepts exactly what the log accepts; a text string
+``"user:item[:weight]"`` is accepted too. A batch is all or nothing.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from streamrec.core.domains import MAX_WEIGHT, show, weight_ok
-from streamrec.core.events import Event, InvalidEvent, parse_event, serialize_event, strictjson
+from streamrec.core.events import (
+    Event,
+    InvalidEvent,
+    parse_event,
+    parse_json_value,
+    serialize_event,
+    strictjson,
+)
 from streamrec.core.events.codec import check_id
 
 from .errors import ApiError, check_keys, parse_bool, parse_n
@@ -61,9 +68,8 @@ def parse_interactions(body: Any, now: float, weights: Mapping[str, float] | Non
             if isinstance(obj, str):
                 event = parse_event(obj, "text", now, weights)
                 events.append((event, serialize_event(event, "json")))
-            elif isinstance(obj, dict):
-                text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-                events.append((parse_event(text, "json", now, weights), text.encode("utf-8")))
+            elif isinstance(obj, dict):  # decoded once, with the body
+                events.append(parse_json_value(obj, now, weights))
             else:
                 raise InvalidEvent("malformed", "an event is a JSON object or 'user:item' text")
         except InvalidEvent as e:

@@ -15,60 +15,20 @@ import fcntl
 import logging
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import EventSource
 from streamrec.adapters.stores import SnapshotStore, StoreError, StoreUnavailable
-from streamrec.core.snapshot.arrays import Snapshot
 from streamrec.core.snapshot.manifest import SnapshotError
 
-from . import metrics
+from .. import metrics
+from ..live.holder import Holder, Served
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass(frozen=True, eq=False)
-class Served:
-    """One loaded snapshot, as a request sees it."""
-
-    snapshot: Snapshot
-    loaded_at: float = field(default_factory=time.time)
-
-    @property
-    def version(self) -> str:
-        return self.snapshot.version
-
-
-class Holder:
-    """The one reference to the served snapshot; listeners hear about every swap."""
-
-    def __init__(self) -> None:
-        self._served: Served | None = None
-        self._listeners: list[Callable[[Served], None]] = []
-        self._preparers: list[Callable[[Served], None]] = []
-
-    def current(self) -> Served | None:
-        return self._served  # one attribute read: atomic under the GIL
-
-    def on_swap(self, listener: Callable[[Served], None]) -> None:
-        self._listeners.append(listener)
-
-    def before_swap(self, preparer: Callable[[Served], None]) -> None:
-        """Run ``preparer`` on each new snapshot before any request can see it."""
-        self._preparers.append(preparer)
-
-    def swap(self, served: Served) -> None:
-        for preparer in self._preparers:
-            preparer(served)
-        self._served = served
-        for listener in self._listeners:
-            listener(served)
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from .online import RANK_BOUNDS, OnlineTracker, Tally, merge
+from .tracker import RANK_BOUNDS, OnlineTracker, Tally, merge
 
 log = logging.getLogger(__name__)
 

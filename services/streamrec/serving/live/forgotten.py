@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from streamrec.core.events.erasure import Erasure, Tombstones
 from streamrec.core.events.erasurekey import ErasureHasher
 
-from .reloader import Served
+from .holder import Served
 
 __all__ = ["Forgotten", "UserMask"]
 

@@ -1,0 +1,84 @@
+"""Personal lists: ``GET /users/{user}/recommendations``, ``GET /recommendations?user=``, the
+original service's ``GET /?userId=``, ``POST /recommendations`` (an anonymous session) and
+``GET /recommendations/batch``. Each list carries a ``recommendation_id`` (online evaluation)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..live.answers import Listed, ListQuery
+from .bodies import parse_session
+from .context import live, service
+from .errors import ApiError, check_keys, parse_list, parse_n, require
+from .guards import json_body, path_id
+from .params import REC_KEYS, item_filter, list_query, query_fields, scored, with_fields
+
+bp = Blueprint("recommend", __name__)
+
+MAX_BATCH_USERS = 1000
+
+
+def _answer(tracked: str | None, a: Listed, fields: tuple[str, ...],
+            **head: object) -> Response:
+    """A list as the API answers it, after ``head`` (e.g. the user); ``tracked`` is the user
+    whose last served list it becomes (None: anonymous)."""
+    return jsonify(**head, items=with_fields(scored(a.recs.items, a.recs.scores), fields),
+                   model_version=a.version, fallback=a.recs.fallback,
+                   fresh_events=a.fresh_events,
+                   recommendation_id=service().track(tracked, a.version, a.recs.items))
+
+
+def _for_user(user: str, allowed: tuple[str, ...]) -> Response:
+    check_keys(request.args, allowed)
+    user = path_id(user, "user")
+    q, fields = list_query(), query_fields()
+    return _answer(user, live().recommend(user, q), fields, user=user)
+
+
+@bp.get("/users/<id:user>/recommendations")
+def user_recommendations(user: str) -> Response:
+    return _for_user(user, REC_KEYS)
+
+
+@bp.get("/recommendations")
+def query_recommendations() -> Response:
+    return _for_user(require(request.args.get("user"), "user"), ("user", *REC_KEYS))
+
+
+@bp.get("/")
+def compat() -> Response:
+    """The original service: ``?userId=&recommendationsNumber=``."""
+    check_keys(request.args, ("userId", "recommendationsNumber"))
+    user = path_id(require(request.args.get("userId"), "userId"), "user")
+    n = parse_n(request.args.get("recommendationsNumber"), "recommendationsNumber")
+    a = live().recommend(user, ListQuery(n=n))
+    response = jsonify(user_id=user, recommended_items=a.recs.items)
+    rid = service().track(user, a.version, a.recs.items)
+    if rid is not None:  # a header: the original service's body keeps its two keys
+        response.headers["X-Recommendation-Id"] = rid
+    return response
+
+
+@bp.post("/recommendations")
+def session_recommendations() -> Response:
+    check_keys(request.args, ())  # n and the rest go in the body; a query is a mistake
+    kw = parse_session(json_body())
+    q = ListQuery(n=kw["n"], exclude_seen=kw["exclude_seen"], items=kw["candidates"],
+                  exclude=kw["exclude"], filter=item_filter(kw["category"], kw["category_mode"]))
+    return _answer(None, live().recommend_session(kw["items"], q), kw["fields"])
+
+
+@bp.get("/recommendations/batch")
+def batch_recommendations() -> Response:
+    check_keys(request.args, ("users", *REC_KEYS))
+    users = [path_id(u, "user") for u in parse_list(request.args.get("users"), "users") or []]
+    if not users or len(users) > MAX_BATCH_USERS:
+        raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
+    q, fields = list_query(), query_fields()
+    version, lists = live().recommend_batch(users, q)
+    track = service().track
+    results = {u: {"items": with_fields(scored(a.recs.items, a.recs.scores), fields),
+                   "fallback": a.recs.fallback, "fresh_events": a.fresh_events,
+                   "recommendation_id": track(u, version, a.recs.items)}
+               for u, a in lists.items()}
+    return jsonify(results=results, model_version=version)

@@ -1,0 +1,67 @@
+"""What the live model answers with, and the errors it raises: plain values, no HTTP.
+
+`NoModel` (no snapshot yet) is a 503 in HTTP, `ErasedItem` a 404 like the core's
+`UnknownItem` it extends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streamrec.core.catalog.filters import ItemFilter
+from streamrec.core.scoring.model import Recommendations, UnknownItem
+
+__all__ = ["NO_MODEL", "ErasedItem", "Explained", "Known", "ListQuery", "Listed", "NoModel"]
+
+#: Why there is no answer before the first snapshot (503 in HTTP).
+NO_MODEL = "no snapshot loaded yet; retry shortly"
+
+
+class NoModel(Exception):
+    """No snapshot is served yet: the caller may retry shortly."""
+
+
+class ErasedItem(UnknownItem):
+    """The item was erased (``DELETE /items``): it is unknown for good."""
+
+    def __str__(self) -> str:
+        return f"item {self.item!r} was erased"
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """What a list asks for: ``n`` items, the user's seen items out or not, a whitelist
+    (``items``), a blacklist (``exclude``) and a catalogue filter (None: no category)."""
+
+    n: int = 10
+    exclude_seen: bool = True
+    items: list[str] | None = None
+    exclude: list[str] | None = None
+    filter: ItemFilter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A ranked list, the snapshot version it came from and the fresh events folded in."""
+
+    version: str
+    recs: Recommendations
+    fresh_events: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """``because``: the user's items contributing most to an item's score, best first."""
+
+    version: str
+    items: list[tuple[str, float]]
+    fresh_events: int
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A user's known items: in the snapshot's window, and fresh since (item, net weight)."""
+
+    version: str
+    known: list[tuple[str, float]]
+    fresh: list[tuple[str, float]]
