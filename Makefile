@@ -8,7 +8,7 @@ export STREAMREC_CACHE ?= $(HOME)/.cache/streamrec
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: test test-slow run venv provision image registry cluster lint unit bench clean help
+.PHONY: test test-slow run venv provision image registry cluster lint unit bench clean help settings
 
 help:
 	@echo "make run    - start the embedded demo (streams MovieLens-100K, prints recommendations)"
@@ -17,6 +17,7 @@ help:
 	@echo "make registry - run a local container registry on 127.0.0.1:5000 (Ctrl-C stops it)"
 	@echo "make cluster - a real one-node Kubernetes (containerd, kubelet, CNI, CoreDNS) + registry with the image, until Ctrl-C"
 	@echo "make lint   - ruff and mypy (strict on services/)"
+	@echo "make settings - regenerate docs/configuration.md's tables, both CRDs and values.schema.json from the settings table"
 	@echo "make bench  - every bench/*.py (speed, quality) into bench/results/, docs/benchmarks.md"
 
 # The venv is rebuilt when pyproject.toml changes. pip is upgraded first: old pip backtracks for ages.
@@ -35,6 +36,11 @@ provision:
 lint: venv
 	$(VENV)/bin/ruff check services tests bench demo
 	$(VENV)/bin/mypy
+
+# The files generated from the settings table (services/streamrec/settings/rows.py);
+# tests/unit/test_settings.py fails while a committed one differs.
+settings: venv
+	$(PY) -m streamrec.settings.render
 
 # The container image (scripts/image.sh; layers cached, a no-change rebuild takes seconds).
 PUSH ?=

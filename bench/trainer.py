@@ -136,7 +136,7 @@ def trainer_consume(cfg: Config, topic: str, tmp: Path, expected: int) -> float:
     from streamrec.adapters.kafka import KafkaSource
 
     work = Path(tempfile.mkdtemp(dir=tmp))
-    trainer = Trainer(cfg, KafkaSource(cfg, topic), None, LocalStore(work / "store"),
+    trainer = Trainer(cfg, KafkaSource(cfg.kafka, topic), None, LocalStore(work / "store"),
                       workdir=work / "work", max_batch=BATCH)
     trainer.resume()
     start = time.perf_counter()
@@ -166,7 +166,7 @@ def bench_kafka(values: list[bytes], cfg: Config, tmp: Path,
     try:
         topic = broker.create_topic("bench", partitions=partitions)
         cfg = Config(**{**cfg.__dict__, "bootstrap_servers": broker.bootstrap, "topic": topic})
-        sink = KafkaSink(cfg, linger_ms=20)
+        sink = KafkaSink(cfg.kafka, linger_ms=20)
         for k, v in enumerate(values):
             sink.produce(topic, v, key=str(k % 1000).encode())
         if sink.flush(120):

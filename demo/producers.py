@@ -41,7 +41,7 @@ class Out(Protocol):
 class KafkaOut:
     def __init__(self, bootstrap: str, topic: str) -> None:
         from streamrec.adapters.kafka import KafkaSink
-        self.sink, self.topic = KafkaSink(Config(bootstrap_servers=bootstrap)), topic
+        self.sink, self.topic = KafkaSink(Config(bootstrap_servers=bootstrap).kafka), topic
 
     def send(self, events: list[dict[str, Any]], text: bool = False) -> None:
         for e in events:
@@ -79,8 +79,8 @@ def _items_source(args: argparse.Namespace) -> EventSource:
     if args.bootstrap:
         from streamrec.adapters.kafka import KafkaSource, ensure_topics
         config = Config(bootstrap_servers=args.bootstrap)
-        ensure_topics(config, [args.items_topic])
-        return KafkaSource(config, args.items_topic)
+        ensure_topics(config.kafka, [args.items_topic])
+        return KafkaSource(config.kafka, args.items_topic)
     from streamrec.adapters.locallog import LocalLogSource
     return LocalLogSource(f"{args.data_dir}/log", args.items_topic)
 
@@ -100,9 +100,9 @@ def cmd_items(args: argparse.Namespace) -> int:
     rows = [{"item": k, "title": v} for k, v in titles.items()]
     if args.bootstrap:
         from streamrec.adapters.kafka import ensure_topics
-        ensure_topics(Config(bootstrap_servers=args.bootstrap), [args.items_topic])
+        ensure_topics(Config(bootstrap_servers=args.bootstrap).kafka, [args.items_topic])
         from streamrec.adapters.kafka import KafkaSink
-        sink: Any = KafkaSink(Config(bootstrap_servers=args.bootstrap))
+        sink: Any = KafkaSink(Config(bootstrap_servers=args.bootstrap).kafka)
     else:
         from streamrec.adapters.locallog import LocalLogSink
         sink = LocalLogSink(f"{args.data_dir}/log")

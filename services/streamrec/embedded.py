@@ -22,39 +22,25 @@ from pathlib import Path
 from types import FrameType
 
 from streamrec.adapters.datalock import Busy, DataDirLock, is_locked, port_free
-from streamrec.config import (
-    FIELDS,
-    SCORING_NAMES,
-    Config,
-    ConfigError,
-    add_config_arguments,
-    grace_seconds,
-)
+from streamrec.config import Config, ConfigError
+from streamrec.settings import BY_NAME, SAME, SETTINGS
+from streamrec.settings.flags import add_service_arguments, grace_seconds
 
 log = logging.getLogger("streamrec.embedded")
 
-CONFIG_NAMES = (
-    "topic", "format", "min_weight", "feedback_weights", "dlq_topic", "notify_topic",
-    "items_topic", "window_size", "retrain_every",
-    "retrain_interval", "decay_half_life", "factors", "regularization", "iterations", "alpha",
-    "use_gpu", "fit_threads", "store", "keep", "bind", "threads", "timeout", "reload_interval",
-    "data_dir", "cache_dir", "allowed_origins", "online_tracking", "online_horizon",
-    "online_max_users", "online_positive", "online_bucket_seconds", "online_buckets",
-    *SCORING_NAMES,
-)
-
-# Defaults that make the demo snappy; a flag or STREAMREC_* variable still wins.
+# Defaults that make the demo snappy (the table's ``run_default``: from_beginning because a
+# log without a snapshot yet is all unseen events); a flag or STREAMREC_* variable still wins.
+# The paths (store, cache_dir) are placed under --data-dir by `embedded_config`.
+_PATHS = ("store", "cache_dir")
 EMBEDDED_DEFAULTS: dict[str, object] = {
-    "retrain_every": 5_000, "retrain_interval": 5.0, "factors": 32, "iterations": 10,
-    "bind": "127.0.0.1:8000", "reload_interval": 1.0, "window_size": 200_000,
-    "from_beginning": True,  # a log without a snapshot yet is all unseen events
-}
+    r.name: r.run_default for r in SETTINGS
+    if r.config and r.run_default is not SAME and r.name not in _PATHS}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # --help shows what `run` really uses: the embedded defaults, the paths under --data-dir.
-    add_config_arguments(parser, CONFIG_NAMES, {
-        **EMBEDDED_DEFAULTS, "store": "<data-dir>/snapshots", "cache_dir": "<data-dir>/cache"})
+    add_service_arguments(parser, "run", {
+        r.name: r.run_default for r in SETTINGS if r.run_default is not SAME})
     parser.add_argument("--grace", type=grace_seconds, default=10.0,
                         help="seconds a running fit may finish on shutdown (default 10)")
 
@@ -65,7 +51,7 @@ def embedded_config(args: argparse.Namespace, env: dict[str, str] | None = None)
     config = Config.load(args, env)
 
     def given(name: str) -> bool:
-        env_name = FIELDS[name][1]
+        env_name = BY_NAME[name].env_name
         return getattr(args, name, None) is not None or bool(env_name and env.get(env_name))
 
     overrides = {k: v for k, v in EMBEDDED_DEFAULTS.items() if not given(k)}

@@ -47,7 +47,7 @@ def _get(base: str, route: str) -> tuple[list[list[str]], str]:
 
 
 def _train(cfg: Config, store: LocalStore, work: Path) -> Trainer:
-    sink = KafkaSink(cfg)
+    sink = KafkaSink(cfg.kafka)
     for k in range(600):
         user, item = f"u{k % 20}", f"i{(k * 7) % 30}"
         sink.produce(cfg.topic, f"{user}:{item}:{1 + k % 3}".encode(), key=user.encode())
@@ -57,8 +57,8 @@ def _train(cfg: Config, store: LocalStore, work: Path) -> Trainer:
         sink.produce(cfg.items, json.dumps(record).encode(), key=f"i{i}".encode())
     sink.produce(cfg.items, b'{"item": "i7", "hidden": "yes"}', key=b"i7")
     assert sink.flush(30) == 0
-    trainer = Trainer(cfg, KafkaSource(cfg, cfg.topic, cfg.group), sink, store, workdir=work,
-                      items=KafkaSource(cfg, cfg.items))
+    trainer = Trainer(cfg, KafkaSource(cfg.kafka, cfg.topic, cfg.group), sink, store, workdir=work,
+                      items=KafkaSource(cfg.kafka, cfg.items))
     assert trainer.resume() is not None
     deadline = time.monotonic() + 90
     while not (trainer.published and len(trainer.catalog) == 30):
@@ -75,13 +75,13 @@ def test_hiding_an_item_removes_it_from_every_route_on_both_workers_within_a_sec
                  retrain_every=600, retrain_interval=3600.0, factors=8, iterations=5,
                  from_beginning=True, window_size=10_000)
     kafka.create_topic(cfg.items, partitions=2)
-    ensure_topics(cfg, [cfg.dlq])
+    ensure_topics(cfg.kafka, [cfg.dlq])
     store = LocalStore(tmp_path / "store")
     trainer = _train(cfg, store, tmp_path / "work")
     trainer.shutdown()
 
     # The malformed record is a dead letter with its reason and where it came from.
-    dlq = KafkaSource(cfg, cfg.dlq)
+    dlq = KafkaSource(cfg.kafka, cfg.dlq)
     dlq.seek({})
     dead = wait_for(lambda: dlq.poll(10, 0.5), 20)
     dlq.close()

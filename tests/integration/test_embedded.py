@@ -167,7 +167,7 @@ def test_replay_and_item_producers_write_to_kafka(kafka: Any) -> None:
         proc = subprocess.run([sys.executable, str(ROOT / "demo" / "producers.py"), *cmd],
                               capture_output=True, text=True, timeout=120, env=ENV)
         assert proc.returncode == 0, proc.stderr[-2000:]
-    source = KafkaSource(Config(bootstrap_servers=kafka.bootstrap), "replay-in")
+    source = KafkaSource(Config(bootstrap_servers=kafka.bootstrap).kafka, "replay-in")
     source.seek({})
     got: list[bytes] = []
     deadline = time.monotonic() + 60

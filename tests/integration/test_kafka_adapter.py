@@ -31,12 +31,12 @@ def _name(stem: str) -> str:
 def test_sink_to_source_round_trip_over_all_partitions_with_positions_and_lag(kafka):
     cfg = _cfg(kafka)
     topic = kafka.create_topic(_name("adapter"), partitions=3)
-    sink = KafkaSink(cfg)
+    sink = KafkaSink(cfg.kafka)
     for k in range(300):
         sink.produce(topic, f"u{k}:i{k}".encode(), key=f"u{k}".encode(),
                      headers=[("h", b"v")])
     assert sink.flush(30) == 0
-    source = KafkaSource(cfg, topic, group=_name("g"))
+    source = KafkaSource(cfg.kafka, topic, group=_name("g"))
     try:
         assert source.partitions() == [0, 1, 2]
         source.seek({})
@@ -55,12 +55,12 @@ def test_sink_to_source_round_trip_over_all_partitions_with_positions_and_lag(ka
 def test_seek_resumes_exactly_at_the_given_offsets_and_commit_is_readable(kafka):
     cfg = _cfg(kafka)
     topic = kafka.create_topic(_name("seek"), partitions=1)
-    sink = KafkaSink(cfg)
+    sink = KafkaSink(cfg.kafka)
     for k in range(20):
         sink.produce(topic, str(k).encode())
     sink.flush(30)
     group = _name("g")
-    first = KafkaSource(cfg, topic, group=group)
+    first = KafkaSource(cfg.kafka, topic, group=group)
     try:
         first.seek({0: 15})
         assert first.lag() == 5
@@ -68,7 +68,7 @@ def test_seek_resumes_exactly_at_the_given_offsets_and_commit_is_readable(kafka)
         assert first.commit(first.positions())
     finally:
         first.close()
-    second = KafkaSource(cfg, topic, group=group)
+    second = KafkaSource(cfg.kafka, topic, group=group)
     try:
         assert second.committed() == {0: 20}
         second.seek({0: 7})
@@ -81,8 +81,8 @@ def test_ensure_topics_creates_missing_and_tolerates_existing(kafka):
     cfg = _cfg(kafka)
     old = kafka.create_topic(_name("old"))
     new = _name("new")
-    assert ensure_topics(cfg, [old, new]) == [new]
-    assert ensure_topics(cfg, [old, new]) == []
+    assert ensure_topics(cfg.kafka, [old, new]) == [new]
+    assert ensure_topics(cfg.kafka, [old, new]) == []
 
 
 def test_the_items_topic_is_created_compacted(kafka):
@@ -90,7 +90,7 @@ def test_the_items_topic_is_created_compacted(kafka):
 
     cfg = _cfg(kafka)
     name = _name("items")
-    assert ensure_topics(cfg, [name], topic_configs={name: COMPACTED}) == [name]
+    assert ensure_topics(cfg.kafka, [name], topic_configs={name: COMPACTED}) == [name]
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     resource = ConfigResource(ConfigResource.Type.TOPIC, name)
     configs = admin.describe_configs([resource])[resource].result(timeout=30)
@@ -98,7 +98,7 @@ def test_the_items_topic_is_created_compacted(kafka):
 
 
 def test_a_missing_topic_is_reported_as_unavailable(kafka):
-    source = KafkaSource(_cfg(kafka), _name("absent"))
+    source = KafkaSource(_cfg(kafka).kafka, _name("absent"))
     try:
         with pytest.raises(SourceUnavailable):
             source.partitions(timeout=2)

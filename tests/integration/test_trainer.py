@@ -39,7 +39,7 @@ def _store(s3) -> S3Store:  # type: ignore[no-untyped-def]
 
 
 def _produce(cfg: Config, values: list[bytes]) -> None:
-    sink = KafkaSink(cfg)
+    sink = KafkaSink(cfg.kafka)
     for k, v in enumerate(values):
         sink.produce(cfg.topic, v, key=str(k % 7).encode())
     assert sink.flush(30) == 0
@@ -64,7 +64,7 @@ def _topic(kafka, partitions: int = 2) -> str:  # type: ignore[no-untyped-def]
 
 
 def _read_all(cfg: Config, topic: str, count: int) -> list:  # type: ignore[type-arg]
-    source = KafkaSource(cfg, topic)
+    source = KafkaSource(cfg.kafka, topic)
     got: list = []  # type: ignore[type-arg]
     try:
         source.seek({})
@@ -79,14 +79,14 @@ def _read_all(cfg: Config, topic: str, count: int) -> list:  # type: ignore[type
 
 def test_events_become_an_s3_snapshot_and_bad_ones_land_in_the_dlq(kafka, s3, tmp_path):
     cfg = _config(kafka, _topic(kafka), min_weight=2.0)
-    ensure_topics(cfg, [cfg.dlq, cfg.notify or ""])
+    ensure_topics(cfg.kafka, [cfg.dlq, cfg.notify or ""])
     good = [f"u{k % 20}:i{k % 30}:3".encode() for k in range(500)]
     low = [f"u{k}:i{k}:1".encode() for k in range(5)]
     bad = [b"nope", b"a:b:c:d", b'{"user": 1}', b"u:i:-1", b"\x00:x"]
     _produce(cfg, good + low + bad)
     store = _store(s3)
-    trainer = Trainer(cfg, KafkaSource(cfg, cfg.topic, cfg.group), KafkaSink(cfg), store,
-                      workdir=tmp_path / "work")
+    trainer = Trainer(cfg, KafkaSource(cfg.kafka, cfg.topic, cfg.group), KafkaSink(cfg.kafka),
+                      store, workdir=tmp_path / "work")
     assert trainer.resume() is not None
     m = trainer.metrics
     _step_until(trainer, lambda: trainer.window.total_appended == 500 and trainer.published
@@ -123,8 +123,8 @@ def test_movielens_100k_as_json_events_becomes_a_snapshot_with_the_exact_counts(
                   retrain_interval=1.0, factors=4, iterations=1)
     _produce(cfg, [json.dumps(r.as_json()).encode() for r in ratings])
     store = _store(s3)
-    trainer = Trainer(cfg, KafkaSource(cfg, cfg.topic, cfg.group), KafkaSink(cfg), store,
-                      workdir=tmp_path / "work")
+    trainer = Trainer(cfg, KafkaSource(cfg.kafka, cfg.topic, cfg.group), KafkaSink(cfg.kafka),
+                      store, workdir=tmp_path / "work")
     assert trainer.resume() is not None
 
     def covered() -> bool:
@@ -201,7 +201,7 @@ def test_sigkill_at_three_points_then_restart_loses_nothing_and_counts_nothing_t
 
     def produce_slowly() -> None:
         """Events keep arriving until the last restart, so every kill lands mid-stream."""
-        sink = KafkaSink(cfg)
+        sink = KafkaSink(cfg.kafka)
         k = 0
         while k < 30_000 and not (stop.is_set() and k % 100 == 0):
             sink.produce(cfg.topic, f"u{k % 37}:i{k}".encode(), key=str(k % 37).encode())
@@ -269,8 +269,8 @@ def test_s3_outage_counts_upload_failures_keeps_consuming_and_publishes_after(
     cfg = _config(kafka, _topic(kafka, partitions=1))
     _produce(cfg, [f"u{k % 9}:i{k % 13}".encode() for k in range(200)])
     store = _store(s3)
-    trainer = Trainer(cfg, KafkaSource(cfg, cfg.topic, cfg.group), KafkaSink(cfg), store,
-                      workdir=tmp_path / "work")
+    trainer = Trainer(cfg, KafkaSource(cfg.kafka, cfg.topic, cfg.group), KafkaSink(cfg.kafka),
+                      store, workdir=tmp_path / "work")
     assert trainer.resume() is not None
     m = trainer.metrics
     try:

@@ -19,6 +19,7 @@ import yaml
 
 from streamrec.operator.builders import build_children
 from streamrec.operator.spec import GROUP, KIND, PLURAL, VERSION, RecommenderSpec, parse_spec
+from streamrec.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -199,13 +200,16 @@ def camel(name: str) -> str:
     return head + "".join("CPU" if part == "cpu" else part.title() for part in rest)
 
 
-def as_raw(value: Any) -> Any:
-    """A parsed spec rendered back to its CR form (camelCase, no unset optional fields)."""
+def as_raw(value: Any, section: str = "") -> Any:
+    """A parsed spec rendered back to its CR form (the settings table's CR keys, camelCase for
+    the sections, no unset optional fields)."""
     if hasattr(value, "to_dict"):
         return value.to_dict()
     if hasattr(value, "__dataclass_fields__"):
+        keys = {r.attr: r.cr_key for r in SETTINGS if r.cr and r.cr_section == section}
         return {
-            camel(name): as_raw(getattr(value, name))
+            keys.get(name, camel(name)): as_raw(getattr(value, name),
+                                                f"{section}.{name}" if section else name)
             for name in value.__dataclass_fields__
             if getattr(value, name) is not None
         }
@@ -654,7 +658,9 @@ def test_helm_example_passes_the_write_token_choice_to_the_cr(
 ) -> None:
     ingress = ("--set", "example.enabled=true", "--set", "example.serving.ingress.enabled=true")
     (default,) = by_kind(template(helm, *ingress), KIND)
-    assert "allowAnonymousWrites" not in default["spec"]["serving"]["ingress"]
+    # The generated template writes every example value (false here: writes need the token).
+    assert default["spec"]["serving"]["ingress"].get("allowAnonymousWrites", False) is False
+    assert not parse_spec(default["spec"]).serving.ingress.allow_anonymous_writes
     assert "ingestTokenSecret" not in default["spec"]["serving"]
     (open_writes,) = by_kind(template(
         helm, *ingress, "--set", "example.serving.ingress.allowAnonymousWrites=true"), KIND)

@@ -56,8 +56,8 @@ def test_minimal_spec_gets_every_default() -> None:
     assert (spec.model.iterations, spec.model.alpha) == (15, 1.0)
     assert spec.training.window_size == 1_000_000
     assert spec.training.retrain_every == 10_000
-    assert spec.training.retrain_interval_seconds == 60
-    assert spec.training.gpu is False and spec.training.resources == TRAINER_RESOURCES
+    assert spec.training.retrain_interval == 60
+    assert spec.training.use_gpu is False and spec.training.resources == TRAINER_RESOURCES
     assert spec.snapshots.keep == 5 and spec.snapshots.prefix is None
     assert (spec.serving.replicas, spec.serving.workers, spec.serving.threads) == (2, 2, 4)
     assert spec.serving.autoscaling.enabled is False
@@ -75,7 +75,7 @@ def test_example_recommender_cr_parses_with_its_values() -> None:
     assert spec.serving.ingress.class_name == "traefik"
     assert spec.serving.ingress.host == "recs.example.test"
     assert spec.serving.ingress.allow_anonymous_writes is False  # writes need the token
-    assert spec.snapshots.endpoint == "http://minio.streamrec.svc:9000"
+    assert spec.snapshots.s3_endpoint == "http://minio.streamrec.svc:9000"
 
 
 def test_parsed_spec_is_frozen() -> None:
@@ -137,7 +137,7 @@ def test_parsing_does_not_modify_the_input() -> None:
         (
             with_field("serving.autoscaling.targetCPUUtilizationPercentage", 150),
             "spec.serving.autoscaling.targetCPUUtilizationPercentage",
-            "between 1 and 100",
+            "integer in [1, 100]",
         ),
         (with_field("serving.ingress.path", "api"), "spec.serving.ingress.path", "start with '/'"),
         (with_field("serving.ingress.tlsSecret", "tls"), "spec.serving.ingress.host", "tlsSecret"),

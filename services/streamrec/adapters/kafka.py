@@ -28,7 +28,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from streamrec.config import Config
+from streamrec.settings.sections import KafkaSettings
 
 from .source import SourceMessage, SourceUnavailable
 
@@ -76,8 +76,8 @@ class KafkaSource:
 
     Parameters
     ----------
-    config : Config
-        Bootstrap servers and security settings (`Config.kafka_client_config`).
+    settings : KafkaSettings
+        Bootstrap servers and security settings (``Config.kafka``).
     topic : str
         The topic to read.
     group : str, optional
@@ -86,11 +86,11 @@ class KafkaSource:
         Extra librdkafka consumer properties, applied last (e.g. `BOUNDED_PREFETCH`).
     """
 
-    def __init__(self, config: Config, topic: str, group: str | None = None,
+    def __init__(self, settings: KafkaSettings, topic: str, group: str | None = None,
                  tuning: Mapping[str, object] | None = None) -> None:
         self.topic = topic
         self.group = group
-        conf: dict[str, object] = dict(config.kafka_client_config())
+        conf: dict[str, object] = dict(settings.client_config())
         conf.update({
             "group.id": group or f"streamrec-reader-{uuid.uuid4().hex[:12]}",
             "enable.auto.commit": False,
@@ -290,8 +290,8 @@ class KafkaSink:
 
     Parameters
     ----------
-    config : Config
-        Bootstrap servers and security settings (`Config.kafka_client_config`).
+    settings : KafkaSettings
+        Bootstrap servers and security settings (``Config.kafka``).
     linger_ms : int
         librdkafka's ``linger.ms``: how long a message waits for others to share its batch.
     delivery_timeout : float, optional
@@ -302,9 +302,9 @@ class KafkaSink:
         outage.
     """
 
-    def __init__(self, config: Config, linger_ms: int = 5,
+    def __init__(self, settings: KafkaSettings, linger_ms: int = 5,
                  delivery_timeout: float | None = None) -> None:
-        conf: dict[str, object] = dict(config.kafka_client_config())
+        conf: dict[str, object] = dict(settings.client_config())
         conf.update({
             "enable.idempotence": True,
             "acks": "all",
@@ -407,7 +407,7 @@ class KafkaSink:
 COMPACTED: dict[str, str] = {"cleanup.policy": "compact"}
 
 
-def ensure_topics(config: Config, names: Iterable[str], partitions: int = 1,
+def ensure_topics(settings: KafkaSettings, names: Iterable[str], partitions: int = 1,
                   replication: int = 1, timeout: float = 30.0,
                   topic_configs: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
     """Create the topics in ``names`` that do not exist yet; return the ones created.
@@ -417,7 +417,7 @@ def ensure_topics(config: Config, names: Iterable[str], partitions: int = 1,
     A topic created concurrently by someone else counts as existing. `SourceUnavailable` if the
     cluster cannot be reached or refuses for another reason.
     """
-    conf: dict[str, object] = {**config.kafka_client_config(), "logger": log}
+    conf: dict[str, object] = {**settings.client_config(), "logger": log}
     admin = AdminClient(conf)  # type: ignore[arg-type]
     wanted = sorted(set(names))
     try:

@@ -53,24 +53,39 @@ def _s3(what: str) -> Iterator[None]:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in _MISSING:
             raise _Missing(code) from exc
-        raise StoreUnavailable(f"S3 {what} failed ({code or 'error'}): {exc}") from exc
+        raise StoreUnavailable(f"S3 {what} failed ({code or 'error'}): {exc}", code) from exc
     except (botocore.exceptions.BotoCoreError, boto3.exceptions.Boto3Error, OSError) as exc:
         raise StoreUnavailable(f"S3 {what} failed: {exc}") from exc
 
 
-def make_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
-    """An S3 client with bounded retries and timeouts (path-style for custom endpoints)."""
+def make_client(
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    *,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    connect_timeout: float = 5,
+    read_timeout: float = 60,
+    max_attempts: int = 3,
+) -> Any:
+    """An S3 client with bounded retries and timeouts (path-style for custom endpoints).
+
+    Credentials come from boto3's standard chain unless both keys are given (the operator
+    passes those of a RecommenderService's ``spec.snapshots.credentialsSecret``).
+    ``max_attempts`` counts the first try (botocore's ``standard`` retry mode).
+    """
     config = Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=5,
-        read_timeout=60,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
     # boto3 itself reads AWS_DEFAULT_REGION; AWS_REGION is what our docs and most tools use.
     region = region or os.environ.get("AWS_REGION") or None
     with _s3("client setup"):
         return boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url, region_name=region, config=config
+            "s3", endpoint_url=endpoint_url, region_name=region, config=config,
+            aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
         )
 
 
@@ -107,9 +122,9 @@ class S3Store:
     def _version_prefix(self, version: str) -> str:
         return self._key(SNAPSHOTS_DIR, version) + "/"
 
-    def _get(self, key: str) -> bytes:
+    def _get(self, key: str, limit: int | None = None) -> bytes:
         with _s3(f"get {key}"):
-            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read(limit)
             return body
 
     def _keys(self, prefix: str) -> list[str]:
@@ -182,18 +197,24 @@ class S3Store:
             self.client.put_object(Bucket=self.bucket, Key=self._key(TRAINING_NAME), Body=data,
                                    ContentType="application/json")
 
-    def training_status(self) -> bytes | None:
+    def training_status(self, limit: int | None = None) -> bytes | None:
         try:
-            return self._get(self._key(TRAINING_NAME))
+            return self._get(self._key(TRAINING_NAME), limit)
         except _Missing:
             return None
 
     def latest(self) -> str | None:
+        raw = self.latest_bytes()
+        text = "" if raw is None else raw.decode("ascii", "replace").strip()
+        return text or None
+
+    def latest_bytes(self, limit: int = 1024) -> bytes | None:
+        """LATEST as stored (at most ``limit`` bytes), None when it does not exist; for a
+        reader that checks the content itself (the operator's status)."""
         try:
-            text = self._get(self._key(LATEST_NAME)).decode("ascii", "replace").strip()
+            return self._get(self._key(LATEST_NAME), limit)
         except _Missing:
             return None
-        return text or None
 
     def versions(self) -> list[str]:
         base = self._key(SNAPSHOTS_DIR) + "/"

@@ -35,7 +35,15 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(StoreError):
-    """The backend failed (I/O error, network, S3 error): retry later, with backoff."""
+    """The backend failed (I/O error, network, S3 error): retry later, with backoff.
+
+    ``code`` is the backend's error code where it gave one (S3's ``AccessDenied``,
+    ``NoSuchBucket``...), else ``""``.
+    """
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class VersionNotFound(StoreError, KeyError):

@@ -2,9 +2,10 @@
 
 A value outside its domain is refused where it enters, with the usual error for that door
 (a dead letter with the reason, a 400, exit code 2 naming the flag, a CRD schema rejection);
-a value inside is used as given. docs/core.md ("Domains") explains each bound; the CLI help,
-docs/configuration.md, the CRD schema and the Helm values schema are all checked against
-:data:`CONFIG_RANGES` by tests, so a bound is changed here and nowhere else.
+a value inside is used as given. docs/core.md ("Domains") explains each bound. The settings'
+ranges are :class:`Range` values in their rows of the settings table (``streamrec.settings``),
+from which the CLI help, docs/configuration.md, the CRD schema and the Helm values schema are
+generated, so a bound is changed in one place.
 
 The bounds are chosen so that the numeric core (confidence, fit, fold-in) stays finite for every
 accepted input, with a wide margin (docs/core.md has the measured limits), and so that no single
@@ -26,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "CONFIG_RANGES",
     "MAX_CONFIDENCE",
     "MAX_TS",
     "MAX_TS_AHEAD",
@@ -102,42 +102,3 @@ class Range:
     def text(self) -> str:
         """``[1, 1024]`` or ``(0, 1e6]``, as the docs and error messages write it."""
         return f"{'(' if self.open_low else '['}{show(self.low)}, {show(self.high)}]"
-
-
-#: The domain of every numeric config field (flag, env var, CR spec and Helm value alike).
-CONFIG_RANGES: dict[str, Range] = {
-    "min_weight": Range(0.0, MAX_WEIGHT, open_low=True),
-    "window_size": Range(1, 100_000_000, integer=True),
-    # Up to "never by count" (only the interval retrains): a count costs nothing to compare.
-    "retrain_every": Range(1, 1_000_000_000_000, integer=True),
-    # Up to "never by time" (only the count retrains), as retrain_every.
-    "retrain_interval": Range(0.1, 1e9),
-    "decay_half_life": Range(1.0, MAX_TS),
-    "factors": Range(1, 1024, integer=True),
-    "regularization": Range(1e-6, 1e6),
-    "iterations": Range(1, 1000, integer=True),
-    "alpha": Range(1e-6, 1e6),
-    "fit_threads": Range(0, 1024, integer=True),
-    "metrics_port": Range(0, 65535, integer=True),
-    "keep": Range(1, 1000, integer=True),
-    "workers": Range(1, 256, integer=True),
-    "threads": Range(1, 1024, integer=True),
-    "timeout": Range(0.1, 3600.0),
-    "reload_interval": Range(0.1, 3600.0),
-    # Online evaluation (serving/online/tracker.py).
-    "online_horizon": Range(1.0, 86_400.0),
-    "online_max_users": Range(1, 10_000_000, integer=True),  # ~650 B each: at most ~6.5 GB
-    "online_positive": Range(0.0, MAX_WEIGHT, open_low=True),
-    "online_bucket_seconds": Range(1.0, 86_400.0),
-    "online_buckets": Range(1, 10_000, integer=True),
-    # Scoring (core/scoring/blend.py, core/scoring/itemitem.py): recency, the item-item model and
-    # the blend.
-    "recency_decay": Range(0.0, 100.0),
-    "recency_half_life": Range(1.0, MAX_TS),
-    "history_cap": Range(1, 100_000, integer=True),
-    "item_item_weight": Range(0.0, 1.0),
-    "item_item_l2": Range(0.0, 1e9, open_low=True),
-    # Dense EASE holds n² float32 (10 GB at 50k items) and inverts it in O(n³).
-    "item_item_max_dense": Range(0, 50_000, integer=True),
-    "item_item_neighbours": Range(1, 10_000, integer=True),
-}

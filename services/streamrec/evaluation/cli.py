@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.config import ConfigError, in_range
-from streamrec.core.domains import CONFIG_RANGES, MAX_WEIGHT, Range
+from streamrec.core.domains import MAX_WEIGHT, Range
 from streamrec.core.events.event import Event
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
+from streamrec.settings import BY_NAME
+from streamrec.settings.kinds import Num
 
 from .prequential import PARTS, Protocol, in_time_order, replay
 from .report import markdown_table, write_report
@@ -60,6 +62,13 @@ _SCORING = ScoringParams()
 _ITEM_ITEM = ItemItemParams()
 
 
+def _domain(name: str) -> Range:
+    """The trainer's domain of a setting (its row in ``streamrec.settings``)."""
+    kind = BY_NAME[name].kind
+    assert isinstance(kind, Num)
+    return kind.domain
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--dataset", choices=("ml-100k", "synthetic"), default="ml-100k")
@@ -69,12 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="comma-separated retrain periods N in events (default 1000,5000,20000)")
     a("--window", type=_ints("--window"), default=None,
       help="comma-separated window sizes W in events (default 25000,100000)")
-    # The trainer's domains for the ALS hyperparameters (core/domains.py); argparse exits 2.
+    # The trainer's domains for the ALS hyperparameters (the settings table); argparse exits 2.
     for name, default in (("factors", 32), ("iterations", 8), ("regularization", 0.05),
                           ("alpha", 1.0)):
-        a(f"--{name}", type=in_range(CONFIG_RANGES[name]), default=default,
-          help=f"default {default}; range {CONFIG_RANGES[name].text()}")
-    a("--isgd-factors", type=in_range(CONFIG_RANGES["factors"]), default=32)
+        a(f"--{name}", type=in_range(_domain(name)), default=default,
+          help=f"default {default}; range {_domain(name).text()}")
+    a("--isgd-factors", type=in_range(_domain("factors")), default=32)
     a("--isgd-learn-rate", type=in_range(Range(0.0, 10.0, open_low=True)), default=0.05)
     a("--isgd-regularization", type=in_range(Range(0.0, 1e6)), default=0.01)
     a("--k", type=in_range(Range(1, 1000, integer=True)), default=10,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-LOG_FORMATS = ("full", "plain", "json")
+from streamrec.settings.flags import add_service_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,21 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="watch every namespace (the children's Role must then be bound in each)",
     )
-    parser.add_argument(
-        "--liveness-port",
-        type=int,
-        default=8080,
-        metavar="PORT",
-        help="serve the liveness probe at http://0.0.0.0:PORT/healthz; 0 disables (default 8080)",
-    )
-    parser.add_argument("--log-format", choices=LOG_FORMATS, default="full")
-    parser.add_argument("--verbose", action="store_true", help="log kopf's progress in detail")
+    # --liveness-port, --log-format, --verbose: the settings table's "operator" rows.
+    add_service_arguments(parser, "operator")
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 <= args.liveness_port <= 65535:
-        print(f"--liveness-port: must be 0..65535, got {args.liveness_port}", file=sys.stderr)
-        return 2
     try:
         import kopf
 

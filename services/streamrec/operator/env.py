@@ -1,4 +1,5 @@
-"""The env-var contract of ``docs/configuration.md``, filled from a RecommenderService spec.
+"""The env-var contract of ``docs/configuration.md``, filled from a RecommenderService spec
+by the settings table's rows (``streamrec.settings``).
 
 Plain settings go into one ConfigMap that both containers load with ``envFrom``; credentials
 never do: they reach the containers only as ``secretKeyRef`` entries naming the user's Secrets,
@@ -10,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streamrec.core.events.feedback import format_table
-from streamrec.operator.scoring import scoring_env
 from streamrec.operator.spec import RecommenderSpec
 from streamrec.operator.writeauth import token_secret
+from streamrec.settings import SETTINGS, Setting
 
 SERVING_PORT = 8000
 TRAINER_METRICS_PORT = 9100
@@ -41,48 +41,36 @@ def store_url(name: str, spec: RecommenderSpec) -> str:
     return f"s3://{spec.snapshots.bucket}/{spec.snapshots.prefix or name}"
 
 
+def spec_value(spec: RecommenderSpec, row: Setting) -> Any:
+    """The parsed value of ``row`` in ``spec`` (``spec.<section>.<attr>``)."""
+    obj: Any = spec
+    for part in row.cr_section.split("."):
+        obj = getattr(obj, part)
+    return getattr(obj, row.attr)
+
+
 def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
-    """The ConfigMap's data: every non-secret ``STREAMREC_*`` variable, as strings."""
-    k, m, t, s, v = spec.kafka, spec.model, spec.training, spec.snapshots, spec.serving
-    data = {
-        "STREAMREC_BOOTSTRAP_SERVERS": k.bootstrap_servers,
-        "STREAMREC_TOPIC": k.topic,
+    """The ConfigMap's data: every non-secret ``STREAMREC_*`` variable, as strings.
+
+    Every row of the settings table with both a CR path and an env var is passed on as its
+    kind writes it (unset ones are left out); the rest the operator decides itself."""
+    data = {}
+    for row in SETTINGS:
+        if row.cr is None or row.env_name is None or not row.cr_env:
+            continue
+        value = spec_value(spec, row)
+        if value is not None and value != ():  # unset, or an empty list: the services' default
+            data[row.env_name] = row.kinds[1].env(value)
+    data.update({
         "STREAMREC_GROUP": f"{name}-trainer",
-        "STREAMREC_FORMAT": k.format,
-        "STREAMREC_KAFKA_SECURITY_PROTOCOL": k.security_protocol,
-        "STREAMREC_WINDOW_SIZE": str(t.window_size),
-        "STREAMREC_RETRAIN_EVERY": str(t.retrain_every),
-        "STREAMREC_RETRAIN_INTERVAL": str(t.retrain_interval_seconds),
-        "STREAMREC_FACTORS": str(m.factors),
-        "STREAMREC_REGULARIZATION": repr(m.regularization),
-        "STREAMREC_ITERATIONS": str(m.iterations),
-        "STREAMREC_ALPHA": repr(m.alpha),
-        "STREAMREC_USE_GPU": "true" if t.gpu else "false",
         "STREAMREC_STORE": store_url(name, spec),
-        "STREAMREC_KEEP": str(s.keep),
         "STREAMREC_METRICS_PORT": str(TRAINER_METRICS_PORT),
         "STREAMREC_BIND": f"0.0.0.0:{SERVING_PORT}",
-        "STREAMREC_WORKERS": str(v.workers),
-        "STREAMREC_THREADS": str(v.threads),
-        "STREAMREC_RELOAD_INTERVAL": str(v.reload_interval_seconds),
-    }
-    optional = {
-        "STREAMREC_MIN_WEIGHT": None if k.min_weight is None else repr(k.min_weight),
-        "STREAMREC_FEEDBACK_WEIGHTS": None if m.feedback_weights is None
-        else format_table(dict(m.feedback_weights)),
-        "STREAMREC_DLQ_TOPIC": k.dlq_topic,
-        "STREAMREC_ITEMS_TOPIC": k.items_topic,
-        "STREAMREC_NOTIFY_TOPIC": k.notify_topic,
-        "STREAMREC_KAFKA_SASL_MECHANISM": k.sasl_mechanism if k.uses_sasl else None,
-        "STREAMREC_DECAY_HALF_LIFE": (
-            None if t.decay_half_life_seconds is None else repr(t.decay_half_life_seconds)
-        ),
-        "STREAMREC_S3_ENDPOINT": s.endpoint,
-        "STREAMREC_ALLOWED_ORIGINS": ",".join(v.allowed_origins or ()) or None,
-        "AWS_REGION": s.region,
-    }
-    data.update({key: value for key, value in optional.items() if value is not None})
-    data.update(scoring_env(spec.scoring))
+    })
+    if spec.kafka.uses_sasl:  # the CR's default mechanism means nothing without SASL
+        data["STREAMREC_KAFKA_SASL_MECHANISM"] = spec.kafka.sasl_mechanism
+    if spec.snapshots.region is not None:
+        data["AWS_REGION"] = spec.snapshots.region
     return dict(sorted(data.items()))
 
 

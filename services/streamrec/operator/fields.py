@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streamrec.core.domains import CONFIG_RANGES
 from streamrec.operator.quantity import parse_quantity
+from streamrec.settings import SETTINGS, Setting
+from streamrec.settings.kinds import BadValue
 
 
 class InvalidSpec(ValueError):
@@ -86,18 +87,25 @@ class Fields:
             raise InvalidSpec(self.at(key), f"must be one of {', '.join(choices)} (got {value!r})")
         return value
 
-    def in_domain(self, key: str, field: str, default: float | None) -> Any:
-        """A number in the domain of config field ``field`` (``core.domains.CONFIG_RANGES``),
-        the same bounds the CRD schema and the services check; ``default`` when absent."""
-        domain = CONFIG_RANGES[field]
-        value = self._get(key, False)
+    def setting(self, row: Setting) -> Any:
+        """The row's value at ``row.cr_key`` by its CR rule (``streamrec.settings``: the rule
+        the CRD schema and the services apply); its CR default when absent."""
+        value = self._get(row.cr_key, row.required)
         if value is None:
-            return default
-        kind = "an integer" if domain.integer else "a number"
-        types = int if domain.integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, types) or not domain.contains(value):
-            raise InvalidSpec(self.at(key), f"must be {kind} in {domain.text()} (got {value!r})")
-        return value if domain.integer else float(value)
+            return row.cr_default_value
+        try:
+            return row.kinds[1].from_cr(value)
+        except BadValue as e:
+            sub = e.subpath if not e.subpath or e.subpath.startswith("[") else f".{e.subpath}"
+            where = self.at(row.cr_key) + sub
+            raise InvalidSpec(where, f"{e.message} (got {value!r})") from None
+
+    def section(self, section: str) -> dict[str, Any]:
+        """Every row of the CR section ``section`` (e.g. ``serving.ingress``), by attribute
+        (``Setting.attr``), in the
+        table's order (the first bad field is the one reported)."""
+        return {r.attr: self.setting(r) for r in SETTINGS
+                if r.cr is not None and r.cr_section == section}
 
     def integer(self, key: str, default: int, minimum: int, maximum: int | None = None) -> int:
         value = self._get(key, False)

@@ -61,6 +61,7 @@ from streamrec.operator.status import (
     status_changed,
 )
 from streamrec.operator.writeauth import generates_token, new_token, token_secret_name
+from streamrec.settings import BY_NAME
 
 ANNOTATION_PREFIX = "operator.streamrec.io"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -72,15 +73,20 @@ QUIET_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "kubernetes")
 
 
 def _status_interval() -> float:
-    raw = os.environ.get("STREAMREC_OPERATOR_STATUS_INTERVAL", "30")
+    row = BY_NAME["operator_status_interval"]
+    env_name = row.env_name
+    assert env_name is not None
+    raw = os.environ.get(env_name, "")
+    if not raw:
+        return float(row.default)
     try:
-        value = float(raw) if raw.strip().isascii() else math.nan
+        value = row.kind.parse(raw)
     except ValueError:
         value = math.nan
-    if not 1.0 <= value <= 3600.0:  # NaN and inf fail too
-        raise ValueError(
-            f"STREAMREC_OPERATOR_STATUS_INTERVAL: must be seconds in [1, 3600], got {raw!r}")
-    return value
+    problem = row.kind.problem(value)
+    if problem is not None:
+        raise ValueError(f"{env_name}: {problem} (seconds), got {raw!r}")
+    return float(value)
 
 
 STATUS_INTERVAL_SECONDS = _status_interval()

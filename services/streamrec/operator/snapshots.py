@@ -2,12 +2,13 @@
 
 The trainer publishes a snapshot by writing ``<prefix>/snapshots/<version>/…`` and then
 replacing ``<prefix>/LATEST``, which holds just the version id. The operator reads that one
-small object with the credentials of ``spec.snapshots.credentialsSecret``: it needs no extra
-RBAC (it already reads that Secret to check it exists), the trainer needs no Kubernetes
-credentials at all, and the status shows what is really in the store, even while the trainer is
-down. The trainer's fit report ``<prefix>/TRAINING`` (``core.trainingstatus``) is read the same
-way and becomes the ``Training`` condition. This is the operator's only I/O besides the
-Kubernetes API.
+small object through the adapters' store (``adapters.s3store.S3Store``, the one S3 client the
+trainer and serving use too) with the credentials of ``spec.snapshots.credentialsSecret``: it
+needs no extra RBAC (it already reads that Secret to check it exists), the trainer needs no
+Kubernetes credentials at all, and the status shows what is really in the store, even while the
+trainer is down. The trainer's fit report ``<prefix>/TRAINING`` (``core.trainingstatus``) is
+read the same way and becomes the ``Training`` condition. This is the operator's only I/O besides
+the Kubernetes API.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from streamrec.adapters.s3store import S3Store, make_client
+from streamrec.adapters.storebase import StoreUnavailable
 from streamrec.core.snapshot.trainingstatus import TRAINING_NAME, TrainingStatus
 from streamrec.operator.spec import RecommenderSpec
 from streamrec.operator.status import SnapshotRead
@@ -42,52 +45,38 @@ def parse_latest(raw: bytes) -> SnapshotRead:
     return SnapshotRead(version=text)
 
 
+def open_snapshot_store(
+    name: str, spec: RecommenderSpec, access_key_id: str, secret_access_key: str
+) -> S3Store:
+    """The resource's store through the adapters' S3 client, with the Secret's credentials and
+    short timeouts and one attempt: a status refresh must never hang on an absent store."""
+    snapshots = spec.snapshots
+    client = make_client(
+        snapshots.s3_endpoint,
+        snapshots.region or "us-east-1",
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        max_attempts=1,
+    )
+    return S3Store(snapshots.bucket, snapshots.prefix or name, client=client)
+
+
 def read_latest(
     name: str, spec: RecommenderSpec, access_key_id: str, secret_access_key: str
 ) -> SnapshotRead:
     """Fetch ``LATEST``; a missing object is "no snapshot yet", any failure an error message."""
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    snapshots = spec.snapshots
-    key = latest_key(name, spec)
-    where = f"s3://{snapshots.bucket}/{key}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=snapshots.endpoint,
-        region_name=snapshots.region or "us-east-1",
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        config=Config(
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
-            retries={"max_attempts": 1},
-            # MinIO and most self-hosted stores want path-style addressing.
-            s3={"addressing_style": "path" if snapshots.endpoint else "auto"},
-        ),
-    )
-    def get(object_key: str, limit: int) -> bytes | None:
-        try:
-            body: bytes = s3.get_object(Bucket=snapshots.bucket, Key=object_key)["Body"].read(
-                limit)
-            return body
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
-                return None
-            raise
-
+    where = f"s3://{spec.snapshots.bucket}/{latest_key(name, spec)}"
     try:
-        raw = get(key, 1024)
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", "unknown"))
-        return SnapshotRead(error=f"{where}: {code}")
-    except BotoCoreError as exc:
-        return SnapshotRead(error=f"{where}: {exc}")
+        store = open_snapshot_store(name, spec, access_key_id, secret_access_key)
+        raw = store.latest_bytes(1024)
+    except StoreUnavailable as exc:
+        return SnapshotRead(error=f"{where}: {exc.code or exc}")
     read = parse_latest(raw) if raw is not None else SnapshotRead()
     try:
-        report = get(training_key(name, spec), 8192)
-    except (ClientError, BotoCoreError):  # the report is extra: LATEST was read fine
+        report = store.training_status(8192)
+    except StoreUnavailable:  # the report is extra: LATEST was read fine
         report = None
     return replace(read, training=parse_training(report))
 

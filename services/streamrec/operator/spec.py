@@ -1,9 +1,9 @@
 """The RecommenderService custom resource: identity, and its spec parsed once into frozen types.
 
-Every default of the CR lives here; ``k8s/crd.yaml`` mirrors them (a unit test keeps the two in
-step) so that ``kubectl get -o yaml`` shows what the operator will use. Bounds match the CRD's
-OpenAPI schema; cross-field rules (a SASL protocol needs a credentials Secret, limits must not
-be below requests) are checked only here.
+Each field is a row of the settings table (``streamrec.settings``): its default, its rule and
+its attribute name here come from there, and the CRDs are generated from the same rows, so
+``kubectl get -o yaml`` shows what the operator will use. Cross-field rules (a SASL protocol
+needs a credentials Secret, limits must not be below requests) are checked only here.
 """
 
 from __future__ import annotations
@@ -13,30 +13,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamrec.core.events.feedback import FeedbackError, check_table
-from streamrec.core.origins import normalise_origin
 from streamrec.operator.fields import Fields, InvalidSpec
 from streamrec.operator.quantity import parse_quantity
-from streamrec.operator.scoring import ScoringSpec, parse_scoring
+from streamrec.settings import BY_NAME
+from streamrec.settings.rows import (
+    FORMATS,
+    PULL_POLICIES,
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+)
+
+__all__ = ["FORMATS", "PULL_POLICIES", "SASL_MECHANISMS", "SECURITY_PROTOCOLS", "RecommenderSpec",
+           "parse_spec", "validate_name"]
 
 GROUP = "streamrec.io"
 VERSION = "v1alpha1"
 PLURAL = "recommenderservices"
 KIND = "RecommenderService"
 
-FORMATS = ("auto", "text", "json")
-PULL_POLICIES = ("IfNotPresent", "Always", "Never")
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-
 # Children are named "<name>-trainer" etc.; 50 leaves room for the longest suffix in a
 # 63-character DNS label, and the Service takes the bare name, so it must be a DNS-1035 label.
 MAX_NAME_LENGTH = 50
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-# An Ingress host: a lowercase DNS name, optionally with a leading "*." wildcard.
-_HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _d(name: str) -> Any:
+    """A setting's CR default (``streamrec.settings``); container resources as `Resources`."""
+    value = BY_NAME[name].cr_default_value
+    return Resources.of(value) if isinstance(value, Mapping) else value
 
 
 @dataclass(frozen=True)
@@ -49,20 +53,23 @@ class Resources:
     def to_dict(self) -> dict[str, dict[str, str]]:
         return {"requests": dict(self.requests), "limits": dict(self.limits)}
 
+    @classmethod
+    def of(cls, raw: Mapping[str, Mapping[str, str]]) -> Resources:
+        return cls(requests=tuple(sorted(raw["requests"].items())),
+                   limits=tuple(sorted(raw["limits"].items())))
 
-TRAINER_RESOURCES = Resources(
-    requests=(("cpu", "500m"), ("memory", "1Gi")), limits=(("cpu", "2"), ("memory", "4Gi"))
-)
-SERVING_RESOURCES = Resources(
-    requests=(("cpu", "250m"), ("memory", "512Mi")), limits=(("cpu", "1"), ("memory", "1Gi"))
-)
+
+TRAINER_RESOURCES: Resources = _d("training_resources")
+SERVING_RESOURCES: Resources = _d("serving_resources")
 
 
 @dataclass(frozen=True)
 class ImageSpec:
+    # BEGIN GENERATED: make settings (section image)
     repository: str
     tag: str
-    pull_policy: str = "IfNotPresent"
+    pull_policy: str = _d("pull_policy")
+    # END GENERATED: make settings (section image)
 
     @property
     def reference(self) -> str:
@@ -71,16 +78,18 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class KafkaSpec:
+    # BEGIN GENERATED: make settings (section kafka)
     bootstrap_servers: str
-    topic: str = "interactions"
-    format: str = "auto"
-    min_weight: float | None = None
-    dlq_topic: str | None = None
-    items_topic: str | None = None
-    notify_topic: str | None = None
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str = "SCRAM-SHA-512"
-    credentials_secret: str | None = None
+    topic: str = _d("topic")
+    format: str = _d("format")
+    min_weight: float | None = _d("min_weight")
+    dlq_topic: str | None = _d("dlq_topic")
+    notify_topic: str | None = _d("notify_topic")
+    items_topic: str | None = _d("items_topic")
+    security_protocol: str = _d("kafka_security_protocol")
+    sasl_mechanism: str = _d("kafka_sasl_mechanism")
+    credentials_secret: str | None = _d("kafka_credentials_secret")
+    # END GENERATED: make settings (section kafka)
 
     @property
     def uses_sasl(self) -> bool:
@@ -89,70 +98,91 @@ class KafkaSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    factors: int = 64
-    regularization: float = 0.05
-    iterations: int = 15
-    alpha: float = 1.0
-    #: ``model.feedbackWeights``: type -> weight overrides of ``core.feedback.DEFAULT_WEIGHTS``
-    #: (None: the defaults).
-    feedback_weights: tuple[tuple[str, float], ...] | None = None
+    # BEGIN GENERATED: make settings (section model)
+    feedback_weights: tuple[tuple[str, float], ...] | None = _d("feedback_weights")
+    factors: int = _d("factors")
+    regularization: float = _d("regularization")
+    iterations: int = _d("iterations")
+    alpha: float = _d("alpha")
+    # END GENERATED: make settings (section model)
 
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    window_size: int = 1_000_000
-    retrain_every: int = 10_000
-    retrain_interval_seconds: int = 60
-    decay_half_life_seconds: float | None = None
-    gpu: bool = False
-    resources: Resources = TRAINER_RESOURCES
+    # BEGIN GENERATED: make settings (section training)
+    window_size: int = _d("window_size")
+    retrain_every: int = _d("retrain_every")
+    retrain_interval: int = _d("retrain_interval")
+    decay_half_life: float | None = _d("decay_half_life")
+    use_gpu: bool = _d("use_gpu")
+    resources: Resources = _d("training_resources")
+    # END GENERATED: make settings (section training)
 
 
 @dataclass(frozen=True)
 class SnapshotsSpec:
+    # BEGIN GENERATED: make settings (section snapshots)
     bucket: str
     credentials_secret: str
-    prefix: str | None = None  # None: the resource's name, so services can share a bucket
-    endpoint: str | None = None
-    region: str | None = None
-    keep: int = 5
-    #: Secret whose key ``erasureKey`` is the HMAC key of erasures (STREAMREC_ERASURE_KEY);
-    #: None: the store keeps a generated one.
-    erasure_key_secret: str | None = None
+    prefix: str | None = _d("prefix")
+    s3_endpoint: str | None = _d("s3_endpoint")
+    region: str | None = _d("region")
+    erasure_key_secret: str | None = _d("erasure_key_secret")
+    keep: int = _d("keep")
+    # END GENERATED: make settings (section snapshots)
 
 
 @dataclass(frozen=True)
 class AutoscalingSpec:
-    enabled: bool = False
-    min_replicas: int = 2
-    max_replicas: int = 10
-    target_cpu_utilization_percentage: int = 70
+    # BEGIN GENERATED: make settings (section serving.autoscaling)
+    enabled: bool = _d("autoscaling_enabled")
+    min_replicas: int = _d("min_replicas")
+    max_replicas: int = _d("max_replicas")
+    target_cpu_utilization_percentage: int = _d("target_cpu_utilization_percentage")
+    # END GENERATED: make settings (section serving.autoscaling)
 
 
 @dataclass(frozen=True)
 class IngressSpec:
-    enabled: bool = False
-    host: str | None = None
-    class_name: str | None = None
-    path: str = "/"
-    tls_secret: str | None = None
-    # Writes (POST /interactions, /items, the delete routes) through the Ingress need a token
-    # unless this is set; see streamrec.operator.writeauth.
-    allow_anonymous_writes: bool = False
+    # BEGIN GENERATED: make settings (section serving.ingress)
+    enabled: bool = _d("ingress_enabled")
+    host: str | None = _d("host")
+    class_name: str | None = _d("class_name")
+    path: str = _d("path")
+    tls_secret: str | None = _d("tls_secret")
+    allow_anonymous_writes: bool = _d("allow_anonymous_writes")
+    # END GENERATED: make settings (section serving.ingress)
 
 
 @dataclass(frozen=True)
 class ServingSpec:
-    replicas: int = 2
-    workers: int = 2
-    threads: int = 4
-    reload_interval_seconds: int = 5
-    ingest_token_secret: str | None = None
-    # Pages of other sites that may write from a browser (STREAMREC_ALLOWED_ORIGINS).
-    allowed_origins: tuple[str, ...] | None = None  # None: no other site
+    # BEGIN GENERATED: make settings (section serving)
+    replicas: int = _d("replicas")
+    workers: int = _d("workers")
+    threads: int = _d("threads")
+    reload_interval: int = _d("reload_interval")
+    allowed_origins: tuple[str, ...] | None = _d("allowed_origins")
+    ingest_token_secret: str | None = _d("ingest_token_secret")
+    resources: Resources = _d("serving_resources")
+    # END GENERATED: make settings (section serving)
     autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
-    resources: Resources = SERVING_RESOURCES
     ingress: IngressSpec = field(default_factory=IngressSpec)
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    """How serving scores a user: recency, the item-item model, the blend (docs/evaluation.md);
+    the defaults are the services' own, so a CR that says nothing scores as ``streamrec run``."""
+
+    # BEGIN GENERATED: make settings (section scoring)
+    recency_decay: float = _d("recency_decay")
+    recency_half_life: float | None = _d("recency_half_life")
+    history_cap: int = _d("history_cap")
+    item_item_weight: float = _d("item_item_weight")
+    item_item_l2: float = _d("item_item_l2")
+    item_item_max_dense: int = _d("item_item_max_dense")
+    item_item_neighbours: int = _d("item_item_neighbours")
+    # END GENERATED: make settings (section scoring)
 
 
 @dataclass(frozen=True)
@@ -192,35 +222,20 @@ def parse_spec(raw: Mapping[str, Any]) -> RecommenderSpec:
         model=_model(spec.obj("model")),
         training=_training(spec.obj("training")),
         serving=_serving(spec.obj("serving")),
-        scoring=parse_scoring(spec.obj("scoring")),
+        scoring=_scoring(spec.obj("scoring")),
     )
     spec.done()
     return parsed
 
 
 def _image(f: Fields) -> ImageSpec:
-    out = ImageSpec(
-        repository=f.required_string("repository"),
-        tag=f.required_string("tag"),
-        pull_policy=f.enum("pullPolicy", PULL_POLICIES, "IfNotPresent"),
-    )
+    out = ImageSpec(**f.section("image"))
     f.done()
     return out
 
 
 def _kafka(f: Fields) -> KafkaSpec:
-    out = KafkaSpec(
-        bootstrap_servers=f.required_string("bootstrapServers"),
-        topic=f.string("topic", "interactions"),
-        format=f.enum("format", FORMATS, "auto"),
-        min_weight=f.in_domain("minWeight", "min_weight", None),
-        dlq_topic=f.optional_string("dlqTopic"),
-        items_topic=f.optional_string("itemsTopic"),
-        notify_topic=f.text("notifyTopic"),
-        security_protocol=f.enum("securityProtocol", SECURITY_PROTOCOLS, "PLAINTEXT"),
-        sasl_mechanism=f.enum("saslMechanism", SASL_MECHANISMS, "SCRAM-SHA-512"),
-        credentials_secret=_secret_name(f, "credentialsSecret"),
-    )
+    out = KafkaSpec(**f.section("kafka"))
     if out.uses_sasl and out.credentials_secret is None:
         raise InvalidSpec(
             f.at("credentialsSecret"),
@@ -237,73 +252,39 @@ def _kafka(f: Fields) -> KafkaSpec:
 
 
 def _model(f: Fields) -> ModelSpec:
-    out = ModelSpec(
-        factors=f.in_domain("factors", "factors", 64),
-        regularization=f.in_domain("regularization", "regularization", 0.05),
-        iterations=f.in_domain("iterations", "iterations", 15),
-        alpha=f.in_domain("alpha", "alpha", 1.0),
-        feedback_weights=_feedback_weights(f, "feedbackWeights"),
-    )
+    out = ModelSpec(**f.section("model"))
     f.done()
     return out
 
 
-def _feedback_weights(f: Fields, key: str) -> tuple[tuple[str, float], ...] | None:
-    raw = f.raw(key)
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise InvalidSpec(f.at(key), "must be a map of feedback type to weight")
-    try:
-        return tuple(check_table(raw).items())
-    except FeedbackError as e:
-        raise InvalidSpec(f.at(key), str(e)) from None
-
-
 def _training(f: Fields) -> TrainingSpec:
-    out = TrainingSpec(
-        window_size=f.in_domain("windowSize", "window_size", 1_000_000),
-        retrain_every=f.in_domain("retrainEvery", "retrain_every", 10_000),
-        retrain_interval_seconds=f.integer("retrainIntervalSeconds", 60, minimum=1,
-                                           maximum=1_000_000_000),
-        decay_half_life_seconds=f.in_domain("decayHalfLifeSeconds", "decay_half_life", None),
-        gpu=f.boolean("gpu", False),
-        resources=_resources(f, "resources", TRAINER_RESOURCES),
-    )
+    values = f.section("training")
+    values["resources"] = _resources(f, "resources", values["resources"], TRAINER_RESOURCES)
+    out = TrainingSpec(**values)
+    f.done()
+    return out
+
+
+def _scoring(f: Fields) -> ScoringSpec:
+    out = ScoringSpec(**f.section("scoring"))
     f.done()
     return out
 
 
 def _snapshots(f: Fields) -> SnapshotsSpec:
-    bucket = f.required_string("bucket")
-    if not _BUCKET.match(bucket):
-        raise InvalidSpec(f.at("bucket"), f"must be a valid S3 bucket name (got {bucket!r})")
-    prefix = f.optional_string("prefix")
-    out = SnapshotsSpec(
-        bucket=bucket,
-        credentials_secret=_required_secret_name(f, "credentialsSecret"),
-        prefix=(prefix.strip("/") or None) if prefix is not None else None,
-        endpoint=f.optional_string("endpoint"),
-        region=f.optional_string("region"),
-        keep=f.in_domain("keep", "keep", 5),
-        erasure_key_secret=_secret_name(f, "erasureKeySecret"),
-    )
+    values = f.section("snapshots")
+    prefix = values["prefix"]
+    values["prefix"] = (prefix.strip("/") or None) if prefix is not None else None
+    out = SnapshotsSpec(**values)
     f.done()
     return out
 
 
 def _serving(f: Fields) -> ServingSpec:
-    out = ServingSpec(
-        replicas=f.integer("replicas", 2, minimum=0),
-        workers=f.in_domain("workers", "workers", 2),
-        threads=f.in_domain("threads", "threads", 4),
-        reload_interval_seconds=f.integer("reloadIntervalSeconds", 5, minimum=1, maximum=3600),
-        ingest_token_secret=_secret_name(f, "ingestTokenSecret"),
-        allowed_origins=_origins(f, "allowedOrigins"),
-        autoscaling=_autoscaling(f.obj("autoscaling")),
-        resources=_resources(f, "resources", SERVING_RESOURCES),
-        ingress=_ingress(f.obj("ingress")),
-    )
+    values = f.section("serving")
+    values["resources"] = _resources(f, "resources", values["resources"], SERVING_RESOURCES)
+    out = ServingSpec(**values, autoscaling=_autoscaling(f.obj("autoscaling")),
+                      ingress=_ingress(f.obj("ingress")))
     if out.ingress.allow_anonymous_writes and out.ingest_token_secret is not None:
         raise InvalidSpec(
             f"{f.at('ingress')}.allowAnonymousWrites",
@@ -315,14 +296,7 @@ def _serving(f: Fields) -> ServingSpec:
 
 
 def _autoscaling(f: Fields) -> AutoscalingSpec:
-    out = AutoscalingSpec(
-        enabled=f.boolean("enabled", False),
-        min_replicas=f.integer("minReplicas", 2, minimum=1),
-        max_replicas=f.integer("maxReplicas", 10, minimum=1),
-        target_cpu_utilization_percentage=f.integer(
-            "targetCPUUtilizationPercentage", 70, minimum=1, maximum=100
-        ),
-    )
+    out = AutoscalingSpec(**f.section("serving.autoscaling"))
     if out.max_replicas < out.min_replicas:
         raise InvalidSpec(
             f.at("maxReplicas"), f"must be >= minReplicas ({out.max_replicas} < {out.min_replicas})"
@@ -332,29 +306,18 @@ def _autoscaling(f: Fields) -> AutoscalingSpec:
 
 
 def _ingress(f: Fields) -> IngressSpec:
-    path = f.string("path", "/")
-    if not path.startswith("/"):
-        raise InvalidSpec(f.at("path"), f"must start with '/' (got {path!r})")
-    out = IngressSpec(
-        enabled=f.boolean("enabled", False),
-        host=f.optional_string("host"),
-        class_name=f.optional_string("className"),
-        path=path,
-        tls_secret=_secret_name(f, "tlsSecret"),
-        allow_anonymous_writes=f.boolean("allowAnonymousWrites", False),
-    )
-    if out.host is not None and (len(out.host) > 253 or not _HOST.match(out.host)):
-        raise InvalidSpec(f.at("host"), f"must be a lowercase DNS name (got {out.host!r})")
+    out = IngressSpec(**f.section("serving.ingress"))
     if out.tls_secret is not None and out.host is None:
         raise InvalidSpec(f.at("host"), "is required when tlsSecret is set")
     f.done()
     return out
 
 
-def _resources(f: Fields, key: str, default: Resources) -> Resources:
-    res = f.obj(key)
-    if res.is_empty():
+def _resources(f: Fields, key: str, raw: object, default: Resources) -> Resources:
+    """``raw`` is the value the table's row read (its CRD default when absent)."""
+    if isinstance(raw, Mapping) and not raw:
         return default
+    res = Fields(raw, f.at(key))
     out = Resources(
         requests=res.quantities("requests", required=("cpu", "memory")),
         limits=res.quantities("limits", required=("cpu", "memory")),
@@ -368,37 +331,3 @@ def _resources(f: Fields, key: str, default: Resources) -> Resources:
                 f"must be >= the request ({limit} < {requests[resource]})",
             )
     return out
-
-
-def _origins(f: Fields, key: str) -> tuple[str, ...] | None:
-    """A list of web origins (``core/origins.py``), normalised; the bad entry is named."""
-    raw = f.raw(key)
-    if raw is None:
-        return None
-    if not isinstance(raw, list):
-        raise InvalidSpec(f.at(key), f"must be a list of origins, got {type(raw).__name__}")
-    out: list[str] = []
-    for k, entry in enumerate(raw):
-        if not isinstance(entry, str):
-            raise InvalidSpec(f"{f.at(key)}[{k}]", "must be a string like https://host[:port]")
-        try:
-            origin = normalise_origin(entry)
-        except ValueError as e:
-            raise InvalidSpec(f"{f.at(key)}[{k}]", str(e)) from None
-        if origin not in out:
-            out.append(origin)
-    return tuple(out)
-
-
-def _secret_name(f: Fields, key: str) -> str | None:
-    name = f.optional_string(key)
-    if name is not None and (len(name) > 253 or not _DNS_1123_SUBDOMAIN.match(name)):
-        raise InvalidSpec(f.at(key), f"must be a valid Secret name (got {name!r})")
-    return name
-
-
-def _required_secret_name(f: Fields, key: str) -> str:
-    f.required_string(key)
-    name = _secret_name(f, key)
-    assert name is not None  # required_string raised otherwise
-    return name

@@ -15,19 +15,12 @@ import tempfile
 from pathlib import Path
 
 from streamrec import logthrottle
-from streamrec.config import Config, add_config_arguments
-
-NAMES = ("bootstrap_servers", "topic", "format", "min_weight", "feedback_weights",
-         "notify_topic", "items_topic", "store",
-         "s3_endpoint", "regularization", "alpha", "bind", "workers", "threads", "timeout",
-         "reload_interval", "cache_dir", "allowed_origins", "kafka_security_protocol",
-         "kafka_sasl_mechanism",
-         "online_tracking", "online_horizon", "online_max_users", "online_positive",
-         "online_bucket_seconds", "online_buckets")
+from streamrec.config import Config
+from streamrec.settings.flags import add_service_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, NAMES)
+    add_service_arguments(parser, "serve")  # the rows of the settings table that name "serve"
 
 
 def _metrics_dir() -> None:

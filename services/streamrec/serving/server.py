@@ -30,16 +30,16 @@ def build_production_app(config: Config) -> Flask:
     def source_factory(offsets: Any) -> KafkaSource:
         # Bounded read-ahead: every worker runs one, and librdkafka's default queue (up to
         # 64 MB per partition) would be most of what an extra worker costs on a backlog.
-        return KafkaSource(config, config.topic, tuning=BOUNDED_PREFETCH)
+        return KafkaSource(config.kafka, config.topic, tuning=BOUNDED_PREFETCH)
 
     notify = config.notify
     return create_app(
         config,
         source_factory=source_factory,
-        sink=KafkaSink(config, delivery_timeout=INGEST_TIMEOUT_S),
-        notify_factory=(lambda: KafkaSource(config, notify, tuning=BOUNDED_PREFETCH))
+        sink=KafkaSink(config.kafka, delivery_timeout=INGEST_TIMEOUT_S),
+        notify_factory=(lambda: KafkaSource(config.kafka, notify, tuning=BOUNDED_PREFETCH))
         if notify else None,
-        items_factory=lambda: KafkaSource(config, config.items, tuning=BOUNDED_PREFETCH),
+        items_factory=lambda: KafkaSource(config.kafka, config.items, tuning=BOUNDED_PREFETCH),
     )
 
 

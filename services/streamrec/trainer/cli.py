@@ -18,27 +18,12 @@ import time
 from types import FrameType
 from typing import Any
 
-from streamrec.config import (
-    SCORING_NAMES,
-    Config,
-    ConfigError,
-    add_config_arguments,
-    grace_seconds,
-)
+from streamrec.config import Config, ConfigError
+from streamrec.settings.flags import add_service_arguments, grace_seconds
 
 __all__ = ["add_arguments", "run"]
 
 log = logging.getLogger("streamrec.trainer")
-
-CONFIG_NAMES = (
-    "bootstrap_servers", "topic", "group", "format", "min_weight", "feedback_weights",
-    "dlq_topic", "notify_topic", "items_topic", "kafka_security_protocol",
-    "kafka_sasl_mechanism", "from_beginning", "window_size",
-    "retrain_every", "retrain_interval", "decay_half_life", "factors", "regularization",
-    "iterations", "alpha", "use_gpu", "fit_threads", "metrics_port", "store", "s3_endpoint",
-    "keep", *SCORING_NAMES,
-)
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pos_topic", nargs="?", metavar="TOPIC",
@@ -47,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="retrain after this many events (same as --retrain-every)")
     parser.add_argument("pos_window", nargs="?", metavar="WINDOW",
                         help="sliding window size in events (same as --window-size)")
-    add_config_arguments(parser, CONFIG_NAMES)
+    add_service_arguments(parser, "trainer")  # the settings table's "trainer" rows
     parser.add_argument("-b", dest="from_beginning", action="store_const", const=True,
                         default=None, help="same as --from-beginning")
     parser.add_argument("--grace", type=grace_seconds, default=30.0,
@@ -130,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     while not stop.is_set():
         try:
             # The items topic keeps the newest record per item (keyed by item id) for good.
-            ensure_topics(config, topics, topic_configs={config.items: COMPACTED})
+            ensure_topics(config.kafka, topics, topic_configs={config.items: COMPACTED})
             break
         except SourceUnavailable as e:
             log.warning("kafka not ready (%s); retrying", e)
@@ -140,10 +125,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = TrainerMetrics()
     server = MetricsServer(metrics, port=config.metrics_port).start()
     log.info("%s", json.dumps({"event": "metrics", "port": server.port}))
-    source = KafkaSource(config, config.topic, group=config.group)
-    sink = KafkaSink(config)
+    source = KafkaSource(config.kafka, config.topic, group=config.group)
+    sink = KafkaSink(config.kafka)
     trainer = Trainer(config, source, sink, store, metrics=metrics,
-                      items=KafkaSource(config, config.items))
+                      items=KafkaSource(config.kafka, config.items))
     started = time.monotonic()
     try:
         trainer.run(stop, grace=args.grace)

@@ -16,7 +16,7 @@ from .fields import add_fields, parse_fields
 __all__ = ["FIELDS_KEY", "FILTER_KEYS", "LIST_KEYS", "REC_KEYS", "item_filter", "list_query",
            "query_fields", "query_filter", "scored", "with_fields"]
 
-#: The catalogue filter (``core/itemfilter.py``), taken by every list-returning route.
+#: The catalogue filter (``core/catalog/filters.py``), taken by every list-returning route.
 FILTER_KEYS = ("category", "category_mode")
 #: Catalogue fields added to each listed item (``fields.py``), taken by every list route.
 FIELDS_KEY = "fields"

@@ -7,7 +7,7 @@ once per call, so a hot reload never changes the model mid-request) joined with:
 - **seen stays seen**: fresh items the fold-in's history bound dropped are still excluded
   when ``exclude_seen`` is asked for;
 - the **catalogue restriction**: hidden and expired items never, the category filter when
-  asked for (``core/itemfilter.py``);
+  asked for (``core/catalog/filters.py``);
 - **forgotten ids** (``forgotten.py``): erased items are never shown and never looked up;
   erased users are masked in the snapshot until one without them arrives.
 
@@ -45,7 +45,7 @@ class LiveModel:
         self.fresh = FreshEvents() if fresh is None else fresh
         self.catalogue = Catalogue()
         self.index = CatalogueIndex(self.catalogue)
-        #: Tombstones and erasure records hold keyed hashes (core/erasurekey.py), never ids.
+        #: Tombstones and erasure records hold keyed hashes (core/events/erasurekey.py), never ids.
         self.hasher = hasher
         # An erased item's catalogue record goes too; later records of it are dropped.
         self.forgotten = Forgotten(hasher, on_item=self.catalogue.remove,

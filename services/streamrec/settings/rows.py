@@ -1,0 +1,341 @@
+"""The settings table: every setting of every streamrec service, one row each.
+
+To add a setting, add its row here and read it where it is used; then ``make settings``
+regenerates docs/configuration.md, both CRDs and Helm's values.schema.json (a unit test fails
+until the committed files equal the generator's output). Defaults are taken from the core
+dataclass that uses the setting where one exists (``ALSParams``, ``ScoringParams``,
+``ItemItemParams``), so each is written once.
+"""
+
+from __future__ import annotations
+
+from streamrec.core.domains import MAX_TS, MAX_WEIGHT, Range
+from streamrec.core.events.erasurekey import check_key
+from streamrec.core.events.feedback import DEFAULT_WEIGHTS
+from streamrec.core.origins import normalise_origin
+from streamrec.core.scoring.blend import ScoringParams
+from streamrec.core.scoring.itemitem import ItemItemParams
+from streamrec.core.scoring.model import ALSParams
+
+from .kinds import Bool, Enum, Num, Str
+from .structured import Bind, Checked, Feedback, Listed, Opaque, StoreUrl
+from .table import Section, Setting
+
+__all__ = ["FORMATS", "LOG_FORMATS", "PULL_POLICIES", "SASL_MECHANISMS", "SECTIONS",
+           "SECURITY_PROTOCOLS", "SETTINGS"]
+
+_ALS, _SCORING, _ITEM_ITEM = ALSParams(), ScoringParams(), ItemItemParams()
+FORMATS = ("auto", "text", "json")
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+LOG_FORMATS = ("full", "plain", "json")
+
+T, S, R, OP = "trainer", "serve", "run", "operator"
+_INF = float("inf")
+_SECRET_NAME = Str(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253,
+                   rule="must be a valid Secret name")
+# An origin as the CRD can check it (core/origins.py normalises and checks it fully).
+_ORIGIN = {"type": "string", "minLength": 1, "maxLength": 2048,
+           "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+/?$"}
+_HOST = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_QUANTITY = {"anyOf": [{"type": "integer"}, {"type": "string"}],
+             "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+                        r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+             "x-kubernetes-int-or-string": True}
+_RESOURCE_LIST = {"type": "object", "required": ["cpu", "memory"],
+                  "additionalProperties": _QUANTITY}
+_RESOURCES = Opaque({"type": "object", "required": ["requests", "limits"],
+                     "properties": {"requests": _RESOURCE_LIST, "limits": _RESOURCE_LIST}})
+TRAINER_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"},
+                     "limits": {"cpu": "2", "memory": "4Gi"}}
+SERVING_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"},
+                     "limits": {"cpu": "1", "memory": "1Gi"}}
+# The Helm schema of the feedback table also names the rules the operator checks.
+_HELM_FEEDBACK = Opaque({"type": "object", "maxProperties": 64,
+                         "propertyNames": {"pattern": "^[a-z][a-z0-9_-]{0,31}$"},
+                         "additionalProperties": {"type": "number", "minimum": -1000000.0,
+                                                  "maximum": 1000000.0, "not": {"enum": [0]}}})
+
+
+def _n(low: float, high: float, *, integer: bool = False, open_low: bool = False) -> Num:
+    return Num(Range(low, high, open_low=open_low, integer=integer))
+
+
+def _i(low: float, high: float = _INF) -> Num:
+    return _n(low, high, integer=True)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- the image (CR only) ---------------------------------------------------------------
+    Setting("repository", Str(), None, "Repository of the streamrec image.", cr="image.repository",
+            required=True, config=False, env=False, flag=False),
+    Setting("tag", Str(), None, "Tag of the streamrec image.", cr="image.tag", required=True,
+            config=False, env=False, flag=False),
+    Setting("pull_policy", Enum(PULL_POLICIES), "IfNotPresent", "imagePullPolicy of the pods.",
+            cr="image.pullPolicy", config=False, env=False, flag=False),
+    # --- Kafka -----------------------------------------------------------------------------
+    Setting("bootstrap_servers", Str(), "127.0.0.1:9092", "Kafka bootstrap servers, "
+            "host:port[,host:port...].", (T, S), cr="kafka.bootstrapServers", cr_default=None,
+            required=True, helm="example.kafka.bootstrapServers",
+            helm_example="streamrec-kafka-bootstrap:9092"),
+    Setting("topic", Str(), "interactions", "Topic of interaction events.", (T, S, R),
+            cr="kafka.topic", helm="example.kafka.topic"),
+    Setting("group", Str(), "streamrec-trainer", "The trainer's consumer group (the operator "
+            "sets <name>-trainer).", (T,)),
+    Setting("format", Enum(FORMATS), "auto", "Message format: auto, text or json.", (T, S, R),
+            cr="kafka.format", helm="example.kafka.format"),
+    Setting("min_weight", _n(0.0, MAX_WEIGHT, open_low=True), None,
+            "Drop events whose weight is below this.", (T, S, R), cr="kafka.minWeight"),
+    Setting("feedback_weights", Feedback(), tuple(DEFAULT_WEIGHTS.items()),
+            "Feedback type to weight, merged over the defaults view=0.5, click=1, like=3, "
+            "purchase=5, dislike=-3, hide=-5. A negative weight is negative feedback; events of "
+            "a type not listed are dead-lettered (unknown_type). See docs/feedback.md.",
+            (T, S, R), cr="model.feedbackWeights", cr_default=None,
+            helm="example.model.feedbackWeights", helm_kind=_HELM_FEEDBACK),
+    Setting("dlq_topic", Str(), None, "Dead-letter topic.", (T, R), cr="kafka.dlqTopic",
+            default_text="<topic>.dlq"),
+    Setting("notify_topic", Str(empty_ok=True), None, "Snapshot notify topic; \"\" disables.",
+            (T, S, R), cr="kafka.notifyTopic", default_text="<topic>.snapshots ('' disables)"),
+    Setting("items_topic", Str(), None, "Topic of item records (categories, hidden, "
+            "expires_at).", (T, S, R), cr="kafka.itemsTopic", helm="example.kafka.itemsTopic",
+            default_text="<topic>.items"),
+    Setting("kafka_security_protocol", Enum(SECURITY_PROTOCOLS), "PLAINTEXT",
+            "Kafka security protocol.", (T, S), cr="kafka.securityProtocol",
+            helm="example.kafka.securityProtocol"),
+    Setting("kafka_sasl_mechanism", Enum(SASL_MECHANISMS), None,
+            "SASL mechanism; the operator passes it on only with a SASL_* protocol.", (T, S),
+            cr="kafka.saslMechanism",
+            cr_default="SCRAM-SHA-512", cr_env=False),
+    Setting("kafka_credentials_secret", _SECRET_NAME, None, "Secret with keys username and "
+            "password (STREAMREC_KAFKA_USERNAME, STREAMREC_KAFKA_PASSWORD); required with a SASL "
+            "protocol, refused without one.", cr="kafka.credentialsSecret", config=False, env=False,
+            flag=False, helm="example.kafka.credentialsSecret"),
+    Setting("kafka_username", Str(), None, "SASL user name (from a Secret).", (T, S),
+            secret=True),
+    Setting("kafka_password", Str(), None, "SASL password (from a Secret).", (T, S),
+            secret=True),
+    Setting("from_beginning", Bool(), False, "Without a snapshot, read the topic from its "
+            "start.", (T,), run_default=True),
+    # --- model and training ----------------------------------------------------------------
+    Setting("window_size", _i(1, 100_000_000), 1_000_000, "Interactions kept in the sliding "
+            "window.", (T, R), cr="training.windowSize", helm="example.training.windowSize",
+            run_default=200_000),
+    Setting("retrain_every", _i(1, 1_000_000_000_000), 10_000, "Retrain after this many new "
+            "events.", (T, R), cr="training.retrainEvery", helm="example.training.retrainEvery",
+            run_default=5_000),
+    Setting("retrain_interval", _n(0.1, 1e9), 60.0, "... or after this many seconds with new "
+            "events.", (T, R), cr="training.retrainIntervalSeconds", cr_kind=_i(1, 1e9),
+            cr_default=60, helm="example.training.retrainIntervalSeconds", run_default=5.0),
+    Setting("decay_half_life", _n(1.0, MAX_TS), None, "Seconds after which an event counts "
+            "half in the fit.", (T, R), cr="training.decayHalfLifeSeconds",
+            default_text="none (no decay)"),
+    Setting("factors", _i(1, 1024), _ALS.factors, "Latent factors of the ALS model.", (T, R),
+            cr="model.factors", helm="example.model.factors", run_default=32),
+    Setting("regularization", _n(1e-6, 1e6), _ALS.regularization, "L2 regularization of ALS.",
+            (T, R), cr="model.regularization", helm="example.model.regularization"),
+    Setting("iterations", _i(1, 1000), _ALS.iterations, "ALS iterations per fit.", (T, R),
+            cr="model.iterations", helm="example.model.iterations", run_default=10),
+    Setting("alpha", _n(1e-6, 1e6), _ALS.alpha, "Confidence scaling of interaction weights.",
+            (T, R), cr="model.alpha", helm="example.model.alpha"),
+    Setting("use_gpu", Bool(), _ALS.use_gpu, "Fit on a GPU (implicit's CUDA build); in a "
+            "RecommenderService also request one in resources.limits, e.g. nvidia.com/gpu: 1.",
+            (T, R), cr="training.gpu"),
+    Setting("training_resources", _RESOURCES, TRAINER_RESOURCES, "Requests and limits of the "
+            "trainer container; both need cpu and memory, other resources pass through.",
+            cr="training.resources", config=False, env=False, flag=False,
+            helm="example.training.resources"),
+    Setting("fit_threads", _i(0, 1024), _ALS.num_threads, "Threads of a fit; 0: all cores.",
+            (T, R)),
+    Setting("metrics_port", _i(0, 65535), 9100, "Port of the trainer's Prometheus metrics.",
+            (T,)),
+    # --- scoring ---------------------------------------------------------------------------
+    Setting("recency_decay", _n(0.0, 100.0), _SCORING.recency_decay, "Each step back in a "
+            "user's history multiplies an event's weight by exp(-recencyDecay); 0 turns it off.",
+            (T, R), cr="scoring.recencyDecay", helm="example.scoring.recencyDecay"),
+    Setting("recency_half_life", _n(1.0, MAX_TS), _SCORING.recency_half_life, "Time-based "
+            "recency: an event counts half per half-life (seconds) before the user's newest.",
+            (T, R), cr="scoring.recencyHalfLifeSeconds",
+            helm="example.scoring.recencyHalfLifeSeconds", default_text="none (off)"),
+    Setting("history_cap", _i(1, 100_000), _SCORING.history_cap, "Newest events per user the "
+            "scorer reads; seen items are never capped.", (T, R), cr="scoring.historyCap",
+            helm="example.scoring.historyCap"),
+    Setting("item_item_weight", _n(0.0, 1.0), _SCORING.item_item_weight, "Blend weight of the "
+            "item-item model: 0 ALS alone, 1 item-item alone.", (T, R),
+            cr="scoring.itemItemWeight", helm="example.scoring.itemItemWeight"),
+    Setting("item_item_l2", _n(0.0, 1e9, open_low=True), _ITEM_ITEM.l2, "EASE's L2 "
+            "regularisation lambda.", (T, R), cr="scoring.itemItemL2",
+            helm="example.scoring.itemItemL2"),
+    # Dense EASE holds n² float32 (10 GB at 50k items) and inverts it in O(n³).
+    Setting("item_item_max_dense", _i(0, 50_000), _ITEM_ITEM.max_dense_items, "Largest "
+            "catalogue fitted by dense EASE; beyond it, sparse cosine neighbours.", (T, R),
+            cr="scoring.itemItemMaxDenseItems", helm="example.scoring.itemItemMaxDenseItems"),
+    Setting("item_item_neighbours", _i(1, 10_000), _ITEM_ITEM.neighbours, "Neighbours per "
+            "item of the sparse fallback.", (T, R), cr="scoring.itemItemNeighbours",
+            helm="example.scoring.itemItemNeighbours"),
+    # --- snapshots -------------------------------------------------------------------------
+    Setting("store", StoreUrl(), "./data/snapshots", "s3://bucket/prefix or a directory (the "
+            "operator sets s3://<bucket>/<prefix>).", (T, S, R),
+            run_default="<data-dir>/snapshots"),
+    Setting("bucket", Str(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", min_length=3,
+                          max_length=63, rule="must be a valid S3 bucket name"), None,
+            "S3 bucket name (lowercase letters, digits, '.', '-'); the services get "
+            "STREAMREC_STORE=s3://<bucket>/<prefix>.", cr="snapshots.bucket",
+            required=True, config=False, env=False, flag=False, helm="example.snapshots.bucket",
+            helm_example="streamrec"),
+    Setting("prefix", Str(empty_ok=True), None, "Key prefix in the bucket; defaults to the "
+            "resource name, so several services can share a bucket.", cr="snapshots.prefix",
+            config=False, env=False, flag=False,
+            helm="example.snapshots.prefix"),
+    Setting("s3_endpoint", Str(), None, "S3 endpoint URL, e.g. http://minio:9000.", (T, S),
+            cr="snapshots.endpoint", helm="example.snapshots.endpoint", helm_example="http://minio:9000",
+            default_text="the AWS default"),
+    Setting("region", Str(), None, "S3 region (AWS_REGION).", cr="snapshots.region",
+            config=False, env=False, flag=False),
+    Setting("snapshots_credentials_secret", _SECRET_NAME, None, "Secret with keys "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (passed as those env vars).",
+            cr="snapshots.credentialsSecret",
+            required=True, config=False, env=False, flag=False,
+            helm="example.snapshots.credentialsSecret", helm_example="minio-credentials"),
+    # Forgetting (core/events/erasurekey.py): every component of a deployment hashes erased ids
+    # alike.
+    Setting("erasure_key", Checked(check_key), None, "The HMAC key of tombstones and erasure "
+            "records (at least 32 bytes, e.g. openssl rand -hex 32; from a Secret). Unset: the "
+            "snapshot store keeps a generated one (ERASURE_KEY next to LATEST); docs/feedback.md, "
+            "\"Forgetting\".", (T, S, R), secret=True,
+            default_text="generated once, kept in the store (ERASURE_KEY)"),
+    Setting("erasure_key_secret", _SECRET_NAME, None, "Secret with key erasureKey, the HMAC key "
+            "of erased ids (STREAMREC_ERASURE_KEY in the trainer and serving); unset, the store "
+            "keeps a generated one.", cr="snapshots.erasureKeySecret", config=False, env=False,
+            flag=False, helm="example.snapshots.erasureKeySecret"),
+    Setting("keep", _i(1, 1000), 5, "Snapshots kept in the store.", (T, R),
+            cr="snapshots.keep", helm="example.snapshots.keep"),
+    # --- serving ---------------------------------------------------------------------------
+    Setting("replicas", _i(0), 2, "Serving replicas; ignored while autoscaling is enabled.",
+            cr="serving.replicas", config=False, env=False, flag=False,
+            helm="example.serving.replicas"),
+    Setting("bind", Bind(), "0.0.0.0:8000", "Address the HTTP server listens on.", (S, R),
+            run_default="127.0.0.1:8000"),
+    Setting("workers", _i(1, 256), 2, "gunicorn workers per pod.", (S,), cr="serving.workers",
+            helm="example.serving.workers"),
+    Setting("threads", _i(1, 1024), 4, "Threads per worker.", (S, R), cr="serving.threads",
+            helm="example.serving.threads"),
+    Setting("timeout", _n(0.1, 3600.0), 30.0, "gunicorn worker timeout, seconds.", (S, R)),
+    Setting("reload_interval", _n(0.1, 3600.0), 5.0, "Seconds between polls of LATEST for a "
+            "new snapshot.", (S, R), cr="serving.reloadIntervalSeconds", cr_kind=_i(1, 3600),
+            cr_default=5, helm="example.serving.reloadIntervalSeconds", run_default=1.0),
+    Setting("ingest_token", Str(), None, "Bearer token the write routes require (from a "
+            "Secret).", (S,), secret=True,
+            # Set but empty would silently leave every write open: the opposite of the intent.
+            refuse_blank="is set but empty, which would leave writes open to anyone; give a "
+                         "token, or unset it for open writes"),
+    # Pages of other sites that may write (serving/http/writes.py); this server's own always may.
+    Setting("allowed_origins", Listed(normalise_origin, _ORIGIN, max_items=100,
+                                      noun="origins like https://host[:port]"), (),
+            "Web origins (https://host[:port]) whose pages may write from a browser; every "
+            "other site's page is refused. The server's own origin (the console) always may. "
+            "docs/serving.md, \"Who may write\".", (S, R), cr="serving.allowedOrigins",
+            cr_default=None, helm="example.serving.allowedOrigins",
+            default_text="none (only this server's own pages)"),
+    Setting("ingest_token_secret", _SECRET_NAME, None, "Secret with key token guarding the "
+            "write routes (POST /interactions, /items, the delete routes). Unset with an "
+            "Ingress: the operator generates one.", cr="serving.ingestTokenSecret",
+            config=False, env=False, flag=False, helm="example.serving.ingestTokenSecret"),
+    Setting("autoscaling_enabled", Bool(), False, "Create an HPA (autoscaling/v2, CPU "
+            "utilisation) for the serving Deployment.",
+            cr="serving.autoscaling.enabled", config=False, env=False, flag=False,
+            helm="example.serving.autoscaling.enabled"),
+    Setting("min_replicas", _i(1), 2, "Fewest serving replicas.",
+            cr="serving.autoscaling.minReplicas", config=False, env=False, flag=False,
+            helm="example.serving.autoscaling.minReplicas"),
+    Setting("max_replicas", _i(1), 10, "Most serving replicas (>= minReplicas).",
+            cr="serving.autoscaling.maxReplicas", config=False, env=False, flag=False,
+            helm="example.serving.autoscaling.maxReplicas"),
+    Setting("target_cpu_utilization_percentage", _i(1, 100), 70, "Average CPU utilization the "
+            "HPA aims for.", cr="serving.autoscaling.targetCPUUtilizationPercentage",
+            config=False, env=False, flag=False,
+            helm="example.serving.autoscaling.targetCPUUtilizationPercentage"),
+    Setting("serving_resources", _RESOURCES, SERVING_RESOURCES, "Requests and limits of the "
+            "serving container; both need cpu and memory, other resources pass through.",
+            cr="serving.resources", config=False, env=False, flag=False,
+            helm="example.serving.resources"),
+    Setting("ingress_enabled", Bool(), False, "Create an Ingress for the serving Service.",
+            cr="serving.ingress.enabled", config=False, env=False, flag=False,
+            helm="example.serving.ingress.enabled"),
+    Setting("host", Str(pattern=_HOST, max_length=253, rule="must be a lowercase DNS name"),
+            None, "Host name to route; every host when absent.", cr="serving.ingress.host",
+            config=False, env=False, flag=False, helm="example.serving.ingress.host"),
+    Setting("class_name", Str(), None, "IngressClass (ingressClassName); the cluster default "
+            "when absent.",
+            cr="serving.ingress.className", config=False, env=False, flag=False,
+            helm="example.serving.ingress.className"),
+    Setting("path", Str(pattern="^/", min_length=0, rule="must start with '/'"), "/",
+            "Path prefix to route (pathType: Prefix).", cr="serving.ingress.path", config=False,
+            env=False, flag=False, helm="example.serving.ingress.path"),
+    Setting("tls_secret", _SECRET_NAME, None, "TLS Secret for host (host is then required).",
+            cr="serving.ingress.tlsSecret", config=False, env=False, flag=False),
+    Setting("allow_anonymous_writes", Bool(), False, "Let anyone who reaches the Ingress write "
+            "(POST /interactions, /items, the delete routes) without a bearer token. Off by "
+            "default: the writes need the token in status.ingestTokenSecret. Refused together with "
+            "ingestTokenSecret; true deletes a generated token Secret.",
+            cr="serving.ingress.allowAnonymousWrites", config=False, env=False, flag=False,
+            helm="example.serving.ingress.allowAnonymousWrites"),
+    Setting("cache_dir", Str(), None, "Where serving replicas unpack snapshots.", (S, R),
+            run_default="<data-dir>/cache", default_text="a temporary directory"),
+    # --- online evaluation (serving/online/tracker.py) ---------------------------------------
+    Setting("online_tracking", Bool(), True, "Recommendation ids, CTR and hit rate; off: no "
+            "ids, no tallies.", (S, R)),
+    Setting("online_horizon", _n(1.0, 86_400.0), 1800.0, "Seconds a served list judges the "
+            "user's events.", (S, R)),
+    Setting("online_max_users", _i(1, 10_000_000), 50_000, "Last lists kept per worker "
+            "(an LRU, ~650 B each: bench/online.py).", (S, R)),
+    Setting("online_positive", _n(0.0, MAX_WEIGHT, open_low=True), None, "Weight of a "
+            "positive event.", (S, R), default_text="none (every event)"),
+    Setting("online_bucket_seconds", _n(1.0, 86_400.0), 60.0, "Sliding-window bucket width.",
+            (S, R)),
+    Setting("online_buckets", _i(1, 10_000), 60, "Buckets kept (60 x 60 s: one hour).", (S, R)),
+    # --- embedded --------------------------------------------------------------------------
+    Setting("data_dir", Str(), "./data", "Where `streamrec run` keeps its log, snapshots and "
+            "cache.", (R,)),
+    # --- the operator ----------------------------------------------------------------------
+    Setting("operator_status_interval", _n(1.0, 3600.0), 30.0, "Seconds between status "
+            "refreshes (children readiness, Secrets, snapshot LATEST).", (OP,), flag=False,
+            config=False, helm="operator.statusIntervalSeconds"),
+    Setting("liveness_port", _i(0, 65535), 8080, "Port of the liveness endpoint /healthz; 0 "
+            "disables.", (OP,), env=False, config=False, helm="operator.livenessPort",
+            helm_kind=_i(1, 65535)),
+    Setting("log_format", Enum(LOG_FORMATS), "full", "Log format.", (OP,), env=False,
+            config=False, helm="operator.logFormat"),
+    Setting("verbose", Bool(), False, "Log kopf's progress in detail.", (OP,), env=False,
+            config=False, helm="operator.verbose"),
+)
+
+#: The objects of ``spec``, in the CRD's order; a row's section is its CR path's parent.
+SECTIONS: tuple[Section, ...] = (
+    Section("image", "The streamrec image, used for the trainer and serving containers.",
+            required=True, default_empty=False),
+    Section("kafka", "Where the events come from.", required=True, default_empty=False,
+            validations=({"rule": "!has(self.securityProtocol) || "
+                                  "!self.securityProtocol.startsWith('SASL_') || "
+                                  "has(self.credentialsSecret)",
+                          "message": "credentialsSecret is required with a SASL "
+                                     "securityProtocol"},)),
+    Section("model", "ALS hyperparameters and the feedback table."),
+    Section("training", "The trainer: window, retrain triggers, resources."),
+    Section("snapshots", "The S3 snapshot store.", required=True, default_empty=False),
+    Section("scoring", "How serving scores a user (docs/evaluation.md); written into each "
+                       "snapshot."),
+    Section("serving", "The serving pods.", validations=(
+        {"rule": "!has(self.ingestTokenSecret) || !has(self.ingress) || "
+                 "!has(self.ingress.allowAnonymousWrites) || !self.ingress.allowAnonymousWrites",
+         "message": "ingress.allowAnonymousWrites cannot be true while ingestTokenSecret is set"},
+    )),
+    # has(): the API server also checks the rule against the default {}.
+    Section("serving.autoscaling", "HorizontalPodAutoscaler of the serving Deployment.",
+            validations=({"rule": "!has(self.minReplicas) || !has(self.maxReplicas) || "
+                                  "self.maxReplicas >= self.minReplicas",
+                          "message": "maxReplicas must be >= minReplicas"},)),
+    Section("serving.ingress", "Ingress to the serving Service.",
+            validations=({"rule": "!has(self.tlsSecret) || has(self.host)",
+                          "message": "host is required when tlsSecret is set"},)),
+)
