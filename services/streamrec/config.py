@@ -73,6 +73,7 @@ class Config:
     recency_half_life: float | None = _D["recency_half_life"]
     history_cap: int = _D["history_cap"]
     item_item_weight: float = _D["item_item_weight"]
+    scoring_weights: tuple[tuple[str, float], ...] | None = _D["scoring_weights"]
     item_item_l2: float = _D["item_item_l2"]
     item_item_max_dense: int = _D["item_item_max_dense"]
     item_item_neighbours: int = _D["item_item_neighbours"]
@@ -129,12 +130,19 @@ class Config:
         return ScoringParams(recency_decay=self.recency_decay,
                              recency_half_life=self.recency_half_life,
                              history_cap=self.history_cap,
-                             item_item_weight=self.item_item_weight)
+                             item_item_weight=self.item_item_weight,
+                             scorer_weights=self.scoring_weights)
 
     @property
     def item_item(self) -> ItemItemParams:
         return ItemItemParams(l2=self.item_item_l2, max_dense_items=self.item_item_max_dense,
                               neighbours=self.item_item_neighbours)
+
+    @property
+    def scorer_params(self) -> dict[str, Any]:
+        """The configured params of the registered scorers fitted from the window, by name
+        (``core/scoring/scorer.py``); a scorer not listed is fitted with its defaults."""
+        return {"item_item": self.item_item}
 
     @property
     def kafka(self) -> KafkaSettings:
