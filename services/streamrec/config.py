@@ -19,7 +19,7 @@ from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
 from streamrec.settings import BY_NAME, CONFIG_ROWS
 from streamrec.settings.flags import add_config_arguments, grace_seconds, in_range
-from streamrec.settings.sections import KafkaSettings
+from streamrec.settings.sections import KafkaSettings, S3Settings
 from streamrec.settings.table import Setting
 
 __all__ = ["Config", "ConfigError", "add_config_arguments", "config_from_args",
@@ -149,6 +149,11 @@ class Config:
         """What the Kafka adapters need (``adapters.kafka``), and nothing more."""
         return KafkaSettings(self.bootstrap_servers, self.kafka_security_protocol,
                              self.kafka_sasl_mechanism, self.kafka_username, self.kafka_password)
+
+    @property
+    def s3(self) -> S3Settings:
+        """What the S3 snapshot store needs (``adapters.stores.open_store``), and nothing more."""
+        return S3Settings(self.s3_endpoint)
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka settings shared by every consumer and producer of this service."""
