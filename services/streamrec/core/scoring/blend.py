@@ -8,14 +8,15 @@ For a user (or an anonymous session) the request path
    ``half_life`` seconds in time);
 3. asks each scorer (``scorer.py``) of the blend table ``{name: weight}`` for its scores of
    every item over the same weighted history: ALS folds it into a user vector and scores
-   ``s_als = Y x_u`` (``als.py``), the item-item model ``s_ii = Σ r_i B[i, :]`` (``ease.py``);
+   ``s_als = Y x_u`` (``als.py``), the item-item model ``s_ii = Σ r_i B[i, :]`` (``itemitem.py``);
 4. sums the standardised scores:
 
        s = Σ_name w_name s_name / σ(s_name)
 
    where σ is the standard deviation over all items (a score vector with σ = 0 is used as
    is). Dividing by σ puts the scorers on one scale without changing any one's ranking. A
-   table with one scorer of weight > 0 is that scorer's raw scores. Today's table is
+   table with one scorer of weight > 0 is that scorer's raw scores. The table is the
+   ``scoring_weights`` setting (:attr:`ScoringParams.scorer_weights`) or, unset,
    ``{"als": 1 - β, "item_item": β}`` with ``β = item_item_weight``
    (:attr:`ScoringParams.weights`): ``β = 0`` is ALS alone and ``β = 1`` item-item alone.
 

@@ -6,7 +6,7 @@ user's *weighted history*, and turns itself into plain arrays for a snapshot and
 (``save``/``load`` in implicit; never pickle here). The request path never knows which scorers
 there are: it asks each one named in the blend table for a score vector and sums them
 (``blend.blend``); the snapshot writes each scorer's arrays under its name
-(``snapshotlayout.py``).
+(``core/snapshot/layout.py``).
 
 To add a model: a module with a class that implements :class:`Scorer` and
 :class:`WindowFitted` (how it is fitted from the window, and its params), and one line in
