@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -31,6 +32,9 @@ __all__ = ["MIN_KEY_BYTES", "ErasureHasher", "KeyUnavailable", "check_key", "new
 MIN_KEY_BYTES = 32
 #: Digests remembered per hasher (ids seen again and again: every event is checked).
 CACHE_SIZE = 1 << 18
+
+#: Seconds before a store that could not give the key is asked again.
+RETRY_S = 5.0
 
 
 class KeyUnavailable(RuntimeError):
@@ -61,6 +65,7 @@ class ErasureHasher:
         self._source = key
         self._key: bytes | None = None
         self._lock = threading.Lock()
+        self._failed: tuple[float, KeyUnavailable] | None = None  # (retry after, the error)
         if isinstance(key, str):
             self._key = check_key(key).encode("utf-8")
         #: ``digest(kind, id)``: the keyed hash of ``id`` as a ``kind`` ("user" or "item"),
@@ -76,12 +81,19 @@ class ErasureHasher:
         with self._lock:
             if self._key is None:
                 assert callable(self._source)
+                # After a failure the store is asked again only RETRY_S seconds later: a fold-in
+                # that polls many times a second must not ask the store each time.
+                if self._failed is not None and time.monotonic() < self._failed[0]:
+                    raise self._failed[1]
                 try:
                     self._key = check_key(self._source()).encode("utf-8")
-                except KeyUnavailable:
+                except KeyUnavailable as e:
+                    self._failed = (time.monotonic() + RETRY_S, e)
                     raise
                 except (OSError, ValueError) as e:
-                    raise KeyUnavailable(f"no erasure key yet: {e}") from e
+                    error = KeyUnavailable(f"no erasure key yet: {e}")
+                    self._failed = (time.monotonic() + RETRY_S, error)
+                    raise error from e
             return self._key
 
     def _compute(self, kind: str, ident: str) -> str:

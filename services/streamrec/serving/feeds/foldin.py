@@ -19,11 +19,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from streamrec.adapters.source import EventSource, SourceUnavailable
 from streamrec.core.domains import arrival_times
 from streamrec.core.events import Event, parse_batch
 from streamrec.core.events.erasure import Erasure
+from streamrec.core.events.erasurekey import KeyUnavailable
 
 from .. import metrics
 from ..live.holder import Served
@@ -78,7 +80,9 @@ class FoldIn(BackgroundConsumer):
                 raise
         if self.source is None:
             return 0  # no snapshot yet: nothing to fold into
-        self.forgotten.hasher.key()  # KeyUnavailable before a poll: no message is skipped
+        # Without the erasure key yet (a read-only store that has none: nothing was ever erased
+        # under one), events still fold in; only erasures and tombstones need it (below).
+        keyed = self._has_key()
         # Drain what has arrived without waiting; when nothing has, block for the *first*
         # message only: a batch poll would wait out its timeout to fill the batch, which made
         # the timeout the floor of freshness.
@@ -93,6 +97,13 @@ class FoldIn(BackgroundConsumer):
         batch = parse_batch([m.value or b"" for m in messages], self.fmt, self.min_weight,
                             arrival_times([m.timestamp for m in messages], time.time()),
                             self.weights)
+        if not keyed and (batch.erasures or len(self.forgotten)):
+            try:
+                self.forgotten.hasher.key()
+            except KeyUnavailable:
+                # Read these messages again next step, once the key can be read: none is skipped.
+                self.source.seek(_first_offsets(messages, self.source.positions()))
+                raise
         if batch.erasures:  # first, as the trainer does: the rule is by date, not position
             self.erase([e for _, e in batch.erasures])
         kept, oldest, erased, duplicates = 0, None, 0, self.fresh.duplicates
@@ -136,6 +147,13 @@ class FoldIn(BackgroundConsumer):
         metrics.FRESH_EVENTS.set(len(self.fresh))
         return len(applied)
 
+    def _has_key(self) -> bool:
+        try:
+            self.forgotten.hasher.key()
+        except KeyUnavailable:
+            return False
+        return True
+
     def _seek(self, offsets: dict[int, int]) -> None:
         if self.source is None:
             source = self.factory(offsets)
@@ -178,3 +196,11 @@ class FoldIn(BackgroundConsumer):
                                       time.time() if now is None else now)
         if seconds is not None:
             metrics.FOLDIN_LAG_SECONDS.set(seconds)
+
+
+def _first_offsets(messages: Sequence[Any], positions: dict[int, int]) -> dict[int, int]:
+    """``positions`` moved back to the first of ``messages`` on each partition."""
+    first = dict(positions)
+    for m in messages:
+        first[m.partition] = min(first.get(m.partition, m.offset), m.offset)
+    return first
