@@ -19,7 +19,7 @@ from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
 from streamrec.settings import BY_NAME, CONFIG_ROWS
 from streamrec.settings.flags import add_config_arguments, grace_seconds, in_range
-from streamrec.settings.sections import KafkaSettings
+from streamrec.settings.sections import KafkaSettings, S3Settings
 from streamrec.settings.table import Setting
 
 __all__ = ["Config", "ConfigError", "add_config_arguments", "config_from_args",
@@ -73,6 +73,7 @@ class Config:
     recency_half_life: float | None = _D["recency_half_life"]
     history_cap: int = _D["history_cap"]
     item_item_weight: float = _D["item_item_weight"]
+    scoring_weights: tuple[tuple[str, float], ...] | None = _D["scoring_weights"]
     item_item_l2: float = _D["item_item_l2"]
     item_item_max_dense: int = _D["item_item_max_dense"]
     item_item_neighbours: int = _D["item_item_neighbours"]
@@ -129,7 +130,8 @@ class Config:
         return ScoringParams(recency_decay=self.recency_decay,
                              recency_half_life=self.recency_half_life,
                              history_cap=self.history_cap,
-                             item_item_weight=self.item_item_weight)
+                             item_item_weight=self.item_item_weight,
+                             scorer_weights=self.scoring_weights)
 
     @property
     def item_item(self) -> ItemItemParams:
@@ -137,10 +139,21 @@ class Config:
                               neighbours=self.item_item_neighbours)
 
     @property
+    def scorer_params(self) -> dict[str, Any]:
+        """The configured params of the registered scorers fitted from the window, by name
+        (``core/scoring/scorer.py``); a scorer not listed is fitted with its defaults."""
+        return {"item_item": self.item_item}
+
+    @property
     def kafka(self) -> KafkaSettings:
         """What the Kafka adapters need (``adapters.kafka``), and nothing more."""
         return KafkaSettings(self.bootstrap_servers, self.kafka_security_protocol,
                              self.kafka_sasl_mechanism, self.kafka_username, self.kafka_password)
+
+    @property
+    def s3(self) -> S3Settings:
+        """What the S3 snapshot store needs (``adapters.stores.open_store``), and nothing more."""
+        return S3Settings(self.s3_endpoint)
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka settings shared by every consumer and producer of this service."""

@@ -21,7 +21,7 @@ from streamrec.core.events import Event
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
-from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.scoring.training import fit, with_scorer, with_scoring
 from streamrec.core.window.sliding import SlidingWindow
 
 
@@ -33,7 +33,7 @@ def _snapshot(directory: Path, version: str) -> Path:
                   for u in range(40) for i in range(30) if (u * 31 + i * 17) % 5 < 2)
     window.append(Event("neg-old", "i0", -3.0))
     model = fit(window.build(), ALSParams(factors=8, iterations=8, num_threads=1))
-    model = with_item_item(with_scoring(model, window.contents(), ScoringParams()),
+    model = with_scorer(with_scoring(model, window.contents(), ScoringParams()), "item_item",
                            ItemItemParams())
     write_snapshot(directory / version, model, window.contents(), {0: 0}, version)
     return directory / version

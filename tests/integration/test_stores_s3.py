@@ -28,6 +28,7 @@ from streamrec.core.scoring.model import ALSParams, Model
 from streamrec.core.scoring.training import fit
 from streamrec.core.snapshot.manifest import MANIFEST_NAME, next_version
 from streamrec.core.window.sliding import SlidingWindow
+from streamrec.settings.sections import S3Settings
 
 PREFIX = "apps/streamrec"
 
@@ -139,7 +140,7 @@ def test_open_store_uses_the_endpoint_and_environment_credentials(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
     monkeypatch.setenv("AWS_REGION", s3.region)
-    store = open_store(f"s3://{s3.bucket}/{PREFIX}", s3_endpoint=s3.endpoint_url)
+    store = open_store(f"s3://{s3.bucket}/{PREFIX}", S3Settings(s3.endpoint_url))
     assert isinstance(store, S3Store)
     store.publish(make_snapshot("000000000001"), "000000000001")
     assert store.latest() == "000000000001"

@@ -21,7 +21,7 @@ from streamrec.core.scoring.blend import PLAIN, ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams, Model
 from streamrec.core.scoring.negatives import bounded
-from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.scoring.training import fit, with_scorer, with_scoring
 from streamrec.core.window.sliding import SlidingWindow
 
 PARAMS = ALSParams(factors=4, iterations=15, regularization=0.05, num_threads=1,
@@ -51,7 +51,7 @@ def model() -> Model:
     with threadpool_limits(1, "blas"):
         m = fit(window.build(), PARAMS)
     m = with_scoring(m, window.contents(), SCORINGS["blend"])
-    return with_item_item(m, ItemItemParams(l2=10.0))
+    return with_scorer(m, "item_item", ItemItemParams(l2=10.0))
 
 
 def _all(model: Model, user: str, extra: Any, scoring: ScoringParams) -> dict[str, float]:

@@ -16,7 +16,7 @@ from streamrec.core.scoring.blend import PLAIN, ScoringParams, blend
 from streamrec.core.scoring.itemitem import ItemItem, ItemItemParams, ease, fit_item_item
 from streamrec.core.scoring.model import ALSParams
 from streamrec.core.scoring.recency import History, recency_weights
-from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.scoring.training import fit, with_scorer, with_scoring
 from streamrec.core.snapshot.manifest import FORMAT_VERSION, SnapshotFormatError
 from streamrec.core.window.sliding import SlidingWindow
 
@@ -150,7 +150,7 @@ def equipped():
     window = _window()
     model = fit(window.build(), ALSParams(factors=8, iterations=5, num_threads=1))
     model = with_scoring(model, window.contents(), ScoringParams())
-    return with_item_item(model, ItemItemParams(l2=5.0), threads=1)
+    return with_scorer(model, "item_item", ItemItemParams(l2=5.0), threads=1)
 
 
 def test_the_blend_table_keeps_the_scorers_the_model_holds_with_a_weight(equipped):
@@ -166,7 +166,7 @@ def test_the_blend_table_keeps_the_scorers_the_model_holds_with_a_weight(equippe
 def test_fitting_the_scorers_leaves_the_fitted_model_as_it_was():
     window = _window()
     model = fit(window.build(), ALSParams(factors=4, iterations=2, num_threads=1))
-    equipped = with_item_item(with_scoring(model, window.contents(), ScoringParams()),
+    equipped = with_scorer(with_scoring(model, window.contents(), ScoringParams()), "item_item",
                               ItemItemParams(l2=5.0), threads=1)
     assert set(model.scorers) == {"als"} and model.history is None and model.scoring == PLAIN
     assert set(equipped.scorers) == {"als", "item_item"} and equipped.history is not None
@@ -228,7 +228,7 @@ def test_history_and_item_item_round_trip_through_a_snapshot(tmp_path, equipped)
 def test_a_sparse_item_item_model_round_trips(tmp_path):
     window = _window()
     model = fit(window.build(), ALSParams(factors=4, iterations=2, num_threads=1))
-    model = with_item_item(with_scoring(model, window.contents(), ScoringParams()),
+    model = with_scorer(with_scoring(model, window.contents(), ScoringParams()), "item_item",
                            ItemItemParams(max_dense_items=1, neighbours=4), threads=1)
     write_snapshot(tmp_path / "s", model, window.contents(), {0: 400}, "000000000001")
     loaded = read_snapshot(tmp_path / "s").model

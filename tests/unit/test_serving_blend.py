@@ -8,14 +8,14 @@ from tests.unit.test_serving_api import PARAMS, World, board_window
 
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
-from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.scoring.training import fit, with_scorer, with_scoring
 
 
 def test_one_event_changes_a_blended_answer_with_no_retrain(tmp_path: Path):
     window = board_window()
     model = with_scoring(fit(window.build(), PARAMS), window.contents(),
                          ScoringParams(recency_decay=0.1, item_item_weight=0.5))
-    model = with_item_item(model, ItemItemParams(l2=5.0), threads=1)
+    model = with_scorer(model, "item_item", ItemItemParams(l2=5.0), threads=1)
     world = World(tmp_path, model, window)
     world.publish("000000000001")
     assert world.tick()

@@ -142,6 +142,8 @@ def _other_value(row: Any) -> Any:
         return next(c for c in kind.choices if c != row.cr_default_value)
     if row.name == "feedback_weights":
         return {"click": 2.0}
+    if row.name == "scoring_weights":
+        return {"als": 0.5, "item_item": 2.0}
     if isinstance(kind, Listed):
         return ["https://x.example"]
     return "x-" + row.name.replace("_", "-")
@@ -215,7 +217,7 @@ def test_the_helm_values_mirror_the_rows_defaults() -> None:
         expected = row.cr_default_value if row.cr else row.default
         if row.name == "log_format":
             expected = "plain"  # the chart logs plain lines
-        if row.name == "feedback_weights":
+        if row.name in ("feedback_weights", "scoring_weights"):
             expected = {}
         if isinstance(row.kinds[1], Listed):
             expected = []

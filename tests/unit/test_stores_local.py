@@ -24,6 +24,7 @@ from streamrec.core.scoring.model import ALSParams, Model
 from streamrec.core.scoring.training import fit
 from streamrec.core.snapshot.manifest import MANIFEST_NAME, next_version
 from streamrec.core.window.sliding import SlidingWindow
+from streamrec.settings.sections import S3Settings
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +192,7 @@ def test_open_store_picks_the_backend_from_the_url(tmp_path):
     assert isinstance(open_store(str(tmp_path / "snaps")), LocalStore)
     local = open_store(f"file://{tmp_path}/snaps")
     assert isinstance(local, LocalStore) and local.root == tmp_path / "snaps"
-    s3 = open_store("s3://bucket/some/prefix/", s3_endpoint="http://127.0.0.1:1", region="x")
+    s3 = open_store("s3://bucket/some/prefix/", S3Settings("http://127.0.0.1:1", "x"))
     assert isinstance(s3, S3Store) and (s3.bucket, s3.prefix) == ("bucket", "some/prefix")
     for bad in ("s3://", "gs://bucket", ""):
         with pytest.raises(ValueError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streamrec.settings.sections import S3Settings
+
 from .localstore import LocalStore
 from .s3store import S3Store
 from .storebase import (
@@ -33,16 +35,16 @@ __all__ = [
 ]
 
 
-def open_store(
-    url: str, s3_endpoint: str | None = None, region: str | None = None
-) -> SnapshotStore:
-    """``s3://bucket[/prefix]`` gives an :class:`S3Store`; ``file://path`` or a plain path a
-    :class:`LocalStore`. ``ValueError`` for anything else."""
+def open_store(url: str, s3: S3Settings | None = None) -> SnapshotStore:
+    """``s3://bucket[/prefix]`` gives an :class:`S3Store` reached as ``s3`` says (default:
+    AWS's endpoint, boto3's region); ``file://path`` or a plain path a :class:`LocalStore`.
+    ``ValueError`` for anything else."""
     if url.startswith("s3://"):
         bucket, _, prefix = url[len("s3://") :].partition("/")
         if not bucket:
             raise ValueError(f"store URL {url!r} has no bucket")
-        return S3Store(bucket, prefix, endpoint_url=s3_endpoint or None, region=region)
+        s3 = s3 or S3Settings()
+        return S3Store(bucket, prefix, endpoint_url=s3.endpoint or None, region=s3.region)
     if url.startswith("file://"):
         url = url[len("file://") :]
     elif "://" in url:

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
 from streamrec.core.events.event import Event
 from streamrec.core.scoring.blend import ScoringParams, history_for
-from streamrec.core.scoring.itemitem import ItemItemParams, fit_item_item
 from streamrec.core.scoring.model import ALSParams, Model
-from streamrec.core.scoring.training import fit
+from streamrec.core.scoring.scorer import fitted_by_window
+from streamrec.core.scoring.training import fit, with_scorer
 from streamrec.core.window.sliding import SlidingWindow
 
 __all__ = [
@@ -136,7 +136,7 @@ class RetrainedALS:
         params: ALSParams,
         retrain_every: int,
         window: int,
-        item_item: ItemItemParams | None = None,
+        scorers: Mapping[str, Any] | None = None,
         history_cap: int = 200,
     ) -> None:
         if retrain_every < 1:
@@ -146,8 +146,9 @@ class RetrainedALS:
         self.name = f"als N={retrain_every} W={window}"
         self.window = SlidingWindow(window)
         self.model: Model | None = None
-        #: Fit an item-item model beside ALS at every retrain (for the EASE/blend views).
-        self.item_item = item_item
+        #: The registered scorers fitted beside ALS at every retrain, name -> params (for the
+        #: EASE/blend views; ``training.with_scorer``).
+        self.scorers: dict[str, Any] = dict(scorers or {})
         self.history_cap = history_cap
         self.since: dict[str, list[tuple[str, float, float | None]]] = {}
         self._pending = 0
@@ -164,12 +165,11 @@ class RetrainedALS:
         history = history_for(
             self.window.contents(), model.user_ids, model.item_ids, self.history_cap
         )
-        if self.item_item is not None:
-            ii = fit_item_item(model.user_items, self.item_item)
-            self.item_item_seconds += ii.seconds
-            model = model.derive(scorers={ii.name: ii}, history=history)
-        else:
-            model = model.derive(history=history)
+        model = model.derive(history=history)
+        for name, params in self.scorers.items():
+            started = time.perf_counter()
+            model = with_scorer(model, name, params)
+            self.item_item_seconds += time.perf_counter() - started
         self.model = model
         self.fits += 1
         self.since.clear()
@@ -253,8 +253,9 @@ class ScoredView:
     the user's window history (recency-weighted) plus their events since the retrain."""
 
     def __init__(self, core: RetrainedALS, scoring: ScoringParams) -> None:
-        if scoring.item_item_weight > 0 and core.item_item is None:
-            raise ValueError("an item-item blend needs a learner that fits the item-item model")
+        missing = set(fitted_by_window(scoring.weights)) - set(core.scorers)
+        if missing:
+            raise ValueError(f"a blend of {sorted(missing)} needs a learner that fits them")
         self.learner: Learner = core
         self.core, self.scoring = core, scoring
         self.kind = scored_kind(scoring)
@@ -266,8 +267,9 @@ class ScoredView:
             label += f" β={scoring.item_item_weight:g}"
         self.name = f"{self.kind} {label} N={n} W={w}"
         self.params: dict[str, Any] = {"retrain_every": n, "window": w, **scoring.to_dict()}
-        if core.item_item is not None and scoring.item_item_weight > 0:
-            self.params["item_item_l2"] = core.item_item.l2
+        ii = core.scorers.get("item_item")
+        if ii is not None and scoring.weights.get("item_item", 0.0) > 0:
+            self.params["item_item_l2"] = ii.l2
 
     def recommend(self, user: str, n: int) -> list[str]:
         model = self.core.model

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.scorer import fitted_by_window
 
 from .isgd import ISGD
 from .strategies import VIEWS, ALSView, Popularity, Recommender, RetrainedALS, ScoredView
@@ -42,6 +44,11 @@ class Grid:
     scored_retrain_every: Sequence[int] = (5_000,)
     item_item: ItemItemParams = field(default_factory=ItemItemParams)
 
+    @property
+    def scorer_params(self) -> dict[str, Any]:
+        """Params of the scorers fitted beside ALS, by registry name (others: defaults)."""
+        return {"item_item": self.item_item}
+
     def __post_init__(self) -> None:
         if not self.retrain_every or not self.windows:
             raise ValueError("the grid needs at least one retrain period and one window")
@@ -58,9 +65,11 @@ def build(grid: Grid, positive: float) -> list[Recommender]:
     for w in sorted(set(grid.windows)):
         for n in sorted(set(grid.retrain_every)):
             scorings = grid.scorings if n in grid.scored_retrain_every else ()
-            needs_ii = any(sc.item_item_weight > 0 for sc in scorings)
+            # Every registered scorer some scoring weighs > 0, with the grid's params.
+            needed = {name for sc in scorings for name in fitted_by_window(sc.weights)}
+            scorers = {name: grid.scorer_params.get(name) for name in sorted(needed)}
             cap = max((sc.history_cap for sc in scorings), default=200)
-            core = RetrainedALS(grid.als, n, w, grid.item_item if needs_ii else None, cap)
+            core = RetrainedALS(grid.als, n, w, scorers, cap)
             out.extend(ALSView(core, kind) for kind in VIEWS)
             out.extend(ScoredView(core, sc) for sc in scorings)
     return out

@@ -179,6 +179,7 @@ class ScoringSpec:
     recency_half_life: float | None = _d("recency_half_life")
     history_cap: int = _d("history_cap")
     item_item_weight: float = _d("item_item_weight")
+    weights: tuple[tuple[str, float], ...] | None = _d("scoring_weights")
     item_item_l2: float = _d("item_item_l2")
     item_item_max_dense: int = _d("item_item_max_dense")
     item_item_neighbours: int = _d("item_item_neighbours")

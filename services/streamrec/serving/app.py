@@ -38,7 +38,7 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     app.wsgi_app = RawPathIds(app.wsgi_app)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if store is None:
-        store = open_store(config.store, s3_endpoint=config.s3_endpoint)
+        store = open_store(config.store, config.s3)
     service = Service(config, store, source_factory, sink, notify_factory, items_factory)
     app.extensions[KEY] = service
     for blueprint in (handlers.bp, recommend.bp, browse.bp, ops.bp, interactions.bp, online.bp,

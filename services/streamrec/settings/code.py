@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from .kinds import Bool, Kind, Num
 from .rows import SECTIONS, SETTINGS
-from .structured import Feedback, Listed, Opaque
+from .structured import Feedback, Listed, Opaque, ScorerWeights
 
 __all__ = ["BEGIN", "END", "code_blocks", "py_type", "replace_blocks"]
 
@@ -26,7 +26,7 @@ def py_type(kind: Kind, optional: bool) -> str:
         text = "int" if kind.domain.integer else "float"
     elif isinstance(kind, Bool):
         text = "bool"
-    elif isinstance(kind, Feedback):
+    elif isinstance(kind, (Feedback, ScorerWeights)):
         text = "tuple[tuple[str, float], ...]"
     elif isinstance(kind, Opaque):
         text = "Resources"

@@ -3,8 +3,11 @@ between the file's markers; the prose around them is kept by hand)."""
 
 from __future__ import annotations
 
+from streamrec.core.scoring.blend import MAX_SCORER_WEIGHT
+
 from .kinds import Bool, Enum, Kind, Num, Str
 from .rows import SECTIONS, SETTINGS
+from .structured import ScorerWeights
 from .table import SAME, Setting
 
 __all__ = ["MARKERS", "configuration_tables", "operator_tables", "rule_text"]
@@ -23,6 +26,8 @@ def rule_text(kind: Kind) -> str:
         return "on/off"
     if isinstance(kind, Str) and kind.rule:
         return kind.rule.removeprefix("must be ").removeprefix("must ")
+    if isinstance(kind, ScorerWeights):
+        return f"map: registered scorer → `[0, {MAX_SCORER_WEIGHT:g}]`, one > 0"
     return ""
 
 

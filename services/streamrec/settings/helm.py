@@ -14,7 +14,7 @@ import yaml
 
 from .kinds import Bool, Enum, Num
 from .rows import SECTIONS, SETTINGS
-from .structured import Feedback, Listed, Opaque
+from .structured import Feedback, Listed, Opaque, ScorerWeights
 from .table import SAME, Section, Setting
 
 __all__ = ["example_rows", "template_block", "values_block"]
@@ -72,7 +72,7 @@ def values_block() -> str:
             if isinstance(row.kinds[1], Opaque) and isinstance(value, dict):
                 lines.append(f"{inner}{row.cr_key}:")
                 lines += [f"{inner}  {k}: {_scalar(v)}" for k, v in value.items()]
-            elif isinstance(row.kinds[1], Feedback):
+            elif isinstance(row.kinds[1], (Feedback, ScorerWeights)):
                 lines.append(f"{inner}{row.cr_key}: {{}}")
             elif isinstance(row.kinds[1], Listed):
                 lines.append(f"{inner}{row.cr_key}: {list(value or ())!r}")
@@ -101,7 +101,7 @@ def template_block() -> str:
         inner = indent + "  "
         for row in example_rows(section.path):
             ref = f"$ex.{row.cr}"
-            nested = isinstance(row.kinds[1], (Opaque, Feedback, Listed))
+            nested = isinstance(row.kinds[1], (Opaque, Feedback, ScorerWeights, Listed))
             optional = row.cr_default_value is None and not row.required
             if nested:
                 body = [f"{inner}{row.cr_key}:",

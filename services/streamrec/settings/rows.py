@@ -18,7 +18,7 @@ from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
 
 from .kinds import Bool, Enum, Num, Str
-from .structured import Bind, Checked, Feedback, Listed, Opaque, StoreUrl
+from .structured import Bind, Checked, Feedback, Listed, Opaque, ScorerWeights, StoreUrl
 from .table import Section, Setting
 
 __all__ = ["FORMATS", "LOG_FORMATS", "PULL_POLICIES", "SASL_MECHANISMS", "SECTIONS",
@@ -163,6 +163,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("item_item_weight", _n(0.0, 1.0), _SCORING.item_item_weight, "Blend weight of the "
             "item-item model: 0 ALS alone, 1 item-item alone.", (T, R),
             cr="scoring.itemItemWeight", helm="example.scoring.itemItemWeight"),
+    Setting("scoring_weights", ScorerWeights(), None, "The blend table, scorer name to weight "
+            "(e.g. als=0.5,item_item=0.5): every registered scorer with a weight > 0 is fitted "
+            "and blended; one left out weighs 0. Unset: als=1-β,item_item=β with β the "
+            "item-item weight. See docs/architecture.md.", (T, R), cr="scoring.weights",
+            cr_default=None, helm="example.scoring.weights",
+            default_text="als=1-itemItemWeight,item_item=itemItemWeight"),
     Setting("item_item_l2", _n(0.0, 1e9, open_low=True), _ITEM_ITEM.l2, "EASE's L2 "
             "regularisation lambda.", (T, R), cr="scoring.itemItemL2",
             helm="example.scoring.itemItemL2"),

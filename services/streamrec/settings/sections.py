@@ -1,6 +1,7 @@
 """Small settings for the adapters: each takes the few fields it uses, not the whole `Config`.
 
 ``Config.kafka`` builds a :class:`KafkaSettings`; ``adapters.kafka`` needs nothing else.
+``Config.s3`` builds an :class:`S3Settings` for the S3 snapshot store (``adapters.stores``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from . import BY_NAME
 
-__all__ = ["KafkaSettings"]
+__all__ = ["KafkaSettings", "S3Settings"]
 
 
 def _default(name: str) -> Any:
@@ -38,3 +39,13 @@ class KafkaSettings:
         if self.password is not None:
             conf["sasl.password"] = self.password
         return conf
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach the S3 snapshot store (row ``s3_endpoint``). ``endpoint``: the endpoint
+    URL (e.g. ``http://minio:9000``), ``None`` for AWS's own; ``region``: the signing region,
+    ``None`` for boto3's (``AWS_REGION``; not a row). Credentials come from boto3's chain."""
+
+    endpoint: str | None = _default("s3_endpoint")
+    region: str | None = None

@@ -16,10 +16,12 @@ from streamrec.core.events.feedback import (
     merge_table,
     parse_table,
 )
+from streamrec.core.scoring.blend import MAX_SCORER_WEIGHT, ScoringParams
+from streamrec.core.scoring.scorer import check_weights
 
 from .kinds import BadValue, Kind
 
-__all__ = ["Bind", "Checked", "Feedback", "Listed", "Opaque", "StoreUrl"]
+__all__ = ["Bind", "Checked", "Feedback", "Listed", "Opaque", "ScorerWeights", "StoreUrl"]
 
 
 class Feedback(Kind):
@@ -56,6 +58,62 @@ class Feedback(Kind):
         return {"type": "object", "maxProperties": MAX_TYPES,
                 "additionalProperties": {"type": "number", "minimum": -1000000,
                                          "maximum": 1000000}}
+
+
+class ScorerWeights(Kind):
+    """The blend table ``scorer -> weight`` (``core/scoring/scorer.py``, ``blend.py``):
+    ``als=0.7,item_item=0.3`` as text, a map in a CR. Each name a registered scorer, each
+    weight in [0, ``MAX_SCORER_WEIGHT``], at least one > 0; a scorer left out weighs 0."""
+
+    says_why = True
+
+    def _checked(self, table: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+        try:
+            out = tuple((str(k), float(v)) for k, v in table.items())
+        except (TypeError, ValueError):
+            raise BadValue("must map scorer names to numbers") from None
+        try:
+            check_weights(dict(out))
+            ScoringParams(scorer_weights=out)
+        except ValueError as e:
+            raise BadValue(str(e)) from None
+        return out
+
+    def parse(self, raw: str) -> tuple[tuple[str, float], ...]:
+        table: dict[str, str] = {}
+        for entry in (e.strip() for e in raw.split(",")):
+            name, eq, weight = entry.partition("=")
+            if not eq or not name.strip():
+                raise BadValue(f"expected scorer=weight, got {entry!r}")
+            table[name.strip()] = weight.strip()
+        return self._checked(table)
+
+    def problem(self, value: Any) -> str | None:
+        try:
+            self._checked(dict(value))
+        except (BadValue, TypeError, ValueError) as e:
+            return str(e)
+        return None
+
+    def from_cr(self, value: object) -> tuple[tuple[str, float], ...]:
+        if not isinstance(value, Mapping):
+            raise BadValue("must be a map of scorer name to weight")
+        if any(isinstance(v, bool) for v in value.values()):
+            raise BadValue("must map scorer names to numbers")
+        return self._checked(value)
+
+    def env(self, value: Any) -> str:
+        return ",".join(f"{k}={v:g}" for k, v in dict(value).items())
+
+    def show(self, value: Any) -> str:
+        return "none" if value is None else self.env(value)
+
+    def schema(self) -> dict[str, Any]:
+        # Names and "at least one > 0" are the parser's checks: a CRD has no propertyNames,
+        # and a new scorer must not change the generated schemas.
+        return {"type": "object",
+                "additionalProperties": {"type": "number", "minimum": 0,
+                                         "maximum": MAX_SCORER_WEIGHT}}
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("%s", json.dumps({"event": "start", "config": config.redacted()}, default=str))
 
     try:
-        store = open_store(config.store, s3_endpoint=config.s3_endpoint)
+        store = open_store(config.store, config.s3)
         if isinstance(store, LocalStore):
             store.check_writable()
     except (ValueError, StoreError) as e:

@@ -32,7 +32,8 @@ from streamrec.adapters.storebase import (
 )
 from streamrec.config import Config
 from streamrec.core.events.erasure import Tombstones
-from streamrec.core.scoring.training import fit, with_item_item, with_scoring
+from streamrec.core.scoring.scorer import fitted_by_window
+from streamrec.core.scoring.training import fit, with_scorer, with_scoring
 from streamrec.core.scoring.types import FitFailed
 from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from streamrec.core.window.contents import WindowContents, WindowMatrix
@@ -128,16 +129,19 @@ class FitJob:
             if info.recovered_from is not None:
                 log.error("%s", json.dumps({"event": "fit_recovered", "version": self.version,
                                             "first_attempt": info.recovered_from}))
-        # Recency history and the item-item scorer from the same window (core/scoring/training.py).
-        # A failed item-item fit publishes ALS with recency alone rather than no model.
+        # Recency history, then every registered scorer the blend table weighs > 0, from the
+        # same window (core/scoring/training.py). A failed fit publishes without that scorer
+        # rather than no model.
         c = self.config
         try:
             model = with_scoring(model, self.contents, c.scoring)
-            if c.scoring.item_item_weight > 0:
-                model = with_item_item(model, c.item_item, c.fit_threads)
         except (ValueError, ArithmeticError, MemoryError, np.linalg.LinAlgError) as e:
-            log.error("%s", json.dumps({"event": "item_item_fit_failed", "version": self.version,
-                                        "error": f"{type(e).__name__}: {e}"}))
+            self._fit_failed("scoring", e)
+        for name in fitted_by_window(c.scoring.weights):
+            try:
+                model = with_scorer(model, name, c.scorer_params.get(name), c.fit_threads)
+            except (ValueError, ArithmeticError, MemoryError, np.linalg.LinAlgError) as e:
+                self._fit_failed(name, e)
         out.reason = "snapshot_write"  # should the rest fail, it is not the fit's fault
         fit_seconds = time.monotonic() - started
         self.metrics.retrain_seconds.observe(fit_seconds)
@@ -170,6 +174,10 @@ class FitJob:
             "pruned": pruned,
         }
         log.info("%s", json.dumps(out.record))
+
+    def _fit_failed(self, what: str, e: BaseException) -> None:
+        log.error("%s", json.dumps({"event": f"{what}_fit_failed", "version": self.version,
+                                    "error": f"{type(e).__name__}: {e}"}))
 
     def _prune(self) -> list[str]:
         """Keep ``config.keep`` versions; after an erasure keep only this one, retrying until

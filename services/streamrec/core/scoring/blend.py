@@ -8,14 +8,15 @@ For a user (or an anonymous session) the request path
    ``half_life`` seconds in time);
 3. asks each scorer (``scorer.py``) of the blend table ``{name: weight}`` for its scores of
    every item over the same weighted history: ALS folds it into a user vector and scores
-   ``s_als = Y x_u`` (``als.py``), the item-item model ``s_ii = Σ r_i B[i, :]`` (``ease.py``);
+   ``s_als = Y x_u`` (``als.py``), the item-item model ``s_ii = Σ r_i B[i, :]`` (``itemitem.py``);
 4. sums the standardised scores:
 
        s = Σ_name w_name s_name / σ(s_name)
 
    where σ is the standard deviation over all items (a score vector with σ = 0 is used as
    is). Dividing by σ puts the scorers on one scale without changing any one's ranking. A
-   table with one scorer of weight > 0 is that scorer's raw scores. Today's table is
+   table with one scorer of weight > 0 is that scorer's raw scores. The table is the
+   ``scoring_weights`` setting (:attr:`ScoringParams.scorer_weights`) or, unset,
    ``{"als": 1 - β, "item_item": β}`` with ``β = item_item_weight``
    (:attr:`ScoringParams.weights`): ``β = 0`` is ALS alone and ``β = 1`` item-item alone.
 
@@ -37,13 +38,19 @@ from .recency import History, recency_weights
 if TYPE_CHECKING:
     from ..window.sliding import WindowContents
 
-__all__ = ["PLAIN", "ScoringParams", "blend", "history_for", "weighted_history"]
+__all__ = ["MAX_SCORER_WEIGHT", "PLAIN", "ScoringParams", "blend", "history_for",
+           "weighted_history"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 Idx = npt.NDArray[np.intp]
 #: An event since the snapshot: (item, weight) or (item, weight, ts seconds or None).
 Extra = Sequence[tuple[str, float] | tuple[str, float, float | None]]
+
+
+#: The largest weight of one scorer in the blend table (the blend standardises each score
+#: vector, so only the ratios matter; the bound keeps a typo from drowning the others).
+MAX_SCORER_WEIGHT = 1e3
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,11 @@ class ScoringParams:
     recency_half_life: float | None = None
     history_cap: int = 200
     item_item_weight: float = 0.3
+    #: The blend table ``((name, weight), ...)`` when given; ``None``: the table of
+    #: ``item_item_weight`` (:attr:`weights`). Each weight in [0, :data:`MAX_SCORER_WEIGHT`],
+    #: at least one > 0. Names are checked against the registry where settings are read
+    #: (``scorer.check_weights``): this module sits below the scorers.
+    scorer_weights: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.recency_decay) and self.recency_decay >= 0):
@@ -65,6 +77,13 @@ class ScoringParams:
             raise ValueError(f"history_cap must be >= 1, got {self.history_cap}")
         if not 0.0 <= self.item_item_weight <= 1.0:
             raise ValueError(f"item_item_weight must be in [0, 1], got {self.item_item_weight}")
+        if self.scorer_weights is not None:
+            for name, w in self.scorer_weights:
+                if not (math.isfinite(w) and 0.0 <= w <= MAX_SCORER_WEIGHT):
+                    raise ValueError(f"scoring weight of {name!r} must be in "
+                                     f"[0, {MAX_SCORER_WEIGHT:g}], got {w}")
+            if not any(w > 0 for _, w in self.scorer_weights):
+                raise ValueError("the scoring weights need at least one weight > 0")
 
     @property
     def recency(self) -> bool:
@@ -72,16 +91,28 @@ class ScoringParams:
 
     @property
     def weights(self) -> dict[str, float]:
-        """The blend table, scorer name -> weight: ``{"als": 1 - β, "item_item": β}``."""
+        """The blend table, scorer name -> weight: ``scorer_weights`` when given, else
+        ``{"als": 1 - β, "item_item": β}`` with ``β = item_item_weight``."""
+        if self.scorer_weights is not None:
+            return dict(self.scorer_weights)
         return {"als": 1.0 - self.item_item_weight, "item_item": self.item_item_weight}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.scorer_weights is None:  # manifests without a table read as before
+            del out["scorer_weights"]
+        else:
+            out["scorer_weights"] = dict(self.scorer_weights)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScoringParams:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        kw = {k: v for k, v in data.items() if k in names}
+        if kw.get("scorer_weights") is not None:
+            kw["scorer_weights"] = tuple((str(n), float(w))
+                                         for n, w in dict(kw["scorer_weights"]).items())
+        return cls(**kw)
 
 
 #: The scoring of a snapshot that predates recency and item-item (format <= 2): summed

@@ -114,6 +114,7 @@ class ItemItem:
     """
 
     name: ClassVar[str] = "item_item"
+    params_type: ClassVar[type[ItemItemParams]] = ItemItemParams
 
     def __init__(
         self,
@@ -159,6 +160,12 @@ class ItemItem:
 
     def meta(self) -> dict[str, Any]:
         return {"kind": self.kind, "seconds": self.seconds, **self.params.to_dict()}
+
+    @classmethod
+    def from_window(cls, user_items: sp.csr_matrix, user_ids: Any, item_ids: Any,
+                    params: ItemItemParams, threads: int) -> ItemItem:
+        """:func:`fit_item_item` on the window (``scorer.WindowFitted``; the ids are unused)."""
+        return fit_item_item(user_items, params, threads)
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, Array], meta: Mapping[str, Any],

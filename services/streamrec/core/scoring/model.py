@@ -5,7 +5,7 @@ window's user x item matrix (a user's known items: filtered out of their recomme
 the base of their fold-in), item popularity (the cold-start answer), the ordered history per
 user (recency), and its scorers by name (``scorer.py``): always ``als`` (``als.py``: the fitted
 user vectors, fold-in, similar items, explanations), and the others the trainer fitted, such as
-``item_item`` (``ease.py``). A request's scores are the blend of the scorers named in the
+``item_item`` (``itemitem.py``). A request's scores are the blend of the scorers named in the
 scoring table (``blend.py``); ranking is ``recommend.py``. Fitting lives in ``training.py``,
 so serving never loads implicit.
 """

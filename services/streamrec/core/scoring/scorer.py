@@ -6,10 +6,13 @@ user's *weighted history*, and turns itself into plain arrays for a snapshot and
 (``save``/``load`` in implicit; never pickle here). The request path never knows which scorers
 there are: it asks each one named in the blend table for a score vector and sums them
 (``blend.blend``); the snapshot writes each scorer's arrays under its name
-(``snapshotlayout.py``).
+(``core/snapshot/layout.py``).
 
-To add a model: a module with a class that implements :class:`Scorer`, and one line in
-:data:`SCORERS`. The trainer fits it (``training.py``) and the blend table gives it a weight.
+To add a model: a module with a class that implements :class:`Scorer` and
+:class:`WindowFitted` (how it is fitted from the window, and its params), and one line in
+:data:`SCORERS`. The trainer and ``streamrec evaluate`` fit every registered scorer whose weight
+in the blend table (``scoring_weights``) is > 0 (``training.with_scorer``); ALS is the base
+scorer every model holds (user vectors, fold-in) and is fitted by ``training.fit`` itself.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
+from ..ids import IdIndex
 from .als import ALS
 from .itemitem import ItemItem
 
-__all__ = ["SCORERS", "Scorer", "scorer_class"]
+__all__ = ["BASE", "SCORERS", "Scorer", "WindowFitted", "check_weights", "fitted_by_window",
+           "scorer_class", "window_fit"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -72,6 +78,32 @@ class Scorer(Protocol):
         ...
 
 
+class WindowFitted(Protocol):
+    """How a scorer other than the base ALS is fitted from the trainer's window.
+
+    ``params_type`` is its params class (a frozen dataclass whose defaults are what a
+    deployment gets without settings of its own; ``Config.scorer_params`` supplies configured
+    ones by scorer name).
+    """
+
+    params_type: ClassVar[type[Any]]
+
+    @classmethod
+    def from_window(cls, user_items: sp.csr_matrix, user_ids: IdIndex, item_ids: IdIndex,
+                    params: Any, threads: int) -> Scorer:
+        """Fit on the window: ``user_items`` is the users x items matrix of net weights
+        (float32 CSR, shape ``(len(user_ids), len(item_ids))``, a value <= 0 negative feedback),
+        ``user_ids``/``item_ids`` the model's ids of its rows and columns, ``params`` an
+        instance of ``params_type``, ``threads`` the fit's thread budget (0: all cores).
+        Raises ``ValueError``, ``ArithmeticError``, ``MemoryError`` or
+        ``numpy.linalg.LinAlgError`` when it cannot fit; the trainer then publishes without it.
+        """
+        ...
+
+
+#: The scorer every model holds (user vectors, fold-in), fitted by ``training.fit``.
+BASE = ALS.name
+
 #: Every scorer this build knows, by name.
 SCORERS: dict[str, type[Scorer]] = {
     ALS.name: ALS,
@@ -85,3 +117,27 @@ def scorer_class(name: str) -> type[Scorer]:
         return SCORERS[name]
     except KeyError:
         raise KeyError(f"unknown scorer {name!r}; this build knows {sorted(SCORERS)}") from None
+
+
+def fitted_by_window(weights: Mapping[str, float]) -> list[str]:
+    """The registered scorers besides :data:`BASE` with a weight > 0 in the blend table
+    ``weights``, in registry order: what the trainer fits beside ALS."""
+    return [name for name in SCORERS if name != BASE and weights.get(name, 0.0) > 0]
+
+
+def window_fit(name: str) -> type[WindowFitted]:
+    """The class of scorer ``name`` as a :class:`WindowFitted`; ``TypeError`` when it does
+    not say how it is fitted (the base ALS), ``KeyError`` for an unknown name."""
+    cls = scorer_class(name)
+    if not hasattr(cls, "from_window") or not hasattr(cls, "params_type"):
+        raise TypeError(f"scorer {name!r} is not fitted from the window by the registry")
+    return cls  # type: ignore[return-value]
+
+
+def check_weights(weights: Mapping[str, float]) -> None:
+    """``ValueError`` naming the first scorer of the blend table ``weights`` this build does
+    not know (the weights' range is ``ScoringParams``'s check)."""
+    for name in weights:
+        if name not in SCORERS:
+            raise ValueError(f"unknown scorer {name!r} in the scoring weights; this build "
+                             f"knows {sorted(SCORERS)}")

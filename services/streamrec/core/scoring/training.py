@@ -33,11 +33,11 @@ from ..window.sliding import WindowContents, WindowMatrix
 from .als import ALS
 from .blend import ScoringParams, history_for
 from .foldin import signed_confidence
-from .itemitem import ItemItemParams, fit_item_item
 from .model import Model
+from .scorer import window_fit
 from .types import ALSParams, FitFailed, FitInfo
 
-__all__ = ["SAFE_CONFIDENCE", "confidence_matrix", "fit", "with_item_item", "with_scoring"]
+__all__ = ["SAFE_CONFIDENCE", "confidence_matrix", "fit", "with_scorer", "with_scoring"]
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _factorise(
 def fit(matrix: WindowMatrix, params: ALSParams, cap: float = MAX_CONFIDENCE) -> Model:
     """Fit implicit ALS on ``matrix`` and return a :class:`Model` of plain arrays, with ALS
     as its one scorer and the plain scoring (``blend.PLAIN``): see :func:`with_scoring` and
-    :func:`with_item_item` for the rest of what the trainer fits.
+    :func:`with_scorer` for the rest of what the trainer fits.
 
     ``cap`` is the per-cell confidence cap of the first attempt (the retry uses
     :data:`SAFE_CONFIDENCE`); only tests raise it, to see a first attempt fail.
@@ -188,8 +188,13 @@ def with_scoring(model: Model, contents: WindowContents, scoring: ScoringParams)
     return model.derive(history=history, scoring=scoring)
 
 
-def with_item_item(model: Model, params: ItemItemParams, threads: int = 0) -> Model:
-    """``model`` with an item-item scorer fitted on its window matrix (``ease.py``: EASE, or
-    cosine kNN beyond ``params.max_dense_items``). Raises what the fit raises
-    (``ValueError``, ``MemoryError``, ``numpy.linalg.LinAlgError``)."""
-    return model.derive(scorers={"item_item": fit_item_item(model.user_items, params, threads)})
+def with_scorer(model: Model, name: str, params: Any = None, threads: int = 0) -> Model:
+    """``model`` with the registered scorer ``name`` fitted on its window matrix by the
+    scorer's ``from_window`` (``scorer.WindowFitted``); ``params`` ``None``: its params
+    class's defaults. Raises ``KeyError``/``TypeError`` for a name the registry cannot fit and
+    what the fit raises (``ValueError``, ``ArithmeticError``, ``MemoryError``,
+    ``numpy.linalg.LinAlgError``)."""
+    cls = window_fit(name)
+    p = cls.params_type() if params is None else params
+    scorer = cls.from_window(model.user_items, model.user_ids, model.item_ids, p, threads)
+    return model.derive(scorers={name: scorer})
