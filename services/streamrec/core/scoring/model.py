@@ -334,6 +334,15 @@ class Model:
             return self._popular(n, banned, candidates, "popular")
         return self._result(rank_vector(self.als.item_factors, vector, n, banned, candidates))
 
+    def _by_als(self, vector: npt.NDArray[np.floating] | None, seen: Idx, weights: F64, n: int,
+                banned: Idx, candidates: Idx | None) -> Recommendations:
+        """The top ``n`` for an ALS user vector and the history it was folded from: bounded by
+        the positive part when the history holds negative feedback (negatives.py)."""
+        if np.any(weights <= 0):
+            return self._by_scores(self.bounded_als_scores(vector, seen, weights), n, banned,
+                                   candidates)
+        return self._by_vector(vector, n, banned, candidates)
+
     def _candidates(self, items: Sequence[str] | None, restrict: Restriction | None) -> Idx | None:
         """The whitelist ``items`` narrowed by ``restrict``'s candidates (None: every item)."""
         candidates = self.indices(items)
@@ -388,10 +397,8 @@ class Model:
         seen, weights = self._items_of(row, self.fresh_rows(extra))
         vector, rejected = self._vector(row, seen, weights, bool(extra)), seen[weights <= 0]
         banned = self._banned(exclude, seen if exclude_seen else None, restrict, rejected)
-        if len(rejected):  # negative feedback only ever lowers scores (negatives.py)
-            scores = self.bounded_als_scores(vector, seen, weights)
-            return self._by_scores(scores, n, banned, self._candidates(items, restrict))
-        return self._by_vector(vector, n, banned, self._candidates(items, restrict))
+        return self._by_als(vector, seen, weights, n, banned,
+                            self._candidates(items, restrict))
 
     def recommend_anonymous(
         self,
@@ -418,10 +425,8 @@ class Model:
                                      self.scoring)
             return self._by_scores(scores, n, banned, self._candidates(candidates, restrict))
         vector = self.als.fold_in(seen, weights) if len(seen) else None
-        if len(rejected):  # negative feedback only ever lowers scores (negatives.py)
-            scores = self.bounded_als_scores(vector, seen, weights)
-            return self._by_scores(scores, n, banned, self._candidates(candidates, restrict))
-        return self._by_vector(vector, n, banned, self._candidates(candidates, restrict))
+        return self._by_als(vector, seen, weights, n, banned,
+                            self._candidates(candidates, restrict))
 
     def recommend_batch(
         self,
