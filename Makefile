@@ -20,12 +20,11 @@ help:
 	@echo "make settings - regenerate docs/configuration.md's tables, both CRDs and values.schema.json from the settings table"
 	@echo "make bench  - every bench/*.py (speed, quality) into bench/results/, docs/benchmarks.md"
 
-# The venv is rebuilt when pyproject.toml changes. pip is upgraded first: old pip backtracks for ages.
-$(VENV)/.installed: pyproject.toml
+# The venv is rebuilt when pyproject.toml changes (scripts/venv.sh: pip upgraded first, each pip
+# step retried on a broken download, then `pip check`).
+$(VENV)/.installed: pyproject.toml scripts/venv.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m pip check
+	bash scripts/venv.sh $(PY)
 	@touch $@
 
 venv: $(VENV)/.installed
