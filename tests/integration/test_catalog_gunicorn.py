@@ -95,7 +95,12 @@ def test_hiding_an_item_removes_it_from_every_route_on_both_workers_within_a_sec
                env=env) as server:
         base = server.base
         # The snapshot's catalogue: records, a category filter, an unknown category.
-        assert requests.get(f"{base}/items/i4", timeout=10).json()["categories"] == ["even"]
+        # Both workers load the snapshot's catalogue as they start; under load one may answer
+        # before its catalogue is in (bounded wait).
+        record = wait_for(lambda: requests.get(f"{base}/items/i4", timeout=10).json().get(
+            "categories") is not None and requests.get(f"{base}/items/i4", timeout=10).json(),
+            30)
+        assert record["categories"] == ["even"]
         for route in ROUTES[:-1]:
             sep = "&"
             lists, _ = _get(base, f"{route}{sep}category=odd")
