@@ -29,6 +29,7 @@ from streamrec.core.snapshot.manifest import next_version
 from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from streamrec.core.window.sliding import SlidingWindow
 
+from .engines import engine_for
 from .ingest import dead_letter_headers, ingest, ingest_items
 from .job import FitJob, JobOutcome
 from .metrics import TrainerMetrics
@@ -78,6 +79,8 @@ class Trainer:
         self.metrics = metrics or TrainerMetrics()
         self.policy = RetrainPolicy(config.retrain_every, config.retrain_interval, clock)
         self.window = SlidingWindow(config.window_size, config.decay_half_life)
+        #: implicit in this process, or a Spark driver (``training_engine``, engines.py).
+        self.engine = engine_for(config)
         #: Erased users and items (core/events/erasure.py): applied to every batch and the window,
         #: written into every snapshot, restored on resume. Keyed hashes, never ids.
         self.hasher = erasure_hasher(config.erasure_key, store)
@@ -284,7 +287,7 @@ class Trainer:
             catalog = self.catalog.to_bytes(self.item_positions)
         job = FitJob(self.config, self.store, self.sink, self.metrics, self._stop, self.workdir,
                      matrix, contents, offsets, next_version(self._last_version), new_events,
-                     self.training, catalog, tombstones, prune_all)
+                     self.training, catalog, tombstones, prune_all, self.engine)
         self._outcome = None
 
         def work() -> None:
@@ -336,6 +339,7 @@ class Trainer:
         self._stop.set()
         if not self.wait_idle(grace):
             log.warning("stopping with a fit still running; it is abandoned")
+        self.engine.close()  # a Spark fit still running is cancelled, its JVM stopped
         self.source.close()
         if self.sink is not None:
             self.sink.flush(10.0)
