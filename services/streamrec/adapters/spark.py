@@ -22,6 +22,7 @@ fit and stops the JVM.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -108,6 +109,8 @@ class SparkEngine:
                     raise SparkUnavailable(
                         "training_engine=spark needs pyspark: pip install 'streamrec[spark]'"
                     ) from e
+                if self.settings.local:  # else Spark picks the host's outward address
+                    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
                 builder = SparkSession.builder.master(self.settings.master).appName(
                     self.settings.app_name)
                 for key, value in self.settings.conf().items():
