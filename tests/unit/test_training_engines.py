@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from streamrec.adapters.spark import SparkEngine, SparkSettings, SparkUnavailable
+from streamrec.adapters.spark import SparkEngine, SparkSettings, SparkUnavailable, missing
 from streamrec.config import Config, ConfigError
 from streamrec.core.scoring.model import ALSParams
 from streamrec.core.scoring.types import FitFailed
@@ -60,3 +60,24 @@ def test_a_closed_engine_refuses_to_start_a_session():
 def test_a_bad_engine_setting_is_refused_naming_it(env, value, message):
     with pytest.raises(ConfigError, match=message):
         Config.from_env({env: value})
+
+
+def test_the_spark_engine_says_what_is_missing_before_it_starts(monkeypatch, tmp_path):
+    assert missing() is None  # this venv has pyspark (the dev extra) and the machine Java 17
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    assert "Java 17" in (missing() or "")
+
+
+def test_a_trainer_asked_for_spark_without_java_exits_naming_the_setting(monkeypatch, tmp_path):
+    import argparse
+
+    from streamrec.trainer import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(["--topic", "t", "--training-engine", "spark"])
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(ConfigError, match="training_engine.*Java"):
+        cli.run(args)

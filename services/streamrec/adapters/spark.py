@@ -39,13 +39,27 @@ from streamrec.core.scoring.model import Model
 from streamrec.core.scoring.types import ALSParams, FitFailed, FitInfo
 from streamrec.core.window.contents import WindowMatrix
 
-__all__ = ["SparkEngine", "SparkSettings", "SparkUnavailable"]
+__all__ = ["SparkEngine", "SparkSettings", "SparkUnavailable", "missing"]
 
 log = logging.getLogger(__name__)
 
 
 class SparkUnavailable(RuntimeError):
     """pyspark is not installed, or its JVM could not start (no Java 17+ on the PATH)."""
+
+
+def missing() -> str | None:
+    """Why the spark engine cannot start here (no pyspark, no ``java``), or None."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "needs pyspark: pip install 'streamrec[spark]'"
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and os.path.exists(
+            os.path.join(java_home, "bin", "java"))):
+        return "needs Java 17+: no java on the PATH or in JAVA_HOME"
+    return None
 
 
 @dataclass(frozen=True)
