@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -94,7 +95,9 @@ class SparkSettings:
         }
         if self.local:  # nothing of a local engine listens beyond the loopback interface
             out |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
-                    "spark.sql.shuffle.partitions": "4"}
+                    "spark.sql.shuffle.partitions": "4",
+                    # Shuffle and block files where TMPDIR says (the JVM's default is /tmp).
+                    "spark.local.dir": tempfile.gettempdir()}
         if self.image:
             out["spark.kubernetes.container.image"] = self.image
         return out
