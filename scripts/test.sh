@@ -7,6 +7,8 @@
 # computing, so running them beside the rest saves most of that time on a 2-core machine. The
 # sessions share nothing: each starts its own components on free ports, each has its own session
 # id for the survivor check (tests/conftest.py), and only the e2e session starts the real node.
+# The spark engine's test (tests/integration/test_spark_engine.py: a JVM fitting on both cores for
+# about a minute) runs in the waiting session too, so the busy one does not wait for it.
 # With arguments (e.g. PYTEST_ARGS="-k serving"), one plain pytest session runs instead: a
 # selection is usually small, and two sessions would both report "no tests ran".
 #
@@ -22,11 +24,12 @@ log=$(mktemp "${TMPDIR:-/tmp}/streamrec-e2e.XXXXXX.log")
 # it the session is in its own process group and takes the SIGINT forwarded below, which pytest
 # answers by tearing its fixtures down.
 set -m
-"$py" -m pytest tests/e2e -p no:cacheprovider >"$log" 2>&1 &
+spark=tests/integration/test_spark_engine.py
+"$py" -m pytest tests/e2e "$spark" -p no:cacheprovider >"$log" 2>&1 &
 e2e=$!
 set +m
 trap 'kill -INT "$e2e" 2>/dev/null; wait "$e2e"; echo "[test] interrupted; e2e log: $log"; exit 130' INT TERM
-"$py" -m pytest --ignore=tests/e2e
+"$py" -m pytest --ignore=tests/e2e --ignore="$spark"
 rest=$?
 echo "[test] waiting for the end-to-end session (tests/e2e, log $log)..."
 wait "$e2e"

@@ -144,6 +144,8 @@ def _other_value(row: Any) -> Any:
         return {"click": 2.0}
     if row.name == "scoring_weights":
         return {"als": 0.5, "item_item": 2.0}
+    if row.name == "spark_executor_memory":
+        return "3g"
     if isinstance(kind, Listed):
         return ["https://x.example"]
     return "x-" + row.name.replace("_", "-")

@@ -114,6 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="retrain periods N that get the scored views (default 5000; quick: 2000)")
     a("--part", choices=PARTS, default="all",
       help="score all test events, the first half (validation) or the second half (test)")
+    a("--engine", choices=("implicit", "spark"), default="implicit",
+      help="training engine of the ALS learners (spark: pyspark, docs/spark.md)")
+    a("--spark-master", default="local[2]", help="Spark master of --engine spark")
     a("--out", type=Path, default=Path("bench/results"), help="report directory")
     a("--name", default="quality", help="report file stem")
     a("--no-plots", action="store_true")
@@ -179,15 +182,26 @@ def run(args: argparse.Namespace) -> int:
     limit = QUICK_EVENTS if args.quick and not args.events else args.events
     if limit:
         events = events[:limit]
-    strategies = build(grid, protocol.positive)
+    engine = None
+    if args.engine == "spark":
+        from streamrec.adapters.spark import SparkEngine, SparkSettings
+
+        engine = SparkEngine(SparkSettings(master=args.spark_master))
+    strategies = build(grid, protocol.positive, None if engine is None else engine.fit,
+                       args.engine)
     print(f"replaying {len(events)} events through {len(strategies)} strategies", file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
         print(f"  {done}/{total} test events, {time.perf_counter() - started:.0f} s",
               file=sys.stderr, flush=True)
 
-    result = replay(events, strategies, protocol, progress)
+    try:
+        result = replay(events, strategies, protocol, progress)
+    finally:
+        if engine is not None:
+            engine.close()
     report = {
+        "engine": args.engine,
         "benchmark": "prequential recommendation quality",
         "dataset": dataset,
         "quick": bool(args.quick),

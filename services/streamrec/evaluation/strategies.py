@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,7 +26,7 @@ from streamrec.core.scoring.blend import ScoringParams, history_for
 from streamrec.core.scoring.model import ALSParams, Model
 from streamrec.core.scoring.scorer import fitted_by_window
 from streamrec.core.scoring.training import fit, with_scorer
-from streamrec.core.window.sliding import SlidingWindow
+from streamrec.core.window.sliding import SlidingWindow, WindowMatrix
 
 __all__ = [
     "VIEWS",
@@ -128,7 +128,9 @@ class RetrainedALS:
 
     Between retrains the model is frozen; the events since the last retrain are kept per user
     (as the serving replicas keep them) for the fold-in view. A fit happens at the end of the
-    warm-up, so every strategy starts the test part with a model.
+    warm-up, so every strategy starts the test part with a model. ``fitter`` is the training
+    engine's fit (``training.fit``, implicit, unless given: e.g. ``SparkEngine.fit``), named by
+    ``engine``.
     """
 
     def __init__(
@@ -138,12 +140,16 @@ class RetrainedALS:
         window: int,
         scorers: Mapping[str, Any] | None = None,
         history_cap: int = 200,
+        fitter: Callable[[WindowMatrix, ALSParams], Model] | None = None,
+        engine: str = "implicit",
     ) -> None:
         if retrain_every < 1:
             raise ValueError(f"retrain_every must be >= 1, got {retrain_every}")
         self.params = params
         self.retrain_every = retrain_every
-        self.name = f"als N={retrain_every} W={window}"
+        self.fitter = fitter or fit
+        suffix = "" if engine == "implicit" else f" {engine}"
+        self.name = f"als N={retrain_every} W={window}{suffix}"
         self.window = SlidingWindow(window)
         self.model: Model | None = None
         #: The registered scorers fitted beside ALS at every retrain, name -> params (for the
@@ -158,7 +164,7 @@ class RetrainedALS:
 
     def _retrain(self) -> None:
         started = time.perf_counter()
-        model = fit(self.window.build(), self.params)
+        model = self.fitter(self.window.build(), self.params)
         self.fit_seconds += time.perf_counter() - started
         # What the trainer adds (core/scoring/training.py): the ordered history and the item-item
         # model.

@@ -10,14 +10,15 @@ item-item model when any of them uses it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
-from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.model import ALSParams, Model
 from streamrec.core.scoring.scorer import fitted_by_window
+from streamrec.core.window.contents import WindowMatrix
 
 from .isgd import ISGD
 from .strategies import VIEWS, ALSView, Popularity, Recommender, RetrainedALS, ScoredView
@@ -56,9 +57,12 @@ class Grid:
             raise ValueError("retrain periods and windows must be >= 1")
 
 
-def build(grid: Grid, positive: float) -> list[Recommender]:
+def build(grid: Grid, positive: float,
+          fitter: Callable[[WindowMatrix, ALSParams], Model] | None = None,
+          engine: str = "implicit") -> list[Recommender]:
     """The recommenders of a run, baselines first. ``positive`` is ISGD's training threshold
-    (the same threshold that makes an event a test case)."""
+    (the same threshold that makes an event a test case). ``fitter``: the ALS learners' fit
+    (default implicit's), from the training engine ``engine``."""
     out: list[Recommender] = [Popularity(w) for w in sorted(set(grid.windows))]
     i = grid.isgd
     out.append(ISGD(i.factors, i.learn_rate, i.regularization, min_weight=positive, seed=i.seed))
@@ -69,7 +73,7 @@ def build(grid: Grid, positive: float) -> list[Recommender]:
             needed = {name for sc in scorings for name in fitted_by_window(sc.weights)}
             scorers = {name: grid.scorer_params.get(name) for name in sorted(needed)}
             cap = max((sc.history_cap for sc in scorings), default=200)
-            core = RetrainedALS(grid.als, n, w, scorers, cap)
+            core = RetrainedALS(grid.als, n, w, scorers, cap, fitter, engine)
             out.extend(ALSView(core, kind) for kind in VIEWS)
             out.extend(ScoredView(core, sc) for sc in scorings)
     return out

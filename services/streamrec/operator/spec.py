@@ -108,6 +108,16 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class SparkSpec:
+    # BEGIN GENERATED: make settings (section training.spark)
+    executors: int = _d("spark_executors")
+    executor_cores: int = _d("spark_executor_cores")
+    executor_memory: str = _d("spark_executor_memory")
+    image: str | None = _d("spark_image")
+    # END GENERATED: make settings (section training.spark)
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     # BEGIN GENERATED: make settings (section training)
     window_size: int = _d("window_size")
@@ -116,7 +126,9 @@ class TrainingSpec:
     decay_half_life: float | None = _d("decay_half_life")
     use_gpu: bool = _d("use_gpu")
     resources: Resources = _d("training_resources")
+    engine: str = _d("training_engine")
     # END GENERATED: make settings (section training)
+    spark: SparkSpec = field(default_factory=SparkSpec)
 
 
 @dataclass(frozen=True)
@@ -261,7 +273,13 @@ def _model(f: Fields) -> ModelSpec:
 def _training(f: Fields) -> TrainingSpec:
     values = f.section("training")
     values["resources"] = _resources(f, "resources", values["resources"], TRAINER_RESOURCES)
-    out = TrainingSpec(**values)
+    out = TrainingSpec(**values, spark=_spark(f.obj("spark")))
+    f.done()
+    return out
+
+
+def _spark(f: Fields) -> SparkSpec:
+    out = SparkSpec(**f.section("training.spark"))
     f.done()
     return out
 

@@ -21,7 +21,7 @@ from .kinds import Bool, Enum, Num, Str
 from .structured import Bind, Checked, Feedback, Listed, Opaque, ScorerWeights, StoreUrl
 from .table import Section, Setting
 
-__all__ = ["FORMATS", "LOG_FORMATS", "PULL_POLICIES", "SASL_MECHANISMS", "SECTIONS",
+__all__ = ["ENGINES", "FORMATS", "LOG_FORMATS", "PULL_POLICIES", "SASL_MECHANISMS", "SECTIONS",
            "SECURITY_PROTOCOLS", "SETTINGS"]
 
 _ALS, _SCORING, _ITEM_ITEM = ALSParams(), ScoringParams(), ItemItemParams()
@@ -30,9 +30,12 @@ PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 LOG_FORMATS = ("full", "plain", "json")
+ENGINES = ("implicit", "spark")
 
 T, S, R, OP = "trainer", "serve", "run", "operator"
 _INF = float("inf")
+_SPARK_MEMORY = Str(pattern=r"^[1-9][0-9]{0,6}[kmgt]$", max_length=8,
+                    rule="must be a JVM memory size such as 512m or 4g")
 _SECRET_NAME = Str(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253,
                    rule="must be a valid Secret name")
 # An origin as the CRD can check it (core/origins.py normalises and checks it fully).
@@ -147,6 +150,26 @@ SETTINGS: tuple[Setting, ...] = (
             helm="example.training.resources"),
     Setting("fit_threads", _i(0, 1024), _ALS.num_threads, "Threads of a fit; 0: all cores.",
             (T, R)),
+    # --- the training engine (issue 26; docs/spark.md) --------------------------------------
+    Setting("training_engine", Enum(ENGINES), "implicit", "What fits ALS: implicit in the "
+            "trainer process, or Spark MLlib with the trainer as the driver (docs/spark.md).",
+            (T, R), cr="training.engine", helm="example.training.engine"),
+    Setting("spark_master", Str(max_length=2048), "local[2]", "Spark master URL of the spark "
+            "engine: local[N] (N cores in the trainer's JVM) or k8s://https://HOST:PORT.",
+            (T, R)),
+    Setting("spark_executors", _i(1, 10_000), 2, "Executors of the spark engine "
+            "(spark.executor.instances; ignored by a local master).", (T, R),
+            cr="training.spark.executors", helm="example.training.spark.executors"),
+    Setting("spark_executor_cores", _i(1, 256), 1, "Cores per executor of the spark engine.",
+            (T, R), cr="training.spark.cores"),
+    Setting("spark_executor_memory", _SPARK_MEMORY, "2g", "Heap per executor of the spark "
+            "engine (spark.executor.memory).", (T, R), cr="training.spark.memory"),
+    Setting("spark_driver_memory", _SPARK_MEMORY, "1g", "Heap of the spark engine's driver "
+            "JVM in the trainer (spark.driver.memory; with local[N] it runs the fit too).",
+            (T, R)),
+    Setting("spark_image", Str(max_length=1024), None, "Container image of the spark engine's "
+            "executor pods (spark.kubernetes.container.image).", (T, R),
+            cr="training.spark.image", default_text="none"),
     Setting("metrics_port", _i(0, 65535), 9100, "Port of the trainer's Prometheus metrics.",
             (T,)),
     # --- scoring ---------------------------------------------------------------------------
@@ -328,6 +351,8 @@ SECTIONS: tuple[Section, ...] = (
                                      "securityProtocol"},)),
     Section("model", "ALS hyperparameters and the feedback table."),
     Section("training", "The trainer: window, retrain triggers, resources."),
+    Section("training.spark", "The spark engine's executors (training.engine: spark; "
+            "docs/spark.md)."),
     Section("snapshots", "The S3 snapshot store.", required=True, default_empty=False),
     Section("scoring", "How serving scores a user (docs/evaluation.md); written into each "
                        "snapshot."),

@@ -84,6 +84,12 @@ def _setup_logging() -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = _config(args)
+    if config.training_engine == "spark":
+        from streamrec.adapters.spark import missing
+
+        problem = missing()
+        if problem is not None:  # at start, not at the first retrain minutes later
+            raise ConfigError("training_engine", f"spark {problem}")
     _setup_logging()
     # Heavy imports only when the trainer really runs (implicit, confluent-kafka, boto3).
     from streamrec.adapters.kafka import COMPACTED, KafkaSink, KafkaSource, ensure_topics

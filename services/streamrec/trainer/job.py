@@ -33,11 +33,12 @@ from streamrec.adapters.storebase import (
 from streamrec.config import Config
 from streamrec.core.events.erasure import Tombstones
 from streamrec.core.scoring.scorer import fitted_by_window
-from streamrec.core.scoring.training import fit, with_scorer, with_scoring
+from streamrec.core.scoring.training import with_scorer, with_scoring
 from streamrec.core.scoring.types import FitFailed
 from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from streamrec.core.window.contents import WindowContents, WindowMatrix
 
+from .engines import Engine, ImplicitEngine
 from .metrics import TrainerMetrics
 from .policy import backoff
 
@@ -83,6 +84,8 @@ class FitJob:
     #: This snapshot is the first to reflect an erasure: once it is published, every older
     #: version (which may still hold the erased data) is deleted, not just those beyond keep.
     prune_all: bool = False
+    #: What fits the window (``engines.py``: implicit in-process, or Spark).
+    engine: Engine = field(default_factory=ImplicitEngine)
 
     def run(self) -> JobOutcome:
         out = JobOutcome(self.version, self.offsets, prune_all=self.prune_all)
@@ -122,7 +125,7 @@ class FitJob:
 
     def _run(self, tmp: Path, out: JobOutcome) -> None:
         started = time.monotonic()
-        model = fit(self.matrix, self.config.als)
+        model = self.engine.fit(self.matrix, self.config.als)
         info = model.fit_info
         if info is not None:
             out.capped_cells, out.recovered_from = info.capped_cells, info.recovered_from

@@ -29,6 +29,7 @@ from streamrec.core.snapshot.manifest import next_version
 from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from streamrec.core.window.sliding import SlidingWindow
 
+from .engines import Engine, engine_for
 from .ingest import dead_letter_headers, ingest, ingest_items
 from .job import FitJob, JobOutcome
 from .metrics import TrainerMetrics
@@ -65,12 +66,16 @@ class Trainer:
         Monotonic seconds, for the retrain interval.
     workdir : Path, optional
         Scratch space for snapshots before upload; a temp dir if not given.
+    engine : Engine, optional
+        What fits the window; None: the one ``config.training_engine`` names, owned (and
+        closed at `shutdown`) by this trainer. One given here stays its caller's to close.
     """
 
     def __init__(self, config: Config, source: EventSource, sink: EventSink | None,
                  store: SnapshotStore, metrics: TrainerMetrics | None = None,
                  clock: Callable[[], float] = time.monotonic, workdir: Path | None = None,
-                 max_batch: int = 10_000, items: EventSource | None = None) -> None:
+                 max_batch: int = 10_000, items: EventSource | None = None,
+                 engine: Engine | None = None) -> None:
         self.config, self.source, self.sink, self.store = config, source, sink, store
         self.items = items
         self.catalog = Catalogue()
@@ -78,6 +83,9 @@ class Trainer:
         self.metrics = metrics or TrainerMetrics()
         self.policy = RetrainPolicy(config.retrain_every, config.retrain_interval, clock)
         self.window = SlidingWindow(config.window_size, config.decay_half_life)
+        #: implicit in this process, or a Spark driver (``training_engine``, engines.py).
+        self.engine = engine_for(config) if engine is None else engine
+        self._owns_engine = engine is None
         #: Erased users and items (core/events/erasure.py): applied to every batch and the window,
         #: written into every snapshot, restored on resume. Keyed hashes, never ids.
         self.hasher = erasure_hasher(config.erasure_key, store)
@@ -284,7 +292,7 @@ class Trainer:
             catalog = self.catalog.to_bytes(self.item_positions)
         job = FitJob(self.config, self.store, self.sink, self.metrics, self._stop, self.workdir,
                      matrix, contents, offsets, next_version(self._last_version), new_events,
-                     self.training, catalog, tombstones, prune_all)
+                     self.training, catalog, tombstones, prune_all, self.engine)
         self._outcome = None
 
         def work() -> None:
@@ -336,6 +344,8 @@ class Trainer:
         self._stop.set()
         if not self.wait_idle(grace):
             log.warning("stopping with a fit still running; it is abandoned")
+        if self._owns_engine:
+            self.engine.close()  # a Spark fit still running is cancelled, its JVM stopped
         self.source.close()
         if self.sink is not None:
             self.sink.flush(10.0)

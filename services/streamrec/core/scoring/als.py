@@ -6,6 +6,10 @@ the score ``Y x_u``. The fitted user factors are kept too: a user with nothing n
 with their fitted vector, and many such users at once with one matrix product
 (``recommend.rank_many``). This is the :class:`~.scorer.Scorer` named ``als``; fitting is in
 ``training.py``, so serving never loads implicit.
+
+The regularization scaling is the fitting engine's (``foldin.CONSTANT`` for implicit,
+``foldin.POSITIVES``, ALS-WR's λ·n⁺, for Spark MLlib): it is recorded in ``meta()`` and the
+fold-in follows it, so a refolded user agrees with the fit whichever engine ran.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ class ALS:
     ``user_factors``: float32 ``(users, f)``; ``item_factors``: float32 ``(items, f)``; either
     may be memory-mapped. ``regularization`` (λ) and ``alpha`` are the fit's, and
     ``confidence_cap`` the per-cell cap it used (``domains.MAX_CONFIDENCE`` unless the fit
-    was retried with a lower one). Raises ``ValueError`` when the factor shapes disagree.
+    was retried with a lower one). ``regularization_scaling`` is ``"constant"`` (λ for every
+    user, implicit) or ``"positives"`` (λ·n⁺, ALS-WR, Spark MLlib): see ``foldin.py``.
+    Raises ``ValueError`` when the factor shapes disagree or the scaling is unknown.
     """
 
     name: ClassVar[str] = "als"
@@ -55,10 +61,15 @@ class ALS:
         regularization: float,
         alpha: float,
         confidence_cap: float = MAX_CONFIDENCE,
+        regularization_scaling: str = foldin.CONSTANT,
     ) -> None:
         uf, itf = user_factors.shape, item_factors.shape
         if len(uf) != 2 or len(itf) != 2 or uf[1] != itf[1]:
             raise ValueError(f"factor shapes {uf} and {itf} do not match")
+        if regularization_scaling not in foldin.SCALINGS:
+            raise ValueError(f"regularization_scaling must be one of {foldin.SCALINGS}, got "
+                             f"{regularization_scaling!r}")
+        self.regularization_scaling = regularization_scaling
         self.user_factors, self.item_factors = user_factors, item_factors
         self.regularization, self.alpha = regularization, alpha
         self.confidence_cap = confidence_cap
@@ -79,8 +90,14 @@ class ALS:
         return int(self.item_factors.shape[1])
 
     @property
+    def _ridge_per_positive(self) -> float:
+        """λ per positive item (ALS-WR), or 0 when λ is constant and in :attr:`gram`."""
+        return self.regularization if self.regularization_scaling == foldin.POSITIVES else 0.0
+
+    @property
     def gram(self) -> F64:
-        """``YᵀY + λI``, cached; touch it once after loading to warm a replica."""
+        """``YᵀY + λI`` (``YᵀY`` under ALS-WR, whose λ·n⁺ is per user), cached; touch it
+        once after loading to warm a replica."""
         if self._gram is None:
             # In blocks: a float64 copy of all item factors (26 MB at 50k x 64) would be kept
             # by glibc's heap in every serving worker long after it is freed.
@@ -88,7 +105,7 @@ class ALS:
             g = np.zeros((f, f))
             for start in range(0, len(y), _GRAM_ROWS):
                 g += foldin.gram(y[start : start + _GRAM_ROWS], 0.0)
-            g[np.diag_indices_from(g)] += self.regularization
+            g[np.diag_indices_from(g)] += self.regularization - self._ridge_per_positive
             self._gram = g
         return self._gram
 
@@ -103,7 +120,7 @@ class ALS:
     def fold_in(self, items: npt.ArrayLike, weights: npt.ArrayLike) -> F32:
         """The exact ALS user vector (float32, ``(f,)``) for item indices and raw weights."""
         return foldin.fold_in(self.item_factors, self.gram, items, weights, self.alpha,
-                              self.confidence_cap)
+                              self.confidence_cap, self._ridge_per_positive)
 
     def user_vector(self, row: int) -> npt.NDArray[np.floating]:
         """The fitted vector of user row ``row``."""
@@ -124,7 +141,7 @@ class ALS:
                       target: int) -> tuple[Idx, F64]:
         """Each history item's share of the score for ``target`` (``foldin.contributions``)."""
         return foldin.contributions(self.item_factors, self.gram, items, weights, self.alpha,
-                                    target, self.confidence_cap)
+                                    target, self.confidence_cap, self._ridge_per_positive)
 
     def to_arrays(self) -> dict[str, Array]:
         return {"user_factors": np.asarray(self.user_factors, dtype=np.float32),
@@ -132,13 +149,16 @@ class ALS:
 
     def meta(self) -> dict[str, Any]:
         return {"regularization": self.regularization, "alpha": self.alpha,
-                "confidence_cap": sane_cap(self.confidence_cap)}
+                "confidence_cap": sane_cap(self.confidence_cap),
+                "regularization_scaling": self.regularization_scaling}
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, Array], meta: Mapping[str, Any],
                     items: int) -> ALS:
         """Raises ``KeyError`` for a missing array or setting and ``ValueError`` for factors
-        that do not fit ``items`` or hold NaN or infinity."""
+        that do not fit ``items`` or hold NaN or infinity, or an unknown regularization
+        scaling. A snapshot without ``regularization_scaling`` (before the Spark engine) was
+        fitted by implicit: ``constant``."""
         user_factors, item_factors = arrays["user_factors"], arrays["item_factors"]
         for name, a in (("user_factors", user_factors), ("item_factors", item_factors)):
             if not np.isfinite(a).all():  # never serve (or fold in against) a poisoned fit
@@ -146,5 +166,7 @@ class ALS:
         if item_factors.shape[0] != items:
             raise ValueError(f"{item_factors.shape[0]} item factors for {items} items")
         cap = sane_cap(meta.get("confidence_cap"))
+        scaling = meta.get("regularization_scaling", foldin.CONSTANT)
         return cls(user_factors, item_factors, float(meta["regularization"]),
-                   float(meta["alpha"]), MAX_CONFIDENCE if cap is None else cap)
+                   float(meta["alpha"]), MAX_CONFIDENCE if cap is None else cap,
+                   str(scaling))

@@ -11,6 +11,12 @@ confidence, exactly what implicit does with a negative entry of its input matrix
 (``implicit.cpu.als``: "Negative items can also be passed with a higher confidence value by
 passing a negative value"; ``_least_squares`` negates the confidence and adds nothing to b).
 
+**Regularization scaling.** implicit regularizes every user with the same λ
+(``constant``). Spark MLlib's ALS (``ALS.computeFactors``) follows ALS-WR (Zhou, Wilkinson,
+Schreiber & Pan 2008, "Large-scale Parallel Collaborative Filtering for the Netflix Prize"):
+it scales λ by the user's number of items with positive preference, ``λ·n⁺`` (``positives``).
+``fold_in(..., ridge_per_positive=λ)`` with a ``gram`` built without λ solves that system.
+
 Only the user's rows of Y enter the correction, so with ``YᵀY + λI`` cached per model a fold-in
 costs O(k·f² + f³) for k items: this is what lets a serving replica answer with a user's events
 from the last second. It is the same computation as implicit's ``recalculate_user``
@@ -31,10 +37,17 @@ import scipy.linalg
 from ..domains import MAX_CONFIDENCE
 from ..events.feedback import aggregate
 
-__all__ = ["confidence", "contributions", "fold_in", "gram", "preference",
-           "signed_confidence", "solve"]
+__all__ = ["CONSTANT", "POSITIVES", "SCALINGS", "confidence", "contributions", "fold_in", "gram",
+           "preference", "signed_confidence", "solve"]
 
 F64 = npt.NDArray[np.float64]
+
+#: λ the same for every user (implicit; Hu, Koren & Volinsky 2008).
+CONSTANT = "constant"
+#: λ·n⁺, n⁺ the user's count of items with positive preference (ALS-WR; Spark MLlib).
+POSITIVES = "positives"
+#: The regularization scalings a model may record (``ALS.meta()["regularization_scaling"]``).
+SCALINGS = (CONSTANT, POSITIVES)
 
 
 def gram(item_factors: npt.NDArray[np.floating], regularization: float) -> F64:
@@ -85,10 +98,12 @@ def solve(a: F64, b: F64) -> F64:
 
 def _system(
     item_factors: npt.NDArray[np.floating], gram_: F64, items: npt.NDArray[np.intp], conf: F64,
-    pref: F64,
+    pref: F64, ridge_per_positive: float = 0.0,
 ) -> tuple[F64, F64]:
     y_u = np.asarray(item_factors[items], dtype=np.float64)
     a = gram_ + (y_u.T * (conf - 1.0)) @ y_u
+    if ridge_per_positive:
+        a[np.diag_indices_from(a)] += ridge_per_positive * float(np.count_nonzero(pref))
     b = y_u.T @ (conf * pref)
     return a, b
 
@@ -100,17 +115,22 @@ def fold_in(
     weights: npt.ArrayLike,
     alpha: float,
     cap: float = MAX_CONFIDENCE,
+    ridge_per_positive: float = 0.0,
 ) -> npt.NDArray[np.float32]:
     """The user vector for ``items`` with ``weights`` (oldest first, aggregated by
     ``feedback.aggregate``); zeros if none.
 
     Zeros for no items match implicit, which leaves such a user at the origin. ``cap`` is the
-    confidence cap the model was fitted with. The result is always finite (see `solve`).
+    confidence cap the model was fitted with. ``ridge_per_positive`` adds that much times n⁺
+    (the user's count of items with a positive net weight) to the diagonal: λ for ALS-WR
+    (Spark), with ``gram_`` then built with λ = 0; 0 for implicit's constant λ, which
+    ``gram_`` holds. The result is always finite (see `solve`).
     """
     idx, w = aggregate(items, weights)
     if len(idx) == 0:
         return np.zeros(gram_.shape[0], dtype=np.float32)
-    a, b = _system(item_factors, gram_, idx, confidence(w, alpha, cap), preference(w))
+    a, b = _system(item_factors, gram_, idx, confidence(w, alpha, cap), preference(w),
+                   ridge_per_positive)
     # A is symmetric positive definite (λ > 0, c ≥ 1): Cholesky is exact and cheapest.
     x = solve(a, b)
     with np.errstate(over="ignore"):
@@ -126,18 +146,19 @@ def contributions(
     alpha: float,
     target: int,
     cap: float = MAX_CONFIDENCE,
+    ridge_per_positive: float = 0.0,
 ) -> tuple[npt.NDArray[np.intp], F64]:
     """How much each of the user's items adds to their score for item ``target``.
 
     The score is ``y_tᵀ x_u = Σ_j (y_tᵀ A⁻¹ y_j) c_uj p_uj``; term j is item j's share
     (implicit's ``explain``, which also skips negative items: their share is 0). Returns the
-    user's (aggregated) items and their shares.
+    user's (aggregated) items and their shares. ``ridge_per_positive`` as in :func:`fold_in`.
     """
     idx, w = aggregate(items, weights)
     if len(idx) == 0:
         return idx, np.zeros(0)
     conf, pref = confidence(w, alpha, cap), preference(w)
-    a, _ = _system(item_factors, gram_, idx, conf, pref)
+    a, _ = _system(item_factors, gram_, idx, conf, pref, ridge_per_positive)
     weighted = solve(a, np.asarray(item_factors[target], dtype=np.float64))
     shares = (np.asarray(item_factors[idx], dtype=np.float64) @ weighted) * conf * pref
     return idx, np.where(np.isfinite(shares), shares, 0.0)

@@ -111,7 +111,8 @@ class FitInfo:
 
     ``capped_cells`` counts the window cells whose confidence hit ``confidence_cap``;
     ``recovered_from`` is the error of a first attempt that failed, when this fit is the
-    retry with the safe cap (see ``training.fit``).
+    retry with the safe cap (see ``training.fit``). ``engine`` is the training engine that
+    fitted it (``implicit`` or ``spark``; the manifest's ``fit.engine``).
     """
 
     seconds: float
@@ -120,11 +121,12 @@ class FitInfo:
     capped_cells: int = 0
     confidence_cap: float | None = None
     recovered_from: str | None = None
+    engine: str = "implicit"
 
     def to_dict(self) -> dict[str, object]:
         return {"seconds": self.seconds, "loss": self.loss, "device": self.device,
                 "capped_cells": self.capped_cells, "confidence_cap": self.confidence_cap,
-                "recovered_from": self.recovered_from}
+                "recovered_from": self.recovered_from, "engine": self.engine}
 
 
 @dataclass(frozen=True)

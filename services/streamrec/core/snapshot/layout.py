@@ -239,7 +239,8 @@ def model_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> Model:
         FitInfo(float(fit["seconds"]), fit.get("loss"), str(fit.get("device", "cpu")),
                 capped_cells=int(fit.get("capped_cells") or 0),
                 confidence_cap=sane_cap(fit.get("confidence_cap")),
-                recovered_from=fit.get("recovered_from"))
+                recovered_from=fit.get("recovered_from"),
+                engine=str(fit.get("engine", "implicit")))
         if fit
         else None
     )
