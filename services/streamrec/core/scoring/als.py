@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from ..domains import MAX_CONFIDENCE
 from . import foldin
+from .ann import AnnParams, ItemIndex
 
 __all__ = ["ALS", "sane_cap"]
 
@@ -43,7 +44,9 @@ class ALS:
     ``user_factors``: float32 ``(users, f)``; ``item_factors``: float32 ``(items, f)``; either
     may be memory-mapped. ``regularization`` (λ) and ``alpha`` are the fit's, and
     ``confidence_cap`` the per-cell cap it used (``domains.MAX_CONFIDENCE`` unless the fit
-    was retried with a lower one). Raises ``ValueError`` when the factor shapes disagree.
+    was retried with a lower one). ``ann``: the HNSW graph over the item factors
+    (``ann.py``), which ranking uses instead of scoring every item; None below the catalogue
+    size that gets one. Raises ``ValueError`` when the factor shapes disagree.
     """
 
     name: ClassVar[str] = "als"
@@ -55,6 +58,7 @@ class ALS:
         regularization: float,
         alpha: float,
         confidence_cap: float = MAX_CONFIDENCE,
+        ann: ItemIndex | None = None,
     ) -> None:
         uf, itf = user_factors.shape, item_factors.shape
         if len(uf) != 2 or len(itf) != 2 or uf[1] != itf[1]:
@@ -62,6 +66,9 @@ class ALS:
         self.user_factors, self.item_factors = user_factors, item_factors
         self.regularization, self.alpha = regularization, alpha
         self.confidence_cap = confidence_cap
+        if ann is not None and (ann.items, ann.factors) != itf:
+            raise ValueError(f"an HNSW index of {ann.items} x {ann.factors} for factors {itf}")
+        self.ann = ann
         # Caches filled on first use; two threads computing one at once is harmless.
         self._gram: F64 | None = None
         self._item_norms: F32 | None = None
@@ -126,13 +133,22 @@ class ALS:
         return foldin.contributions(self.item_factors, self.gram, items, weights, self.alpha,
                                     target, self.confidence_cap)
 
+    def with_ann(self, ann: ItemIndex | None) -> ALS:
+        """The same factors with ``ann`` as their HNSW graph (None: none)."""
+        return ALS(self.user_factors, self.item_factors, self.regularization, self.alpha,
+                   self.confidence_cap, ann)
+
     def to_arrays(self) -> dict[str, Array]:
+        """The factors, and the graph as ``hnsw`` (an optional file: snapshots without it
+        load, and rank exactly)."""
         return {"user_factors": np.asarray(self.user_factors, dtype=np.float32),
-                "item_factors": np.asarray(self.item_factors, dtype=np.float32)}
+                "item_factors": np.asarray(self.item_factors, dtype=np.float32),
+                **({} if self.ann is None else {"hnsw": self.ann.to_array()})}
 
     def meta(self) -> dict[str, Any]:
         return {"regularization": self.regularization, "alpha": self.alpha,
-                "confidence_cap": sane_cap(self.confidence_cap)}
+                "confidence_cap": sane_cap(self.confidence_cap),
+                **({} if self.ann is None else {"ann_ef_search": self.ann.ef_search})}
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, Array], meta: Mapping[str, Any],
@@ -146,5 +162,11 @@ class ALS:
         if item_factors.shape[0] != items:
             raise ValueError(f"{item_factors.shape[0]} item factors for {items} items")
         cap = sane_cap(meta.get("confidence_cap"))
+        ann = None
+        if "hnsw" in arrays:
+            ef = meta.get("ann_ef_search")
+            ann = ItemIndex.from_array(arrays["hnsw"], items, int(item_factors.shape[1]),
+                                       int(ef) if isinstance(ef, int) and ef > 0 else
+                                       AnnParams().ef_search)
         return cls(user_factors, item_factors, float(meta["regularization"]),
-                   float(meta["alpha"]), MAX_CONFIDENCE if cap is None else cap)
+                   float(meta["alpha"]), MAX_CONFIDENCE if cap is None else cap, ann)
