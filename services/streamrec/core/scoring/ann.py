@@ -40,9 +40,9 @@ class AnnParams:
     snapshot for serving. Defaults measured in bench/ann.py (docs/benchmarks.md).
     """
 
-    min_items: int = 100_000
+    min_items: int = 50_000
     m: int = 32
-    ef_construction: int = 80
+    ef_construction: int = 40
     ef_search: int = 128
 
     def wanted(self, items: int) -> bool:
