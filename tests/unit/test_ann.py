@@ -161,3 +161,31 @@ def test_recommend_with_the_graph_honours_hidden_items_and_returns_n(tmp_path):
     got = model.recommend(user, n=5, exclude_seen=False,
                           restrict=Restriction(banned=hidden, candidates=None))
     assert len(got.items) == 5 and everything[0] not in got.items
+
+
+def _fit_job(tmp_path, min_items: int):
+    import threading
+
+    from tests.unit.test_snapshot import small_window
+
+    from streamrec.adapters.stores import LocalStore
+    from streamrec.config import Config
+    from streamrec.trainer.job import FitJob
+    from streamrec.trainer.metrics import TrainerMetrics
+
+    store = LocalStore(tmp_path / "store")
+    window = small_window()
+    config = Config(factors=4, iterations=2, keep=2, ann_min_items=min_items, ann_ef_search=50)
+    job = FitJob(config, store, None, TrainerMetrics(), threading.Event(), tmp_path / "work",
+                 window.build(), window.contents(), {0: 1}, "000000000001", 1)
+    assert job.run().published
+    return read_snapshot(store.fetch("000000000001", tmp_path / "fetched"))
+
+
+def test_the_trainer_ships_the_graph_at_and_above_ann_min_items_only(tmp_path):
+    with_graph = _fit_job(tmp_path / "a", min_items=5)  # the small window has 12 items
+    assert with_graph.model.als.ann is not None
+    assert with_graph.model.als.ann.ef_search == 50
+    assert "als.hnsw" in with_graph.manifest.files
+    without = _fit_job(tmp_path / "b", min_items=13)
+    assert without.model.als.ann is None and "als.hnsw" not in without.manifest.files
