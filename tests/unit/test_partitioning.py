@@ -6,6 +6,7 @@ import pytest
 
 from streamrec.adapters.source import SourceMessage
 from streamrec.core.events.partitioning import (
+    UserPartitions,
     misrouted,
     murmur2,
     partition_for,
@@ -68,7 +69,17 @@ def test_ingest_reports_misrouted_events_and_keeps_them_in_the_window() -> None:
             p = (p + 1) % 3
         msgs.append(SourceMessage(p, k, f"{user}:item-{k}".encode(), None, 1.7e9))
     msgs.append(SourceMessage(0, 99, b"not an event", None, 1.7e9))
-    got = ingest(msgs, partitions=3)
+    got = ingest(msgs, partitions=UserPartitions(3))
     assert len(got.events) == 40 and len(got.dead) == 1
     assert [(m.offset, u) for m, u in got.misrouted] == [(k, users[k]) for k in (0, 10, 20, 30)]
-    assert ingest(msgs, partitions=1).misrouted == []
+    assert ingest(msgs, partitions=UserPartitions(1)).misrouted == []
+    assert ingest(msgs).misrouted == []
+
+
+def test_remembered_partitions_stay_right_across_calls_and_past_the_bound() -> None:
+    parts = UserPartitions(5, max_users=3)
+    users = [f"u{k}" for k in range(10)]
+    right = [partition_for(u, 5) for u in users]
+    for _ in range(3):
+        assert parts.misrouted(users, right) == []
+        assert parts.misrouted(users, [(p + 1) % 5 for p in right]) == list(range(10))

@@ -16,7 +16,7 @@ from streamrec.core.catalog.records import InvalidItem, ItemRecord, parse_record
 from streamrec.core.domains import arrival_times
 from streamrec.core.events import Event, InvalidEvent, parse_batch
 from streamrec.core.events.erasure import Erasure
-from streamrec.core.events.partitioning import misrouted
+from streamrec.core.events.partitioning import UserPartitions
 
 __all__ = ["Ingested", "dead_letter_headers", "ingest", "ingest_items"]
 
@@ -38,19 +38,22 @@ class Ingested:
 
 def ingest(messages: Sequence[SourceMessage], fmt: str = "auto",
            min_weight: float | None = None, now: float | None = None,
-           weights: Mapping[str, float] | None = None, partitions: int = 1) -> Ingested:
+           weights: Mapping[str, float] | None = None,
+           partitions: UserPartitions | None = None) -> Ingested:
     """Parse ``messages``; the arrival time (the Kafka timestamp, never after ``now``, the
     consumer's clock in unix seconds) is the default ``ts`` of each event and the bound of
     its own (see `streamrec.core.domains`). ``weights`` is the feedback table;
-    ``partitions`` the topic's partition count, against which each event's partition is
-    checked (1: no check)."""
+    ``partitions`` the topic's partitioning, against which each event's partition is
+    checked (None or one partition: no check)."""
     values: list[bytes] = [m.value for m in messages]  # type: ignore[misc]  # None: tombstone
     arrivals = arrival_times([m.timestamp for m in messages],
                              time.time() if now is None else now)
     parsed = parse_batch(values, fmt=fmt, min_weight=min_weight, default_ts=arrivals,
                          weights=weights)
-    arrived = [messages[i].partition for i in parsed.positions] if partitions > 1 else []
-    wrong = misrouted((e.user for e in parsed.events), arrived, partitions)
+    wrong: list[int] = []
+    if partitions is not None and partitions.partitions > 1:
+        arrived = [messages[i].partition for i in parsed.positions]
+        wrong = partitions.misrouted([e.user for e in parsed.events], arrived)
     return Ingested(
         events=parsed.events,
         misrouted=[(messages[parsed.positions[k]], parsed.events[k].user) for k in wrong],

@@ -25,7 +25,7 @@ from streamrec.core.catalog.records import Catalogue
 from streamrec.core.events import InvalidEvent
 from streamrec.core.events.erasure import Tombstones
 from streamrec.core.events.erasurekey import KeyUnavailable
-from streamrec.core.events.partitioning import partition_for
+from streamrec.core.events.partitioning import UserPartitions, partition_for
 from streamrec.core.snapshot.manifest import next_version
 from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from streamrec.core.window.sliding import SlidingWindow
@@ -99,7 +99,7 @@ class Trainer:
         self._outcome: JobOutcome | None = None
         self._resumed: ResumePoint | None = None
         self._lag_at = float("-inf")
-        self._partitions, self._partitions_at = 1, float("-inf")
+        self._partitions, self._partitions_at = UserPartitions(1), float("-inf")
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(
             prefix="streamrec-trainer-")
         self.workdir = workdir if workdir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
@@ -199,20 +199,24 @@ class Trainer:
         self.metrics.last_step = now
         return len(messages)
 
-    def _partition_count(self) -> int:
-        """The topic's partition count, looked up at most every `_PARTITIONS_EVERY_S`."""
+    def _partitioning(self) -> UserPartitions:
+        """The topic's partitioning, its count looked up at most every `_PARTITIONS_EVERY_S`."""
         now = time.monotonic()
         if now - self._partitions_at >= _PARTITIONS_EVERY_S:
             self._partitions_at = now
             try:
-                self._partitions = len(self.source.partitions())
+                count = len(self.source.partitions())
             except SourceUnavailable as e:
-                log.warning("partition count unknown (%s); keeping %d", e, self._partitions)
+                log.warning("partition count unknown (%s); keeping %d", e,
+                            self._partitions.partitions)
+            else:
+                if count != self._partitions.partitions:
+                    self._partitions = UserPartitions(count)
         return self._partitions
 
     def _take(self, messages: list[SourceMessage]) -> None:
         batch = ingest(messages, self.config.format, self.config.min_weight,
-                       weights=self.config.feedback, partitions=self._partition_count())
+                       weights=self.config.feedback, partitions=self._partitioning())
         self._dead_letter(batch.dead, None)
         self._misrouted(batch.misrouted)
         positions = self.source.positions()
@@ -264,7 +268,8 @@ class Trainer:
                     "%d:%d (its user hashes to partition %d of %d): a producer without "
                     "partitioner=murmur2_random, or keyed by something else than the user? "
                     "(docs/trainer.md, \"Partitions\"); kept", len(wrong), msg.partition,
-                    msg.offset, partition_for(user, self._partitions), self._partitions)
+                    msg.offset, partition_for(user, self._partitions.partitions),
+                    self._partitions.partitions)
 
     def _dead_letter(self, dead: Sequence[tuple[SourceMessage, InvalidEvent]],
                      topic: str | None) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-__all__ = ["murmur2", "partition_for", "partition_of_key", "misrouted"]
+__all__ = ["UserPartitions", "misrouted", "murmur2", "partition_for", "partition_of_key"]
 
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
@@ -77,17 +77,35 @@ def partition_for(user: str, partitions: int) -> int:
     return partition_of_key(user.encode(), partitions)
 
 
+class UserPartitions:
+    """Each user's partition among ``partitions``, remembered across calls: a user's events
+    keep coming, and a dict hit (~50 ns) is ~80x cheaper than the hash in Python. At most
+    ``max_users`` are remembered (then the memory starts over: ~100 B a user)."""
+
+    def __init__(self, partitions: int, max_users: int = 1 << 18) -> None:
+        if partitions < 1:
+            raise ValueError(f"partitions must be >= 1, got {partitions}")
+        self.partitions, self.max_users = partitions, max_users
+        self._known: dict[str, int] = {}
+
+    def misrouted(self, users: Iterable[str], arrived: Sequence[int]) -> list[int]:
+        """Indices ``k`` whose ``users[k]`` does not hash to ``arrived[k]``, the partition its
+        event was read from. One partition: nothing is ever misrouted (no hash computed)."""
+        if self.partitions <= 1:
+            return []
+        known, n = self._known, self.partitions
+        if len(known) > self.max_users:
+            known.clear()
+        out: list[int] = []
+        for k, user in enumerate(users):
+            p = known.get(user)
+            if p is None:
+                p = known[user] = partition_for(user, n)
+            if p != arrived[k]:
+                out.append(k)
+        return out
+
+
 def misrouted(users: Iterable[str], arrived: Sequence[int], partitions: int) -> list[int]:
-    """Indices ``k`` whose ``users[k]`` does not hash to ``arrived[k]``, the partition its
-    event was read from. One partition: nothing is ever misrouted (no hash is computed)."""
-    if partitions <= 1:
-        return []
-    cache: dict[str, int] = {}  # a poll holds many events per active user
-    out: list[int] = []
-    for k, user in enumerate(users):
-        p = cache.get(user)
-        if p is None:
-            p = cache[user] = partition_for(user, partitions)
-        if p != arrived[k]:
-            out.append(k)
-    return out
+    """`UserPartitions.misrouted` with nothing remembered beyond this call."""
+    return UserPartitions(max(partitions, 1)).misrouted(users, arrived)
