@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from confluent_kafka import Producer  # noqa: E402
 from tests.infra.kafka import KafkaBroker  # noqa: E402
 
+from streamrec.adapters.kafka import PARTITIONER  # noqa: E402
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot  # noqa: E402
 from streamrec.adapters.stores import LocalStore  # noqa: E402
 from streamrec.core.scoring.als import ALS  # noqa: E402
@@ -254,7 +255,8 @@ def load(host: str, port: int, paths: list[bytes], concurrency: int,
 def freshness(host: str, port: int, broker: KafkaBroker, topic: str, item: str,
               trials: int) -> dict[str, float]:
     """produce() of an event for a new user until the first GET that counts it (any worker)."""
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0,
+                         "partitioner": PARTITIONER})
     conn = http.client.HTTPConnection(host, port, timeout=10)
     got: list[float] = []
     for _ in range(trials):
@@ -286,7 +288,8 @@ class EventStream:
 
     def __init__(self, broker: KafkaBroker, topic: str, users: list[str], item_count: int,
                  rate: float) -> None:
-        self.producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+        self.producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5,
+                                  "partitioner": PARTITIONER})
         self.topic, self.users, self.items, self.rate = topic, users, item_count, rate
         self.stop = threading.Event()
         self.sent = 0

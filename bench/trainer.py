@@ -167,8 +167,8 @@ def bench_kafka(values: list[bytes], cfg: Config, tmp: Path,
         topic = broker.create_topic("bench", partitions=partitions)
         cfg = Config(**{**cfg.__dict__, "bootstrap_servers": broker.bootstrap, "topic": topic})
         sink = KafkaSink(cfg.kafka, linger_ms=20)
-        for k, v in enumerate(values):
-            sink.produce(topic, v, key=str(k % 1000).encode())
+        for v in values:
+            sink.produce(topic, v, key=v.split(b":", 1)[0])  # keyed by its user
         if sink.flush(120):
             raise RuntimeError("kafka: could not produce the benchmark's events")
         del sink  # its producer would keep reconnecting once the broker is gone

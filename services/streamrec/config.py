@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from streamrec.core.scoring.ann import AnnParams
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
@@ -84,6 +85,8 @@ class Config:
     item_item_l2: float = _D["item_item_l2"]
     item_item_max_dense: int = _D["item_item_max_dense"]
     item_item_neighbours: int = _D["item_item_neighbours"]
+    ann_min_items: int = _D["ann_min_items"]
+    ann_ef_search: int = _D["ann_ef_search"]
     store: str = _D["store"]
     s3_endpoint: str | None = _D["s3_endpoint"]
     erasure_key: str | None = _D["erasure_key"]
@@ -144,6 +147,10 @@ class Config:
     def item_item(self) -> ItemItemParams:
         return ItemItemParams(l2=self.item_item_l2, max_dense_items=self.item_item_max_dense,
                               neighbours=self.item_item_neighbours)
+
+    @property
+    def ann(self) -> AnnParams:
+        return AnnParams(min_items=self.ann_min_items, ef_search=self.ann_ef_search)
 
     @property
     def scorer_params(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 import requests
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from streamrec.adapters.kafka import PARTITIONER
 from streamrec.adapters.s3store import S3Store
 from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.core.snapshot.arrays import Snapshot
@@ -261,7 +262,8 @@ class Stream:
         self.topic, self.rate, self.users = topic, rate, users
         self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                                   "acks": "all", "linger.ms": 5,
-                                  "message.timeout.ms": 300_000})
+                                  "message.timeout.ms": 300_000,
+                                  "partitioner": PARTITIONER})
         self.sent = self.delivered = self.failed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stream", daemon=True)
@@ -277,9 +279,10 @@ class Stream:
         while not self._stop.is_set():
             due = int((time.monotonic() - started) * self.rate)
             while k < due:
-                value = f"u{k % self.users}:i{k}".encode()
+                user = f"u{k % self.users}"
                 try:
-                    self.producer.produce(self.topic, value=value, key=str(k % 13).encode(),
+                    self.producer.produce(self.topic, value=f"{user}:i{k}".encode(),
+                                          key=user.encode(),
                                           on_delivery=self._report)
                 except BufferError:
                     break

@@ -32,7 +32,8 @@ from streamrec.settings.sections import KafkaSettings
 
 from .source import SourceMessage, SourceUnavailable
 
-__all__ = ["BOUNDED_PREFETCH", "COMPACTED", "KafkaSink", "KafkaSource", "ensure_topics"]
+__all__ = ["BOUNDED_PREFETCH", "COMPACTED", "PARTITIONER", "KafkaSink", "KafkaSource",
+           "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,12 @@ _PRODUCE_MAX_BYTES = 64 * 1024 * 1024
 # How long `KafkaSink.produce_acknowledged` waits, past its timeout, for the delivery reports
 # of messages librdkafka gives up (it looks for timed-out messages about once a second).
 _REPORT_GRACE_S = 3.0
+
+
+#: The librdkafka partitioner of every producer of ours: Kafka's Java default (murmur2 of the
+#: key, toPositive, modulo the partitions), random for a null key. Application producers on
+#: librdkafka clients set it too (docs/trainer.md, "Partitions").
+PARTITIONER = "murmur2_random"
 
 
 #: Consumer properties that bound librdkafka's read-ahead, for a consumer in every serving
@@ -310,6 +317,9 @@ class KafkaSink:
             "acks": "all",
             "linger.ms": linger_ms,
             "message.max.bytes": _PRODUCE_MAX_BYTES,
+            # A keyed message lands where a Java client puts it (core/events/partitioning.py):
+            # librdkafka's default (consistent_random, a CRC32) agrees on ~12% of keys.
+            "partitioner": PARTITIONER,
             "error_cb": _log_error,
             "logger": log,
         })

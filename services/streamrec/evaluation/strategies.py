@@ -22,10 +22,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from streamrec.core.events.event import Event
+from streamrec.core.scoring.ann import AnnParams
 from streamrec.core.scoring.blend import ScoringParams, history_for
 from streamrec.core.scoring.model import ALSParams, Model
 from streamrec.core.scoring.scorer import fitted_by_window
-from streamrec.core.scoring.training import fit, with_scorer
+from streamrec.core.scoring.training import fit, with_ann, with_scorer
 from streamrec.core.window.sliding import SlidingWindow, WindowMatrix
 
 __all__ = [
@@ -142,6 +143,7 @@ class RetrainedALS:
         history_cap: int = 200,
         fitter: Callable[[WindowMatrix, ALSParams], Model] | None = None,
         engine: str = "implicit",
+        ann: AnnParams | None = None,
     ) -> None:
         if retrain_every < 1:
             raise ValueError(f"retrain_every must be >= 1, got {retrain_every}")
@@ -156,6 +158,9 @@ class RetrainedALS:
         #: EASE/blend views; ``training.with_scorer``).
         self.scorers: dict[str, Any] = dict(scorers or {})
         self.history_cap = history_cap
+        #: The HNSW graph the trainer builds for big catalogues (``training.with_ann``), so a
+        #: replay measures what approximate search costs in recall; None: exact ranking.
+        self.ann = ann
         self.since: dict[str, list[tuple[str, float, float | None]]] = {}
         self._pending = 0
         self.fits = 0
@@ -176,6 +181,8 @@ class RetrainedALS:
             started = time.perf_counter()
             model = with_scorer(model, name, params)
             self.item_item_seconds += time.perf_counter() - started
+        if self.ann is not None:
+            model = with_ann(model, self.ann, 1)
         self.model = model
         self.fits += 1
         self.since.clear()

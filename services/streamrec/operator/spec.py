@@ -195,6 +195,8 @@ class ScoringSpec:
     item_item_l2: float = _d("item_item_l2")
     item_item_max_dense: int = _d("item_item_max_dense")
     item_item_neighbours: int = _d("item_item_neighbours")
+    ann_min_items: int = _d("ann_min_items")
+    ann_ef_search: int = _d("ann_ef_search")
     # END GENERATED: make settings (section scoring)
 
 

@@ -13,6 +13,7 @@ from streamrec.core.domains import MAX_TS, MAX_WEIGHT, Range
 from streamrec.core.events.erasurekey import check_key
 from streamrec.core.events.feedback import DEFAULT_WEIGHTS
 from streamrec.core.origins import normalise_origin
+from streamrec.core.scoring.ann import AnnParams
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
@@ -25,6 +26,7 @@ __all__ = ["ENGINES", "FORMATS", "LOG_FORMATS", "PULL_POLICIES", "SASL_MECHANISM
            "SECURITY_PROTOCOLS", "SETTINGS"]
 
 _ALS, _SCORING, _ITEM_ITEM = ALSParams(), ScoringParams(), ItemItemParams()
+_ANN = AnnParams()
 FORMATS = ("auto", "text", "json")
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -202,6 +204,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("item_item_neighbours", _i(1, 10_000), _ITEM_ITEM.neighbours, "Neighbours per "
             "item of the sparse fallback.", (T, R), cr="scoring.itemItemNeighbours",
             helm="example.scoring.itemItemNeighbours"),
+    # Item search past brute force (core/scoring/ann.py); thresholds measured in bench/ann.py.
+    Setting("ann_min_items", _i(0, 1_000_000_000), _ANN.min_items, "Smallest catalogue for "
+            "which the trainer builds an HNSW graph (faiss, inner product) into the snapshot, "
+            "and serving ranks through it instead of scoring every item; 0: never (exact).",
+            (T, R), cr="scoring.annMinItems", helm="example.scoring.annMinItems"),
+    Setting("ann_ef_search", _i(1, 100_000), _ANN.ef_search, "HNSW search breadth (faiss's "
+            "efSearch, at least the number of results asked): higher is slower and closer to "
+            "exact. Stored in the snapshot with its graph.", (T, R), cr="scoring.annEfSearch",
+            helm="example.scoring.annEfSearch"),
     # --- snapshots -------------------------------------------------------------------------
     Setting("store", StoreUrl(), "./data/snapshots", "s3://bucket/prefix or a directory (the "
             "operator sets s3://<bucket>/<prefix>).", (T, S, R),

@@ -33,7 +33,7 @@ from streamrec.adapters.storebase import (
 from streamrec.config import Config
 from streamrec.core.events.erasure import Tombstones
 from streamrec.core.scoring.scorer import fitted_by_window
-from streamrec.core.scoring.training import with_scorer, with_scoring
+from streamrec.core.scoring.training import with_ann, with_scorer, with_scoring
 from streamrec.core.scoring.types import FitFailed
 from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from streamrec.core.window.contents import WindowContents, WindowMatrix
@@ -145,6 +145,10 @@ class FitJob:
                 model = with_scorer(model, name, c.scorer_params.get(name), c.fit_threads)
             except (ValueError, ArithmeticError, MemoryError, np.linalg.LinAlgError) as e:
                 self._fit_failed(name, e)
+        try:  # the HNSW graph of a big catalogue; without it serving ranks exactly
+            model = with_ann(model, c.ann, c.fit_threads)
+        except (RuntimeError, MemoryError, ValueError) as e:
+            self._fit_failed("ann", e)
         out.reason = "snapshot_write"  # should the rest fail, it is not the fit's fault
         fit_seconds = time.monotonic() - started
         self.metrics.retrain_seconds.observe(fit_seconds)

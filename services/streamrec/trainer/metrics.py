@@ -45,6 +45,11 @@ class TrainerMetrics:
                              registry=r)
         self.catalog_size = Gauge("streamrec_trainer_catalog_items",
                                   "Items in the catalogue (records kept).", registry=r)
+        self.misrouted = Counter(
+            "streamrec_trainer_events_misrouted",
+            "Events read from a partition their user does not hash to (murmur2, "
+            "docs/trainer.md), by the partition they arrived on; kept in the window.",
+            ["partition"], registry=r)
         self.filtered = Counter("streamrec_trainer_events_filtered",
                                 "Valid events dropped by min_weight.", registry=r)
         self.lag = Gauge("streamrec_trainer_consumer_lag",

@@ -25,6 +25,7 @@ from streamrec.core.catalog.records import Catalogue
 from streamrec.core.events import InvalidEvent
 from streamrec.core.events.erasure import Tombstones
 from streamrec.core.events.erasurekey import KeyUnavailable
+from streamrec.core.events.partitioning import UserPartitions, partition_for
 from streamrec.core.snapshot.manifest import next_version
 from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from streamrec.core.window.sliding import SlidingWindow
@@ -40,6 +41,7 @@ __all__ = ["Trainer"]
 
 log = logging.getLogger(__name__)
 
+_PARTITIONS_EVERY_S = 30.0  # the partition count, for the misrouted check (a metadata call)
 _LAG_EVERY_S = 5.0  # lag costs a round trip per partition; refresh it this often
 _FIT_RETRY_S = 30.0  # after a failed fit, wait this long before the next one
 
@@ -105,6 +107,7 @@ class Trainer:
         self._outcome: JobOutcome | None = None
         self._resumed: ResumePoint | None = None
         self._lag_at = float("-inf")
+        self._partitions, self._partitions_at = UserPartitions(1), float("-inf")
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(
             prefix="streamrec-trainer-")
         self.workdir = workdir if workdir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
@@ -204,10 +207,26 @@ class Trainer:
         self.metrics.last_step = now
         return len(messages)
 
+    def _partitioning(self) -> UserPartitions:
+        """The topic's partitioning, its count looked up at most every `_PARTITIONS_EVERY_S`."""
+        now = time.monotonic()
+        if now - self._partitions_at >= _PARTITIONS_EVERY_S:
+            self._partitions_at = now
+            try:
+                count = len(self.source.partitions())
+            except SourceUnavailable as e:
+                log.warning("partition count unknown (%s); keeping %d", e,
+                            self._partitions.partitions)
+            else:
+                if count != self._partitions.partitions:
+                    self._partitions = UserPartitions(count)
+        return self._partitions
+
     def _take(self, messages: list[SourceMessage]) -> None:
         batch = ingest(messages, self.config.format, self.config.min_weight,
-                       weights=self.config.feedback)
+                       weights=self.config.feedback, partitions=self._partitioning())
         self._dead_letter(batch.dead, None)
+        self._misrouted(batch.misrouted)
         positions = self.source.positions()
         with self._lock:
             fresh = Tombstones.of((e for e in batch.erasures if self.tombstones.add(e)),
@@ -242,6 +261,23 @@ class Trainer:
         self.metrics.duplicates.inc(duplicates)
         self.metrics.filtered.inc(batch.filtered)
         self.metrics.window_size.set(size)
+
+    def _misrouted(self, wrong: Sequence[tuple[SourceMessage, str]]) -> None:
+        """Count and log events on a partition their user does not hash to. They are kept:
+        every consumer reads every partition today, so nothing is lost; a producer without
+        ``partitioner=murmur2_random`` (or keying by something else) is the usual cause."""
+        if not wrong:
+            return
+        for msg, _ in wrong:
+            self.metrics.misrouted.labels(str(msg.partition)).inc()
+        msg, user = wrong[0]
+        # The offset, not the user id: an erased user's id must not linger in logs.
+        log.warning("%d events on a partition their user does not hash to, e.g. the one at "
+                    "%d:%d (its user hashes to partition %d of %d): a producer without "
+                    "partitioner=murmur2_random, or keyed by something else than the user? "
+                    "(docs/trainer.md, \"Partitions\"); kept", len(wrong), msg.partition,
+                    msg.offset, partition_for(user, self._partitions.partitions),
+                    self._partitions.partitions)
 
     def _dead_letter(self, dead: Sequence[tuple[SourceMessage, InvalidEvent]],
                      topic: str | None) -> None:

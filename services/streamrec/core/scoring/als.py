@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from ..domains import MAX_CONFIDENCE
 from . import foldin
+from .ann import AnnParams, ItemIndex
 
 __all__ = ["ALS", "sane_cap"]
 
@@ -49,7 +50,9 @@ class ALS:
     ``confidence_cap`` the per-cell cap it used (``domains.MAX_CONFIDENCE`` unless the fit
     was retried with a lower one). ``regularization_scaling`` is ``"constant"`` (λ for every
     user, implicit) or ``"positives"`` (λ·n⁺, ALS-WR, Spark MLlib): see ``foldin.py``.
-    Raises ``ValueError`` when the factor shapes disagree or the scaling is unknown.
+    ``ann``: the HNSW graph over the item factors (``ann.py``), which ranking uses instead of
+    scoring every item; None below the catalogue size that gets one. Raises ``ValueError``
+    when the factor shapes disagree or the scaling is unknown.
     """
 
     name: ClassVar[str] = "als"
@@ -62,6 +65,7 @@ class ALS:
         alpha: float,
         confidence_cap: float = MAX_CONFIDENCE,
         regularization_scaling: str = foldin.CONSTANT,
+        ann: ItemIndex | None = None,
     ) -> None:
         uf, itf = user_factors.shape, item_factors.shape
         if len(uf) != 2 or len(itf) != 2 or uf[1] != itf[1]:
@@ -73,6 +77,9 @@ class ALS:
         self.user_factors, self.item_factors = user_factors, item_factors
         self.regularization, self.alpha = regularization, alpha
         self.confidence_cap = confidence_cap
+        if ann is not None and (ann.items, ann.factors) != itf:
+            raise ValueError(f"an HNSW index of {ann.items} x {ann.factors} for factors {itf}")
+        self.ann = ann
         # Caches filled on first use; two threads computing one at once is harmless.
         self._gram: F64 | None = None
         self._item_norms: F32 | None = None
@@ -143,14 +150,23 @@ class ALS:
         return foldin.contributions(self.item_factors, self.gram, items, weights, self.alpha,
                                     target, self.confidence_cap, self._ridge_per_positive)
 
+    def with_ann(self, ann: ItemIndex | None) -> ALS:
+        """The same factors with ``ann`` as their HNSW graph (None: none)."""
+        return ALS(self.user_factors, self.item_factors, self.regularization, self.alpha,
+                   self.confidence_cap, self.regularization_scaling, ann)
+
     def to_arrays(self) -> dict[str, Array]:
+        """The factors, and the graph as ``hnsw`` (an optional file: snapshots without it
+        load, and rank exactly)."""
         return {"user_factors": np.asarray(self.user_factors, dtype=np.float32),
-                "item_factors": np.asarray(self.item_factors, dtype=np.float32)}
+                "item_factors": np.asarray(self.item_factors, dtype=np.float32),
+                **({} if self.ann is None else {"hnsw": self.ann.to_array()})}
 
     def meta(self) -> dict[str, Any]:
         return {"regularization": self.regularization, "alpha": self.alpha,
                 "confidence_cap": sane_cap(self.confidence_cap),
-                "regularization_scaling": self.regularization_scaling}
+                "regularization_scaling": self.regularization_scaling,
+                **({} if self.ann is None else {"ann_ef_search": self.ann.ef_search})}
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, Array], meta: Mapping[str, Any],
@@ -167,6 +183,12 @@ class ALS:
             raise ValueError(f"{item_factors.shape[0]} item factors for {items} items")
         cap = sane_cap(meta.get("confidence_cap"))
         scaling = meta.get("regularization_scaling", foldin.CONSTANT)
+        ann = None
+        if "hnsw" in arrays:
+            ef = meta.get("ann_ef_search")
+            ann = ItemIndex.from_array(arrays["hnsw"], items, int(item_factors.shape[1]),
+                                       int(ef) if isinstance(ef, int) and ef > 0 else
+                                       AnnParams().ef_search)
         return cls(user_factors, item_factors, float(meta["regularization"]),
                    float(meta["alpha"]), MAX_CONFIDENCE if cap is None else cap,
-                   str(scaling))
+                   str(scaling), ann)

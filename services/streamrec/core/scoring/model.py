@@ -23,6 +23,7 @@ from ..events.feedback import aggregate
 from ..ids import IdIndex
 from . import negatives, ranking
 from .als import ALS
+from .annrank import rank_vector_ann
 from .blend import PLAIN, ScoringParams, blend, weighted_history
 from .recency import History
 from .rules import (
@@ -332,6 +333,9 @@ class Model:
         not solve)."""
         if vector is None or not np.any(vector):
             return self._popular(n, banned, candidates, "popular")
+        if self.als.ann is not None:  # a catalogue big enough for the HNSW graph (ann.py)
+            return self._result(rank_vector_ann(self.als.ann, self.als.item_factors, vector, n,
+                                                banned, candidates))
         return self._result(rank_vector(self.als.item_factors, vector, n, banned, candidates))
 
     def _by_als(self, vector: npt.NDArray[np.floating] | None, seen: Idx, weights: F64, n: int,

@@ -31,13 +31,15 @@ from threadpoolctl import threadpool_limits
 from ..domains import MAX_CONFIDENCE
 from ..window.sliding import WindowContents, WindowMatrix
 from .als import ALS
+from .ann import AnnParams, ItemIndex
 from .blend import ScoringParams, history_for
 from .foldin import signed_confidence
 from .model import Model
 from .scorer import window_fit
 from .types import ALSParams, FitFailed, FitInfo
 
-__all__ = ["SAFE_CONFIDENCE", "confidence_matrix", "fit", "with_scorer", "with_scoring"]
+__all__ = ["SAFE_CONFIDENCE", "confidence_matrix", "fit", "with_ann", "with_scorer",
+           "with_scoring"]
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +200,14 @@ def with_scorer(model: Model, name: str, params: Any = None, threads: int = 0) -
     p = cls.params_type() if params is None else params
     scorer = cls.from_window(model.user_items, model.user_ids, model.item_ids, p, threads)
     return model.derive(scorers={name: scorer})
+
+
+def with_ann(model: Model, params: AnnParams, threads: int = 0) -> Model:
+    """``model`` with the HNSW graph over its ALS item factors (``ann.py``) when its catalogue
+    has at least ``params.min_items`` items; ``model`` itself otherwise. ``threads`` bounds
+    the build's threads (0: faiss's default). Raises what faiss raises (``RuntimeError``,
+    ``MemoryError``)."""
+    if not params.wanted(model.als.items):
+        return model
+    index = ItemIndex.build(model.als.item_factors, params, threads or None)
+    return model.derive(scorers={"als": model.als.with_ann(index)})
