@@ -72,7 +72,9 @@ def solve(a: F64, b: F64) -> F64:
     try:
         # cho_factor/cho_solve, not solve(assume_a="pos"): same LAPACK calls, without the
         # ill-conditioning warning that would flood a replica's log on extreme histories.
-        x: F64 = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a), b)
+        # check_finite=False: a non-finite a or b gives a non-finite x, caught below.
+        x: F64 = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False), b,
+                                        check_finite=False)
         if np.isfinite(x).all():
             return x
     except (np.linalg.LinAlgError, ValueError):
