@@ -13,6 +13,7 @@ trainer does.
 from __future__ import annotations
 
 import time
+import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,19 @@ def default_catalogue(item_ids: list[str], seed: int = 0) -> Catalogue:
             expires_at=now - 3600 if 0.05 <= fate[k] < 0.10 else None,
             title=f"A film called number {k}")
         for k, item in enumerate(item_ids))
+
+
+def catalogue_heap_mb(data: bytes) -> float:
+    """MB of Python objects one worker builds from the snapshot's catalogue bytes
+    (``Catalogue.from_bytes``, tracemalloc): private to each worker, as its heap is."""
+    tracemalloc.start()
+    try:
+        catalogue, _ = Catalogue.from_bytes(data)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del catalogue
+    return held / 2**20
 
 
 def default_model(model: Model, window: SlidingWindow,

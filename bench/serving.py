@@ -73,7 +73,7 @@ from confluent_kafka import Producer  # noqa: E402
 from tests.infra.kafka import KafkaBroker  # noqa: E402
 
 from _breakdown import breakdown  # noqa: E402
-from _default_model import default_catalogue, default_model  # noqa: E402
+from _default_model import catalogue_heap_mb, default_catalogue, default_model  # noqa: E402
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot  # noqa: E402
 from streamrec.adapters.stores import LocalStore  # noqa: E402
 from streamrec.config import Config  # noqa: E402
@@ -586,9 +586,10 @@ def build_served(args: argparse.Namespace, tmp: Path) -> tuple[LocalStore, dict[
     model, window = build_model(args.users, args.items, args.events, args.factors)
     model, fits = default_model(model, window)
     catalogue = default_catalogue(list(model.item_ids))
+    catalog_bytes = catalogue.to_bytes({})
     store = LocalStore(tmp / "store")
     write_snapshot(tmp / "build" / "v1", model, window.contents(), {0: 0}, "000000000001",
-                   catalog=catalogue.to_bytes({}))
+                   catalog=catalog_bytes)
     store.publish(tmp / "build" / "v1", "000000000001")
     snap_dir = store.snapshots / "000000000001"
     npy = [f for f in snap_dir.iterdir() if f.suffix == ".npy"]
@@ -598,6 +599,7 @@ def build_served(args: argparse.Namespace, tmp: Path) -> tuple[LocalStore, dict[
         "factor_bytes": model.als.user_factors.nbytes + model.als.item_factors.nbytes,
         "scorers": list(model.blend_table(model.scoring)),
         "blend": model.blend_table(model.scoring), "catalogue_records": len(catalogue),
+        "catalogue_heap_mb": catalogue_heap_mb(catalog_bytes),
         "build_seconds": round(time.perf_counter() - t, 1), **fits}
     return store, facts
 
@@ -704,6 +706,7 @@ def main() -> int:
                    "tree_pss_1_worker_mb": one["tree_pss_mb"],
                    "tree_pss_4_workers_mb": four["tree_pss_mb"],
                    "uss_1_worker_mb": one["uss_mb"], "uss_4_workers_mb": four["uss_mb"],
+                   "catalogue_objects_mb_per_worker": facts["catalogue_heap_mb"],
                    "extra_worker_mb": extra_pss,
                    "extra_worker_workers_only_mb": (four["pss_mb"] - one["pss_mb"]) / 3,
                    "extra_worker_uss_mb": (four["uss_mb"] - one["uss_mb"]) / 3,
