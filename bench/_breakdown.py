@@ -15,7 +15,8 @@ snapshot, its catalogue, online tracking on), for the same users, one thread:
   encoded and its response built) and ``tracking`` (the recommendation id and the last-list
   LRU);
 - ``routing, params, Flask``: ``wsgi`` minus the parts: URL matching, the request object, the
-  query's parsing, the view, the response's headers.
+  query's parsing, the view, the response's headers; and for reference ``GET /healthz``
+  through the same app, what Flask, the middleware and the app-wide handlers cost alone.
 
 The parts repeat the model's own steps through its building blocks (``Model._row`` and the
 rest) so each can be timed; the test ``tests/unit/test_serving_fast_path.py`` keeps the
@@ -52,11 +53,14 @@ def breakdown(app: Flask, users: list[str], calls: int) -> dict[str, Any]:
     environs = [EnvironBuilder(path=f"/users/{u}/recommendations",
                                query_string="n=10").get_environ() for u in users[:512]]
 
+    healthz = EnvironBuilder(path="/healthz").get_environ()
+
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         assert status.startswith("200"), status
 
-    def wsgi(k: int) -> None:
-        body = app(dict(environs[k % len(environs)]), start_response)
+    def wsgi(k: int, environ: dict[str, Any] | None = None) -> None:
+        body = app(dict(environs[k % len(environs)] if environ is None else environ),
+                   start_response)
         b"".join(body)
         getattr(body, "close", lambda: None)()
 
@@ -70,12 +74,14 @@ def breakdown(app: Flask, users: list[str], calls: int) -> dict[str, Any]:
 
     for k in range(min(200, calls)):  # warm: lazy caches, the catalogue's model view
         wsgi(k)
-    for k in range(calls):
-        timed("wsgi", lambda k=k: wsgi(k))
     q = ListQuery(n=10)
     with app.app_context():
+        # Interleaved, request by request, so the whole and its parts see the same caches
+        # and the same moments of a shared machine.
         for k in range(calls):
-            _parts(live, service, users[k % len(users)], q, timed)
+            timed("wsgi", lambda k=k: wsgi(k))
+            timed("healthz", lambda: wsgi(0, healthz))
+            _parts(live, service, users[k % len(environs)], q, timed)
     rows = [{"part": "WSGI app, whole request (in process)", "p50_us": _p50(times["wsgi"])}]
     scorer_rows = sorted(n for n in times if n.startswith("scorer:"))
     order = ["joins", "history", *scorer_rows, "blend", "top-n", "json", "tracking"]
@@ -86,6 +92,8 @@ def breakdown(app: Flask, users: list[str], calls: int) -> dict[str, Any]:
         rows.append({"part": name, "p50_us": p})
     rows.append({"part": "routing, params, Flask (WSGI minus the parts)",
                  "p50_us": max(0.0, rows[0]["p50_us"] - parts_sum)})
+    rows.append({"part": "reference: GET /healthz through the same app (Flask's floor)",
+                 "p50_us": _p50(times["healthz"])})
     return {"calls": calls, "rows": rows, "parts_p50_sum_us": parts_sum}
 
 
