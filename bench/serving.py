@@ -71,14 +71,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from confluent_kafka import Producer  # noqa: E402
 from tests.infra.kafka import KafkaBroker  # noqa: E402
+from tests.support.randommodel import random_model  # noqa: E402
 
 from _breakdown import breakdown  # noqa: E402
 from _default_model import catalogue_heap_mb, default_catalogue, default_model  # noqa: E402
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot  # noqa: E402
 from streamrec.adapters.stores import LocalStore  # noqa: E402
 from streamrec.config import Config  # noqa: E402
-from streamrec.core.scoring.als import ALS  # noqa: E402
-from streamrec.core.scoring.model import ALSParams, Model  # noqa: E402
+from streamrec.core.scoring.model import Model  # noqa: E402
 from streamrec.core.window.sliding import SlidingWindow  # noqa: E402
 from streamrec.serving.app import create_app  # noqa: E402
 
@@ -103,26 +103,9 @@ def pct(values: list[float], q: float) -> float:
 
 def build_model(users: int, items: int, events: int, factors: int,
                 seed: int = 0) -> tuple[Model, SlidingWindow]:
-    """A window of ``events`` (users uniform, items skewed to the head) and random factors."""
-    rng = np.random.default_rng(seed)
-    window = SlidingWindow(events)
-    u = rng.integers(0, users, events)
-    i = (rng.random(events) ** 2 * items).astype(np.int64)
-    window.extend_columns([f"u{x}" for x in u], [f"i{x}" for x in i],
-                          rng.integers(1, 5, events).astype(np.float64))
-    matrix = window.build()
-    n_users, n_items = len(matrix.user_ids), len(matrix.item_ids)
-    scale = np.float32(0.1)
-    params = ALSParams(factors=factors)
-    als = ALS(rng.standard_normal((n_users, factors), dtype=np.float32) * scale,
-              rng.standard_normal((n_items, factors), dtype=np.float32) * scale,
-              params.regularization, params.alpha)
-    model = Model(
-        scorers={"als": als},
-        user_ids=matrix.user_ids, item_ids=matrix.item_ids, user_items=matrix.user_items,
-        popularity=matrix.popularity, params=params,
-    )
-    return model, window
+    """A window of ``events`` (users uniform, items skewed to the head) and random factors
+    (``tests/support/randommodel.py``)."""
+    return random_model(users, items, events, factors, seed)
 
 
 def numpy_reference(model: Model, seconds: float, n: int = 10) -> dict[str, float]:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.sparse as sp
+from tests.support.randommodel import random_model
 
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
 from streamrec.core.events.feedback import aggregate
@@ -21,7 +22,7 @@ from streamrec.core.scoring.als import ALS
 from streamrec.core.scoring.blend import ScoringParams, history_for, weighted_history
 from streamrec.core.scoring.foldin import confidence
 from streamrec.core.scoring.itemitem import ItemItemParams, fit_item_item, sparse_row_sum
-from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.model import Model
 from streamrec.core.window.sliding import SlidingWindow
 
 USERS, ITEMS, EVENTS, FACTORS = 300, 120, 6000, 8
@@ -30,21 +31,9 @@ USERS, ITEMS, EVENTS, FACTORS = 300, 120, 6000, 8
 def fixed_model(dense_items: int) -> tuple[Model, SlidingWindow]:
     """A seeded window, random ALS factors, the item-item model (EASE when ``dense_items``
     covers the catalogue, else cosine kNN), the history and the default scoring."""
-    rng = np.random.default_rng(7)
-    window = SlidingWindow(EVENTS)
-    u = rng.integers(0, USERS, EVENTS)
-    i = (rng.random(EVENTS) ** 2 * ITEMS).astype(np.int64)
-    window.extend_columns([f"u{x}" for x in u], [f"i{x}" for x in i],
-                          rng.integers(1, 5, EVENTS).astype(np.float64))
-    m = window.build()
-    params = ALSParams(factors=FACTORS)
-    als = ALS(rng.standard_normal((len(m.user_ids), FACTORS), dtype=np.float32) * 0.1,
-              rng.standard_normal((len(m.item_ids), FACTORS), dtype=np.float32) * 0.1,
-              params.regularization, params.alpha)
-    base = Model(scorers={"als": als}, user_ids=m.user_ids, item_ids=m.item_ids,
-                 user_items=m.user_items, popularity=m.popularity, params=params)
+    base, window = random_model(USERS, ITEMS, EVENTS, FACTORS, seed=7)
     scoring = ScoringParams()
-    ii = fit_item_item(m.user_items, ItemItemParams(max_dense_items=dense_items, neighbours=20))
+    ii = fit_item_item(base.user_items, ItemItemParams(max_dense_items=dense_items, neighbours=20))
     history = history_for(window.contents(), base.user_ids, base.item_ids, scoring.history_cap)
     return base.derive(scorers={"item_item": ii}, history=history, scoring=scoring), window
 
