@@ -548,8 +548,9 @@ def write_markdown(out: dict[str, Any], path: Path) -> None:
         f"Load average {out['load_average_before']} before, {out['load_average_after']} after "
         "(a shared 2-core machine: read each figure against its same-run reference).\n\n",
         "**Key figures** (same run)\n\n", _md_table(out["headline"]), "\n",
-        "**One request, part by part** (p50 µs, one thread, in process; the parts are timed "
-        "one by one, so their sum and the whole differ a little)\n\n", _md_table(rows), "\n",
+        "**One request, part by part** (p50 µs, one thread, in process; each part timed alone, "
+        "interleaved request by request with the whole, so their sum and the whole differ a "
+        "little)\n\n", _md_table(rows), "\n",
         "**Latency and throughput over HTTP**\n\n", _md_table(out["latency"]), "\n",
         f"numpy reference: {out['numpy_reference']}\n\n",
         "**Memory** (MB; tree PSS counts the master too)\n\n", _md_table(out["memory"]), "\n",
