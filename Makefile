@@ -70,8 +70,10 @@ run: venv
 	$(PY) demo/run_demo.py $(ARGS)
 
 # The speed suite: every bench/*.py but the quality replays, with a progress bar, each under its
-# own budget (bench/_runner.py BUDGETS; BENCH_TIMEOUT overrides), the whole run under their sum
-# (960 s: 16 minutes; BENCH_BUDGET overrides); ARGS=--quick for a short run. Writes
+# own budget (bench/_runner.py BUDGETS, for a quiet box; stretched by the load average per CPU,
+# at most 2.5x, on a shared one; BENCH_TIMEOUT overrides), the whole run under their sum
+# (960 s on a quiet box, 16 minutes; at most 2.5x that; BENCH_BUDGET overrides); ARGS=--quick
+# for a short run. Writes
 # bench/results/<date>.{json,md} (key figures against same-run references first) and
 # regenerates docs/benchmarks.md (the quality suite's last results collected into it).
 bench: venv

@@ -28,6 +28,12 @@ def test_the_quality_replays_run_only_in_their_own_suite():
     assert all(_runner.in_suite(n, "all") for n in names)
 
 
+def test_a_budget_stretches_with_the_load_per_cpu_within_bounds():
+    assert _runner.stretch(0.5, 2) == 1.0  # a quiet box: the budget as documented
+    assert _runner.stretch(4.0, 2) == 2.0  # each process gets half a core
+    assert _runner.stretch(40.0, 2) == _runner.MAX_STRETCH
+
+
 def test_the_makefile_documents_each_suite_budget_as_the_sum_of_its_benchmarks():
     names = [p.stem for p in _runner.discover()]
     speed = _runner.suite_budget([n for n in names if _runner.in_suite(n, "speed")])
