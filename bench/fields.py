@@ -40,10 +40,10 @@ import numpy as np  # noqa: E402
 
 from catalog import timed  # noqa: E402  (bench/catalog.py's p50/p99 timer)
 from serving import build_model  # noqa: E402  (bench/serving.py's random-factor model)
+from streamrec.adapters.snapshotfiles import write_snapshot  # noqa: E402
 from streamrec.adapters.stores import LocalStore  # noqa: E402
 from streamrec.config import Config  # noqa: E402
 from streamrec.core.catalog.records import Catalogue, ItemRecord  # noqa: E402
-from streamrec.core.snapshot.arrays import write_snapshot  # noqa: E402
 from streamrec.serving.app import create_app  # noqa: E402
 from streamrec.serving.http.fields import add_fields, parse_fields  # noqa: E402
 

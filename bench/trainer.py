@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=15)
     parser.add_argument("--fit-threads", type=int, default=1,
                         help="threads for both fits (0: all cores, the trainer's default)")
-    parser.add_argument("--repeat", type=int, default=3,
+    parser.add_argument("--repeat", type=int, default=2,
                         help="rounds of the Kafka and retrain comparisons (best of each)")
     parser.add_argument("--no-kafka", action="store_true", help="skip the real-broker rows")
     parser.add_argument("--quick", action="store_true",

@@ -218,7 +218,7 @@ def test_history_and_item_item_round_trip_through_a_snapshot(tmp_path, equipped)
     loaded = read_snapshot(tmp_path / "s", window=False).model
     assert loaded.scoring == equipped.scoring
     ii, want = loaded.scorers["item_item"], equipped.scorers["item_item"]
-    assert isinstance(ii.dense, np.memmap)  # mapped, shared by workers
+    assert isinstance(ii.dense.base, np.memmap)  # a view of the mapped file, shared by workers
     np.testing.assert_array_equal(ii.dense, want.dense)
     np.testing.assert_array_equal(loaded.history.items, equipped.history.items)
     np.testing.assert_array_equal(loaded.history.ts, equipped.history.ts)

@@ -147,6 +147,10 @@ def aggregate(
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if len(idx) != len(w):
         raise ValueError(f"{len(idx)} items but {len(w)} weights")
+    if len(idx) < 2 or bool(np.all(idx[1:] > idx[:-1])):
+        # Already distinct and sorted (an aggregated history, aggregated again by the fold-in):
+        # each net weight is its one event's; np.unique's sort would give the same arrays.
+        return idx, w
     unique, inverse = np.unique(idx, return_inverse=True)
     inverse = inverse.reshape(-1)
     negative = w < 0

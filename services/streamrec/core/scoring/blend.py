@@ -138,8 +138,14 @@ def blend(scores: Mapping[str, F32], weights: Mapping[str, float]) -> F32:
         return next(iter(scores.values()))
     total: F32 | None = None
     for name, s in scores.items():
-        term = weights[name] * _standardised(s)
-        total = term if total is None else total + term
+        scaled = _standardised(s)
+        # In place where the array is our own (not the scorer's): the same float32 arithmetic
+        # as ``total + weight * scaled``, without two temporaries of every item per scorer.
+        term = np.multiply(scaled, weights[name], out=None if scaled is s else scaled)
+        if total is None:
+            total = term
+        else:
+            total += term
     return np.asarray(total, dtype=np.float32)
 
 

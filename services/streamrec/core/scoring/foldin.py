@@ -76,20 +76,23 @@ def signed_confidence(weights: npt.ArrayLike, alpha: float, cap: float = MAX_CON
     return np.where(preference(weights) > 0, 1.0, -1.0) * confidence(weights, alpha, cap)
 
 
+_POSV = scipy.linalg.lapack.dposv
+
+
 def solve(a: F64, b: F64) -> F64:
     """``a⁻¹ b`` for a symmetric positive (semi)definite ``a``; finite whenever a and b are.
 
     Cholesky first (exact and cheapest); on a numerically singular ``a`` the minimum-norm
     least-squares solution (SVD), which exists for every finite system.
     """
-    try:
-        # cho_factor/cho_solve, not solve(assume_a="pos"): same LAPACK calls, without the
-        # ill-conditioning warning that would flood a replica's log on extreme histories.
-        x: F64 = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a), b)
-        if np.isfinite(x).all():
-            return x
-    except (np.linalg.LinAlgError, ValueError):
-        pass
+    # LAPACK's dposv: the Cholesky factorisation (potrf) and solve (potrs) that
+    # cho_factor/cho_solve call, in one call without their Python wrappers (and without
+    # solve(assume_a="pos")'s ill-conditioning warning, which would flood a replica's log on
+    # extreme histories). info > 0: not positive definite; a non-finite a or b gives a
+    # non-finite x; both fall through to the least-squares answer.
+    _, x, info = _POSV(a, b, lower=0)
+    if info == 0 and np.isfinite(x).all():
+        return np.asarray(x, dtype=np.float64)
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return np.zeros_like(b)
     x = scipy.linalg.lstsq(a, b, cond=None, lapack_driver="gelsd")[0]

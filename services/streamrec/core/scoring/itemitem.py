@@ -29,7 +29,7 @@ import numpy.typing as npt
 import scipy.linalg
 import scipy.sparse as sp
 
-__all__ = ["ItemItem", "ItemItemParams", "ease", "fit_item_item", "item_knn"]
+__all__ = ["ItemItem", "ItemItemParams", "ease", "fit_item_item", "item_knn", "sparse_row_sum"]
 
 F32 = npt.NDArray[np.float32]
 Array = npt.NDArray[Any]
@@ -147,7 +147,7 @@ class ItemItem:
         if self.dense is not None:
             return np.asarray(w @ self.dense[idx], dtype=np.float32)
         assert self.sparse is not None
-        return np.asarray(self.sparse[idx].T @ w, dtype=np.float32).reshape(-1)
+        return sparse_row_sum(self.sparse, idx, w)
 
     def to_arrays(self) -> dict[str, Array]:
         """``dense`` for EASE; ``indptr``, ``indices``, ``data`` (CSR) for kNN."""
@@ -185,6 +185,24 @@ class ItemItem:
             raise ValueError("item_item arrays do not describe an items x items matrix")
         sparse = sp.csr_matrix((data, indices, indptr), shape=(items, items), copy=False)
         return cls(kind, sparse=sparse, params=params, seconds=seconds)
+
+
+def sparse_row_sum(matrix: sp.csr_matrix, rows: npt.NDArray[np.intp], w: F32) -> F32:
+    """``Σ_k w[k] matrix[rows[k], :]`` as float32, shape ``(columns,)``: the same sums, in the
+    same order, as ``matrix[rows].T @ w``, read straight from the CSR arrays (scipy's fancy
+    row indexing built a new matrix per request: half of the kNN scorer's time)."""
+    indptr = matrix.indptr
+    starts = np.asarray(indptr[rows], dtype=np.intp)
+    counts = np.asarray(indptr[rows + 1], dtype=np.intp) - starts
+    out = np.zeros(matrix.shape[1], dtype=np.float32)
+    total = int(counts.sum())
+    if total == 0:
+        return out
+    # Every stored entry of the rows, row by row: start of its row + its rank in the row.
+    first = np.cumsum(counts) - counts
+    at = np.arange(total, dtype=np.intp) + np.repeat(starts - first, counts)
+    np.add.at(out, matrix.indices[at], matrix.data[at] * np.repeat(w, counts))
+    return out
 
 
 def fit_item_item(user_items: sp.spmatrix, params: ItemItemParams, threads: int = 0) -> ItemItem:
