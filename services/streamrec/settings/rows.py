@@ -17,6 +17,7 @@ from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
 
+from .experiments import Experiments
 from .kinds import Bool, Enum, Num, Str
 from .structured import Bind, Checked, Feedback, Listed, Opaque, ScorerWeights, StoreUrl
 from .table import Section, Setting
@@ -300,6 +301,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("online_bucket_seconds", _n(1.0, 86_400.0), 60.0, "Sliding-window bucket width.",
             (S, R)),
     Setting("online_buckets", _i(1, 10_000), 60, "Buckets kept (60 x 60 s: one hour).", (S, R)),
+    # --- experiments (core/experiments/, docs/experiments.md): a top-level CR field ----------
+    Setting("experiments", Experiments(), (), "A/B tests between scoring configurations over "
+            "the served snapshot: each a name, start and end (RFC 3339), a traffic share and 2-8 "
+            "arms ({name, weight, scoring: overrides of spec.scoring}). As text: the list in "
+            "JSON, or the path of a YAML/JSON file holding it. See docs/experiments.md.",
+            (S, R), cr="experiments", cr_default=None, helm="example.experiments",
+            default_text="none"),
     # --- embedded --------------------------------------------------------------------------
     Setting("data_dir", Str(), "./data", "Where `streamrec run` keeps its log, snapshots and "
             "cache.", (R,)),
