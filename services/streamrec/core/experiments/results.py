@@ -101,9 +101,7 @@ def summary(experiment: Experiment, counts: Mapping[str, ArmCounts], now: float,
     ``counts`` maps arm names to their summed counts (missing arms count zero)."""
     arms = {a.name: counts.get(a.name, ArmCounts()) for a in experiment.arms}
     control = experiment.arms[0].name
-    state = "running" if experiment.running(now) else (
-        "scheduled" if now < experiment.start else "ended")
-    return {"name": experiment.name, "state": state, "start": experiment.start,
+    return {"name": experiment.name, "state": experiment.state(now), "start": experiment.start,
             "end": experiment.end, "traffic": experiment.traffic, "control": control,
             "method": {"proportions": "Wilson score interval (95%)",
                        "differences": "Newcombe hybrid score interval (95%), arm - control",

@@ -92,6 +92,10 @@ class Experiment:
     def running(self, now: float) -> bool:
         return self.start <= now < self.end
 
+    def state(self, now: float) -> str:
+        """``scheduled``, ``running`` or ``ended`` at ``now`` (unix seconds)."""
+        return "running" if self.running(now) else "scheduled" if now < self.start else "ended"
+
     def arm(self, name: str) -> Arm | None:
         return next((a for a in self.arms if a.name == name), None)
 
