@@ -157,8 +157,10 @@ def _scoring(raw: object, path: str) -> tuple[tuple[str, Any], ...]:
         elif key == "historyCap":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ExperimentError(at, f"must be an integer, got {value!r}")
-        elif value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ExperimentError(at, f"must be a number, got {value!r}")
+        elif value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ExperimentError(at, f"must be a number, got {value!r}")
+            value = float(value)
         out[SCORING_KEYS[key]] = value
         try:
             ScoringParams(**{SCORING_KEYS[key]: value})
