@@ -172,3 +172,20 @@ def test_results_stay_in_the_store_after_the_experiment_leaves_the_configuration
     assert later.get("/experiments")["archived"] == ["cap"]
     kept = later.get("/experiments/cap")
     assert kept["arms"] == live["arms"] and kept["scope"] == "cluster (the store)"
+
+
+def test_workers_arm_counts_add_up_and_a_state_without_arms_still_merges() -> None:
+    from streamrec.serving.online.tracker import OnlineTracker, merge
+
+    one, two = OnlineTracker(), OnlineTracker()
+    rid = one.serve("u1", VERSION, ["i1", "i2"], 100.0, arm="cap.control")
+    two.serve("u2", VERSION, ["i3"], 100.0, arm="cap.newest")
+    two.serve("u3", VERSION, ["i4"], 100.0)  # in no experiment
+    assert rid.endswith(".cap.control")
+    assert one.observe("u1", "i2", 1.0, rid, 101.0, 101.0) == 2
+    old = two.state(102.0)
+    del old["arms"]  # a worker of a build before experiments
+    merged = merge([one.state(102.0), two.state(102.0), old])
+    assert merged["arms"]["cap.control"] == [1, 1, 1, 1, 1, 2, 4]
+    assert merged["arms"]["cap.newest"] == [1, 0, 0, 0, 0, 0, 0]  # the old state adds none
+    assert merged["versions"][VERSION][0] == 5  # lists: 1 + 2 + the old state's 2
