@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from streamrec.core.experiments.results import ArmCounts
 from streamrec.core.experiments.spec import Experiment, ExperimentError, parse_experiments, to_json
 
 from .experiments import arm_counts
+from .periodic import Periodic
 from .tracker import OnlineTracker
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,7 @@ class Archive:
                  experiments: Sequence[Experiment]) -> None:
         self.store, self.tracker, self.experiments = store, tracker, tuple(experiments)
         self._written: dict[str, list[list[int]]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="experiments-archive",
-                                        daemon=True)
+        self._thread = Periodic("experiments-archive", ARCHIVE_EVERY, self._write_logged)
 
     def _part(self, e: Experiment) -> tuple[dict[str, Any], list[list[int]]]:
         counts = arm_counts(e, self.tracker.arms())
@@ -94,10 +92,6 @@ class Archive:
         if self.experiments:
             self._thread.start()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(ARCHIVE_EVERY):
-            self._write_logged()
-
     def _write_logged(self) -> None:
         try:
             self.write()
@@ -105,8 +99,6 @@ class Archive:
             log.warning("experiment results not archived: %s", e)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5.0)
+        """Stop writing; the last counts are written (they survive the exit)."""
         if self.experiments:
-            self._write_logged()  # the last counts survive the exit
+            self._thread.stop()
