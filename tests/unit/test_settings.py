@@ -314,3 +314,12 @@ def test_a_bad_experiment_flag_or_file_names_the_field_and_where_it_came_from(
     path.write_text(yaml.safe_dump([good]))
     (exp,) = Config.from_env({"STREAMREC_EXPERIMENTS": str(path)}).experiments
     assert [a.name for a in exp.arms] == ["a", "b"]
+    # YAML as written by hand: unquoted times (YAML reads them as datetimes), inline or a file.
+    text = ("- name: t\n  start: 2026-12-01T00:00:00Z\n  end: 2026-12-15T00:00:00Z\n"
+            "  arms: [{name: a}, {name: b}]\n")
+    path.write_text(text)
+    assert Config.from_env({"STREAMREC_EXPERIMENTS": str(path)}).experiments == (exp,)
+    assert Config.from_env({"STREAMREC_EXPERIMENTS": text}).experiments == (exp,)
+    with pytest.raises(ConfigError, match=r"\[0\]\.start: needs a time zone"):
+        naive = text.replace("00:00:00Z\n  end", "00:00:00\n  end")
+        Config.from_env({"STREAMREC_EXPERIMENTS": naive})

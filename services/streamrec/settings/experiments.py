@@ -1,7 +1,8 @@
 """The kind of the ``experiments`` setting: a list of A/B tests (``core/experiments/``).
 
 As text (``--experiments``, ``STREAMREC_EXPERIMENTS``) it is either the list itself in JSON
-or YAML flow style (``[{"name": ...}]``), or the path of a YAML or JSON file that holds it;
+or YAML (text that starts with ``[`` or ``-``, or spans lines), or the path of a YAML or JSON
+file that holds it;
 in a custom resource it is ``spec.experiments``, the same list. The rule is
 `parse_experiments`'s, so every door reports the same field: ``[0].arms[1].scoring.historyCap``
 (after ``spec.experiments`` in a CR, after the flag or variable on the command line).
@@ -62,7 +63,7 @@ class Experiments(Kind):
 
     def parse(self, raw: str) -> tuple[Experiment, ...]:
         text = raw.strip()
-        if not text.startswith("["):
+        if not text.startswith(("[", "-")) and "\n" not in text:  # else a path
             try:
                 text = Path(text).read_text(encoding="utf-8")
             except OSError as e:

@@ -103,6 +103,10 @@ class Experiment:
 def _time(value: object, path: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
+    if isinstance(value, datetime):  # YAML reads an unquoted timestamp as one
+        if value.tzinfo is None:
+            raise ExperimentError(path, f"needs a time zone (e.g. Z), got {value.isoformat()}")
+        return value.timestamp()
     if not isinstance(value, str):
         raise ExperimentError(path, "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z")
     try:
