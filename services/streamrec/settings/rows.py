@@ -295,7 +295,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("online_horizon", _n(1.0, 86_400.0), 1800.0, "Seconds a served list judges the "
             "user's events.", (S, R)),
     Setting("online_max_users", _i(1, 10_000_000), 50_000, "Last lists kept per worker "
-            "(an LRU, ~650 B each: bench/online.py).", (S, R)),
+            "(an LRU, ~680 B each: bench/online.py).", (S, R)),
     Setting("online_positive", _n(0.0, MAX_WEIGHT, open_low=True), None, "Weight of a "
             "positive event.", (S, R), default_text="none (every event)"),
     Setting("online_bucket_seconds", _n(1.0, 86_400.0), 60.0, "Sliding-window bucket width.",

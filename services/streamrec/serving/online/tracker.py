@@ -63,8 +63,9 @@ __all__ = ["RANK_BOUNDS", "OnlineTracker", "Tally", "hit_rank", "merge"]
 RANK_BOUNDS = (1, 2, 3, 5, 10, 20, 50, 100)
 
 #: Bytes one tracked user costs with its two 10-item lists held (bench/online.py measures it
-#: with tracemalloc): about 650, so the default bound of 50k users is ~33 MB per worker.
-BYTES_PER_USER = 650
+#: with tracemalloc): about 680 (650 before the arm labels), so the default bound of 50k
+#: users is ~34 MB per worker.
+BYTES_PER_USER = 680
 
 #: At most this many arm labels are counted per worker (16 experiments x 8 arms).
 MAX_ARM_LABELS = 128
