@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from streamrec.core.experiments.spec import Experiment
 from streamrec.core.scoring.ann import AnnParams
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
@@ -105,6 +106,7 @@ class Config:
     online_positive: float | None = _D["online_positive"]
     online_bucket_seconds: float = _D["online_bucket_seconds"]
     online_buckets: int = _D["online_buckets"]
+    experiments: tuple[Experiment, ...] = _D["experiments"]
     data_dir: str = _D["data_dir"]
     # END GENERATED: make settings (Config)
 

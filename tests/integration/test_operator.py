@@ -29,8 +29,10 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from tests.infra.process import provision
 
+from streamrec.config import Config
 from streamrec.core.snapshot.trainingstatus import TrainingStatus
-from streamrec.operator.spec import GROUP, PLURAL, VERSION
+from streamrec.operator.env import config_data
+from streamrec.operator.spec import GROUP, PLURAL, VERSION, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -400,6 +402,11 @@ DELETE = object()  # remove the field instead of setting it
         ("kafka.securityProtocol", "SASL_SSL", "credentialsSecret is required with a SASL"),
         ("model.feedbackWeights", {"purchase": "lots"}, "spec.model.feedbackWeights.purchase"),
         ("model.feedbackWeights", {"purchase": -2e6}, "spec.model.feedbackWeights.purchase"),
+        ("experiments", [{"name": "ab", "start": "2026-12-01T00:00:00Z",
+                          "end": "2026-12-02T00:00:00Z", "arms": [{"name": "only"}]}],
+         "spec.experiments[0].arms"),
+        ("experiments", [{"name": "ab", "start": "2026-12-01T00:00:00Z",
+                          "arms": [{"name": "a"}, {"name": "b"}]}], "spec.experiments[0].end"),
     ],
 )
 def test_the_api_server_rejects_an_invalid_cr_naming_the_field(
@@ -422,6 +429,27 @@ def test_the_api_server_rejects_an_invalid_cr_naming_the_field(
     message = json.loads(err.value.body)["message"]
     assert expected in message, message
     assert cluster.get("RecommenderService", cr["metadata"]["name"]) is None
+
+
+def test_an_experiment_in_a_cr_reaches_the_services_config_as_the_api_server_stored_it(
+    kube: Any, crd: None
+) -> None:
+    cluster = Cluster(kube.api_client(), kube.namespace())
+    cr = example_cr(cluster.ns, "with-experiment")
+    cr["spec"]["experiments"] = [{
+        "name": "recency", "start": "2026-12-01T00:00:00Z", "end": "2026-12-15T00:00:00Z",
+        "traffic": 0.5, "arms": [{"name": "on"}, {"name": "off", "weight": 2,
+                                                  "scoring": {"recencyDecay": 0,
+                                                              "weights": {"als": 1}}}]}]
+    cluster.create_cr(cr)
+    stored = cluster.get("RecommenderService", "with-experiment")
+    assert stored is not None
+    assert stored["spec"]["experiments"] == cr["spec"]["experiments"]  # nothing pruned
+    spec = parse_spec(stored["spec"])
+    config = Config.from_env(config_data("with-experiment", spec))
+    assert config.experiments == spec.experiments and len(config.experiments) == 1
+    assert config.experiments[0].arms[1].scoring == (("recency_decay", 0),
+                                                     ("scorer_weights", (("als", 1.0),)))
 
 
 def test_rbac_lets_the_operator_service_account_do_its_job_and_nothing_more(

@@ -207,3 +207,21 @@ def test_the_generated_erasure_key_is_created_once_whoever_races_for_it(s3) -> N
     assert stored["Body"].read().strip() == next(iter(got))
     stores[0].prune(1)
     assert keys(s3) == [f"{PREFIX}/{ERASURE_KEY_NAME}"]
+
+
+def test_experiment_results_are_kept_beside_the_snapshots_and_survive_pruning(
+        store, make_snapshot, s3):
+    assert store.experiment_parts("recency") == {} and store.experiment_names() == []
+    store.put_experiment_part("recency", "w1", b'{"arms": {}}')
+    store.put_experiment_part("recency", "w2", b'{"arms": {"a": [1]}}')
+    store.put_experiment_part("recency", "w1", b'{"arms": {"a": [2]}}')  # replaced
+    store.put_experiment_part("other", "w1", b"{}")
+    assert store.experiment_parts("recency") == {"w1": b'{"arms": {"a": [2]}}',
+                                                 "w2": b'{"arms": {"a": [1]}}'}
+    assert store.experiment_names() == ["other", "recency"]
+    publish_many(store, make_snapshot, 3)
+    store.prune(1)
+    assert store.experiment_names() == ["other", "recency"]
+    assert f"{PREFIX}/experiments/recency/w2.json" in keys(s3)
+    with pytest.raises(ValueError):
+        store.put_experiment_part("../escape", "w1", b"{}")

@@ -21,6 +21,7 @@ from streamrec.operator.env import config_data, spec_value
 from streamrec.operator.fields import InvalidSpec
 from streamrec.operator.spec import parse_spec
 from streamrec.settings import BY_NAME, CONFIG_ROWS, SETTINGS, service_rows
+from streamrec.settings.experiments import Experiments
 from streamrec.settings.kinds import Bool, Enum, Num
 from streamrec.settings.render import main, outputs
 from streamrec.settings.structured import Listed
@@ -148,6 +149,11 @@ def _other_value(row: Any) -> Any:
         return "3g"
     if isinstance(kind, Listed):
         return ["https://x.example"]
+    if row.name == "experiments":
+        return [{"name": "recency", "start": "2026-12-01T00:00:00Z",
+                 "end": "2026-12-15T00:00:00Z", "traffic": 0.5,
+                 "arms": [{"name": "control"},
+                          {"name": "off", "scoring": {"recencyDecay": 0}}]}]
     return "x-" + row.name.replace("_", "-")
 
 
@@ -156,7 +162,7 @@ def test_every_cr_field_with_an_env_var_reaches_the_services_config() -> None:
     rows = [r for r in SETTINGS if r.cr and r.env_name and r.cr_env and r.config]
     for row in rows:
         node = spec
-        for part in row.cr_section.split("."):
+        for part in filter(None, row.cr_section.split(".")):  # "": a field of spec itself
             node = node.setdefault(part, {})
         node[row.cr_key] = _other_value(row)
     spec["kafka"]["securityProtocol"] = "SASL_SSL"
@@ -221,7 +227,7 @@ def test_the_helm_values_mirror_the_rows_defaults() -> None:
             expected = "plain"  # the chart logs plain lines
         if row.name in ("feedback_weights", "scoring_weights"):
             expected = {}
-        if isinstance(row.kinds[1], Listed):
+        if isinstance(row.kinds[1], (Listed, Experiments)):
             expected = []
         assert node == ("" if expected is None else expected), row.helm
 
@@ -283,3 +289,39 @@ def test_a_checked_setting_says_why_it_refuses() -> None:
     assert kind.problem("abcd") is None
     assert kind.problem("abc") == "must be at least 4 characters"
     assert kind.problem("") == "must be a non-empty string"
+
+
+_BAD_EXPERIMENT = [{"name": "t", "start": "2026-12-01T00:00:00Z", "end": "2026-12-15T00:00:00Z",
+                    "arms": [{"name": "a"}, {"name": "b", "scoring": {"historyCap": 0}}]}]
+
+
+def test_a_bad_experiment_in_a_cr_is_rejected_naming_the_field() -> None:
+    spec: dict[str, Any] = _minimal()
+    spec["experiments"] = _BAD_EXPERIMENT
+    with pytest.raises(InvalidSpec) as err:
+        parse_spec(spec)
+    assert err.value.field_path == "spec.experiments[0].arms[1].scoring.historyCap"
+
+
+def test_a_bad_experiment_flag_or_file_names_the_field_and_where_it_came_from(
+        tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"invalid experiments \(from STREAMREC_EXPERIMENTS\): "
+                                          r"\[0\]\.arms\[1\]\.scoring\.historyCap: "):
+        Config.from_env({"STREAMREC_EXPERIMENTS": json.dumps(_BAD_EXPERIMENT)})
+    path = tmp_path / "experiments.yaml"
+    path.write_text(yaml.safe_dump(_BAD_EXPERIMENT))
+    with pytest.raises(ConfigError, match=r"\[0\]\.arms\[1\]\.scoring\.historyCap"):
+        Config.from_env({"STREAMREC_EXPERIMENTS": str(path)})
+    good = _BAD_EXPERIMENT[0] | {"arms": [{"name": "a"}, {"name": "b"}]}
+    path.write_text(yaml.safe_dump([good]))
+    (exp,) = Config.from_env({"STREAMREC_EXPERIMENTS": str(path)}).experiments
+    assert [a.name for a in exp.arms] == ["a", "b"]
+    # YAML as written by hand: unquoted times (YAML reads them as datetimes), inline or a file.
+    text = ("- name: t\n  start: 2026-12-01T00:00:00Z\n  end: 2026-12-15T00:00:00Z\n"
+            "  arms: [{name: a}, {name: b}]\n")
+    path.write_text(text)
+    assert Config.from_env({"STREAMREC_EXPERIMENTS": str(path)}).experiments == (exp,)
+    assert Config.from_env({"STREAMREC_EXPERIMENTS": text}).experiments == (exp,)
+    with pytest.raises(ConfigError, match=r"\[0\]\.start: needs a time zone"):
+        naive = text.replace("00:00:00Z\n  end", "00:00:00\n  end")
+        Config.from_env({"STREAMREC_EXPERIMENTS": naive})

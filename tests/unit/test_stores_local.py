@@ -234,3 +234,17 @@ def test_check_writable_names_the_directory_and_the_reason(tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(StoreError, match=r"cannot write to .*a-file/store: Not a directory"):
         LocalStore(tmp_path / "a-file" / "store").check_writable()
+
+
+def test_experiment_results_are_kept_beside_the_snapshots_and_read_back(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    assert store.experiment_parts("recency") == {} and store.experiment_names() == []
+    store.put_experiment_part("recency", "w1", b"1")
+    store.put_experiment_part("recency", "w2", b"2")
+    store.put_experiment_part("recency", "w1", b"3")  # replaced, atomically
+    assert store.experiment_parts("recency") == {"w1": b"3", "w2": b"2"}
+    assert store.experiment_names() == ["recency"]
+    assert sorted(p.name for p in (tmp_path / "store" / "experiments" / "recency").iterdir()) \
+        == ["w1.json", "w2.json"]
+    with pytest.raises(ValueError):
+        store.put_experiment_part("recency", "../w3", b"4")

@@ -21,6 +21,7 @@ from ..core.snapshot.manifest import MANIFEST_NAME
 from ..core.snapshot.trainingstatus import TRAINING_NAME
 from .snapshotfiles import fsync_path
 from .storebase import (
+    EXPERIMENTS_DIR,
     LATEST_NAME,
     SNAPSHOTS_DIR,
     StoreError,
@@ -171,6 +172,29 @@ class LocalStore:
                 return (self.root / TRAINING_NAME).read_bytes()
             except FileNotFoundError:
                 return None
+
+    def put_experiment_part(self, experiment: str, part: str, data: bytes) -> None:
+        directory = self.root / EXPERIMENTS_DIR / check_version_name(experiment)
+        with _io(f"writing results of experiment {experiment}"):
+            directory.mkdir(parents=True, exist_ok=True)
+            tmp = directory / f".{check_version_name(part)}.{uuid.uuid4().hex}"
+            tmp.write_bytes(data)
+            os.replace(tmp, directory / f"{part}.json")
+
+    def experiment_parts(self, experiment: str) -> dict[str, bytes]:
+        directory = self.root / EXPERIMENTS_DIR / check_version_name(experiment)
+        with _io(f"reading results of experiment {experiment}"):
+            if not directory.is_dir():
+                return {}
+            return {p.stem: p.read_bytes() for p in sorted(directory.glob("*.json"))}
+
+    def experiment_names(self) -> list[str]:
+        directory = self.root / EXPERIMENTS_DIR
+        with _io("listing experiments"):
+            if not directory.is_dir():
+                return []
+            return sorted(p.name for p in directory.iterdir()
+                          if p.is_dir() and not p.name.startswith("."))
 
     def latest(self) -> str | None:
         with _io("reading LATEST"):

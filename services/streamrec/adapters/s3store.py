@@ -25,6 +25,7 @@ from botocore.config import Config
 from ..core.snapshot.manifest import MANIFEST_NAME
 from ..core.snapshot.trainingstatus import TRAINING_NAME
 from .storebase import (
+    EXPERIMENTS_DIR,
     LATEST_NAME,
     SNAPSHOTS_DIR,
     StoreError,
@@ -202,6 +203,30 @@ class S3Store:
             return self._get(self._key(TRAINING_NAME), limit)
         except _Missing:
             return None
+
+    def put_experiment_part(self, experiment: str, part: str, data: bytes) -> None:
+        key = self._key(EXPERIMENTS_DIR, check_version_name(experiment),
+                        check_version_name(part) + ".json")
+        with _s3(f"put {key}"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
+                                   ContentType="application/json")
+
+    def experiment_parts(self, experiment: str) -> dict[str, bytes]:
+        base = self._key(EXPERIMENTS_DIR, check_version_name(experiment)) + "/"
+        out = {}
+        for key in sorted(self._keys(base)):
+            name = key[len(base):]
+            if "/" not in name and name.endswith(".json"):
+                try:
+                    out[name.removesuffix(".json")] = self._get(key)
+                except _Missing:  # pruned between the listing and the read
+                    continue
+        return out
+
+    def experiment_names(self) -> list[str]:
+        base = self._key(EXPERIMENTS_DIR) + "/"
+        return sorted({key[len(base):].split("/", 1)[0] for key in self._keys(base)
+                       if "/" in key[len(base):]})
 
     def latest(self) -> str | None:
         raw = self.latest_bytes()

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "EXPERIMENTS_DIR",
+    "ExperimentResults",
     "LATEST_NAME",
     "SNAPSHOTS_DIR",
     "SnapshotStore",
@@ -26,6 +28,9 @@ __all__ = [
 
 LATEST_NAME = "LATEST"
 SNAPSHOTS_DIR = "snapshots"
+#: ``<prefix>/experiments/<experiment>/<part>.json``: each serving worker's counts of an
+#: experiment's arms (``serving/online/archive.py``), kept after the experiment ends.
+EXPERIMENTS_DIR = "experiments"
 # Versions become path segments and object keys: no separators, no dot files.
 _SAFE_VERSION = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
@@ -109,4 +114,23 @@ class TrainingReports(Protocol):
 
     def training_status(self) -> bytes | None:
         """The report's bytes, or None if none was written."""
+        ...
+
+
+@runtime_checkable
+class ExperimentResults(Protocol):
+    """A store that keeps experiments' results next to the snapshots: one small JSON part per
+    serving worker and experiment (``EXPERIMENTS_DIR``). Both built-in stores do. Names and
+    parts are checked with `check_version_name` (safe path segments and keys)."""
+
+    def put_experiment_part(self, experiment: str, part: str, data: bytes) -> None:
+        """Replace one worker's part of ``experiment``'s results (atomically)."""
+        ...
+
+    def experiment_parts(self, experiment: str) -> dict[str, bytes]:
+        """Every part of ``experiment``'s results by part name ({} when none)."""
+        ...
+
+    def experiment_names(self) -> list[str]:
+        """Experiments with results in the store, sorted."""
         ...

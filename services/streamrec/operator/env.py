@@ -44,7 +44,7 @@ def store_url(name: str, spec: RecommenderSpec) -> str:
 def spec_value(spec: RecommenderSpec, row: Setting) -> Any:
     """The parsed value of ``row`` in ``spec`` (``spec.<section>.<attr>``)."""
     obj: Any = spec
-    for part in row.cr_section.split("."):
+    for part in filter(None, row.cr_section.split(".")):  # "" : a field of spec itself
         obj = getattr(obj, part)
     return getattr(obj, row.attr)
 

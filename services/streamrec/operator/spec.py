@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamrec.core.experiments.spec import Experiment
 from streamrec.operator.fields import Fields, InvalidSpec
 from streamrec.operator.quantity import parse_quantity
 from streamrec.settings import BY_NAME
@@ -209,6 +210,9 @@ class RecommenderSpec:
     training: TrainingSpec = field(default_factory=TrainingSpec)
     serving: ServingSpec = field(default_factory=ServingSpec)
     scoring: ScoringSpec = field(default_factory=ScoringSpec)
+    # BEGIN GENERATED: make settings (section spec)
+    experiments: tuple[Experiment, ...] | None = _d("experiments")
+    # END GENERATED: make settings (section spec)
 
 
 def validate_name(name: str) -> None:
@@ -238,6 +242,7 @@ def parse_spec(raw: Mapping[str, Any]) -> RecommenderSpec:
         training=_training(spec.obj("training")),
         serving=_serving(spec.obj("serving")),
         scoring=_scoring(spec.obj("scoring")),
+        **spec.section(""),  # the fields of spec itself (experiments)
     )
     spec.done()
     return parsed

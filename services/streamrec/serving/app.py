@@ -15,7 +15,17 @@ from streamrec.adapters.stores import SnapshotStore, open_store
 from streamrec.config import Config
 
 from .feeds.foldin import SourceFactory
-from .http import browse, erase, handlers, interactions, items, online, ops, recommend
+from .http import (
+    browse,
+    erase,
+    experiments,
+    handlers,
+    interactions,
+    items,
+    online,
+    ops,
+    recommend,
+)
 from .http.context import KEY
 from .http.pathids import IdConverter, RawPathIds
 from .http.writes import MAX_BODY
@@ -42,6 +52,6 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     service = Service(config, store, source_factory, sink, notify_factory, items_factory)
     app.extensions[KEY] = service
     for blueprint in (handlers.bp, recommend.bp, browse.bp, ops.bp, interactions.bp, online.bp,
-                      items.bp, erase.bp):
+                      items.bp, erase.bp, experiments.bp):
         app.register_blueprint(blueprint)
     return app

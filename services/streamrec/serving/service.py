@@ -21,11 +21,12 @@ from prometheus_client.metrics_core import Metric
 
 from streamrec.adapters.erasurekeys import erasure_hasher
 from streamrec.adapters.source import EventSink, EventSource
-from streamrec.adapters.storebase import StoreError, TrainingReports
+from streamrec.adapters.storebase import ExperimentResults, StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore
 from streamrec.config import Config
 from streamrec.core.events.erasure import Erasure
 from streamrec.core.events.erasurekey import KeyUnavailable
+from streamrec.core.experiments.assign import Assignment, assign
 from streamrec.core.snapshot.trainingstatus import TrainingStatus
 
 from .feeds.foldin import FoldIn, SourceFactory
@@ -33,7 +34,9 @@ from .feeds.items import ItemsFollower
 from .feeds.reloader import Reloader
 from .live.holder import Served
 from .live.model import LiveModel
+from .online import experiments as onlineexperiments
 from .online import stats as onlinestats
+from .online.archive import Archive
 from .online.history import ModelHistory
 from .online.observe import observe_batch
 from .online.stats import Publisher, state_dir
@@ -76,6 +79,9 @@ class Service:
         directory = state_dir()
         self.publisher = Publisher(self.online, directory) \
             if self.online is not None and directory is not None else None
+        #: Experiments' results in the store (``online/archive.py``); None without tracking.
+        self.archive = Archive(store, self.online, config.experiments) \
+            if self.online is not None and isinstance(store, ExperimentResults) else None
         self._listen()
         self.started = False
         self._training: tuple[float, dict[str, Any]] | None = None
@@ -116,17 +122,30 @@ class Service:
         self._training = (now, report)
         return report
 
-    def track(self, user: str | None, version: str, items: Sequence[str]) -> str | None:
-        """The ``recommendation_id`` of a list being served (None with tracking off)."""
+    def assignment(self, user: str) -> Assignment | None:
+        """The user's arm in a running experiment (``config.experiments``), None when in none:
+        a salted hash, the same in every worker and replica (``core/experiments/assign.py``)."""
+        if not self.config.experiments:
+            return None
+        return assign(self.config.experiments, user, time.time())
+
+    def track(self, user: str | None, version: str, items: Sequence[str],
+              arm: Assignment | None = None) -> str | None:
+        """The ``recommendation_id`` of a list being served (None with tracking off); a list
+        of an experiment arm is counted for it and its id carries the arm's label."""
         if self.online is None:
             return None
-        return self.online.serve(user, version, items, time.time())
+        return self.online.serve(user, version, items, time.time(),
+                                 None if arm is None else arm.label)
 
     def online_families(self) -> list[Metric]:
         """The online evaluation's Prometheus families for this replica (all its workers)."""
         if self.online is None:
             return []
-        return list(onlinestats.families(onlinestats.replica_state(self.online, time.time())))
+        now = time.time()
+        state = onlinestats.replica_state(self.online, now)
+        return [*onlinestats.families(state),
+                *onlineexperiments.families(self.config.experiments, state, now)]
 
     def erase(self, erasure: Erasure) -> None:
         """Apply an erasure in this worker at once (the others read it from the topic)."""
@@ -165,11 +184,15 @@ class Service:
             self.items_follower.start()
         if self.publisher is not None:
             self.publisher.start()
+        if self.archive is not None:
+            self.archive.start()
 
     def stop(self) -> None:
         self.reloader.stop()
         if self.publisher is not None:
             self.publisher.stop()
+        if self.archive is not None:
+            self.archive.stop()
         if self.foldin is not None:
             self.foldin.stop()
         if self.items_follower is not None:

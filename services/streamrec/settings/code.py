@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from .experiments import Experiments
 from .kinds import Bool, Kind, Num
 from .rows import SECTIONS, SETTINGS
 from .structured import Feedback, Listed, Opaque, ScorerWeights
@@ -32,6 +33,8 @@ def py_type(kind: Kind, optional: bool) -> str:
         text = "Resources"
     elif isinstance(kind, Listed):
         text = "tuple[str, ...]"
+    elif isinstance(kind, Experiments):
+        text = "tuple[Experiment, ...]"
     else:
         text = "str"
     return f"{text} | None" if optional else text
@@ -62,7 +65,8 @@ def code_blocks() -> dict[str, dict[str, str]]:
     return {
         "services/streamrec/config.py": {"Config": _config_block()},
         "services/streamrec/operator/spec.py": {
-            f"section {s.path}": _section_block(s.path) for s in SECTIONS},
+            "section spec": _section_block(""),
+            **{f"section {s.path}": _section_block(s.path) for s in SECTIONS}},
     }
 
 

@@ -153,6 +153,9 @@ def spec_schema() -> dict[str, Any]:
         parent, _, key = section.path.rpartition(".")
         into = top if not parent else _find(top, parent)["properties"]
         into[key] = _section_schema(section, rows)
+    for row in SETTINGS:  # fields of spec itself (spec.experiments)
+        if row.cr is not None and row.cr_section == "":
+            top[row.cr_key] = field_schema(row)
     required = [s.path for s in SECTIONS if s.required and "." not in s.path]
     return {"type": "object", "required": required, "properties": top}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from streamrec.core.scoring.blend import MAX_SCORER_WEIGHT
 
+from .experiments import Experiments
 from .kinds import Bool, Enum, Kind, Num, Str
 from .rows import SECTIONS, SETTINGS
 from .structured import ScorerWeights
@@ -26,6 +27,8 @@ def rule_text(kind: Kind) -> str:
         return "on/off"
     if isinstance(kind, Str) and kind.rule:
         return kind.rule.removeprefix("must be ").removeprefix("must ")
+    if isinstance(kind, Experiments):
+        return "list of experiments (docs/experiments.md)"
     if isinstance(kind, ScorerWeights):
         return f"map: registered scorer → `[0, {MAX_SCORER_WEIGHT:g}]`, one > 0"
     return ""
@@ -99,7 +102,13 @@ def _flow(value: object) -> str:
 
 def operator_tables() -> str:
     """docs/operator.md: one table per section of ``spec``."""
-    out: list[str] = []
+    out: list[str] = ["### `spec`", "", "Fields of `spec` itself.", "",
+                      "| field | rule | default | env var | description |", "|---|---|---|---|---|"]
+    for row in SETTINGS:
+        if row.cr is not None and row.cr_section == "":
+            out.append(f"| `{row.cr_key}` | {rule_text(row.kinds[1]) or 'string'} "
+                       f"| {_cr_default(row)} | {_code(row.env_name)} | {row.doc} |")
+    out.append("")
     for section in SECTIONS:
         rows = [r for r in SETTINGS if r.cr is not None and r.cr_section == section.path]
         required = " (required)" if section.required else ""

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from .experiments import Experiments
 from .kinds import Bool, Enum, Num
 from .rows import SECTIONS, SETTINGS
 from .structured import Feedback, Listed, Opaque, ScorerWeights
@@ -64,21 +65,29 @@ def values_block() -> str:
         lines += _comment(section.doc, indent) + [f"{indent}{section.path.rpartition('.')[2]}:"]
         inner = indent + "  "
         for row in example_rows(section.path):
-            value = row.cr_default_value if row.helm_example is SAME else row.helm_example
-            env = f" ({row.env_name})" if row.env_name and row.cr_env else ""
-            unset = (f" Empty: {row.default_text}." if row.cr_default_value is None
-                     and row.default_text and not row.required else "")
-            lines += _comment(row.doc + unset + env, inner)
-            if isinstance(row.kinds[1], Opaque) and isinstance(value, dict):
-                lines.append(f"{inner}{row.cr_key}:")
-                lines += [f"{inner}  {k}: {_scalar(v)}" for k, v in value.items()]
-            elif isinstance(row.kinds[1], (Feedback, ScorerWeights)):
-                lines.append(f"{inner}{row.cr_key}: {{}}")
-            elif isinstance(row.kinds[1], Listed):
-                lines.append(f"{inner}{row.cr_key}: {list(value or ())!r}")
-            else:
-                lines.append(f"{inner}{row.cr_key}: {_scalar(value)}")
+            lines += _value_lines(row, inner)
+    for row in example_rows(""):  # fields of spec itself (experiments)
+        lines += _value_lines(row, "")
     return "\n".join(lines)
+
+
+def _value_lines(row: Setting, inner: str) -> list[str]:
+    """One row's commented value in values.yaml."""
+    value = row.cr_default_value if row.helm_example is SAME else row.helm_example
+    env = f" ({row.env_name})" if row.env_name and row.cr_env else ""
+    unset = (f" Empty: {row.default_text}." if row.cr_default_value is None
+             and row.default_text and not row.required else "")
+    lines = _comment(row.doc + unset + env, inner)
+    if isinstance(row.kinds[1], Opaque) and isinstance(value, dict):
+        lines.append(f"{inner}{row.cr_key}:")
+        lines += [f"{inner}  {k}: {_scalar(v)}" for k, v in value.items()]
+    elif isinstance(row.kinds[1], (Feedback, ScorerWeights)):
+        lines.append(f"{inner}{row.cr_key}: {{}}")
+    elif isinstance(row.kinds[1], (Listed, Experiments)):
+        lines.append(f"{inner}{row.cr_key}: {list(value or ())!r}")
+    else:
+        lines.append(f"{inner}{row.cr_key}: {_scalar(value)}")
+    return lines
 
 
 def _expr(row: Setting, ref: str) -> str:
@@ -100,19 +109,26 @@ def template_block() -> str:
         lines.append(f"{indent}{section.path.rpartition('.')[2]}:")
         inner = indent + "  "
         for row in example_rows(section.path):
-            ref = f"$ex.{row.cr}"
-            nested = isinstance(row.kinds[1], (Opaque, Feedback, ScorerWeights, Listed))
-            optional = row.cr_default_value is None and not row.required
-            if nested:
-                body = [f"{inner}{row.cr_key}:",
-                        f"{inner}  {{{{- toYaml {'.' if optional else ref} "
-                        f"| nindent {len(inner) + 2} }}}}"]
-            elif row.required:
-                body = [f'{inner}{row.cr_key}: {{{{ required "{row.helm} is required" '
-                        f"{ref} | quote }}}}"]
-            else:
-                body = [f"{inner}{row.cr_key}: {{{{ {_expr(row, '.' if optional else ref)} }}}}"]
-            if optional:
-                body = [f"{inner}{{{{- with {ref} }}}}", *body, f"{inner}{{{{- end }}}}"]
-            lines += body
+            lines += _template_lines(row, inner)
+    for row in example_rows(""):  # fields of spec itself (experiments)
+        lines += _template_lines(row, "  ")
     return "\n".join(lines)
+
+
+def _template_lines(row: Setting, inner: str) -> list[str]:
+    """How the template writes one row's value into the CR."""
+    ref = f"$ex.{row.cr}"
+    nested = isinstance(row.kinds[1], (Opaque, Feedback, ScorerWeights, Listed, Experiments))
+    optional = row.cr_default_value is None and not row.required
+    if nested:
+        body = [f"{inner}{row.cr_key}:",
+                f"{inner}  {{{{- toYaml {'.' if optional else ref} "
+                f"| nindent {len(inner) + 2} }}}}"]
+    elif row.required:
+        body = [f'{inner}{row.cr_key}: {{{{ required "{row.helm} is required" '
+                f"{ref} | quote }}}}"]
+    else:
+        body = [f"{inner}{row.cr_key}: {{{{ {_expr(row, '.' if optional else ref)} }}}}"]
+    if optional:
+        body = [f"{inner}{{{{- with {ref} }}}}", *body, f"{inner}{{{{- end }}}}"]
+    return body

@@ -18,6 +18,7 @@ from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
 
+from .experiments import Experiments
 from .kinds import Bool, Enum, Num, Str
 from .structured import Bind, Checked, Feedback, Listed, Opaque, ScorerWeights, StoreUrl
 from .table import Section, Setting
@@ -328,12 +329,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("online_horizon", _n(1.0, 86_400.0), 1800.0, "Seconds a served list judges the "
             "user's events.", (S, R)),
     Setting("online_max_users", _i(1, 10_000_000), 50_000, "Last lists kept per worker "
-            "(an LRU, ~650 B each: bench/online.py).", (S, R)),
+            "(an LRU, ~680 B each: bench/online.py).", (S, R)),
     Setting("online_positive", _n(0.0, MAX_WEIGHT, open_low=True), None, "Weight of a "
             "positive event.", (S, R), default_text="none (every event)"),
     Setting("online_bucket_seconds", _n(1.0, 86_400.0), 60.0, "Sliding-window bucket width.",
             (S, R)),
     Setting("online_buckets", _i(1, 10_000), 60, "Buckets kept (60 x 60 s: one hour).", (S, R)),
+    # --- experiments (core/experiments/, docs/experiments.md): a top-level CR field ----------
+    Setting("experiments", Experiments(), (), "A/B tests between scoring configurations over "
+            "the served snapshot: each a name, start and end (RFC 3339), a traffic share and 2-8 "
+            "arms ({name, weight, scoring: overrides of spec.scoring}). As text: the list in "
+            "JSON, or the path of a YAML/JSON file holding it. See docs/experiments.md.",
+            (S, R), cr="experiments", cr_default=None, helm="example.experiments",
+            default_text="none"),
     # --- embedded --------------------------------------------------------------------------
     Setting("data_dir", Str(), "./data", "Where `streamrec run` keeps its log, snapshots and "
             "cache.", (R,)),

@@ -144,6 +144,26 @@ function renderOnline(stats) {
   drawQuality(o);
 }
 
+function interval(i, fmt) {
+  return i ? `${fmt(i.estimate)} [${fmt(i.low)}, ${fmt(i.high)}]` : "–";
+}
+
+function renderExperiments(stats) {
+  const experiments = stats.experiments || [];
+  document.getElementById("experiments-none").hidden = experiments.length > 0;
+  const rows = [];
+  for (const e of experiments) {
+    for (const [arm, a] of Object.entries(e.arms)) {
+      const vs = e.vs_control[arm];
+      // Says plainly, per metric, whether the difference is shown yet.
+      const verdict = vs ? vs.verdicts.join("; ") : "control";
+      rows.push(row([e.name, e.state, arm, a.lists, interval(a.ctr, pct),
+        interval(a.hit_rate, pct), interval(a.mean_rank, (x) => num(x, 2)), verdict]));
+    }
+  }
+  fill("experiment-arms", rows);
+}
+
 function drawQuality(o) {
   const labels = o.series.map((b) => when(b.start));
   const datasets = [];
@@ -186,6 +206,7 @@ async function refresh() {
     renderModel(model, stats);
     renderMetrics(parseMetrics(metricsText));
     renderOnline(stats);
+    renderExperiments(stats);
     document.getElementById("top-items").replaceChildren(
       ...popular.items.map((it) => el("li", itemLabel(it))));
     setText("status", `updated ${new Date().toLocaleTimeString()}`);

@@ -1,5 +1,6 @@
-"""``GET /stats``: online evaluation (CTR, hit rate, rank per model version, ``online/``) and
-the retrain history this worker saw."""
+"""``GET /stats``: online evaluation (CTR, hit rate, rank per model version, ``online/``), the
+configured experiments' per-arm results (``online/experiments.py``) and the retrain history
+this worker saw."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..online import experiments as onlineexperiments
 from ..online import stats as onlinestats
 from .context import service
 from .errors import check_keys
@@ -19,8 +21,11 @@ def stats() -> Response:
     check_keys(request.args, ())
     svc = service()
     c = svc.config
-    online = None
+    online, experiments = None, []
     if svc.online is not None:
-        state = onlinestats.replica_state(svc.online, time.time())
+        now = time.time()
+        state = onlinestats.replica_state(svc.online, now)
         online = onlinestats.stats(state, c.online_horizon, c.online_positive)
-    return jsonify(tracking=svc.online is not None, online=online, models=svc.models.list())
+        experiments = onlineexperiments.results(c.experiments, state, now)
+    return jsonify(tracking=svc.online is not None, online=online, experiments=experiments,
+                   models=svc.models.list())

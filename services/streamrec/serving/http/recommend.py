@@ -1,10 +1,15 @@
 """Personal lists: ``GET /users/{user}/recommendations``, ``GET /recommendations?user=``, the
 original service's ``GET /?userId=``, ``POST /recommendations`` (an anonymous session) and
-``GET /recommendations/batch``. Each list carries a ``recommendation_id`` (online evaluation)."""
+``GET /recommendations/batch``. Each list carries a ``recommendation_id`` (online evaluation).
+
+A user in a running experiment (``core/experiments/``) is scored by their arm; the answer
+names it (``experiment: {"name", "arm"}``, null otherwise) and its id carries it."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
+
+from streamrec.core.experiments.assign import Assignment
 
 from ..live.answers import Listed, ListQuery
 from .bodies import parse_session
@@ -18,21 +23,28 @@ bp = Blueprint("recommend", __name__)
 MAX_BATCH_USERS = 1000
 
 
+def _experiment(arm: Assignment | None) -> dict[str, str] | None:
+    return None if arm is None else {"name": arm.experiment.name, "arm": arm.arm.name}
+
+
 def _answer(tracked: str | None, a: Listed, fields: tuple[str, ...],
-            **head: object) -> Response:
+            arm: Assignment | None = None, **head: object) -> Response:
     """A list as the API answers it, after ``head`` (e.g. the user); ``tracked`` is the user
-    whose last served list it becomes (None: anonymous)."""
+    whose last served list it becomes (None: anonymous); ``arm`` the experiment arm that
+    scored it."""
     return jsonify(**head, items=with_fields(scored(a.recs.items, a.recs.scores), fields),
                    model_version=a.version, fallback=a.recs.fallback,
-                   fresh_events=a.fresh_events,
-                   recommendation_id=service().track(tracked, a.version, a.recs.items))
+                   fresh_events=a.fresh_events, experiment=_experiment(arm),
+                   recommendation_id=service().track(tracked, a.version, a.recs.items, arm))
 
 
 def _for_user(user: str, allowed: tuple[str, ...]) -> Response:
     check_keys(request.args, allowed)
     user = path_id(user, "user")
     q, fields = list_query(), query_fields()
-    return _answer(user, live().recommend(user, q), fields, user=user)
+    arm = service().assignment(user)
+    listed = live().recommend(user, q, None if arm is None else arm.arm)
+    return _answer(user, listed, fields, arm, user=user)
 
 
 @bp.get("/users/<id:user>/recommendations")
@@ -51,9 +63,10 @@ def compat() -> Response:
     check_keys(request.args, ("userId", "recommendationsNumber"))
     user = path_id(require(request.args.get("userId"), "userId"), "user")
     n = parse_n(request.args.get("recommendationsNumber"), "recommendationsNumber")
-    a = live().recommend(user, ListQuery(n=n))
+    arm = service().assignment(user)
+    a = live().recommend(user, ListQuery(n=n), None if arm is None else arm.arm)
     response = jsonify(user_id=user, recommended_items=a.recs.items)
-    rid = service().track(user, a.version, a.recs.items)
+    rid = service().track(user, a.version, a.recs.items, arm)
     if rid is not None:  # a header: the original service's body keeps its two keys
         response.headers["X-Recommendation-Id"] = rid
     return response
@@ -75,10 +88,12 @@ def batch_recommendations() -> Response:
     if not users or len(users) > MAX_BATCH_USERS:
         raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
     q, fields = list_query(), query_fields()
-    version, lists = live().recommend_batch(users, q)
-    track = service().track
+    svc = service()
+    arms = {u: a for u in users if (a := svc.assignment(u)) is not None}
+    version, lists = live().recommend_batch(users, q, {u: a.arm for u, a in arms.items()})
     results = {u: {"items": with_fields(scored(a.recs.items, a.recs.scores), fields),
                    "fallback": a.recs.fallback, "fresh_events": a.fresh_events,
-                   "recommendation_id": track(u, version, a.recs.items)}
+                   "experiment": _experiment(arms.get(u)),
+                   "recommendation_id": svc.track(u, version, a.recs.items, arms.get(u))}
                for u, a in lists.items()}
     return jsonify(results=results, model_version=version)

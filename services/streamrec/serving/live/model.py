@@ -9,7 +9,9 @@ once per call, so a hot reload never changes the model mid-request) joined with:
 - the **catalogue restriction**: hidden and expired items never, the category filter when
   asked for (``core/catalog/filters.py``);
 - **forgotten ids** (``forgotten.py``): erased items are never shown and never looked up;
-  erased users are masked in the snapshot until one without them arrives.
+  erased users are masked in the snapshot until one without them arrives;
+- the user's **experiment arm**, when the caller passes one (``core/experiments/``): the
+  arm's scoring overrides over the snapshot's own scoring.
 
 As Oryx's ``ALSServingModel``, it knows nothing of HTTP: the routes parse, ask, and answer.
 It raises `NoModel` before the first snapshot, `ErasedItem` for an erased item, and the
@@ -19,13 +21,15 @@ core's `UnknownUser` / `UnknownItem` where the model does.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from streamrec.core.catalog.filters import CatalogueIndex, ItemFilter, Restriction
 from streamrec.core.catalog.records import Catalogue, ItemRecord
 from streamrec.core.events.erasure import Erasure, Tombstones
 from streamrec.core.events.erasurekey import ErasureHasher
+from streamrec.core.experiments.spec import Arm
+from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.model import UnknownUser
 
 from .. import metrics
@@ -114,29 +118,41 @@ class LiveModel:
 
     # -- answers -------------------------------------------------------------------------
 
-    def recommend(self, user: str, q: ListQuery) -> Listed:
-        """Top ``q.n`` for ``user``, refolded over their fresh events."""
+    @staticmethod
+    def _scoring(s: Served, arm: Arm | None) -> ScoringParams | None:
+        """The arm's scoring over the snapshot's own (None: the snapshot's). A placement arm
+        (issue 28) would resolve its placement here."""
+        return None if arm is None else arm.scoring_for(s.snapshot.model.scoring)
+
+    def recommend(self, user: str, q: ListQuery, arm: Arm | None = None) -> Listed:
+        """Top ``q.n`` for ``user``, refolded over their fresh events, scored as ``arm`` says
+        when the user is in an experiment."""
         q = self._seen(user, q)
         s = self.served()
         extra = self.fresh.timed(user)
         recs = s.snapshot.model.recommend(
             user, n=q.n, exclude_seen=q.exclude_seen, items=q.items, exclude=q.exclude,
-            extra=extra or None, restrict=self._restriction(s, q.filter))
+            extra=extra or None, scoring=self._scoring(s, arm),
+            restrict=self._restriction(s, q.filter))
         return Listed(s.version, recs, len(extra))
 
-    def recommend_batch(self, users: Sequence[str], q: ListQuery) -> tuple[str, dict[str, Listed]]:
+    def recommend_batch(self, users: Sequence[str], q: ListQuery,
+                        arms: Mapping[str, Arm] | None = None) -> tuple[str, dict[str, Listed]]:
         """:meth:`recommend` for many users in one pass over the snapshot: the version and a
-        list per user (users whose seen set outgrew their history are ranked one by one)."""
+        list per user (users whose seen set outgrew their history, and users in an
+        experiment arm (``arms``), are ranked one by one)."""
         s = self.served()
         model, restrict = s.snapshot.model, self._restriction(s, q.filter)
+        arms = arms or {}
         extra = {u: p for u in users if (p := self.fresh.timed(u))}
-        own = {u: k for u in users if (k := self._seen(u, q)) is not q}
+        own = {u: k for u in users if (k := self._seen(u, q)) is not q or u in arms}
         out = model.recommend_batch([u for u in users if u not in own], n=q.n,
                                     exclude_seen=q.exclude_seen, items=q.items,
                                     exclude=q.exclude, extra=extra, restrict=restrict)
-        for u, k in own.items():  # their own ban list
+        for u, k in own.items():  # their own ban list, or their arm's scoring
             out[u] = model.recommend(u, n=k.n, exclude_seen=k.exclude_seen, items=k.items,
-                                     exclude=k.exclude, extra=extra.get(u), restrict=restrict)
+                                     exclude=k.exclude, extra=extra.get(u),
+                                     scoring=self._scoring(s, arms.get(u)), restrict=restrict)
         return s.version, {u: Listed(s.version, r, len(extra.get(u, ()))) for u, r in out.items()}
 
     def recommend_session(self, items: Sequence[tuple[str, float]], q: ListQuery) -> Listed:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from .periodic import Periodic
 from .tracker import RANK_BOUNDS, OnlineTracker, Tally, merge
 
 log = logging.getLogger(__name__)
@@ -66,29 +66,19 @@ def replica_state(tracker: OnlineTracker, now: float) -> dict[str, Any]:
     return merge(states, tracker.max_versions)
 
 
-class Publisher:
-    """A daemon thread writing the worker's state every `PUBLISH_EVERY` seconds."""
+class Publisher(Periodic):
+    """A daemon thread writing the worker's state every `PUBLISH_EVERY` seconds, and once
+    more when stopped (the last counts survive the exit)."""
 
     def __init__(self, tracker: OnlineTracker, directory: Path) -> None:
         self.tracker, self.directory = tracker, directory
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="online-publish", daemon=True)
+        super().__init__("online-publish", PUBLISH_EVERY, self._publish)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(PUBLISH_EVERY):
-            try:
-                publish(self.tracker, self.directory, time.time())
-            except OSError as e:
-                log.warning("online stats not published: %s", e)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5.0)
-        publish(self.tracker, self.directory, time.time())  # the last counts survive the exit
+    def _publish(self) -> None:
+        try:
+            publish(self.tracker, self.directory, time.time())
+        except OSError as e:
+            log.warning("online stats not published: %s", e)
 
 
 def families(state: dict[str, Any]) -> Iterator[Metric]:

@@ -29,6 +29,14 @@ does with the exported counters. A user whose requests reach two workers has a l
 each judges the user's events against its own list: eligible and hit counts are then per
 (event, worker holding a live list). Routing by user (session affinity) makes that per event.
 
+**Experiments** (``core/experiments/``): a list served to a user in an experiment's arm is
+served with the arm's label (``experiment.arm``), which the recommendation id carries as a
+suffix (``<worker>-<seq>.<experiment>.<arm>``). The arm's `ArmCounts` (at most
+``MAX_ARM_LABELS`` labels, which the configuration bounds anyway) count its lists, its lists
+with at least one attributed click, its attributed clicks, and the eligible events and hits
+judged against its lists, exactly as the per-version tallies do. An echoed id whose suffix is
+not the arm this worker issued it with is not attributed.
+
 Event time is the transport's timestamp (Kafka or local-log append time), not the payload's
 ``ts``: replays carry historical timestamps, and what matters is the order of serving and
 acting. Pure: the caller passes the clock; no I/O, thread-safe.
@@ -46,6 +54,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streamrec.core.experiments.results import ArmCounts
 from streamrec.core.scoring.hits import hit_rank
 
 __all__ = ["RANK_BOUNDS", "OnlineTracker", "Tally", "hit_rank", "merge"]
@@ -54,8 +63,12 @@ __all__ = ["RANK_BOUNDS", "OnlineTracker", "Tally", "hit_rank", "merge"]
 RANK_BOUNDS = (1, 2, 3, 5, 10, 20, 50, 100)
 
 #: Bytes one tracked user costs with its two 10-item lists held (bench/online.py measures it
-#: with tracemalloc): about 650, so the default bound of 50k users is ~33 MB per worker.
-BYTES_PER_USER = 650
+#: with tracemalloc): about 680 (650 before the arm labels), so the default bound of 50k
+#: users is ~34 MB per worker.
+BYTES_PER_USER = 680
+
+#: At most this many arm labels are counted per worker (16 experiments x 8 arms).
+MAX_ARM_LABELS = 128
 
 
 @dataclass(slots=True)
@@ -105,8 +118,10 @@ def _sum(tallies: Iterable[Sequence[int]]) -> list[int]:
 
 
 #: A user's entry: (version, items, served_at) of the last list, then the same three of the
-#: list before it (None when there was none). One flat tuple: one allocation per request.
-_Entry = tuple[str, tuple[str, ...], float, str | None, tuple[str, ...] | None, float | None]
+#: list before it (None when there was none), then the arm labels of the two (None: no arm).
+#: One flat tuple: one allocation per request.
+_Entry = tuple[str, tuple[str, ...], float, str | None, tuple[str, ...] | None, float | None,
+               str | None, str | None]
 
 #: The owner of an id issued to no user (an anonymous list) until a user echoes it, and of an
 #: id whose user was erased (``forget``): never attributed.
@@ -159,6 +174,8 @@ class OnlineTracker:
         self._owners: list[str] = [_FORGOTTEN] * self.max_ids
         self._sizes = array("H", [0]) * self.max_ids
         self._credited: list[tuple[str, ...] | None] = [None] * self.max_ids
+        self._arms: list[str | None] = [None] * self.max_ids  # the arm each id was issued in
+        self.arm_counts: dict[str, ArmCounts] = {}
 
     def __len__(self) -> int:
         return len(self._last)
@@ -182,19 +199,34 @@ class OnlineTracker:
             per = bucket[version] = Tally()
         return total, per
 
-    def serve(self, user: str | None, version: str, items: Sequence[str], now: float) -> str:
+    def _arm(self, label: str | None) -> ArmCounts | None:
+        if label is None:
+            return None
+        counts = self.arm_counts.get(label)
+        if counts is None and len(self.arm_counts) < MAX_ARM_LABELS:
+            counts = self.arm_counts[label] = ArmCounts()
+        return counts
+
+    def serve(self, user: str | None, version: str, items: Sequence[str], now: float,
+              arm: str | None = None) -> str:
         """Count a served list, remember it as ``user``'s last; return its new id.
 
         ``user`` None (an anonymous session, similar items, popular items): the list is
-        counted and its id can be attributed, but no user's last list changes."""
+        counted and its id can be attributed, but no user's last list changes. ``arm``: the
+        label (``experiment.arm``) of the experiment arm that scored the list; the id ends
+        with ``.<arm>``."""
         key = int(now // self.bucket_seconds)
         with self._lock:
             self._seq += 1
             if not self._epochs or self._epochs[-1][1] != version:
                 self._epochs.append((self._seq, version))
                 del self._epochs[:-64]  # older ids are attributed to no version
-            rid = f"{self._prefix}{self._seq:x}"
+            rid = f"{self._prefix}{self._seq:x}" if arm is None \
+                else f"{self._prefix}{self._seq:x}.{arm}"
             slot = self._seq % self.max_ids
+            self._arms[slot] = arm
+            if (counts := self._arm(arm)) is not None:
+                counts.lists += 1
             self._owners[slot] = _ANONYMOUS if user is None else sys.intern(user)
             self._sizes[slot] = min(len(items), 0xFFFF)
             self._credited[slot] = None
@@ -203,8 +235,9 @@ class OnlineTracker:
                 # tracked user cost a tuple of pointers, not ten copies of the ids.
                 names = tuple(map(sys.intern, items))
                 old = self._last.pop(user, None)
-                self._last[sys.intern(user)] = (version, names, now, None, None, None) \
-                    if old is None else (version, names, now, old[0], old[1], old[2])
+                self._last[sys.intern(user)] = (version, names, now, None, None, None, arm,
+                                                None) if old is None else (
+                    version, names, now, old[0], old[1], old[2], arm, old[6])
                 if len(self._last) > self.max_users:
                     self._last.popitem(last=False)
                     self.evicted += 1
@@ -221,13 +254,16 @@ class OnlineTracker:
         """(sequence number, model version) of one of this worker's ids; None otherwise."""
         if not rid.startswith(self._prefix):
             return None
+        number, dot, arm = rid[len(self._prefix):].partition(".")
         try:
-            seq = int(rid[len(self._prefix):], 16)
+            seq = int(number, 16)
         except ValueError:
             return None
         k = bisect_right(self._epochs, (seq, "\uffff")) - 1
-        if k < 0 or seq > self._seq or seq < 1:
+        if k < 0 or seq > self._seq or seq < 1 or seq <= self._seq - self.max_ids:
             return None
+        if self._arms[seq % self.max_ids] != (arm if dot else None):
+            return None  # the suffix is not the arm this id was issued in
         return seq, self._epochs[k][1]
 
     def _credit(self, seq: int, user: str, item: str) -> bool:
@@ -244,6 +280,9 @@ class OnlineTracker:
         if item in credited or len(credited) >= self._sizes[slot]:
             return False
         self._credited[slot] = (*credited, item)
+        if (counts := self._arm(self._arms[slot])) is not None:
+            counts.attributed += 1
+            counts.clicked += not credited  # the list's first click
         return True
 
     def forget(self, erased: Callable[[str], bool]) -> int:
@@ -277,11 +316,11 @@ class OnlineTracker:
             entry = self._last.get(user)
             if entry is None:
                 return None
-            version, items, at = entry[0], entry[1], entry[2]
+            version, items, at, arm = entry[0], entry[1], entry[2], entry[6]
             if event_time < at and entry[3] is not None and entry[4] is not None \
                     and entry[5] is not None:
                 # Read after the user's next request: judge the list the user saw.
-                version, items, at = entry[3], entry[4], entry[5]
+                version, items, at, arm = entry[3], entry[4], entry[5], entry[7]
             if not at <= event_time <= at + self.horizon:
                 return None
             rank = hit_rank(items, item)
@@ -289,7 +328,16 @@ class OnlineTracker:
                 t.events += 1
                 if rank is not None:
                     t.add_hit(rank)
+            if (counts := self._arm(arm)) is not None:
+                counts.events += 1
+                if rank is not None:
+                    counts.add_hit(rank)
             return rank
+
+    def arms(self) -> dict[str, list[int]]:
+        """Each arm label's counts (`ArmCounts.to_list`)."""
+        with self._lock:
+            return {a: c.to_list() for a, c in self.arm_counts.items()}
 
     def state(self, now: float) -> dict[str, Any]:
         """A JSON-able copy of the tallies (input of `merge`); tallies as `Tally.to_list`."""
@@ -299,6 +347,7 @@ class OnlineTracker:
                     "max_users": self.max_users, "evicted": self.evicted,
                     "bucket_seconds": self.bucket_seconds,
                     "versions": {v: t.to_list() for v, t in self._totals.items()},
+                    "arms": {a: c.to_list() for a, c in self.arm_counts.items()},
                     "series": [[k * self.bucket_seconds, {v: t.to_list() for v, t in b.items()}]
                                for k, b in self._series.items() if k > oldest]}
 
@@ -320,11 +369,16 @@ def merge(states: Sequence[dict[str, Any]], max_versions: int = 8) -> dict[str, 
                 series.setdefault(start, {}).setdefault(v, []).append(t)
                 first_seen[v] = min(first_seen.get(v, start), start)
     keep = sorted(versions, key=lambda v: (first_seen.get(v, float("-inf")), v))[-max_versions:]
+    arms: dict[str, list[list[int]]] = {}
+    for s in states:
+        for label, counts in s.get("arms", {}).items():  # a worker of an older build has none
+            arms.setdefault(label, []).append(counts)
     return {"workers": len(states),
             "tracked_users": sum(s["tracked_users"] for s in states),
             "max_users": sum(s["max_users"] for s in states),
             "evicted": sum(s["evicted"] for s in states),
             "bucket_seconds": states[0]["bucket_seconds"] if states else None,
             "versions": {v: _sum(versions[v]) for v in keep},
+            "arms": {a: _sum(cs) for a, cs in arms.items()},
             "series": [[start, {v: _sum(ts) for v, ts in per.items() if v in keep}]
                        for start, per in sorted(series.items())]}
