@@ -23,7 +23,7 @@ def test_the_quality_replays_run_only_in_their_own_suite():
     names = [p.stem for p in _runner.discover()]
     speed = [n for n in names if _runner.in_suite(n, "speed")]
     quality = [n for n in names if _runner.in_suite(n, "quality")]
-    assert sorted(quality) == ["api_quality", "quality"]
+    assert sorted(quality) == ["api_quality", "engines", "quality"]
     assert set(speed) | set(quality) == set(names) and not set(speed) & set(quality)
     assert all(_runner.in_suite(n, "all") for n in names)
 
@@ -38,7 +38,7 @@ def test_the_makefile_documents_each_suite_budget_as_the_sum_of_its_benchmarks()
     names = [p.stem for p in _runner.discover()]
     speed = _runner.suite_budget([n for n in names if _runner.in_suite(n, "speed")])
     quality = _runner.suite_budget(_runner.QUALITY)
-    assert speed <= 1000  # make bench: under 17 minutes on the 2-core machine kind
+    assert speed <= 1200  # make bench: under 20 minutes on the 2-core machine kind
     help_text = (ROOT / "Makefile").read_text()
     assert re.search(rf"make bench .*budget {speed:.0f} s", help_text)
     assert re.search(rf"make bench-quality .*budget {quality:.0f} s", help_text)
