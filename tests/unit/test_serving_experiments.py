@@ -102,6 +102,15 @@ def test_the_arm_route_answers_the_served_arm_and_404s_an_unknown_experiment(
     assert w.get("/experiments/nope", status=404)["error"] == "unknown_experiment"
 
 
+def test_a_name_no_experiment_can_have_is_a_404_with_tracking_on(
+        tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
+    w = _world(tmp_path, board, _experiment())
+    assert w.service.archive is not None
+    for name in ("%C2%84", "..", "Cap", "a" * 40, "-cap"):
+        body = w.get(f"/experiments/{name}", status=404)
+        assert body["error"] == "unknown_experiment", name
+
+
 def test_lists_clicks_and_hits_are_counted_per_arm_with_intervals_in_stats_and_metrics(
         tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
     exp = _experiment()

@@ -9,6 +9,7 @@ experiment ended or left the configuration.
 
 from __future__ import annotations
 
+import re
 import time
 
 from flask import Blueprint, Response, jsonify, request
@@ -16,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from streamrec.adapters.storebase import StoreError
 from streamrec.core.experiments.assign import arm_of, assign
 from streamrec.core.experiments.results import summary
-from streamrec.core.experiments.spec import Experiment
+from streamrec.core.experiments.spec import NAME_PATTERN, Experiment
 
 from ..online import experiments as onlineexperiments
 from ..online import stats as onlinestats
@@ -25,6 +26,8 @@ from .errors import ApiError, check_keys
 from .guards import path_id
 
 bp = Blueprint("experiments", __name__)
+
+_NAME = re.compile(NAME_PATTERN)
 
 
 def _configured(name: str) -> Experiment | None:
@@ -55,6 +58,10 @@ def experiments() -> Response:
 @bp.get("/experiments/<name>")
 def experiment(name: str) -> Response:
     check_keys(request.args, ())
+    if not _NAME.match(name):
+        # No experiment can have this name (spec.NAME_PATTERN); the store is not asked, so a
+        # name that is no safe key (``%C2%84``, ``..``) is a 404 like any other unknown one.
+        raise _unknown(name)
     svc = service()
     if svc.archive is None:
         spec = _configured(name)
