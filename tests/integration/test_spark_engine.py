@@ -38,9 +38,16 @@ EVENTS, PARTITIONS, USERS, ITEMS = 50_000, 8, 2_000, 400
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[SparkEngine]:
+    """The module's engine; closing it must end pyspark's JVM (``SparkSession.stop()`` alone
+    leaves it running until the Python process exits)."""
+    from pyspark import SparkContext
+
     spark = SparkEngine(SparkSettings(master="local[2]", driver_memory="768m"))
     yield spark
+    gateway = SparkContext._gateway
     spark.close()
+    assert gateway is None or gateway.proc.poll() is not None, "engine.close() left the JVM"
+    assert SparkContext._gateway is None
 
 
 def _events(count: int, seed: int) -> list[Event]:

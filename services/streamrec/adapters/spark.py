@@ -152,6 +152,7 @@ class SparkEngine:
                 session.sparkContext.cancelAllJobs()
             finally:
                 session.stop()
+                _end_gateway()
 
     def fit(self, matrix: WindowMatrix, params: ALSParams, cap: float = MAX_CONFIDENCE) -> Model:
         """Fit ``matrix`` (the window's users × items net weights) with Spark's implicit ALS.
@@ -222,3 +223,35 @@ def _dense(factors: Any, rows: int, rank: int, what: str) -> npt.NDArray[np.floa
             raise FitFailed("solver_error", f"spark returned {what} ids outside 0..{rows - 1}")
         out[ids] = np.stack(frame["features"].to_numpy()).astype(np.float32)
     return out
+
+
+def _end_gateway(timeout: float = 30.0) -> None:
+    """End the JVM that pyspark launched for this process (its py4j gateway).
+
+    ``SparkSession.stop()`` stops the SparkContext but keeps that JVM until the Python
+    process exits: the JVM ends on EOF on its stdin (pyspark's ``launch_gateway``). Closing
+    its stdin ends it now; a JVM still running after ``timeout`` seconds is killed. The next
+    session in this process launches a fresh gateway.
+    """
+    import subprocess
+
+    from pyspark import SparkContext
+
+    with SparkContext._lock:
+        gateway = SparkContext._gateway
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+    if gateway is None:
+        return
+    proc = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    if proc is None:
+        return
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("the Spark JVM (pid %d) outlived %.0f s after EOF: killed", proc.pid, timeout)
+        proc.kill()
+        proc.wait(timeout)
