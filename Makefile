@@ -72,14 +72,15 @@ run: venv
 # The speed suite: every bench/*.py but the quality replays, with a progress bar, each under its
 # own budget (bench/_runner.py BUDGETS, for a quiet box; stretched by the load average per CPU,
 # at most 2.5x, on a shared one; BENCH_TIMEOUT overrides), the whole run under their sum
-# (960 s on a quiet box, 16 minutes; at most 2.5x that; BENCH_BUDGET overrides); ARGS=--quick
+# (1,200 s on a quiet box, 20 minutes; at most 2.5x that; BENCH_BUDGET overrides); ARGS=--quick
 # for a short run. Writes
 # bench/results/<date>.{json,md} (key figures against same-run references first) and
 # regenerates docs/benchmarks.md (the quality suite's last results collected into it).
 bench: venv
 	$(PY) bench/_runner.py --suite speed $(ARGS)
 
-# The quality suite: the MovieLens replays (bench/quality.py, bench/api_quality.py), 840 s.
+# The long runs: the MovieLens replays (bench/quality.py, bench/api_quality.py) and the training
+# engines' 1M-event fits (bench/engines.py), 1,440 s.
 bench-quality: venv
 	$(PY) bench/_runner.py --suite quality $(ARGS)
 

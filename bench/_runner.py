@@ -156,8 +156,9 @@ def collect_one(script: Path) -> dict[str, Any]:
             result = json.loads(path.read_text())
         except json.JSONDecodeError:
             result = None
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime)) if (
-        result is not None) else None
+    # When it was measured, as the benchmark wrote it; a file's mtime is a clone's checkout time.
+    when = None if result is None else result.get("measured_at") or time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime))
     return {"name": script.stem, "command": script.name,
             "status": f"collected ({when})" if when else "no result",
             "returncode": None, "seconds": (result or {}).get("seconds", "–"),
@@ -176,6 +177,22 @@ def _fmt(value: Any) -> str:
         f"{value:.3g}")
 
 
+def _flatten(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows whose cells hold lists of rows (``ann``'s requests per catalogue size) become one
+    row per inner row, the outer row's other cells repeated, so a table never shows a repr."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        nested = [k for k, v in row.items()
+                  if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
+        if not nested:
+            out.append(row)
+            continue
+        outer = {k: v for k, v in row.items() if k not in nested}
+        for key in nested:
+            out += [outer | inner for inner in _flatten(row[key])]
+    return out
+
+
 def json_markdown(result: dict[str, Any]) -> str:
     """A benchmark's JSON as markdown: scalars on one line, each list of rows as a table."""
     scalars = [f"{k} {_fmt(v)}" for k, v in result.items()
@@ -185,6 +202,7 @@ def json_markdown(result: dict[str, Any]) -> str:
         if isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values()):
             out.append(f"{key}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in value.items()) + "\n\n")
         elif isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            value = _flatten(value)
             cols = list(dict.fromkeys(c for r in value for c in r))
             out.append(f"**{key}**\n\n| " + " | ".join(cols) + " |\n|"
                        + "---|" * len(cols) + "\n")

@@ -42,3 +42,26 @@ def test_the_makefile_documents_each_suite_budget_as_the_sum_of_its_benchmarks()
     help_text = (ROOT / "Makefile").read_text()
     assert re.search(rf"make bench .*budget {speed:.0f} s", help_text)
     assert re.search(rf"make bench-quality .*budget {quality:.0f} s", help_text)
+
+
+def test_rows_holding_rows_render_as_one_flat_table_without_a_repr():
+    result = {"benchmark": "ann", "sizes": [
+        {"items": 200_000, "requests": [{"search": "exact", "p50_ms": 23.4},
+                                        {"search": "hnsw", "p50_ms": 0.35}]},
+        {"items": 1_000_000, "requests": [{"search": "exact", "p50_ms": 120.0}]}]}
+    table = _runner.json_markdown(result)
+    assert "{" not in table and "[" not in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "| items | search | p50_ms |"
+    assert rows[1:] == ["| 200,000 | exact | 23.40 |", "| 200,000 | hnsw | 0.35 |",
+                        "| 1,000,000 | exact | 120 |"]
+
+
+def test_a_collected_result_says_when_it_was_measured_not_when_the_file_was_checked_out(
+        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(_runner, "RESULTS", tmp_path)
+    (tmp_path / "fields.json").write_text(
+        '{"measured_at": "2026-12-04T21:29:46Z", "seconds": 17.8}')
+    collected = _runner.collect_one(Path("bench/fields.py"))
+    assert collected["status"] == "collected (2026-12-04T21:29:46Z)"
+    assert collected["seconds"] == 17.8
