@@ -19,6 +19,7 @@ from streamrec.core.scoring.ann import AnnParams
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.sequential import SequentialParams
 from streamrec.settings import BY_NAME, CONFIG_ROWS
 from streamrec.settings.flags import add_config_arguments, grace_seconds, in_range
 from streamrec.settings.sections import KafkaSettings, S3Settings
@@ -82,10 +83,14 @@ class Config:
     recency_half_life: float | None = _D["recency_half_life"]
     history_cap: int = _D["history_cap"]
     item_item_weight: float = _D["item_item_weight"]
+    sequential_weight: float = _D["sequential_weight"]
     scoring_weights: tuple[tuple[str, float], ...] | None = _D["scoring_weights"]
     item_item_l2: float = _D["item_item_l2"]
     item_item_max_dense: int = _D["item_item_max_dense"]
     item_item_neighbours: int = _D["item_item_neighbours"]
+    sequential_steps: int = _D["sequential_steps"]
+    sequential_successors: int = _D["sequential_successors"]
+    sequential_query_items: int = _D["sequential_query_items"]
     ann_min_items: int = _D["ann_min_items"]
     ann_ef_search: int = _D["ann_ef_search"]
     store: str = _D["store"]
@@ -143,12 +148,19 @@ class Config:
                              recency_half_life=self.recency_half_life,
                              history_cap=self.history_cap,
                              item_item_weight=self.item_item_weight,
+                             sequential_weight=self.sequential_weight,
                              scorer_weights=self.scoring_weights)
 
     @property
     def item_item(self) -> ItemItemParams:
         return ItemItemParams(l2=self.item_item_l2, max_dense_items=self.item_item_max_dense,
                               neighbours=self.item_item_neighbours)
+
+    @property
+    def sequential(self) -> SequentialParams:
+        return SequentialParams(steps=self.sequential_steps,
+                                successors=self.sequential_successors,
+                                query_items=self.sequential_query_items)
 
     @property
     def ann(self) -> AnnParams:
@@ -158,7 +170,7 @@ class Config:
     def scorer_params(self) -> dict[str, Any]:
         """The configured params of the registered scorers fitted from the window, by name
         (``core/scoring/scorer.py``); a scorer not listed is fitted with its defaults."""
-        return {"item_item": self.item_item}
+        return {"item_item": self.item_item, "sequential": self.sequential}
 
     @property
     def kafka(self) -> KafkaSettings:

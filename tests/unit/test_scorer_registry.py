@@ -64,7 +64,7 @@ class ItemCounts:
 
     @classmethod
     def from_window(cls, user_items: sp.csr_matrix, user_ids: Any, item_ids: Any,
-                    params: CountParams, threads: int) -> ItemCounts:
+                    params: CountParams, threads: int, history: Any = None) -> ItemCounts:
         assert user_items.shape == (len(user_ids), len(item_ids))
         taken = np.asarray((user_items > 0).sum(axis=0), dtype=np.float32).reshape(-1)
         return cls(taken, params)
@@ -75,7 +75,7 @@ class Broken(ItemCounts):
 
     @classmethod
     def from_window(cls, user_items: sp.csr_matrix, user_ids: Any, item_ids: Any,
-                    params: CountParams, threads: int) -> ItemCounts:
+                    params: CountParams, threads: int, history: Any = None) -> ItemCounts:
         raise np.linalg.LinAlgError("singular")
 
 
@@ -123,17 +123,20 @@ def test_a_failing_scorer_publishes_the_others(tmp_path: Path, registered: None,
 
 def test_only_scorers_weighed_above_zero_are_fitted(registered: None) -> None:
     assert fitted_by_window({"als": 1.0, "counts": 0.0, "item_item": 0.2}) == ["item_item"]
-    assert fitted_by_window(ScoringParams(item_item_weight=0.0).weights) == []
+    assert fitted_by_window(ScoringParams(item_item_weight=0.0,
+                                          sequential_weight=0.0).weights) == []
+    assert fitted_by_window(ScoringParams().weights) == ["item_item", "sequential"]
 
 
-def test_without_a_table_the_item_item_weight_makes_the_blend() -> None:
-    assert Config(item_item_weight=0.4).scoring.weights == {"als": 0.6, "item_item": 0.4}
+def test_without_a_table_the_item_item_and_sequential_weights_make_the_blend() -> None:
+    assert Config(item_item_weight=0.4, sequential_weight=0.2).scoring.weights == {
+        "als": 0.6, "item_item": 0.4, "sequential": 0.2}
     table = Config(scoring_weights=(("item_item", 1.0),)).scoring.weights
     assert table == {"item_item": 1.0}
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    ("als=1,sequential=0.5", "unknown scorer 'sequential'"),
+    ("als=1,sessionknn=0.5", "unknown scorer 'sessionknn'"),
     ("als=1,item_item=1001", "must be in \\[0, 1000\\]"),
     ("als=0,item_item=0", "at least one weight > 0"),
     ("als", "expected scorer=weight"),
@@ -148,8 +151,8 @@ def test_a_cr_weights_table_with_an_unknown_scorer_is_rejected_naming_it() -> No
         "image": {"repository": "streamrec", "tag": "1"},
         "kafka": {"bootstrapServers": "k:9092"},
         "snapshots": {"bucket": "bkt", "credentialsSecret": "s3"},
-        "scoring": {"weights": {"als": 1.0, "sequential": 1.0}}}
-    with pytest.raises(InvalidSpec, match="sequential") as err:
+        "scoring": {"weights": {"als": 1.0, "sessionknn": 1.0}}}
+    with pytest.raises(InvalidSpec, match="sessionknn") as err:
         parse_spec(spec)
     assert err.value.field_path == "spec.scoring.weights"
 

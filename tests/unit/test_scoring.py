@@ -111,9 +111,10 @@ def test_a_blend_of_one_scorer_is_its_raw_scores():
         blend({}, {})
 
 
-def test_the_item_item_weight_is_the_blend_table():
-    assert ScoringParams(item_item_weight=0.3).weights == {"als": 0.7, "item_item": 0.3}
-    assert PLAIN.weights == {"als": 1.0, "item_item": 0.0}
+def test_the_item_item_and_sequential_weights_are_the_blend_table():
+    assert ScoringParams(item_item_weight=0.3, sequential_weight=0.2).weights == {
+        "als": 0.7, "item_item": 0.3, "sequential": 0.2}
+    assert PLAIN.weights == {"als": 1.0, "item_item": 0.0, "sequential": 0.0}
 
 
 def test_a_large_score_scale_does_not_dominate_the_blend():
@@ -269,7 +270,7 @@ def test_a_snapshot_with_a_scorer_this_build_does_not_know_is_refused(tmp_path, 
     write_snapshot(tmp_path / "s", equipped, _window().contents(), {0: 400}, "000000000001")
     manifest = tmp_path / "s" / "manifest.json"
     body = json.loads(manifest.read_text())
-    body["params"]["scorers"].append("sequential")
+    body["params"]["scorers"].append("sessionknn")
     manifest.write_text(json.dumps(body))
-    with pytest.raises(SnapshotFormatError, match="unknown scorer 'sequential'"):
+    with pytest.raises(SnapshotFormatError, match="unknown scorer 'sessionknn'"):
         read_snapshot(tmp_path / "s")

@@ -30,7 +30,8 @@ from streamrec.serving.service import Service
 TOPIC, ITEMS = "interactions", "interactions.items"
 #: Every route that returns a list, with the key of its list in the answer.
 LIST_ROUTES = ("/users/u0/recommendations?", "/recommendations?user=u0&",
-               "/recommendations/batch?users=u0,u1&", "/items/i2/similar?", "/popular?")
+               "/recommendations/batch?users=u0,u1&", "/items/i2/similar?", "/items/i2/next?",
+               "/popular?")
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def test_served_lists_equal_the_plain_computation_user_by_user(tmp_path, dense_i
                    sync=False)
     served = read_snapshot(tmp_path / "s", mmap=True, window=False).model
     in_memory = read_snapshot(tmp_path / "s", mmap=False, window=False).model
-    assert served.blend_table(served.scoring) == {"als": 0.7, "item_item": 0.3}
+    assert served.blend_table(served.scoring) == {"als": 0.5, "item_item": 0.5}
     assert served.scorers["item_item"].kind == ("ease" if dense_items >= ITEMS else "cosine-knn")
     for user in list(model.user_ids):
         want = plain_top(model, user, 10)

@@ -167,7 +167,7 @@ def test_every_list_route_documents_fields_with_the_served_names(world: World) -
     doc = world.get("/openapi.json")
     param = doc["components"]["parameters"]["Fields"]
     listing = {"/users/{user}/recommendations", "/recommendations", "/recommendations/batch",
-               "/items/{item}/similar", "/users/{user}/items", "/popular",
+               "/items/{item}/similar", "/items/{item}/next", "/users/{user}/items", "/popular",
                "/users/{user}/because/{item}"}
     for path, ops in doc["paths"].items():
         refs = [p.get("$ref") for op in ops.values() for p in op.get("parameters", [])]

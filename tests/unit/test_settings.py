@@ -136,7 +136,9 @@ def _other_value(row: Any) -> Any:
     if isinstance(kind, Num):
         d = kind.domain
         value = d.low + 1 if d.integer else (d.low + min(d.high, d.low + 2)) / 2
-        return value if value != row.cr_default_value else value + 1
+        if value == row.cr_default_value:  # halfway to the low end, or one up for integers
+            value = value + 1 if d.integer else (d.low + value) / 2
+        return value
     if isinstance(kind, Bool):
         return not row.cr_default_value
     if isinstance(kind, Enum):

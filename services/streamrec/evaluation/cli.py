@@ -101,6 +101,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--item-item-weight", type=_floats("--item-item-weight"), default=None,
       help="comma-separated blend weights β of the item-item model in the scored views "
            f"(0: ALS alone, 1: item-item alone; default 0,1,{_SCORING.item_item_weight:g})")
+    a("--sequential-weight", type=_floats("--sequential-weight"), default=None,
+      help="comma-separated blend weights σ of the sequential scorer in the scored views "
+           "(default 0, plus the service's default scoring, σ="
+           f"{_SCORING.sequential_weight:g}, as one more view)")
     a("--recency-half-life", type=in_range(Range(1.0, 1e9)),
       default=_SCORING.recency_half_life,
       help="seconds; time-based recency of the scored views (default off)")
@@ -146,11 +150,18 @@ def _settings(args: argparse.Namespace) -> tuple[Grid, Protocol]:
                         regularization=args.regularization, alpha=args.alpha)
         decays = args.recency_decay or [0.0, _SCORING.recency_decay]
         weights = args.item_item_weight or [0.0, 1.0, _SCORING.item_item_weight]
+        sigmas = args.sequential_weight or [0.0]
         scorings = [
-            ScoringParams(d, args.recency_half_life, args.history_cap, b)
+            ScoringParams(d, args.recency_half_life, args.history_cap, b, s)
             for d in dict.fromkeys(decays) for b in dict.fromkeys(weights)
-            if d > 0 or b > 0 or args.recency_half_life is not None  # (0, 0) is plain fold-in
+            for s in dict.fromkeys(sigmas)
+            # (0, 0, 0) is plain fold-in
+            if d > 0 or b > 0 or s > 0 or args.recency_half_life is not None
         ]
+        default = ScoringParams(recency_half_life=args.recency_half_life,
+                                history_cap=args.history_cap)
+        if args.sequential_weight is None and default not in scorings:
+            scorings.append(default)  # what `streamrec run` serves
         grid = Grid(
             retrain_every=args.retrain_every or ([500, 2000] if quick else [1000, 5000, 20000]),
             windows=args.window or ([5000] if quick else [25000, 100000]),

@@ -253,10 +253,14 @@ class ALSView:
 
 
 def scored_kind(scoring: ScoringParams) -> str:
-    """``fold-in+recency`` (ALS alone), ``ease`` (item-item alone) or ``blend``."""
+    """``fold-in+recency`` (ALS alone), ``ease`` (item-item alone) or ``blend``, with ``+sr``
+    when the sequential scorer has a weight."""
+    sr = "+sr" if scoring.weights.get("sequential", 0.0) > 0 else ""
     if scoring.item_item_weight == 0.0:
+        if sr:
+            return "fold-in+sr+recency" if scoring.recency else "fold-in+sr"
         return "fold-in+recency" if scoring.recency else "fold-in (refolded)"
-    base = "ease" if scoring.item_item_weight == 1.0 else "blend"
+    base = ("ease" if scoring.item_item_weight == 1.0 else "blend") + sr
     return f"{base}+recency" if scoring.recency else base
 
 
@@ -278,6 +282,8 @@ class ScoredView:
             label += f" half-life={scoring.recency_half_life:g}s"
         if 0 < scoring.item_item_weight < 1:
             label += f" β={scoring.item_item_weight:g}"
+        if scoring.weights.get("sequential", 0.0) > 0:
+            label += f" σ={scoring.sequential_weight:g}"
         self.name = f"{self.kind} {label} N={n} W={w}"
         self.params: dict[str, Any] = {"retrain_every": n, "window": w, **scoring.to_dict()}
         ii = core.scorers.get("item_item")

@@ -36,7 +36,7 @@ _SCORING = {"type": "object", "description": "Overrides of the snapshot's scorin
             "properties": {"weights": {"type": "object", "additionalProperties": _NUMBER},
                            "recencyDecay": _NUMBER, "recencyHalfLifeSeconds": _NUMBER,
                            "historyCap": {"type": "integer", "minimum": 1},
-                           "itemItemWeight": _NUMBER}}
+                           "itemItemWeight": _NUMBER, "sequentialWeight": _NUMBER}}
 _ARM = {"type": "object", "required": ["name"],
         "properties": {"name": {"type": "string", "pattern": NAME_PATTERN},
                        "weight": {"type": "number", "minimum": 0,

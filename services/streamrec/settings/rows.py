@@ -4,7 +4,7 @@ To add a setting, add its row here and read it where it is used; then ``make set
 regenerates docs/configuration.md, both CRDs and Helm's values.schema.json (a unit test fails
 until the committed files equal the generator's output). Defaults are taken from the core
 dataclass that uses the setting where one exists (``ALSParams``, ``ScoringParams``,
-``ItemItemParams``), so each is written once.
+``ItemItemParams``, ``SequentialParams``), so each is written once.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from streamrec.core.scoring.ann import AnnParams
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
+from streamrec.core.scoring.sequential import SequentialParams
 
 from .experiments import Experiments
 from .kinds import Bool, Enum, Num, Str
@@ -27,7 +28,7 @@ __all__ = ["ENGINES", "FORMATS", "LOG_FORMATS", "PULL_POLICIES", "SASL_MECHANISM
            "SECURITY_PROTOCOLS", "SETTINGS"]
 
 _ALS, _SCORING, _ITEM_ITEM = ALSParams(), ScoringParams(), ItemItemParams()
-_ANN = AnnParams()
+_ANN, _SEQUENTIAL = AnnParams(), SequentialParams()
 FORMATS = ("auto", "text", "json")
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -189,12 +190,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("item_item_weight", _n(0.0, 1.0), _SCORING.item_item_weight, "Blend weight of the "
             "item-item model: 0 ALS alone, 1 item-item alone.", (T, R),
             cr="scoring.itemItemWeight", helm="example.scoring.itemItemWeight"),
+    Setting("sequential_weight", _n(0.0, 1.0), _SCORING.sequential_weight, "Blend weight of "
+            "the sequential scorer (what comes next after the user's newest items) beside ALS "
+            "(1-β) and item-item (β); 0 turns it off.", (T, R),
+            cr="scoring.sequentialWeight", helm="example.scoring.sequentialWeight"),
     Setting("scoring_weights", ScorerWeights(), None, "The blend table, scorer name to weight "
             "(e.g. als=0.5,item_item=0.5): every registered scorer with a weight > 0 is fitted "
-            "and blended; one left out weighs 0. Unset: als=1-β,item_item=β with β the "
-            "item-item weight. See docs/architecture.md.", (T, R), cr="scoring.weights",
-            cr_default=None, helm="example.scoring.weights",
-            default_text="als=1-itemItemWeight,item_item=itemItemWeight"),
+            "and blended; one left out weighs 0. Unset: als=1-β,item_item=β,sequential=σ with "
+            "β the item-item weight and σ the sequential weight. See docs/architecture.md.",
+            (T, R), cr="scoring.weights", cr_default=None, helm="example.scoring.weights",
+            default_text="als=1-itemItemWeight,item_item=itemItemWeight,"
+                         "sequential=sequentialWeight"),
     Setting("item_item_l2", _n(0.0, 1e9, open_low=True), _ITEM_ITEM.l2, "EASE's L2 "
             "regularisation lambda.", (T, R), cr="scoring.itemItemL2",
             helm="example.scoring.itemItemL2"),
@@ -205,6 +211,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("item_item_neighbours", _i(1, 10_000), _ITEM_ITEM.neighbours, "Neighbours per "
             "item of the sparse fallback.", (T, R), cr="scoring.itemItemNeighbours",
             helm="example.scoring.itemItemNeighbours"),
+    # The sequential scorer (core/scoring/sequential.py): sequential rules, "what comes next".
+    Setting("sequential_steps", _i(1, 100), _SEQUENTIAL.steps, "Events after an item that "
+            "count as coming next for the sequential scorer, each weighted 1/distance.",
+            (T, R), cr="scoring.sequentialSteps", helm="example.scoring.sequentialSteps"),
+    Setting("sequential_successors", _i(1, 10_000), _SEQUENTIAL.successors, "Successors kept "
+            "per item by the sequential scorer (the heaviest; bounds its memory).", (T, R),
+            cr="scoring.sequentialSuccessors", helm="example.scoring.sequentialSuccessors"),
+    Setting("sequential_query_items", _i(1, 1_000), _SEQUENTIAL.query_items, "A user's newest "
+            "distinct items the sequential scorer reads, the newest weighted 1, the next 1/2...",
+            (T, R), cr="scoring.sequentialQueryItems",
+            helm="example.scoring.sequentialQueryItems"),
     # Item search past brute force (core/scoring/ann.py); thresholds measured in bench/ann.py.
     Setting("ann_min_items", _i(0, 1_000_000_000), _ANN.min_items, "Smallest catalogue for "
             "which the trainer builds an HNSW graph (faiss, inner product) into the snapshot, "

@@ -46,7 +46,7 @@ MAX_EXPERIMENTS, MAX_ARMS = 16, 8
 #: An arm's ``scoring`` keys (as the CR's ``spec.scoring`` writes them) -> `ScoringParams` field.
 SCORING_KEYS = {"weights": "scorer_weights", "recencyDecay": "recency_decay",
                 "recencyHalfLifeSeconds": "recency_half_life", "historyCap": "history_cap",
-                "itemItemWeight": "item_item_weight"}
+                "itemItemWeight": "item_item_weight", "sequentialWeight": "sequential_weight"}
 
 
 class ExperimentError(ValueError):

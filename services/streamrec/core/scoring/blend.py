@@ -8,7 +8,9 @@ For a user (or an anonymous session) the request path
    ``half_life`` seconds in time);
 3. asks each scorer (``scorer.py``) of the blend table ``{name: weight}`` for its scores of
    every item over the same weighted history: ALS folds it into a user vector and scores
-   ``s_als = Y x_u`` (``als.py``), the item-item model ``s_ii = Σ r_i B[i, :]`` (``itemitem.py``);
+   ``s_als = Y x_u`` (``als.py``), the item-item model ``s_ii = Σ r_i B[i, :]`` (``itemitem.py``),
+   the sequential rules ``s_sr = Σ_p T[item_p, :] / p`` over the newest items in order
+   (``sequential.py``);
 4. sums the standardised scores:
 
        s = Σ_name w_name s_name / σ(s_name)
@@ -17,8 +19,9 @@ For a user (or an anonymous session) the request path
    is). Dividing by σ puts the scorers on one scale without changing any one's ranking. A
    table with one scorer of weight > 0 is that scorer's raw scores. The table is the
    ``scoring_weights`` setting (:attr:`ScoringParams.scorer_weights`) or, unset,
-   ``{"als": 1 - β, "item_item": β}`` with ``β = item_item_weight``
-   (:attr:`ScoringParams.weights`): ``β = 0`` is ALS alone and ``β = 1`` item-item alone.
+   ``{"als": 1 - β, "item_item": β, "sequential": σ}`` with ``β = item_item_weight`` and
+   ``σ = sequential_weight`` (:attr:`ScoringParams.weights`): ``β = 0`` is ALS alone and
+   ``β = 1`` item-item alone (with ``σ = 0``).
 
 The set of seen items (for ``exclude_seen``) is not capped: it is ``user_items`` plus ``extra``.
 """
@@ -57,10 +60,13 @@ MAX_SCORER_WEIGHT = 1e3
 class ScoringParams:
     """How serving scores a user. Defaults: see docs/evaluation.md (tuned on validation)."""
 
-    recency_decay: float = 0.05
+    recency_decay: float = 0.1
     recency_half_life: float | None = None
     history_cap: int = 200
-    item_item_weight: float = 0.3
+    item_item_weight: float = 0.5
+    #: The sequential scorer's weight σ in the default table (``sequential.py``), beside
+    #: ALS's ``1 - β`` and item-item's ``β``; 0 turns it off (and the trainer does not fit it).
+    sequential_weight: float = 0.35
     #: The blend table ``((name, weight), ...)`` when given; ``None``: the table of
     #: ``item_item_weight`` (:attr:`weights`). Each weight in [0, :data:`MAX_SCORER_WEIGHT`],
     #: at least one > 0. Names are checked against the registry where settings are read
@@ -77,6 +83,8 @@ class ScoringParams:
             raise ValueError(f"history_cap must be >= 1, got {self.history_cap}")
         if not 0.0 <= self.item_item_weight <= 1.0:
             raise ValueError(f"item_item_weight must be in [0, 1], got {self.item_item_weight}")
+        if not 0.0 <= self.sequential_weight <= 1.0:
+            raise ValueError(f"sequential_weight must be in [0, 1], got {self.sequential_weight}")
         if self.scorer_weights is not None:
             for name, w in self.scorer_weights:
                 if not (math.isfinite(w) and 0.0 <= w <= MAX_SCORER_WEIGHT):
@@ -92,10 +100,12 @@ class ScoringParams:
     @property
     def weights(self) -> dict[str, float]:
         """The blend table, scorer name -> weight: ``scorer_weights`` when given, else
-        ``{"als": 1 - β, "item_item": β}`` with ``β = item_item_weight``."""
+        ``{"als": 1 - β, "item_item": β, "sequential": σ}`` with ``β = item_item_weight`` and
+        ``σ = sequential_weight``."""
         if self.scorer_weights is not None:
             return dict(self.scorer_weights)
-        return {"als": 1.0 - self.item_item_weight, "item_item": self.item_item_weight}
+        return {"als": 1.0 - self.item_item_weight, "item_item": self.item_item_weight,
+                "sequential": self.sequential_weight}
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -117,7 +127,8 @@ class ScoringParams:
 
 #: The scoring of a snapshot that predates recency and item-item (format <= 2): summed
 #: weights, ALS alone, the fitted user vector when nothing is new.
-PLAIN = ScoringParams(recency_decay=0.0, recency_half_life=None, item_item_weight=0.0)
+PLAIN = ScoringParams(recency_decay=0.0, recency_half_life=None, item_item_weight=0.0,
+                      sequential_weight=0.0)
 
 
 def _standardised(scores: F32) -> F32:

@@ -163,8 +163,9 @@ class ItemItem:
 
     @classmethod
     def from_window(cls, user_items: sp.csr_matrix, user_ids: Any, item_ids: Any,
-                    params: ItemItemParams, threads: int) -> ItemItem:
-        """:func:`fit_item_item` on the window (``scorer.WindowFitted``; the ids are unused)."""
+                    params: ItemItemParams, threads: int, history: Any = None) -> ItemItem:
+        """:func:`fit_item_item` on the window (``scorer.WindowFitted``; the ids and the
+        history are unused)."""
         return fit_item_item(user_items, params, threads)
 
     @classmethod

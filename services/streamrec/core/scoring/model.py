@@ -35,7 +35,8 @@ from .rules import (
     rank_scores,
     rank_vector,
 )
-from .scorer import Scorer
+from .scorer import InOrder, Scorer
+from .sequential import Sequential, query_weights
 from .types import (
     ALSParams,
     FitInfo,
@@ -250,13 +251,27 @@ class Model:
         if not len(items):
             return None
         idx, w = aggregate(items, weights)
-        return negatives.bounded(idx, w, lambda: self._blended(idx, w, scoring),
-                                 lambda i, v: self._blended(i, v, scoring))
+        order = np.asarray(items, dtype=np.intp)
+        return negatives.bounded(idx, w, lambda: self._blended(idx, w, order, scoring),
+                                 lambda i, v: self._blended(i, v, order, scoring))
 
-    def _blended(self, idx: Idx, w: F64, scoring: ScoringParams) -> npt.NDArray[np.float32]:
-        """The blend of the scorers of :meth:`blend_table` for an aggregated history."""
+    def _blended(self, idx: Idx, w: F64, order: Idx,
+                 scoring: ScoringParams) -> npt.NDArray[np.float32]:
+        """The blend of the scorers of :meth:`blend_table` for an aggregated history
+        (``idx``, ``w``) whose events came in ``order`` (item indices, oldest first): a scorer
+        that reads the order (``scorer.InOrder``) gets the events of its positive items."""
         table = self.blend_table(scoring)
-        return blend({name: self.scorers[name].scores(idx, w) for name in table}, table)
+        scores: dict[str, npt.NDArray[np.float32]] = {}
+        positive: Idx | None = None
+        for name in table:
+            scorer = self.scorers[name]
+            if isinstance(scorer, InOrder):
+                if positive is None:
+                    positive = order[np.isin(order, idx[w > 0])]
+                scores[name] = scorer.scores_in_order(positive)
+            else:
+                scores[name] = scorer.scores(idx, w)
+        return blend(scores, table)
 
     def bounded_als_scores(self, vector: npt.NDArray[np.floating] | None, items: Idx,
                            weights: F64) -> npt.NDArray[np.float32] | None:
@@ -514,6 +529,33 @@ class Model:
         best = ranking.top_n(scores, n)
         return self._result((best, scores[best]))
 
+    def next_items(
+        self, item: str, n: int = 10, exclude: Sequence[str] | None = None,
+        restrict: Restriction | None = None,
+    ) -> Recommendations:
+        """The items that most often came next after ``item`` (the sequential scorer's
+        successors, ``sequential.py``; score: Σ 1/distance over the window), the item itself,
+        ``exclude`` and what ``restrict`` leaves out never; fewer than ``n`` when it had fewer
+        successors. An item with none that pass, or a model without the sequential scorer,
+        gets :meth:`similar_items` with ``fallback="similar"``. Raises ``UnknownItem``."""
+        check_n(n)
+        target = self.item_ids.get(item)
+        if target is None:
+            raise UnknownItem(item)
+        sr = self.scorers.get("sequential")
+        if isinstance(sr, Sequential):
+            cols, vals = sr.successors_of(target)
+            banned = np.append(self._banned(exclude, None, restrict), target)
+            keep = ~np.isin(cols, banned)
+            candidates = self._candidates(None, restrict)
+            if candidates is not None:
+                keep &= np.isin(cols, candidates)
+            cols, vals = cols[keep][:n], vals[keep][:n]
+            if len(cols):
+                return self._result((cols, vals.astype(np.float32)))
+        similar = self.similar_items(item, n, exclude, restrict)
+        return Recommendations(similar.items, similar.scores, fallback="similar")
+
     def explain(
         self, user: str, item: str, n: int = 5, extra: Pairs | None = None
     ) -> list[tuple[str, float]]:
@@ -535,6 +577,52 @@ class Model:
         idx, shares = self.als.contributions(idx, w, target)
         best = ranking.top_n(shares, n)
         return [(self.item_ids[i], float(s)) for i, s in zip(idx[best], shares[best], strict=True)]
+
+    def explain_terms(
+        self, user: str, item: str, extra: Pairs | None = None
+    ) -> tuple[str | None, list[tuple[str, int, float]]]:
+        """Which scorer drives ``item`` for ``user`` and the transitions behind it.
+
+        Returns ``(driven_by, transitions)``: ``driven_by`` is the scorer of the blend table
+        with the largest term ``w · s[item] / σ(s)`` (``blend.py``), None when the user's
+        answer is not blended per request (ALS's fitted vector alone) or they have no positive
+        item; ``transitions`` are ``(earlier item, position, T[earlier, item] / position)``
+        for the newest distinct items of the user's history that ``item`` came after
+        (``sequential.py``; position 1 is the newest), heaviest first: empty without the
+        sequential scorer or any such transition. Raises ``UnknownItem``.
+        """
+        target = self.item_ids.get(item)
+        if target is None:
+            raise UnknownItem(item)
+        scoring = self.scoring
+        if not self.personal(scoring):
+            return None, []
+        order, weights = self.weighted_history(user, extra, scoring)
+        idx, w = aggregate(order, weights)
+        positive = np.asarray(order, dtype=np.intp)[np.isin(order, idx[w > 0])]
+        if not len(positive):
+            return None, []
+        table = self.blend_table(scoring)
+        terms: dict[str, float] = {}
+        for name, weight in table.items():
+            scorer = self.scorers[name]
+            s = (scorer.scores_in_order(positive) if isinstance(scorer, InOrder)
+                 else scorer.scores(idx[w > 0], w[w > 0]))
+            sigma = float(np.std(s)) if len(table) > 1 else 1.0
+            terms[name] = weight * float(s[target]) / (sigma if sigma > 0 else 1.0)
+        driven_by = max(terms, key=lambda n: terms[n])
+        sr = self.scorers.get("sequential")
+        if "sequential" not in table or not isinstance(sr, Sequential):
+            return driven_by, []
+        earlier, pos_weights = query_weights(positive, sr.params.query_items)
+        out = []
+        for position, (e, pw) in enumerate(zip(earlier.tolist(), pos_weights.tolist(),
+                                               strict=True), start=1):
+            t = sr.transition(e, target)
+            if t > 0:
+                out.append((self.item_ids[e], position, t * pw))
+        out.sort(key=lambda x: (-x[2], x[1]))
+        return driven_by, out
 
     def __repr__(self) -> str:
         return (

@@ -18,7 +18,7 @@ scorer every model holds (user vectors, fold-in) and is fitted by ``training.fit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +27,11 @@ import scipy.sparse as sp
 from ..ids import IdIndex
 from .als import ALS
 from .itemitem import ItemItem
+from .recency import History
+from .sequential import Sequential
 
-__all__ = ["BASE", "SCORERS", "Scorer", "WindowFitted", "check_weights", "fitted_by_window",
-           "scorer_class", "window_fit"]
+__all__ = ["BASE", "SCORERS", "InOrder", "Scorer", "WindowFitted", "check_weights",
+           "fitted_by_window", "scorer_class", "window_fit"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -78,6 +80,17 @@ class Scorer(Protocol):
         ...
 
 
+@runtime_checkable
+class InOrder(Protocol):
+    """A scorer that reads the history's order (the sequential one): the request path asks it
+    for :meth:`scores_in_order` instead of :meth:`Scorer.scores`."""
+
+    def scores_in_order(self, order: Idx) -> F32:
+        """Scores of every item (float32, ``(items,)``) for the item indices of a history's
+        positive events, oldest first (intp ``(k,)``, k >= 1, repeats kept)."""
+        ...
+
+
 class WindowFitted(Protocol):
     """How a scorer other than the base ALS is fitted from the trainer's window.
 
@@ -90,11 +103,13 @@ class WindowFitted(Protocol):
 
     @classmethod
     def from_window(cls, user_items: sp.csr_matrix, user_ids: IdIndex, item_ids: IdIndex,
-                    params: Any, threads: int) -> Scorer:
+                    params: Any, threads: int, history: History | None = None) -> Scorer:
         """Fit on the window: ``user_items`` is the users x items matrix of net weights
         (float32 CSR, shape ``(len(user_ids), len(item_ids))``, a value <= 0 negative feedback),
         ``user_ids``/``item_ids`` the model's ids of its rows and columns, ``params`` an
-        instance of ``params_type``, ``threads`` the fit's thread budget (0: all cores).
+        instance of ``params_type``, ``threads`` the fit's thread budget (0: all cores),
+        ``history`` each user's window events in order (``recency.History``; None when the
+        model has none).
         Raises ``ValueError``, ``ArithmeticError``, ``MemoryError`` or
         ``numpy.linalg.LinAlgError`` when it cannot fit; the trainer then publishes without it.
         """
@@ -108,6 +123,7 @@ BASE = ALS.name
 SCORERS: dict[str, type[Scorer]] = {
     ALS.name: ALS,
     ItemItem.name: ItemItem,
+    Sequential.name: Sequential,
 }
 
 

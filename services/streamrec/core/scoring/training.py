@@ -191,14 +191,15 @@ def with_scoring(model: Model, contents: WindowContents, scoring: ScoringParams)
 
 
 def with_scorer(model: Model, name: str, params: Any = None, threads: int = 0) -> Model:
-    """``model`` with the registered scorer ``name`` fitted on its window matrix by the
-    scorer's ``from_window`` (``scorer.WindowFitted``); ``params`` ``None``: its params
-    class's defaults. Raises ``KeyError``/``TypeError`` for a name the registry cannot fit and
-    what the fit raises (``ValueError``, ``ArithmeticError``, ``MemoryError``,
+    """``model`` with the registered scorer ``name`` fitted on its window matrix and ordered
+    history by the scorer's ``from_window`` (``scorer.WindowFitted``); ``params`` ``None``:
+    its params class's defaults. Raises ``KeyError``/``TypeError`` for a name the registry
+    cannot fit and what the fit raises (``ValueError``, ``ArithmeticError``, ``MemoryError``,
     ``numpy.linalg.LinAlgError``)."""
     cls = window_fit(name)
     p = cls.params_type() if params is None else params
-    scorer = cls.from_window(model.user_items, model.user_ids, model.item_ids, p, threads)
+    scorer = cls.from_window(model.user_items, model.user_ids, model.item_ids, p, threads,
+                             model.history)
     return model.derive(scorers={name: scorer})
 
 

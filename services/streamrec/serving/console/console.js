@@ -223,6 +223,11 @@ async function because(user, it) {
       { fields: FIELDS });
     box.replaceChildren(el("h3", `because of (for ${itemLabel(it)})`), el("ol"));
     box.querySelector("ol").replaceChildren(...why.items.map((x) => el("li", `${itemLabel(x)} — ${num(x.score, 4)}`)));
+    if (why.driven_by === "sequential" && why.transitions && why.transitions.length) {
+      // The sequential scorer leads: name the transition (what this item came after).
+      const t = why.transitions[0];
+      box.append(el("p", `comes next after ${itemLabel(t)} (your ${t.position === 1 ? "latest" : `#${t.position} latest`} item)`, "transition"));
+    }
   } catch (e) {
     box.replaceChildren(el("p", e.message, "error"));
   }

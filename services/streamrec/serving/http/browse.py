@@ -1,4 +1,5 @@
-"""Lists around an item or a user's history: ``GET /items/{item}/similar``, ``GET /popular``,
+"""Lists around an item or a user's history: ``GET /items/{item}/similar``,
+``GET /items/{item}/next`` ("what comes next": autoplay, watch next), ``GET /popular``,
 ``GET /users/{user}/because/{item}`` and ``GET /users/{user}/items`` (known items)."""
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ def similar(item: str) -> Response:
                    recommendation_id=service().track(None, a.version, a.recs.items))
 
 
+@bp.get("/items/<id:item>/next")
+def next_items(item: str) -> Response:
+    check_keys(request.args, LIST_KEYS)
+    item = _item(item)
+    q, fields = list_query(personal=False), query_fields()
+    a = live().next_items(item, q)
+    return jsonify(item=item, items=with_fields(scored(a.recs.items, a.recs.scores), fields),
+                   model_version=a.version, fallback=a.recs.fallback,
+                   recommendation_id=service().track(None, a.version, a.recs.items))
+
+
 @bp.get("/popular")
 def popular() -> Response:
     check_keys(request.args, LIST_KEYS)
@@ -47,6 +59,9 @@ def because(user: str, item: str) -> Response:
     e = live().because(user, item, n)
     return jsonify(user=user, item=item,
                    items=with_fields([{"item": i, "score": c} for i, c in e.items], fields),
+                   driven_by=e.driven_by,
+                   transitions=with_fields([{"item": i, "position": p, "score": w}
+                                            for i, p, w in e.transitions], fields),
                    model_version=e.version, fresh_events=e.fresh_events)
 
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streamrec.core.catalog.filters import ItemFilter
 from streamrec.core.scoring.model import Recommendations, UnknownItem
@@ -51,11 +51,15 @@ class Listed:
 
 @dataclass(frozen=True, slots=True)
 class Explained:
-    """``because``: the user's items contributing most to an item's score, best first."""
+    """``because``: the user's items contributing most to an item's score, best first; the
+    scorer whose blend term for the item is largest (None: not blended per request); the
+    user's earlier items the item came after, as (item, position from the newest, weight)."""
 
     version: str
     items: list[tuple[str, float]]
     fresh_events: int
+    driven_by: str | None = None
+    transitions: list[tuple[str, int, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,6 +172,15 @@ class LiveModel:
                                               restrict=self._restriction(s, q.filter))
         return Listed(s.version, recs)
 
+    def next_items(self, item: str, q: ListQuery) -> Listed:
+        """What most often came next after ``item`` (``q.items`` and ``q.exclude_seen`` do
+        not apply); similar items, ``fallback="similar"``, when nothing did."""
+        self.check_item(item)
+        s = self.served()
+        recs = s.snapshot.model.next_items(item, n=q.n, exclude=q.exclude,
+                                           restrict=self._restriction(s, q.filter))
+        return Listed(s.version, recs)
+
     def popular(self, q: ListQuery) -> Listed:
         """The most popular items that pass the restriction."""
         s = self.served()
@@ -184,9 +193,12 @@ class LiveModel:
         self.check_item(item)
         s = self.served()
         extra = self.fresh.timed(user)
-        why = s.snapshot.model.explain(user, item, n=n, extra=extra or None)
+        model = s.snapshot.model
+        why = model.explain(user, item, n=n, extra=extra or None)
+        driven_by, transitions = model.explain_terms(user, item, extra=extra or None)
         erased = self.forgotten.items
-        return Explained(s.version, [(i, c) for i, c in why if i not in erased], len(extra))
+        return Explained(s.version, [(i, c) for i, c in why if i not in erased], len(extra),
+                         driven_by, [t for t in transitions[:n] if t[0] not in erased])
 
     def known_items(self, user: str) -> Known:
         """The user's items, erased ones out; `UnknownUser` when there are none at all."""
