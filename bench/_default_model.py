@@ -2,12 +2,13 @@
 
 ``bench/serving.py`` used to serve ALS alone. What users run is the default configuration:
 ALS plus the item-item model (EASE up to ``max_dense_items`` items, cosine kNN beyond: at
-50k items, kNN) blended by the default table ``{als: 0.7, item_item: 0.3}``, over a
+50k items, kNN) and the sequential scorer (sequential rules over the window's order), blended
+by the default table ``{als: 0.7, item_item: 0.3, sequential: σ}``, over a
 recency-weighted history (``ScoringParams()``), with a catalogue (a record per item; 5% of the
 items hidden, 5% expired) and online tracking on (the server's default). The ALS factors are
 random: a request's cost does not depend on their values, and a fit at 1M events would cost
-minutes on 2 cores; the item-item model and the history are fitted from the window as the
-trainer does.
+minutes on 2 cores; the other scorers and the history are fitted from the window as the
+trainer does (through the registry, ``training.with_scorer``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import numpy as np
 
 from streamrec.core.catalog.records import Catalogue, ItemRecord
 from streamrec.core.scoring.blend import ScoringParams, history_for
-from streamrec.core.scoring.itemitem import ItemItemParams, fit_item_item
+from streamrec.core.scoring.itemitem import ItemItem
 from streamrec.core.scoring.model import Model
+from streamrec.core.scoring.scorer import fitted_by_window
+from streamrec.core.scoring.training import with_scorer
 from streamrec.core.window.sliding import SlidingWindow
 
 CATEGORIES = [f"genre-{k}" for k in range(20)]
@@ -57,16 +60,22 @@ def catalogue_heap_mb(data: bytes) -> float:
 
 def default_model(model: Model, window: SlidingWindow,
                   scoring: ScoringParams | None = None) -> tuple[Model, dict[str, Any]]:
-    """``model`` (ALS) with the default blend: the item-item model fitted from its window and
-    the ordered history, scored by ``scoring`` (default: ``ScoringParams()``). Returns the
-    model and the seconds each fit took."""
+    """``model`` (ALS) with the default blend: the ordered history and every scorer the blend
+    table weighs > 0 fitted from its window, scored by ``scoring`` (default:
+    ``ScoringParams()``). Returns the model and the seconds each fit took
+    (``<scorer>_s``)."""
     scoring = ScoringParams() if scoring is None else scoring
     t = time.perf_counter()
     history = history_for(window.contents(), model.user_ids, model.item_ids,
                           scoring.history_cap)
     history_s = time.perf_counter() - t
-    t = time.perf_counter()
-    ii = fit_item_item(model.user_items, ItemItemParams(), threads=1)
-    ii_s = time.perf_counter() - t
-    derived = model.derive(scorers={ii.name: ii}, history=history, scoring=scoring)
-    return derived, {"history_s": history_s, "item_item_s": ii_s, "item_item_kind": ii.kind}
+    derived = model.derive(history=history, scoring=scoring)
+    fits: dict[str, Any] = {"history_s": history_s}
+    for name in fitted_by_window(scoring.weights):
+        t = time.perf_counter()
+        derived = with_scorer(derived, name, None, threads=1)
+        fits[f"{name}_s"] = time.perf_counter() - t
+    ii = derived.scorers.get("item_item")
+    if isinstance(ii, ItemItem):
+        fits["item_item_kind"] = ii.kind
+    return derived, fits

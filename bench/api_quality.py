@@ -1,8 +1,16 @@
-"""Recommendation quality through the HTTP API of a real `streamrec run` (issue 19's protocol).
+"""Recommendation quality through the HTTP API of a real `streamrec run`, on two protocols.
 
 The number users get, not only the library's: MovieLens-100K in time order is replayed into
 `streamrec run` with its default configuration (only ``--data-dir`` and ``--bind`` are given),
-through ``POST /interactions`` and ``GET /users/<u>/recommendations?n=10``:
+through ``POST /interactions`` and ``GET /users/<u>/recommendations?n=10``, once per protocol,
+each into a fresh service:
+
+- ``rated`` (issue 19's): every event posted with its rating as ``rating`` and its original
+  timestamp as ``ts``;
+- ``unit`` (issue 27's, what most applications send, a click stream): every event posted as
+  ``{"user", "item"}`` alone, a unit-weight implicit event stamped on arrival.
+
+The test cases are the same in both: the events whose rating is >= 4.
 
 1. warm-up: the first 20% of the events (20,000) are posted, then the driver waits until a
    snapshot that holds all of them is served;
@@ -23,7 +31,8 @@ Metrics are reported for all scored events, and separately for the first half of
 (validation: where the defaults were tuned, with ``streamrec evaluate --part validation``) and
 the second (test). Writes ``bench/results/api_quality.{json,md}``.
 
-    python bench/api_quality.py [--quick] [--events N] [-- extra `streamrec run` flags]
+    python bench/api_quality.py [--quick] [--events N] [--protocol rated|unit|both]
+                                [-- extra `streamrec run` flags]
 """
 
 from __future__ import annotations
@@ -50,7 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serving import free_port, pct  # noqa: E402  (bench/serving.py's helpers)
 from streamrec.core.events.event import Event  # noqa: E402
-from streamrec.evaluation.metrics import MetricSums, score  # noqa: E402
+from streamrec.core.scoring.hits import score  # noqa: E402
+from streamrec.evaluation.metrics import MetricSums  # noqa: E402
 from streamrec.evaluation.prequential import in_time_order  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -82,15 +92,22 @@ class Api:
         raise AssertionError("unreachable")
 
 
-def event_json(e: Event) -> dict[str, Any]:
+PROTOCOLS = ("rated", "unit")
+
+
+def event_json(e: Event, protocol: str = "rated") -> dict[str, Any]:
+    """The event as the protocol posts it: with its rating and time, or ids alone."""
+    if protocol == "unit":
+        return {"user": e.user, "item": e.item}
     return {"user": e.user, "item": e.item, "rating": e.weight, "ts": e.ts}
 
 
 class Driver:
     """Posts events, tracks their log offsets, and asks for fresh-enough recommendations."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, protocol: str = "rated") -> None:
         self.api = api
+        self.protocol = protocol
         self.posted = 0  # = the next log offset (the driver is the log's only producer)
         self.user_offsets: dict[str, list[int]] = {}
         self.pending: list[Event] = []
@@ -107,7 +124,7 @@ class Driver:
         if not self.pending:
             return
         status, body = self.api.call("POST", "/interactions",
-                                     [event_json(e) for e in self.pending])
+                                     [event_json(e, self.protocol) for e in self.pending])
         if status != 202:
             raise RuntimeError(f"POST /interactions: {status} {body}")
         for e in self.pending:
@@ -213,13 +230,41 @@ def replay(events: list[Event], driver: Driver, warmup: float, k: int) -> dict[s
     }
 
 
-def table(result: dict[str, Any]) -> str:
-    lines = ["| scored part | events | recall@10 | nDCG@10 | MRR@10 |", "|---|---:|---:|---:|---:|"]
-    for part, m in result["metrics"].items():
-        if m["events"]:
-            lines.append(f"| {part} | {m['events']} | {100 * m['recall']:.2f} "
-                         f"| {100 * m['ndcg']:.2f} | {100 * m['mrr']:.2f} |")
+def table(results: dict[str, dict[str, Any]]) -> str:
+    lines = ["| protocol | scored part | events | recall@10 | nDCG@10 | MRR@10 | GET p50 ms "
+             "| GET p99 ms |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for protocol, result in results.items():
+        for part, m in result["metrics"].items():
+            if m["events"]:
+                lines.append(f"| {protocol} | {part} | {m['events']} | {100 * m['recall']:.2f} "
+                             f"| {100 * m['ndcg']:.2f} | {100 * m['mrr']:.2f} "
+                             f"| {result['get_ms']['p50']:.2f} | {result['get_ms']['p99']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def run_protocol(events: list[Event], protocol: str, warmup: float,
+                 flags: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One replay into a fresh `streamrec run`: (result, its GET /model at the end)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"api-quality-{protocol}-"))
+    port = free_port()
+    proc = start_service(tmp / "data", port, flags)
+    try:
+        driver = Driver(Api(port), protocol)
+        print(f"{protocol}: replaying {len(events)} events into streamrec run on :{port}",
+              file=sys.stderr)
+        result = replay(events, driver, warmup, 10)
+        status, model = driver.api.call("GET", "/model")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    served = ({key: model.get(key) for key in ("version", "params", "sizes", "fit")}
+              if status == 200 else None)
+    return result, served
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=None, help="use the first EVENTS events")
     parser.add_argument("--warmup", type=float, default=0.2)
     parser.add_argument("--name", default="api_quality")
+    parser.add_argument("--protocol", choices=(*PROTOCOLS, "both"), default="both",
+                        help="rated: rating and ts posted; unit: ids alone (default: both)")
     parser.add_argument("service_flags", nargs="*",
                         help="extra `streamrec run` flags after --, e.g. -- --recency-decay 0")
     args = parser.parse_args(argv)
@@ -240,31 +287,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = events[:limit] if limit else events
     # A SIGTERM (the bench runner's timeout) unwinds, so the service and its data go too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    tmp = Path(tempfile.mkdtemp(prefix="api-quality-"))
-    port = free_port()
-    proc = start_service(tmp / "data", port, args.service_flags)
-    try:
-        driver = Driver(Api(port))
-        print(f"replaying {len(events)} events into streamrec run on :{port}", file=sys.stderr)
-        result = replay(events, driver, args.warmup, 10)
-        status, model = driver.api.call("GET", "/model")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+    protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
+    results: dict[str, dict[str, Any]] = {}
+    served: dict[str, dict[str, Any] | None] = {}
+    for protocol in protocols:
+        results[protocol], served[protocol] = run_protocol(events, protocol, args.warmup,
+                                                           args.service_flags)
     out = {
         "benchmark": "recommendation quality through the HTTP API of streamrec run",
-        "dataset": "MovieLens-100K (recbole wheel), time order, weight = rating",
+        "dataset": "MovieLens-100K (recbole wheel), time order; rated: weight = rating and "
+                   "the original ts; unit: ids alone; test cases: ratings >= 4",
         "events": len(events),
         "quick": bool(args.quick),
         "service_flags": list(args.service_flags),
-        "served_model": {key: model.get(key) for key in ("version", "params", "sizes", "fit")}
-        if status == 200 else None,
-        "result": result,
+        "served_model": served,
+        "results": results,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
@@ -272,15 +309,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(out, indent=2) + "\n")
-    text = table(result)
+    text = table(results)
+    retries = sum(r["retries"] for r in results.values())
+    timeouts = sum(r["sync_timeouts"] for r in results.values())
     (RESULTS / f"{args.name}.md").write_text(
         f"# {out['benchmark']}\n\n{len(events)} events, flags {args.service_flags or 'none'}; "
-        f"GET p50 {result['get_ms']['p50']:.2f} ms, p99 {result['get_ms']['p99']:.2f} ms; "
-        f"{result['retries']} freshness retries, {result['sync_timeouts']} timeouts.\n\n{text}")
+        f"{retries} freshness retries, {timeouts} timeouts.\n\n{text}")
     print(text, end="")
-    print(f"GET p50 {result['get_ms']['p50']:.2f} ms p99 {result['get_ms']['p99']:.2f} ms; "
-          f"retries {result['retries']}, sync timeouts {result['sync_timeouts']}; "
-          f"{result['replay_seconds']} s; wrote {RESULTS / (args.name + '.json')}")
+    print(f"retries {retries}, sync timeouts {timeouts}; "
+          f"{sum(r['replay_seconds'] for r in results.values()):.0f} s; "
+          f"wrote {RESULTS / (args.name + '.json')}")
     return 0
 
 

@@ -717,6 +717,7 @@ def main() -> int:
                   "scorers": facts["scorers"], "blend": facts["blend"],
                   "item_item_kind": facts["item_item_kind"],
                   "item_item_fit_s": round(facts["item_item_s"], 2),
+                  "sequential_fit_s": round(facts.get("sequential_s", 0.0), 2),
                   "history_s": round(facts["history_s"], 2),
                   "catalogue_records": facts["catalogue_records"],
                   "build_seconds": facts["build_seconds"]},

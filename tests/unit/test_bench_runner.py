@@ -65,3 +65,16 @@ def test_a_collected_result_says_when_it_was_measured_not_when_the_file_was_chec
     collected = _runner.collect_one(Path("bench/fields.py"))
     assert collected["status"] == "collected (2026-12-04T21:29:46Z)"
     assert collected["seconds"] == 17.8
+
+
+def test_every_benchmark_module_imports():
+    """A stale import fails here, not minutes into `make bench-quality` (api_quality.py
+    imported `score` from where it no longer lived)."""
+    import subprocess
+
+    names = [p.stem for p in _runner.discover()]
+    code = ("import importlib, sys; sys.path.insert(0, 'bench'); "
+            f"[importlib.import_module(n) for n in {names!r}]")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
