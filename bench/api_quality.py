@@ -57,7 +57,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serving import free_port, pct  # noqa: E402  (bench/serving.py's helpers)
+from serving import free_port, pct, stop  # noqa: E402  (bench/serving.py's helpers)
 from streamrec.core.events.event import Event  # noqa: E402
 from streamrec.core.scoring.hits import score  # noqa: E402
 from streamrec.evaluation.metrics import MetricSums  # noqa: E402
@@ -255,12 +255,7 @@ def run_protocol(events: list[Event], protocol: str, warmup: float,
         result = replay(events, driver, warmup, 10)
         status, model = driver.api.call("GET", "/model")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 60)
         shutil.rmtree(tmp, ignore_errors=True)
     served = ({key: model.get(key) for key in ("version", "params", "sizes", "fit")}
               if status == 200 else None)

@@ -96,6 +96,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM ``proc``, then SIGKILL it if it is still running after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -154,12 +164,7 @@ def serve(tmp: Path, store: Path, broker: KafkaBroker, topic: str, workers: int,
             time.sleep(0.3)
         yield "127.0.0.1", port, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc, 30)
         log.close()
 
 

@@ -4,8 +4,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, jsonify, request
 
+from ..live.answers import Listed, ListQuery
 from .context import live, service
 from .errors import check_keys, parse_n
 from .guards import path_id
@@ -19,26 +22,25 @@ def _item(item: str) -> str:
     return live().check_item(path_id(item, "item"))
 
 
-@bp.get("/items/<id:item>/similar")
-def similar(item: str) -> Response:
+def _around(item: str, answer: Callable[[str, ListQuery], Listed]) -> Response:
+    """A list around one item (``answer``: similar or next) with the list parameters."""
     check_keys(request.args, LIST_KEYS)
     item = _item(item)
     q, fields = list_query(personal=False), query_fields()
-    a = live().similar(item, q)
+    a = answer(item, q)
     return jsonify(item=item, items=with_fields(scored(a.recs.items, a.recs.scores), fields),
-                   model_version=a.version, fallback=None,
+                   model_version=a.version, fallback=a.recs.fallback,
                    recommendation_id=service().track(None, a.version, a.recs.items))
+
+
+@bp.get("/items/<id:item>/similar")
+def similar(item: str) -> Response:
+    return _around(item, live().similar)
 
 
 @bp.get("/items/<id:item>/next")
 def next_items(item: str) -> Response:
-    check_keys(request.args, LIST_KEYS)
-    item = _item(item)
-    q, fields = list_query(personal=False), query_fields()
-    a = live().next_items(item, q)
-    return jsonify(item=item, items=with_fields(scored(a.recs.items, a.recs.scores), fields),
-                   model_version=a.version, fallback=a.recs.fallback,
-                   recommendation_id=service().track(None, a.version, a.recs.items))
+    return _around(item, live().next_items)
 
 
 @bp.get("/popular")
