@@ -70,7 +70,12 @@ def test_evaluate_crosses_the_sequential_weights_given_with_the_rest_of_the_grid
                                                                               (0.3, 0.5)]
 
 
-def test_a_bad_sequential_weight_flag_exits_2_naming_it(capsys):
+@pytest.mark.parametrize(("value", "message"), [
+    ("0,x", "is not a list of numbers"), ("0,,0.5", "empty entry"), ("2", "in [0, 1]"),
+    ("-1", "in [0, 1]"), ("nan", "in [0, 1]"), ("", "empty entry")])
+def test_a_bad_sequential_weight_flag_exits_2_naming_it(capsys, value, message):
     with pytest.raises(SystemExit) as e:
-        _grid("--sequential-weight", "0,x")
-    assert e.value.code == 2 and "--sequential-weight" in capsys.readouterr().err
+        _grid("--sequential-weight", value)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --sequential-weight: " in err and message in err
+    assert err.count("--sequential-weight") == 2  # the usage line and the error, once each

@@ -81,11 +81,17 @@ def test_an_item_nothing_came_after_gets_similar_items_marked_as_such(world: Wor
     assert "i11" not in _items(body)
 
 
+def test_a_filter_nothing_passes_is_an_empty_list_not_a_fallback(world: World) -> None:
+    for url in ("/items/i3/next?category=Nope", "/items/i11/next?category=Nope"):
+        body = world.get(url)
+        assert body["items"] == [] and body["fallback"] is None, url
+
+
 def test_next_of_an_unknown_or_erased_item_is_a_404_and_erased_items_never_come_next(
         world: World) -> None:
     assert world.get("/items/nope/next", 404)["error"] == "unknown_item"
     assert world.client.delete("/items/i4").status_code == 202
-    assert world.get("/items/i4/next", 404)["error"] in ("unknown_item", "erased_item")
+    assert world.get("/items/i4/next", 404)["error"] == "unknown_item"
     assert _items(world.get("/items/i3/next?n=2")) == ["i5", "i6"]
 
 

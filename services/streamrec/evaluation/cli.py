@@ -8,6 +8,7 @@ settings are flags of this tool, not service configuration, so they are not ``Co
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -35,27 +36,33 @@ __all__ = ["add_arguments", "run"]
 QUICK_EVENTS = 10_000
 
 
-def _list(field: str, conv: Callable[[str], float], minimum: float, what: str) -> Any:
-    """An argparse type: comma-separated ``conv`` values, each >= ``minimum``."""
+def _list(conv: Callable[[str], float], minimum: float, maximum: float, what: str) -> Any:
+    """An argparse type: comma-separated ``conv`` values in [``minimum``, ``maximum``], no
+    empty entry (argparse's message names the flag)."""
 
     def parse(raw: str) -> list[Any]:
+        entries = raw.split(",")
+        if any(not e.strip() for e in entries):
+            raise argparse.ArgumentTypeError(f"empty entry in {raw!r}")
         try:
-            values = [conv(v) for v in raw.split(",") if v.strip()]
+            values = [conv(e) for e in entries]
         except ValueError as e:
-            raise argparse.ArgumentTypeError(f"{field}: {raw!r} is not a list of {what}") from e
-        if not values or min(values) < minimum:
-            raise argparse.ArgumentTypeError(f"{field}: needs {what} >= {minimum:g}, got {raw!r}")
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a list of {what}") from e
+        if not all(math.isfinite(v) and minimum <= v <= maximum for v in values):
+            bound = f"in [{minimum:g}, {maximum:g}]" if math.isfinite(maximum) else \
+                f">= {minimum:g}"
+            raise argparse.ArgumentTypeError(f"needs {what} {bound}, got {raw!r}")
         return values
 
     return parse
 
 
-def _ints(field: str) -> Any:
-    return _list(field, int, 1, "integers")
+def _ints() -> Any:
+    return _list(int, 1, math.inf, "integers")
 
 
-def _floats(field: str) -> Any:
-    return _list(field, float, 0.0, "numbers")
+def _floats(maximum: float = math.inf) -> Any:
+    return _list(float, 0.0, maximum, "numbers")
 
 
 _SCORING = ScoringParams()
@@ -74,9 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--dataset", choices=("ml-100k", "synthetic"), default="ml-100k")
     a("--events", type=in_range(Range(1, 100_000_000, integer=True)), default=None,
       help="use only the first EVENTS events (synthetic: how many to generate, default 100000)")
-    a("--retrain-every", type=_ints("--retrain-every"), default=None,
+    a("--retrain-every", type=_ints(), default=None,
       help="comma-separated retrain periods N in events (default 1000,5000,20000)")
-    a("--window", type=_ints("--window"), default=None,
+    a("--window", type=_ints(), default=None,
       help="comma-separated window sizes W in events (default 25000,100000)")
     # The trainer's domains for the ALS hyperparameters (the settings table); argparse exits 2.
     for name, default in (("factors", 32), ("iterations", 8), ("regularization", 0.05),
@@ -95,13 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--sample", type=in_range(Range(0.0, 1.0, open_low=True)), default=1.0,
       help="share of positive test events scored, (0, 1]")
     a("--seed", type=in_range(Range(0, 2**32 - 1, integer=True)), default=0)
-    a("--recency-decay", type=_floats("--recency-decay"), default=None,
+    a("--recency-decay", type=_floats(), default=None,
       help="comma-separated recency decays per event of the scored views "
            f"(default 0,{_SCORING.recency_decay:g}; see docs/evaluation.md)")
-    a("--item-item-weight", type=_floats("--item-item-weight"), default=None,
+    a("--item-item-weight", type=_floats(1.0), default=None,
       help="comma-separated blend weights β of the item-item model in the scored views "
            f"(0: ALS alone, 1: item-item alone; default 0,1,{_SCORING.item_item_weight:g})")
-    a("--sequential-weight", type=_floats("--sequential-weight"), default=None,
+    a("--sequential-weight", type=_floats(1.0), default=None,
       help="comma-separated blend weights σ of the sequential scorer in the scored views "
            "(default 0, plus the service's default scoring, σ="
            f"{_SCORING.sequential_weight:g}, as one more view)")
@@ -114,7 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="EASE's λ")
     a("--item-item-max-dense", type=in_range(Range(0, 100_000, integer=True)),
       default=_ITEM_ITEM.max_dense_items)
-    a("--scored-retrain-every", type=_ints("--scored-retrain-every"), default=None,
+    a("--scored-retrain-every", type=_ints(), default=None,
       help="retrain periods N that get the scored views (default 5000; quick: 2000)")
     a("--part", choices=PARTS, default="all",
       help="score all test events, the first half (validation) or the second half (test)")

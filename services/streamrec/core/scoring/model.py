@@ -537,7 +537,8 @@ class Model:
         successors, ``sequential.py``; score: Σ 1/distance over the window), the item itself,
         ``exclude`` and what ``restrict`` leaves out never; fewer than ``n`` when it had fewer
         successors. An item with none that pass, or a model without the sequential scorer,
-        gets :meth:`similar_items` with ``fallback="similar"``. Raises ``UnknownItem``."""
+        gets :meth:`similar_items` with ``fallback="similar"`` (an empty list, ``fallback``
+        None, when the filters leave nothing at all). Raises ``UnknownItem``."""
         check_n(n)
         target = self.item_ids.get(item)
         if target is None:
@@ -554,7 +555,8 @@ class Model:
             if len(cols):
                 return self._result((cols, vals.astype(np.float32)))
         similar = self.similar_items(item, n, exclude, restrict)
-        return Recommendations(similar.items, similar.scores, fallback="similar")
+        return Recommendations(similar.items, similar.scores,
+                               fallback="similar" if similar.items else None)
 
     def explain(
         self, user: str, item: str, n: int = 5, extra: Pairs | None = None
