@@ -17,6 +17,7 @@ Kafka topics are not files streamrec writes: the events clients sent stay until 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -47,10 +48,15 @@ def holders(files: Iterable[tuple[str, bytes]], ids: Iterable[str]) -> list[tupl
 
 
 def disk(roots: Iterable[Path], skip: set[Path]) -> list[tuple[str, bytes]]:
+    """Every regular file below ``roots`` with its bytes. ``os.walk`` skips a directory removed
+    while it walks (a snapshot's temporary dir renamed into place); ``rglob`` raised."""
     out = []
     for root in roots:
-        for path in root.rglob("*"):
-            if path.is_file() and not path.is_symlink() and path not in skip:
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder) / name
+                if path.is_symlink() or path in skip or not path.is_file():
+                    continue
                 try:
                     out.append((str(path), path.read_bytes()))
                 except FileNotFoundError:  # removed while we walked: nothing left to hold
@@ -109,8 +115,18 @@ def test_under_streamrec_run_no_file_holds_an_erased_user_or_item(tmp_path: Path
         started = time.monotonic()
         assert http("DELETE", f"{run.url}/users/{q}")["erased"] == "user"
         assert http("DELETE", f"{run.url}/items/{quote(item, safe='')}")["erased"] == "item"
-        until("no file holding either id", lambda: not holders(disk([data], set()),
-                                                               [user, item]), 60)
+        left: list[tuple[str, str]] = []
+
+        def clean() -> bool:
+            left[:] = holders(disk([data], set()), [user, item])
+            return not left
+
+        try:
+            until("no file holding either id", clean, 60)
+        except AssertionError:
+            log = (data.parent / f"{data.name}.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"60 s after the DELETEs these still hold an id: {left}; "
+                                 f"the service's log ends:\n{log}") from None
         elapsed = time.monotonic() - started
         # The bound: one snapshot interval (an erasure retrains at once: a small fit and a
         # copy) plus one reload interval (1 s); generous for a loaded shared machine.
