@@ -41,7 +41,7 @@ from .recency import History, recency_weights
 if TYPE_CHECKING:
     from ..window.sliding import WindowContents
 
-__all__ = ["MAX_SCORER_WEIGHT", "PLAIN", "ScoringParams", "blend", "history_for",
+__all__ = ["MAX_SCORER_WEIGHT", "PLAIN", "ScoringParams", "blend", "history_for", "standardised",
            "weighted_history"]
 
 F32 = npt.NDArray[np.float32]
@@ -131,7 +131,8 @@ PLAIN = ScoringParams(recency_decay=0.0, recency_half_life=None, item_item_weigh
                       sequential_weight=0.0)
 
 
-def _standardised(scores: F32) -> F32:
+def standardised(scores: F32) -> F32:
+    """``scores / σ(scores)``, or ``scores`` as they are when σ is 0 or not finite."""
     sigma = float(np.std(scores))
     return scores / np.float32(sigma) if sigma > 0 and math.isfinite(sigma) else scores
 
@@ -149,7 +150,7 @@ def blend(scores: Mapping[str, F32], weights: Mapping[str, float]) -> F32:
         return next(iter(scores.values()))
     total: F32 | None = None
     for name, s in scores.items():
-        scaled = _standardised(s)
+        scaled = standardised(s)
         # In place where the array is our own (not the scorer's): the same float32 arithmetic
         # as ``total + weight * scaled``, without two temporaries of every item per scorer.
         term = np.multiply(scaled, weights[name], out=None if scaled is s else scaled)

@@ -24,7 +24,7 @@ from ..ids import IdIndex
 from . import negatives, ranking
 from .als import ALS
 from .annrank import rank_vector_ann
-from .blend import PLAIN, ScoringParams, blend, weighted_history
+from .blend import PLAIN, ScoringParams, blend, standardised, weighted_history
 from .recency import History
 from .rules import (
     EMPTY,
@@ -261,6 +261,13 @@ class Model:
         (``idx``, ``w``) whose events came in ``order`` (item indices, oldest first): a scorer
         that reads the order (``scorer.InOrder``) gets the events of its positive items."""
         table = self.blend_table(scoring)
+        return blend(self._scores_by_scorer(idx, w, order, table), table)
+
+    def _scores_by_scorer(self, idx: Idx, w: F64, order: Idx,
+                          table: Mapping[str, float]) -> dict[str, npt.NDArray[np.float32]]:
+        """Each scorer of ``table``'s scores of every item for the aggregated history
+        (``idx``, ``w``): a scorer that reads the order (``scorer.InOrder``) gets the events of
+        ``order`` whose items are positive in ``w``."""
         scores: dict[str, npt.NDArray[np.float32]] = {}
         positive: Idx | None = None
         for name in table:
@@ -271,7 +278,7 @@ class Model:
                 scores[name] = scorer.scores_in_order(positive)
             else:
                 scores[name] = scorer.scores(idx, w)
-        return blend(scores, table)
+        return scores
 
     def bounded_als_scores(self, vector: npt.NDArray[np.floating] | None, items: Idx,
                            weights: F64) -> npt.NDArray[np.float32] | None:
@@ -599,19 +606,19 @@ class Model:
         scoring = self.scoring
         if not self.personal(scoring):
             return None, []
-        order, weights = self.weighted_history(user, extra, scoring)
+        items, weights = self.weighted_history(user, extra, scoring)
+        order = np.asarray(items, dtype=np.intp)
         idx, w = aggregate(order, weights)
-        positive = np.asarray(order, dtype=np.intp)[np.isin(order, idx[w > 0])]
-        if not len(positive):
+        keep = w > 0
+        if not keep.any():
             return None, []
+        positive = order[np.isin(order, idx[keep])]
         table = self.blend_table(scoring)
-        terms: dict[str, float] = {}
-        for name, weight in table.items():
-            scorer = self.scorers[name]
-            s = (scorer.scores_in_order(positive) if isinstance(scorer, InOrder)
-                 else scorer.scores(idx[w > 0], w[w > 0]))
-            sigma = float(np.std(s)) if len(table) > 1 else 1.0
-            terms[name] = weight * float(s[target]) / (sigma if sigma > 0 else 1.0)
+        # The blend's own terms (blend.py): a lone scorer is used raw, the others standardised.
+        scores = self._scores_by_scorer(idx[keep], w[keep], order, table)
+        terms = {name: weight * float((standardised(scores[name]) if len(table) > 1
+                                       else scores[name])[target])
+                 for name, weight in table.items()}
         driven_by = max(terms, key=lambda n: terms[n])
         sr = self.scorers.get("sequential")
         if "sequential" not in table or not isinstance(sr, Sequential):

@@ -97,8 +97,8 @@ def transitions(history: History, items: int, steps: int, successors: int) -> sp
 
 
 def _top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """``m`` with each row's ``k`` largest entries (ties: lower column), columns sorted."""
-    m.sum_duplicates()
+    """``m`` (duplicates summed, as ``tocsr`` leaves them) with each row's ``k`` largest
+    entries (ties: lower column), columns sorted."""
     counts = np.diff(m.indptr)
     if not len(counts) or counts.max(initial=0) <= k:
         m.sort_indices()
@@ -157,21 +157,24 @@ class Sequential:
         idx, w = query_weights(order, self.params.query_items)
         return sparse_row_sum(self.matrix, idx, w)
 
+    def _row(self, item: int) -> tuple[Idx, F32]:
+        """Row ``item`` of ``T``: its successors (intp) and weights (float32), stored order."""
+        start, end = int(self.matrix.indptr[item]), int(self.matrix.indptr[item + 1])
+        return (np.asarray(self.matrix.indices[start:end], dtype=np.intp),
+                np.asarray(self.matrix.data[start:end], dtype=np.float32))
+
     def successors_of(self, item: int) -> tuple[Idx, F32]:
         """The items that came next after ``item`` (indices, intp) and their weights
         (float32, Σ 1/distance), heaviest first (ties: lower index first)."""
-        start, end = int(self.matrix.indptr[item]), int(self.matrix.indptr[item + 1])
-        cols = np.asarray(self.matrix.indices[start:end], dtype=np.intp)
-        vals = np.asarray(self.matrix.data[start:end], dtype=np.float32)
+        cols, vals = self._row(item)
         order = np.lexsort((cols, -vals))
         return cols[order], vals[order]
 
     def transition(self, item: int, successor: int) -> float:
         """``T[item, successor]``: 0.0 when ``successor`` is not among ``item``'s kept ones."""
-        start, end = int(self.matrix.indptr[item]), int(self.matrix.indptr[item + 1])
-        cols = np.asarray(self.matrix.indices[start:end])
+        cols, vals = self._row(item)
         at = np.flatnonzero(cols == successor)
-        return float(self.matrix.data[start + int(at[0])]) if len(at) else 0.0
+        return float(vals[int(at[0])]) if len(at) else 0.0
 
     def to_arrays(self) -> dict[str, Array]:
         """``indptr`` (int64), ``indices`` (int32), ``data`` (float32): ``T`` as CSR."""
