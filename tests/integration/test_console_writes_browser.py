@@ -35,7 +35,8 @@ fetch(url, {method: "POST", mode, headers, body})
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Embedded]:
-    e = Embedded(tmp_path / "data")
+    # One fit, of these 360 events; later writes stay fresh (fold-in), never retrained away.
+    e = Embedded(tmp_path / "data", "--retrain-every", "360", "--retrain-interval", "3600")
     try:
         events = [{"user": f"u{u}", "item": f"i{(u * 5 + k) % 23}"} for u in range(60)
                   for k in range(6)]
