@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from streamrec.core.experiments.spec import Experiment
@@ -20,7 +20,7 @@ from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
 from streamrec.core.scoring.sequential import SequentialParams
-from streamrec.settings import BY_NAME, CONFIG_ROWS
+from streamrec.settings import BY_NAME, CONFIG_ROWS, SERVICES
 from streamrec.settings.flags import add_config_arguments, grace_seconds, in_range
 from streamrec.settings.sections import KafkaSettings, S3Settings
 from streamrec.settings.table import Setting
@@ -187,10 +187,12 @@ class Config:
         """librdkafka settings shared by every consumer and producer of this service."""
         return self.kafka.client_config()
 
-    def redacted(self) -> dict[str, Any]:
-        """The settings for logs: secrets never appear."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for row in CONFIG_ROWS:
+    def redacted(self, service: str | None = None) -> dict[str, Any]:
+        """The settings for logs, those ``service`` reads (every field when None); secrets
+        never appear."""
+        rows = _rows(service)
+        out = {row.name: getattr(self, row.name) for row in rows}
+        for row in rows:
             if row.secret and out[row.name] is not None:
                 out[row.name] = "***"
         return out
@@ -202,12 +204,20 @@ class Config:
         return cls.load(None, env)
 
     @classmethod
-    def load(cls, args: argparse.Namespace | None, env: Mapping[str, str] | None = None) -> Config:
-        """Defaults, then env, then flags that were given; validated."""
+    def load(cls, args: argparse.Namespace | None, env: Mapping[str, str] | None = None,
+             service: str | None = None) -> Config:
+        """Defaults, then env, then flags that were given; validated.
+
+        ``service`` (``trainer``, ``serve`` or ``run``): read and check only the settings that
+        command takes (the rows whose ``services`` name it, ``settings.service_rows``); every
+        other field keeps its default, so another service's variable in a shared environment
+        (a ConfigMap, a ``.env``), even a malformed one, neither applies nor stops this one.
+        None reads every row (tools and tests)."""
         env = os.environ if env is None else env
+        rows = _rows(service)
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}  # where each given value came from, for the error
-        for row in CONFIG_ROWS:
+        for row in rows:
             env_name = row.env_name
             if env_name and row.refuse_blank and env_name in env and not env[env_name].strip():
                 raise ConfigError(row.name, row.refuse_blank, env_name)
@@ -215,7 +225,7 @@ class Config:
                 values[row.name] = _convert(row, env[env_name], env_name)
                 sources[row.name] = env_name
         if args is not None:
-            for row in CONFIG_ROWS:
+            for row in rows:
                 raw = getattr(args, row.name, None)
                 if raw is not None:
                     flag = "--" + row.name.replace("_", "-")
@@ -243,6 +253,15 @@ class Config:
             if problem is not None:
                 said = problem if row.kind.says_why else f"{problem}, got {value!r}"
                 raise ConfigError(row.name, said)
+
+
+def _rows(service: str | None) -> tuple[Setting, ...]:
+    """The ``Config`` rows ``service`` reads; every one for None."""
+    if service is None:
+        return CONFIG_ROWS
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    return tuple(r for r in CONFIG_ROWS if service in r.services)
 
 
 def _convert(row: Setting, raw: str, source: str) -> Any:

@@ -48,10 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def embedded_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
     """`Config.load` with the embedded defaults and paths under ``data_dir``."""
     env = dict(os.environ) if env is None else env
-    config = Config.load(args, env)
+    config = Config.load(args, env, service="run")
 
-    def given(name: str) -> bool:
-        env_name = BY_NAME[name].env_name
+    def given(name: str) -> bool:  # by a flag or variable `run` reads (Config.load's rule)
+        row = BY_NAME[name]
+        if "run" not in row.services:
+            return False
+        env_name = row.env_name
         return getattr(args, name, None) is not None or bool(env_name and env.get(env_name))
 
     overrides = {k: v for k, v in EMBEDDED_DEFAULTS.items() if not given(k)}

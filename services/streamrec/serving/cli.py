@@ -35,7 +35,7 @@ def _metrics_dir() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = Config.load(args)
+    config = Config.load(args, service="serve")
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     # A broker outage repeats one line per reconnect attempt of each client: rate-limited.
@@ -44,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
     if config.cache_dir is None:  # all workers must share one cache to share pages
         made_cache = tempfile.mkdtemp(prefix="streamrec-cache-")
         os.environ["STREAMREC_CACHE_DIR"] = made_cache
-        config = Config.load(args)
+        config = Config.load(args, service="serve")
     _metrics_dir()
     from .server import Server
 
-    logging.getLogger(__name__).info("streamrec serve: %s", config.redacted())
+    logging.getLogger(__name__).info("streamrec serve: %s", config.redacted("serve"))
     try:
         Server(config).run()
     finally:

@@ -283,7 +283,7 @@ SETTINGS: tuple[Setting, ...] = (
             "new snapshot.", (S, R), cr="serving.reloadIntervalSeconds", cr_kind=_i(1, 3600),
             cr_default=5, helm="example.serving.reloadIntervalSeconds", run_default=1.0),
     Setting("ingest_token", Str(), None, "Bearer token the write routes require (from a "
-            "Secret).", (S,), secret=True,
+            "Secret).", (S, R), secret=True,
             # Set but empty would silently leave every write open: the opposite of the intent.
             refuse_blank="is set but empty, which would leave writes open to anyone; give a "
                          "token, or unset it for open writes"),

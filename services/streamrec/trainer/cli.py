@@ -48,7 +48,7 @@ def _config(args: argparse.Namespace) -> Config:
         if getattr(args, name, None) is not None:
             raise ConfigError(name, "given both as a positional argument and as a flag")
         setattr(args, name, value)
-    return Config.load(args)
+    return Config.load(args, service="trainer")
 
 
 class JsonFormatter(logging.Formatter):
@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("%s", json.dumps({"event": "start", "config": config.redacted()}, default=str))
+    log.info("%s", json.dumps({"event": "start", "config": config.redacted("trainer")},
+                              default=str))
 
     try:
         store = open_store(config.store, config.s3)
