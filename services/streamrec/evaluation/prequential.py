@@ -97,6 +97,37 @@ def in_time_order(events: Iterable[Event]) -> list[Event]:
     return sorted(listed, key=lambda e: e.ts if e.ts is not None else -math.inf)
 
 
+def _test_part(test: Sequence[Event], protocol: Protocol) -> tuple[Sequence[Event], np.ndarray]:
+    """The test events to replay and, per event, whether it is scored (bool, same length):
+    a ``protocol.sample`` share of them, only in the half ``protocol.part`` names."""
+    chosen = np.random.default_rng(protocol.seed).random(len(test)) < protocol.sample
+    half = len(test) // 2
+    if protocol.part == "validation":
+        # Nothing after the validation half is scored: replaying it would only cost time
+        # (a Spark-engine replay of ML-100K: half its retrains).
+        return test[:half], chosen[:half]
+    if protocol.part == "test":
+        chosen[:half] = False
+    return test, chosen
+
+
+def _result(r: Recommender, s: StrategyStats, catalog: int, learn_seconds: float,
+            events: int) -> StrategyResult:
+    return StrategyResult(
+        name=r.name,
+        kind=r.kind,
+        params=dict(r.params),
+        warm=s.warm.mean(),
+        cold=s.cold.mean(),
+        coverage=s.coverage(catalog),
+        us_per_recommend=1e6 * s.recommend_seconds / max(1, s.recommend_calls),
+        us_per_update=1e6 * learn_seconds / max(1, events),
+        learner=r.learner.info(),
+        diagnostics=r.diagnostics(),
+        recall_over_time=[b.mean()["recall"] for b in s.over_time],
+    )
+
+
 def replay(
     events: Sequence[Event],
     recommenders: Sequence[Recommender],
@@ -118,15 +149,7 @@ def replay(
         learner.warm(events[:n_warm])
         learn_seconds[id(learner)] += time.perf_counter() - started
     users = {e.user for e in events[:n_warm]}
-    test = events[n_warm:]
-    chosen = np.random.default_rng(protocol.seed).random(len(test)) < protocol.sample
-    half = len(test) // 2
-    if protocol.part == "validation":
-        # Nothing after the validation half is scored: replaying it would only cost time
-        # (a Spark-engine replay of ML-100K: half its retrains).
-        test, chosen = test[:half], chosen[:half]
-    elif protocol.part == "test":
-        chosen[:half] = False
+    test, chosen = _test_part(events[n_warm:], protocol)
     stats = {r.name: StrategyStats(protocol.bins) for r in recommenders}
     positives = scored = 0
     for j, event in enumerate(test):
@@ -150,24 +173,8 @@ def replay(
         if progress is not None and (j + 1) % 5000 == 0:
             progress(j + 1, len(test))
     catalog = len({e.item for e in events})
-    results = []
-    for r in recommenders:
-        s = stats[r.name]
-        results.append(
-            StrategyResult(
-                name=r.name,
-                kind=r.kind,
-                params=dict(r.params),
-                warm=s.warm.mean(),
-                cold=s.cold.mean(),
-                coverage=s.coverage(catalog),
-                us_per_recommend=1e6 * s.recommend_seconds / max(1, s.recommend_calls),
-                us_per_update=1e6 * learn_seconds[id(r.learner)] / max(1, len(events)),
-                learner=r.learner.info(),
-                diagnostics=r.diagnostics(),
-                recall_over_time=[b.mean()["recall"] for b in s.over_time],
-            )
-        )
+    results = [_result(r, stats[r.name], catalog, learn_seconds[id(r.learner)], len(events))
+               for r in recommenders]
     return ReplayResult(
         protocol=asdict(protocol),
         events=len(events),
