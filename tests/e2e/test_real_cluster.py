@@ -33,7 +33,7 @@ from confluent_kafka import Producer
 
 from streamrec.adapters.s3store import S3Store
 from streamrec.data import movielens
-from streamrec.operator.builders import child_names
+from streamrec.operator.builders import CONFIG_HASH_ANNOTATION, child_names
 from tests.infra.ingress import TraefikIngress
 from tests.infra.kafka import KafkaBroker
 from tests.infra.minio import MinioServer
@@ -457,6 +457,51 @@ def test_raising_the_replicas_from_2_to_3_starts_a_third_pod_serving_the_same_ve
         assert hammer.stats["200"] > 0 and hammer.failed == 0, (side, hammer.stats)
         d.figures[f"scale_{side}_requests"] = hammer.stats["200"]
         d.figures[f"scale_{side}_failed_requests"] = hammer.failed
+
+
+def test_an_experiment_added_to_the_resource_rolls_out_and_every_pod_assigns_alike(
+    deployed: Deployed,
+) -> None:
+    """Issue 29 on the real node: ``spec.experiments`` reaches every serving pod (a config
+    change rolls them, with no failed request), and every pod draws the same arm per user."""
+    d = deployed
+    now = time.time()
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    experiment = {"name": "recency", "start": stamp(now - 60), "end": stamp(now + 86400),
+                  "traffic": 1.0, "arms": [{"name": "control"},
+                                           {"name": "no-recency",
+                                            "scoring": {"recencyDecay": 0}}]}
+    serving = child_names(CR)["serving"]
+
+    def template_hash() -> str:
+        dep = d.apps.read_namespaced_deployment(serving, NS)
+        return str(dep.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION])
+
+    before = template_hash()
+    with hammers(d, "/users/1/recommendations?n=5") as both:
+        d.kubectl("patch", "recsvc", CR, "-n", NS, "--type=merge",
+                  "-p", json.dumps({"spec": {"experiments": [experiment]}}))
+        wait_for(lambda: template_hash() != before, 120,
+                 "the operator to roll the serving pods for the new configuration")
+        out = d.kubectl("rollout", "status", f"deployment/{serving}", "-n", NS,
+                        f"--timeout={POD_READY_S}s")
+        assert "successfully rolled out" in out, out
+        pods = wait_for(lambda: (ps := d.ready_pods(SERVING)) and len(ps) == 3 and all(
+            p.metadata.annotations.get(CONFIG_HASH_ANNOTATION) == template_hash() for p in ps)
+            and ps, POD_READY_S, f"3 serving pods of the new configuration: {d.describe()}")
+        time.sleep(2)
+    for side, hammer in both.items():
+        assert hammer.stats["200"] > 0 and hammer.failed == 0, (side, hammer.stats)
+        d.figures[f"experiment_rollout_{side}_failed_requests"] = hammer.failed
+    users = [str(u) for u in range(1, 61)]
+    arms = {p.metadata.name: [d.get(f"/experiments/recency/users/{u}", base=_pod_url(p))["arm"]
+                              for u in users] for p in pods}
+    first = next(iter(arms.values()))
+    assert all(a == first for a in arms.values()), arms
+    assert set(first) == {"control", "no-recency"}, first  # 60 users: both arms drawn
+    for u, arm in zip(users[:10], first, strict=False):  # lists name the arm that scored them
+        got = d.get(f"/users/{u}/recommendations?n=5")
+        assert got["experiment"] == {"name": "recency", "arm": arm}, got
 
 
 def test_a_new_snapshot_hot_reloads_in_every_pod_with_no_failed_request(

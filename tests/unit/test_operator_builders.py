@@ -27,7 +27,8 @@ from streamrec.operator.diff import (
     with_applied_hash,
     with_live_values,
 )
-from streamrec.operator.spec import RecommenderSpec, parse_spec
+from streamrec.operator.spec import InvalidSpec, RecommenderSpec, parse_spec
+from streamrec.settings.rows import SERVING_GRACEFUL_S
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME, NS = "recs", "shop"
@@ -134,6 +135,28 @@ def test_serving_runs_streamrec_serve_on_8000_with_readyz_readiness() -> None:
         for k, v in dep["spec"]["template"]["metadata"]["labels"].items()
         if k != "app.kubernetes.io/managed-by"
     }
+
+
+def test_a_stopping_serving_pod_keeps_answering_while_its_endpoint_leaves_then_drains() -> None:
+    default = pod_spec(build_serving_deployment(NAME, NS, spec()))
+    (container,) = default["containers"]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert default["terminationGracePeriodSeconds"] == 5 + SERVING_GRACEFUL_S + 5
+    longer = pod_spec(build_serving_deployment(
+        NAME, NS, spec(serving__shutdownDelaySeconds=30)))
+    assert longer["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] == 30
+    assert longer["terminationGracePeriodSeconds"] == 30 + SERVING_GRACEFUL_S + 5
+    none = pod_spec(build_serving_deployment(NAME, NS, spec(serving__shutdownDelaySeconds=0)))
+    assert "lifecycle" not in none["containers"][0]
+    assert none["terminationGracePeriodSeconds"] == SERVING_GRACEFUL_S + 5
+    # The trainer has its own shutdown (a fit's grace), untouched.
+    assert "lifecycle" not in pod_spec(build_trainer_deployment(NAME, NS, spec()))["containers"][0]
+
+
+@pytest.mark.parametrize("value", [-1, 301, 2.5, "5"])
+def test_a_shutdown_delay_out_of_range_is_refused_naming_the_field(value: Any) -> None:
+    with pytest.raises(InvalidSpec, match="serving.shutdownDelaySeconds"):
+        spec(serving__shutdownDelaySeconds=value)
 
 
 def test_serving_is_created_at_min_replicas_and_then_keeps_the_hpas_count() -> None:

@@ -25,6 +25,7 @@ from streamrec.operator.env import (
 )
 from streamrec.operator.spec import RecommenderSpec, Resources
 from streamrec.operator.writeauth import generated_secret_name, generates_token
+from streamrec.settings.rows import SERVING_GRACEFUL_S
 
 APP = "streamrec"
 MANAGER = "streamrec-operator"
@@ -197,7 +198,21 @@ def build_serving_deployment(name: str, namespace: str, spec: RecommenderSpec) -
     # afterwards the operator only ever re-applies the live count (HPA_OWNED_FIELDS, kube.apply).
     scaling = spec.serving.autoscaling
     body["spec"]["replicas"] = scaling.min_replicas if scaling.enabled else spec.serving.replicas
+    _drain_before_stopping(body["spec"]["template"], spec.serving.shutdown_delay_seconds)
     return body
+
+
+def _drain_before_stopping(template: dict[str, Any], delay: int) -> None:
+    """A serving pod being deleted (a rollout, a scale-down) keeps answering for ``delay``
+    seconds (a preStop sleep: the kubelet's own, no binary in the image) while its endpoint
+    leaves the Service and the Ingress; only then does gunicorn get SIGTERM, stop accepting and
+    let in-flight requests finish (``SERVING_GRACEFUL_S``). Without it, the connections that
+    kube-proxy or Traefik still send to the pod in that interval are refused or reset (25 of
+    618 requests in a rollout on the real node). The grace period covers both, plus 5 s."""
+    pod = template["spec"]
+    if delay > 0:
+        pod["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": delay}}}
+    pod["terminationGracePeriodSeconds"] = delay + SERVING_GRACEFUL_S + 5
 
 
 def hpa_owned_fields(

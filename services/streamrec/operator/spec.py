@@ -171,6 +171,7 @@ class IngressSpec:
 class ServingSpec:
     # BEGIN GENERATED: make settings (section serving)
     replicas: int = _d("replicas")
+    shutdown_delay_seconds: int = _d("shutdown_delay_seconds")
     workers: int = _d("workers")
     threads: int = _d("threads")
     reload_interval: int = _d("reload_interval")

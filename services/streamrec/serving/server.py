@@ -16,6 +16,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from streamrec.config import Config
+from streamrec.settings.rows import SERVING_GRACEFUL_S
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class Server(BaseApplication):  # type: ignore[misc]
             "threads": c.threads,
             "worker_class": "gthread",
             "timeout": int(max(1, c.timeout)),
-            "graceful_timeout": 10,
+            "graceful_timeout": SERVING_GRACEFUL_S,
             "accesslog": None,
             "preload_app": False,
             "post_worker_init": _post_worker_init,

@@ -58,6 +58,9 @@ TRAINER_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"},
                      "limits": {"cpu": "2", "memory": "4Gi"}}
 SERVING_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"},
                      "limits": {"cpu": "1", "memory": "1Gi"}}
+#: gunicorn's graceful_timeout (serving/server.py): seconds in-flight requests may finish after
+#: SIGTERM. The serving pod's termination grace period covers it (operator/builders.py).
+SERVING_GRACEFUL_S = 10
 # The Helm schema of the feedback table also names the rules the operator checks.
 _HELM_FEEDBACK = Opaque({"type": "object", "maxProperties": 64,
                          "propertyNames": {"pattern": "^[a-z][a-z0-9_-]{0,31}$"},
@@ -272,6 +275,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replicas", _i(0), 2, "Serving replicas; ignored while autoscaling is enabled.",
             cr="serving.replicas", config=False, env=False, flag=False,
             helm="example.serving.replicas"),
+    Setting("shutdown_delay_seconds", _i(0, 300), 5, "Seconds a serving pod that is told to "
+            "stop keeps answering (a preStop sleep) before it stops taking connections, so that "
+            "the Service and the Ingress stop sending it requests first; 0: none.",
+            cr="serving.shutdownDelaySeconds", config=False, env=False, flag=False,
+            helm="example.serving.shutdownDelaySeconds"),
     Setting("bind", Bind(), "0.0.0.0:8000", "Address the HTTP server listens on.", (S, R),
             run_default="127.0.0.1:8000"),
     Setting("workers", _i(1, 256), 2, "gunicorn workers per pod.", (S,), cr="serving.workers",
