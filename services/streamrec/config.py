@@ -187,6 +187,9 @@ class Config:
         """librdkafka settings shared by every consumer and producer of this service."""
         return self.kafka.client_config()
 
+    def __repr__(self) -> str:  # the dataclass' own would print the secrets
+        return f"Config({self.redacted()})"
+
     def redacted(self, service: str | None = None) -> dict[str, Any]:
         """The settings for logs, those ``service`` reads (every field when None); secrets
         never appear."""
@@ -215,23 +218,21 @@ class Config:
         None reads every row (tools and tests)."""
         env = os.environ if env is None else env
         rows = _rows(service)
-        values: dict[str, Any] = {}
-        sources: dict[str, str] = {}  # where each given value came from, for the error
+        given: dict[str, tuple[Any, str]] = {}  # each given value and where it came from
         for row in rows:
             env_name = row.env_name
             if env_name and row.refuse_blank and env_name in env and not env[env_name].strip():
                 raise ConfigError(row.name, row.refuse_blank, env_name)
             if env_name and env.get(env_name, "") != "":
-                values[row.name] = _convert(row, env[env_name], env_name)
-                sources[row.name] = env_name
+                given[row.name] = env[env_name], env_name
         if args is not None:
             for row in rows:
                 raw = getattr(args, row.name, None)
-                if raw is not None:
-                    flag = "--" + row.name.replace("_", "-")
-                    values[row.name] = raw if not isinstance(raw, str) else _convert(
-                        row, raw, flag)
-                    sources[row.name] = flag
+                if raw is not None:  # a flag wins over the variable, even a malformed one
+                    given[row.name] = raw, "--" + row.name.replace("_", "-")
+        values = {name: _convert(BY_NAME[name], raw, source) if isinstance(raw, str) else raw
+                  for name, (raw, source) in given.items()}
+        sources = {name: source for name, (_, source) in given.items()}
         cfg = replace(cls(), **values)
         try:
             cfg.validate()
@@ -265,6 +266,9 @@ def _rows(service: str | None) -> tuple[Setting, ...]:
 
 
 def _convert(row: Setting, raw: str, source: str) -> Any:
+    if raw and not raw.strip():  # "  " is a slip, never a topic, a path or a password
+        raise ConfigError(row.name, "is blank (only whitespace); give a value, or unset it for "
+                                    "the default", source)
     try:
         return row.kind.parse(raw)
     except ValueError as e:

@@ -104,6 +104,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    log.info("streamrec run: %s", config.redacted("run"))  # its own settings, secrets as ***
     # Heavy imports only when the service really runs.
     import waitress.server
 

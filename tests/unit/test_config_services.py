@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from streamrec.config import Config, ConfigError
+from streamrec.config import Config, ConfigError, add_config_arguments
 from streamrec.embedded import EMBEDDED_DEFAULTS, add_arguments, embedded_config
 from streamrec.settings import service_rows
 
@@ -75,20 +75,41 @@ def _fields_behind(name: str) -> set[str]:
     return probe.read & FIELDS
 
 
+def _is_config_type(annotation: ast.expr | None) -> bool:
+    text = "" if annotation is None else ast.unparse(annotation)
+    return text.strip("'\"").rpartition(".")[2] in ("Config", "Config | None")
+
+
 def _config_reads(path: Path) -> list[tuple[str, int]]:
-    """``(attribute, line)`` for each ``config.x``/``self.config.x`` (or an alias of one)."""
+    """``(attribute, line)`` for each read of a `Config` field or property in ``path``:
+    ``config.x``, ``self.config.x`` / ``self._config.x``, ``getattr(config, "x")``, through any
+    name bound to one (``c = self.config``, ``settings: Config = ...``, a parameter annotated
+    ``Config``, a walrus)."""
     tree = ast.parse(path.read_text())
     aliases = {"config", "cfg"}
 
     def is_config(node: ast.AST) -> bool:
         return (isinstance(node, ast.Name) and node.id in aliases) or (
-            isinstance(node, ast.Attribute) and node.attr in ("config", "config_"))
+            isinstance(node, ast.Attribute) and node.attr in ("config", "config_", "_config"))
 
-    for node in ast.walk(tree):  # c = self.config
-        if isinstance(node, ast.Assign) and is_config(node.value):
-            aliases.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return [(n.attr, n.lineno) for n in ast.walk(tree)
-            if isinstance(n, ast.Attribute) and is_config(n.value)]
+    for _ in range(3):  # aliases of aliases
+        for node in ast.walk(tree):
+            if isinstance(node, ast.arg) and _is_config_type(node.annotation):
+                aliases.add(node.arg)
+            elif isinstance(node, ast.Assign) and is_config(node.value):
+                aliases.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and isinstance(
+                    node.target, ast.Name) and (
+                    (isinstance(node, ast.AnnAssign) and _is_config_type(node.annotation))
+                    or (node.value is not None and is_config(node.value))):
+                aliases.add(node.target.id)
+    reads = [(n.attr, n.lineno) for n in ast.walk(tree)
+             if isinstance(n, ast.Attribute) and is_config(n.value)]
+    reads += [(n.args[1].value, n.lineno) for n in ast.walk(tree)
+              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+              and n.func.id == "getattr" and len(n.args) >= 2 and is_config(n.args[0])
+              and isinstance(n.args[1], ast.Constant) and isinstance(n.args[1].value, str)]
+    return reads
 
 
 @pytest.mark.parametrize("service", ["trainer", "serve", "run"])
@@ -103,11 +124,24 @@ def test_each_service_reads_only_the_settings_it_takes(service: str) -> None:
                        f"their rows in settings/rows.py, or to FIXED with a reason): {stray}")
 
 
-def test_the_scan_sees_reads_through_properties_and_aliases() -> None:
+def test_the_scan_sees_reads_through_properties_and_aliases(tmp_path: Path) -> None:
     assert _fields_behind("als") >= {"factors", "alpha", "fit_threads"}
     assert _fields_behind("kafka_client_config") >= {"bootstrap_servers", "kafka_password"}
     job = {attr for attr, _ in _config_reads(PACKAGE / "trainer" / "job.py")}
     assert {"scoring", "scorer_params", "ann"} <= job  # through `c = self.config`
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def f(settings: Config, other: 'Config | None') -> None:\n"
+        "    a = settings.topic\n"
+        "    b = other.group\n"
+        "    s: Config = make()\n"
+        "    c = s.keep\n"
+        "    if (w := self._config):\n"
+        "        d = w.bind\n"
+        "    e = getattr(self.config, 'workers')\n"
+        "    f = self._config.threads\n")
+    assert {attr for attr, _ in _config_reads(module)} == {
+        "topic", "group", "keep", "bind", "workers", "threads"}
 
 
 def test_a_service_ignores_another_services_variables_even_malformed() -> None:
@@ -154,3 +188,26 @@ def test_run_keeps_its_defaults_against_variables_it_does_not_take() -> None:
     c = embedded_config(args, env)
     assert c.from_beginning is True and c.group == Config().group  # not run's settings
     assert c.retrain_every == 7 and c.ingest_token == "t0k"  # run's own
+
+
+def test_every_setting_of_the_resource_is_taken_by_a_pod_it_reaches() -> None:
+    """The operator passes a CR field to the pods as its variable (operator/env.py); the pods
+    run `streamrec trainer` and `streamrec serve`, so a row only `run` takes would be dead in
+    Kubernetes."""
+    from streamrec.settings import SETTINGS
+    dead = [r.name for r in SETTINGS if r.config and r.cr is not None and r.cr_env
+            and r.env_name is not None and not {"trainer", "serve"} & set(r.services)]
+    assert dead == []
+
+
+def test_a_blank_value_is_refused_and_a_flag_beats_a_malformed_variable() -> None:
+    with pytest.raises(ConfigError) as e:
+        Config.load(None, {"STREAMREC_TOPIC": "   "}, service="trainer")
+    assert (e.value.field, e.value.source) == ("topic", "STREAMREC_TOPIC")
+    assert "blank" in e.value.message
+    assert Config.load(None, {"STREAMREC_TOPIC": ""}, service="trainer").topic == "interactions"
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, ("factors", "bind"))
+    args = parser.parse_args(["--factors", "8", "--bind", "127.0.0.1:9"])
+    c = Config.load(args, {"STREAMREC_FACTORS": "many", "STREAMREC_BIND": "nowhere"})
+    assert (c.factors, c.bind) == (8, "127.0.0.1:9")

@@ -21,6 +21,7 @@ from streamrec.core.events import Event
 from streamrec.core.scoring import scorer as registry
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.scorer import fitted_by_window
+from streamrec.core.snapshot.layout import params_of, reserved_scorer_names
 from streamrec.core.window.sliding import SlidingWindow
 from streamrec.operator.fields import InvalidSpec
 from streamrec.operator.spec import parse_spec
@@ -161,3 +162,18 @@ def test_the_weights_table_round_trips_through_a_manifest() -> None:
     params = ScoringParams(scorer_weights=(("als", 0.5), ("item_item", 2.0)))
     assert ScoringParams.from_dict(params.to_dict()) == params
     assert "scorer_weights" not in ScoringParams().to_dict()
+
+
+def test_no_registered_scorer_has_a_name_the_snapshot_reserves() -> None:
+    assert {"factors", "scoring", "scorers", "window", "user_ids"} <= reserved_scorer_names()
+    assert not set(registry.SCORERS) & reserved_scorer_names()
+
+
+@pytest.mark.parametrize("name", ["factors", "scoring", "window"])
+def test_a_scorer_named_like_the_models_own_params_or_files_is_refused_when_written(
+        tmp_path: Path, registered: None, name: str) -> None:
+    model = _train(tmp_path, Config(factors=4, iterations=2, fit_threads=1,
+                                    scoring_weights=(("als", 1.0), ("counts", 0.5))))
+    model.scorers[name] = model.scorers.pop("counts")  # as if the class were named so
+    with pytest.raises(ValueError, match=rf"\['{name}'\] are reserved in the snapshot"):
+        params_of(model)

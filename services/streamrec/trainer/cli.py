@@ -40,15 +40,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    for positional, name in (("pos_topic", "topic"), ("pos_retrain_every", "retrain_every"),
-                             ("pos_window", "window_size")):
-        value = getattr(args, positional, None)
+    positional: set[str] = set()
+    for attr, name in (("pos_topic", "topic"), ("pos_retrain_every", "retrain_every"),
+                       ("pos_window", "window_size")):
+        value = getattr(args, attr, None)
         if value is None:
             continue
         if getattr(args, name, None) is not None:
             raise ConfigError(name, "given both as a positional argument and as a flag")
         setattr(args, name, value)
-    return Config.load(args, service="trainer")
+        positional.add(name)
+    try:
+        return Config.load(args, service="trainer")
+    except ConfigError as e:
+        if e.field in positional and e.source.startswith("--"):  # it came positionally
+            raise ConfigError(e.field, e.message, f"positional {e.field.upper()}") from None
+        raise
 
 
 class JsonFormatter(logging.Formatter):

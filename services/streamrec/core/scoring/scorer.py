@@ -43,7 +43,8 @@ class Scorer(Protocol):
     """One model that scores items for a weighted history.
 
     ``name`` is the scorer's key in :data:`SCORERS`, in the blend table and in a snapshot
-    (its files are ``<name>.<array>.npy``, its settings ``params.scorers.<name>``).
+    (its files are ``<name>.<array>.npy``, its settings ``params.<name>``; a name the model's
+    own params or files use, such as ``factors`` or ``window``, is refused when written).
     """
 
     name: ClassVar[str]

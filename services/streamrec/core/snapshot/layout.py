@@ -47,6 +47,7 @@ from .manifest import Manifest
 
 __all__ = [
     "MODEL_FILES",
+    "reserved_scorer_names",
     "SCORERS_FORMAT",
     "WINDOW_FILES",
     "EVENT_ID_FILES",
@@ -121,12 +122,29 @@ def _event_id_arrays(eids: list[str | None] | None) -> dict[str, Array]:
             "window.event_ids.at": np.asarray(at, dtype=np.int64)}
 
 
+#: File prefixes of a model beside its scorers: no scorer may be named like one.
+_FILE_PREFIXES = ("user_ids", "item_ids", "user_items", "window")
+
+
 def params_of(model: Model) -> dict[str, Any]:
     """The manifest's ``params``: the ALS hyperparameters, ``scoring``, the scorer names
-    (``scorers``) and each scorer's settings under its name."""
-    return {**model.params.to_dict(), "scoring": model.scoring.to_dict(),
-            "scorers": list(model.scorers),
-            **{name: scorer.meta() for name, scorer in model.scorers.items()}}
+    (``scorers``) and each scorer's settings under its name.
+
+    Raises ``ValueError`` for a scorer whose name is one of those keys or a file prefix of the
+    model (``factors``, ``scoring``, ``window``...): its settings or arrays would overwrite
+    the model's, and the snapshot would not read back."""
+    base = {**model.params.to_dict(), "scoring": model.scoring.to_dict(),
+            "scorers": list(model.scorers)}
+    clash = sorted((set(base) | set(_FILE_PREFIXES)) & set(model.scorers))
+    if clash:
+        raise ValueError(f"scorer name(s) {clash} are reserved in the snapshot (the model's "
+                         f"own params and files); rename the scorer")
+    return {**base, **{name: scorer.meta() for name, scorer in model.scorers.items()}}
+
+
+def reserved_scorer_names() -> frozenset[str]:
+    """The names no scorer may have (see `params_of`)."""
+    return frozenset({*ALSParams().to_dict(), "scoring", "scorers", *_FILE_PREFIXES})
 
 
 def _names(*groups: tuple[str, tuple[str, ...]]) -> tuple[str, ...]:
