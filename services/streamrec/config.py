@@ -20,7 +20,7 @@ from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
 from streamrec.core.scoring.sequential import SequentialParams
-from streamrec.settings import BY_NAME, CONFIG_ROWS, SERVICES
+from streamrec.settings import BY_NAME, CONFIG_ROWS, SERVICES, service_rows
 from streamrec.settings.flags import add_config_arguments, grace_seconds, in_range
 from streamrec.settings.sections import KafkaSettings, S3Settings
 from streamrec.settings.table import Setting
@@ -262,7 +262,7 @@ def _rows(service: str | None) -> tuple[Setting, ...]:
         return CONFIG_ROWS
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-    return tuple(r for r in CONFIG_ROWS if service in r.services)
+    return tuple(r for r in service_rows(service) if r.config)
 
 
 def _convert(row: Setting, raw: str, source: str) -> Any:
