@@ -22,6 +22,7 @@ from streamrec.core.scoring.model import ALSParams
 from streamrec.core.scoring.sequential import SequentialParams
 from streamrec.settings import BY_NAME, CONFIG_ROWS, SERVICES, service_rows
 from streamrec.settings.flags import add_config_arguments, grace_seconds, in_range
+from streamrec.settings.placements import PlacementSource
 from streamrec.settings.sections import KafkaSettings, S3Settings
 from streamrec.settings.table import Setting
 
@@ -56,6 +57,7 @@ class Config:
     dlq_topic: str | None = _D["dlq_topic"]
     notify_topic: str | None = _D["notify_topic"]
     items_topic: str | None = _D["items_topic"]
+    impressions_topic: str | None = _D["impressions_topic"]
     kafka_security_protocol: str = _D["kafka_security_protocol"]
     kafka_sasl_mechanism: str | None = _D["kafka_sasl_mechanism"]
     kafka_username: str | None = _D["kafka_username"]
@@ -112,6 +114,7 @@ class Config:
     online_bucket_seconds: float = _D["online_bucket_seconds"]
     online_buckets: int = _D["online_buckets"]
     experiments: tuple[Experiment, ...] = _D["experiments"]
+    placements: PlacementSource = _D["placements"]
     data_dir: str = _D["data_dir"]
     # END GENERATED: make settings (Config)
 
@@ -124,6 +127,12 @@ class Config:
         """The items topic: item records (categories, hidden, expires_at;
         core/catalog/records.py)."""
         return self.items_topic or f"{self.topic}.items"
+
+    @property
+    def impressions(self) -> str:
+        """The impressions topic: what each user was shown under a placement with rotation or
+        exploration (core/placements/impressions.py)."""
+        return self.impressions_topic or f"{self.topic}.impressions"
 
     @property
     def notify(self) -> str | None:

@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
             raise ConfigError(field, f"cannot create {d}: {e.strerror or e}") from e
     store = open_store(config.store)
     sink = LocalLogSink(log_dir)
-    for topic in (config.topic, config.dlq, config.items,
+    for topic in (config.topic, config.dlq, config.items, config.impressions,
                   *([config.notify] if config.notify else [])):
         sink.writer(topic)  # recover torn tails now, before anyone reads
 
@@ -145,7 +145,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         config, store=store, sink=sink,
         source_factory=lambda _offsets: LocalLogSource(log_dir, config.topic),
         notify_factory=(lambda: LocalLogSource(log_dir, notify)) if notify else None,
-        items_factory=lambda: LocalLogSource(log_dir, config.items))
+        items_factory=lambda: LocalLogSource(log_dir, config.items),
+        impressions_factory=lambda: LocalLogSource(log_dir, config.impressions))
     service = app.extensions["streamrec"]
     host, _, port = config.bind.rpartition(":")
     try:

@@ -64,6 +64,7 @@ def test_children_are_configmap_deployments_and_service_by_default() -> None:
     kinds = [(c["kind"], c["metadata"]["name"]) for c in build_children(NAME, NS, spec())]
     assert kinds == [
         ("ConfigMap", "recs-config"),
+        ("ConfigMap", "recs-placements"),
         ("Deployment", "recs-trainer"),
         ("Deployment", "recs-serving"),
         ("Service", "recs"),
@@ -88,7 +89,8 @@ def test_every_child_has_the_standard_labels_and_namespace() -> None:
         assert meta["labels"]["app.kubernetes.io/name"] == "streamrec"
         assert meta["labels"]["app.kubernetes.io/instance"] == NAME
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "streamrec-operator"
-        assert meta["labels"]["app.kubernetes.io/component"] in ("config", "trainer", "serving")
+        assert meta["labels"]["app.kubernetes.io/component"] in ("config", "placements", "trainer",
+                                                                 "serving")
 
 
 @pytest.mark.parametrize("build", [build_trainer_deployment, build_serving_deployment])

@@ -34,6 +34,7 @@ def test_scoring_fields_become_the_documented_variables():
     data = config_data("rec", parse_spec(spec(
         recencyDecay=0.25, recencyHalfLifeSeconds=3600, historyCap=50, itemItemWeight=0.7,
         itemItemL2=80, itemItemMaxDenseItems=2000, itemItemNeighbours=30)))
+    del data["STREAMREC_PLACEMENTS"]  # the file mounted in serving pods only
     config = Config.from_env(data)
     assert config.scoring.recency_decay == 0.25 and config.scoring.recency_half_life == 3600
     assert config.scoring.history_cap == 50 and config.scoring.item_item_weight == 0.7

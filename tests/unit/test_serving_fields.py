@@ -173,7 +173,8 @@ def test_every_list_route_documents_fields_with_the_served_names(world: World) -
         refs = [p.get("$ref") for op in ops.values() for p in op.get("parameters", [])]
         assert (path in listing) == ("#/components/parameters/Fields" in refs), path
     assert all(f in param["description"] for f in FIELDS)
-    assert set(doc["components"]["schemas"]["Scored"]["properties"]) == {"item", "score",
+    # "mark": what a placement put in the slot (docs/placements.md), not a catalogue field.
+    assert set(doc["components"]["schemas"]["Scored"]["properties"]) == {"item", "score", "mark",
                                                                           *FIELDS}
     assert doc["components"]["schemas"]["Session"]["properties"]["fields"]["oneOf"][1][
         "items"]["enum"] == list(FIELDS)

@@ -23,8 +23,9 @@ FLOORS = {
     "live": {"metrics"},
     "online": {"live", "metrics"},
     "feeds": {"live", "metrics"},
-    "service": {"live", "online", "feeds", "metrics"},
-    "http": {"service", "live", "online", "feeds", "metrics"},
+    "placements": {"live", "feeds", "metrics"},
+    "service": {"live", "online", "feeds", "placements", "metrics"},
+    "http": {"service", "live", "online", "feeds", "placements", "metrics"},
 }
 
 

@@ -23,6 +23,7 @@ from streamrec.operator.spec import parse_spec
 from streamrec.settings import BY_NAME, CONFIG_ROWS, SETTINGS, service_rows
 from streamrec.settings.experiments import Experiments
 from streamrec.settings.kinds import Bool, Enum, Num
+from streamrec.settings.placements import Placements
 from streamrec.settings.render import main, outputs
 from streamrec.settings.structured import Listed
 
@@ -170,7 +171,9 @@ def test_every_cr_field_with_an_env_var_reaches_the_services_config() -> None:
     spec["kafka"]["securityProtocol"] = "SASL_SSL"
     spec["kafka"]["credentialsSecret"] = "kafka-user"
     parsed = parse_spec(spec)
-    config = Config.from_env(config_data("rec", parsed))
+    # STREAMREC_PLACEMENTS names the file mounted in serving pods only (placements' ConfigMap).
+    data = {k: v for k, v in config_data("rec", parsed).items() if k != "STREAMREC_PLACEMENTS"}
+    config = Config.from_env(data)
     for row in rows:
         got, want = getattr(config, row.name), spec_value(parsed, row)
         if row.name == "feedback_weights":
@@ -229,7 +232,7 @@ def test_the_helm_values_mirror_the_rows_defaults() -> None:
             expected = "plain"  # the chart logs plain lines
         if row.name in ("feedback_weights", "scoring_weights"):
             expected = {}
-        if isinstance(row.kinds[1], (Listed, Experiments)):
+        if isinstance(row.kinds[1], (Listed, Experiments, Placements)):
             expected = []
         assert node == ("" if expected is None else expected), row.helm
 

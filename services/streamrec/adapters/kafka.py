@@ -32,8 +32,8 @@ from streamrec.settings.sections import KafkaSettings
 
 from .source import SourceMessage, SourceUnavailable
 
-__all__ = ["BOUNDED_PREFETCH", "COMPACTED", "PARTITIONER", "KafkaSink", "KafkaSource",
-           "ensure_topics"]
+__all__ = ["BOUNDED_PREFETCH", "COMPACTED", "IMPRESSIONS", "PARTITIONER", "KafkaSink",
+           "KafkaSource", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,19 @@ class KafkaSource:
             return {p: self._watermarks(p, timeout)[1] for p in self.partitions(timeout)}
         except KafkaException as e:
             raise SourceUnavailable(f"kafka: cannot read end offsets of {self.topic}: {e}") from e
+
+    def offsets_for_time(self, at: float, timeout: float = 10.0) -> dict[int, int]:
+        """Per partition, the first offset whose timestamp is at or after ``at`` (seconds
+        since the epoch); the end of a partition with none (Kafka's ``offsets_for_times``)."""
+        try:
+            parts = self.partitions(timeout)
+            got = self._consumer.offsets_for_times(
+                [TopicPartition(self.topic, p, int(at * 1000)) for p in parts], timeout=timeout)
+            return {tp.partition: tp.offset if tp.offset >= 0
+                    else self._watermarks(tp.partition, timeout)[1] for tp in got}
+        except KafkaException as e:
+            raise SourceUnavailable(f"kafka: cannot find offsets by time in {self.topic}: "
+                                    f"{e}") from e
 
     def committed(self, timeout: float = 10.0) -> dict[int, int]:
         """The group's committed offsets (partitions without a commit are left out)."""
@@ -415,6 +428,9 @@ class KafkaSink:
 
 #: Topic settings of a compacted topic: the newest message per key is kept for good.
 COMPACTED: dict[str, str] = {"cleanup.policy": "compact"}
+#: The impressions topic keeps a day (the longest rotation window), in hour-long segments so
+#: the retention takes effect by the hour.
+IMPRESSIONS: dict[str, str] = {"retention.ms": str(86_400_000), "segment.ms": str(3_600_000)}
 
 
 def ensure_topics(settings: KafkaSettings, names: Iterable[str], partitions: int = 1,

@@ -2,10 +2,12 @@
 
 No I/O and no kopf here; handlers add owner references (``kopf.adopt``) and apply the result,
 and unit tests assert on these dicts directly. Children: a ConfigMap holding the env-var
-contract, the trainer Deployment (one replica, Recreate: two trainers would fight over the
-consumer group and the snapshot store), the serving Deployment, its Service, and optionally an
-HPA, an Ingress, and the generated write-token Secret (``build_token_secret``, which the handler
-creates once, apart from the others: its token is random).
+contract, a ConfigMap holding the placements (mounted in the serving pods and watched there,
+so a change of ``spec.placements`` reaches them without a rollout), the trainer Deployment
+(one replica, Recreate: two trainers would fight over the consumer group and the snapshot
+store), the serving Deployment, its Service, and optionally an HPA, an Ingress, and the
+generated write-token Secret (``build_token_secret``, which the handler creates once, apart
+from the others: its token is random).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from streamrec.core.placements.spec import to_json as placements_json
 from streamrec.operator.env import (
     INGEST_TOKEN_KEY,
+    PLACEMENTS_DIR,
+    PLACEMENTS_FILE,
     SERVING_PORT,
     TRAINER_METRICS_PORT,
     config_data,
@@ -49,6 +54,7 @@ def child_names(name: str) -> dict[str, str]:
     """Names of the children by role; the Service keeps the bare name clients will use."""
     return {
         "config": f"{name}-config",
+        "placements": f"{name}-placements",
         "trainer": f"{name}-trainer",
         "serving": f"{name}-serving",
         "service": name,
@@ -73,6 +79,19 @@ def build_configmap(name: str, namespace: str, spec: RecommenderSpec) -> dict[st
         "kind": "ConfigMap",
         "metadata": _meta(name, namespace, "config", child_names(name)["config"]),
         "data": config_data(name, spec),
+    }
+
+
+def build_placements_configmap(name: str, namespace: str,
+                               spec: RecommenderSpec) -> dict[str, Any]:
+    """``spec.placements`` as the file serving watches (an empty list when none); not part
+    of the config hash, so changing it rolls no pod."""
+    placements = spec.placements.placements if spec.placements is not None else ()
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(name, namespace, "placements", child_names(name)["placements"]),
+        "data": {PLACEMENTS_FILE: json.dumps(placements_json(placements), indent=1)},
     }
 
 
@@ -199,7 +218,21 @@ def build_serving_deployment(name: str, namespace: str, spec: RecommenderSpec) -
     scaling = spec.serving.autoscaling
     body["spec"]["replicas"] = scaling.min_replicas if scaling.enabled else spec.serving.replicas
     _drain_before_stopping(body["spec"]["template"], spec.serving.shutdown_delay_seconds)
+    _mount_placements(name, body["spec"]["template"])
     return body
+
+
+def _mount_placements(name: str, template: dict[str, Any]) -> None:
+    """The placements ConfigMap as a read-only volume, watched by serving
+    (``serving/placements/book.py``); ``STREAMREC_PLACEMENTS`` names its file
+    (``env.config_data``: a constant, so the config hash does not move). The kubelet refreshes
+    a mounted ConfigMap within its sync period (about a minute by default)."""
+    pod = template["spec"]
+    pod["volumes"].append({"name": "placements",
+                           "configMap": {"name": child_names(name)["placements"]}})
+    container = pod["containers"][0]
+    container["volumeMounts"].append({"name": "placements", "mountPath": PLACEMENTS_DIR,
+                                      "readOnly": True})
 
 
 def _drain_before_stopping(template: dict[str, Any], delay: int) -> None:
@@ -316,6 +349,7 @@ def build_children(name: str, namespace: str, spec: RecommenderSpec) -> list[dic
     """Every child the spec asks for, ConfigMap first so pods never start without it."""
     children = [
         build_configmap(name, namespace, spec),
+        build_placements_configmap(name, namespace, spec),
         build_trainer_deployment(name, namespace, spec),
         build_serving_deployment(name, namespace, spec),
         build_service(name, namespace, spec),

@@ -16,6 +16,10 @@ from streamrec.operator.writeauth import token_secret
 from streamrec.settings import SETTINGS, Setting
 
 SERVING_PORT = 8000
+#: Where serving pods find the placements ConfigMap's file (``streamrec serve`` watches it;
+#: the trainer does not take the setting and ignores the variable).
+PLACEMENTS_DIR = "/etc/streamrec/placements"
+PLACEMENTS_FILE = "placements.json"
 TRAINER_METRICS_PORT = 9100
 
 # Keys the referenced Secrets must hold (documented in docs/operator.md).
@@ -66,6 +70,7 @@ def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
         "STREAMREC_STORE": store_url(name, spec),
         "STREAMREC_METRICS_PORT": str(TRAINER_METRICS_PORT),
         "STREAMREC_BIND": f"0.0.0.0:{SERVING_PORT}",
+        "STREAMREC_PLACEMENTS": f"{PLACEMENTS_DIR}/{PLACEMENTS_FILE}",
     })
     if spec.kafka.uses_sasl:  # the CR's default mechanism means nothing without SASL
         data["STREAMREC_KAFKA_SASL_MECHANISM"] = spec.kafka.sasl_mechanism

@@ -17,6 +17,7 @@ from streamrec.core.experiments.spec import Experiment
 from streamrec.operator.fields import Fields, InvalidSpec
 from streamrec.operator.quantity import parse_quantity
 from streamrec.settings import BY_NAME
+from streamrec.settings.placements import PlacementSource
 from streamrec.settings.rows import (
     FORMATS,
     PULL_POLICIES,
@@ -87,6 +88,7 @@ class KafkaSpec:
     dlq_topic: str | None = _d("dlq_topic")
     notify_topic: str | None = _d("notify_topic")
     items_topic: str | None = _d("items_topic")
+    impressions_topic: str | None = _d("impressions_topic")
     security_protocol: str = _d("kafka_security_protocol")
     sasl_mechanism: str = _d("kafka_sasl_mechanism")
     credentials_secret: str | None = _d("kafka_credentials_secret")
@@ -217,6 +219,7 @@ class RecommenderSpec:
     scoring: ScoringSpec = field(default_factory=ScoringSpec)
     # BEGIN GENERATED: make settings (section spec)
     experiments: tuple[Experiment, ...] | None = _d("experiments")
+    placements: PlacementSource | None = _d("placements")
     # END GENERATED: make settings (section spec)
 
 

@@ -24,6 +24,7 @@ from .http import (
     items,
     online,
     ops,
+    placements,
     recommend,
 )
 from .http.context import KEY
@@ -35,11 +36,13 @@ from .service import Service
 def create_app(config: Config, *, store: SnapshotStore | None = None,
                source_factory: SourceFactory | None = None, sink: EventSink | None = None,
                notify_factory: Callable[[], EventSource] | None = None,
-               items_factory: Callable[[], EventSource] | None = None) -> Flask:
+               items_factory: Callable[[], EventSource] | None = None,
+               impressions_factory: Callable[[], EventSource] | None = None) -> Flask:
     """Build the Flask app; ``app.extensions["streamrec"]`` is its `Service`.
 
     ``items_factory`` opens the items topic (``items.py``); without it the catalogue is the
-    served snapshot's."""
+    served snapshot's. ``impressions_factory`` opens the impressions topic
+    (``placements/feed.py``); without it a worker's rotation sees only its own lists."""
     app = Flask("streamrec.serving")
     # One byte more than accepted: writes.read_body tells a body past the limit from one that
     # ends on it, chunked or not; werkzeug refuses a larger Content-Length by itself.
@@ -49,9 +52,10 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if store is None:
         store = open_store(config.store, config.s3)
-    service = Service(config, store, source_factory, sink, notify_factory, items_factory)
+    service = Service(config, store, source_factory, sink, notify_factory, items_factory,
+                      impressions_factory)
     app.extensions[KEY] = service
     for blueprint in (handlers.bp, recommend.bp, browse.bp, ops.bp, interactions.bp, online.bp,
-                      items.bp, erase.bp, experiments.bp):
+                      items.bp, erase.bp, experiments.bp, placements.bp):
         app.register_blueprint(blueprint)
     return app

@@ -94,6 +94,18 @@ ITEM_RECORDS = Counter("streamrec_items_records_total",
 CATALOG_ITEMS = Gauge("streamrec_catalog_items",
                       "Items in the catalogue (records held; worst worker)",
                       multiprocess_mode="livemax")
+PLACEMENTS = Gauge("streamrec_placements", "Placements served (the watched set; worst worker)",
+                   multiprocess_mode="livemax")
+PLACEMENT_RELOADS = Counter("streamrec_placements_reloads_total",
+                            "Changes of the watched placements file by result (taken, refused: "
+                            "did not parse; the previous placements stay)", ["result"])
+PLACEMENT_EVAL_ERRORS = Counter("streamrec_placement_expression_errors_total",
+                                "Evaluations of a placement expression that failed for an item "
+                                "(the item does not match: a filter excludes it)", ["placement"])
+IMPRESSIONS = Counter("streamrec_impressions_total",
+                      "Impressions (lists served under rotation or exploration) by result: "
+                      "published, read (from other workers), invalid, published_failed",
+                      ["result"])
 ITEMS_PRODUCED = Counter("streamrec_items_ingest_total",
                          "Item records put through /items by result (produced, invalid)",
                          ["result"])

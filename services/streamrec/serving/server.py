@@ -41,6 +41,8 @@ def build_production_app(config: Config) -> Flask:
         notify_factory=(lambda: KafkaSource(config.kafka, notify, tuning=BOUNDED_PREFETCH))
         if notify else None,
         items_factory=lambda: KafkaSource(config.kafka, config.items, tuning=BOUNDED_PREFETCH),
+        impressions_factory=lambda: KafkaSource(config.kafka, config.impressions,
+                                                tuning=BOUNDED_PREFETCH),
     )
 
 

@@ -10,6 +10,7 @@ when they want threads; they may instead drive ``service.reloader.check_once()``
 from __future__ import annotations
 
 import logging
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from streamrec.adapters.source import EventSink, EventSource
 from streamrec.adapters.storebase import ExperimentResults, StoreError, TrainingReports
 from streamrec.adapters.stores import SnapshotStore
 from streamrec.config import Config
+from streamrec.core.events import Event
 from streamrec.core.events.erasure import Erasure
 from streamrec.core.events.erasurekey import KeyUnavailable
 from streamrec.core.experiments.assign import Assignment, assign
@@ -35,12 +37,14 @@ from .feeds.reloader import Reloader
 from .live.holder import Served
 from .live.model import LiveModel
 from .online import experiments as onlineexperiments
+from .online import placements as onlineplacements
 from .online import stats as onlinestats
 from .online.archive import Archive
 from .online.history import ModelHistory
 from .online.observe import observe_batch
 from .online.stats import Publisher, state_dir
 from .online.tracker import OnlineTracker
+from .placements.placer import PlacementCall, Placer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,8 @@ class Service:
     def __init__(self, config: Config, store: SnapshotStore,
                  source_factory: SourceFactory | None, sink: EventSink | None,
                  notify_factory: Callable[[], EventSource] | None = None,
-                 items_factory: Callable[[], EventSource] | None = None) -> None:
+                 items_factory: Callable[[], EventSource] | None = None,
+                 impressions_factory: Callable[[], EventSource] | None = None) -> None:
         self.config, self.store, self.sink = config, store, sink
         #: The live state and its answers (``live/model.py``); the names below are its parts.
         self.hasher = erasure_hasher(config.erasure_key, store)
@@ -73,8 +78,13 @@ class Service:
             positive=config.online_positive, bucket_seconds=config.online_bucket_seconds,
             buckets=config.online_buckets) if config.online_tracking else None
         self.models = ModelHistory()
+        #: Placements (``placements/placer.py``): rules, rotation, exploration.
+        self.placer = Placer(config.placements, live, sink, config.impressions,
+                             impressions_factory,
+                             self.online.token if self.online is not None
+                             else secrets.token_hex(6))
         self.foldin = FoldIn(source_factory, live, config.format, config.min_weight,
-                             observe_batch(self.online), config.feedback, self._forget_online) \
+                             self._observer(), config.feedback, self._forget_online) \
             if source_factory is not None else None
         directory = state_dir()
         self.publisher = Publisher(self.online, directory) \
@@ -85,6 +95,17 @@ class Service:
         self._listen()
         self.started = False
         self._training: tuple[float, dict[str, Any]] | None = None
+
+    def _observer(self) -> Callable[[Sequence[Event], Sequence[float | None]], None]:
+        """The fold-in's observer: online evaluation, then exploration's clicks."""
+        tracker = observe_batch(self.online)
+
+        def observe(events: Sequence[Event], stamps: Sequence[float | None]) -> None:
+            if tracker is not None:
+                tracker(events, stamps)
+            self.placer.observe(events, stamps)
+
+        return observe
 
     def _listen(self) -> None:
         """Swap listeners, in order: history, catalogue, erased items scrubbed from it, the
@@ -130,13 +151,17 @@ class Service:
         return assign(self.config.experiments, user, time.time())
 
     def track(self, user: str | None, version: str, items: Sequence[str],
-              arm: Assignment | None = None) -> str | None:
+              arm: Assignment | None = None, placing: PlacementCall | None = None,
+              marks: Sequence[str | None] | None = None) -> str | None:
         """The ``recommendation_id`` of a list being served (None with tracking off); a list
-        of an experiment arm is counted for it and its id carries the arm's label."""
+        of an experiment arm is counted for it and its id carries the arm's label, as does a
+        list of a placement (whose impression is remembered for rotation)."""
+        self.placer.served(placing, user, items, marks)
         if self.online is None:
             return None
         return self.online.serve(user, version, items, time.time(),
-                                 None if arm is None else arm.label)
+                                 None if arm is None else arm.label,
+                                 None if placing is None else placing.placement.name, marks)
 
     def online_families(self) -> list[Metric]:
         """The online evaluation's Prometheus families for this replica (all its workers)."""
@@ -145,7 +170,14 @@ class Service:
         now = time.time()
         state = onlinestats.replica_state(self.online, now)
         return [*onlinestats.families(state),
-                *onlineexperiments.families(self.config.experiments, state, now)]
+                *onlineexperiments.families(self.config.experiments, state, now),
+                *onlineplacements.families(self.placer.book.placements, state,
+                                           self.model_items())]
+
+    def model_items(self) -> int | None:
+        """Items in the served model (None before the first snapshot): coverage's base."""
+        s = self.holder.current()
+        return None if s is None else len(s.snapshot.model.item_ids)
 
     def erase(self, erasure: Erasure) -> None:
         """Apply an erasure in this worker at once (the others read it from the topic)."""
@@ -155,8 +187,11 @@ class Service:
     def _forget_online(self, erasures: Sequence[Erasure]) -> None:
         """The online tracker forgets erased users (their last lists judge nothing more)."""
         digests = {e.keyed(self.hasher).digest for e in erasures if e.kind == "user"}
-        if self.online is not None and digests:
+        if not digests:
+            return
+        if self.online is not None:
             self.online.forget(lambda user: self.hasher.digest("user", user) in digests)
+        self.placer.impressions.forget(lambda user: self.hasher.digest("user", user) in digests)
 
     def _advance(self, served: Served) -> None:
         self.fresh.advance(served.snapshot.offsets, served.snapshot.event_ids)
@@ -182,6 +217,7 @@ class Service:
             self.foldin.start()
         if self.items_follower is not None:
             self.items_follower.start()
+        self.placer.start()
         if self.publisher is not None:
             self.publisher.start()
         if self.archive is not None:
@@ -197,5 +233,6 @@ class Service:
             self.foldin.stop()
         if self.items_follower is not None:
             self.items_follower.stop()
+        self.placer.stop()
         if self.sink is not None:
             self.sink.close()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from .experiments import Experiments
 from .kinds import Bool, Kind, Num
+from .placements import Placements
 from .rows import SECTIONS, SETTINGS
 from .structured import Feedback, Listed, Opaque, ScorerWeights
 
@@ -35,6 +36,8 @@ def py_type(kind: Kind, optional: bool) -> str:
         text = "tuple[str, ...]"
     elif isinstance(kind, Experiments):
         text = "tuple[Experiment, ...]"
+    elif isinstance(kind, Placements):
+        text = "PlacementSource"
     else:
         text = "str"
     return f"{text} | None" if optional else text

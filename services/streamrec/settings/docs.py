@@ -7,6 +7,7 @@ from streamrec.core.scoring.blend import MAX_SCORER_WEIGHT
 
 from .experiments import Experiments
 from .kinds import Bool, Enum, Kind, Num, Str
+from .placements import Placements
 from .rows import SECTIONS, SETTINGS
 from .structured import ScorerWeights
 from .table import SAME, Setting
@@ -29,6 +30,8 @@ def rule_text(kind: Kind) -> str:
         return kind.rule.removeprefix("must be ").removeprefix("must ")
     if isinstance(kind, Experiments):
         return "list of experiments (docs/experiments.md)"
+    if isinstance(kind, Placements):
+        return "list of placements, or a watched file (docs/placements.md)"
     if isinstance(kind, ScorerWeights):
         return f"map: registered scorer → `[0, {MAX_SCORER_WEIGHT:g}]`, one > 0"
     return ""

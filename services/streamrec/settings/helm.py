@@ -14,6 +14,7 @@ import yaml
 
 from .experiments import Experiments
 from .kinds import Bool, Enum, Num
+from .placements import Placements
 from .rows import SECTIONS, SETTINGS
 from .structured import Feedback, Listed, Opaque, ScorerWeights
 from .table import SAME, Section, Setting
@@ -85,6 +86,8 @@ def _value_lines(row: Setting, inner: str) -> list[str]:
         lines.append(f"{inner}{row.cr_key}: {{}}")
     elif isinstance(row.kinds[1], (Listed, Experiments)):
         lines.append(f"{inner}{row.cr_key}: {list(value or ())!r}")
+    elif isinstance(row.kinds[1], Placements):
+        lines.append(f"{inner}{row.cr_key}: []")
     else:
         lines.append(f"{inner}{row.cr_key}: {_scalar(value)}")
     return lines
@@ -118,7 +121,8 @@ def template_block() -> str:
 def _template_lines(row: Setting, inner: str) -> list[str]:
     """How the template writes one row's value into the CR."""
     ref = f"$ex.{row.cr}"
-    nested = isinstance(row.kinds[1], (Opaque, Feedback, ScorerWeights, Listed, Experiments))
+    nested = isinstance(row.kinds[1], (Opaque, Feedback, ScorerWeights, Listed, Experiments,
+                                       Placements))
     optional = row.cr_default_value is None and not row.required
     if nested:
         body = [f"{inner}{row.cr_key}:",

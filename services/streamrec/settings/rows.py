@@ -21,6 +21,7 @@ from streamrec.core.scoring.sequential import SequentialParams
 
 from .experiments import Experiments
 from .kinds import Bool, Enum, Num, Str
+from .placements import Placements, PlacementSource
 from .structured import Bind, Checked, Feedback, Listed, Opaque, ScorerWeights, StoreUrl
 from .table import Section, Setting
 
@@ -110,6 +111,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("items_topic", Str(), None, "Topic of item records (categories, hidden, "
             "expires_at).", (T, S, R), cr="kafka.itemsTopic", helm="example.kafka.itemsTopic",
             default_text="<topic>.items"),
+    Setting("impressions_topic", Str(), None, "Topic of served lists under a placement with "
+            "rotation or exploration (what each user was shown; kept one day).", (T, S, R),
+            cr="kafka.impressionsTopic", default_text="<topic>.impressions"),
     Setting("kafka_security_protocol", Enum(SECURITY_PROTOCOLS), "PLAINTEXT",
             "Kafka security protocol.", (T, S), cr="kafka.securityProtocol",
             helm="example.kafka.securityProtocol"),
@@ -367,6 +371,13 @@ SETTINGS: tuple[Setting, ...] = (
             "JSON, or the path of a YAML/JSON file holding it. See docs/experiments.md.",
             (S, R), cr="experiments", cr_default=None, helm="example.experiments",
             default_text="none"),
+    # --- placements (core/placements/, docs/placements.md): a top-level CR field ------------
+    Setting("placements", Placements(), PlacementSource(), "Named serving configurations "
+            "that list routes take as placement=: scoring overrides, a CEL filter, boosts, "
+            "promotions, rotation, diversity and exploration. As text: the list in JSON/YAML, "
+            "or the path of a YAML/JSON file holding it (watched: a change is live without a "
+            "restart). See docs/placements.md.", (S, R), cr="placements", cr_default=None,
+            cr_env=False, helm="example.placements", default_text="none"),
     # --- embedded --------------------------------------------------------------------------
     Setting("data_dir", Str(), "./data", "Where `streamrec run` keeps its log, snapshots and "
             "cache.", (R,)),

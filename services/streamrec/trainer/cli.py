@@ -99,7 +99,13 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("training_engine", f"spark {problem}")
     _setup_logging()
     # Heavy imports only when the trainer really runs (implicit, confluent-kafka, boto3).
-    from streamrec.adapters.kafka import COMPACTED, KafkaSink, KafkaSource, ensure_topics
+    from streamrec.adapters.kafka import (
+        COMPACTED,
+        IMPRESSIONS,
+        KafkaSink,
+        KafkaSource,
+        ensure_topics,
+    )
     from streamrec.adapters.source import SourceUnavailable
     from streamrec.adapters.stores import LocalStore, StoreError, open_store
 
@@ -124,12 +130,15 @@ def run(args: argparse.Namespace) -> int:
             store.check_writable()
     except (ValueError, StoreError) as e:
         raise ConfigError("store", str(e)) from e
-    topics = [config.topic, config.dlq, config.items] + ([config.notify] if config.notify else [])
+    topics = [config.topic, config.dlq, config.items, config.impressions] + (
+        [config.notify] if config.notify else [])
     attempt = 0
     while not stop.is_set():
         try:
             # The items topic keeps the newest record per item (keyed by item id) for good.
-            ensure_topics(config.kafka, topics, topic_configs={config.items: COMPACTED})
+            # Impressions (what users were shown, serving/placements/) are kept one day.
+            ensure_topics(config.kafka, topics, topic_configs={config.items: COMPACTED,
+                                                               config.impressions: IMPRESSIONS})
             break
         except SourceUnavailable as e:
             log.warning("kafka not ready (%s); retrying", e)

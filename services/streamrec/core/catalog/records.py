@@ -1,6 +1,8 @@
 """The item catalogue: what streamrec knows about an item besides the events that name it.
 
 An item record says which ``categories`` an item is in, free ``labels`` (string -> string),
+typed ``attributes`` (name -> a number, or an RFC 3339 date-time; placement rules compare them,
+``core/placements/``),
 whether it is ``hidden`` (withdrawn, out of stock), when it ``expires_at`` (seconds since the
 epoch; news) and an optional ``title``. Records arrive as JSON objects on the items topic or
 through ``PUT /items/{item}``; a record *replaces* the item's previous one (it is not a patch),
@@ -22,6 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..domains import MAX_TS, show
@@ -31,6 +34,7 @@ from ..events.event import MAX_EVENT_BYTES, MAX_ID_BYTES, InvalidEvent
 
 __all__ = [
     "ITEM_REASONS",
+    "MAX_ATTRIBUTES",
     "MAX_CATEGORIES",
     "MAX_LABELS",
     "MAX_TEXT_BYTES",
@@ -45,11 +49,12 @@ __all__ = [
 #: At most this many categories per item, and labels per item.
 MAX_CATEGORIES = 64
 MAX_LABELS = 64
+MAX_ATTRIBUTES = 64
 #: A category, a label key or value and a title are at most this many bytes of UTF-8.
 MAX_TEXT_BYTES = 512
 #: Changes remembered for `Catalogue.changed_since` (a reader further behind reads it all).
 _CHANGES_KEPT = 10_000
-_FIELDS = ("item", "categories", "labels", "hidden", "expires_at", "title")
+_FIELDS = ("item", "categories", "labels", "attributes", "hidden", "expires_at", "title")
 
 #: Every ``InvalidItem.reason`` (the id reasons of ``event.REASONS`` apply to the item id too).
 ITEM_REASONS: dict[str, str] = {
@@ -66,6 +71,9 @@ ITEM_REASONS: dict[str, str] = {
                     f"than {MAX_CATEGORIES}",
     "bad_label": f"a label key or value is not a string of at most {MAX_TEXT_BYTES} bytes, or "
                  f"there are more than {MAX_LABELS}",
+    "bad_attribute": f"an attribute is not a finite number or an RFC 3339 date-time with a time "
+                     f"zone, its name is not a string of at most {MAX_TEXT_BYTES} bytes, or "
+                     f"there are more than {MAX_ATTRIBUTES}",
     "bad_title": f"the title is not a string of at most {MAX_TEXT_BYTES} bytes",
     "bad_timestamp": f"expires_at is not a number of seconds in [0, {show(MAX_TS)}]",
 }
@@ -83,7 +91,8 @@ class InvalidItem(InvalidEvent):
 
 @dataclass(frozen=True, slots=True)
 class ItemRecord:
-    """One item's record. ``expires_at`` is seconds since the epoch (None: never)."""
+    """One item's record. ``expires_at`` is seconds since the epoch (None: never);
+    ``attributes`` maps a name to a float or a timezone-aware ``datetime``."""
 
     item: str
     categories: tuple[str, ...] = ()
@@ -91,6 +100,7 @@ class ItemRecord:
     hidden: bool = False
     expires_at: float | None = None
     title: str | None = None
+    attributes: Mapping[str, float | datetime] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
         """True once ``now`` (seconds since the epoch) has reached ``expires_at``."""
@@ -98,8 +108,12 @@ class ItemRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON: the shape :func:`parse_record` reads and ``GET /items`` sends."""
-        return {"item": self.item, "categories": list(self.categories),
-                "labels": dict(self.labels), "hidden": self.hidden,
+        out: dict[str, Any] = {"item": self.item, "categories": list(self.categories),
+                               "labels": dict(self.labels)}
+        if self.attributes:  # absent when empty: records and snapshots of before stay alike
+            out["attributes"] = {k: _rfc3339(v) if isinstance(v, datetime) else v
+                                 for k, v in self.attributes.items()}
+        return {**out, "hidden": self.hidden,
                 "expires_at": self.expires_at, "title": self.title}
 
 
@@ -144,6 +158,39 @@ def _labels(raw: object) -> dict[str, str]:
     # or a studio), and each worker holds every record.
     return {sys.intern(_text(k, "bad_label", "a label key")):
             sys.intern(_text(v, "bad_label", f"label {k!r:.40}")) for k, v in raw.items()}
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _attribute(key: str, value: object) -> float | datetime:
+    if isinstance(value, bool):
+        raise InvalidItem("bad_attribute", f"attribute {key!r:.40} is a boolean; use a label")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise InvalidItem("bad_attribute", f"attribute {key!r:.40} is not finite")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            at = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            at = None
+        if at is not None and at.tzinfo is not None:
+            return at
+    raise InvalidItem("bad_attribute", f"attribute {key!r:.40} must be a number or an RFC 3339 "
+                                       f"date-time with a time zone, got {value!r:.60}; text "
+                                       "goes in labels")
+
+
+def _attributes(raw: object) -> dict[str, float | datetime]:
+    if not isinstance(raw, dict):
+        raise InvalidItem("malformed", f"attributes must be an object, got {raw!r:.80}")
+    if len(raw) > MAX_ATTRIBUTES:
+        raise InvalidItem("bad_attribute", f"{len(raw)} attributes; the limit is "
+                                           f"{MAX_ATTRIBUTES}")
+    return {sys.intern(_text(k, "bad_attribute", "an attribute name")): _attribute(k, v)
+            for k, v in raw.items()}
 
 
 def _expires(raw: object) -> float | None:
@@ -191,6 +238,7 @@ def parse_record(obj: object, item: str | None = None) -> ItemRecord:
         item=ident,
         categories=_categories(obj.get("categories", [])),
         labels=_labels(obj.get("labels", {})),
+        attributes=_attributes(obj.get("attributes", {})),
         hidden=hidden,
         expires_at=_expires(obj.get("expires_at")),
         title=None if title is None else _text(title, "bad_title", "title"),

@@ -13,6 +13,7 @@ so serving never loads implicit.
 from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,7 @@ from .types import (
     FitInfo,
     ModelError,
     Pairs,
+    Ranker,
     Recommendations,
     UnknownItem,
     UnknownUser,
@@ -336,38 +338,52 @@ class Model:
         return Recommendations([self.item_ids[i] for i in idx.tolist()],
                                [float(s) for s in scores.tolist()], fallback)
 
+    def _placed(self, scores: npt.NDArray[np.floating], n: int, banned: Idx,
+                candidates: Idx | None, ranker: Ranker,
+                fallback: str | None = None) -> Recommendations:
+        """The list a request's own `Ranker` (a placement) makes of every item's ``scores``."""
+        idx, placed, marks = ranker(np.array(scores, dtype=np.float32), banned, candidates, n)
+        return replace(self._result((idx, placed), fallback), marks=marks)
+
     def _popular(self, n: int, banned: Idx, candidates: Idx | None,
-                 fallback: str | None) -> Recommendations:
+                 fallback: str | None, ranker: Ranker | None = None) -> Recommendations:
+        if ranker is not None:
+            return self._placed(self.popularity, n, banned, candidates, ranker, fallback)
         ranked = rank_popular(self.popularity, self.popular_order, n, banned, candidates)
         return self._result(ranked, fallback)
 
     def _by_scores(self, scores: npt.NDArray[np.float32] | None, n: int, banned: Idx,
-                   candidates: Idx | None) -> Recommendations:
+                   candidates: Idx | None, ranker: Ranker | None = None) -> Recommendations:
         """The top ``n`` by ``scores``; popular items when there are none."""
         if scores is None:
-            return self._popular(n, banned, candidates, "popular")
+            return self._popular(n, banned, candidates, "popular", ranker)
+        if ranker is not None:
+            return self._placed(scores, n, banned, candidates, ranker)
         return self._result(rank_scores(scores, n, banned, candidates))
 
     def _by_vector(self, vector: npt.NDArray[np.floating] | None, n: int, banned: Idx,
-                   candidates: Idx | None) -> Recommendations:
+                   candidates: Idx | None, ranker: Ranker | None = None) -> Recommendations:
         """The top ``n`` for an ALS user vector; popular items when there is none (or it is
         all zeros, which scores every item alike: the fold-in's answer to a system it could
         not solve)."""
         if vector is None or not np.any(vector):
-            return self._popular(n, banned, candidates, "popular")
+            return self._popular(n, banned, candidates, "popular", ranker)
+        if ranker is not None:  # every item's score: a placement ranks them itself
+            return self._placed(self.als.item_factors @ vector, n, banned, candidates, ranker)
         if self.als.ann is not None:  # a catalogue big enough for the HNSW graph (ann.py)
             return self._result(rank_vector_ann(self.als.ann, self.als.item_factors, vector, n,
                                                 banned, candidates))
         return self._result(rank_vector(self.als.item_factors, vector, n, banned, candidates))
 
     def _by_als(self, vector: npt.NDArray[np.floating] | None, seen: Idx, weights: F64, n: int,
-                banned: Idx, candidates: Idx | None) -> Recommendations:
+                banned: Idx, candidates: Idx | None,
+                ranker: Ranker | None = None) -> Recommendations:
         """The top ``n`` for an ALS user vector and the history it was folded from: bounded by
         the positive part when the history holds negative feedback (negatives.py)."""
         if np.any(weights <= 0):
             return self._by_scores(self.bounded_als_scores(vector, seen, weights), n, banned,
-                                   candidates)
-        return self._by_vector(vector, n, banned, candidates)
+                                   candidates, ranker)
+        return self._by_vector(vector, n, banned, candidates, ranker)
 
     def _candidates(self, items: Sequence[str] | None, restrict: Restriction | None) -> Idx | None:
         """The whitelist ``items`` narrowed by ``restrict``'s candidates (None: every item)."""
@@ -388,6 +404,7 @@ class Model:
         extra: Pairs | None = None,
         scoring: ScoringParams | None = None,
         restrict: Restriction | None = None,
+        ranker: Ranker | None = None,
     ) -> Recommendations:
         """Top ``n`` items for ``user``.
 
@@ -405,6 +422,9 @@ class Model:
         restrict : Restriction, optional
             The catalogue filter (``itemfilter.py``), applied before the top ``n`` is chosen,
             so the list is ``n`` long whenever ``n`` items pass.
+        ranker : Ranker, optional
+            A placement's own final step (``core/placements/rerank.py``): it gets every
+            item's score and chooses the list (``marks`` set); the HNSW graph is not used.
 
         A user with nothing known gets popular items with ``fallback="popular"``. Items the
         user gave negative feedback (net weight <= 0) are never returned, whatever
@@ -418,13 +438,13 @@ class Model:
             scores = self.scores_for(*self._weighted_history(row, fresh, scoring), scoring)
             banned = self._banned(exclude, seen if exclude_seen else None, restrict,
                                   seen[weights <= 0])
-            return self._by_scores(scores, n, banned, self._candidates(items, restrict))
+            return self._by_scores(scores, n, banned, self._candidates(items, restrict), ranker)
         row = self._row(user)
         seen, weights = self._items_of(row, self.fresh_rows(extra))
         vector, rejected = self._vector(row, seen, weights, bool(extra)), seen[weights <= 0]
         banned = self._banned(exclude, seen if exclude_seen else None, restrict, rejected)
         return self._by_als(vector, seen, weights, n, banned,
-                            self._candidates(items, restrict))
+                            self._candidates(items, restrict), ranker)
 
     def recommend_anonymous(
         self,
@@ -434,11 +454,12 @@ class Model:
         candidates: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         restrict: Restriction | None = None,
+        ranker: Ranker | None = None,
     ) -> Recommendations:
         """Top ``n`` for a session given as item ids (weight 1) or (item, weight) pairs.
 
-        ``candidates`` is the whitelist (``items`` being the session here); ``restrict`` as
-        in :meth:`recommend`.
+        ``candidates`` is the whitelist (``items`` being the session here); ``restrict`` and
+        ``ranker`` as in :meth:`recommend`.
         """
         check_n(n)
         pairs = [(i, 1.0) if isinstance(i, str) else (i[0], float(i[1])) for i in items]
@@ -449,10 +470,11 @@ class Model:
         if self.personal(self.scoring):  # the session in the order given, newest last
             scores = self.scores_for(*self._weighted_history(None, fresh, self.scoring),
                                      self.scoring)
-            return self._by_scores(scores, n, banned, self._candidates(candidates, restrict))
+            return self._by_scores(scores, n, banned, self._candidates(candidates, restrict),
+                                   ranker)
         vector = self.als.fold_in(seen, weights) if len(seen) else None
         return self._by_als(vector, seen, weights, n, banned,
-                            self._candidates(candidates, restrict))
+                            self._candidates(candidates, restrict), ranker)
 
     def recommend_batch(
         self,
@@ -510,15 +532,16 @@ class Model:
         return {user: done[user] for user in dict.fromkeys(users)}
 
     def popular(self, n: int = 10, exclude: Sequence[str] | None = None,
-                restrict: Restriction | None = None) -> Recommendations:
+                restrict: Restriction | None = None,
+                ranker: Ranker | None = None) -> Recommendations:
         """The most popular items (score: events in the window, decayed if configured)."""
         check_n(n)
         return self._popular(n, self._banned(exclude, None, restrict),
-                             self._candidates(None, restrict), None)
+                             self._candidates(None, restrict), None, ranker)
 
     def similar_items(
         self, item: str, n: int = 10, exclude: Sequence[str] | None = None,
-        restrict: Restriction | None = None,
+        restrict: Restriction | None = None, ranker: Ranker | None = None,
     ) -> Recommendations:
         """Items closest to ``item`` by cosine of item factors, the item itself left out
         (``restrict`` as in :meth:`recommend`)."""
@@ -527,6 +550,10 @@ class Model:
         if target is None:
             raise UnknownItem(item)
         scores = self.als.similar(target)
+        if ranker is not None:
+            return self._placed(scores, n, np.append(self._banned(exclude, None, restrict),
+                                                     target),
+                                self._candidates(None, restrict), ranker)
         ranking.ban(scores, np.append(self._banned(exclude, None, restrict), target))
         candidates = self._candidates(None, restrict)
         if candidates is not None:
@@ -538,7 +565,7 @@ class Model:
 
     def next_items(
         self, item: str, n: int = 10, exclude: Sequence[str] | None = None,
-        restrict: Restriction | None = None,
+        restrict: Restriction | None = None, ranker: Ranker | None = None,
     ) -> Recommendations:
         """The items that most often came next after ``item`` (the sequential scorer's
         successors, ``sequential.py``; score: Σ 1/distance over the window), the item itself,
@@ -554,6 +581,13 @@ class Model:
         if isinstance(sr, Sequential):
             cols, vals = sr.successors_of(target)
             banned = np.append(self._banned(exclude, None, restrict), target)
+            if ranker is not None and len(cols):  # the successors, every other item out
+                scores = np.full(len(self.item_ids), -np.inf, dtype=np.float32)
+                scores[cols] = vals
+                placed = self._placed(scores, n, banned, self._candidates(None, restrict),
+                                      ranker)
+                if placed.items:
+                    return placed
             keep = ~np.isin(cols, banned)
             candidates = self._candidates(None, restrict)
             if candidates is not None:
@@ -561,9 +595,8 @@ class Model:
             cols, vals = cols[keep][:n], vals[keep][:n]
             if len(cols):
                 return self._result((cols, vals.astype(np.float32)))
-        similar = self.similar_items(item, n, exclude, restrict)
-        return Recommendations(similar.items, similar.scores,
-                               fallback="similar" if similar.items else None)
+        similar = self.similar_items(item, n, exclude, restrict, ranker)
+        return replace(similar, fallback="similar" if similar.items else None)
 
     def explain(
         self, user: str, item: str, n: int = 5, extra: Pairs | None = None

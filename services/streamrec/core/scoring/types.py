@@ -10,9 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 __all__ = [
+    "Ranker",
     "ALSParams",
     "FitInfo",
     "ModelError",
@@ -26,6 +30,16 @@ __all__ = [
 #: A user's events as (item id, weight) pairs, oldest first; a third element, when given, is
 #: the event's timestamp in seconds (None: unknown), used by time-based recency.
 Pairs = Sequence[tuple[str, float] | tuple[str, float, float | None]]
+
+
+class Ranker(Protocol):
+    """A request's own final ranking step (a placement, ``core/placements/rerank.py``): from
+    every item's scores (float32, ``(items,)``, its to modify), the banned item indices, the
+    candidate indices (None: all) and ``n``, the chosen indices, their scores and a mark each."""
+
+    def __call__(self, scores: npt.NDArray[np.float32], banned: npt.NDArray[np.intp],
+                 candidates: npt.NDArray[np.intp] | None, n: int
+                 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32], list[str | None]]: ...
 
 
 class ModelError(Exception):
@@ -136,3 +150,6 @@ class Recommendations:
     items: list[str]
     scores: list[float]
     fallback: str | None = None
+    #: Per item, what put it there when a placement chose the list (``promoted``,
+    #: ``exploration`` or None: organic); None without a placement.
+    marks: list[str | None] | None = None

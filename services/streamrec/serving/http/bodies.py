@@ -28,7 +28,7 @@ from .fields import parse_fields_body
 MAX_EVENTS = 1000
 MAX_SESSION = 1000
 SESSION_KEYS = ("items", "n", "exclude_seen", "candidates", "exclude", "category",
-                "category_mode", "fields")
+                "category_mode", "fields", "placement")
 
 
 def read_json(data: bytes) -> Any:
@@ -124,7 +124,11 @@ def parse_session(body: Any) -> dict[str, Any]:
     if body.get("exclude_seen") is not None and not isinstance(body["exclude_seen"], bool):
         raise ApiError(400, "bad_body", "exclude_seen must be true or false, got "
                                         f"{body['exclude_seen']!r:.40}")
+    placement = body.get("placement")
+    if placement is not None and not isinstance(placement, str):
+        raise ApiError(400, "bad_body", f"placement must be a name, got {placement!r:.40}")
     return {
+        "placement": placement,
         "items": pairs,
         "n": parse_n(body.get("n")),
         "exclude_seen": parse_bool(body.get("exclude_seen"), "exclude_seen", True),

@@ -8,11 +8,12 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..live.answers import Listed, ListQuery
+from ..live.answers import Listed, ListQuery, Placing
 from .context import live, service
 from .errors import check_keys, parse_n
 from .guards import path_id
 from .params import FIELDS_KEY, LIST_KEYS, list_query, query_fields, scored, with_fields
+from .placements import query_placement
 
 bp = Blueprint("browse", __name__)
 
@@ -22,15 +23,18 @@ def _item(item: str) -> str:
     return live().check_item(path_id(item, "item"))
 
 
-def _around(item: str, answer: Callable[[str, ListQuery], Listed]) -> Response:
+def _around(item: str, answer: Callable[[str, ListQuery, Placing | None], Listed]) -> Response:
     """A list around one item (``answer``: similar or next) with the list parameters."""
     check_keys(request.args, LIST_KEYS)
     item = _item(item)
-    q, fields = list_query(personal=False), query_fields()
-    a = answer(item, q)
-    return jsonify(item=item, items=with_fields(scored(a.recs.items, a.recs.scores), fields),
+    q, fields, placing = list_query(personal=False), query_fields(), query_placement()
+    a = answer(item, q, placing)
+    rid = service().track(None, a.version, a.recs.items, None, placing, a.recs.marks)
+    return jsonify(item=item, items=with_fields(scored(a.recs.items, a.recs.scores,
+                                                       a.recs.marks), fields),
                    model_version=a.version, fallback=a.recs.fallback,
-                   recommendation_id=service().track(None, a.version, a.recs.items))
+                   placement=None if placing is None else placing.placement.name,
+                   recommendation_id=rid)
 
 
 @bp.get("/items/<id:item>/similar")
@@ -46,11 +50,13 @@ def next_items(item: str) -> Response:
 @bp.get("/popular")
 def popular() -> Response:
     check_keys(request.args, LIST_KEYS)
-    q, fields = list_query(personal=False), query_fields()
-    a = live().popular(q)
-    return jsonify(items=with_fields(scored(a.recs.items, a.recs.scores), fields),
+    q, fields, placing = list_query(personal=False), query_fields(), query_placement()
+    a = live().popular(q, placing)
+    rid = service().track(None, a.version, a.recs.items, None, placing, a.recs.marks)
+    return jsonify(items=with_fields(scored(a.recs.items, a.recs.scores, a.recs.marks), fields),
                    model_version=a.version, fallback="popular",
-                   recommendation_id=service().track(None, a.version, a.recs.items))
+                   placement=None if placing is None else placing.placement.name,
+                   recommendation_id=rid)
 
 
 @bp.get("/users/<id:user>/because/<id:item>")

@@ -20,9 +20,10 @@ __all__ = ["FIELDS_KEY", "FILTER_KEYS", "LIST_KEYS", "REC_KEYS", "item_filter", 
 FILTER_KEYS = ("category", "category_mode")
 #: Catalogue fields added to each listed item (``fields.py``), taken by every list route.
 FIELDS_KEY = "fields"
-#: Similar and popular items: no user, so no seen items and no whitelist.
-LIST_KEYS = ("n", "exclude", *FILTER_KEYS, FIELDS_KEY)
-REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS, FIELDS_KEY)
+#: Similar and popular items: no user, so no seen items and no whitelist. Every list route
+#: takes ``placement`` (``placements.py``).
+LIST_KEYS = ("n", "exclude", *FILTER_KEYS, FIELDS_KEY, "placement")
+REC_KEYS = ("n", "exclude_seen", "items", "exclude", *FILTER_KEYS, FIELDS_KEY, "placement")
 
 
 def item_filter(categories: list[str] | None, mode: str | None) -> ItemFilter | None:
@@ -64,6 +65,12 @@ def list_query(personal: bool = True) -> ListQuery:
                      exclude=parse_list(a.get("exclude"), "exclude"), filter=query_filter())
 
 
-def scored(items: list[str], scores: list[float]) -> list[dict[str, Any]]:
-    """A list as the API shows it: ``[{"item", "score"}]``."""
-    return [{"item": i, "score": s} for i, s in zip(items, scores, strict=True)]
+def scored(items: list[str], scores: list[float],
+           marks: list[str | None] | None = None) -> list[dict[str, Any]]:
+    """A list as the API shows it: ``[{"item", "score"}]``, plus ``"mark"`` (``promoted``,
+    ``exploration``) on the items a placement put in those slots."""
+    out = [{"item": i, "score": s} for i, s in zip(items, scores, strict=True)]
+    for entry, mark in zip(out, marks or (), strict=False):
+        if mark is not None:
+            entry["mark"] = mark
+    return out

@@ -3,20 +3,26 @@ original service's ``GET /?userId=``, ``POST /recommendations`` (an anonymous se
 ``GET /recommendations/batch``. Each list carries a ``recommendation_id`` (online evaluation).
 
 A user in a running experiment (``core/experiments/``) is scored by their arm; the answer
-names it (``experiment: {"name", "arm"}``, null otherwise) and its id carries it."""
+names it (``experiment: {"name", "arm"}``, null otherwise) and its id carries it. A list asked
+with ``placement=`` (``core/placements/``) is made by that placement's rules; the answer names
+it (``placement``, null otherwise) and marks promoted and exploration items."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from flask import Blueprint, Response, jsonify, request
 
 from streamrec.core.experiments.assign import Assignment
 
 from ..live.answers import Listed, ListQuery
+from ..placements.placer import PlacementCall
 from .bodies import parse_session
 from .context import live, service
 from .errors import ApiError, check_keys, parse_list, parse_n, require
 from .guards import json_body, path_id
 from .params import REC_KEYS, item_filter, list_query, query_fields, scored, with_fields
+from .placements import query_placement
 
 bp = Blueprint("recommend", __name__)
 
@@ -28,23 +34,36 @@ def _experiment(arm: Assignment | None) -> dict[str, str] | None:
 
 
 def _answer(tracked: str | None, a: Listed, fields: tuple[str, ...],
-            arm: Assignment | None = None, **head: object) -> Response:
+            arm: Assignment | None = None, placing: PlacementCall | None = None,
+            **head: object) -> Response:
     """A list as the API answers it, after ``head`` (e.g. the user); ``tracked`` is the user
     whose last served list it becomes (None: anonymous); ``arm`` the experiment arm that
-    scored it."""
-    return jsonify(**head, items=with_fields(scored(a.recs.items, a.recs.scores), fields),
+    scored it; ``placing`` the placement that chose it."""
+    rid = service().track(tracked, a.version, a.recs.items, arm, placing, a.recs.marks)
+    return jsonify(**head, items=with_fields(scored(a.recs.items, a.recs.scores, a.recs.marks),
+                                             fields),
                    model_version=a.version, fallback=a.recs.fallback,
                    fresh_events=a.fresh_events, experiment=_experiment(arm),
-                   recommendation_id=service().track(tracked, a.version, a.recs.items, arm))
+                   placement=None if placing is None else placing.placement.name,
+                   recommendation_id=rid)
+
+
+def placed_query(q: ListQuery, placing: PlacementCall | None) -> ListQuery:
+    """``q`` with the placement's ``excludeSeen`` when it sets one and the request did not."""
+    seen = None if placing is None else placing.placement.exclude_seen
+    if seen is None or "exclude_seen" in request.args:
+        return q
+    return replace(q, exclude_seen=seen)
 
 
 def _for_user(user: str, allowed: tuple[str, ...]) -> Response:
     check_keys(request.args, allowed)
     user = path_id(user, "user")
-    q, fields = list_query(), query_fields()
+    q, fields, placing = list_query(), query_fields(), query_placement()
     arm = service().assignment(user)
-    listed = live().recommend(user, q, None if arm is None else arm.arm)
-    return _answer(user, listed, fields, arm, user=user)
+    listed = live().recommend(user, placed_query(q, placing), None if arm is None else arm.arm,
+                              placing)
+    return _answer(user, listed, fields, arm, placing, user=user)
 
 
 @bp.get("/users/<id:user>/recommendations")
@@ -78,7 +97,9 @@ def session_recommendations() -> Response:
     kw = parse_session(json_body())
     q = ListQuery(n=kw["n"], exclude_seen=kw["exclude_seen"], items=kw["candidates"],
                   exclude=kw["exclude"], filter=item_filter(kw["category"], kw["category_mode"]))
-    return _answer(None, live().recommend_session(kw["items"], q), kw["fields"])
+    placing = query_placement(kw["placement"], given=True)
+    return _answer(None, live().recommend_session(kw["items"], q, placing), kw["fields"],
+                   placing=placing)
 
 
 @bp.get("/recommendations/batch")
@@ -87,13 +108,22 @@ def batch_recommendations() -> Response:
     users = [path_id(u, "user") for u in parse_list(request.args.get("users"), "users") or []]
     if not users or len(users) > MAX_BATCH_USERS:
         raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
-    q, fields = list_query(), query_fields()
+    q, fields, placing = list_query(), query_fields(), query_placement()
     svc = service()
     arms = {u: a for u in users if (a := svc.assignment(u)) is not None}
-    version, lists = live().recommend_batch(users, q, {u: a.arm for u, a in arms.items()})
-    results = {u: {"items": with_fields(scored(a.recs.items, a.recs.scores), fields),
+    if placing is None:
+        version, lists = live().recommend_batch(users, q, {u: a.arm for u, a in arms.items()})
+    else:  # a placement ranks each list itself: one user at a time
+        lists = {u: live().recommend(u, placed_query(q, placing),
+                                     None if u not in arms else arms[u].arm, placing)
+                 for u in dict.fromkeys(users)}
+        version = next(iter(lists.values())).version
+    results = {u: {"items": with_fields(scored(a.recs.items, a.recs.scores, a.recs.marks),
+                                        fields),
                    "fallback": a.recs.fallback, "fresh_events": a.fresh_events,
                    "experiment": _experiment(arms.get(u)),
-                   "recommendation_id": svc.track(u, version, a.recs.items, arms.get(u))}
+                   "recommendation_id": svc.track(u, a.version, a.recs.items, arms.get(u),
+                                                  placing, a.recs.marks)}
                for u, a in lists.items()}
-    return jsonify(results=results, model_version=version)
+    return jsonify(results=results, model_version=version,
+                   placement=None if placing is None else placing.placement.name)

@@ -7,11 +7,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from streamrec.core.catalog.filters import ItemFilter
+from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.model import Recommendations, UnknownItem
+from streamrec.core.scoring.types import Pairs, Ranker
 
-__all__ = ["NO_MODEL", "ErasedItem", "Explained", "Known", "ListQuery", "Listed", "NoModel"]
+if TYPE_CHECKING:
+    from .holder import Served
+
+__all__ = ["NO_MODEL", "ErasedItem", "Explained", "Known", "ListQuery", "Listed", "NoModel",
+           "Placing"]
 
 #: Why there is no answer before the first snapshot (503 in HTTP).
 NO_MODEL = "no snapshot loaded yet; retry shortly"
@@ -26,6 +33,18 @@ class ErasedItem(UnknownItem):
 
     def __str__(self) -> str:
         return f"item {self.item!r} was erased"
+
+
+class Placing(Protocol):
+    """A request's placement, as the live model asks it (``serving/placements/placer.py``):
+    its scoring over the snapshot's, its ranking step for the served snapshot, and rotation's
+    skipped items as extra (item, weight, ts) events of ``user``."""
+
+    def scoring_for(self, base: ScoringParams) -> ScoringParams: ...
+
+    def ranker(self, served: Served, user: str | None) -> Ranker: ...
+
+    def skips(self, user: str, extra: Pairs) -> list[tuple[str, float, float | None]]: ...
 
 
 @dataclass(frozen=True, slots=True)

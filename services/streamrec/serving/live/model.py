@@ -11,7 +11,10 @@ once per call, so a hot reload never changes the model mid-request) joined with:
 - **forgotten ids** (``forgotten.py``): erased items are never shown and never looked up;
   erased users are masked in the snapshot until one without them arrives;
 - the user's **experiment arm**, when the caller passes one (``core/experiments/``): the
-  arm's scoring overrides over the snapshot's own scoring.
+  arm's scoring overrides over the snapshot's own scoring;
+- the request's **placement**, when the caller passes one (``core/placements/``): its scoring
+  overrides (under the arm's), rotation's skipped items as weak negatives, and its own final
+  ranking step (filter, boosts, rotation, promotions, exploration, diversity).
 
 As Oryx's ``ALSServingModel``, it knows nothing of HTTP: the routes parse, ask, and answer.
 It raises `NoModel` before the first snapshot, `ErasedItem` for an erased item, and the
@@ -33,7 +36,16 @@ from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.model import UnknownUser
 
 from .. import metrics
-from .answers import NO_MODEL, ErasedItem, Explained, Known, Listed, ListQuery, NoModel
+from .answers import (
+    NO_MODEL,
+    ErasedItem,
+    Explained,
+    Known,
+    Listed,
+    ListQuery,
+    NoModel,
+    Placing,
+)
 from .forgotten import Forgotten
 from .fresh import FreshEvents
 from .holder import Holder, Served
@@ -119,21 +131,30 @@ class LiveModel:
     # -- answers -------------------------------------------------------------------------
 
     @staticmethod
-    def _scoring(s: Served, arm: Arm | None) -> ScoringParams | None:
-        """The arm's scoring over the snapshot's own (None: the snapshot's). A placement arm
-        (issue 28) would resolve its placement here."""
-        return None if arm is None else arm.scoring_for(s.snapshot.model.scoring)
+    def _scoring(s: Served, arm: Arm | None,
+                 placing: Placing | None = None) -> ScoringParams | None:
+        """The placement's scoring over the snapshot's own, the arm's over that (None: the
+        snapshot's)."""
+        if arm is None and placing is None:
+            return None
+        base = s.snapshot.model.scoring
+        if placing is not None:
+            base = placing.scoring_for(base)
+        return base if arm is None else arm.scoring_for(base)
 
-    def recommend(self, user: str, q: ListQuery, arm: Arm | None = None) -> Listed:
+    def recommend(self, user: str, q: ListQuery, arm: Arm | None = None,
+                  placing: Placing | None = None) -> Listed:
         """Top ``q.n`` for ``user``, refolded over their fresh events, scored as ``arm`` says
-        when the user is in an experiment."""
+        when the user is in an experiment, ranked by ``placing`` when a placement is asked."""
         q = self._seen(user, q)
         s = self.served()
         extra = self.fresh.timed(user)
+        fold = [*extra, *placing.skips(user, extra)] if placing is not None else extra
         recs = s.snapshot.model.recommend(
             user, n=q.n, exclude_seen=q.exclude_seen, items=q.items, exclude=q.exclude,
-            extra=extra or None, scoring=self._scoring(s, arm),
-            restrict=self._restriction(s, q.filter))
+            extra=fold or None, scoring=self._scoring(s, arm, placing),
+            restrict=self._restriction(s, q.filter),
+            ranker=None if placing is None else placing.ranker(s, user))
         return Listed(s.version, recs, len(extra))
 
     def recommend_batch(self, users: Sequence[str], q: ListQuery,
@@ -155,37 +176,43 @@ class LiveModel:
                                      scoring=self._scoring(s, arms.get(u)), restrict=restrict)
         return s.version, {u: Listed(s.version, r, len(extra.get(u, ()))) for u, r in out.items()}
 
-    def recommend_session(self, items: Sequence[tuple[str, float]], q: ListQuery) -> Listed:
+    def recommend_session(self, items: Sequence[tuple[str, float]], q: ListQuery,
+                          placing: Placing | None = None) -> Listed:
         """Top ``q.n`` for an anonymous session of (item, weight) pairs; ``q.items`` is the
-        whitelist of candidates."""
+        whitelist of candidates. A placement's scoring overrides do not apply (a session is
+        scored as the snapshot says); its ranking step does."""
         s = self.served()
         recs = s.snapshot.model.recommend_anonymous(
             items=list(items), n=q.n, exclude_seen=q.exclude_seen, candidates=q.items,
-            exclude=q.exclude, restrict=self._restriction(s, q.filter))
+            exclude=q.exclude, restrict=self._restriction(s, q.filter),
+            ranker=None if placing is None else placing.ranker(s, None))
         return Listed(s.version, recs)
 
-    def similar(self, item: str, q: ListQuery) -> Listed:
+    def similar(self, item: str, q: ListQuery, placing: Placing | None = None) -> Listed:
         """Items closest to ``item`` (``q.items`` and ``q.exclude_seen`` do not apply)."""
         self.check_item(item)
         s = self.served()
-        recs = s.snapshot.model.similar_items(item, n=q.n, exclude=q.exclude,
-                                              restrict=self._restriction(s, q.filter))
+        recs = s.snapshot.model.similar_items(
+            item, n=q.n, exclude=q.exclude, restrict=self._restriction(s, q.filter),
+            ranker=None if placing is None else placing.ranker(s, None))
         return Listed(s.version, recs)
 
-    def next_items(self, item: str, q: ListQuery) -> Listed:
+    def next_items(self, item: str, q: ListQuery, placing: Placing | None = None) -> Listed:
         """What most often came next after ``item`` (``q.items`` and ``q.exclude_seen`` do
         not apply); similar items, ``fallback="similar"``, when nothing did."""
         self.check_item(item)
         s = self.served()
-        recs = s.snapshot.model.next_items(item, n=q.n, exclude=q.exclude,
-                                           restrict=self._restriction(s, q.filter))
+        recs = s.snapshot.model.next_items(
+            item, n=q.n, exclude=q.exclude, restrict=self._restriction(s, q.filter),
+            ranker=None if placing is None else placing.ranker(s, None))
         return Listed(s.version, recs)
 
-    def popular(self, q: ListQuery) -> Listed:
+    def popular(self, q: ListQuery, placing: Placing | None = None) -> Listed:
         """The most popular items that pass the restriction."""
         s = self.served()
-        recs = s.snapshot.model.popular(n=q.n, exclude=q.exclude,
-                                        restrict=self._restriction(s, q.filter))
+        recs = s.snapshot.model.popular(
+            n=q.n, exclude=q.exclude, restrict=self._restriction(s, q.filter),
+            ranker=None if placing is None else placing.ranker(s, None))
         return Listed(s.version, recs)
 
     def because(self, user: str, item: str, n: int) -> Explained:

@@ -29,6 +29,12 @@ does with the exported counters. A user whose requests reach two workers has a l
 each judges the user's events against its own list: eligible and hit counts are then per
 (event, worker holding a live list). Routing by user (session affinity) makes that per event.
 
+**Placements** (``core/placements/``): a list served under a placement carries the label
+``@<placement>`` (after the arm's, when both: ``experiment.arm@placement``); each part of a label
+is counted apart, so the arm and the placement each get their `ArmCounts`. Per placement the
+tracker also counts slots (all, promoted, exploration) and sketches the distinct items served
+(`Coverage`, for catalogue coverage).
+
 **Experiments** (``core/experiments/``): a list served to a user in an experiment's arm is
 served with the arm's label (``experiment.arm``), which the recommendation id carries as a
 suffix (``<worker>-<seq>.<experiment>.<arm>``). The arm's `ArmCounts` (at most
@@ -55,6 +61,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamrec.core.experiments.results import ArmCounts
+from streamrec.core.placements.coverage import Coverage
 from streamrec.core.scoring.hits import hit_rank
 
 __all__ = ["RANK_BOUNDS", "OnlineTracker", "Tally", "hit_rank", "merge"]
@@ -67,8 +74,9 @@ RANK_BOUNDS = (1, 2, 3, 5, 10, 20, 50, 100)
 #: users is ~34 MB per worker.
 BYTES_PER_USER = 680
 
-#: At most this many arm labels are counted per worker (16 experiments x 8 arms).
-MAX_ARM_LABELS = 128
+#: At most this many arm and placement labels are counted per worker (16 experiments x 8 arms,
+#: and 32 placements).
+MAX_ARM_LABELS = 160
 
 
 @dataclass(slots=True)
@@ -176,6 +184,9 @@ class OnlineTracker:
         self._credited: list[tuple[str, ...] | None] = [None] * self.max_ids
         self._arms: list[str | None] = [None] * self.max_ids  # the arm each id was issued in
         self.arm_counts: dict[str, ArmCounts] = {}
+        #: Per placement: [slots, promoted slots, exploration slots] and the items' sketch.
+        self.placement_slots: dict[str, list[int]] = {}
+        self.coverage: dict[str, Coverage] = {}
 
     def __len__(self) -> int:
         return len(self._last)
@@ -199,24 +210,54 @@ class OnlineTracker:
             per = bucket[version] = Tally()
         return total, per
 
-    def _arm(self, label: str | None) -> ArmCounts | None:
+    def _arm(self, label: str | None) -> list[ArmCounts]:
+        """The counts of each part of ``label`` (``exp.arm``, ``@placement``, or both)."""
         if label is None:
-            return None
-        counts = self.arm_counts.get(label)
-        if counts is None and len(self.arm_counts) < MAX_ARM_LABELS:
-            counts = self.arm_counts[label] = ArmCounts()
-        return counts
+            return []
+        arm, at, placement = label.partition("@")
+        out = []
+        for part in (arm, at + placement):
+            if not part:
+                continue
+            counts = self.arm_counts.get(part)
+            if counts is None and len(self.arm_counts) < MAX_ARM_LABELS:
+                counts = self.arm_counts[part] = ArmCounts()
+            if counts is not None:
+                out.append(counts)
+        return out
+
+    def _placed(self, placement: str, items: Sequence[str],
+                marks: Sequence[str | None] | None) -> None:
+        slots = self.placement_slots.get(placement)
+        if slots is None:
+            if len(self.placement_slots) >= MAX_ARM_LABELS:
+                return
+            slots = self.placement_slots[placement] = [0, 0, 0]
+            self.coverage[placement] = Coverage()
+        slots[0] += len(items)
+        if marks:
+            slots[1] += sum(m == "promoted" for m in marks)
+            slots[2] += sum(m == "exploration" for m in marks)
+        sketch = self.coverage[placement]
+        for item in items:
+            sketch.add(item)
 
     def serve(self, user: str | None, version: str, items: Sequence[str], now: float,
-              arm: str | None = None) -> str:
+              arm: str | None = None, placement: str | None = None,
+              marks: Sequence[str | None] | None = None) -> str:
         """Count a served list, remember it as ``user``'s last; return its new id.
 
         ``user`` None (an anonymous session, similar items, popular items): the list is
         counted and its id can be attributed, but no user's last list changes. ``arm``: the
-        label (``experiment.arm``) of the experiment arm that scored the list; the id ends
-        with ``.<arm>``."""
+        label (``experiment.arm``) of the experiment arm that scored the list; ``placement``:
+        the placement that chose it, with ``marks`` per item (``promoted``, ``exploration``).
+        The id ends with ``.<arm>``, ``.@<placement>`` or ``.<arm>@<placement>``."""
         key = int(now // self.bucket_seconds)
+        if placement is not None:
+            arm = f"{arm or ''}@{placement}"
         with self._lock:
+            if placement is not None:
+                self._placed(placement, items, marks)
             self._seq += 1
             if not self._epochs or self._epochs[-1][1] != version:
                 self._epochs.append((self._seq, version))
@@ -225,7 +266,7 @@ class OnlineTracker:
                 else f"{self._prefix}{self._seq:x}.{arm}"
             slot = self._seq % self.max_ids
             self._arms[slot] = arm
-            if (counts := self._arm(arm)) is not None:
+            for counts in self._arm(arm):
                 counts.lists += 1
             self._owners[slot] = _ANONYMOUS if user is None else sys.intern(user)
             self._sizes[slot] = min(len(items), 0xFFFF)
@@ -280,7 +321,7 @@ class OnlineTracker:
         if item in credited or len(credited) >= self._sizes[slot]:
             return False
         self._credited[slot] = (*credited, item)
-        if (counts := self._arm(self._arms[slot])) is not None:
+        for counts in self._arm(self._arms[slot]):
             counts.attributed += 1
             counts.clicked += not credited  # the list's first click
         return True
@@ -328,7 +369,7 @@ class OnlineTracker:
                 t.events += 1
                 if rank is not None:
                     t.add_hit(rank)
-            if (counts := self._arm(arm)) is not None:
+            for counts in self._arm(arm):
                 counts.events += 1
                 if rank is not None:
                     counts.add_hit(rank)
@@ -348,6 +389,9 @@ class OnlineTracker:
                     "bucket_seconds": self.bucket_seconds,
                     "versions": {v: t.to_list() for v, t in self._totals.items()},
                     "arms": {a: c.to_list() for a, c in self.arm_counts.items()},
+                    "placements": {p: {"slots": list(slots),
+                                       "coverage": self.coverage[p].to_text()}
+                                   for p, slots in self.placement_slots.items()},
                     "series": [[k * self.bucket_seconds, {v: t.to_list() for v, t in b.items()}]
                                for k, b in self._series.items() if k > oldest]}
 
@@ -373,6 +417,17 @@ def merge(states: Sequence[dict[str, Any]], max_versions: int = 8) -> dict[str, 
     for s in states:
         for label, counts in s.get("arms", {}).items():  # a worker of an older build has none
             arms.setdefault(label, []).append(counts)
+    placements: dict[str, dict[str, Any]] = {}
+    for s in states:
+        for name, part in s.get("placements", {}).items():
+            into = placements.get(name)
+            if into is None:
+                placements[name] = {"slots": list(part["slots"]), "coverage": part["coverage"]}
+                continue
+            into["slots"] = [a + b for a, b in zip(into["slots"], part["slots"], strict=True)]
+            sketch = Coverage.from_text(into["coverage"])
+            sketch.merge(Coverage.from_text(part["coverage"]))
+            into["coverage"] = sketch.to_text()
     return {"workers": len(states),
             "tracked_users": sum(s["tracked_users"] for s in states),
             "max_users": sum(s["max_users"] for s in states),
@@ -380,5 +435,6 @@ def merge(states: Sequence[dict[str, Any]], max_versions: int = 8) -> dict[str, 
             "bucket_seconds": states[0]["bucket_seconds"] if states else None,
             "versions": {v: _sum(versions[v]) for v in keep},
             "arms": {a: _sum(cs) for a, cs in arms.items()},
+            "placements": placements,
             "series": [[start, {v: _sum(ts) for v, ts in per.items() if v in keep}]
                        for start, per in sorted(series.items())]}
