@@ -260,10 +260,10 @@ def test_every_rule_at_once_keeps_the_list_exactly_n_long_without_banned_items()
         assert marks.count("promoted") == min(2, max(1, round(0.2 * n)))
 
 
-def test_demote_divides_a_negative_score() -> None:
-    s = np.asarray([2.0, -2.0], dtype=np.float32)
-    demote(s, np.asarray([0, 1]), 0.5)
-    assert s.tolist() == [1.0, -4.0]
+def test_demote_lowers_by_a_share_of_the_score_range_whatever_the_sign() -> None:
+    s = np.asarray([2.0, -1.0, -2.0, -np.inf], dtype=np.float32)
+    demote(s, np.asarray([0, 1, 3]), 0.5)  # range 4: minus 2
+    assert s.tolist() == [0.0, -3.0, -2.0, -np.inf]
 
 
 # --- impressions and coverage ----------------------------------------------------------------

@@ -116,6 +116,7 @@ class Service:
         else:  # no items topic: the snapshot's catalogue is all there is
             self.holder.on_swap(self.live.take_catalogue)
         self.holder.on_swap(self.forgotten.scrub)  # after the catalogue is taken
+        self.holder.on_swap(self.placer.on_swap)  # placements read the catalogue just taken
         if self.foldin is not None:
             self.holder.on_swap(self.foldin.on_swap)
         else:  # no consumer: still keep the floor right for events nobody adds

@@ -10,8 +10,9 @@ returns the list with a mark per item:
 2. **boosts**: ``s' = m·s`` for ``s > 0`` and ``s / m`` otherwise (so a multiplier above 1
    always lifts), then ``+ a``; ``m`` and ``a`` are the product and sum of the boosts whose
    condition holds for the item (``masks.py``);
-3. **rotation**: items shown to the user within the window are multiplied by the factor the
-   same way (demoted);
+3. **rotation**: an item shown to the user within the window is lowered by ``1 − factor`` of
+   the score range: ``s' = s − (1 − factor)·(max − min)`` over the finite scores (`demote`):
+   sign-blind, unlike a multiplication; ``factor = 0`` puts it at or below every item not shown;
 4. **promotions**: ``k_p = max(1, round(share·n))`` slots go to the best items of the
    promotion pool, marked ``promoted``;
 5. **exploration**: ``k_e = max(1, round(share·n))`` slots go to items of the exploration pool:
@@ -63,10 +64,13 @@ class Placed(NamedTuple):
     marks: list[str | None]
 
 
-def demote(scores: F32, rows: Idx | npt.NDArray[np.bool_], factor: F32 | float) -> None:
-    """In place: ``scores[rows]`` multiplied by ``factor`` when positive, divided otherwise."""
-    s = scores[rows]
-    scores[rows] = np.where(s > 0, s * factor, s / factor)
+def demote(scores: F32, rows: Idx, factor: float) -> None:
+    """In place: ``scores[rows]`` lowered by ``(1 − factor)·(max − min)`` of the finite scores
+    (-inf stays -inf)."""
+    finite = scores[np.isfinite(scores)]
+    if not len(finite):
+        return
+    scores[rows] -= np.float32((1.0 - factor) * float(finite.max() - finite.min()))
 
 
 def _slots(share: float, n: int) -> int:
@@ -145,7 +149,7 @@ class PlacementRanker:
             s += a.add  # -inf stays -inf
         rotation = self.placement.rotation
         if rotation is not None and self.shown is not None and len(self.shown):
-            demote(s, self.shown, float(rotation.factor))
+            demote(s, self.shown, rotation.factor)
         return s
 
     def _best_of(self, s: F32, pool: npt.NDArray[np.bool_] | None, rule: Promotion | None,

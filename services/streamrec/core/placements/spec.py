@@ -77,9 +77,9 @@ class Promotion:
 
 @dataclass(frozen=True)
 class Rotation:
-    """Items shown to the user within ``seconds`` are demoted by ``factor`` (as a boost with
-    ``multiply = factor``); ``skip_weight`` < 0 also folds each shown-but-not-clicked item
-    in as that much negative feedback (0: off, the default)."""
+    """Items shown to the user within ``seconds`` are lowered by ``1 − factor`` of the score
+    range (``rerank.demote``); ``skip_weight`` < 0 also folds each shown-but-not-clicked
+    item in as that much negative feedback (0: off, the default)."""
 
     seconds: float
     factor: float = 0.5

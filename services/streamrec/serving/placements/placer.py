@@ -2,7 +2,7 @@
 remember what was shown.
 
 `Placer` owns the watched `PlacementBook`, the per-item `PlacementMasks` (kept current by the
-book's watch thread and before each snapshot swap, so a request normally evaluates no
+book's watch thread and at each snapshot swap, so a request normally evaluates no
 expression), the `Impressions` read back from their topic, and the sink impressions are
 published to. `Placer.call` gives a route the `PlacementCall` that `LiveModel` asks for the
 request's ranker, its rotation skips and its scoring.
@@ -80,7 +80,6 @@ class Placer:
             if impressions_factory is not None else None
         self.rng = random.Random()
         self._errors: dict[str, int] = {}  # expression -> failures already counted
-        live.holder.before_swap(self._prepare)
         self.book.on_tick(self.refresh)
 
     # -- keeping the arrays current --------------------------------------------------------
@@ -105,15 +104,19 @@ class Placer:
             self._build(s.snapshot.model)
         self.impressions.expire(time.time())
 
-    def _prepare(self, served: Served) -> None:
+    def on_swap(self, served: Served) -> None:
+        """Holder listener, after the catalogue is taken: the new model's arrays, built once
+        here rather than by the first request that asks."""
         if self.book.placements:
             self._build(served.snapshot.model)
 
     def _arrays(self, model: Model, placement: Placement) -> PlacementArrays:
-        b = self.masks.current()
-        if b is None or b.ids is not model.item_ids or b.placements is not self.book.placements \
-                or placement.name not in b.arrays:
-            b = self._build(model)  # a swap or a change the watch thread has not reached
+        """The placement's arrays for ``model``: as the watch thread left them, or brought up
+        to date here (an O(1) check when nothing changed; the changed records only when the
+        catalogue moved; everything after a swap or a new set of placements)."""
+        b = self._build(model)
+        if placement.name not in b.arrays:  # the set changed between the lookup and now
+            b = self.masks.refresh(model.item_ids, model.user_items, (placement,), time.time())
         return b.arrays[placement.name]
 
     # -- a request -------------------------------------------------------------------------
