@@ -504,6 +504,38 @@ def test_an_experiment_added_to_the_resource_rolls_out_and_every_pod_assigns_ali
         assert got["experiment"] == {"name": "recency", "arm": arm}, got
 
 
+def test_a_placement_added_to_the_resource_reaches_every_pod_without_a_rollout(
+    deployed: Deployed,
+) -> None:
+    """Issue 28 on the real node: ``spec.placements`` goes to the placements ConfigMap, which
+    the kubelet refreshes in every serving pod; serving watches the file, so the rule is live
+    with no pod restarted and no rollout."""
+    d = deployed
+    serving = child_names(CR)["serving"]
+    dep = d.apps.read_namespaced_deployment(serving, NS)
+    before = dep.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION]
+    pods = {p.metadata.name: p for p in d.ready_pods(SERVING)}
+    placement = {"name": "ones", "filter": "item.startsWith('1')",
+                 "diversity": {"maxPerCategory": 3}}
+    started = time.monotonic()
+    d.kubectl("patch", "recsvc", CR, "-n", NS, "--type=merge",
+              "-p", json.dumps({"spec": {"placements": [placement]}}))
+    wait_for(lambda: all(any(p["name"] == "ones" for p in d.get(
+        "/placements", base=_pod_url(pod))["placements"]) for pod in pods.values()), 180,
+        "every serving pod to take the new placement from its ConfigMap")
+    d.figures["placement_live_on_every_pod_s"] = round(time.monotonic() - started, 1)
+    dep = d.apps.read_namespaced_deployment(serving, NS)
+    assert dep.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION] == before
+    assert {p.metadata.name for p in d.ready_pods(SERVING)} == set(pods)  # none restarted
+    for u in ("1", "2", "3"):
+        got = d.get(f"/users/{u}/recommendations?n=5&placement=ones")
+        assert got["placement"] == "ones" and len(got["items"]) == 5, got
+        assert all(x["item"].startswith("1") for x in got["items"]), got
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        d.get("/users/1/recommendations?placement=nope")
+    assert refused.value.code == 400
+
+
 def test_a_new_snapshot_hot_reloads_in_every_pod_with_no_failed_request(
     deployed: Deployed,
 ) -> None:

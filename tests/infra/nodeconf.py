@@ -179,6 +179,9 @@ def kubelet_config(paths: NodePaths, *, port: int, healthz_port: int, ca: Path, 
         "volumePluginDir": str(paths.root / "volume-plugins"),
         "podLogsDir": str(paths.pod_logs),
         "serializeImagePulls": False,
+        # Mounted ConfigMaps (serving's watched placements) refresh at each pod sync: 10 s
+        # here, where the tests wait for them, against the default 1 m.
+        "syncFrequency": "10s",
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
         # A shared, busy machine: evict only when it is nearly out of memory or disk.

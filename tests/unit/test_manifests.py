@@ -708,3 +708,19 @@ def test_every_helm_value_is_commented() -> None:
             stack.append((indent, key))
         if line.strip():
             previous = line
+
+
+def test_the_crds_exclusive_bounds_are_booleans_as_openapi_v3_0_has_them() -> None:
+    """The apiserver refuses a numeric exclusiveMinimum (JSON Schema's newer form) in a CRD:
+    "cannot unmarshal number into ... exclusiveMinimum of type bool" (seen on the real node)."""
+    def bounds(node: object) -> list[object]:
+        if isinstance(node, dict):
+            return [v for k, v in node.items() if k in ("exclusiveMinimum", "exclusiveMaximum")
+                    ] + [b for v in node.values() for b in bounds(v)]
+        if isinstance(node, list):
+            return [b for v in node for b in bounds(v)]
+        return []
+
+    for path in (CRD_PATH, ROOT / "helm/streamrec/crds/recommenderservices.streamrec.io.yaml"):
+        found = bounds(yaml.safe_load(path.read_text()))
+        assert found and all(isinstance(b, bool) for b in found), path

@@ -40,7 +40,9 @@ __all__ = ["PlacementSource", "Placements", "read_placements"]
 _NUMBER = {"type": "number"}
 _EXPR = {"type": "string", "minLength": 1, "maxLength": 2000,
          "description": "A CEL expression over the item record (docs/placements.md)."}
-_SHARE = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
+# Open bounds (a share of 0) are the parser's to refuse, naming the field: the CRD's schema
+# (OpenAPI v3.0: a boolean exclusiveMinimum) and Helm's (JSON Schema: a number) disagree.
+_SHARE = {"type": "number", "minimum": 0, "maximum": 1}
 _PLACEMENT = {
     "type": "object", "required": ["name"],
     "properties": {
@@ -50,14 +52,13 @@ _PLACEMENT = {
         "excludeSeen": {"type": "boolean"},
         "boosts": {"type": "array", "maxItems": MAX_BOOSTS, "items": {
             "type": "object", "required": ["when"],
-            "properties": {"when": _EXPR, "multiply": {"type": "number", "exclusiveMinimum": 0},
+            "properties": {"when": _EXPR, "multiply": {"type": "number", "minimum": 0},
                            "add": _NUMBER}}},
         "promotions": {"type": "object", "required": ["filter", "share"],
                        "properties": {"filter": _EXPR, "share": _SHARE}},
         "rotation": {"type": "object", "required": ["seconds"], "properties": {
-            "seconds": {"type": "number", "exclusiveMinimum": 0,
-                        "maximum": MAX_ROTATION_SECONDS},
-            "factor": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+            "seconds": {"type": "number", "minimum": 0, "maximum": MAX_ROTATION_SECONDS},
+            "factor": {"type": "number", "minimum": 0, "maximum": 1},
             "skipWeight": {"type": "number", "minimum": -1, "maximum": 0}}},
         "diversity": {"type": "object", "properties": {
             "maxPerCategory": {"type": "integer", "minimum": 1, "maximum": 1000},

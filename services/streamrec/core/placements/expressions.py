@@ -65,11 +65,14 @@ class ExpressionError(ValueError):
 @dataclass(frozen=True, eq=False)
 class Expression:
     """A compiled CEL expression; ``source`` is its text, ``uses_now`` whether it reads
-    ``now`` (then it is re-evaluated every `NOW_STEP_S`, not only when a record changes)."""
+    ``now`` (then it is re-evaluated every `NOW_STEP_S`, not only when a record changes),
+    ``variables`` which item variables it reads (the memo key of ``masks.py``)."""
 
     source: str
     program: Any = field(repr=False)
     uses_now: bool = False
+    #: The item variables it reads (`VARIABLES` but ``now``), in a fixed order.
+    variables: tuple[str, ...] = VARIABLES[:-1]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Expression) and other.source == self.source
@@ -128,4 +131,5 @@ def compile_expression(raw: object, what: str = "expression") -> Expression:
                                       f"(they are {', '.join(VARIABLES)})") from None
         except Exception:  # noqa: BLE001, S110 - data-dependent failures are per item
             pass
-    return Expression(raw, program, "now" in variables)
+    return Expression(raw, program, "now" in variables,
+                      tuple(v for v in VARIABLES[:-1] if v in variables))

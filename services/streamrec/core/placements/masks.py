@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from ..catalog.records import Catalogue
+from ..catalog.records import Catalogue, ItemRecord
 from ..ids import IdIndex
 from .expressions import NOW_STEP_S, Expression, activation
 from .spec import Placement
@@ -47,6 +47,8 @@ class PlacementArrays:
     allowed: Bools | None = None  # its filter
     multiply: F32 | None = None  # product of the multipliers of the boosts that apply
     add: F32 | None = None  # sum of their addends
+    floor: F32 | None = None  # 0 where ``allowed``, -inf elsewhere (added to the scores)
+    boosted: npt.NDArray[np.intp] | None = None  # rows some boost applies to
     promoted: Bools | None = None  # the promotion pool (before the filter)
     explore: Bools | None = None  # the exploration pool (filter or few interactions)
 
@@ -66,6 +68,25 @@ class Built:
 def _interactions(user_items: sp.csr_matrix, items: int) -> npt.NDArray[np.int64]:
     """Users per item in the window (shape ``(items,)``)."""
     return np.bincount(np.asarray(user_items.indices), minlength=items)[:items]
+
+
+def _key(e: Expression, record: ItemRecord | None, item: str) -> tuple[object, ...]:
+    """What ``e`` reads of ``item`` (its record): equal keys, equal answers."""
+    if record is None:
+        return (None, item) if "item" in e.variables else (None,)
+    out: list[object] = []
+    for name in e.variables:
+        if name == "item":
+            out.append(item)
+        elif name == "categories":
+            out.append(record.categories)
+        elif name == "labels":
+            out.append(tuple(record.labels.items()))
+        elif name == "attributes":
+            out.append(tuple(record.attributes.items()))
+        elif name == "title":
+            out.append(record.title)
+    return tuple(out)
 
 
 class PlacementMasks:
@@ -95,10 +116,18 @@ class PlacementMasks:
             at = datetime.fromtimestamp(step * NOW_STEP_S, UTC)
             expressions = list(dict.fromkeys(e for p in placements for e in p.expressions()))
             errors = dict(b.errors) if b is not None else {}
-            if b is None or b.ids is not ids or b.placements != placements or self._counts is None:
+            if b is None or b.ids is not ids or self._counts is None:
                 self._counts = _interactions(user_items, len(ids))
                 self._values = {}
                 self._evaluate(ids, expressions, range(len(ids)), at, errors)
+            elif b.placements != placements and (b.catalogue_version != version
+                                                 or b.now_step != step):
+                self._values = {}  # the records or the clock moved too: all again
+                self._evaluate(ids, expressions, range(len(ids)), at, errors)
+            elif b.placements != placements:  # only the new expressions are evaluated
+                self._values = {e: a for e, a in self._values.items() if e in expressions}
+                new = [e for e in expressions if e not in self._values]
+                self._evaluate(ids, new, range(len(ids)), at, errors)
             else:
                 changed = self.catalogue.changed_since(b.catalogue_version)
                 rows = range(len(ids)) if changed is None else sorted(
@@ -107,8 +136,8 @@ class PlacementMasks:
                 if step != b.now_step:
                     timed = [e for e in expressions if e.uses_now]
                     self._evaluate(ids, timed, range(len(ids)), at, errors, fresh=True)
-            built = Built(ids, placements,
-                          {p.name: self._combine(p) for p in placements}, version, step, errors)
+            arrays = {p.name: self._combine(p, ids) for p in placements}
+            built = Built(ids, placements, arrays, version, step, errors)
             self._built = built
             return built
 
@@ -122,20 +151,32 @@ class PlacementMasks:
         if not expressions or not len(rows):
             return
         get = self.catalogue.get
+        # Memoised by what an expression reads: items with the same categories (say) share
+        # one evaluation, which is most of them for a category rule.
+        memo: dict[Expression, dict[tuple[object, ...], bool | None]] = {
+            e: {} for e in expressions}
         for r in rows:
             item = ids[r]
-            context = activation(get(item), item, at)
+            record = get(item)
+            context: dict[str, object] | None = None
             for e in expressions:
-                value = e.test(context)
+                key = _key(e, record, item)
+                seen = memo[e]
+                if key in seen:
+                    value = seen[key]
+                else:
+                    if context is None:
+                        context = activation(record, item, at)
+                    value = seen[key] = e.test(context)
                 if value is None:
                     errors[e.source] = errors.get(e.source, 0) + 1
                 self._values[e][r] = bool(value)
 
-    def _combine(self, p: Placement) -> PlacementArrays:
+    def _combine(self, p: Placement, ids: IdIndex) -> PlacementArrays:
         v = self._values
         multiply = add = None
         if p.boosts:
-            items = len(next(iter(v.values())))
+            items = len(ids)
             multiply = np.ones(items, dtype=np.float32)
             add = np.zeros(items, dtype=np.float32)
             for b in p.boosts:
@@ -151,9 +192,18 @@ class PlacementMasks:
             few = (self._counts < e.max_interactions) if e.max_interactions is not None else None
             pool = v[e.filter] if e.filter is not None else None
             explore = few if pool is None else pool.copy() if few is None else (pool | few)
+        allowed = None if p.filter is None else v[p.filter].copy()
+        multiply = None if multiply is None or np.all(multiply == 1) else multiply
+        add = None if add is None or not np.any(add) else add
+        boosted = None
+        if multiply is not None or add is not None:
+            touched = (multiply != 1) if multiply is not None else np.zeros(len(ids), dtype=bool)
+            if add is not None:
+                touched |= add != 0
+            boosted = np.flatnonzero(touched)
         return PlacementArrays(
-            allowed=None if p.filter is None else v[p.filter].copy(),
-            multiply=None if multiply is None or np.all(multiply == 1) else multiply,
-            add=None if add is None or not np.any(add) else add,
+            allowed=allowed, multiply=multiply, add=add, boosted=boosted,
+            floor=None if allowed is None
+            else np.where(allowed, np.float32(0), np.float32(-np.inf)).astype(np.float32),
             promoted=None if p.promotion is None else v[p.promotion.filter].copy(),
             explore=explore)

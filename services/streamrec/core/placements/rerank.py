@@ -67,10 +67,11 @@ class Placed(NamedTuple):
 def demote(scores: F32, rows: Idx, factor: float) -> None:
     """In place: ``scores[rows]`` lowered by ``(1 − factor)·(max − min)`` of the finite scores
     (-inf stays -inf)."""
-    finite = scores[np.isfinite(scores)]
-    if not len(finite):
+    high = float(scores.max())
+    if not np.isfinite(high):
         return
-    scores[rows] -= np.float32((1.0 - factor) * float(finite.max() - finite.min()))
+    low = float(np.min(scores, where=scores > -np.inf, initial=np.inf))
+    scores[rows] -= np.float32((1.0 - factor) * (high - low))
 
 
 def _slots(share: float, n: int) -> int:
@@ -139,14 +140,16 @@ class PlacementRanker:
             s[~keep] = -np.inf
         ranking.ban(s, banned)
         a = self.arrays
-        if a.allowed is not None:
-            s[~a.allowed] = -np.inf
-        if a.multiply is not None:
-            finite = np.isfinite(s)
-            s[finite] = np.where(s[finite] > 0, s[finite] * a.multiply[finite],
-                                 s[finite] / a.multiply[finite])
-        if a.add is not None:
-            s += a.add  # -inf stays -inf
+        if a.floor is not None:
+            s += a.floor  # 0 where the filter holds, -inf elsewhere: one pass
+        if a.boosted is not None and len(a.boosted):  # only the rows a boost applies to
+            v = s[a.boosted]
+            if a.multiply is not None:
+                m = a.multiply[a.boosted]
+                v = np.where(v > 0, v * m, v / m)  # -inf stays -inf
+            if a.add is not None:
+                v = v + a.add[a.boosted]
+            s[a.boosted] = v
         rotation = self.placement.rotation
         if rotation is not None and self.shown is not None and len(self.shown):
             demote(s, self.shown, rotation.factor)
