@@ -8,6 +8,7 @@ saves the screenshot there (docs/console.png is made that way); by default it go
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -19,7 +20,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from tests.support.embedded import Embedded, http, until
 from tests.support.prefixproxy import PrefixProxy
 
@@ -51,7 +52,10 @@ def browser() -> Iterator[webdriver.Chrome]:
 def served(tmp_path: Path) -> Iterator[Embedded]:
     """`streamrec run` with a model of MovieLens' first events, the films' titles as item
     records, and some online traffic."""
-    e = Embedded(tmp_path / "data", "--online-bucket-seconds", "2")
+    placements = tmp_path / "placements.json"
+    placements.write_text(json.dumps(PLACEMENTS))
+    e = Embedded(tmp_path / "data", "--online-bucket-seconds", "2", "--placements",
+                 str(placements))
     try:
         ratings, titles = movielens.load()
         films = [{"item": i, "title": t} for i, t in titles.items()]
@@ -77,6 +81,12 @@ def served(tmp_path: Path) -> Iterator[Embedded]:
         yield e
     finally:
         e.cleanup()
+
+
+#: One placement for the console's selector: a slot promoted for one of five 1997 films (user
+#: 1 rated only films 1-272, so they are never seen).
+PLACEMENTS = [{"name": "front", "promotions": {
+    "filter": "item in ['286', '288', '300', '302', '313']", "share": 0.2}}]
 
 
 def labelled(item: dict[str, Any]) -> str:
@@ -143,6 +153,19 @@ def test_console_shows_the_live_model_titled_lists_and_draws_its_charts(
                           "?fields=title")["items"]
         assert [li.split(" — ")[0] for li in texts(browser, "#because li")] == [
             labelled(x) for x in why]
+
+        # A placement: the selector lists it, the list follows it, the promoted slot is marked.
+        Select(form.find_element(By.NAME, "placement")).select_by_value("front")
+        form.find_element(By.TAG_NAME, "button").click()
+        wait.until(lambda d: "placement front" in text(d, "#user-meta"))
+        rows = [[td.text for td in row.find_elements(By.TAG_NAME, "td")]
+                for row in browser.find_elements(By.CSS_SELECTOR, "#user-recs tbody tr")]
+        placed = http("GET", f"{served.url}/users/1/recommendations?n=7&exclude_seen=true"
+                             "&exclude=50&fields=title&placement=front")
+        assert [r[1] for r in rows] == [labelled(x) for x in placed["items"]]
+        assert [r[3] for r in rows] == [x.get("mark", "") for x in placed["items"]]
+        assert "promoted" in [r[3] for r in rows]
+        assert texts(browser, "#placement-rows tbody tr td")[0] == "front"
 
         item = browser.find_element(By.ID, "item-form")
         first = api["items"][0]["item"]

@@ -195,3 +195,14 @@ def test_an_erased_user_leaves_the_impressions(two: tuple[Worker, Worker]) -> No
     assert a.service.placer.impressions.shown("u0", 0)
     assert a.client.delete("/users/u0").status_code in (200, 202)
     assert a.service.placer.impressions.shown("u0", 0) == {}
+
+
+def test_an_erased_item_leaves_the_impressions_and_the_exploration_counts(
+        two: tuple[Worker, Worker]) -> None:
+    a, _ = two
+    shown = a.items("/users/u0/recommendations?placement=rotate&n=3")
+    a.service.placer.impressions.explored[shown[0]] = [3, 1]
+    assert a.client.delete(f"/items/{shown[0]}").status_code in (200, 202)
+    assert shown[0] not in a.service.placer.impressions.shown("u0", 0)
+    assert shown[0] not in a.service.placer.impressions.explored
+    assert set(a.service.placer.impressions.shown("u0", 0)) == set(shown[1:])

@@ -186,7 +186,12 @@ class Service:
         self._forget_online([erasure])
 
     def _forget_online(self, erasures: Sequence[Erasure]) -> None:
-        """The online tracker forgets erased users (their last lists judge nothing more)."""
+        """The online tracker forgets erased users (their last lists judge nothing more); the
+        placements' impressions forget erased users and items."""
+        items = {e.keyed(self.hasher).digest for e in erasures if e.kind == "item"}
+        if items:  # exploration's counts and the impressions that listed them
+            self.placer.impressions.forget_items(
+                lambda item: self.hasher.digest("item", item) in items)
         digests = {e.keyed(self.hasher).digest for e in erasures if e.kind == "user"}
         if not digests:
             return

@@ -22,7 +22,7 @@ import math
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..events.codec import check_id
 from ..events.event import InvalidEvent
@@ -162,6 +162,26 @@ class Impressions:
                 del self._users[user]
                 self._credited.pop(user, None)
             return len(gone)
+
+    def forget_items(self, erased: Callable[[str], bool]) -> int:
+        """Drop every item for which ``erased(item)`` from every impression and from the
+        exploration counts (an erased item); returns how many items went."""
+        with self._lock:
+            items = {i for q in self._users.values() for imp in q for i in imp.items}
+            items |= set(self.explored)
+        gone = {i for i in items if erased(i)}
+        if not gone:
+            return 0
+        with self._lock:
+            for user, queue in self._users.items():
+                if any(i in gone for imp in queue for i in imp.items):
+                    self._users[user] = deque(
+                        (replace(imp, items=tuple(i for i in imp.items if i not in gone),
+                                 explored=tuple(i for i in imp.explored if i not in gone))
+                         for imp in queue), maxlen=self.per_user)
+            for item in gone:
+                self.explored.pop(item, None)
+        return len(gone)
 
     def forget(self, erased: Callable[[str], bool]) -> int:
         """Forget every user for whom ``erased(user)`` (an erasure); returns how many."""

@@ -198,15 +198,38 @@ function drawIngest() {
   }
 }
 
+function renderPlacements(placed) {
+  const names = placed.placements.map((p) => p.name);
+  document.getElementById("placements-none").hidden = names.length > 0;
+  const error = document.getElementById("placements-error");
+  error.hidden = !placed.error;
+  error.textContent = placed.error ? `last change refused: ${placed.error}` : "";
+  fill("placement-rows", names.map((name) => {
+    const o = placed.online[name];
+    return row([name, o.lists, interval(o.ctr, pct), interval(o.hit_rate, pct), pct(o.coverage),
+      pct(o.promoted_share), pct(o.exploration_share)]);
+  }));
+  const select = document.getElementById("placement-select");
+  const chosen = select.value;
+  const current = [...select.options].map((o) => o.value).slice(1);
+  if (current.join(",") !== names.join(",")) {  // keep the choice across refreshes
+    const option = (value, label) => { const o = el("option", label); o.value = value; return o; };
+    select.replaceChildren(option("", "none"), ...names.map((n) => option(n, n)));
+    select.value = names.includes(chosen) ? chosen : "";
+  }
+}
+
 async function refresh() {
   try {
-    const [model, stats, metricsText, popular] = await Promise.all([
+    const [model, stats, metricsText, popular, placed] = await Promise.all([
       getJSON("model"), getJSON("stats"),
-      fetch(url("metrics")).then((r) => r.text()), getJSON("popular", { n: 20, fields: FIELDS })]);
+      fetch(url("metrics")).then((r) => r.text()), getJSON("popular", { n: 20, fields: FIELDS }),
+      getJSON("placements")]);
     renderModel(model, stats);
     renderMetrics(parseMetrics(metricsText));
     renderOnline(stats);
     renderExperiments(stats);
+    renderPlacements(placed);
     document.getElementById("top-items").replaceChildren(
       ...popular.items.map((it) => el("li", itemLabel(it))));
     setText("status", `updated ${new Date().toLocaleTimeString()}`);
@@ -254,11 +277,13 @@ async function exploreUser(ev) {
   const user = f.get("user").trim();
   const params = { n: f.get("n"), exclude_seen: f.get("exclude_seen") ? "true" : "false",
     items: idList(f.get("items")), exclude: idList(f.get("exclude")), fields: FIELDS };
+  if (f.get("placement")) params.placement = f.get("placement");
   const meta = document.getElementById("user-meta");
   try {
     const recs = await getJSON(`users/${encodeURIComponent(user)}/recommendations`, params);
     meta.textContent = `model ${recs.model_version}; fallback ${recs.fallback ?? "none"}; `
-      + `fresh events ${recs.fresh_events}; recommendation_id ${recs.recommendation_id ?? "–"}`;
+      + `fresh events ${recs.fresh_events}; placement ${recs.placement ?? "none"}; `
+      + `recommendation_id ${recs.recommendation_id ?? "–"}`;
     fill("user-recs", recs.items.map((it, k) => {
       const why = el("button", "because", "link");
       why.type = "button";
@@ -268,7 +293,7 @@ async function exploreUser(ev) {
       act.addEventListener("click", () => click(user, it, recs.recommendation_id));
       const cell = document.createElement("span");
       cell.append(why, act);
-      return row([k + 1, itemLabel(it), num(it.score, 4), cell]);
+      return row([k + 1, itemLabel(it), num(it.score, 4), it.mark ?? "", cell]);
     }));
     document.getElementById("because").replaceChildren();
     const known = recs.fallback ? null

@@ -69,6 +69,7 @@ def _erase(kind: str, ident: str) -> tuple[Response, int]:
         redacted = sink.redact(topic, redaction.events(erasure, c.format, svc.hasher))
         redacted += sink.redact(c.items, redaction.item_records(erasure))
         redacted += sink.redact(c.dlq, redaction.dead_letters(erasure))
+        redacted += sink.redact(c.impressions, redaction.impressions(erasure))
     metrics.ERASE_REQUESTS.labels(kind, "accepted").inc()
     return jsonify(erased=kind, id=ident, at=erasure.at, topic=topic, redacted=redacted), 202
 

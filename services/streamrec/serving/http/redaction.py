@@ -27,7 +27,7 @@ from streamrec.core.events.codec import parse_record
 from streamrec.core.events.erasure import Erasure, Tombstones
 from streamrec.core.events.erasurekey import ErasureHasher
 
-__all__ = ["Predicate", "dead_letters", "events", "item_records", "needles"]
+__all__ = ["Predicate", "dead_letters", "events", "impressions", "item_records", "needles"]
 
 Predicate = Callable[[SourceMessage], bool]
 
@@ -109,3 +109,11 @@ def dead_letters(erasure: Erasure) -> Predicate:
     assert erasure.id is not None, "the answering worker knows the id"
     forms = needles(erasure.id)
     return lambda message: _holds(message, forms, headers=True)
+
+
+def impressions(erasure: Erasure) -> Predicate:
+    """The impressions topic's records ``erasure`` redacts: any that holds the id (the user
+    shown a list, or an item in one)."""
+    assert erasure.id is not None, "the answering worker knows the id"
+    forms = needles(erasure.id)
+    return lambda message: _holds(message, forms)
