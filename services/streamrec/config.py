@@ -263,6 +263,20 @@ class Config:
             if problem is not None:
                 said = problem if row.kind.says_why else f"{problem}, got {value!r}"
                 raise ConfigError(row.name, said)
+        self._check_placement_arms()
+
+    def _check_placement_arms(self) -> None:
+        """An experiment's placements name configured placements (a command that takes
+        neither setting has none of either)."""
+        known = {p.name for p in self.placements.placements}
+        listed = ", ".join(sorted(known)) or "none"
+        for k, e in enumerate(self.experiments):
+            named = [(f"[{k}].placement", e.placement)] + [
+                (f"[{k}].arms[{j}].placement", a.placement) for j, a in enumerate(e.arms)]
+            for path, name in named:
+                if name is not None and name not in known:
+                    raise ConfigError("experiments", f"{path}: no placement named {name!r} "
+                                                     f"(placements: {listed})")
 
 
 def _rows(service: str | None) -> tuple[Setting, ...]:

@@ -3,6 +3,7 @@ two workers through the impressions topic, weak negatives, per-placement online 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -18,6 +19,8 @@ from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.stores import LocalStore
 from streamrec.config import Config
 from streamrec.core.catalog.records import Catalogue, ItemRecord
+from streamrec.core.experiments.assign import arm_of
+from streamrec.core.experiments.spec import parse_experiments
 from streamrec.core.scoring.model import Model
 from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.app import create_app
@@ -206,3 +209,72 @@ def test_an_erased_item_leaves_the_impressions_and_the_exploration_counts(
     assert shown[0] not in a.service.placer.impressions.shown("u0", 0)
     assert shown[0] not in a.service.placer.impressions.explored
     assert set(a.service.placer.impressions.shown("u0", 0)) == set(shown[1:])
+
+
+def _arms_world(tmp_path: Path, model: Model, window: SlidingWindow,
+                experiment: dict[str, Any]) -> Worker:
+    log = MemLog()
+    store = LocalStore(tmp_path / "store")
+    path = tmp_path / "build" / "000000000001"
+    write_snapshot(path, model, window.contents(), {0: 0}, "000000000001",
+                   catalog=_catalogue().to_bytes({}))
+    store.publish(path, "000000000001")
+    w = Worker(tmp_path, log, json.dumps(PLACEMENTS))
+    w.service.config = dataclasses.replace(
+        w.service.config, experiments=parse_experiments([experiment]))
+    assert w.service.reloader.check_once()
+    return w
+
+
+EXPERIMENT = {"name": "pages", "start": "2020-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z",
+              "arms": [{"name": "control"}, {"name": "odd-page", "placement": "odd"}]}
+
+
+def test_a_placement_arm_serves_its_users_with_its_placement(
+        tmp_path: Path, model: Model, window: SlidingWindow) -> None:
+    w = _arms_world(tmp_path, model, window, EXPERIMENT)
+    (experiment,) = w.service.config.experiments
+    for k in range(12):
+        user = f"u{k}"
+        arm = arm_of(experiment, user)
+        assert arm is not None
+        body = w.get(f"/users/{user}/recommendations?n=4")
+        assert body["experiment"] == {"name": "pages", "arm": arm.name}
+        if arm.name == "odd-page":
+            assert body["placement"] == "odd" and body["recommendation_id"].endswith(
+                ".pages.odd-page@odd")
+            assert all(int(x["item"][1:]) % 2 == 1 for x in body["items"])
+        else:
+            assert body["placement"] is None
+        # A request naming a placement keeps it: this experiment tests no placement.
+        assert w.get(f"/users/{user}/recommendations?n=4&placement=promo")["placement"] == \
+            "promo"
+    counts = w.service.online.arms() if w.service.online is not None else {}
+    assert "pages.odd-page" in counts and "@odd" in counts
+
+
+def test_an_experiment_on_a_placement_applies_to_requests_asking_for_it_only(
+        tmp_path: Path, model: Model, window: SlidingWindow) -> None:
+    w = _arms_world(tmp_path, model, window, {**EXPERIMENT, "placement": "promo"})
+    (experiment,) = w.service.config.experiments
+    users = [f"u{k}" for k in range(12)]
+    in_odd = [u for u in users if (a := arm_of(experiment, u)) and a.name == "odd-page"]
+    assert in_odd
+    for user in in_odd:
+        assert w.get(f"/users/{user}/recommendations?n=4")["experiment"] is None
+        body = w.get(f"/users/{user}/recommendations?n=4&placement=promo")
+        assert body["placement"] == "odd" and body["experiment"]["arm"] == "odd-page"
+    batch = w.get(f"/recommendations/batch?users={','.join(users)}&placement=promo&n=3")
+    for user in users:
+        want = "odd" if user in in_odd else "promo"
+        assert batch["results"][user]["placement"] == want, user
+
+
+def test_an_arm_naming_an_unknown_placement_is_refused_at_start(tmp_path: Path) -> None:
+    from streamrec.config import ConfigError
+    with pytest.raises(ConfigError) as e:
+        Config.load(None, {"STREAMREC_EXPERIMENTS": json.dumps([EXPERIMENT]),
+                           "STREAMREC_PLACEMENTS": json.dumps([{"name": "even"}])},
+                    service="serve")
+    assert e.value.field == "experiments" and "[0].arms[1].placement" in str(e.value)
+    assert "'odd'" in str(e.value)

@@ -144,12 +144,13 @@ class Service:
         self._training = (now, report)
         return report
 
-    def assignment(self, user: str) -> Assignment | None:
-        """The user's arm in a running experiment (``config.experiments``), None when in none:
-        a salted hash, the same in every worker and replica (``core/experiments/assign.py``)."""
+    def assignment(self, user: str, placement: str | None = None) -> Assignment | None:
+        """The user's arm in a running experiment (``config.experiments``) that applies to a
+        request asking ``placement``, None when in none: a salted hash, the same in every
+        worker and replica (``core/experiments/assign.py``)."""
         if not self.config.experiments:
             return None
-        return assign(self.config.experiments, user, time.time())
+        return assign(self.config.experiments, user, time.time(), placement)
 
     def track(self, user: str | None, version: str, items: Sequence[str],
               arm: Assignment | None = None, placing: PlacementCall | None = None,

@@ -42,7 +42,10 @@ _ARM = {"type": "object", "required": ["name"],
                        "weight": {"type": "number", "minimum": 0,
                                   "description": "Share of the experiment's users, relative to "
                                                  "the other arms' (default 1)."},
-                       "scoring": _SCORING}}
+                       "scoring": _SCORING,
+                       "placement": {"type": "string", "pattern": NAME_PATTERN,
+                                     "description": "A placement that serves this arm's "
+                                                    "users (docs/placements.md)."}}}
 _EXPERIMENT = {"type": "object", "required": ["name", "start", "end", "arms"],
                "properties": {
                    "name": {"type": "string", "pattern": NAME_PATTERN},
@@ -52,6 +55,9 @@ _EXPERIMENT = {"type": "object", "required": ["name", "start", "end", "arms"],
                                "description": "Share of all users in the experiment, in (0, 1] "
                                               "(default 1)."},
                    "salt": {"type": "string", "maxLength": 64},
+                   "placement": {"type": "string", "pattern": NAME_PATTERN,
+                                 "description": "The placement this experiment tests: it "
+                                                "applies to requests asking for it only."},
                    "arms": {"type": "array", "minItems": 2, "maxItems": MAX_ARMS,
                             "items": _ARM}}}
 

@@ -58,14 +58,16 @@ class Assignment:
         return f"{self.experiment.name}.{self.arm.name}"
 
 
-def assign(experiments: Sequence[Experiment], user: str, now: float) -> Assignment | None:
-    """The user's arm in the first running experiment whose traffic share takes them.
+def assign(experiments: Sequence[Experiment], user: str, now: float,
+           placement: str | None = None) -> Assignment | None:
+    """The user's arm in the first running experiment that applies to a request asking
+    ``placement`` (`Experiment.applies`) and whose traffic share takes them.
 
     Experiments that run at the same time are layered in order: a user taken by one is not
     offered to the next. Each draw is independent of the others', so the next experiment's
     arms stay balanced over the users it does get."""
     for experiment in experiments:
-        if experiment.running(now):
+        if experiment.running(now) and experiment.applies(placement):
             arm = arm_of(experiment, user)
             if arm is not None:
                 return Assignment(experiment, arm)

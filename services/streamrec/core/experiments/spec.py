@@ -17,8 +17,12 @@ Written as a custom resource's ``spec.experiments`` (camelCase keys, RFC 3339 ti
         - name: no-recency
           scoring: {recencyDecay: 0}
 
-A placement arm (issue 28) will be one more key of an arm, ``placement: <name>``, exclusive
-with ``scoring`` (`Arm.placement`; docs/experiments.md says how). `parse_experiments` names
+A **placement arm** names a placement (``core/placements/``) instead of, or besides, scoring
+overrides: ``placement: <name>``. An experiment with ``placement: P`` tests that placement: it
+applies only to requests asking ``placement=P``, and each arm's placement serves them in P's
+stead (an arm without one: P itself, the control). An experiment without ``placement``
+applies to every list request of its users, and an arm's placement serves the requests that
+name none. `parse_experiments` names
 the offending field on error (`ExperimentError.path`, e.g. ``[0].arms[1].scoring.historyCap``).
 """
 
@@ -66,6 +70,7 @@ class Arm:
     name: str
     weight: float = 1.0
     scoring: tuple[tuple[str, Any], ...] = ()
+    placement: str | None = None
 
     def scoring_for(self, base: ScoringParams) -> ScoringParams:
         """``base`` (the served snapshot's scoring) with this arm's overrides."""
@@ -84,6 +89,11 @@ class Experiment:
     traffic: float
     arms: tuple[Arm, ...]
     salt: str = ""
+    placement: str | None = None  # the placement it tests (None: every list request)
+
+    def applies(self, placement: str | None) -> bool:
+        """Whether a request asking ``placement`` (None: none) is in this experiment."""
+        return self.placement is None or self.placement == placement
 
     @property
     def key(self) -> str:
@@ -176,17 +186,19 @@ def _scoring(raw: object, path: str) -> tuple[tuple[str, Any], ...]:
 def _arm(raw: object, path: str) -> Arm:
     if not isinstance(raw, Mapping):
         raise ExperimentError(path, "must be an object with a name")
-    _keys(raw, ("name", "weight", "scoring"), path)
+    _keys(raw, ("name", "weight", "scoring", "placement"), path)
     weight = raw.get("weight", 1.0)
+    placement = raw.get("placement")
     return Arm(name=_name(raw.get("name"), f"{path}.name"),
                weight=_number(weight, f"{path}.weight", 0.0, 1e6, open_low=True),
-               scoring=_scoring(raw.get("scoring", {}), f"{path}.scoring"))
+               scoring=_scoring(raw.get("scoring", {}), f"{path}.scoring"),
+               placement=None if placement is None else _name(placement, f"{path}.placement"))
 
 
 def _experiment(raw: object, path: str) -> Experiment:
     if not isinstance(raw, Mapping):
         raise ExperimentError(path, "must be an object (name, start, end, traffic, arms)")
-    _keys(raw, ("name", "start", "end", "traffic", "arms", "salt"), path)
+    _keys(raw, ("name", "start", "end", "traffic", "arms", "salt", "placement"), path)
     for key in ("name", "start", "end", "arms"):
         if raw.get(key) is None:
             raise ExperimentError(f"{path}.{key}", "is required")
@@ -203,10 +215,13 @@ def _experiment(raw: object, path: str) -> Experiment:
     salt = raw.get("salt", "")
     if not isinstance(salt, str) or len(salt) > 64:
         raise ExperimentError(f"{path}.salt", "must be a string of at most 64 characters")
+    placement = raw.get("placement")
     return Experiment(name=_name(raw["name"], f"{path}.name"), start=start, end=end,
                       traffic=_number(raw.get("traffic", 1.0), f"{path}.traffic", 0.0, 1.0,
                                       open_low=True),
-                      arms=parsed, salt=salt)
+                      arms=parsed, salt=salt,
+                      placement=None if placement is None
+                      else _name(placement, f"{path}.placement"))
 
 
 def parse_experiments(raw: object) -> tuple[Experiment, ...]:
@@ -242,10 +257,15 @@ def to_json(experiments: Sequence[Experiment]) -> list[dict[str, Any]]:
         for a in e.arms:
             scoring = {back[f]: (dict(v) if f == "scorer_weights" else v)
                        for f, v in a.scoring if f in names}
-            arms.append({"name": a.name, "weight": a.weight, "scoring": scoring})
+            arm: dict[str, Any] = {"name": a.name, "weight": a.weight, "scoring": scoring}
+            if a.placement is not None:
+                arm["placement"] = a.placement
+            arms.append(arm)
         item: dict[str, Any] = {"name": e.name, "start": _rfc3339(e.start),
                                 "end": _rfc3339(e.end), "traffic": e.traffic, "arms": arms}
         if e.salt:
             item["salt"] = e.salt
+        if e.placement is not None:
+            item["placement"] = e.placement
         out.append(item)
     return out

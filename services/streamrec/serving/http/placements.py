@@ -9,11 +9,13 @@ rate, coverage and the shares of promoted and exploration slots.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from streamrec.core.experiments.assign import Assignment
 from streamrec.core.placements.spec import to_json
 
 from ..online import placements as onlineplacements
@@ -23,6 +25,7 @@ from .context import service
 from .errors import ApiError, check_keys
 
 bp = Blueprint("placements", __name__)
+log = logging.getLogger(__name__)
 
 #: The query parameter of every list route.
 PLACEMENT_KEY = "placement"
@@ -40,6 +43,27 @@ def query_placement(raw: str | None = None, given: bool = False) -> PlacementCal
         known = ", ".join(e.known) or "none are configured"
         raise ApiError(400, "unknown_placement",
                        f"placement {e.name!r:.80} is not configured (known: {known})") from None
+
+
+def arm_and_placement(user: str, asked: PlacementCall | None
+                      ) -> tuple[Assignment | None, PlacementCall | None]:
+    """The user's experiment arm for a request asking ``asked``, and the placement that
+    serves it: the arm's own when it has one (a placement arm, ``core/experiments/spec.py``),
+    else the one asked. An arm naming a placement the watched file no longer has is logged
+    and the asked placement serves (a configuration slip is not the client's 400)."""
+    svc = service()
+    name = None if asked is None else asked.placement.name
+    arm = svc.assignment(user, name)
+    if arm is None or arm.arm.placement is None or (
+            arm.experiment.placement is None and asked is not None):
+        return arm, asked
+    try:
+        return arm, svc.placer.call(arm.arm.placement)
+    except UnknownPlacement:
+        log.warning("experiment %s arm %s names placement %r, which is not configured; the "
+                    "asked placement serves", arm.experiment.name, arm.arm.name,
+                    arm.arm.placement)
+        return arm, asked
 
 
 def _state() -> dict[str, Any]:

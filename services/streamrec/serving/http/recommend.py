@@ -22,7 +22,7 @@ from .context import live, service
 from .errors import ApiError, check_keys, parse_list, parse_n, require
 from .guards import json_body, path_id
 from .params import REC_KEYS, item_filter, list_query, query_fields, scored, with_fields
-from .placements import query_placement
+from .placements import arm_and_placement, query_placement
 
 bp = Blueprint("recommend", __name__)
 
@@ -59,8 +59,8 @@ def placed_query(q: ListQuery, placing: PlacementCall | None) -> ListQuery:
 def _for_user(user: str, allowed: tuple[str, ...]) -> Response:
     check_keys(request.args, allowed)
     user = path_id(user, "user")
-    q, fields, placing = list_query(), query_fields(), query_placement()
-    arm = service().assignment(user)
+    q, fields = list_query(), query_fields()
+    arm, placing = arm_and_placement(user, query_placement())
     listed = live().recommend(user, placed_query(q, placing), None if arm is None else arm.arm,
                               placing)
     return _answer(user, listed, fields, arm, placing, user=user)
@@ -82,10 +82,11 @@ def compat() -> Response:
     check_keys(request.args, ("userId", "recommendationsNumber"))
     user = path_id(require(request.args.get("userId"), "userId"), "user")
     n = parse_n(request.args.get("recommendationsNumber"), "recommendationsNumber")
-    arm = service().assignment(user)
-    a = live().recommend(user, ListQuery(n=n), None if arm is None else arm.arm)
+    arm, placing = arm_and_placement(user, None)
+    a = live().recommend(user, placed_query(ListQuery(n=n), placing),
+                         None if arm is None else arm.arm, placing)
     response = jsonify(user_id=user, recommended_items=a.recs.items)
-    rid = service().track(user, a.version, a.recs.items, arm)
+    rid = service().track(user, a.version, a.recs.items, arm, placing, a.recs.marks)
     if rid is not None:  # a header: the original service's body keeps its two keys
         response.headers["X-Recommendation-Id"] = rid
     return response
@@ -108,22 +109,25 @@ def batch_recommendations() -> Response:
     users = [path_id(u, "user") for u in parse_list(request.args.get("users"), "users") or []]
     if not users or len(users) > MAX_BATCH_USERS:
         raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
-    q, fields, placing = list_query(), query_fields(), query_placement()
+    q, fields, asked = list_query(), query_fields(), query_placement()
     svc = service()
-    arms = {u: a for u in users if (a := svc.assignment(u)) is not None}
-    if placing is None:
+    chosen = {u: arm_and_placement(u, asked) for u in dict.fromkeys(users)}
+    arms = {u: a for u, (a, _) in chosen.items() if a is not None}
+    placings = {u: p for u, (_, p) in chosen.items() if p is not None}
+    if not placings:
         version, lists = live().recommend_batch(users, q, {u: a.arm for u, a in arms.items()})
     else:  # a placement ranks each list itself: one user at a time
-        lists = {u: live().recommend(u, placed_query(q, placing),
-                                     None if u not in arms else arms[u].arm, placing)
-                 for u in dict.fromkeys(users)}
+        lists = {u: live().recommend(u, placed_query(q, placings.get(u)),
+                                     None if u not in arms else arms[u].arm, placings.get(u))
+                 for u in chosen}
         version = next(iter(lists.values())).version
     results = {u: {"items": with_fields(scored(a.recs.items, a.recs.scores, a.recs.marks),
                                         fields),
                    "fallback": a.recs.fallback, "fresh_events": a.fresh_events,
                    "experiment": _experiment(arms.get(u)),
+                   "placement": None if u not in placings else placings[u].placement.name,
                    "recommendation_id": svc.track(u, a.version, a.recs.items, arms.get(u),
-                                                  placing, a.recs.marks)}
+                                                  placings.get(u), a.recs.marks)}
                for u, a in lists.items()}
     return jsonify(results=results, model_version=version,
-                   placement=None if placing is None else placing.placement.name)
+                   placement=None if asked is None else asked.placement.name)
