@@ -621,7 +621,9 @@ def test_killing_the_operator_pod_mid_reconcile_converges_without_duplicates_or_
         resource = json.loads(d.kubectl("get", "recsvc", name, "-n", NS, "-o", "json"))
         uid = resource["metadata"]["uid"]
         names = child_names(name)
-        expected = sorted([("configmap", names["config"], uid), ("service", names["service"], uid),
+        expected = sorted([("configmap", names["config"], uid),
+                           ("configmap", names["placements"], uid),
+                           ("service", names["service"], uid),
                            ("deployment", names["serving"], uid),
                            ("deployment", names["trainer"], uid)])
 

@@ -138,6 +138,7 @@ def s3_secret(cluster: Cluster, name: str = "minio-credentials") -> None:
 
 CHILDREN = [
     ("ConfigMap", "{}-config"),
+    ("ConfigMap", "{}-placements"),
     ("Deployment", "{}-trainer"),
     ("Deployment", "{}-serving"),
     ("Service", "{}"),
@@ -446,7 +447,9 @@ def test_an_experiment_in_a_cr_reaches_the_services_config_as_the_api_server_sto
     assert stored is not None
     assert stored["spec"]["experiments"] == cr["spec"]["experiments"]  # nothing pruned
     spec = parse_spec(stored["spec"])
-    config = Config.from_env(config_data("with-experiment", spec))
+    data = config_data("with-experiment", spec)
+    del data["STREAMREC_PLACEMENTS"]  # names the file mounted in serving pods only
+    config = Config.from_env(data)
     assert config.experiments == spec.experiments and len(config.experiments) == 1
     assert config.experiments[0].arms[1].scoring == (("recency_decay", 0),
                                                      ("scorer_weights", (("als", 1.0),)))
@@ -590,11 +593,27 @@ def test_operator_lifecycle(kube: Any, crd: None, monkeypatch: pytest.MonkeyPatc
         for d in ("trainer", "serving"):
             assert config_hash(cluster, f"{name}-{d}") != hashes[d], d
 
+        # A placement change rewrites the placements ConfigMap only: no pod rolls (issue 28).
+        before = fingerprint(cluster, name)
+        time.sleep(1.1)
+        cluster.patch_cr(name, {"spec": {"placements": [{"name": "home",
+                                                         "diversity": {"maxPerCategory": 2}}]}})
+        wait_for(
+            "the placements ConfigMap to carry home",
+            lambda: '"home"' in (cluster.get("ConfigMap", f"{name}-placements") or {})
+            .get("data", {}).get("placements.json", ""),
+        )
+        wait_for("Ready after the change", lambda: settled(cluster, name), 60,
+                 lambda: cluster.get("RecommenderService", name))
+        after = fingerprint(cluster, name)
+        assert sorted(key for key in before if before[key] != after[key]) == [
+            f"ConfigMap/{name}-placements", f"ConfigMap/{name}-placements@rv"]
+
     # Restart: resuming finds every child up to date and writes nothing.
     before = fingerprint(cluster, name)
     with operator(cluster.ns, monkeypatch, kube.kubeconfig) as runner:
         time.sleep(6)  # resume runs at start-up; the check happens after the runner stops
-    assert "children reconciled: 0 created, 0 patched, 6 unchanged, 0 deleted" in runner.output, (
+    assert "children reconciled: 0 created, 0 patched, 7 unchanged, 0 deleted" in runner.output, (
         runner.output
     )
     assert fingerprint(cluster, name) == before
@@ -774,6 +793,7 @@ def test_replicas_and_factors_changes_patch_exactly_the_children_they_concern(
         before = quiet_versions(cluster, name)
         assert set(before) == {
             f"ConfigMap/{name}-config",
+            f"ConfigMap/{name}-placements",
             trainer,
             serving,
             f"Service/{name}",
@@ -927,8 +947,9 @@ def test_the_streamrec_operator_command_serves_liveness_and_reconciles(
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     assert code == 0, log.read_text()
-    # six children and the generated write-token Secret (the example's Ingress exposes writes)
-    assert "children reconciled: 7 created" in log.read_text()
+    # seven children (two ConfigMaps) and the generated write-token Secret (the example's
+    # Ingress exposes writes)
+    assert "children reconciled: 8 created" in log.read_text()
 
 
 def test_kubectl_shows_the_printer_columns(kube: Any, crd: None) -> None:
