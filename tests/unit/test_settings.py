@@ -330,3 +330,32 @@ def test_a_bad_experiment_flag_or_file_names_the_field_and_where_it_came_from(
     with pytest.raises(ConfigError, match=r"\[0\]\.start: needs a time zone"):
         naive = text.replace("00:00:00Z\n  end", "00:00:00\n  end")
         Config.from_env({"STREAMREC_EXPERIMENTS": naive})
+
+
+_BAD_PLACEMENT = [{"name": "home", "boosts": [{"when": "true", "add": 1},
+                                              {"when": "'a' in categoris", "add": 1}]}]
+
+
+def test_a_bad_placement_in_a_cr_is_rejected_naming_the_field() -> None:
+    spec: dict[str, Any] = _minimal()
+    spec["placements"] = _BAD_PLACEMENT
+    with pytest.raises(InvalidSpec) as err:
+        parse_spec(spec)
+    assert err.value.field_path == "spec.placements[0].boosts[1].when"
+    spec["placements"] = [{"name": "home", "filter": "'Drama' in categories"}]
+    assert parse_spec(spec).placements is not None
+
+
+def test_a_bad_placement_flag_or_file_is_refused_naming_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"invalid placements \(from STREAMREC_PLACEMENTS\): "
+                                          r"\[0\]\.boosts\[1\]\.when: names 'categoris'"):
+        Config.from_env({"STREAMREC_PLACEMENTS": json.dumps(_BAD_PLACEMENT)})
+    path = tmp_path / "placements.yaml"
+    path.write_text(yaml.safe_dump(_BAD_PLACEMENT))
+    with pytest.raises(ConfigError, match=r"invalid placements \(from --placements\): "
+                                          r"\[0\]\.boosts\[1\]\.when"):
+        Config.load(build_parser().parse_args(["run", "--placements", str(path)]), {},
+                    service="run")
+    path.write_text(yaml.safe_dump([{"name": "home"}]))
+    source = Config.from_env({"STREAMREC_PLACEMENTS": str(path)}).placements
+    assert source.path == str(path) and [p.name for p in source.placements] == ["home"]
