@@ -37,7 +37,10 @@ from .feed import ImpressionsFollower
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PlacementCall", "Placer", "UnknownPlacement"]
+__all__ = ["EXPIRE_EVERY_S", "PlacementCall", "Placer", "UnknownPlacement"]
+
+#: Seconds between two passes dropping impressions past their day (`Impressions.expire`).
+EXPIRE_EVERY_S = 60.0
 
 
 class UnknownPlacement(LookupError):
@@ -80,6 +83,7 @@ class Placer:
             if impressions_factory is not None else None
         self.rng = random.Random()
         self._errors: dict[str, int] = {}  # expression -> failures already counted
+        self._expired_at = 0.0
         self.book.on_tick(self.refresh)
 
     # -- keeping the arrays current --------------------------------------------------------
@@ -102,7 +106,10 @@ class Placer:
         s = self.live.current()
         if s is not None and self.book.placements:
             self._build(s.snapshot.model)
-        self.impressions.expire(time.time())
+        now = time.time()
+        if now - self._expired_at >= EXPIRE_EVERY_S:  # a pass over every user: not each tick
+            self._expired_at = now
+            self.impressions.expire(now)
 
     def on_swap(self, served: Served) -> None:
         """Holder listener, after the catalogue is taken: the new model's arrays, built once
