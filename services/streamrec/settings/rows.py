@@ -222,7 +222,7 @@ SETTINGS: tuple[Setting, ...] = (
             "per item by the sequential scorer (the heaviest; bounds its memory).", (T, R),
             cr="scoring.sequentialSuccessors", helm="example.scoring.sequentialSuccessors"),
     Setting("sequential_query_items", _i(1, 1_000), _SEQUENTIAL.query_items, "A user's newest "
-            "distinct items the sequential scorer reads, the newest weighted 1, the next 1/2...",
+            "distinct items the sequential scorer reads (weighted by sequential_query_decay).",
             (T, R), cr="scoring.sequentialQueryItems",
             helm="example.scoring.sequentialQueryItems"),
     Setting("sequential_query_decay", _n(0.0, 10.0), _SEQUENTIAL.query_decay, "Weight of "
