@@ -93,6 +93,8 @@ class Config:
     sequential_steps: int = _D["sequential_steps"]
     sequential_successors: int = _D["sequential_successors"]
     sequential_query_items: int = _D["sequential_query_items"]
+    sequential_query_decay: float = _D["sequential_query_decay"]
+    sequential_predecessors: float = _D["sequential_predecessors"]
     ann_min_items: int = _D["ann_min_items"]
     ann_ef_search: int = _D["ann_ef_search"]
     store: str = _D["store"]
@@ -169,7 +171,9 @@ class Config:
     def sequential(self) -> SequentialParams:
         return SequentialParams(steps=self.sequential_steps,
                                 successors=self.sequential_successors,
-                                query_items=self.sequential_query_items)
+                                query_items=self.sequential_query_items,
+                                query_decay=self.sequential_query_decay,
+                                predecessors=self.sequential_predecessors)
 
     @property
     def ann(self) -> AnnParams:

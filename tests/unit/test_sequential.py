@@ -72,13 +72,42 @@ def test_each_item_keeps_only_its_heaviest_successors():
     assert t.getnnz(axis=1).max() <= 2
 
 
-def test_the_query_weighs_the_newest_distinct_items_one_over_their_position():
-    items, weights = query_weights([4, 7, 4, 9], 2)
-    assert items.tolist() == [9, 4] and weights.tolist() == pytest.approx([1.0, 0.5])
+def test_the_query_weighs_the_newest_distinct_items_exponentially_by_position():
+    items, weights = query_weights([4, 7, 4, 9], 3, 0.5)
+    assert items.tolist() == [9, 4, 7]
+    assert weights.tolist() == pytest.approx([1.0, np.exp(-0.5), np.exp(-1.0)])
+    _, default = query_weights([4, 7, 4, 9], 2)  # the default decay, 0.3
+    assert default.tolist() == pytest.approx([1.0, np.exp(-0.3)])
+    _, flat = query_weights([4, 7, 9], 3, 0.0)
+    assert flat.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_predecessor_counts_are_the_transitions_read_backwards():
+    p = _dense(transitions(_history([(0, 1.0), (1, 1.0), (2, 1.0), (3, 1.0)]), 4, 2, 10,
+                           backward=True))
+    want = np.zeros((4, 4), np.float32)
+    want[1, 0], want[2, 0] = 1.0, 0.5
+    want[2, 1], want[3, 1] = 1.0, 0.5
+    want[3, 2] = 1.0
+    np.testing.assert_allclose(p, want)
+
+
+def test_a_request_sums_successors_and_predecessors_weighted_gamma():
+    # T: 0 -> 1 (1.0), 1 -> 2 (2.0); P: 1 -> 0 (1.0), 2 -> 1 (2.0); history 0 then 1.
+    t = sp.csr_matrix(np.array([[0, 1, 0], [0, 0, 2], [0, 0, 0]], np.float32))
+    p = sp.csr_matrix(np.array([[0, 0, 0], [1, 0, 0], [0, 2, 0]], np.float32))
+    sr = Sequential(t, SequentialParams(query_decay=0.5, predecessors=0.25), before=p)
+    q = np.exp(-0.5)  # item 0 is the second newest
+    np.testing.assert_allclose(sr.scores_in_order(np.array([0, 1])),
+                               [0.25 * 1.0, q * 1.0, 2.0], rtol=1e-6)
+    alone = Sequential(t, SequentialParams(query_decay=0.5, predecessors=0.0), before=p)
+    np.testing.assert_allclose(alone.scores_in_order(np.array([0, 1])), [0.0, q, 2.0],
+                               rtol=1e-6)
 
 
 def test_bad_sequential_settings_are_refused():
-    for bad in ({"steps": 0}, {"successors": -1}, {"query_items": 1.5}, {"steps": True}):
+    for bad in ({"steps": 0}, {"successors": -1}, {"query_items": 1.5}, {"steps": True},
+                {"query_decay": -0.1}, {"predecessors": 1.5}, {"predecessors": float("nan")}):
         with pytest.raises(ValueError, match="sequential"):
             SequentialParams(**bad)
 
@@ -121,10 +150,30 @@ def test_the_trainer_fits_sequential_rules_from_the_windows_order(model):
     assert model.item_ids[int(cols[0])] == "i4"  # what most often came right after i3
 
 
+def test_what_comes_next_reads_the_forward_counts_alone_though_requests_read_both(model):
+    sr = model.scorers["sequential"]
+    assert isinstance(sr, Sequential) and sr.before is not None
+    i3 = model.item_ids.get("i3")
+    after = {model.item_ids[int(c)] for c in sr.successors_of(i3)[0]}
+    before = {model.item_ids[int(c)] for c in sr.before[i3].indices}
+    assert after == {"i4", "i5", "i6"} and before == {"i0", "i1", "i2"}
+    assert set(model.next_items("i3", n=10).items) == {"i4", "i5", "i6"}
+
+
+def test_without_predecessors_the_trainer_builds_only_the_forward_counts():
+    window = _window()
+    m = with_scoring(fit(window.build(), ALSParams(factors=2, iterations=1, num_threads=1)),
+                     window.contents(), SR_ONLY)
+    m = with_scorer(m, "sequential", SequentialParams(predecessors=0.0), threads=1)
+    sr = m.scorers["sequential"]
+    assert isinstance(sr, Sequential) and sr.before is None
+    assert set(sr.to_arrays()) == {"indptr", "indices", "data"}
+
+
 def test_a_new_event_changes_the_next_answer_through_the_sequential_term_with_no_retrain(model):
     before = model.recommend("new-user", n=1, extra=[("i2", 1.0, None)], scoring=SR_ONLY)
-    after = model.recommend("new-user", n=1, extra=[("i2", 1.0, None), ("i6", 1.0, None)],
-                            scoring=SR_ONLY)
+    after = model.recommend("new-user", n=1, extra=[("i2", 1.0, None), ("i5", 1.0, None),
+                                                     ("i6", 1.0, None)], scoring=SR_ONLY)
     assert before.items == ["i3"] and after.items == ["i7"]
 
 
@@ -148,9 +197,18 @@ def test_the_sequential_scorer_round_trips_through_a_snapshot(tmp_path, model):
     sr, want = loaded.scorers["sequential"], model.scorers["sequential"]
     assert isinstance(sr, Sequential) and sr.params == want.params
     np.testing.assert_array_equal(_dense(sr.matrix), _dense(want.matrix))
+    np.testing.assert_array_equal(_dense(sr.before), _dense(want.before))
     extra = [("i1", 1.0, None)]
     assert (loaded.recommend("u1", n=5, extra=extra, scoring=BLEND)
             == model.recommend("u1", n=5, extra=extra, scoring=BLEND))
+
+
+def test_a_snapshot_without_predecessor_counts_scores_with_the_forward_ones_alone():
+    arrays = {"indptr": np.array([0, 1, 1], np.int64), "indices": np.array([1], np.int32),
+              "data": np.array([2.0], np.float32)}
+    sr = Sequential.from_arrays(arrays, {"steps": 10, "successors": 100, "query_items": 20}, 2)
+    assert sr.before is None and sr.params.predecessors == 0.35
+    np.testing.assert_allclose(sr.scores_in_order(np.array([0])), [0.0, 2.0])
 
 
 def test_a_snapshot_whose_transitions_do_not_fit_the_catalogue_is_refused():

@@ -3,6 +3,7 @@ unknown, erased and successor-less items, and through a model without the sequen
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from streamrec.core.catalog.records import Catalogue, ItemRecord
 from streamrec.core.events import Event
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.model import ALSParams, Model
+from streamrec.core.scoring.sequential import SequentialParams
 from streamrec.core.scoring.training import fit, with_scorer, with_scoring
 from streamrec.core.window.sliding import SlidingWindow
 
@@ -38,7 +40,9 @@ def model(window: SlidingWindow) -> Model:
     m = fit(window.build(), ALSParams(factors=4, iterations=5, num_threads=1))
     m = with_scoring(m, window.contents(), SCORING)
     m = with_scorer(m, "item_item", None, threads=1)
-    return with_scorer(m, "sequential", None, threads=1)
+    # The query halves per position back (decay ln 2; the default 0.3 weighs the one before
+    # the newest 0.74), so a three-item session's newest item drives the answer.
+    return with_scorer(m, "sequential", SequentialParams(query_decay=math.log(2)), threads=1)
 
 
 def _catalogue() -> Catalogue:

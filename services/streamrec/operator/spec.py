@@ -203,6 +203,8 @@ class ScoringSpec:
     sequential_steps: int = _d("sequential_steps")
     sequential_successors: int = _d("sequential_successors")
     sequential_query_items: int = _d("sequential_query_items")
+    sequential_query_decay: float = _d("sequential_query_decay")
+    sequential_predecessors: float = _d("sequential_predecessors")
     ann_min_items: int = _d("ann_min_items")
     ann_ef_search: int = _d("ann_ef_search")
     # END GENERATED: make settings (section scoring)

@@ -226,9 +226,18 @@ SETTINGS: tuple[Setting, ...] = (
             "per item by the sequential scorer (the heaviest; bounds its memory).", (T, R),
             cr="scoring.sequentialSuccessors", helm="example.scoring.sequentialSuccessors"),
     Setting("sequential_query_items", _i(1, 1_000), _SEQUENTIAL.query_items, "A user's newest "
-            "distinct items the sequential scorer reads, the newest weighted 1, the next 1/2...",
+            "distinct items the sequential scorer reads (weighted by sequential_query_decay).",
             (T, R), cr="scoring.sequentialQueryItems",
             helm="example.scoring.sequentialQueryItems"),
+    Setting("sequential_query_decay", _n(0.0, 10.0), _SEQUENTIAL.query_decay, "Weight of "
+            "those items by position p (the newest 1): exp(-decay x (p - 1)); 0: all alike.",
+            (T, R), cr="scoring.sequentialQueryDecay",
+            helm="example.scoring.sequentialQueryDecay"),
+    Setting("sequential_predecessors", _n(0.0, 1.0), _SEQUENTIAL.predecessors, "Weight of "
+            "the backward counts (what came before an item) beside the forward ones in the "
+            "sequential scorer's scores; 0: forward only (the next-items route always is).",
+            (T, R), cr="scoring.sequentialPredecessors",
+            helm="example.scoring.sequentialPredecessors"),
     # Item search past brute force (core/scoring/ann.py); thresholds measured in bench/ann.py.
     Setting("ann_min_items", _i(0, 1_000_000_000), _ANN.min_items, "Smallest catalogue for "
             "which the trainer builds an HNSW graph (faiss, inner product) into the snapshot, "

@@ -9,7 +9,8 @@ For a user (or an anonymous session) the request path
 3. asks each scorer (``scorer.py``) of the blend table ``{name: weight}`` for its scores of
    every item over the same weighted history: ALS folds it into a user vector and scores
    ``s_als = Y x_u`` (``als.py``), the item-item model ``s_ii = Σ r_i B[i, :]`` (``itemitem.py``),
-   the sequential rules ``s_sr = Σ_p T[item_p, :] / p`` over the newest items in order
+   the sequential rules ``s_sr = Σ_p q_p (T[item_p, :] + γ P[item_p, :])`` over the newest
+   items in order
    (``sequential.py``);
 4. sums the standardised scores:
 

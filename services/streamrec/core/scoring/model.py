@@ -656,7 +656,8 @@ class Model:
         sr = self.scorers.get("sequential")
         if "sequential" not in table or not isinstance(sr, Sequential):
             return driven_by, []
-        earlier, pos_weights = query_weights(positive, sr.params.query_items)
+        earlier, pos_weights = query_weights(positive, sr.params.query_items,
+                                              sr.params.query_decay)
         out = []
         for position, (e, pw) in enumerate(zip(earlier.tolist(), pos_weights.tolist(),
                                                strict=True), start=1):

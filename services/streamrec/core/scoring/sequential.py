@@ -8,11 +8,19 @@ every user's positive events in order, how often item ``j`` follows item ``i`` w
     T[i, j] = Σ_users Σ_{p < q, q - p <= steps, s_p = i, s_q = j, i ≠ j} 1 / (q - p)
 
 Only the ``successors`` largest entries of each row are kept (bounded memory: at most
-``items x successors`` float32 entries, a CSR matrix in the snapshot). A history is scored
-from its order, newest first: the user's last ``query_items`` distinct items, the item at
-position ``p`` (1 = the newest) weighted ``1 / p``:
+``items x successors`` float32 entries, a CSR matrix in the snapshot). The same counts the
+other way round, ``P[i, j]``: item ``j`` came within ``steps`` events *before* item ``i``
+(``P`` is ``T``'s transpose before each row keeps its ``successors`` largest), give what goes
+with an item from the other side. A history is scored from its order, newest first: the
+user's last ``query_items`` distinct items, the item at position ``p`` (1 = the newest)
+weighted ``q_p = exp(-query_decay · (p - 1))``:
 
-    s_j = Σ_p T[item_p, j] / p
+    s_j = Σ_p q_p (T[item_p, j] + γ P[item_p, j]),   γ = ``predecessors``
+
+(Ludewig et al. 2021 weigh the query by position too; counting both directions, lightly, is
+their "sequence-aware" kNN's and SR's middle ground. The defaults, γ = 0.35 and a decay of
+0.3, were chosen on the validation half of both ML-100K protocols: docs/evaluation.md, issue
+27.) ``GET /items/{item}/next`` and ``because`` read ``T`` alone: what came *next*.
 
 so the item a user just touched drives their next answer, with no retrain: serving puts every
 fresh event at the end of the history (``blend.weighted_history``). Negative feedback is no
@@ -27,6 +35,7 @@ must not install; the counts are a few vectorised numpy and scipy lines.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -49,28 +58,42 @@ Array = npt.NDArray[Any]
 @dataclass(frozen=True)
 class SequentialParams:
     """``steps``: how many events after an item count as coming next (weight ``1/distance``);
-    ``successors``: the entries kept per item (top by weight); ``query_items``: how many of a
-    user's newest distinct items score a request (weight ``1/position``)."""
+    ``successors``: the entries kept per item (top by weight), forward and backward each;
+    ``query_items``: how many of a user's newest distinct items score a request;
+    ``query_decay``: their weight ``exp(-query_decay · (position - 1))``, the newest 1 (0:
+    all 1); ``predecessors``: the weight γ of the backward counts ``P`` beside ``T`` in a
+    request's scores (0: ``T`` alone, and the trainer builds no ``P``)."""
 
     steps: int = 10
     successors: int = 100
     query_items: int = 20
+    query_decay: float = 0.3
+    predecessors: float = 0.35
 
     def __post_init__(self) -> None:
         for name in ("steps", "successors", "query_items"):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
                 raise ValueError(f"sequential {name} must be an integer >= 1, got {value!r}")
+        for name, high in (("query_decay", 10.0), ("predecessors", 1.0)):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and 0.0 <= value <= high):
+                raise ValueError(f"sequential {name} must be a number in [0, {high:g}], "
+                                 f"got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def transitions(history: History, items: int, steps: int, successors: int) -> sp.csr_matrix:
+def transitions(history: History, items: int, steps: int, successors: int,
+                backward: bool = False) -> sp.csr_matrix:
     """The SR matrix ``T`` (float32 CSR, shape ``(items, items)``) of ``history``'s positive
     events (weight > 0), each user's in order; each row keeps its ``successors`` largest
-    entries (ties: the lower item index). Raises ``ValueError`` for ``steps`` or
-    ``successors`` < 1, or an item index outside ``[0, items)``."""
+    entries (ties: the lower item index). ``backward``: the predecessor counts ``P`` instead
+    (``P[i, j]``: ``j`` came before ``i``; ``T``'s transpose before the pruning). Raises
+    ``ValueError`` for ``steps`` or ``successors`` < 1, or an item index outside
+    ``[0, items)``."""
     if steps < 1 or successors < 1:
         raise ValueError(f"steps and successors must be >= 1, got {steps} and {successors}")
     indptr = np.asarray(history.indptr, dtype=np.int64)
@@ -86,6 +109,8 @@ def transitions(history: History, items: int, steps: int, successors: int) -> sp
     for d in range(1, min(steps, max(len(seq) - 1, 0)) + 1):
         a, b = seq[:-d], seq[d:]
         ok = (user[:-d] == user[d:]) & (a != b)
+        if backward:
+            a, b = b, a
         rows.append(a[ok])
         cols.append(b[ok])
         vals.append(np.full(int(ok.sum()), 1.0 / d, dtype=np.float32))
@@ -113,27 +138,34 @@ def _top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return out
 
 
-def query_weights(order: npt.ArrayLike, query_items: int) -> tuple[Idx, F32]:
+def query_weights(order: npt.ArrayLike, query_items: int,
+                  query_decay: float = 0.3) -> tuple[Idx, F32]:
     """The newest ``query_items`` distinct items of ``order`` (item indices, oldest first,
-    repeats allowed) and their weights ``1/position`` (the newest: 1), newest first."""
+    repeats allowed) and their weights ``exp(-query_decay · (position - 1))`` (the newest:
+    1; float32), newest first."""
     seq = np.asarray(order, dtype=np.intp).reshape(-1)[::-1]
     _, first = np.unique(seq, return_index=True)
     newest = seq[np.sort(first)][:query_items]
-    return newest, (1.0 / np.arange(1, len(newest) + 1)).astype(np.float32)
+    return newest, np.exp(-query_decay * np.arange(len(newest))).astype(np.float32)
 
 
 class Sequential:
-    """The SR matrix ``T`` (float32 CSR ``(items, items)``, maybe memory-mapped) and how to
-    score a history in order with it: the :class:`~.scorer.Scorer` named ``sequential``."""
+    """The SR matrix ``T`` and the predecessor counts ``P`` (float32 CSR ``(items, items)``
+    each, maybe memory-mapped; ``P`` None: ``T`` alone) and how to score a history in order
+    with them: the :class:`~.scorer.Scorer` named ``sequential``."""
 
     name: ClassVar[str] = "sequential"
     params_type: ClassVar[type[SequentialParams]] = SequentialParams
 
     def __init__(self, matrix: sp.csr_matrix, params: SequentialParams | None = None,
-                 seconds: float = 0.0, transitions_counted: int = 0) -> None:
+                 seconds: float = 0.0, transitions_counted: int = 0,
+                 before: sp.csr_matrix | None = None) -> None:
         if len(matrix.shape) != 2 or matrix.shape[0] != matrix.shape[1]:
             raise ValueError(f"the transition matrix must be square, got {matrix.shape}")
+        if before is not None and before.shape != matrix.shape:
+            raise ValueError(f"the predecessor matrix is {before.shape}, not {matrix.shape}")
         self.matrix = matrix
+        self.before = before
         self.params = params or SequentialParams()
         self.seconds = seconds
         self.transitions_counted = transitions_counted
@@ -143,19 +175,28 @@ class Sequential:
         return int(self.matrix.shape[0])
 
     def scores(self, items: npt.ArrayLike, weights: npt.ArrayLike) -> F32:
-        """Without an order: ``Σ_i w_i T[i, :]`` over the positive items (float32,
-        ``(items,)``); the request path calls :meth:`scores_in_order` instead."""
+        """Without an order: ``Σ_i w_i (T[i, :] + γ P[i, :])`` over the positive items
+        (float32, ``(items,)``); the request path calls :meth:`scores_in_order` instead."""
         idx = np.asarray(items, dtype=np.intp).reshape(-1)
         w = np.asarray(weights, dtype=np.float32).reshape(-1)
         keep = w > 0
-        return sparse_row_sum(self.matrix, idx[keep], w[keep])
+        return self._summed(idx[keep], w[keep])
 
     def scores_in_order(self, order: npt.ArrayLike) -> F32:
-        """``Σ_p T[item_p, :] / p`` over the newest ``query_items`` distinct items of
-        ``order`` (item indices of positive events, oldest first; intp ``(k,)``). Returns
-        float32 ``(items,)``; zeros when no item has a known successor."""
-        idx, w = query_weights(order, self.params.query_items)
-        return sparse_row_sum(self.matrix, idx, w)
+        """``Σ_p q_p (T[item_p, :] + γ P[item_p, :])`` over the newest ``query_items``
+        distinct items of ``order`` (item indices of positive events, oldest first; intp
+        ``(k,)``), ``q_p = exp(-query_decay · (p - 1))``. Returns float32 ``(items,)``; zeros
+        when no item has a known neighbour in order."""
+        idx, w = query_weights(order, self.params.query_items, self.params.query_decay)
+        return self._summed(idx, w)
+
+    def _summed(self, idx: Idx, w: F32) -> F32:
+        """``Σ_k w_k (T[idx_k, :] + γ P[idx_k, :])``, float32 ``(items,)``."""
+        out = sparse_row_sum(self.matrix, idx, w)
+        gamma = self.params.predecessors
+        if self.before is not None and gamma > 0:
+            out += np.float32(gamma) * sparse_row_sum(self.before, idx, w)
+        return out
 
     def _row(self, item: int) -> tuple[Idx, F32]:
         """Row ``item`` of ``T``: its successors (intp) and weights (float32), stored order."""
@@ -177,10 +218,12 @@ class Sequential:
         return float(vals[int(at[0])]) if len(at) else 0.0
 
     def to_arrays(self) -> dict[str, Array]:
-        """``indptr`` (int64), ``indices`` (int32), ``data`` (float32): ``T`` as CSR."""
-        return {"indptr": np.asarray(self.matrix.indptr, dtype=np.int64),
-                "indices": np.asarray(self.matrix.indices, dtype=np.int32),
-                "data": np.asarray(self.matrix.data, dtype=np.float32)}
+        """``indptr`` (int64), ``indices`` (int32), ``data`` (float32): ``T`` as CSR; with
+        ``P``, the same three prefixed ``before_``."""
+        out = _csr_arrays(self.matrix)
+        if self.before is not None:
+            out.update({f"before_{k}": v for k, v in _csr_arrays(self.before).items()})
+        return out
 
     def meta(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "transitions": self.transitions_counted,
@@ -195,23 +238,41 @@ class Sequential:
         if history is None:
             raise ValueError("the sequential scorer needs the window's ordered history")
         started = time.perf_counter()
-        matrix = transitions(history, user_items.shape[1], params.steps, params.successors)
+        items = user_items.shape[1]
+        matrix = transitions(history, items, params.steps, params.successors)
+        before = (transitions(history, items, params.steps, params.successors, backward=True)
+                  if params.predecessors > 0 else None)
         return cls(matrix, params, time.perf_counter() - started,
-                   int(np.count_nonzero(np.asarray(history.weights) > 0)))
+                   int(np.count_nonzero(np.asarray(history.weights) > 0)), before)
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, Array], meta: Mapping[str, Any],
                     items: int) -> Sequential:
         """Raises ``ValueError`` for arrays that are not an ``items x items`` CSR matrix,
-        ``KeyError`` for a missing one."""
+        ``KeyError`` for a missing one. A snapshot without ``before_*`` arrays (written
+        before the predecessor counts, or with ``predecessors`` 0) scores with ``T`` alone."""
         rest = dict(meta)
         seconds = float(rest.pop("seconds", 0.0))
         counted = int(rest.pop("transitions", 0))
-        indptr, indices, data = arrays["indptr"], arrays["indices"], arrays["data"]
-        if (len(indptr) != items + 1 or int(indptr[-1]) != len(indices)
-                or len(data) != len(indices)):
-            raise ValueError("sequential arrays do not describe an items x items matrix")
-        if len(indices) and (int(np.min(indices)) < 0 or int(np.max(indices)) >= items):
-            raise ValueError("sequential indices outside the catalogue")
-        matrix = sp.csr_matrix((data, indices, indptr), shape=(items, items), copy=False)
-        return cls(matrix, SequentialParams(**rest) if rest else None, seconds, counted)
+        matrix = _csr(arrays, "", items)
+        before = _csr(arrays, "before_", items) if "before_indptr" in arrays else None
+        return cls(matrix, SequentialParams(**rest) if rest else None, seconds, counted,
+                   before)
+
+
+def _csr_arrays(m: sp.csr_matrix) -> dict[str, Array]:
+    return {"indptr": np.asarray(m.indptr, dtype=np.int64),
+            "indices": np.asarray(m.indices, dtype=np.int32),
+            "data": np.asarray(m.data, dtype=np.float32)}
+
+
+def _csr(arrays: Mapping[str, Array], prefix: str, items: int) -> sp.csr_matrix:
+    """The ``items x items`` CSR matrix of ``arrays``' ``<prefix>indptr/indices/data``."""
+    indptr = arrays[f"{prefix}indptr"]
+    indices, data = arrays[f"{prefix}indices"], arrays[f"{prefix}data"]
+    if (len(indptr) != items + 1 or int(indptr[-1]) != len(indices)
+            or len(data) != len(indices)):
+        raise ValueError("sequential arrays do not describe an items x items matrix")
+    if len(indices) and (int(np.min(indices)) < 0 or int(np.max(indices)) >= items):
+        raise ValueError("sequential indices outside the catalogue")
+    return sp.csr_matrix((data, indices, indptr), shape=(items, items), copy=False)
