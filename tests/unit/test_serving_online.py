@@ -103,7 +103,7 @@ def test_tracking_off_serves_null_ids_and_stats_say_so(
     assert w.get("/users/u0/recommendations")["recommendation_id"] is None
     assert "X-Recommendation-Id" not in w.client.get("/?userId=u0").headers
     assert w.get("/stats") == {"tracking": False, "online": None, "experiments": [],
-                               "models": w.get("/stats")["models"]}
+                               "placements": {}, "models": w.get("/stats")["models"]}
     assert "streamrec_online_lists_total" not in w.client.get("/metrics").get_data(as_text=True)
 
 

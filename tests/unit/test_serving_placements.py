@@ -190,6 +190,7 @@ def test_stats_per_placement_count_lists_clicks_slots_and_coverage(
     assert 'streamrec_placement_lists_total{placement="promo"} 1.0' in text
     assert 'streamrec_placement_slots_total{kind="promoted",placement="promo"} 1.0' in text
     assert a.get("/placements/nope", 404)["error"] == "unknown_placement"
+    assert a.get("/stats")["placements"]["promo"] == got  # /stats carries them too
 
 
 def test_an_erased_user_leaves_the_impressions(two: tuple[Worker, Worker]) -> None:

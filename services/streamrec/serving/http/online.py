@@ -9,6 +9,7 @@ import time
 from flask import Blueprint, Response, jsonify, request
 
 from ..online import experiments as onlineexperiments
+from ..online import placements as onlineplacements
 from ..online import stats as onlinestats
 from .context import service
 from .errors import check_keys
@@ -21,11 +22,13 @@ def stats() -> Response:
     check_keys(request.args, ())
     svc = service()
     c = svc.config
-    online, experiments = None, []
+    online, experiments, placements = None, [], {}
     if svc.online is not None:
         now = time.time()
         state = onlinestats.replica_state(svc.online, now)
         online = onlinestats.stats(state, c.online_horizon, c.online_positive)
         experiments = onlineexperiments.results(c.experiments, state, now)
+        placements = onlineplacements.results(svc.placer.book.placements, state,
+                                              svc.model_items())
     return jsonify(tracking=svc.online is not None, online=online, experiments=experiments,
-                   models=svc.models.list())
+                   placements=placements, models=svc.models.list())
