@@ -80,15 +80,19 @@ def placements_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def two(tmp_path: Path, model: Model, window: SlidingWindow,
-        placements_file: Path) -> tuple[Worker, Worker]:
-    log = MemLog()
-    store = LocalStore(tmp_path / "store")
+def _published(tmp_path: Path, model: Model, window: SlidingWindow) -> MemLog:
+    """A snapshot of ``model`` with the catalogue in the store the workers read; their log."""
     path = tmp_path / "build" / "000000000001"
     write_snapshot(path, model, window.contents(), {0: 0}, "000000000001",
                    catalog=_catalogue().to_bytes({}))
-    store.publish(path, "000000000001")
+    LocalStore(tmp_path / "store").publish(path, "000000000001")
+    return MemLog()
+
+
+@pytest.fixture
+def two(tmp_path: Path, model: Model, window: SlidingWindow,
+        placements_file: Path) -> tuple[Worker, Worker]:
+    log = _published(tmp_path, model, window)
     workers = (Worker(tmp_path, log, str(placements_file)),
                Worker(tmp_path, log, str(placements_file)))
     for w in workers:
@@ -214,13 +218,7 @@ def test_an_erased_item_leaves_the_impressions_and_the_exploration_counts(
 
 def _arms_world(tmp_path: Path, model: Model, window: SlidingWindow,
                 experiment: dict[str, Any]) -> Worker:
-    log = MemLog()
-    store = LocalStore(tmp_path / "store")
-    path = tmp_path / "build" / "000000000001"
-    write_snapshot(path, model, window.contents(), {0: 0}, "000000000001",
-                   catalog=_catalogue().to_bytes({}))
-    store.publish(path, "000000000001")
-    w = Worker(tmp_path, log, json.dumps(PLACEMENTS))
+    w = Worker(tmp_path, _published(tmp_path, model, window), json.dumps(PLACEMENTS))
     w.service.config = dataclasses.replace(
         w.service.config, experiments=parse_experiments([experiment]))
     assert w.service.reloader.check_once()

@@ -28,7 +28,7 @@ from streamrec.core.experiments.spec import (
 
 from .kinds import BadValue, Kind
 
-__all__ = ["Experiments"]
+__all__ = ["Experiments", "list_or_file"]
 
 _NUMBER = {"type": "number"}
 _SCORING = {"type": "object", "description": "Overrides of the snapshot's scoring (the keys of "
@@ -62,18 +62,26 @@ _EXPERIMENT = {"type": "object", "required": ["name", "start", "end", "arms"],
                             "items": _ARM}}}
 
 
+def list_or_file(raw: str) -> tuple[str, str | None]:
+    """A list setting's text: ``raw`` itself when it is a list in JSON or YAML (it starts
+    with ``[`` or ``-``, or spans lines), else the file it names, read; and that path (None for
+    inline text). `BadValue` when the file cannot be read."""
+    text = raw.strip()
+    if text.startswith(("[", "-")) or "\n" in text:
+        return text, None
+    try:
+        return Path(text).read_text(encoding="utf-8"), text
+    except OSError as e:
+        raise BadValue(f"neither a list nor a readable file: {e}") from None
+
+
 class Experiments(Kind):
     """A list of experiments: JSON/YAML text or a file's path as text, a list in a CR."""
 
     says_why = True
 
     def parse(self, raw: str) -> tuple[Experiment, ...]:
-        text = raw.strip()
-        if not text.startswith(("[", "-")) and "\n" not in text:  # else a path
-            try:
-                text = Path(text).read_text(encoding="utf-8")
-            except OSError as e:
-                raise BadValue(f"neither a list nor a readable file: {e}") from None
+        text, _ = list_or_file(raw)
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as e:

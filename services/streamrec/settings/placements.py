@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -32,7 +31,7 @@ from streamrec.core.placements.spec import (
     to_json,
 )
 
-from .experiments import _SCORING
+from .experiments import _SCORING, list_or_file
 from .kinds import BadValue, Kind
 
 __all__ = ["PlacementSource", "Placements", "read_placements"]
@@ -98,14 +97,8 @@ class Placements(Kind):
     says_why = True
 
     def parse(self, raw: str) -> PlacementSource:
-        text = raw.strip()
-        if not text.startswith(("[", "-")) and "\n" not in text:  # else a path
-            try:
-                body = Path(text).read_text(encoding="utf-8")
-            except OSError as e:
-                raise BadValue(f"neither a list nor a readable file: {e}") from None
-            return PlacementSource(read_placements(body), text)
-        return PlacementSource(read_placements(text))
+        text, path = list_or_file(raw)
+        return PlacementSource(read_placements(text), path)
 
     def problem(self, value: Any) -> str | None:
         if not isinstance(value, PlacementSource):
