@@ -267,7 +267,7 @@ def test_sigkill_mid_reconcile_then_restart_converges_without_duplicates_or_need
             op.last_run,
         )
         time.sleep(2)  # a write would land right after the log line
-        assert op.last_run().count("0 created, 0 patched, 6 unchanged, 0 deleted") == len(names)
+        assert op.last_run().count("0 created, 0 patched, 7 unchanged, 0 deleted") == len(names)
         assert {n: fingerprint(cluster, n) for n in names} == before
     finally:
         assert op.stop() == 0, op.last_run()
