@@ -121,11 +121,9 @@ class Placement:
     diversity: Diversity | None = None
     exploration: Exploration | None = None
 
-    def scoring_for(self, base: ScoringParams) -> ScoringParams | None:
-        """``base`` with this placement's scoring overrides; None when it has none."""
-        if not self.scoring:
-            return None
-        return replace(base, **dict(self.scoring))
+    def scoring_for(self, base: ScoringParams) -> ScoringParams:
+        """``base`` with this placement's scoring overrides (as `Arm.scoring_for`)."""
+        return replace(base, **dict(self.scoring)) if self.scoring else base
 
     def expressions(self) -> list[Expression]:
         """Every expression of the placement, in spec order."""

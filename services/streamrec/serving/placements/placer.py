@@ -58,7 +58,7 @@ class PlacementCall:
         self.placer, self.placement = placer, placement
 
     def scoring_for(self, base: ScoringParams) -> ScoringParams:
-        return self.placement.scoring_for(base) or base
+        return self.placement.scoring_for(base)
 
     def ranker(self, served: Served, user: str | None) -> PlacementRanker:
         return self.placer.ranker(self.placement, served, user)
