@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -45,12 +46,13 @@ def default_catalogue(item_ids: list[str], seed: int = 0) -> Catalogue:
         for k, item in enumerate(item_ids))
 
 
-def catalogue_heap_mb(data: bytes) -> float:
-    """MB of Python objects one worker builds from the snapshot's catalogue bytes
-    (``Catalogue.from_bytes``, tracemalloc): private to each worker, as its heap is."""
+def catalogue_heap_mb(arrays: Mapping[str, Any]) -> float:
+    """MB of Python objects one worker builds from the snapshot's catalogue arrays
+    (``Catalogue.from_arrays``, tracemalloc; the arrays themselves are mapped and shared, so
+    they are not counted): private to each worker, as its heap is."""
     tracemalloc.start()
     try:
-        catalogue, _ = Catalogue.from_bytes(data)
+        catalogue, _ = Catalogue.from_arrays(arrays)
         held = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()

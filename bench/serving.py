@@ -578,10 +578,10 @@ def build_served(args: argparse.Namespace, tmp: Path) -> tuple[LocalStore, dict[
     model, window = build_model(args.users, args.items, args.events, args.factors)
     model, fits = default_model(model, window)
     catalogue = default_catalogue(list(model.item_ids))
-    catalog_bytes = catalogue.to_bytes({})
+    catalog_arrays = catalogue.to_arrays({})
     store = LocalStore(tmp / "store")
     write_snapshot(tmp / "build" / "v1", model, window.contents(), {0: 0}, "000000000001",
-                   catalog=catalog_bytes)
+                   catalog=catalog_arrays)
     store.publish(tmp / "build" / "v1", "000000000001")
     snap_dir = store.snapshots / "000000000001"
     npy = [f for f in snap_dir.iterdir() if f.suffix == ".npy"]
@@ -591,7 +591,7 @@ def build_served(args: argparse.Namespace, tmp: Path) -> tuple[LocalStore, dict[
         "factor_bytes": model.als.user_factors.nbytes + model.als.item_factors.nbytes,
         "scorers": list(model.blend_table(model.scoring)),
         "blend": model.blend_table(model.scoring), "catalogue_records": len(catalogue),
-        "catalogue_heap_mb": catalogue_heap_mb(catalog_bytes),
+        "catalogue_heap_mb": catalogue_heap_mb(catalog_arrays),
         "build_seconds": round(time.perf_counter() - t, 1), **fits}
     return store, facts
 

@@ -372,7 +372,7 @@ def test_an_erased_item_leaves_the_catalogue_and_cannot_be_put_back(world: World
     path = world.tmp / "build" / "000000000002"
     held = Catalogue([parse_record({"item": "i3"}), parse_record({"item": "i5"})])
     write_snapshot(path, world.model, world.window.contents(), {0: 0}, "000000000002",
-                   catalog=held.to_bytes({}))
+                   catalog=held.to_arrays({}))
     world.store.publish(path, "000000000002")
     assert world.tick()
     assert world.get("/items/i5")["item"] == "i5"

@@ -62,7 +62,7 @@ class World:
     def publish(self, version: str, catalog: Catalogue | None = None,
                 item_offsets: dict[int, int] | None = None) -> None:
         path = self.tmp / "build" / version
-        data = None if catalog is None else catalog.to_bytes(item_offsets or {})
+        data = None if catalog is None else catalog.to_arrays(item_offsets or {})
         write_snapshot(path, self.model, self.window.contents(), {0: 0}, version, catalog=data)
         self.store.publish(path, version)
         assert self.service.reloader.check_once()

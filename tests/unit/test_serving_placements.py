@@ -84,7 +84,7 @@ def _published(tmp_path: Path, model: Model, window: SlidingWindow) -> MemLog:
     """A snapshot of ``model`` with the catalogue in the store the workers read; their log."""
     path = tmp_path / "build" / "000000000001"
     write_snapshot(path, model, window.contents(), {0: 0}, "000000000001",
-                   catalog=_catalogue().to_bytes({}))
+                   catalog=_catalogue().to_arrays({}))
     LocalStore(tmp_path / "store").publish(path, "000000000001")
     return MemLog()
 

@@ -243,11 +243,31 @@ def test_the_catalogue_round_trips_with_its_items_offsets(tmp_path, model, windo
     cat = Catalogue([ItemRecord("item-1", ("Comedy",), {"lang": "fr"}, title="Amélie"),
                      ItemRecord("item-2", hidden=True, expires_at=1.8e9)])
     write_snapshot(tmp_path / "s", model, window.contents(), OFFSETS, "000000000001",
-                   catalog=cat.to_bytes({0: 5}))
+                   catalog=cat.to_arrays({0: 5}))
     snap = read_snapshot(tmp_path / "s", window=False)
     assert snap.catalog.records() == cat.records() and snap.item_offsets == {0: 5}
+    assert snap.catalog.base is not None  # the mapped arrays, not parsed records
     manifest = read_manifest(tmp_path / "s")
-    assert manifest.format_version == FORMAT_VERSION and "catalog" in manifest.files
+    assert manifest.format_version == FORMAT_VERSION and "catalog.records.data" in manifest.files
+
+
+def test_a_format_7_snapshot_reads_its_json_catalogue(tmp_path, model, window):
+    import json
+
+    import numpy as np
+
+    from streamrec.core.catalog.records import Catalogue, ItemRecord
+
+    cat = Catalogue([ItemRecord("item-1", ("Comedy",), {"lang": "fr"}, title="Amélie")])
+    old = {"catalog": np.frombuffer(cat.to_bytes({0: 4}), dtype=np.uint8)}
+    write_snapshot(tmp_path / "s", model, window.contents(), OFFSETS, "000000000001",
+                   catalog=old)
+    manifest = tmp_path / "s" / "manifest.json"
+    body = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**body, "format_version": 7}))
+    snap = read_snapshot(tmp_path / "s", window=False)
+    assert snap.catalog.records() == cat.records() and snap.item_offsets == {0: 4}
+    assert snap.catalog.base is None
 
 
 def test_a_format_3_snapshot_without_a_catalogue_still_loads(snapshot_dir):

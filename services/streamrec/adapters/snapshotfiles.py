@@ -88,14 +88,14 @@ def write_snapshot(
     extra_meta: Mapping[str, Any] | None = None,
     created_at: float | None = None,
     sync: bool = True,
-    catalog: bytes | None = None,
+    catalog: Mapping[str, npt.NDArray[Any]] | None = None,
     tombstones: Tombstones | None = None,
 ) -> Manifest:
     """Write a snapshot into ``directory`` (created if needed); the manifest goes last.
 
     ``sync=False`` skips the fsyncs, for a scratch copy that a store then uploads or copies
     durably itself (the trainer's case: 19 fsyncs can cost more than writing the arrays).
-    ``catalog`` is the item catalogue with its offsets (``Catalogue.to_bytes``).
+    ``catalog`` is the item catalogue with its offsets (``Catalogue.to_arrays``).
     ``tombstones`` (default: none) is the erased users and items the snapshot must keep
     erased on resume and replay (``erasure.py``). Raises ``SnapshotError`` if the directory
     already holds a snapshot.

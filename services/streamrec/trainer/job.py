@@ -17,10 +17,13 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.source import EventSink, SourceUnavailable
@@ -78,7 +81,8 @@ class FitJob:
     version: str
     new_events: int
     training: TrainingStatus = field(default_factory=TrainingStatus)
-    catalog: bytes | None = None  # the item catalogue with its offsets (Catalogue.to_bytes)
+    # The item catalogue with its offsets (Catalogue.to_arrays).
+    catalog: Mapping[str, npt.NDArray[Any]] | None = None
     #: Erased ids, written into the snapshot (core/events/erasure.py).
     tombstones: Tombstones = field(default_factory=Tombstones)
     #: This snapshot is the first to reflect an erasure: once it is published, every older

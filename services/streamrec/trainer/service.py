@@ -241,9 +241,9 @@ class Trainer:
             duplicates = self.window.duplicates - before  # retries (core/events/eventids.py)
             removed = self.window.erase(fresh) if len(fresh) else 0
             if fresh.items:  # an erased item's catalogue record goes too
-                for record in self.catalog.records():
-                    if fresh.has_item(record.item):
-                        self.catalog.remove(record.item)
+                for item in self.catalog.items():
+                    if fresh.has_item(item):
+                        self.catalog.remove(item)
             self.positions = positions
             size = len(self.window)
             if len(fresh):
@@ -325,7 +325,7 @@ class Trainer:
             offsets = dict(self.positions)
             tombstones = self.tombstones.copy()
             prune_all, self._erased_unpublished = self._erased_unpublished, False
-            catalog = self.catalog.to_bytes(self.item_positions)
+            catalog = self.catalog.to_arrays(self.item_positions)
         job = FitJob(self.config, self.store, self.sink, self.metrics, self._stop, self.workdir,
                      matrix, contents, offsets, next_version(self._last_version), new_events,
                      self.training, catalog, tombstones, prune_all, self.engine)

@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from ..ids import IdIndex
 from .records import Catalogue
+from .table import CatalogueTable
 
 __all__ = ["MAX_FILTER_CATEGORIES", "MODES", "CatalogueIndex", "ItemFilter", "Restriction",
            "parse_filter"]
@@ -70,6 +71,9 @@ class _ModelView:
 
     ids: IdIndex
     rows: dict[str, int | None]  # item id -> model row (None: not in the model), memoised
+    # The catalogue's base table and, per base row, the model row (-1: not in the model).
+    base: CatalogueTable | None
+    base_rows: Idx
     # Rows of the hidden items and row -> expires_at, kept up to date by the changes since
     # ``synced`` (the catalogue version they reflect; -1: never read).
     hidden: set[int]
@@ -98,7 +102,7 @@ class CatalogueIndex:
         v = self._view
         # A new model, or the memo grown well past the catalogue (ids of removed records).
         if v is None or v.ids is not ids or len(v.rows) > 2 * len(self.catalogue) + 10_000:
-            v = self._view = _ModelView(ids, {}, set(), {}, -1, {}, {})
+            v = self._view = _ModelView(ids, {}, None, _EMPTY, set(), {}, -1, {}, {})
             self._resolved = None
         return v
 
@@ -108,6 +112,27 @@ class CatalogueIndex:
         except KeyError:  # a model's id lookup costs ~3 µs; a dict's, 50 ns
             row = v.rows[item] = v.ids.get(item)
             return row
+
+    def _mapped(self, v: _ModelView, base: CatalogueTable | None, rows: npt.NDArray[np.int32],
+                others: Collection[str]) -> list[int]:
+        """Model rows of base ``rows`` and of the ``others`` ids (those in the model)."""
+        out = [row for i in others if (row := self._row(v, i)) is not None]
+        if base is None or not len(rows):
+            return out
+        found = self._base_map(v, base)[rows]
+        kept: list[int] = found[found >= 0].tolist()
+        return out + kept
+
+    @staticmethod
+    def _base_map(v: _ModelView, base: CatalogueTable) -> Idx:
+        """Per row of ``base``, its model row (-1: not in the model); built once per base
+        and model (~2 µs per record, one intp each)."""
+        if v.base is not base:
+            get = v.ids.get
+            v.base, v.base_rows = base, np.fromiter(
+                (-1 if (r := get(i)) is None else r for i in base.ids.tolist()),
+                dtype=np.intp, count=len(base))
+        return v.base_rows
 
     def _resolve(self, v: _ModelView) -> _Resolved:
         r = self._resolved
@@ -126,10 +151,15 @@ class CatalogueIndex:
         catalogue still remembers them (O(changes)), else by reading it all."""
         changed = None if v.synced < 0 else self.catalogue.changed_since(v.synced)
         if changed is None:
-            v.hidden = {row for i in self.catalogue.hidden()
-                        if (row := self._row(v, i)) is not None}
-            v.expiring = {row: t for i, t in self.catalogue.expiring().items()
+            v.hidden = set(self._mapped(v, *self.catalogue.hidden_parts()))
+            base, rows, others = self.catalogue.expiring_parts()
+            v.expiring = {row: t for i, t in others.items()
                           if (row := self._row(v, i)) is not None}
+            if base is not None and len(rows):
+                found = self._base_map(v, base)[rows]
+                keep = found >= 0
+                v.expiring.update(zip(found[keep].tolist(),
+                                      base.expires_at[rows[keep]].tolist(), strict=True))
         for item in changed or ():
             row = self._row(v, item)
             if row is None:
@@ -150,13 +180,13 @@ class CatalogueIndex:
         if cached is not None and cached[0] >= self.catalogue.category_version(category):
             return cached[1]
         version = self.catalogue.version
-        members = self.catalogue.members(category)
-        if not members:
+        base, rows, others = self.catalogue.member_parts(category)
+        if not others and not len(rows):
             # A name nobody has (any string a client sends) is not remembered: caching it
             # would grow this dict with every distinct unknown category asked for.
             v.categories.pop(category, None)
             return _EMPTY
-        found = _unique([row for i in members if (row := self._row(v, i)) is not None])
+        found = _unique(self._mapped(v, base, rows, others))
         v.categories[category] = (version, found)
         return found
 

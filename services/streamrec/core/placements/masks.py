@@ -157,7 +157,7 @@ class PlacementMasks:
             e: {} for e in expressions}
         for r in rows:
             item = ids[r]
-            record = get(item)
+            record = get(item, keep=False)  # a pass over every item: none kept decoded
             context: dict[str, object] | None = None
             for e in expressions:
                 key = _key(e, record, item)

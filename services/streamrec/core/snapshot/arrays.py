@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..catalog.records import Catalogue
+from ..catalog.table import FILES as CATALOG_FILES
 from ..events.erasure import Tombstones
 from ..scoring.model import Model
 from ..scoring.types import ModelError
@@ -62,10 +63,21 @@ class Snapshot:
         return self.manifest.version
 
 
-def snapshot_arrays(model: Model, window: WindowContents, catalog: bytes | None = None,
+def _catalogue(a: Mapping[str, Array]) -> tuple[Catalogue, dict[int, int]]:
+    """The snapshot's catalogue and the items-topic offsets it holds: mapped arrays from
+    format 8, parsed JSON before (empty before format 4)."""
+    if all(n in a for n in CATALOG_FILES):
+        return Catalogue.from_arrays(a)
+    if "catalog" in a:
+        return Catalogue.from_bytes(np.asarray(a["catalog"]).tobytes())
+    return Catalogue(), {}
+
+
+def snapshot_arrays(model: Model, window: WindowContents,
+                    catalog: Mapping[str, Array] | None = None,
                     tombstones: Tombstones | None = None) -> dict[str, Array]:
     """Every array of a snapshot by file name (without ``.npy``). ``catalog`` is the item
-    catalogue with its offsets (``Catalogue.to_bytes``); ``tombstones`` (default: none) the
+    catalogue with its offsets (``Catalogue.to_arrays``); ``tombstones`` (default: none) the
     erased users and items the snapshot must keep erased on resume and replay."""
     return {**layout.to_arrays(model, window, catalog),
             **(tombstones or Tombstones()).to_arrays()}
@@ -133,8 +145,7 @@ def snapshot_from_arrays(a: Mapping[str, Array], manifest: Manifest, path: Path,
         contents = (
             layout.window_from_arrays(a, manifest) if window else layout.empty_window(manifest)
         )
-        catalog, item_offsets = (Catalogue.from_bytes(np.asarray(a["catalog"]).tobytes())
-                                 if "catalog" in a else (Catalogue(), {}))
+        catalog, item_offsets = _catalogue(a)
         tombstones = layout.tombstones_from_arrays(a)
         event_ids = frozenset(e for _, e in layout.event_ids_from_arrays(
             a, manifest.sizes.get("window")))

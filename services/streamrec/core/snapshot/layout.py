@@ -15,7 +15,9 @@ holds the erased ids' keyed hashes instead (``tombstones.{users,items}.{hash,at}
 id: ``erasurekey.py``). Format 7 writes every scorer (``scorer.py``) the same way: its arrays
 as ``<name>.<array>`` (so the ALS factors became ``als.user_factors`` and ``als.item_factors``),
 its settings as ``params.<name>``, and the names in ``params.scorers``; a reader builds each
-through the registry, so a new scorer needs no change here. Any format may hold the client
+through the registry, so a new scorer needs no change here. Format 8 stores the catalogue as
+arrays (``catalog.*``, ``core/catalog/table.py``) that workers map and share, in place of the
+one JSON file. Any format may hold the client
 event ids of the window's events (``window.event_ids.{data,offsets,at}``: the ids, and the
 window position of each), optional files that serving reads too, so a trainer resumed from the
 snapshot and a replica folding in after it both still recognise a retry (``eventids.py``); a
@@ -32,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from ..catalog.table import FILES as CATALOG_FILES
 from ..events.erasure import FILES as TOMBSTONE_FILES
 from ..events.erasure import LEGACY_FILES as LEGACY_TOMBSTONE_FILES
 from ..events.erasure import Tombstones
@@ -79,9 +82,9 @@ def _index(prefix: str, ids: IdIndex | list[str]) -> dict[str, Array]:
 
 
 def to_arrays(model: Model, window: WindowContents,
-              catalog: bytes | None = None) -> dict[str, Array]:
+              catalog: Mapping[str, Array] | None = None) -> dict[str, Array]:
     """Every array of a snapshot, by file name (without ``.npy``); ``catalog`` is the
-    serialised catalogue (``Catalogue.to_bytes``), stored when given."""
+    catalogue's arrays (``Catalogue.to_arrays``), stored when given."""
     ui = model.user_items
     index_dtype = np.int32 if ui.nnz < np.iinfo(np.int32).max else np.int64
     return {
@@ -100,7 +103,7 @@ def to_arrays(model: Model, window: WindowContents,
         **_history_arrays(model.history),
         **{f"{name}.{key}": array for name, scorer in model.scorers.items()
            for key, array in scorer.to_arrays().items()},
-        **({} if catalog is None else {"catalog": np.frombuffer(catalog, dtype=np.uint8)}),
+        **(catalog or {}),
         **_event_id_arrays(window.event_ids),
     }
 
@@ -167,12 +170,13 @@ WINDOW_FILES = _names(
 #: The window's client event ids: optional in any format, read with and without the window.
 EVENT_ID_FILES = _names(("window.event_ids.", ("data", "offsets", "at")))
 #: Optional files, read when the manifest lists them: history and the item-item model
-#: (format 3), the catalogue (4), the tombstone set (5: ids; 6 on: keyed hashes).
+#: (format 3), the catalogue (4: JSON; 8 on: arrays), the tombstone set (5: ids; 6 on: keyed
+#: hashes).
 _OPTIONAL_FILES = (*_names(
     ("history.", ("indptr", "items", "weights", "ts")),
     ("item_item.", ("dense", "indptr", "indices", "data")),
     ("", ("catalog",)),
-), *TOMBSTONE_FILES, *LEGACY_TOMBSTONE_FILES)
+), *CATALOG_FILES, *TOMBSTONE_FILES, *LEGACY_TOMBSTONE_FILES)
 
 
 def _scorer_names(manifest: Manifest) -> list[str]:

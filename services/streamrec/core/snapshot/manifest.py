@@ -38,13 +38,15 @@ __all__ = [
 #: hashes (``tombstones.*.hash``) instead of the erased ids (``core/events/erasurekey.py``); 7
 # writes
 #: every scorer's arrays under its name (``als.*``, ``item_item.*``) and its settings as
-#: ``params.<name>``, the names in ``params.scorers`` (``core/scoring/scorer.py``).
-FORMAT_VERSION = 7
+#: ``params.<name>``, the names in ``params.scorers`` (``core/scoring/scorer.py``); 8 stores
+#: the catalogue as arrays (``catalog.*``, ``core/catalog/table.py``) that workers map and share
+#: instead of JSON each parsed into Python objects.
+FORMAT_VERSION = 8
 #: What it reads: format 1 snapshots still load (their id tables are built at load); formats
 #: 1 and 2 are scored as before (no recency, ALS alone); before 4 the catalogue is empty;
 #: before 5 the tombstone set is empty; format 5's tombstones (ids) are hashed when read;
 #: before 7 the ALS factors are ``{user,item}_factors``.
-READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7)
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8)
 MANIFEST_NAME = "manifest.json"
 _VERSION = re.compile(r"\d{12}")
 

@@ -85,7 +85,7 @@ class LiveModel:
         erasure read from the topic holds only a hash, matched against them)."""
         served = self.holder.current()
         ids = list(served.snapshot.model.item_ids) if served is not None else []
-        return ids + [r.item for r in self.catalogue.records()]
+        return ids + self.catalogue.items()
 
     def take_catalogue(self, served: Served) -> None:
         """Holder listener when no items topic is followed: the snapshot's catalogue is all."""

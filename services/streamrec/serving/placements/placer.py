@@ -148,8 +148,7 @@ class Placer:
                                dtype=np.intp)
 
         def categories(row: int) -> Sequence[str]:
-            rec = catalogue.get(ids[row])
-            return () if rec is None else rec.categories
+            return catalogue.categories_of(ids[row])
 
         def counts(rows: Sequence[int]) -> Mapping[int, tuple[int, int]]:
             got = self.impressions.counts(ids[r] for r in rows)
