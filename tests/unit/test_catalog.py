@@ -374,3 +374,15 @@ def test_changed_since_names_the_changes_or_says_read_it_all() -> None:
     assert cat.changed_since(v) == ["b", "a"] and cat.changed_since(cat.version) == []
     cat.replace(Catalogue())
     assert cat.changed_since(v) is None
+
+
+def test_a_copy_keeps_its_records_while_the_original_changes() -> None:
+    original = _tabled([ItemRecord("a", ("x",)), ItemRecord("b", ("y",))])
+    original.upsert(ItemRecord("c", ("x",)))
+    copy = original.copy()
+    original.upsert(ItemRecord("a", ("y",)))
+    original.remove("b")
+    original.remove("c")
+    assert [r.item for r in copy.records()] == ["a", "b", "c"]
+    assert copy.members("x") == {"a", "c"} and copy.base is original.base
+    assert original.items() == ["a"] and original.members("x") == frozenset()

@@ -62,7 +62,8 @@ class World:
     def publish(self, version: str, catalog: Catalogue | None = None,
                 item_offsets: dict[int, int] | None = None) -> None:
         path = self.tmp / "build" / version
-        data = None if catalog is None else catalog.to_arrays(item_offsets or {})
+        data = None if catalog is None else catalog.to_arrays(item_offsets or {},
+                                                              self.model.item_ids)
         write_snapshot(path, self.model, self.window.contents(), {0: 0}, version, catalog=data)
         self.store.publish(path, version)
         assert self.service.reloader.check_once()
@@ -236,6 +237,25 @@ def test_a_newer_snapshot_catalogue_replaces_an_older_one_but_not_a_newer_one(
     world.publish("000000000003", new, {0: 5})  # ahead of what we read: taken
     assert world.get("/items/i1")["title"] == "new"
     assert world.get("/items/i2", 404)
+
+
+def test_a_worker_ahead_of_a_newer_snapshot_rebases_onto_its_table_and_keeps_what_it_read(
+        world: World) -> None:
+    world.client.put("/items/i1", json={"title": "live-1"})  # offset 0
+    world.client.put("/items/i2", json={"title": "live-2"})  # offset 1
+    world.follow()
+    catalogue = world.service.catalogue
+    assert set(catalogue._records) == {"i1", "i2"}  # Python records over the first table
+    # The trainer's next snapshot holds offset 0 (i1) but not 1: behind this worker, newer
+    # than the table it rests on.
+    snap = Catalogue([ItemRecord("i1", title="live-1"), ItemRecord("i5", ("odd",), title="s")])
+    world.publish("000000000002", snap, {0: 1})
+    assert world.get("/items/i1")["title"] == "live-1" and world.get("/items/i5")["title"] == "s"
+    assert world.get("/items/i2")["title"] == "live-2"  # read past the snapshot: applied again
+    assert world.get("/items/i3", 404)  # the first snapshot's records are gone with it
+    assert set(catalogue._records) == {"i2"} and catalogue.base is not None
+    # Filters read the new table's rows: i5 alone is "odd" now (i3 and the rest had no record).
+    assert [x["item"] for x in world.get("/popular?category=odd&n=12")["items"]] == ["i5"]
 
 
 def test_a_malformed_record_on_the_topic_is_skipped_and_the_rest_applied(world: World) -> None:

@@ -243,10 +243,13 @@ def test_the_catalogue_round_trips_with_its_items_offsets(tmp_path, model, windo
     cat = Catalogue([ItemRecord("item-1", ("Comedy",), {"lang": "fr"}, title="Amélie"),
                      ItemRecord("item-2", hidden=True, expires_at=1.8e9)])
     write_snapshot(tmp_path / "s", model, window.contents(), OFFSETS, "000000000001",
-                   catalog=cat.to_arrays({0: 5}))
+                   catalog=cat.to_arrays({0: 5}, model.item_ids))
     snap = read_snapshot(tmp_path / "s", window=False)
     assert snap.catalog.records() == cat.records() and snap.item_offsets == {0: 5}
-    assert snap.catalog.base is not None  # the mapped arrays, not parsed records
+    base = snap.catalog.base  # the mapped arrays, not parsed records ...
+    assert base is not None and base.model_ids is snap.model.item_ids  # ... bound to the model
+    assert base.model_rows is not None and base.model_rows.tolist() == [
+        -1 if (r := model.item_ids.get(i)) is None else r for i in ("item-1", "item-2")]
     manifest = read_manifest(tmp_path / "s")
     assert manifest.format_version == FORMAT_VERSION and "catalog.records.data" in manifest.files
 

@@ -17,13 +17,10 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.adapters.source import EventSink, SourceUnavailable
@@ -34,6 +31,7 @@ from streamrec.adapters.storebase import (
     TrainingReports,
 )
 from streamrec.config import Config
+from streamrec.core.catalog.records import Catalogue
 from streamrec.core.events.erasure import Tombstones
 from streamrec.core.scoring.scorer import fitted_by_window
 from streamrec.core.scoring.training import with_ann, with_scorer, with_scoring
@@ -81,8 +79,8 @@ class FitJob:
     version: str
     new_events: int
     training: TrainingStatus = field(default_factory=TrainingStatus)
-    # The item catalogue with its offsets (Catalogue.to_arrays).
-    catalog: Mapping[str, npt.NDArray[Any]] | None = None
+    # The item catalogue and the items-topic offsets it holds (stored as Catalogue.to_arrays).
+    catalog: tuple[Catalogue, dict[int, int]] | None = None
     #: Erased ids, written into the snapshot (core/events/erasure.py).
     tombstones: Tombstones = field(default_factory=Tombstones)
     #: This snapshot is the first to reflect an erasure: once it is published, every older
@@ -161,7 +159,9 @@ class FitJob:
         # the upload), so fsyncing it here would only add to every retrain.
         write_snapshot(snapshot_dir, model, self.contents, self.offsets, self.version,
                        extra_meta={"new_events": self.new_events}, sync=False,
-                       catalog=self.catalog, tombstones=self.tombstones)
+                       catalog=None if self.catalog is None
+                       else self.catalog[0].to_arrays(self.catalog[1], model.item_ids),
+                       tombstones=self.tombstones)
         if self.sink is not None:
             # Dead letters for messages this snapshot covers must be durable before it is.
             self.sink.flush(30.0)

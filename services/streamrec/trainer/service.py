@@ -325,7 +325,8 @@ class Trainer:
             offsets = dict(self.positions)
             tombstones = self.tombstones.copy()
             prune_all, self._erased_unpublished = self._erased_unpublished, False
-            catalog = self.catalog.to_arrays(self.item_positions)
+            # A copy (O(changes since the base)); its arrays are built by the job, off the lock.
+            catalog = (self.catalog.copy(), dict(self.item_positions))
         job = FitJob(self.config, self.store, self.sink, self.metrics, self._stop, self.workdir,
                      matrix, contents, offsets, next_version(self._last_version), new_events,
                      self.training, catalog, tombstones, prune_all, self.engine)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -73,7 +73,7 @@ class _ModelView:
     rows: dict[str, int | None]  # item id -> model row (None: not in the model), memoised
     # The catalogue's base table and, per base row, the model row (-1: not in the model).
     base: CatalogueTable | None
-    base_rows: Idx
+    base_rows: npt.NDArray[Any]  # intp, or the snapshot's int32 model rows
     # Rows of the hidden items and row -> expires_at, kept up to date by the changes since
     # ``synced`` (the catalogue version they reflect; -1: never read).
     hidden: set[int]
@@ -125,9 +125,12 @@ class CatalogueIndex:
 
     @staticmethod
     def _base_map(v: _ModelView, base: CatalogueTable) -> Idx:
-        """Per row of ``base``, its model row (-1: not in the model); built once per base
-        and model (~2 µs per record, one intp each)."""
-        if v.base is not base:
+        """Per row of ``base``, its model row (-1: not in the model): the snapshot's own
+        ``catalog.model_rows`` for its own model, else built once per base and model (~2 µs
+        per record, one intp each)."""
+        if v.base is not base and base.model_ids is v.ids and base.model_rows is not None:
+            v.base, v.base_rows = base, base.model_rows  # the snapshot's own: mapped already
+        elif v.base is not base:
             get = v.ids.get
             v.base, v.base_rows = base, np.fromiter(
                 (-1 if (r := get(i)) is None else r for i in base.ids.tolist()),

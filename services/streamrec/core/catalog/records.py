@@ -35,6 +35,7 @@ from ..domains import MAX_TS, show
 from ..events import strictjson
 from ..events.codec import check_id
 from ..events.event import MAX_EVENT_BYTES, MAX_ID_BYTES, InvalidEvent
+from ..ids import IdIndex
 from .table import CatalogueTable, TableRow
 
 __all__ = [
@@ -558,16 +559,26 @@ class Catalogue:
             for r in records:
                 self._add(r)
 
-    def to_arrays(self, offsets: Mapping[int, int]) -> dict[str, npt.NDArray[Any]]:
+    def copy(self) -> Catalogue:
+        """A catalogue holding the same records, sharing the base table and the (frozen)
+        records: O(changes since the base), so a trainer can take it under its lock and
+        write its arrays outside it."""
+        out = Catalogue()
+        out.replace(self)
+        return out
+
+    def to_arrays(self, offsets: Mapping[int, int],
+                  model_ids: IdIndex | None = None) -> dict[str, npt.NDArray[Any]]:
         """The catalogue and the items-topic ``offsets`` it holds (next offset to read per
-        partition) as a table's arrays (``table.py``): what a snapshot of format 8 stores.
-        Base rows are copied as stored, not decoded."""
+        partition) as a table's arrays (``table.py``): what a snapshot of format 8 stores,
+        with each record's row in ``model_ids`` (the snapshot's model) when given. Base rows
+        are copied as stored, not decoded."""
         with self._lock:
             rows = [] if self._base is None else [
                 self._base.table_row(int(r)) for r in np.flatnonzero(~self._dropped)]
             rows += [TableRow(r.item, encode_record(r), r.hidden, r.expires_at, r.categories,
                               r.title) for r in self._records.values()]
-        return CatalogueTable.build(rows, offsets)
+        return CatalogueTable.build(rows, offsets, model_ids)
 
     @classmethod
     def from_arrays(cls, a: Mapping[str, npt.NDArray[Any]]) -> tuple[Catalogue, dict[int, int]]:

@@ -20,7 +20,9 @@ byte-identical. Per row (``N`` records, ``C`` distinct categories, ``K`` categor
 - ``catalog.members.{indptr,rows}`` (int64[C+1], int32[K]): the same relation by category, the
   rows of each category ascending, so a category filter is one slice;
 - ``catalog.item_offsets`` (int64[P, 2]): the items-topic (partition, next offset) pairs the
-  records hold.
+  records hold;
+- optional, ``catalog.model_rows`` (int32[N]): each row's row in the same snapshot's model
+  item ids (-1: not in the model), so a worker filtering with that model maps nothing.
 
 Pure: no I/O; ``adapters.snapshotfiles`` writes and maps the files.
 """
@@ -38,7 +40,7 @@ import numpy.typing as npt
 
 from ..ids import IdIndex, decode_ids, encode_ids
 
-__all__ = ["FILES", "CatalogueTable", "TableRow"]
+__all__ = ["FILES", "MODEL_ROWS", "CatalogueTable", "TableRow"]
 
 Array = npt.NDArray[Any]
 Rows = npt.NDArray[np.int32]
@@ -54,6 +56,8 @@ FILES = (
     "catalog.members.indptr", "catalog.members.rows",
     "catalog.item_offsets",
 )
+#: Optional beside them: the rows of the snapshot's own model (`CatalogueTable.bind`).
+MODEL_ROWS = "catalog.model_rows"
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class CatalogueTable:
 
     __slots__ = ("_codes", "_indptr", "_member_indptr", "_member_rows", "_mv", "_names",
                  "_records_data", "_records_offsets", "_titles", "expires_at", "hidden",
-                 "ids", "item_offsets", "names")
+                 "ids", "item_offsets", "model_ids", "model_rows", "names")
 
     def __init__(self, a: Mapping[str, Array]) -> None:
         self.ids = IdIndex.from_arrays(a["catalog.ids.data"], a["catalog.ids.offsets"],
@@ -132,6 +136,9 @@ class CatalogueTable:
         self._names = {name: code for code, name in enumerate(self.names)}
         self._member_indptr = np.asarray(a["catalog.members.indptr"])
         self._member_rows: Rows = np.asarray(a["catalog.members.rows"])
+        #: The model ids `model_rows` index into (`bind`); None until bound.
+        self.model_ids: IdIndex | None = None
+        self.model_rows: Rows | None = None
         pairs = np.asarray(a["catalog.item_offsets"]).reshape(-1, 2)
         self.item_offsets = {int(p): int(o) for p, o in pairs.tolist()}
         c = len(self.names)
@@ -156,10 +163,21 @@ class CatalogueTable:
 
     # --- building -------------------------------------------------------------------------
 
+    def bind(self, model_ids: IdIndex, model_rows: Array) -> None:
+        """Take ``model_rows`` (a snapshot's ``catalog.model_rows``) as this table's rows in
+        ``model_ids``; ``ValueError`` when they cannot be (wrong length, out of range)."""
+        rows = np.asarray(model_rows)
+        _check(rows.shape == (len(self),) and (not len(rows) or (
+            int(rows.min()) >= -1 and int(rows.max()) < len(model_ids))),
+            "model rows do not fit the model's items")
+        self.model_ids, self.model_rows = model_ids, rows
+
     @staticmethod
-    def build(rows: Sequence[TableRow], item_offsets: Mapping[int, int]) -> dict[str, Array]:
+    def build(rows: Sequence[TableRow], item_offsets: Mapping[int, int],
+              model_ids: IdIndex | None = None) -> dict[str, Array]:
         """The arrays of a table holding ``rows`` (any order; ids must be unique, ``ValueError``
-        otherwise) and the items-topic ``item_offsets``: what a snapshot stores."""
+        otherwise) and the items-topic ``item_offsets``: what a snapshot stores. With the
+        snapshot's ``model_ids``, each row's model row too (``catalog.model_rows``)."""
         ordered = sorted(rows, key=lambda r: r.item)  # code point order = UTF-8 byte order
         ids = [r.item for r in ordered]
         n = len(ordered)
@@ -198,6 +216,9 @@ class CatalogueTable:
             "catalog.members.rows": owner[by_code].astype(np.int32),
             "catalog.item_offsets": np.asarray(sorted(item_offsets.items()),
                                                dtype=np.int64).reshape(-1, 2),
+            **({} if model_ids is None else {MODEL_ROWS: np.fromiter(
+                (-1 if (r := model_ids.get(i)) is None else r for i in ids),
+                dtype=np.int32, count=n)}),
         }
 
     # --- reading --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from ..catalog.records import Catalogue
 from ..catalog.table import FILES as CATALOG_FILES
+from ..catalog.table import MODEL_ROWS
 from ..events.erasure import Tombstones
 from ..scoring.model import Model
 from ..scoring.types import ModelError
@@ -63,11 +64,15 @@ class Snapshot:
         return self.manifest.version
 
 
-def _catalogue(a: Mapping[str, Array]) -> tuple[Catalogue, dict[int, int]]:
+def _catalogue(a: Mapping[str, Array], model: Model) -> tuple[Catalogue, dict[int, int]]:
     """The snapshot's catalogue and the items-topic offsets it holds: mapped arrays from
-    format 8, parsed JSON before (empty before format 4)."""
+    format 8 (bound to ``model``'s items when the snapshot has their rows), parsed JSON
+    before (empty before format 4)."""
     if all(n in a for n in CATALOG_FILES):
-        return Catalogue.from_arrays(a)
+        catalogue, offsets = Catalogue.from_arrays(a)
+        if MODEL_ROWS in a and catalogue.base is not None:
+            catalogue.base.bind(model.item_ids, a[MODEL_ROWS])
+        return catalogue, offsets
     if "catalog" in a:
         return Catalogue.from_bytes(np.asarray(a["catalog"]).tobytes())
     return Catalogue(), {}
@@ -145,7 +150,7 @@ def snapshot_from_arrays(a: Mapping[str, Array], manifest: Manifest, path: Path,
         contents = (
             layout.window_from_arrays(a, manifest) if window else layout.empty_window(manifest)
         )
-        catalog, item_offsets = _catalogue(a)
+        catalog, item_offsets = _catalogue(a, model)
         tombstones = layout.tombstones_from_arrays(a)
         event_ids = frozenset(e for _, e in layout.event_ids_from_arrays(
             a, manifest.sizes.get("window")))

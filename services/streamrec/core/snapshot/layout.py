@@ -35,6 +35,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ..catalog.table import FILES as CATALOG_FILES
+from ..catalog.table import MODEL_ROWS
 from ..events.erasure import FILES as TOMBSTONE_FILES
 from ..events.erasure import LEGACY_FILES as LEGACY_TOMBSTONE_FILES
 from ..events.erasure import Tombstones
@@ -176,7 +177,7 @@ _OPTIONAL_FILES = (*_names(
     ("history.", ("indptr", "items", "weights", "ts")),
     ("item_item.", ("dense", "indptr", "indices", "data")),
     ("", ("catalog",)),
-), *CATALOG_FILES, *TOMBSTONE_FILES, *LEGACY_TOMBSTONE_FILES)
+), *CATALOG_FILES, MODEL_ROWS, *TOMBSTONE_FILES, *LEGACY_TOMBSTONE_FILES)
 
 
 def _scorer_names(manifest: Manifest) -> list[str]:

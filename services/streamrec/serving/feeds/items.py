@@ -6,9 +6,12 @@ hiding or re-categorising an item shows on every worker as soon as its consumer 
 (a poll waits at most ``POLL_TIMEOUT``). The trainer keeps the catalogue in each snapshot with
 the items-topic offsets it holds. A worker takes the snapshot's catalogue and seeks to those
 offsets on its first snapshot, and again whenever a snapshot is ahead of what it has read
-(say, after the broker lost the consumer's position); otherwise it keeps its own, which is at
-least as new. Records below the offsets it last took are skipped, so an older record read
-just before the swap cannot overwrite the snapshot's newer one.
+(say, after the broker lost the consumer's position). Otherwise its own is at least as new:
+it rebases onto the newer snapshot's catalogue (a mapped table from format 8) and applies
+again the records it read past that snapshot's offsets, so what it holds as Python objects is
+only what changed since the newest snapshot. Records below the offsets it last took are
+skipped, so an older record read just before the swap cannot overwrite the snapshot's newer
+one.
 
 Malformed records are counted here; the trainer (one per service) dead-letters them.
 """
@@ -20,7 +23,12 @@ import threading
 from collections.abc import Callable
 
 from streamrec.adapters.source import EventSource
-from streamrec.core.catalog.records import Catalogue, InvalidItem, parse_record_bytes
+from streamrec.core.catalog.records import (
+    Catalogue,
+    InvalidItem,
+    ItemRecord,
+    parse_record_bytes,
+)
 
 from .. import metrics
 from ..live.holder import Served
@@ -43,23 +51,46 @@ class ItemsFollower(BackgroundConsumer):
         self.erased = erased
         self._read: dict[int, int] = {}  # next offset per partition, of what was applied
         self._floor: dict[int, int] = {}  # the offsets of the catalogue last taken
+        # What was applied over it, the latest per item: item -> (partition, offset, record).
+        self._since: dict[str, tuple[int, int, ItemRecord]] = {}
         self._lock = threading.Lock()
 
     def on_swap(self, served: Served) -> None:
-        """Holder listener: take the snapshot's catalogue if it is ahead of this worker's."""
+        """Holder listener: take the snapshot's catalogue if it is ahead of this worker's;
+        rebase onto it if it is newer than the one this worker's rests on but behind what the
+        worker read (the records past its offsets applied again), so the Python records over
+        a mapped table are only those since the newest snapshot."""
         snap = served.snapshot
         with self._lock:
             first = self.source is None and self._pending is None
             ahead = any(o > self._read.get(p, 0) for p, o in snap.item_offsets.items())
-            if not (first or ahead):
+            if first or ahead:
+                self.catalogue.replace(snap.catalog)
+                self._floor = dict(snap.item_offsets)
+                self._read = dict(snap.item_offsets)
+                self._pending = dict(snap.item_offsets)
+                self._since = {}
+                how = "taken"
+            elif self._newer_base(snap.item_offsets):
+                again = {i: (p, o, r) for i, (p, o, r) in self._since.items()
+                         if o >= snap.item_offsets.get(p, 0)}
+                self.catalogue.replace(snap.catalog)
+                for _, _, record in again.values():
+                    self.catalogue.upsert(record)
+                self._floor, self._since = dict(snap.item_offsets), again
+                how = f"rebased on ({len(again)} newer records applied again)"
+            else:
                 return
-            self.catalogue.replace(snap.catalog)
-            self._floor = dict(snap.item_offsets)
-            self._read = dict(snap.item_offsets)
-            self._pending = dict(snap.item_offsets)
         metrics.CATALOG_ITEMS.set(len(self.catalogue))
-        log.info("catalogue of snapshot %s taken: %d items, items offsets %s", served.version,
-                 len(snap.catalog), snap.item_offsets)
+        log.info("catalogue of snapshot %s %s: %d items, items offsets %s", served.version,
+                 how, len(snap.catalog), snap.item_offsets)
+
+    def _newer_base(self, offsets: dict[int, int]) -> bool:
+        """The snapshot holds every record the current base holds and some more."""
+        floor = self._floor
+        return (all(o >= floor.get(p, 0) for p, o in offsets.items())
+                and all(p in offsets for p in floor)
+                and any(o > floor.get(p, 0) for p, o in offsets.items()))
 
     def step(self) -> int:
         """Seek if needed, poll once, apply the records; return how many were applied."""
@@ -93,6 +124,7 @@ class ItemsFollower(BackgroundConsumer):
                     erased += 1
                     continue
                 self.catalogue.upsert(record)
+                self._since[record.item] = (m.partition, m.offset, record)
                 kept += 1
         if messages:
             for result, count in (("kept", kept), ("stale", stale), ("invalid", invalid),
