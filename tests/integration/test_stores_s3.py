@@ -15,6 +15,7 @@ from botocore.config import Config
 from tests.support.storerace import race
 
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
+from streamrec.adapters.storebase import WINDOW_OBJECTS
 from streamrec.adapters.stores import (
     S3Store,
     SnapshotStore,
@@ -98,6 +99,18 @@ def test_fetch_downloads_a_snapshot_that_verifies(store, make_snapshot, tmp_path
     assert snap.version == versions[0] and snap.offsets == {0: 1}
     assert store.fetch(versions[0], tmp_path / "cache") == path  # reused, not downloaded again
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
+
+def test_a_fetch_without_the_window_leaves_its_files_out_and_a_full_fetch_completes_it(
+        store, make_snapshot, tmp_path):
+    [version] = publish_many(store, make_snapshot, 1)
+    path = store.fetch(version, tmp_path / "cache", window=False)
+    assert not WINDOW_OBJECTS & {p.name for p in path.iterdir()}
+    snap = read_snapshot(path, window=False)  # serving's read: complete for it, verified
+    assert snap.version == version and len(snap.window) == 0
+    assert store.fetch(version, tmp_path / "cache", window=False) == path  # reused
+    full = store.fetch(version, tmp_path / "cache")  # a trainer's fetch: the window too
+    assert {p.name for p in full.iterdir()} >= WINDOW_OBJECTS
+    assert len(read_snapshot(full).window) > 0
 
 
 def test_a_version_without_manifest_is_invisible(store, make_snapshot, s3, tmp_path):

@@ -28,7 +28,9 @@ from .storebase import (
     StoreUnavailable,
     VersionNotFound,
     check_version_name,
+    complete,
     prune_candidates,
+    wanted,
 )
 
 __all__ = ["LocalStore"]
@@ -214,12 +216,12 @@ class LocalStore:
                 if not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()
             )
 
-    def fetch(self, version: str, dest: Path) -> Path:
+    def fetch(self, version: str, dest: Path, window: bool = True) -> Path:
         check_version_name(version)
         target = Path(dest) / version
         src = self.snapshots / version
         with _io(f"fetching {version}"):
-            if (target / MANIFEST_NAME).is_file():
+            if complete(target, window):
                 return target
             if not (src / MANIFEST_NAME).is_file():
                 raise VersionNotFound(version, str(self.root))
@@ -228,7 +230,8 @@ class LocalStore:
             tmp.mkdir()
             try:
                 for file in _snapshot_files(src):
-                    _link_or_copy(file, tmp / file.name)
+                    if wanted(file.name, window):
+                        _link_or_copy(file, tmp / file.name)
                 if target.exists():  # an incomplete leftover: replace it
                     shutil.rmtree(target)
                 os.rename(tmp, target)

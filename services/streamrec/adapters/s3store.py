@@ -32,7 +32,9 @@ from .storebase import (
     StoreUnavailable,
     VersionNotFound,
     check_version_name,
+    complete,
     prune_candidates,
+    wanted,
 )
 
 __all__ = ["S3Store"]
@@ -247,14 +249,15 @@ class S3Store:
         found = (k[len(base) : -len(suffix)] for k in self._keys(base) if k.endswith(suffix))
         return sorted(v for v in found if v and "/" not in v)
 
-    def fetch(self, version: str, dest: Path) -> Path:
+    def fetch(self, version: str, dest: Path, window: bool = True) -> Path:
         check_version_name(version)
         target = Path(dest) / version
-        if (target / MANIFEST_NAME).is_file():
+        if complete(target, window):
             return target
         base = self._version_prefix(version)
         names = [k[len(base) :] for k in self._keys(base)]
-        names = [n for n in names if n and "/" not in n and not n.startswith(".")]
+        names = [n for n in names if n and "/" not in n and not n.startswith(".")
+                 and wanted(n, window)]
         if MANIFEST_NAME not in names:
             raise VersionNotFound(version, f"s3://{self.bucket}/{self.prefix}")
         try:

@@ -12,6 +12,9 @@ import re
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from ..core.snapshot.layout import WINDOW_FILES
+from ..core.snapshot.manifest import MANIFEST_NAME
+
 __all__ = [
     "EXPERIMENTS_DIR",
     "ExperimentResults",
@@ -76,6 +79,23 @@ def prune_candidates(versions: list[str], latest: str | None, keep: int) -> list
     return [v for v in versions[:-keep] if v != latest]
 
 
+#: The objects of a version that hold the trainer's window (``core/snapshot/layout.py``):
+#: what a fetch with ``window=False`` leaves out (at 10M users ~4.7 GB of a version).
+WINDOW_OBJECTS = frozenset(f"{name}.npy" for name in WINDOW_FILES)
+
+
+def wanted(name: str, window: bool) -> bool:
+    """Whether a fetch with(out) the ``window`` downloads the object ``name``."""
+    return window or name not in WINDOW_OBJECTS
+
+
+def complete(target: Path, window: bool) -> bool:
+    """Whether ``target`` is a finished copy good for a fetch with(out) the ``window``: the
+    manifest is written last, and a copy made without the window lacks its objects."""
+    return (target / MANIFEST_NAME).is_file() and (
+        not window or all((target / name).is_file() for name in WINDOW_OBJECTS))
+
+
 @runtime_checkable
 class SnapshotStore(Protocol):
     """Where the trainer publishes snapshots and replicas find them."""
@@ -89,9 +109,12 @@ class SnapshotStore(Protocol):
         """The version LATEST names, or None before the first publish."""
         ...
 
-    def fetch(self, version: str, dest: Path) -> Path:
+    def fetch(self, version: str, dest: Path, window: bool = True) -> Path:
         """Make ``dest/<version>/`` a complete local copy (atomically) and return it; an
-        existing complete copy is reused. ``VersionNotFound`` if the store lacks it."""
+        existing complete copy is reused. ``window=False`` leaves out the trainer's window
+        (`WINDOW_OBJECTS`: only a trainer resuming reads it; serving never does), and a copy
+        without it is complete for such a fetch only. ``VersionNotFound`` if the store
+        lacks the version."""
         ...
 
     def versions(self) -> list[str]:

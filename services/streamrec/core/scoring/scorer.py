@@ -30,7 +30,7 @@ from .itemitem import ItemItem
 from .recency import History
 from .sequential import Sequential
 
-__all__ = ["BASE", "SCORERS", "InOrder", "Scorer", "WindowFitted", "check_weights",
+__all__ = ["BASE", "SCORERS", "InOrder", "Scorer", "WindowFitted", "check_weights", "in_order",
            "fitted_by_window", "scorer_class", "window_fit"]
 
 F32 = npt.NDArray[np.float32]
@@ -90,6 +90,21 @@ class InOrder(Protocol):
         """Scores of every item (float32, ``(items,)``) for the item indices of a history's
         positive events, oldest first (intp ``(k,)``, k >= 1, repeats kept)."""
         ...
+
+
+#: Per scorer class: does it read the order (`in_order`'s memo; a few classes at most).
+_READS_ORDER: dict[type, bool] = {}
+
+
+def in_order(scorer: object) -> InOrder | None:
+    """``scorer`` as an :class:`InOrder` when it is one, else None: the answer is kept per
+    class (a runtime protocol's ``isinstance`` walks its attributes each time, ~35 µs of
+    every request with three scorers)."""
+    kind = type(scorer)
+    reads = _READS_ORDER.get(kind)
+    if reads is None:
+        reads = _READS_ORDER[kind] = isinstance(scorer, InOrder)
+    return scorer if reads else None  # type: ignore[return-value]
 
 
 class WindowFitted(Protocol):

@@ -71,9 +71,9 @@ class Reloader:
             return False
         try:
             with _cache_lock(self.cache):
-                path = self.store.fetch(version, self.cache)
-                # No window: only a trainer resumes from it (its ids alone were ~10 MB
-                # private per worker at 100k users).
+                # No window, fetched or read: only a trainer resumes from it (its ids alone
+                # were ~10 MB private per worker at 100k users; its files ~4.7 GB at 10M).
+                path = self.store.fetch(version, self.cache, window=False)
                 snapshot = read_snapshot(path, verify=True, mmap=True, window=False)
                 self._prune_cache(keep={version})
         except (StoreUnavailable, OSError) as e:
