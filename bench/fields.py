@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-fields-"))
     store = LocalStore(tmp / "store")
     write_snapshot(tmp / "build", model, window.contents(), {0: 0}, "000000000001", sync=False,
-                   catalog=catalogue.to_arrays({}))
+                   catalog=catalogue.to_arrays({}, model.item_ids))
     store.publish(tmp / "build", "000000000001")
     app = create_app(Config(cache_dir=str(tmp / "cache")), store=store)
     service = app.extensions["streamrec"]

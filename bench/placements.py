@@ -127,7 +127,7 @@ def main() -> int:
     catalogue = default_catalogue(list(model.item_ids))
     store = LocalStore(tmp / "store")
     write_snapshot(tmp / "build" / "v1", model, window.contents(), {0: 0}, "000000000001",
-                   catalog=catalogue.to_arrays({}))
+                   catalog=catalogue.to_arrays({}, model.item_ids))
     store.publish(tmp / "build" / "v1", "000000000001")
     build_s = time.perf_counter() - t
     path = tmp / "placements.json"

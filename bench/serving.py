@@ -578,7 +578,7 @@ def build_served(args: argparse.Namespace, tmp: Path) -> tuple[LocalStore, dict[
     model, window = build_model(args.users, args.items, args.events, args.factors)
     model, fits = default_model(model, window)
     catalogue = default_catalogue(list(model.item_ids))
-    catalog_arrays = catalogue.to_arrays({})
+    catalog_arrays = catalogue.to_arrays({}, model.item_ids)
     store = LocalStore(tmp / "store")
     write_snapshot(tmp / "build" / "v1", model, window.contents(), {0: 0}, "000000000001",
                    catalog=catalog_arrays)
