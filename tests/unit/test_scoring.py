@@ -222,8 +222,26 @@ def test_history_and_item_item_round_trip_through_a_snapshot(tmp_path, equipped)
     assert isinstance(ii.dense.base, np.memmap)  # a view of the mapped file, shared by workers
     np.testing.assert_array_equal(ii.dense, want.dense)
     np.testing.assert_array_equal(loaded.history.items, equipped.history.items)
-    np.testing.assert_array_equal(loaded.history.ts, equipped.history.ts)
+    # Timestamps as float32 seconds after the earliest (format 8): the same to well under 1 s.
+    assert loaded.history.ts.dtype == np.float32
+    for user in range(loaded.history.users):
+        np.testing.assert_allclose(loaded.history.row(user)[2], equipped.history.row(user)[2],
+                                   rtol=0, atol=0.5)
     assert loaded.recommend("u3", n=5) == equipped.recommend("u3", n=5)
+
+
+def test_history_timestamps_keep_unknowns_and_a_30_day_span_to_a_fifth_of_a_second() -> None:
+    from streamrec.core.scoring.recency import History
+
+    ts = np.array([1.7e9, np.nan, 1.7e9 + 30 * 86_400 - 0.3, 1.7e9 + 12.25])
+    h = History(np.array([0, 4]), np.arange(4, dtype=np.int32), np.ones(4, np.float32), ts)
+    compact, base = h.compact_ts()
+    back = History(h.indptr, h.items, h.weights, compact, base).row(0)[2]
+    assert compact.dtype == np.float32 and base == 1.7e9 and np.isnan(back[1])
+    np.testing.assert_allclose(back[[0, 2, 3]], ts[[0, 2, 3]], rtol=0, atol=0.2)
+    none = History(np.array([0, 1]), np.zeros(1, np.int32), np.ones(1, np.float32),
+                   np.array([np.nan]))
+    assert none.compact_ts()[1] == 0.0 and np.isnan(none.compact_ts()[0][0])
 
 
 def test_a_sparse_item_item_model_round_trips(tmp_path):

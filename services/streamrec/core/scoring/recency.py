@@ -67,13 +67,17 @@ class History:
     """Per-user events in arrival order: row ``u`` is ``items[indptr[u]:indptr[u + 1]]``.
 
     ``indptr``: int64, shape ``(users + 1,)``; ``items``: int32 item indices; ``weights``:
-    float32; ``ts``: float64 Unix seconds (NaN: unknown). Arrays may be memory-mapped.
+    float32; ``ts``: seconds after ``ts_base`` (NaN: unknown), float64 in memory, float32 in a
+    snapshot of format 8 (``ts_base`` then the earliest timestamp: 4 bytes less per event, a
+    resolution of 0.15 s over a 30-day span, what recency weighs by the hour). Arrays may be
+    memory-mapped.
     """
 
     indptr: npt.NDArray[np.integer]
     items: npt.NDArray[np.integer]
     weights: npt.NDArray[np.floating]
     ts: npt.NDArray[np.floating]
+    ts_base: float = 0.0
 
     def __post_init__(self) -> None:
         n = len(self.items)
@@ -92,8 +96,16 @@ class History:
         return (
             np.asarray(self.items[start:end], dtype=np.intp),
             np.asarray(self.weights[start:end], dtype=np.float64),
-            np.asarray(self.ts[start:end], dtype=np.float64),
+            np.asarray(self.ts[start:end], dtype=np.float64) + self.ts_base,
         )
+
+    def compact_ts(self) -> tuple[npt.NDArray[np.float32], float]:
+        """``ts`` as float32 seconds after a base (the earliest known timestamp; 0 when none),
+        and that base: what a snapshot of format 8 stores (Unix seconds, NaN kept)."""
+        t = np.asarray(self.ts, dtype=np.float64) + self.ts_base
+        known = t[~np.isnan(t)]
+        base = float(known.min()) if len(known) else 0.0
+        return (t - base).astype(np.float32), base
 
     @classmethod
     def from_events(

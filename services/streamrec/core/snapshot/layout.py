@@ -17,7 +17,8 @@ as ``<name>.<array>`` (so the ALS factors became ``als.user_factors`` and ``als.
 its settings as ``params.<name>``, and the names in ``params.scorers``; a reader builds each
 through the registry, so a new scorer needs no change here. Format 8 stores the catalogue as
 arrays (``catalog.*``, ``core/catalog/table.py``) that workers map and share, in place of the
-one JSON file. Any format may hold the client
+one JSON file, and each history event's timestamp as float32 seconds after
+``history.ts_base`` (float64 before). Any format may hold the client
 event ids of the window's events (``window.event_ids.{data,offsets,at}``: the ids, and the
 window position of each), optional files that serving reads too, so a trainer resumed from the
 snapshot and a replica folding in after it both still recognise a retry (``eventids.py``); a
@@ -112,10 +113,11 @@ def to_arrays(model: Model, window: WindowContents,
 def _history_arrays(h: History | None) -> dict[str, Array]:
     if h is None:
         return {}
+    ts, base = h.compact_ts()
     return {"history.indptr": np.asarray(h.indptr, dtype=np.int64),
             "history.items": np.asarray(h.items, dtype=np.int32),
             "history.weights": np.asarray(h.weights, dtype=np.float32),
-            "history.ts": np.asarray(h.ts, dtype=np.float64)}
+            "history.ts": ts, "history.ts_base": np.asarray([base], dtype=np.float64)}
 
 
 def _event_id_arrays(eids: list[str | None] | None) -> dict[str, Array]:
@@ -174,7 +176,7 @@ EVENT_ID_FILES = _names(("window.event_ids.", ("data", "offsets", "at")))
 #: (format 3), the catalogue (4: JSON; 8 on: arrays), the tombstone set (5: ids; 6 on: keyed
 #: hashes).
 _OPTIONAL_FILES = (*_names(
-    ("history.", ("indptr", "items", "weights", "ts")),
+    ("history.", ("indptr", "items", "weights", "ts", "ts_base")),
     ("item_item.", ("dense", "indptr", "indices", "data")),
     ("", ("catalog",)),
 ), *CATALOG_FILES, MODEL_ROWS, *TOMBSTONE_FILES, *LEGACY_TOMBSTONE_FILES)
@@ -285,7 +287,11 @@ def model_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> Model:
 def _history(a: Mapping[str, Array], items: int) -> History | None:
     if "history.indptr" not in a:
         return None
-    h = History(a["history.indptr"], a["history.items"], a["history.weights"], a["history.ts"])
+    base = a.get("history.ts_base")  # format 8: float32 offsets from it; before, float64 ts
+    if base is not None and np.shape(base) != (1,):
+        raise ValueError("history.ts_base is not one number")
+    h = History(a["history.indptr"], a["history.items"], a["history.weights"], a["history.ts"],
+                0.0 if base is None else float(base[0]))
     if len(h.items) and (int(h.items.min()) < 0 or int(h.items.max()) >= items):
         raise ValueError("history refers to items out of range")
     return h
