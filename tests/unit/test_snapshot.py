@@ -286,3 +286,15 @@ def test_a_format_6_snapshot_reads_its_unprefixed_factors_as_the_als_scorer(snap
     assert list(loaded.scorers) == ["als"]
     np.testing.assert_array_equal(loaded.als.item_factors, model.als.item_factors)
     assert loaded.recommend("user-3") == model.recommend("user-3")
+
+
+def test_a_snapshot_with_part_of_the_catalogue_arrays_is_refused(tmp_path, model, window):
+    from streamrec.core.catalog.records import Catalogue, ItemRecord
+    from streamrec.core.snapshot.manifest import SnapshotFormatError
+
+    arrays = Catalogue([ItemRecord("item-1", ("x",))]).to_arrays({0: 1})
+    del arrays["catalog.members.rows"]
+    write_snapshot(tmp_path / "s", model, window.contents(), OFFSETS, "000000000001",
+                   catalog=arrays)
+    with pytest.raises(SnapshotFormatError, match="catalog.members.rows"):
+        read_snapshot(tmp_path / "s", window=False)

@@ -423,7 +423,7 @@ class Catalogue:
         record = _stored(base, row)
         if keep:
             with self._lock:
-                if not self._dropped[row] and base is self._base:
+                if base is self._base and not self._dropped[row]:
                     self._decoded[row] = record
                     if len(self._decoded) > self.DECODED_KEPT:
                         self._decoded.popitem(last=False)
@@ -448,7 +448,7 @@ class Catalogue:
         brief = ItemRecord(item, base.categories_of(row), _NONE, bool(base.hidden[row]),
                            None if math.isnan(at) else at, base.title_of(row), _NONE)
         with self._lock:
-            if not self._dropped[row] and base is self._base:
+            if base is self._base and not self._dropped[row]:
                 self._briefs[row] = brief
                 if len(self._briefs) > self.DECODED_KEPT:
                     self._briefs.popitem(last=False)

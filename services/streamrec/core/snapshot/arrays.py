@@ -68,7 +68,11 @@ def _catalogue(a: Mapping[str, Array], model: Model) -> tuple[Catalogue, dict[in
     """The snapshot's catalogue and the items-topic offsets it holds: mapped arrays from
     format 8 (bound to ``model``'s items when the snapshot has their rows), parsed JSON
     before (empty before format 4)."""
-    if all(n in a for n in CATALOG_FILES):
+    present = [n for n in (*CATALOG_FILES, MODEL_ROWS) if n in a]
+    if present and len(present) < len(CATALOG_FILES):
+        raise ValueError(f"the catalogue's arrays are incomplete: missing "
+                         f"{sorted(set(CATALOG_FILES) - set(present))}")
+    if present:
         catalogue, offsets = Catalogue.from_arrays(a)
         if MODEL_ROWS in a and catalogue.base is not None:
             catalogue.base.bind(model.item_ids, a[MODEL_ROWS])

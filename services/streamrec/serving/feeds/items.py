@@ -73,10 +73,13 @@ class ItemsFollower(BackgroundConsumer):
                 how = "taken"
             elif self._newer_base(snap.item_offsets):
                 again = {i: (p, o, r) for i, (p, o, r) in self._since.items()
-                         if o >= snap.item_offsets.get(p, 0)}
-                self.catalogue.replace(snap.catalog)
+                         if o >= snap.item_offsets.get(p, 0)
+                         and not (self.erased is not None and self.erased(i))}
+                # Built aside, then one swap: requests never see the snapshot's older records.
+                rebased = snap.catalog.copy()
                 for _, _, record in again.values():
-                    self.catalogue.upsert(record)
+                    rebased.upsert(record)
+                self.catalogue.replace(rebased)
                 self._floor, self._since = dict(snap.item_offsets), again
                 how = f"rebased on ({len(again)} newer records applied again)"
             else:
