@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from streamrec.core.experiments.spec import Experiment
+from streamrec.core.groups import GroupLayout
 from streamrec.core.scoring.ann import AnnParams
 from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
@@ -50,6 +51,7 @@ class Config:
     # BEGIN GENERATED: make settings (Config)
     bootstrap_servers: str = _D["bootstrap_servers"]
     topic: str = _D["topic"]
+    topic_partitions: int | None = _D["topic_partitions"]
     group: str = _D["group"]
     format: str = _D["format"]
     min_weight: float | None = _D["min_weight"]
@@ -101,6 +103,10 @@ class Config:
     s3_endpoint: str | None = _D["s3_endpoint"]
     erasure_key: str | None = _D["erasure_key"]
     keep: int = _D["keep"]
+    serving_groups: int = _D["serving_groups"]
+    serving_group: int = _D["serving_group"]
+    group_urls: tuple[str, ...] = _D["group_urls"]
+    forward_timeout: float = _D["forward_timeout"]
     bind: str = _D["bind"]
     workers: int = _D["workers"]
     threads: int = _D["threads"]
@@ -186,6 +192,12 @@ class Config:
         return {"item_item": self.item_item, "sequential": self.sequential}
 
     @property
+    def groups(self) -> GroupLayout:
+        """The serving groups and this replica's place in them (``core/groups.py``)."""
+        return GroupLayout(self.serving_groups, self.serving_group,
+                           max(self.topic_partitions or 1, self.serving_groups))
+
+    @property
     def kafka(self) -> KafkaSettings:
         """What the Kafka adapters need (``adapters.kafka``), and nothing more."""
         return KafkaSettings(self.bootstrap_servers, self.kafka_security_protocol,
@@ -268,6 +280,26 @@ class Config:
                 said = problem if row.kind.says_why else f"{problem}, got {value!r}"
                 raise ConfigError(row.name, said)
         self._check_placement_arms()
+        self._check_groups()
+
+    def _check_groups(self) -> None:
+        """Serving groups need the partition count and every group's URL (``core/groups.py``)."""
+        if self.serving_group >= self.serving_groups:
+            raise ConfigError("serving_group", f"must be below serving_groups "
+                                               f"({self.serving_groups}), got {self.serving_group}")
+        if self.serving_groups == 1:
+            return
+        if self.topic_partitions is None:
+            raise ConfigError("topic_partitions", f"is required with serving_groups "
+                                                  f"{self.serving_groups}: the groups split the "
+                                                  f"topic's partitions")
+        if self.topic_partitions < self.serving_groups:
+            raise ConfigError("topic_partitions", f"must be at least serving_groups "
+                                                  f"({self.serving_groups}), got "
+                                                  f"{self.topic_partitions}")
+        if len(self.group_urls) != self.serving_groups:
+            raise ConfigError("group_urls", f"must list {self.serving_groups} URLs, one per "
+                                            f"group in group order, got {len(self.group_urls)}")
 
     def _check_placement_arms(self) -> None:
         """An experiment's placements name configured placements (a command that takes

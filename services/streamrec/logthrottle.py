@@ -30,7 +30,8 @@ INTERVAL_S = 30.0
 #: Shapes remembered at most.
 MAX_SHAPES = 1000
 #: The loggers (and their children) whose repeats are rate-limited by default.
-BROKER_LOGGERS = ("streamrec.adapters.kafka", "streamrec.serving.feeds.consumer")
+BROKER_LOGGERS = ("streamrec.adapters.kafka", "streamrec.serving.feeds.consumer",
+                  "streamrec.serving.groups.forward")  # a serving group down: every request
 
 _DIGITS = re.compile(r"\d+")
 

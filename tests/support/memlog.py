@@ -96,7 +96,7 @@ class MemSink:
         self.log.append(topic, value, key, headers)
 
     def produce_acknowledged(self, topic: str, messages: Sequence[tuple[bytes, bytes | None]],
-                             timeout: float) -> int:
+                             timeout: float, partition: int | None = None) -> int:
         for value, key in messages:
             self.log.append(topic, value, key, ())
         return 0

@@ -159,9 +159,9 @@ class ServingProc:
     """``streamrec serve`` (gunicorn, one gthread worker) on a free port, with fold-in."""
 
     def __init__(self, bootstrap: str, topic: str, s3: Any, workdir: Path,
-                 args: Sequence[str] = ()) -> None:
+                 args: Sequence[str] = (), port: int | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "serve.log"
         argv = [sys.executable, "-m", "streamrec.cli", "serve", "--bind",

@@ -29,7 +29,12 @@ FIXED: dict[str, dict[str, str]] = {
     "serve": {"dlq_topic": "read only to redact the embedded log (a Redacting sink, `run`)"},
     "run": {"group": "the embedded log's consumer group: one trainer, the default name",
             "s3_endpoint": "create_app opens an S3 store only when given none; run gives its "
-                           "local store and refuses s3:// (embedded_config)"},
+                           "local store and refuses s3:// (embedded_config)",
+            # Serving groups are for `serve` over Kafka; the embedded log has one partition
+            # and `run` one process, which is one group: the defaults.
+            **dict.fromkeys(("topic_partitions", "serving_groups", "serving_group",
+                             "group_urls", "forward_timeout"),
+                            "one embedded process is one serving group (docs/groups.md)")},
 }
 
 

@@ -121,6 +121,7 @@ CORE_FLOORS = {
     "snapshot": {"scoring", "window", "catalog", "events", "ground"},
     "experiments": {"scoring", "window", "catalog", "events", "ground"},
     "placements": {"experiments", "scoring", "window", "catalog", "events", "ground"},
+    "groups": {"events", "ground"},  # serving groups: a user's owner by Kafka partition
 }
 
 
@@ -144,5 +145,5 @@ def test_every_core_module_lives_on_a_floor():
     flat = sorted(m.rpartition(".")[2] for m in graph.modules
                   if m.count(".") == 2 and m.startswith("streamrec.core."))
     ground = {"ids", "domains", "origins"}  # origins: issue 23a's settings value, if merged
-    assert set(flat) - ground == {"catalog", "events", "experiments", "placements", "scoring",
-                                  "snapshot", "window"}
+    assert set(flat) - ground == {"catalog", "events", "experiments", "groups", "placements",
+                                  "scoring", "snapshot", "window"}

@@ -18,6 +18,7 @@ from streamrec.operator.builders import (
     build_serving_deployment,
     build_trainer_deployment,
     hpa_owned_fields,
+    stale_serving,
     unwanted_children,
 )
 from streamrec.operator.diff import (
@@ -76,10 +77,15 @@ def test_autoscaling_and_ingress_add_an_hpa_and_an_ingress() -> None:
     assert kinds[-2:] == ["HorizontalPodAutoscaler", "Ingress"]
     assert unwanted_children(NAME, FULL) == []
     assert unwanted_children(NAME, spec()) == [
-        ("autoscaling/v2", "HorizontalPodAutoscaler", "recs-serving"),
         ("networking.k8s.io/v1", "Ingress", "recs"),
         ("v1", "Secret", "recs-ingest-token"),
     ]
+    # The HPA goes with the serving children the spec no longer has (listed by label).
+    live = {("autoscaling/v2", "HorizontalPodAutoscaler"): ["recs-serving"],
+            ("apps/v1", "Deployment"): ["recs-serving"], ("v1", "Service"): ["recs"]}
+    assert stale_serving(build_children(NAME, NS, FULL), live) == []
+    assert stale_serving(build_children(NAME, NS, spec()), live) == [
+        ("autoscaling/v2", "HorizontalPodAutoscaler", "recs-serving")]
 
 
 def test_every_child_has_the_standard_labels_and_namespace() -> None:

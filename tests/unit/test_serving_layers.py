@@ -20,12 +20,13 @@ MAX_FUNCTION_LINES = 80
 #: Each floor may import only from the floors listed (and itself); the top may import all.
 FLOORS = {
     "metrics": set(),
+    "groups": set(),  # the forwarding client and the group prefix: no serving state
     "live": {"metrics"},
     "online": {"live", "metrics"},
     "feeds": {"live", "metrics"},
     "placements": {"live", "feeds", "metrics"},
-    "service": {"live", "online", "feeds", "placements", "metrics"},
-    "http": {"service", "live", "online", "feeds", "placements", "metrics"},
+    "service": {"live", "online", "feeds", "placements", "groups", "metrics"},
+    "http": {"service", "live", "online", "feeds", "placements", "groups", "metrics"},
 }
 
 

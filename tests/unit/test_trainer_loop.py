@@ -52,7 +52,7 @@ class MemoryLog:
         self.topics.setdefault(topic, []).append((value, tuple(headers)))
 
     def produce_acknowledged(self, topic: str, messages: Sequence[tuple[bytes, bytes | None]],
-                             timeout: float) -> int:
+                             timeout: float, partition: int | None = None) -> int:
         for value, key in messages:
             self.produce(topic, value, key)
         return 0

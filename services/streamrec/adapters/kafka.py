@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -91,12 +91,17 @@ class KafkaSource:
         Consumer group id, used only by `committed`/`commit`; a private one if not given.
     tuning : mapping, optional
         Extra librdkafka consumer properties, applied last (e.g. `BOUNDED_PREFETCH`).
+    only : collection of int, optional
+        Read only these partitions (a serving group's, ``core/groups.py``); every partition,
+        present and added later, when None. A listed partition the topic lacks is not read.
     """
 
     def __init__(self, settings: KafkaSettings, topic: str, group: str | None = None,
-                 tuning: Mapping[str, object] | None = None) -> None:
+                 tuning: Mapping[str, object] | None = None,
+                 only: Collection[int] | None = None) -> None:
         self.topic = topic
         self.group = group
+        self.only = None if only is None else frozenset(only)
         conf: dict[str, object] = dict(settings.client_config())
         conf.update({
             "group.id": group or f"streamrec-reader-{uuid.uuid4().hex[:12]}",
@@ -178,8 +183,12 @@ class KafkaSource:
     # --- reading ----------------------------------------------------------------------------
 
     def seek(self, offsets: Mapping[int, int]) -> None:
-        """Assign every partition: listed ones at their offset, the others at the beginning."""
-        self._assign(self.partitions(), offsets)
+        """Assign every partition read (``only``): listed ones at their offset, the others at
+        the beginning."""
+        self._assign(self._read(self.partitions()), offsets)
+
+    def _read(self, partitions: Iterable[int]) -> list[int]:
+        return [p for p in partitions if self.only is None or p in self.only]
 
     def _assign(self, partitions: Iterable[int], offsets: Mapping[int, int]) -> None:
         tps = []
@@ -203,7 +212,8 @@ class KafkaSource:
         """Pick up partitions added to the topic since the last look (from their beginning)."""
         self._checked_at = time.monotonic()
         try:
-            new = [p for p in self.partitions(timeout=2.0) if p not in self._assigned]
+            new = [p for p in self._read(self.partitions(timeout=2.0))
+                   if p not in self._assigned]
         except SourceUnavailable as e:
             log.warning("%s; will look again", e)
             return
@@ -360,12 +370,15 @@ class KafkaSink:
 
     def _produce(self, topic: str, value: bytes, key: bytes | None,
                  headers: Sequence[tuple[str, bytes]],
-                 on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
+                 on_delivery: Callable[[KafkaError | None, Message], None],
+                 partition: int | None = None) -> None:
+        # -1: librdkafka's RD_KAFKA_PARTITION_UA, "let the partitioner choose".
+        where = -1 if partition is None else partition
         for _ in range(600):
             try:
                 self._producer.produce(topic, value=value, key=key,
                                        headers=list(headers) or None,
-                                       on_delivery=on_delivery)
+                                       on_delivery=on_delivery, partition=where)
             except BufferError:
                 self._producer.poll(0.1)
                 continue
@@ -377,7 +390,7 @@ class KafkaSink:
         raise SourceUnavailable(f"kafka: producer queue for {topic} stayed full for 60 s")
 
     def produce_acknowledged(self, topic: str, messages: Sequence[tuple[bytes, bytes | None]],
-                             timeout: float) -> int:
+                             timeout: float, partition: int | None = None) -> int:
         """Produce ``messages`` and wait for their own delivery reports; see `EventSink`.
 
         Only this call's messages are counted (a per-call tally of delivery callbacks), never
@@ -394,7 +407,7 @@ class KafkaSink:
         tally = _Tally(len(messages))
         for k, (value, key) in enumerate(messages):
             try:
-                self._produce(topic, value, key, (), tally.report)
+                self._produce(topic, value, key, (), tally.report, partition)
             except SourceUnavailable as e:
                 if not k:
                     raise
@@ -435,10 +448,13 @@ IMPRESSIONS: dict[str, str] = {"retention.ms": str(86_400_000), "segment.ms": st
 
 def ensure_topics(settings: KafkaSettings, names: Iterable[str], partitions: int = 1,
                   replication: int = 1, timeout: float = 30.0,
-                  topic_configs: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
+                  topic_configs: Mapping[str, Mapping[str, str]] | None = None,
+                  topic_partitions: Mapping[str, int] | None = None) -> list[str]:
     """Create the topics in ``names`` that do not exist yet; return the ones created.
 
-    ``topic_configs`` gives topic settings (e.g. `COMPACTED`) for some of them, at creation.
+    ``topic_configs`` gives topic settings (e.g. `COMPACTED`) for some of them, at creation;
+    ``topic_partitions`` their partition count where not ``partitions``. An existing topic is
+    left as it is (adding partitions would move users between shards).
 
     A topic created concurrently by someone else counts as existing. `SourceUnavailable` if the
     cluster cannot be reached or refuses for another reason.
@@ -454,7 +470,8 @@ def ensure_topics(settings: KafkaSettings, names: Iterable[str], partitions: int
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=replication,
+        [NewTopic(n, num_partitions=(topic_partitions or {}).get(n, partitions),
+                  replication_factor=replication,
                   config=dict((topic_configs or {}).get(n, {}))) for n in missing],
         request_timeout=timeout)
     created = []

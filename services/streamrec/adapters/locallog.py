@@ -393,10 +393,13 @@ class LocalLogSink:
         return self.writer(topic).append(value, key, headers)
 
     def produce_acknowledged(self, topic: str, messages: Sequence[tuple[bytes, bytes | None]],
-                             timeout: float) -> int:
+                             timeout: float, partition: int | None = None) -> int:
         """Append and fsync ``messages``, all or none (`TopicWriter.append_durable`); 0, or
         `SourceUnavailable` when none was written. ``timeout`` is not needed: the log is local
-        and the call returns when the fsync does."""
+        and the call returns when the fsync does. The log has one partition: ``partition``
+        other than None or 0 is a `ValueError`."""
+        if partition not in (None, 0):
+            raise ValueError(f"the local log has one partition, not {partition}")
         try:
             self.writer(topic).append_durable(messages)
         except LogError as e:

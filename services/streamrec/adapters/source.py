@@ -69,9 +69,11 @@ class EventSink(Protocol):
         """Wait for delivery; return the number of messages still undelivered."""
 
     def produce_acknowledged(self, topic: str, messages: Sequence[tuple[bytes, bytes | None]],
-                             timeout: float) -> int:
+                             timeout: float, partition: int | None = None) -> int:
         """Append (value, key) ``messages`` and wait until the log acknowledges each one or
         gives it up for good; return how many of *these* messages were not acknowledged.
+        ``partition``: put them all on that partition, not the key's (an erasure meant for a
+        serving group, ``core/groups.py``); a log with one partition takes only None or 0.
 
         The contract behind ``POST /interactions`` (docs/reliability.md, "Delivery"): a
         message counted here is never sent again by this sink. One that never reached the log

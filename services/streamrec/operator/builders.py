@@ -5,7 +5,8 @@ and unit tests assert on these dicts directly. Children: a ConfigMap holding the
 contract, a ConfigMap holding the placements (mounted in the serving pods and watched there,
 so a change of ``spec.placements`` reaches them without a rollout), the trainer Deployment
 (one replica, Recreate: two trainers would fight over the consumer group and the snapshot
-store), the serving Deployment, its Service, and optionally an HPA, an Ingress, and the
+store), the serving Deployment (one per serving group, ``core/groups.py``, each with its own
+Service), the serving Service, and optionally an HPA (one per group), an Ingress, and the
 generated write-token Secret (``build_token_secret``, which the handler creates once, apart
 from the others: its token is random).
 """
@@ -26,6 +27,7 @@ from streamrec.operator.env import (
     SERVING_PORT,
     TRAINER_METRICS_PORT,
     config_data,
+    group_service_name,
     secret_env,
 )
 from streamrec.operator.spec import RecommenderSpec, Resources
@@ -36,6 +38,8 @@ APP = "streamrec"
 MANAGER = "streamrec-operator"
 CONFIG_HASH_ANNOTATION = "streamrec.io/config-hash"
 RUN_AS = 10001  # the image's numeric non-root user (services/Dockerfile)
+#: A serving group's pods (``core/groups.py``): its Deployment's selector and its Service's.
+GROUP_LABEL = "streamrec.io/serving-group"
 
 
 def labels(name: str, component: str) -> dict[str, str]:
@@ -62,6 +66,17 @@ def child_names(name: str) -> dict[str, str]:
         "ingress": name,
         "token": generated_secret_name(name),
     }
+
+
+def serving_name(name: str, group: int | None) -> str:
+    """The serving Deployment (and its HPA): ``<name>-serving`` with one group, else
+    ``<name>-serving-<group>``."""
+    return f"{name}-serving" if group is None else f"{name}-serving-{group}"
+
+
+def serving_groups(spec: RecommenderSpec) -> list[int | None]:
+    """The serving Deployments to build: [None] (one, unsharded) or each group's index."""
+    return [None] if spec.serving.groups == 1 else list(range(spec.serving.groups))
 
 
 def config_hash(data: dict[str, str]) -> str:
@@ -194,21 +209,33 @@ def build_trainer_deployment(name: str, namespace: str, spec: RecommenderSpec) -
     }
 
 
-def build_serving_deployment(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:
+def build_serving_deployment(
+    name: str, namespace: str, spec: RecommenderSpec, group: int | None = None
+) -> dict[str, Any]:
+    """The serving Deployment; ``group``: serving group ``group``'s (its pods carry
+    `GROUP_LABEL` and ``STREAMREC_SERVING_GROUP``; the main Service selects every group's)."""
     container = _container(
         spec, "serving", name, ("http", SERVING_PORT), "/readyz", spec.serving.resources
     )
+    selector = selector_labels(name, "serving")
+    template = _pod_template(name, spec, "serving", container)
+    meta = _meta(name, namespace, "serving", serving_name(name, group))
+    if group is not None:
+        selector[GROUP_LABEL] = str(group)
+        template["metadata"]["labels"][GROUP_LABEL] = str(group)
+        meta["labels"][GROUP_LABEL] = str(group)
+        container["env"].append({"name": "STREAMREC_SERVING_GROUP", "value": str(group)})
     body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(name, namespace, "serving", child_names(name)["serving"]),
+        "metadata": meta,
         "spec": {
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
             },
-            "selector": {"matchLabels": selector_labels(name, "serving")},
-            "template": _pod_template(name, spec, "serving", container),
+            "selector": {"matchLabels": selector},
+            "template": template,
         },
     }
     # With an HPA the replica count is the HPA's. The Deployment is created at minReplicas, the
@@ -272,17 +299,37 @@ def build_service(name: str, namespace: str, spec: RecommenderSpec) -> dict[str,
     }
 
 
-def build_hpa(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:
+def build_group_service(name: str, namespace: str, group: int) -> dict[str, Any]:
+    """Serving group ``group``'s own Service: the other groups forward its users' requests
+    here (``STREAMREC_GROUP_URLS``), and its Ingress path routes here."""
+    meta = _meta(name, namespace, "serving", group_service_name(name, group))
+    meta["labels"][GROUP_LABEL] = str(group)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {**selector_labels(name, "serving"), GROUP_LABEL: str(group)},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def build_hpa(
+    name: str, namespace: str, spec: RecommenderSpec, group: int | None = None
+) -> dict[str, Any]:
+    """The serving Deployment's HPA (``group``: that group's; each group scales apart)."""
     scaling = spec.serving.autoscaling
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta(name, namespace, "serving", child_names(name)["hpa"]),
+        "metadata": _meta(name, namespace, "serving", serving_name(name, group)),
         "spec": {
             "scaleTargetRef": {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
-                "name": child_names(name)["serving"],
+                "name": serving_name(name, group),
             },
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
@@ -303,20 +350,28 @@ def build_hpa(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any
 
 
 def build_ingress(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:
+    """The Ingress: ``path`` to the serving Service (any group answers any user); with serving
+    groups also ``<path>groups/<g>`` to group g's Service, which serving strips
+    (``serving/groups/prefix.py``): a client that computes the user's group skips the hop."""
     ing = spec.serving.ingress
-    rule: dict[str, Any] = {
-        "http": {
-            "paths": [
-                {
-                    "path": ing.path,
-                    "pathType": "Prefix",
-                    "backend": {
-                        "service": {"name": child_names(name)["service"], "port": {"name": "http"}}
-                    },
-                }
-            ]
+    paths: list[dict[str, Any]] = [
+        {
+            "path": ing.path,
+            "pathType": "Prefix",
+            "backend": {
+                "service": {"name": child_names(name)["service"], "port": {"name": "http"}}
+            },
         }
-    }
+    ]
+    for group in serving_groups(spec):
+        if group is not None:
+            paths.append({
+                "path": f"{ing.path.rstrip('/')}/groups/{group}",
+                "pathType": "Prefix",
+                "backend": {"service": {"name": group_service_name(name, group),
+                                        "port": {"name": "http"}}},
+            })
+    rule: dict[str, Any] = {"http": {"paths": paths}}
     if ing.host is not None:
         rule["host"] = ing.host
     body: dict[str, Any] = {
@@ -347,26 +402,43 @@ def build_token_secret(name: str, namespace: str, token: str) -> dict[str, Any]:
 
 def build_children(name: str, namespace: str, spec: RecommenderSpec) -> list[dict[str, Any]]:
     """Every child the spec asks for, ConfigMap first so pods never start without it."""
+    groups = serving_groups(spec)
     children = [
         build_configmap(name, namespace, spec),
         build_placements_configmap(name, namespace, spec),
         build_trainer_deployment(name, namespace, spec),
-        build_serving_deployment(name, namespace, spec),
+        *(build_serving_deployment(name, namespace, spec, g) for g in groups),
         build_service(name, namespace, spec),
+        *(build_group_service(name, namespace, g) for g in groups if g is not None),
     ]
     if spec.serving.autoscaling.enabled:
-        children.append(build_hpa(name, namespace, spec))
+        children.extend(build_hpa(name, namespace, spec, g) for g in groups)
     if spec.serving.ingress.enabled:
         children.append(build_ingress(name, namespace, spec))
     return children
+
+
+#: The kinds of serving children whose count follows ``spec.serving.groups``.
+SERVING_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"),
+                 ("autoscaling/v2", "HorizontalPodAutoscaler"))
+
+
+def stale_serving(
+    children: list[dict[str, Any]], live: Mapping[tuple[str, str], list[str]]
+) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of the live serving children (``live``: names by
+    (apiVersion, kind), listed by this instance's serving labels) that ``children`` no longer
+    holds: a group removed, the unsharded Deployment after sharding, or the groups' after
+    going back to one, an HPA after autoscaling is switched off."""
+    wanted = {(c["apiVersion"], c["kind"], c["metadata"]["name"]) for c in children}
+    return [(api, kind, n) for (api, kind), names in sorted(live.items()) for n in sorted(names)
+            if (api, kind, n) not in wanted]
 
 
 def unwanted_children(name: str, spec: RecommenderSpec) -> list[tuple[str, str, str]]:
     """(apiVersion, kind, name) of the optional children the spec no longer asks for."""
     names = child_names(name)
     unwanted = []
-    if not spec.serving.autoscaling.enabled:
-        unwanted.append(("autoscaling/v2", "HorizontalPodAutoscaler", names["hpa"]))
     if not spec.serving.ingress.enabled:
         unwanted.append(("networking.k8s.io/v1", "Ingress", names["ingress"]))
     if not generates_token(spec):

@@ -53,6 +53,12 @@ def spec_value(spec: RecommenderSpec, row: Setting) -> Any:
     return getattr(obj, row.attr)
 
 
+def group_service_name(name: str, group: int) -> str:
+    """The Service of serving group ``group`` (port 80): where the other groups forward its
+    users' requests, and the backend of its Ingress path."""
+    return f"{name}-group-{group}"
+
+
 def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
     """The ConfigMap's data: every non-secret ``STREAMREC_*`` variable, as strings.
 
@@ -72,6 +78,9 @@ def config_data(name: str, spec: RecommenderSpec) -> dict[str, str]:
         "STREAMREC_BIND": f"0.0.0.0:{SERVING_PORT}",
         "STREAMREC_PLACEMENTS": f"{PLACEMENTS_DIR}/{PLACEMENTS_FILE}",
     })
+    if spec.serving.groups > 1:  # each group's Service, in group order (core/groups.py)
+        data["STREAMREC_GROUP_URLS"] = ",".join(
+            f"http://{group_service_name(name, g)}" for g in range(spec.serving.groups))
     if spec.kafka.uses_sasl:  # the CR's default mechanism means nothing without SASL
         data["STREAMREC_KAFKA_SASL_MECHANISM"] = spec.kafka.sasl_mechanism
     if spec.snapshots.region is not None:

@@ -32,10 +32,15 @@ from kubernetes import client
 from urllib3.exceptions import HTTPError
 
 from streamrec.operator.builders import (
+    SERVING_KINDS,
     build_children,
     build_token_secret,
     child_names,
     hpa_owned_fields,
+    selector_labels,
+    serving_groups,
+    serving_name,
+    stale_serving,
     unwanted_children,
 )
 from streamrec.operator.diff import with_applied_hash
@@ -146,7 +151,10 @@ def reconcile(
             counts[outcome] += 1
             if outcome != "unchanged":
                 logger.info("%s %s %s", outcome, child["kind"], child["metadata"]["name"])
-        for api_version, kind, child_name in unwanted_children(name, parsed):
+        live = {(api, kind): kube.names(api, kind, namespace, selector_labels(name, "serving"))
+                for api, kind in SERVING_KINDS}
+        for api_version, kind, child_name in [*unwanted_children(name, parsed),
+                                              *stale_serving(children, live)]:
             if kube.delete_owned(api_version, kind, namespace, child_name, meta["uid"]):
                 counts["deleted"] += 1
                 logger.info("deleted %s %s", kind, child_name)
@@ -284,7 +292,8 @@ def _observe(
     names = child_names(name)
     try:
         trainer = kube.get("apps/v1", "Deployment", namespace, names["trainer"])
-        serving = kube.get("apps/v1", "Deployment", namespace, names["serving"])
+        groups = [kube.get("apps/v1", "Deployment", namespace, serving_name(name, g))
+                  for g in serving_groups(spec)]
         refs = all_secret_refs(name, spec)
         secrets = {ref.name: _secret_data(kube, namespace, ref.name) for ref in refs}
     except (client.ApiException, HTTPError) as exc:
@@ -293,7 +302,8 @@ def _observe(
     return compute_status(
         observed_generation=observed_generation,
         trainer=trainer,
-        serving=serving,
+        serving=groups[0],
+        serving_groups=groups if spec.serving.groups > 1 else None,
         secret_issues=issues,
         snapshot=_read_snapshot(name, spec, secrets.get(spec.snapshots.credentials_secret)),
         ingest_token_secret=token_secret_name(name, spec),

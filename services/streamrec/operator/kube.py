@@ -92,6 +92,16 @@ class Kube:
                 return None
             raise
 
+    def names(
+        self, api_version: str, kind: str, namespace: str, labels: Mapping[str, str]
+    ) -> list[str]:
+        """Names of the objects of ``kind`` in ``namespace`` that carry every one of
+        ``labels`` (a label selector)."""
+        collection = object_path(api_version, kind, namespace, "_").rsplit("/", 1)[0]
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        listed = self._call("GET", collection, query=[("labelSelector", selector)])
+        return [item["metadata"]["name"] for item in listed.get("items") or []]
+
     def apply(self, obj: Mapping[str, Any], keep_live: Sequence[tuple[str, ...]] = ()) -> Outcome:
         """Create ``obj`` if missing, patch it if a desired field differs, else do nothing.
 

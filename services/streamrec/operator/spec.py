@@ -83,6 +83,7 @@ class KafkaSpec:
     # BEGIN GENERATED: make settings (section kafka)
     bootstrap_servers: str
     topic: str = _d("topic")
+    topic_partitions: int | None = _d("topic_partitions")
     format: str = _d("format")
     min_weight: float | None = _d("min_weight")
     dlq_topic: str | None = _d("dlq_topic")
@@ -173,6 +174,8 @@ class IngressSpec:
 class ServingSpec:
     # BEGIN GENERATED: make settings (section serving)
     replicas: int = _d("replicas")
+    groups: int = _d("serving_groups")
+    forward_timeout: float = _d("forward_timeout")
     shutdown_delay_seconds: int = _d("shutdown_delay_seconds")
     workers: int = _d("workers")
     threads: int = _d("threads")
@@ -255,7 +258,22 @@ def parse_spec(raw: Mapping[str, Any]) -> RecommenderSpec:
         **spec.section(""),  # the fields of spec itself (experiments)
     )
     spec.done()
+    _check_groups(parsed)
     return parsed
+
+
+def _check_groups(parsed: RecommenderSpec) -> None:
+    """Serving groups split the topic's partitions (``core/groups.py``): they need the count,
+    and no more groups than partitions."""
+    groups, partitions = parsed.serving.groups, parsed.kafka.topic_partitions
+    if groups == 1:
+        return
+    if partitions is None:
+        raise InvalidSpec("spec.kafka.partitions", f"is required with spec.serving.groups "
+                                                   f"{groups}: the groups split the partitions")
+    if partitions < groups:
+        raise InvalidSpec("spec.serving.groups", f"must be at most spec.kafka.partitions "
+                                                 f"({groups} > {partitions})")
 
 
 def _image(f: Fields) -> ImageSpec:

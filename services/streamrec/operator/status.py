@@ -1,8 +1,9 @@
 """Pure status: what a RecommenderService reports, computed from its children's observed state.
 
 ``status`` holds ``observedGeneration``, ``phase``, ``conditions``, ``servingReplicas``,
-``snapshotVersion`` and ``ingestTokenSecret``. Conditions follow the Kubernetes convention
-(``type``, ``status`` "True" or "False", ``reason``, ``message``, ``lastTransitionTime``); a
+``servingGroups``, ``snapshotVersion`` and ``ingestTokenSecret``. Conditions follow the
+Kubernetes convention (``type``, ``status`` "True" or "False", ``reason``, ``message``,
+``lastTransitionTime``); a
 condition keeps its transition time while its status stays the same, so recomputing an unchanged
 state gives an identical status and the operator can skip the patch.
 
@@ -107,6 +108,17 @@ def deployment_condition(kind: str, deployment: Mapping[str, Any] | None) -> Con
     return Condition(ctype, True, "Available", message)
 
 
+def groups_condition(groups: Sequence[Mapping[str, Any] | None]) -> Condition:
+    """``ServingReady`` over the serving groups' Deployments (``core/groups.py``): true when
+    every group's is; else the first group that is not, named, with the others' counts."""
+    each = [deployment_condition("Serving", d) for d in groups]
+    message = "; ".join(f"group {g}: {c.message}" for g, c in enumerate(each))
+    waiting = [(g, c) for g, c in enumerate(each) if not c.ok]
+    if not waiting:
+        return Condition("ServingReady", True, "Available", message)
+    return Condition("ServingReady", False, waiting[0][1].reason, message)
+
+
 def compute_status(
     *,
     observed_generation: int | None,
@@ -117,8 +129,13 @@ def compute_status(
     previous: Mapping[str, Any],
     now: str,
     ingest_token_secret: str | None = None,
+    serving_groups: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """The full status of a valid spec from the observed children.
+
+    ``serving_groups``: with more than one serving group, each group's Deployment in group
+    order (``serving`` is then ignored): serving is ready when every group is, and
+    ``servingReplicas`` is their sum.
 
     ``ingest_token_secret``: the Secret whose key ``token`` guards serving's write routes (the
     user's or the generated one, ``streamrec.operator.writeauth``); None when writes are open.
@@ -127,7 +144,13 @@ def compute_status(
     timer): the key is then left out, so the timer never moves it.
     """
     trainer_cond = deployment_condition("Trainer", trainer)
-    serving_cond = deployment_condition("Serving", serving)
+    if serving_groups:
+        serving_cond = groups_condition(serving_groups)
+        replicas = sum(((d or {}).get("status") or {}).get("readyReplicas", 0)
+                       for d in serving_groups)
+    else:
+        serving_cond = deployment_condition("Serving", serving)
+        replicas = ((serving or {}).get("status") or {}).get("readyReplicas", 0)
     if secret_issues:
         secrets_cond = Condition("SecretsFound", False, "SecretNotFound", "; ".join(secret_issues))
     else:
@@ -158,7 +181,8 @@ def compute_status(
     status = {
         "phase": phase,
         "conditions": merge_conditions(previous.get("conditions") or [], conditions, now),
-        "servingReplicas": ((serving or {}).get("status") or {}).get("readyReplicas", 0),
+        "servingReplicas": replicas,
+        "servingGroups": len(serving_groups) if serving_groups else 1,
         "snapshotVersion": version,
         "ingestTokenSecret": ingest_token_secret,
     }

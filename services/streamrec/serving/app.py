@@ -15,10 +15,12 @@ from streamrec.adapters.stores import SnapshotStore, open_store
 from streamrec.config import Config
 
 from .feeds.foldin import SourceFactory
+from .groups.prefix import GroupPrefix
 from .http import (
     browse,
     erase,
     experiments,
+    groups,
     handlers,
     interactions,
     items,
@@ -49,13 +51,16 @@ def create_app(config: Config, *, store: SnapshotStore | None = None,
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY + 1
     app.url_map.converters["id"] = IdConverter  # <id:user>: any id, "/" included (pathids.py)
     app.wsgi_app = RawPathIds(app.wsgi_app)  # type: ignore[method-assign]
+    # Outermost: a group's Ingress path (/groups/<g>/...) is answered as its route.
+    app.wsgi_app = GroupPrefix(app.wsgi_app)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if store is None:
         store = open_store(config.store, config.s3)
     service = Service(config, store, source_factory, sink, notify_factory, items_factory,
                       impressions_factory)
     app.extensions[KEY] = service
-    for blueprint in (handlers.bp, recommend.bp, browse.bp, ops.bp, interactions.bp, online.bp,
-                      items.bp, erase.bp, experiments.bp, placements.bp):
+    # handlers first: its hooks (timer, checks) run before the groups' forwarding hook.
+    for blueprint in (handlers.bp, groups.bp, recommend.bp, browse.bp, ops.bp, interactions.bp,
+                      online.bp, items.bp, erase.bp, experiments.bp, placements.bp):
         app.register_blueprint(blueprint)
     return app

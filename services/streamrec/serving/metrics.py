@@ -57,7 +57,8 @@ SNAPSHOT_CREATED = Gauge(CREATED_NAME,
                          multiprocess_mode="livemin")
 FOLDIN_EVENTS = Counter("streamrec_foldin_events_total",
                         "Interactions read by the fold-in consumer, by result "
-                        "(kept, stale, duplicate, invalid, filtered, erased)", ["result"])
+                        "(kept, stale, duplicate, invalid, filtered, erased; foreign: a user "
+                        "of another serving group)", ["result"])
 ERASURES = Counter("streamrec_erasures_total",
                    "Erasure records applied by this worker (read from the topic or answered "
                    "by DELETE), by kind (user, item)", ["kind"])

@@ -28,10 +28,14 @@ def build_production_app(config: Config) -> Flask:
     from .app import create_app
     from .http.guards import INGEST_TIMEOUT_S
 
+    layout = config.groups
+
     def source_factory(offsets: Any) -> KafkaSource:
         # Bounded read-ahead: every worker runs one, and librdkafka's default queue (up to
         # 64 MB per partition) would be most of what an extra worker costs on a backlog.
-        return KafkaSource(config.kafka, config.topic, tuning=BOUNDED_PREFETCH)
+        # A serving group reads its own partitions only (core/groups.py).
+        return KafkaSource(config.kafka, config.topic, tuning=BOUNDED_PREFETCH,
+                           only=layout.owned if layout.sharded else None)
 
     notify = config.notify
     return create_app(

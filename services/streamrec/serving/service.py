@@ -34,6 +34,7 @@ from streamrec.core.snapshot.trainingstatus import TrainingStatus
 from .feeds.foldin import FoldIn, SourceFactory
 from .feeds.items import ItemsFollower
 from .feeds.reloader import Reloader
+from .groups.forward import Forwarder
 from .live.holder import Served
 from .live.model import LiveModel
 from .online import experiments as onlineexperiments
@@ -83,8 +84,14 @@ class Service:
                              impressions_factory,
                              self.online.token if self.online is not None
                              else secrets.token_hex(6))
+        #: Serving groups (``core/groups.py``): whose users this worker serves, and where it
+        #: forwards the others' requests (``groups/forward.py``).
+        self.groups = config.groups
+        self.forwarder = Forwarder(config.group_urls, config.forward_timeout,
+                                   config.threads) if self.groups.sharded else None
         self.foldin = FoldIn(source_factory, live, config.format, config.min_weight,
-                             self._observer(), config.feedback, self._forget_online) \
+                             self._observer(), config.feedback, self._forget_online,
+                             self.groups.owns if self.groups.sharded else None) \
             if source_factory is not None else None
         directory = state_dir()
         self.publisher = Publisher(self.online, directory) \
@@ -241,5 +248,7 @@ class Service:
         if self.items_follower is not None:
             self.items_follower.stop()
         self.placer.stop()
+        if self.forwarder is not None:
+            self.forwarder.close()
         if self.sink is not None:
             self.sink.close()

@@ -52,6 +52,10 @@ spec:
           type: integer
           description: Ready serving replicas
           jsonPath: .status.servingReplicas
+        - name: Groups
+          type: integer
+          description: Serving groups (users sharded by Kafka partition)
+          jsonPath: .status.servingGroups
         - name: Training
           type: string
           description: False while the trainer's fits fail (see the Training condition)
@@ -86,6 +90,9 @@ spec:
                   enum: [Progressing, Ready, Degraded, Failed]
                 servingReplicas:
                   type: integer
+                servingGroups:
+                  type: integer
+                  description: Serving groups (spec.serving.groups) the replicas are split into.
                 snapshotVersion:
                   type: string
                 ingestTokenSecret:

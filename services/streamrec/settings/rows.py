@@ -92,6 +92,11 @@ SETTINGS: tuple[Setting, ...] = (
             helm_example="streamrec-kafka-bootstrap:9092"),
     Setting("topic", Str(), "interactions", "Topic of interaction events.", (T, S, R),
             cr="kafka.topic", helm="example.kafka.topic"),
+    Setting("topic_partitions", _i(1, 10_000), None, "Partitions of the interactions topic, "
+            "its user shards (murmur2 of the user id). The trainer creates a missing topic with "
+            "this many; serving groups split them (required with serving.groups > 1).",
+            (T, S), cr="kafka.partitions", helm="example.kafka.partitions",
+            default_text="1 for a topic the trainer creates; an existing topic keeps its own"),
     Setting("group", Str(), "streamrec-trainer", "The trainer's consumer group (the operator "
             "sets <name>-trainer).", (T,)),
     Setting("format", Enum(FORMATS), "auto", "Message format: auto, text or json.", (T, S, R),
@@ -288,6 +293,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replicas", _i(0), 2, "Serving replicas; ignored while autoscaling is enabled.",
             cr="serving.replicas", config=False, env=False, flag=False,
             helm="example.serving.replicas"),
+    # Serving groups (core/groups.py, serving/groups/, docs/groups.md).
+    Setting("serving_groups", _i(1, 64), 1, "Serving groups: group g owns the users of the "
+            "partitions p with p % groups == g, folds in only those and forwards requests for "
+            "other users to their owner. 1: every replica serves every user.", (S,),
+            cr="serving.groups", helm="example.serving.groups"),
+    Setting("serving_group", _i(0, 63), 0, "This replica's group, in [0, serving_groups) (the "
+            "operator sets it per Deployment).", (S,)),
+    Setting("group_urls", Listed(normalise_origin, _ORIGIN, max_items=64,
+                                 noun="URLs like http://host:port"), (),
+            "Each group's base URL, in group order, where requests for its users are forwarded "
+            "(the operator sets them to the groups' Services). Required with serving_groups > 1.",
+            (S,), default_text="none"),
+    Setting("forward_timeout", _n(0.01, 60.0), 2.0, "Seconds a forwarded request waits for the "
+            "owning group before answering 503 owner_unavailable.", (S,),
+            cr="serving.forwardTimeoutSeconds", helm="example.serving.forwardTimeoutSeconds"),
     Setting("shutdown_delay_seconds", _i(0, 300), 5, "Seconds a serving pod that is told to "
             "stop keeps answering (a preStop sleep) before it stops taking connections, so that "
             "the Service and the Ingress stop sending it requests first; 0: none.",

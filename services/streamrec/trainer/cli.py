@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
             # The items topic keeps the newest record per item (keyed by item id) for good.
             # Impressions (what users were shown, serving/placements/) are kept one day.
             ensure_topics(config.kafka, topics, topic_configs={config.items: COMPACTED,
-                                                               config.impressions: IMPRESSIONS})
+                                                               config.impressions: IMPRESSIONS},
+                          topic_partitions={config.topic: config.topic_partitions or 1})
             break
         except SourceUnavailable as e:
             log.warning("kafka not ready (%s); retrying", e)

@@ -1,6 +1,7 @@
 """Real-time fold-in: a background consumer feeding each user's events since the snapshot.
 
-Every gunicorn worker runs its own consumer over all partitions of the interactions topic, from
+Every gunicorn worker runs its own consumer over all partitions of the interactions topic (a
+serving group's partitions only, ``core/groups.py``), from
 the served snapshot's offsets, with no consumer group commits. Why per worker and not one per
 replica: no state shared between processes (no locks across forks, no IPC on the request path),
 and a worker that dies takes nothing with it. The cost: each worker reads the whole topic and
@@ -48,8 +49,13 @@ class FoldIn(BackgroundConsumer):
     def __init__(self, factory: SourceFactory, live: LiveModel, fmt: str = "auto",
                  min_weight: float | None = None, observe: Observer | None = None,
                  weights: Mapping[str, float] | None = None,
-                 on_erase: Callable[[Sequence[Erasure]], None] | None = None) -> None:
+                 on_erase: Callable[[Sequence[Erasure]], None] | None = None,
+                 owns: Callable[[str], bool] | None = None) -> None:
         super().__init__()
+        #: A serving group's test of its users (``core/groups.py``); None: every user is ours.
+        #: An event of another group's user (a producer that partitions by another rule) is
+        #: counted as ``foreign`` and not kept: its owner serves that user, never this group.
+        self.owns = owns
         self.factory, self.live, self.observe = factory, live, observe
         self.fresh, self.forgotten = live.fresh, live.forgotten
         self.fmt, self.min_weight, self.weights = fmt, min_weight, weights
@@ -106,10 +112,14 @@ class FoldIn(BackgroundConsumer):
                 raise
         if batch.erasures:  # first, as the trainer does: the rule is by date, not position
             self.erase([e for _, e in batch.erasures])
-        kept, oldest, erased, duplicates = 0, None, 0, self.fresh.duplicates
+        kept, oldest, erased, foreign, duplicates = 0, None, 0, 0, self.fresh.duplicates
         retries: set[int] = set()  # positions of events dropped as retries (event_id)
+        owns = self.owns
         for event, pos in zip(batch.events, batch.positions, strict=True):
             m = messages[pos]
+            if owns is not None and not owns(event.user):
+                foreign += 1
+                continue
             if len(self.forgotten) and self.forgotten.erased(event.user, event.item, event.ts):
                 erased += 1
                 continue
@@ -127,8 +137,11 @@ class FoldIn(BackgroundConsumer):
         duplicates = self.fresh.duplicates - duplicates  # retries (event_id), fresh.py
         metrics.FOLDIN_EVENTS.labels("kept").inc(kept)
         metrics.FOLDIN_EVENTS.labels("duplicate").inc(duplicates)
-        metrics.FOLDIN_EVENTS.labels("stale").inc(len(batch.events) - kept - erased - duplicates)
+        metrics.FOLDIN_EVENTS.labels("stale").inc(len(batch.events) - kept - erased - duplicates
+                                                  - foreign)
         metrics.FOLDIN_EVENTS.labels("erased").inc(erased)
+        if foreign:
+            metrics.FOLDIN_EVENTS.labels("foreign").inc(foreign)
         metrics.FOLDIN_EVENTS.labels("invalid").inc(len(batch.rejected))
         metrics.FOLDIN_EVENTS.labels("filtered").inc(batch.filtered)
         metrics.FRESH_EVENTS.set(len(self.fresh))

@@ -4,7 +4,9 @@ A deletion is published as an erasure control record (``core/events/erasure.py``
 interactions topic, keyed by the id, and applied in the answering worker at once; every other
 worker and replica reads it from the topic it already follows (within the fold-in's latency,
 well under a second), and the trainer drops the id from its window, retrains at once and
-prunes the older snapshots (docs/feedback.md, "Forgetting"). With the embedded log, the id's
+prunes the older snapshots (docs/feedback.md, "Forgetting"). With serving groups a user's
+erasure goes to the user's partition and an item's to one partition of every group
+(docs/groups.md). With the embedded log, the id's
 records are also redacted from the log itself (``adapters/locallog.py``). Authenticated like
 ingest.
 
@@ -58,8 +60,12 @@ def _erase(kind: str, ident: str) -> tuple[Response, int]:
     c = svc.config
     topic = c.topic
     try:  # erasing twice is harmless: a client retries a 503
-        # Keyed by the hash too: the record holds no id anywhere.
-        produce_acknowledged(sink, topic, [(erasure.to_bytes(), erasure.digest)], "erasures")
+        # Keyed by the hash too: the record holds no id anywhere. With serving groups, the
+        # hash's partition may belong to another group than the user's: the record goes where
+        # the groups that must apply it read (`GroupLayout.erasure_partitions`).
+        for partition in svc.groups.erasure_partitions(kind, ident):
+            produce_acknowledged(sink, topic, [(erasure.to_bytes(), erasure.digest)],
+                                 "erasures", partition)
     except ApiError:
         metrics.ERASE_REQUESTS.labels(kind, "unavailable").inc()
         raise

@@ -62,7 +62,7 @@ def json_body() -> Any:
 
 
 def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes, str]],
-                         what: str) -> None:
+                         what: str, partition: int | None = None) -> None:
     """Produce (value, key) ``messages`` to ``topic`` and wait until the log has them all;
     503 ``log_unavailable`` otherwise, counting this request's messages only.
 
@@ -75,7 +75,8 @@ def produce_acknowledged(sink: EventSink, topic: str, messages: list[tuple[bytes
     """
     try:
         unacknowledged = sink.produce_acknowledged(
-            topic, [(value, key.encode("utf-8")) for value, key in messages], INGEST_TIMEOUT_S)
+            topic, [(value, key.encode("utf-8")) for value, key in messages], INGEST_TIMEOUT_S,
+            partition)
     except SourceUnavailable as e:
         raise ApiError(503, "log_unavailable", f"none of the {len(messages)} {what} was "
                        f"written: {e}", {"Retry-After": str(RETRY_AFTER_S)}) from None

@@ -71,7 +71,18 @@ def model_info() -> Response:
                    loaded_at=s.loaded_at, sizes=m.sizes, params=m.params, fit=m.fit,
                    last_fit_error=last_error, training=training,
                    offsets={str(p): o for p, o in m.offsets.items()},
-                   fresh_events=len(svc.fresh), fresh_users=svc.fresh.users)
+                   fresh_events=len(svc.fresh), fresh_users=svc.fresh.users,
+                   group=_group())
+
+
+def _group() -> dict[str, Any]:
+    """This replica's serving group (docs/groups.md): its index, the count, the partitions it
+    folds in (every partition with one group) and the groups' URLs."""
+    svc = service()
+    layout = svc.groups
+    return {"group": layout.group, "groups": layout.groups,
+            "partitions": list(layout.owned) if layout.sharded else None,
+            "urls": list(svc.config.group_urls)}
 
 
 @bp.get("/metrics")

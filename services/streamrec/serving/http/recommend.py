@@ -10,11 +10,13 @@ it (``placement``, null otherwise) and marks promoted and exploration items."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from streamrec.core.experiments.assign import Assignment
 
+from ..groups.forward import FORWARDED_HEADER
 from ..live.answers import Listed, ListQuery
 from ..placements.placer import PlacementCall
 from .bodies import parse_session
@@ -111,6 +113,15 @@ def batch_recommendations() -> Response:
         raise ApiError(400, "bad_parameter", f"users must list 1..{MAX_BATCH_USERS} ids")
     q, fields, asked = list_query(), query_fields(), query_placement()
     svc = service()
+    order = list(dict.fromkeys(users))
+    remote: dict[str, Any] = {}
+    remote_version: str | None = None
+    if svc.forwarder is not None and FORWARDED_HEADER not in request.headers:
+        users, remote, remote_version = _owned_and_forwarded(order)
+        if not users:
+            return jsonify(results={u: remote[u] for u in order if u in remote},
+                           model_version=remote_version,
+                           placement=None if asked is None else asked.placement.name)
     chosen = {u: arm_and_placement(u, asked) for u in dict.fromkeys(users)}
     arms = {u: a for u, (a, _) in chosen.items() if a is not None}
     placings = {u: p for u, (_, p) in chosen.items() if p is not None}
@@ -129,5 +140,26 @@ def batch_recommendations() -> Response:
                    "recommendation_id": svc.track(u, a.version, a.recs.items, arms.get(u),
                                                   placings.get(u), a.recs.marks)}
                for u, a in lists.items()}
+    if remote:  # the answer keeps the asked order; model_version is this group's
+        results = {u: results[u] if u in results else remote[u] for u in order
+                   if u in results or u in remote}
     return jsonify(results=results, model_version=version,
                    placement=None if asked is None else asked.placement.name)
+
+
+def _owned_and_forwarded(users: list[str]) -> tuple[list[str], dict[str, Any], str | None]:
+    """Serving groups: this group's ``users``, the other groups' results (their lists asked
+    of their owners at once, ``groups/forward.py``) and the first of their model versions."""
+    svc = service()
+    assert svc.forwarder is not None
+    by_group = svc.groups.split(users)
+    mine = by_group.pop(svc.groups.group, [])
+    if not by_group:
+        return mine, {}, None
+    query = {k: v for k, v in request.args.items() if k != "users"}
+    answers = svc.forwarder.batch(request.script_root + request.path, query, by_group,
+                                  request.headers.items(), svc.groups.group)
+    remote: dict[str, Any] = {}
+    for answer in answers.values():
+        remote.update(answer.get("results") or {})
+    return mine, remote, next((a.get("model_version") for a in answers.values()), None)
