@@ -31,7 +31,9 @@ import pytest
 from bench.serving import load
 from confluent_kafka import Producer
 
+from streamrec.adapters.kafka import PARTITIONER
 from streamrec.adapters.s3store import S3Store
+from streamrec.core.groups import GroupLayout
 from streamrec.data import movielens
 from streamrec.operator.builders import CONFIG_HASH_ANNOTATION, child_names
 from tests.infra.ingress import TraefikIngress
@@ -143,8 +145,11 @@ class Deployed(ClusterClients):
         return base64.b64decode(data).decode()
 
     def produce(self, events: list[dict[str, Any]]) -> None:
+        # Keyed by user with murmur2, as docs/trainer.md tells application producers: the
+        # serving-groups step relies on each user's events being on their partition.
         producer = Producer({"bootstrap.servers": self.kafka.bootstrap, "linger.ms": 5,
-                             "enable.idempotence": True, "acks": "all"})
+                             "enable.idempotence": True, "acks": "all",
+                             "partitioner": PARTITIONER})
         for e in events:
             producer.produce(TOPIC, key=str(e["user"]).encode(), value=json.dumps(e).encode())
             producer.poll(0)
@@ -695,6 +700,80 @@ def test_allow_anonymous_writes_opens_writes_and_removes_the_generated_token(
         "an anonymous POST /interactions through the Ingress to be accepted")
     assert body["accepted"] == 1, body
     d.produced += 1
+
+
+def test_two_serving_groups_answer_every_user_alike_and_lose_nothing_when_a_pod_goes(
+    deployed: Deployed,
+) -> None:
+    d = deployed
+    partitions = 3  # the topic's (the deployed fixture)
+    layout = GroupLayout(2, 0, partitions)
+    d.kubectl("patch", "recsvc", CR, "-n", NS, "--type=merge", "-p", json.dumps(
+        {"spec": {"kafka": {"partitions": partitions},
+                  "serving": {"groups": 2, "replicas": 2,
+                              "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                            "limits": {"cpu": "1", "memory": "1Gi"}}}}}))
+    groups = [{**SERVING, "streamrec.io/serving-group": str(g)} for g in (0, 1)]
+    for labels in groups:
+        d.wait_ready(labels, 2)
+    wait_for(lambda: not d.kubectl("get", "deploy", f"{CR}-serving", "-n", NS,
+                                   "--ignore-not-found", "-o", "name").strip(),
+             120, "the unsharded serving Deployment to be deleted")
+    wait_for(lambda: d.kubectl("get", "recsvc", CR, "-n", NS,
+                               "-o", "jsonpath={.status.servingGroups}").strip() == "2",
+             120, "status.servingGroups to say 2")
+    wait_for(lambda: len(d.ready_pods(SERVING)) == 4, POD_READY_S,
+             f"only the groups' 4 pods: {d.describe()}")
+    assert "Groups" in d.kubectl("get", "recsvc", CR, "-n", NS)
+
+    # Every user alike through the main path (any pod, forwarded at most once) and through
+    # each group's own path; the owner answers (X-Streamrec-Group) whichever path is asked.
+    for user in [str(u) for u in range(1, 21)]:
+        owner = layout.owner(user)
+
+        def same(u: str = user, owner: int = owner) -> bool:
+            answers = [d.via_ingress("GET", f"{prefix}/users/{u}/recommendations?n=5")
+                       for prefix in ("", "/groups/0", "/groups/1")]
+            assert all(status == 200 for status, _, _ in answers), answers
+            assert {h["X-Streamrec-Group"] for _, _, h in answers} == {str(owner)}, answers
+            # A reload between two reads (5 s interval) may split them: ask again.
+            return len({(b["model_version"], tuple(_items(b))) for _, b, _ in answers}) == 1
+
+        wait_for(same, 30, f"user {user}'s three answers to agree")
+
+    # A write through the Ingress lands on the user's partition and folds in on its owner.
+    user = next(u for u in (f"group-probe-{k}" for k in range(100)) if layout.owner(u) == 1)
+    status, _, _ = d.via_ingress("POST", "/interactions",
+                                 body={"user": user, "item": "181", "weight": 4})
+    assert status == 202
+    d.produced += 1
+    wait_for(lambda: d.via_ingress("GET", f"/groups/0/users/{user}/items")[1].get(
+        "fresh_events") == 1, 30, "the owner (group 1) to fold the event in")
+
+    # Deleting one of group 1's pods loses no request for group 1's users (its other pod and
+    # the preStop drain), asked of the main path and of group 0's path (forwarded).
+    victim = d.ready_pods(groups[1])[0]
+    theirs = next(u for u in (str(k) for k in range(1, 100)) if layout.owner(u) == 1)
+    main = Hammer(f"{d.ingress.url}/users/{theirs}/recommendations?n=5", {"Host": HOST})
+    hop = Hammer(f"{d.ingress.url}/groups/0/users/{theirs}/recommendations?n=5", {"Host": HOST})
+    with main, hop:
+        d.kubectl("delete", "pod", "-n", NS, victim.metadata.name, "--wait=false")
+        wait_for(lambda: (p := d.ready_pods(groups[1])) and len(p) == 2
+                 and victim.metadata.name not in {x.metadata.name for x in p},
+                 POD_READY_S, "group 1's replacement pod")
+        time.sleep(2)
+    for side, hammer in (("main", main), ("forwarded", hop)):
+        assert hammer.stats["200"] > 0 and hammer.failed == 0, (side, hammer.stats)
+        d.figures[f"groups_{side}_requests"] = hammer.stats["200"]
+        d.figures[f"groups_{side}_failed_requests"] = hammer.failed
+
+    # Back to one group (the next step deletes the resource as it was).
+    d.kubectl("patch", "recsvc", CR, "-n", NS, "--type=merge", "-p", json.dumps(
+        {"spec": {"serving": {"groups": 1, "replicas": 1}}}))
+    wait_for(lambda: len(d.ready_pods(SERVING)) == 1 and not d.kubectl(
+        "get", "deploy,svc", "-n", NS, "-o", "name",
+        "-l", "streamrec.io/serving-group").strip(), POD_READY_S,
+        f"one unsharded serving pod again: {d.describe()}")
 
 
 def test_deleting_the_resource_garbage_collects_every_child(deployed: Deployed) -> None:

@@ -499,6 +499,12 @@ def check_operator_permissions(kube: Any, namespace: str) -> None:
         ("create", "services", ""),
         ("delete", "horizontalpodautoscalers", "autoscaling"),
         ("delete", "ingresses", "networking.k8s.io"),
+        # Serving groups: the instance's serving children listed, the left-over ones deleted.
+        ("list", "deployments", "apps"),
+        ("delete", "deployments", "apps"),
+        ("list", "services", ""),
+        ("delete", "services", ""),
+        ("list", "horizontalpodautoscalers", "autoscaling"),
         ("get", "secrets", ""),
         ("create", "secrets", ""),  # the generated write token
         ("delete", "secrets", ""),  # ... when the spec no longer needs it
@@ -512,7 +518,8 @@ def check_operator_permissions(kube: Any, namespace: str) -> None:
         ("list", "secrets", ""),
         ("patch", "secrets", ""),
         ("update", "secrets", ""),
-        ("delete", "deployments", "apps"),
+        ("list", "configmaps", ""),
+        ("delete", "configmaps", ""),
         ("update", "deployments", "apps"),
         ("create", "pods", ""),
         ("delete", PLURAL, GROUP),
@@ -842,6 +849,57 @@ def test_replicas_and_factors_changes_patch_exactly_the_children_they_concern(
 
 def _cr(name: str) -> tuple[str, str]:
     return ("RecommenderService", name)
+
+
+def test_serving_groups_get_their_own_children_and_going_back_to_one_removes_them(
+    kube: Any, crd: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = Cluster(kube.api_client(), kube.namespace())
+    s3_secret(cluster)
+    name = "sharded"
+    cr = example_cr(cluster.ns, name)
+    cr["spec"]["kafka"]["partitions"] = 4
+    cr["spec"]["serving"]["groups"] = 2
+    groups = [f"{name}-serving-0", f"{name}-serving-1"]
+
+    with operator(cluster.ns, monkeypatch, kube.kubeconfig):
+        cluster.create_cr(cr)
+        wait_for("Ready", lambda: settled(cluster, name), 180, lambda: cluster.get(*_cr(name)))
+        status = (cluster.get(*_cr(name)) or {})["status"]
+        assert status["servingGroups"] == 2
+        serving = cluster.condition(name, "ServingReady") or {}
+        assert "group 0:" in serving["message"] and "group 1:" in serving["message"]
+        assert cluster.get("Deployment", f"{name}-serving") is None
+        for g, deployment in enumerate(groups):
+            dep = cluster.get("Deployment", deployment) or {}
+            env = {e["name"]: e.get("value")
+                   for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+            assert env["STREAMREC_SERVING_GROUP"] == str(g)
+            assert cluster.get("HorizontalPodAutoscaler", deployment) is not None
+            service = cluster.get("Service", f"{name}-group-{g}") or {}
+            assert service["spec"]["selector"]["streamrec.io/serving-group"] == str(g)
+        data = (cluster.get("ConfigMap", f"{name}-config") or {})["data"]
+        assert data["STREAMREC_GROUP_URLS"] == f"http://{name}-group-0,http://{name}-group-1"
+        paths = (cluster.get("Ingress", name) or {})["spec"]["rules"][0]["http"]["paths"]
+        assert {p["backend"]["service"]["name"] for p in paths} == {
+            name, f"{name}-group-0", f"{name}-group-1"}
+
+        # Back to one group: the unsharded children return, the groups' are deleted.
+        cluster.patch_cr(name, {"spec": {"serving": {"groups": 1}}})
+        wait_for(
+            "the groups' children to go",
+            lambda: settled(cluster, name)
+            and cluster.get("Deployment", f"{name}-serving") is not None
+            and all(cluster.get("Deployment", d) is None for d in groups)
+            and all(cluster.get("HorizontalPodAutoscaler", d) is None for d in groups)
+            and all(cluster.get("Service", f"{name}-group-{g}") is None for g in (0, 1)),
+            180,
+            lambda: cluster.get(*_cr(name)),
+        )
+        assert (cluster.get(*_cr(name)) or {})["status"]["servingGroups"] == 1
+        assert cluster.get("Service", name) is not None
+        cluster.delete_cr(name)
+        wait_for("the CR to be gone", lambda: cluster.get("RecommenderService", name) is None)
 
 
 def test_status_reports_the_snapshot_version_published_in_the_store(
