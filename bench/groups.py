@@ -241,13 +241,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a small model and short runs")
-    ap.add_argument("--users", type=int, default=100_000)
-    ap.add_argument("--items", type=int, default=50_000)
-    ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--factors", type=int, default=64)
-    ap.add_argument("--seconds", type=float, default=6.0, help="per concurrency level")
+    ap = sv.model_arguments(__doc__)
     ap.add_argument("--backlog", type=int, default=600_000, help="events of the fold-in run")
     ap.add_argument("--trials", type=int, default=100, help="freshness trials per setup")
     args = ap.parse_args()

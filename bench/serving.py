@@ -596,16 +596,23 @@ def build_served(args: argparse.Namespace, tmp: Path) -> tuple[LocalStore, dict[
     return store, facts
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def model_arguments(doc: str) -> argparse.ArgumentParser:
+    """The parser of a benchmark over `build_served`'s model: ``--quick`` and its size (the
+    serving benchmarks', ``bench/groups.py`` too)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small model and short runs")
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--items", type=int, default=50_000)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--factors", type=int, default=64)
+    ap.add_argument("--seconds", type=float, default=6.0, help="per concurrency level")
+    return ap
+
+
+def main() -> int:
+    ap = model_arguments(__doc__)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--seconds", type=float, default=6.0, help="per concurrency level")
     ap.add_argument("--trials", type=int, default=100, help="freshness trials")
     ap.add_argument("--calls", type=int, default=2000, help="requests of the breakdown")
     ap.add_argument("--tracking", action="store_true",

@@ -12,10 +12,10 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
+from tests.support.storefetch import check_window_less_fetch
 from tests.support.storerace import race
 
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
-from streamrec.adapters.storebase import WINDOW_OBJECTS
 from streamrec.adapters.stores import (
     S3Store,
     SnapshotStore,
@@ -103,14 +103,7 @@ def test_fetch_downloads_a_snapshot_that_verifies(store, make_snapshot, tmp_path
 def test_a_fetch_without_the_window_leaves_its_files_out_and_a_full_fetch_completes_it(
         store, make_snapshot, tmp_path):
     [version] = publish_many(store, make_snapshot, 1)
-    path = store.fetch(version, tmp_path / "cache", window=False)
-    assert not WINDOW_OBJECTS & {p.name for p in path.iterdir()}
-    snap = read_snapshot(path, window=False)  # serving's read: complete for it, verified
-    assert snap.version == version and len(snap.window) == 0
-    assert store.fetch(version, tmp_path / "cache", window=False) == path  # reused
-    full = store.fetch(version, tmp_path / "cache")  # a trainer's fetch: the window too
-    assert {p.name for p in full.iterdir()} >= WINDOW_OBJECTS
-    assert len(read_snapshot(full).window) > 0
+    check_window_less_fetch(store, version, tmp_path / "cache")
 
 
 def test_a_version_without_manifest_is_invisible(store, make_snapshot, s3, tmp_path):

@@ -31,13 +31,10 @@ GROUP_0_USERS = ("u0", "u1", "u2")
 
 
 @pytest.fixture(scope="module")
-def window() -> SlidingWindow:
-    return board_window()
-
-
-@pytest.fixture(scope="module")
-def model(window: SlidingWindow) -> Model:
-    return fit(window.build(), PARAMS)
+def board() -> tuple[Model, SlidingWindow]:
+    """The serving API tests' checker board and its model (``test_serving_api.py``)."""
+    window = board_window()
+    return fit(window.build(), PARAMS), window
 
 
 # --- who owns whom (pure) -----------------------------------------------------------------
@@ -112,8 +109,8 @@ def test_groups_without_the_partition_count_or_the_urls_are_refused_naming_the_f
 
 
 def test_every_route_that_names_a_user_is_forwarded_or_declared_the_same_everywhere(
-        tmp_path: Path, model: Model, window: SlidingWindow) -> None:
-    app = World(tmp_path, model, window).app
+        tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
+    app = World(tmp_path, *board).app
     named = {rule.endpoint for rule in app.url_map.iter_rules()
              if "user" in rule.rule and rule.endpoint != "static"}
     # ?user=, ?userId=, ?users=: named in the query, not the rule
@@ -136,11 +133,11 @@ def _config(urls: tuple[str, str], group: int, **kw: object) -> dict[str, object
 
 
 @pytest.fixture
-def pair(tmp_path: Path, model: Model, window: SlidingWindow) -> Iterator[Pair]:
+def pair(tmp_path: Path, board: tuple[Model, SlidingWindow]) -> Iterator[Pair]:
     ports = free_port(), free_port()
     urls = (f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}")
-    zero = World.serving(tmp_path / "g0", model, window, **_config(urls, 0))
-    one = World.serving(tmp_path / "g1", model, window, **_config(urls, 1))
+    zero = World.serving(tmp_path / "g0", *board, **_config(urls, 0))
+    one = World.serving(tmp_path / "g1", *board, **_config(urls, 1))
     server = make_server("127.0.0.1", ports[1], one.app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -212,9 +209,9 @@ def test_a_batch_asks_each_owner_for_its_users_and_keeps_the_asked_order(pair: P
 
 
 def test_a_group_that_does_not_answer_gives_its_users_a_503_and_nobody_else(
-        tmp_path: Path, model: Model, window: SlidingWindow) -> None:
+        tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
     urls = (f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}")  # closed
-    zero = World.serving(tmp_path, model, window, **_config(urls, 0, forward_timeout=0.5))
+    zero = World.serving(tmp_path, *board, **_config(urls, 0, forward_timeout=0.5))
     r = zero.client.get("/users/u5/recommendations")
     assert r.status_code == 503 and r.headers["Retry-After"] == "1"
     body = r.get_json()
@@ -240,9 +237,9 @@ def test_the_model_route_names_the_group_and_its_partitions(pair: Pair) -> None:
     assert len(group["urls"]) == 2
 
 
-def test_an_unsharded_server_says_nothing_about_groups(tmp_path: Path, model: Model,
-                                                       window: SlidingWindow) -> None:
-    world = World.serving(tmp_path, model, window)
+def test_an_unsharded_server_says_nothing_about_groups(
+        tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
+    world = World.serving(tmp_path, *board)
     r = world.client.get("/users/u5/recommendations")
     assert r.status_code == 200 and GROUP_HEADER not in r.headers
     assert world.get("/model")["group"] == {"group": 0, "groups": 1, "partitions": None,

@@ -422,12 +422,18 @@ class Catalogue:
             base = self._base
         record = _stored(base, row)
         if keep:
-            with self._lock:
-                if base is self._base and not self._dropped[row]:
-                    self._decoded[row] = record
-                    if len(self._decoded) > self.DECODED_KEPT:
-                        self._decoded.popitem(last=False)
+            self._remember(self._decoded, base, row, record)
         return record
+
+    def _remember(self, cache: OrderedDict[int, ItemRecord], base: CatalogueTable, row: int,
+                  record: ItemRecord) -> None:
+        """Keep ``record`` of ``base``'s ``row`` in ``cache`` (newest last, at most
+        ``DECODED_KEPT``), unless a replace or a drop came in while it was read unlocked."""
+        with self._lock:
+            if base is self._base and not self._dropped[row]:
+                cache[row] = record
+                if len(cache) > self.DECODED_KEPT:
+                    cache.popitem(last=False)
 
     def summary(self, item: str) -> ItemRecord | None:
         """``item``'s record, or None, right in every field but ``labels`` and ``attributes``:
@@ -447,11 +453,7 @@ class Catalogue:
         at = float(base.expires_at[row])
         brief = ItemRecord(item, base.categories_of(row), _NONE, bool(base.hidden[row]),
                            None if math.isnan(at) else at, base.title_of(row), _NONE)
-        with self._lock:
-            if base is self._base and not self._dropped[row]:
-                self._briefs[row] = brief
-                if len(self._briefs) > self.DECODED_KEPT:
-                    self._briefs.popitem(last=False)
+        self._remember(self._briefs, base, row, brief)
         return brief
 
     def categories_of(self, item: str) -> tuple[str, ...]:
