@@ -292,14 +292,16 @@ class Config:
         if self.topic_partitions is None:
             raise ConfigError("topic_partitions", f"is required with serving_groups "
                                                   f"{self.serving_groups}: the groups split the "
-                                                  f"topic's partitions")
+                                                  f"topic's partitions (set --topic-partitions "
+                                                  f"or STREAMREC_TOPIC_PARTITIONS)")
         if self.topic_partitions < self.serving_groups:
             raise ConfigError("topic_partitions", f"must be at least serving_groups "
                                                   f"({self.serving_groups}), got "
                                                   f"{self.topic_partitions}")
         if len(self.group_urls) != self.serving_groups:
             raise ConfigError("group_urls", f"must list {self.serving_groups} URLs, one per "
-                                            f"group in group order, got {len(self.group_urls)}")
+                                            f"group in group order, got {len(self.group_urls)} "
+                                            f"(--group-urls or STREAMREC_GROUP_URLS)")
 
     def _check_placement_arms(self) -> None:
         """An experiment's placements name configured placements (a command that takes

@@ -139,9 +139,10 @@ CLUSTER_ALLOWED: dict[tuple[str, str], set[str]] = {
 }
 NAMESPACED_ALLOWED: dict[tuple[str, str], set[str]] = {
     ("", "configmaps"): {"get", "create", "patch"},
-    ("", "services"): {"get", "create", "patch"},
-    ("apps", "deployments"): {"get", "create", "patch"},
-    ("autoscaling", "horizontalpodautoscalers"): {"get", "create", "patch", "delete"},
+    # list/delete: the serving children a smaller group count or autoscaling off leaves over
+    ("", "services"): {"get", "list", "create", "patch", "delete"},
+    ("apps", "deployments"): {"get", "list", "create", "patch", "delete"},
+    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "create", "patch", "delete"},
     ("networking.k8s.io", "ingresses"): {"get", "create", "patch", "delete"},
     # create/delete: the generated write token (<name>-ingest-token); never list, watch, patch
     ("", "secrets"): {"get", "create", "delete"},

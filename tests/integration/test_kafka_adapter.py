@@ -77,6 +77,36 @@ def test_seek_resumes_exactly_at_the_given_offsets_and_commit_is_readable(kafka)
         second.close()
 
 
+def test_a_reading_source_seeks_again_moving_only_the_listed_partitions_it_reads(kafka):
+    """A second seek (fold-in's skip-ahead on a snapshot swap, a rewind to read again) moves
+    the partitions it lists whose offset changed; librdkafka refuses to assign a partition
+    twice, which the first version of this seek did. A partition this source does not read
+    (a serving group's ``only``) is ignored, listed or not."""
+    cfg = _cfg(kafka)
+    topic = kafka.create_topic(_name("reseek"), partitions=3)
+    sink = KafkaSink(cfg.kafka)
+    for k in range(10):
+        for p in range(3):
+            sink._producer.produce(topic, f"{p}:{k}".encode(), partition=p)
+    assert sink.flush(30) == 0
+    source = KafkaSource(cfg.kafka, topic, only=(0, 2), expected=3)
+    try:
+        source.seek({0: 0, 1: 0, 2: 0})
+        got = _drain(source, 20)
+        assert {m.partition for m in got} == {0, 2} and len(got) == 20
+        assert source.positions() == {0: 10, 2: 10}
+        source.seek({0: 10, 1: 8, 2: 4})  # 0 unchanged, 1 not read, 2 back to 4
+        again = _drain(source, 6)
+        assert [(m.partition, m.offset) for m in again] == [(2, k) for k in range(4, 10)]
+        assert source.positions() == {0: 10, 2: 10}
+        source.seek({0: 7, 2: 10})  # ahead of nothing, behind on 0: read 7..9 again
+        assert [(m.partition, m.offset) for m in _drain(source, 3)] == [(0, 7), (0, 8), (0, 9)]
+        assert source.lag() == 0
+    finally:
+        source.close()
+        sink.close()
+
+
 def test_ensure_topics_creates_missing_and_tolerates_existing(kafka):
     cfg = _cfg(kafka)
     old = kafka.create_topic(_name("old"))

@@ -72,9 +72,12 @@ def test_an_impossible_layout_is_refused_naming_the_problem(kw: dict[str, int],
         GroupLayout(**kw)
 
 
-def test_a_users_erasure_goes_to_their_partition_and_an_items_to_every_group() -> None:
+def test_an_erasure_reaches_every_group_once_and_a_users_owner_on_their_partition() -> None:
     layout = GroupLayout(groups=3, group=2, partitions=8)
-    assert layout.erasure_partitions("user", "u5") == (partition_for("u5", 8),)
+    for user in ("u5", "u6", "u7", "u8"):
+        where = layout.erasure_partitions("user", user)
+        assert where[0] == partition_for(user, 8)  # in order with the user's events
+        assert sorted(p % 3 for p in where) == [0, 1, 2], (user, where)
     assert layout.erasure_partitions("item", "i1") == (0, 1, 2)
     assert {p % 3 for p in layout.erasure_partitions("item", "i1")} == {0, 1, 2}
 
@@ -257,3 +260,17 @@ def test_a_groups_ingress_path_answers_as_the_route_itself(pair: Pair) -> None:
     # Ids keep their "/" under the prefix (pathids.py); "a/0" is group 1's.
     ids = pair.one.get("/groups/1/users/a%2F0/items", 404)
     assert ids["error"] == "unknown_user" and "a/0" in ids["message"]
+
+
+def test_a_dot_id_is_forwarded_as_an_id_not_as_a_path_step(pair: Pair) -> None:
+    # "." is group 1's user; an HTTP client would resolve /users/./items to /users/items.
+    via = pair.zero.client.get("/users/%2E/items")
+    direct = pair.one.client.get("/users/%2E/items")
+    assert via.headers[GROUP_HEADER] == "1"
+    assert (via.status_code, via.get_json()) == (direct.status_code, direct.get_json())
+    assert via.get_json()["error"] == "unknown_user" and "'.'" in via.get_json()["message"]
+
+
+def test_a_cors_preflight_is_answered_where_it_arrives(pair: Pair) -> None:
+    r = pair.zero.client.options("/users/u5/recommendations")
+    assert r.headers.get(GROUP_HEADER) == "0"

@@ -94,14 +94,18 @@ class KafkaSource:
     only : collection of int, optional
         Read only these partitions (a serving group's, ``core/groups.py``); every partition,
         present and added later, when None. A listed partition the topic lacks is not read.
+    expected : int, optional
+        The partition count the reader relies on (a serving group's ``topic_partitions``):
+        every `seek` logs an ERROR while the topic has another.
     """
 
     def __init__(self, settings: KafkaSettings, topic: str, group: str | None = None,
                  tuning: Mapping[str, object] | None = None,
-                 only: Collection[int] | None = None) -> None:
+                 only: Collection[int] | None = None, expected: int | None = None) -> None:
         self.topic = topic
         self.group = group
         self.only = None if only is None else frozenset(only)
+        self.expected = expected
         conf: dict[str, object] = dict(settings.client_config())
         conf.update({
             "group.id": group or f"streamrec-reader-{uuid.uuid4().hex[:12]}",
@@ -183,9 +187,30 @@ class KafkaSource:
     # --- reading ----------------------------------------------------------------------------
 
     def seek(self, offsets: Mapping[int, int]) -> None:
-        """Assign every partition read (``only``): listed ones at their offset, the others at
-        the beginning."""
-        self._assign(self._read(self.partitions()), offsets)
+        """Read every partition read (``only``) from ``offsets``: the first call assigns them,
+        listed ones at their offset and the others at the beginning; a later call moves the
+        listed partitions whose offset differs from the position (skip ahead, read again) and
+        assigns new ones, and leaves every other partition where it is. Offsets of partitions
+        this source does not read are ignored."""
+        every = self.partitions()
+        if self.expected is not None and len(every) != self.expected:
+            # A serving group owns users by the configured count (core/groups.py): with more
+            # partitions, some users' events are read by no group; with fewer, some never come.
+            log.error("kafka: topic %s has %d partitions, expected %d (topic_partitions): "
+                      "users are owned by the expected count", self.topic, len(every),
+                      self.expected)
+        parts = self._read(every)
+        if not self._assigned:
+            self._assign(parts, offsets)
+            return
+        moved = [p for p in parts if p in self._assigned and p in offsets
+                 and int(offsets[p]) != self._positions.get(p)]
+        new = [p for p in parts if p not in self._assigned]
+        if moved:  # librdkafka refuses to assign a partition twice: take it back first
+            self._consumer.incremental_unassign([TopicPartition(self.topic, p) for p in moved])
+            self._assigned = [p for p in self._assigned if p not in moved]
+        if moved or new:
+            self._assign(moved + new, offsets)
 
     def _read(self, partitions: Iterable[int]) -> list[int]:
         return [p for p in partitions if self.only is None or p in self.only]

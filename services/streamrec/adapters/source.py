@@ -35,7 +35,9 @@ class EventSource(Protocol):
     def partitions(self) -> list[int]: ...
 
     def seek(self, offsets: Mapping[int, int]) -> None:
-        """Start each listed partition at its offset; others start at the beginning."""
+        """Start each listed partition at its offset; others start at the beginning. Called
+        again on a source that is reading, it moves the listed partitions and may leave a
+        partition it already reads and that is not listed where it is."""
 
     def poll(self, max_messages: int, timeout: float) -> list[SourceMessage]: ...
 

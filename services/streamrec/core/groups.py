@@ -99,12 +99,16 @@ class GroupLayout:
         return out
 
     def erasure_partitions(self, kind: str, ident: str) -> tuple[int | None, ...]:
-        """Where an erasure record goes so that every group that must apply it reads it:
-        (None,) with one group (the key's partition; everyone reads every partition); a
-        user's partition for ``kind`` "user" (its owner applies it); partitions ``0 ..
-        groups-1`` for an item (group g reads partition g): each group applies it once."""
+        """Where an erasure record goes so that every group reads it once: (None,) with one
+        group (the key's partition; everyone reads every partition). Every group holds state
+        of any user and item (the impressions every worker reads, the catalogue), so each
+        gets a copy: an item's on partitions ``0 .. groups-1`` (group g reads partition g); a
+        user's on the user's own partition (its owner, in order with the user's events) and
+        on partition g for every other group g."""
         if not self.sharded:
             return (None,)
-        if kind == "user":
-            return (self.partition_of(ident),)
-        return tuple(range(self.groups))
+        if kind != "user":
+            return tuple(range(self.groups))
+        owner = self.owner(ident)
+        return (self.partition_of(ident),
+                *(g for g in range(self.groups) if g != owner))

@@ -61,6 +61,7 @@ from streamrec.operator.spec import (
 from streamrec.operator.status import (
     SnapshotRead,
     compute_status,
+    deployment_condition,
     invalid_status,
     secret_problems,
     status_changed,
@@ -71,6 +72,8 @@ from streamrec.settings import BY_NAME
 ANNOTATION_PREFIX = "operator.streamrec.io"
 API_VERSION = f"{GROUP}/{VERSION}"
 RETRY_DELAY_SECONDS = 10
+#: Seconds between looks at the new serving Deployments while old ones wait (``_leftovers``).
+LEFTOVER_RETRY_SECONDS = 5
 # Client libraries whose DEBUG output carries credentials: botocore logs the S3 request
 # headers (the Authorization header names the access key), the kubernetes client logs response
 # bodies (a Secret's data). They stay at WARNING even under --verbose.
@@ -151,10 +154,8 @@ def reconcile(
             counts[outcome] += 1
             if outcome != "unchanged":
                 logger.info("%s %s %s", outcome, child["kind"], child["metadata"]["name"])
-        live = {(api, kind): kube.names(api, kind, namespace, selector_labels(name, "serving"))
-                for api, kind in SERVING_KINDS}
-        for api_version, kind, child_name in [*unwanted_children(name, parsed),
-                                              *stale_serving(children, live)]:
+        leftovers, waiting = _leftovers(kube, name, namespace, parsed, children)
+        for api_version, kind, child_name in [*unwanted_children(name, parsed), *leftovers]:
             if kube.delete_owned(api_version, kind, namespace, child_name, meta["uid"]):
                 counts["deleted"] += 1
                 logger.info("deleted %s %s", kind, child_name)
@@ -176,6 +177,29 @@ def reconcile(
     logger.info("children reconciled: %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
     observed = _observe(kube, name, namespace, parsed, meta.get("generation"), status)
     _set_status(status, patch, observed)
+    if waiting:  # kopf applies the status patch and calls again after the delay
+        raise kopf.TemporaryError(waiting, delay=LEFTOVER_RETRY_SECONDS)
+
+
+def _leftovers(
+    kube: Kube, name: str, namespace: str, spec: RecommenderSpec, children: list[dict[str, Any]]
+) -> tuple[list[tuple[str, str, str]], str]:
+    """The serving children that ``children`` no longer holds (``stale_serving``: listed by
+    the instance's serving labels), and why they wait, if they do: a changed group count
+    keeps the old Deployments, Services and HPAs serving until every new serving Deployment
+    is Available, so that no user is left without a pod (the groups' forwarding included)."""
+    live = {(api, kind): kube.names(api, kind, namespace, selector_labels(name, "serving"))
+            for api, kind in SERVING_KINDS}
+    stale = stale_serving(children, live)
+    if not any(kind == "Deployment" for _, kind, _ in stale):
+        return stale, ""
+    wanted = [serving_name(name, g) for g in serving_groups(spec)]
+    pending = [d for d in wanted if not deployment_condition(
+        "Serving", kube.get("apps/v1", "Deployment", namespace, d)).ok]
+    if not pending:
+        return stale, ""
+    return [], (f"keeping {', '.join(n for _, _, n in stale)} until {', '.join(pending)} "
+                f"{'is' if len(pending) == 1 else 'are'} Available")
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

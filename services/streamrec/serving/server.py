@@ -35,7 +35,8 @@ def build_production_app(config: Config) -> Flask:
         # 64 MB per partition) would be most of what an extra worker costs on a backlog.
         # A serving group reads its own partitions only (core/groups.py).
         return KafkaSource(config.kafka, config.topic, tuning=BOUNDED_PREFETCH,
-                           only=layout.owned if layout.sharded else None)
+                           only=layout.owned if layout.sharded else None,
+                           expected=layout.partitions if layout.sharded else None)
 
     notify = config.notify
     return create_app(

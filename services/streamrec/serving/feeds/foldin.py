@@ -179,7 +179,7 @@ class FoldIn(BackgroundConsumer):
             return
         position = self.source.positions()
         ahead = {p: o for p, o in offsets.items() if o > position.get(p, 0)}
-        if ahead:
+        if ahead:  # a Kafka source moves only these (and ignores partitions it does not read)
             self.source.seek({**position, **ahead})
 
     def _loop(self) -> None:

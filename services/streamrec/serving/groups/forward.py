@@ -88,13 +88,18 @@ class Forwarder:
 
     def __init__(self, urls: Sequence[str], timeout: float, connections: int) -> None:
         self.urls, self.timeout = tuple(urls), timeout
-        self._pool = urllib3.PoolManager(num_pools=max(len(self.urls), 1),
-                                         maxsize=max(connections, 1), block=False,
-                                         retries=False,
-                                         timeout=urllib3.Timeout(connect=timeout, read=timeout))
-        # A batch's sub-requests go out at once, one thread per other group.
-        self._fan = ThreadPoolExecutor(max_workers=max(len(self.urls) - 1, 1),
-                                       thread_name_prefix="forward")
+        # ``total``: connect and answer within ``timeout`` together. One retry, of the connect
+        # only (a pooled connection the owner's gunicorn closed as it was reused, an owner
+        # restarting): a request that reached the owner is never sent twice.
+        self._pool = urllib3.PoolManager(
+            num_pools=max(len(self.urls), 1), maxsize=max(connections, 1), block=False,
+            retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0),
+            timeout=urllib3.Timeout(total=timeout))
+        # A batch's sub-requests go out at once: every request thread's batch, to each other
+        # group, without waiting behind another's.
+        self._fan = ThreadPoolExecutor(
+            max_workers=max(connections, 1) * max(len(self.urls) - 1, 1),
+            thread_name_prefix="forward")
 
     def send(self, group: int, method: str, target: str, headers: Iterable[tuple[str, str]],
              body: bytes | None, sender: int) -> Forwarded:
@@ -146,11 +151,17 @@ class Forwarder:
         headers = list(headers)  # read by each sub-request
 
         def one(group: int) -> tuple[int, Forwarded]:
-            q = urlencode({**query, "users": ",".join(users[group])})
+            # "," kept as it is: a batch of short ids stays within gunicorn's request line.
+            q = urlencode({**query, "users": ",".join(users[group])}, safe=",")
             return group, self.send(group, "GET", f"{target}?{q}", headers, None, sender)
 
         out: dict[int, dict[str, Any]] = {}
-        for group, answer in self._fan.map(one, sorted(users)):
+        try:
+            answers = list(self._fan.map(one, sorted(users)))
+        except RuntimeError:  # the pool is shut down: this worker is stopping
+            raise ForwardError(503, "owner_unavailable", "this server is stopping; retry",
+                               {"Retry-After": str(RETRY_AFTER_S)}) from None
+        for group, answer in answers:
             try:
                 body = json.loads(answer.body)
             except ValueError:

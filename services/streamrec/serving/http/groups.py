@@ -49,10 +49,16 @@ LOCAL_USER_ROUTES = frozenset({"experiments.user_arm", "erase.delete_user"})
 BATCH_ROUTE = "recommend.batch_recommendations"
 
 
+#: Path segments an HTTP client would resolve away (RFC 3986 dot segments), as ids: "." and
+#: ".." are ids like any other, sent percent-encoded so that they reach the owner as sent.
+_DOTS = {".": "%2E", "..": "%2E%2E"}
+
+
 def target() -> str:
     """The request's path and query as received (ids percent-encoded, ``pathids.py``)."""
     environ = request.environ
     path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    path = "/".join(_DOTS.get(segment, segment) for segment in path.split("/"))
     query = str(environ.get("QUERY_STRING", ""))
     return path + ("?" + query if query else "")
 
@@ -61,7 +67,9 @@ def target() -> str:
 def route_to_owner() -> Response | None:
     """Forward the request when it is another group's user's; None: answer it here."""
     user_of = USER_ROUTES.get(request.endpoint or "")
-    if user_of is None or request.routing_exception is not None:
+    # GET and HEAD only: a CORS preflight (OPTIONS) is this server's to answer.
+    if user_of is None or request.routing_exception is not None or \
+            request.method not in ("GET", "HEAD"):
         return None
     svc = service()
     forwarder, layout = svc.forwarder, svc.groups
@@ -74,7 +82,9 @@ def route_to_owner() -> Response | None:
     if owner == layout.group:
         return None
     sender = request.headers.get(FORWARDED_HEADER)
-    if sender is not None:  # forwarded once already: never a second hop
+    # Forwarded once already: never a second hop. (A client that sends the header gets this
+    # group's answer: the snapshot's, without the user's fresh events; nothing more.)
+    if sender is not None:
         FORWARDS.labels(str(owner), "loop").inc()
         return None
     answer = forwarder.send(owner, request.method, target(), request.headers.items(),
