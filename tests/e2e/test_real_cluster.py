@@ -724,7 +724,7 @@ def test_two_serving_groups_answer_every_user_alike_and_lose_nothing_when_a_pod_
              120, "status.servingGroups to say 2")
     wait_for(lambda: len(d.ready_pods(SERVING)) == 4, POD_READY_S,
              f"only the groups' 4 pods: {d.describe()}")
-    assert "Groups" in d.kubectl("get", "recsvc", CR, "-n", NS)
+    assert "GROUPS" in d.kubectl("get", "recsvc", CR, "-n", NS).splitlines()[0].split()
 
     # Every user alike through the main path (any pod, forwarded at most once) and through
     # each group's own path; the owner answers (X-Streamrec-Group) whichever path is asked.

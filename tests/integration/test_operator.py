@@ -1024,13 +1024,15 @@ def test_kubectl_shows_the_printer_columns(kube: Any, crd: None) -> None:
             "status": {
                 "snapshotVersion": "v42",
                 "servingReplicas": 3,
+                "servingGroups": 2,
                 "conditions": [{"type": "Ready", "status": "True"},
                                {"type": "Training", "status": "False"}],
             }
         },
     )
     out = kube.kubectl("get", "recsvc", "columns", "-n", namespace).stdout.split("\n")
-    assert out[0].split() == ["NAME", "READY", "SNAPSHOT", "REPLICAS", "TRAINING", "AGE"]
+    assert out[0].split() == ["NAME", "READY", "SNAPSHOT", "REPLICAS", "GROUPS", "TRAINING",
+                              "AGE"]
     # Serving goes on with the last model (Ready) while fits fail (Training False).
-    assert out[1].split()[:5] == ["columns", "True", "v42", "3", "False"]
+    assert out[1].split()[:6] == ["columns", "True", "v42", "3", "2", "False"]
     cluster.delete_cr("columns")  # no operator ran, so no finalizer holds it
