@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import grimp
@@ -147,3 +148,11 @@ def test_every_core_module_lives_on_a_floor():
     ground = {"ids", "domains", "origins"}  # origins: issue 23a's settings value, if merged
     assert set(flat) - ground == {"catalog", "events", "experiments", "groups", "placements",
                                   "scoring", "snapshot", "window"}
+
+
+def test_every_test_module_has_a_basename_of_its_own():
+    # pytest imports test modules of folders without __init__.py by basename: a second
+    # tests/**/test_x.py stops the whole session at collection ("import file mismatch").
+    tests = Path(__file__).resolve().parents[1]
+    names = Counter(p.name for p in tests.rglob("test_*.py"))
+    assert [n for n, c in names.items() if c > 1] == []
