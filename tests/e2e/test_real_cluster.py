@@ -725,6 +725,11 @@ def test_two_serving_groups_answer_every_user_alike_and_lose_nothing_when_a_pod_
     wait_for(lambda: len(d.ready_pods(SERVING)) == 4, POD_READY_S,
              f"only the groups' 4 pods: {d.describe()}")
     assert "GROUPS" in d.kubectl("get", "recsvc", CR, "-n", NS).splitlines()[0].split()
+    # The status sums the groups' ready pods and says Ready (within its refresh interval).
+    wait_for(lambda: d.kubectl("get", "recsvc", CR, "-n", NS, "-o", "jsonpath="
+                               "{.status.servingReplicas}/{.status.conditions[?(@.type=="
+                               "'Ready')].status}").strip() == "4/True",
+             120, f"status: 4 serving replicas and Ready: {d.describe()}")
 
     # Every user alike through the main path (any pod, forwarded at most once) and through
     # each group's own path; the owner answers (X-Streamrec-Group) whichever path is asked.
