@@ -81,7 +81,7 @@ class Forwarder:
     urls : sequence of str
         Each group's base URL, ``scheme://host[:port]`` (``Config.group_urls``).
     timeout : float
-        Seconds to connect and, separately, to read the answer (``Config.forward_timeout``).
+        Seconds to connect and read the whole answer, together (``Config.forward_timeout``).
     connections : int
         Connections kept per group (a worker's request threads).
     """
@@ -126,10 +126,11 @@ class Forwarder:
             FORWARDS.labels(label, "unavailable").inc()
             # Rate-limited like the broker's reconnects (logthrottle.BROKER_LOGGERS).
             log.warning("serving group %d (%s) did not answer: %s", group, self.urls[group], e)
-            raise ForwardError(503, "owner_unavailable",
-                           f"this user belongs to serving group {group}, which did not answer "
-                           f"within {self.timeout:g} s ({type(e).__name__}); retry shortly",
-                           {"Retry-After": str(RETRY_AFTER_S)}) from None
+            raise ForwardError(
+                503, "owner_unavailable",
+                f"this user belongs to serving group {group}, which did not answer within "
+                f"{self.timeout:g} s ({type(e).__name__}); retry shortly",
+                {"Retry-After": str(RETRY_AFTER_S)}) from None
         FORWARD_SECONDS.labels(label).observe(time.perf_counter() - started)
         FORWARDS.labels(label, "answered").inc()
         got = {k: r.headers[k] for k in RETURNED if k in r.headers}
@@ -169,10 +170,10 @@ class Forwarder:
             if answer.status != 200 or not isinstance(body, dict):
                 error = body if isinstance(body, dict) else {}
                 said = error.get("message") or answer.body[:200].decode("utf-8", "replace")
-                raise ForwardError(answer.status if answer.status >= 400 else 502,
-                               str(error.get("error", "owner_error")),
-                               f"serving group {group}: {said}",
-                               {k: v for k, v in answer.headers.items() if k == "Retry-After"})
+                raise ForwardError(
+                    answer.status if answer.status >= 400 else 502,
+                    str(error.get("error", "owner_error")), f"serving group {group}: {said}",
+                    {k: v for k, v in answer.headers.items() if k == "Retry-After"})
             out[group] = body
         return out
 
