@@ -219,6 +219,7 @@ def test_a_group_that_does_not_answer_gives_its_users_a_503_and_nobody_else(
     assert r.status_code == 503 and r.headers["Retry-After"] == "1"
     body = r.get_json()
     assert body["error"] == "owner_unavailable" and "serving group 1" in body["message"]
+    assert "could not be reached" in body["message"]  # refused at once, not a timeout
     batch = zero.client.get("/recommendations/batch?users=u0,u5")
     assert batch.status_code == 503 and batch.get_json()["error"] == "owner_unavailable"
     assert zero.client.get("/users/u0/recommendations").status_code == 200
@@ -274,3 +275,11 @@ def test_a_dot_id_is_forwarded_as_an_id_not_as_a_path_step(pair: Pair) -> None:
 def test_a_cors_preflight_is_answered_where_it_arrives(pair: Pair) -> None:
     r = pair.zero.client.options("/users/u5/recommendations")
     assert r.headers.get(GROUP_HEADER) == "0"
+
+
+def test_a_forwarded_head_says_the_length_of_the_owners_answer(pair: Pair) -> None:
+    head = pair.zero.client.head("/users/u5/recommendations?n=3")
+    owners = pair.one.client.get("/users/u5/recommendations?n=3")
+    assert head.status_code == 200 and head.headers[GROUP_HEADER] == "1"
+    assert int(head.headers["Content-Length"]) > 0 and head.get_data() == b""
+    assert abs(int(head.headers["Content-Length"]) - len(owners.get_data())) < 40  # the id

@@ -56,6 +56,8 @@ class FoldIn(BackgroundConsumer):
         #: An event of another group's user (a producer that partitions by another rule) is
         #: counted as ``foreign`` and not kept: its owner serves that user, never this group.
         self.owns = owns
+        if owns is not None:  # the series is on /metrics from the start
+            metrics.FOLDIN_EVENTS.labels("foreign")
         self.factory, self.live, self.observe = factory, live, observe
         self.fresh, self.forgotten = live.fresh, live.forgotten
         self.fmt, self.min_weight, self.weights = fmt, min_weight, weights

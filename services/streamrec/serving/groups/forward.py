@@ -97,6 +97,9 @@ class Forwarder:
             timeout=urllib3.Timeout(total=timeout))
         # A batch's sub-requests go out at once: every request thread's batch, to each other
         # group, without waiting behind another's.
+        for group in range(len(self.urls)):  # every series on /metrics from the start
+            for result in ("answered", "unavailable", "loop"):
+                FORWARDS.labels(str(group), result)
         self._fan = ThreadPoolExecutor(
             max_workers=max(connections, 1) * max(len(self.urls) - 1, 1),
             thread_name_prefix="forward")
@@ -128,9 +131,8 @@ class Forwarder:
             log.warning("serving group %d (%s) did not answer: %s", group, self.urls[group], e)
             raise ForwardError(
                 503, "owner_unavailable",
-                f"this user belongs to serving group {group}, which did not answer within "
-                f"{self.timeout:g} s ({type(e).__name__}); retry shortly",
-                {"Retry-After": str(RETRY_AFTER_S)}) from None
+                f"this user belongs to serving group {group}, which {_why(e, self.timeout)}; "
+                f"retry shortly", {"Retry-After": str(RETRY_AFTER_S)}) from None
         FORWARD_SECONDS.labels(label).observe(time.perf_counter() - started)
         FORWARDS.labels(label, "answered").inc()
         got = {k: r.headers[k] for k in RETURNED if k in r.headers}
@@ -180,3 +182,15 @@ class Forwarder:
     def close(self) -> None:
         self._fan.shutdown(wait=False, cancel_futures=True)
         self._pool.clear()
+
+
+def _why(error: urllib3.exceptions.HTTPError, timeout: float) -> str:
+    """What went wrong with the hop, in the 503's words: no answer in time, or no
+    connection at all (a group that is down answers at once: connection refused)."""
+    reason = getattr(error, "reason", None) or error
+    # NewConnectionError first: urllib3 makes it a ConnectTimeoutError (for compatibility).
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return "could not be reached (no connection)"
+    if isinstance(reason, urllib3.exceptions.TimeoutError):
+        return f"did not answer within {timeout:g} s"
+    return "broke off the answer"
