@@ -107,7 +107,7 @@ def test_two_groups_answer_like_one_server_fold_in_on_the_owner_and_fail_alone(
         assert groups[0].get("/items/i1/similar?n=3").status_code == 200
         unavailable = [line for line in groups[0].metrics_text().splitlines()
                        if line.startswith("streamrec_group_forwards_total{")
-                       and 'result="unavailable"' in line]
+                       and 'group="1",result="unavailable"' in line]
         assert unavailable and float(unavailable[0].rsplit(" ", 1)[1]) >= 1
     finally:
         for s in (plain, *groups):
