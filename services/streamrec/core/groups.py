@@ -20,12 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from streamrec.core.events.partitioning import partition_for
+from streamrec.core.events.partitioning import UserPartitions
 
 __all__ = ["GroupLayout"]
-
-#: Users whose owner is remembered (then the memory starts over: ~100 B a user).
-_REMEMBERED = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,8 @@ class GroupLayout:
     groups: int = 1
     group: int = 0
     partitions: int = 1
-    _owners: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    #: Each user's partition, remembered (a dict hit is ~80x cheaper than the hash in Python).
+    _users: UserPartitions = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.groups < 1:
@@ -52,6 +50,7 @@ class GroupLayout:
         if self.partitions < self.groups:
             raise ValueError(f"{self.groups} groups need at least as many partitions, got "
                              f"{self.partitions}")
+        object.__setattr__(self, "_users", UserPartitions(self.partitions))
 
     @property
     def sharded(self) -> bool:
@@ -59,21 +58,14 @@ class GroupLayout:
         return self.groups > 1
 
     def partition_of(self, user: str) -> int:
-        """The partition ``user``'s events belong to (`partition_for`)."""
-        return partition_for(user, self.partitions)
+        """The partition ``user``'s events belong to (`partition_for`, remembered)."""
+        return self._users.partition(user)
 
     def owner(self, user: str) -> int:
-        """The group that owns ``user``; 0 for everyone with one group (no hash computed).
-        Remembered: a dict hit is ~80x cheaper than the hash in Python."""
+        """The group that owns ``user``; 0 for everyone with one group (no hash computed)."""
         if self.groups == 1:
             return 0
-        owners = self._owners
-        g = owners.get(user)
-        if g is None:
-            if len(owners) >= _REMEMBERED:
-                owners.clear()
-            g = owners[user] = self.partition_of(user) % self.groups
-        return g
+        return self._users.partition(user) % self.groups
 
     def owns(self, user: str) -> bool:
         """Whether this group owns ``user``."""

@@ -88,19 +88,27 @@ class UserPartitions:
         self.partitions, self.max_users = partitions, max_users
         self._known: dict[str, int] = {}
 
+    def partition(self, user: str) -> int:
+        """``user``'s partition (`partition_for`), remembered."""
+        known = self._known
+        p = known.get(user)
+        if p is None:
+            if len(known) >= self.max_users:
+                known.clear()
+            p = known[user] = partition_for(user, self.partitions)
+        return p
+
     def misrouted(self, users: Iterable[str], arrived: Sequence[int]) -> list[int]:
         """Indices ``k`` whose ``users[k]`` does not hash to ``arrived[k]``, the partition its
         event was read from. One partition: nothing is ever misrouted (no hash computed)."""
         if self.partitions <= 1:
             return []
-        known, n = self._known, self.partitions
-        if len(known) > self.max_users:
-            known.clear()
+        known, partition = self._known, self.partition
         out: list[int] = []
         for k, user in enumerate(users):
-            p = known.get(user)
+            p = known.get(user)  # the hit inline: this runs once per ingested event
             if p is None:
-                p = known[user] = partition_for(user, n)
+                p = partition(user)
             if p != arrived[k]:
                 out.append(k)
         return out
