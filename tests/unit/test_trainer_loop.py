@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import pytest
 
 from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import SourceMessage
@@ -149,3 +152,18 @@ def test_a_retried_event_id_counts_once_even_across_a_restart(tmp_path: Path):
     assert second.metrics.duplicates._value.get() == 10
     assert second.metrics.accepted._value.get() == 10
     second.shutdown()
+
+
+def test_a_topic_whose_partition_count_is_not_topic_partitions_is_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    # One partition is also where the trainer's count starts: the mismatch must still show.
+    log = MemoryLog()
+    log.append("t", b"u1:i1")
+    trainer = Trainer(_config(topic_partitions=4), log, log, LocalStore(tmp_path / "store"),
+                      workdir=tmp_path / "work")
+    trainer.resume()
+    with caplog.at_level(logging.WARNING, logger="streamrec.trainer.service"):
+        trainer.step(timeout=0.0)
+    assert any("topic t has 1 partitions, topic_partitions says 4" in r.getMessage()
+               for r in caplog.records), caplog.text
+    trainer.shutdown()

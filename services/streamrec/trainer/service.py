@@ -220,12 +220,14 @@ class Trainer:
             else:
                 if count != self._partitions.partitions:
                     self._partitions = UserPartitions(count)
-                    wanted = self.config.topic_partitions
-                    if wanted is not None and wanted != count:
-                        # Serving groups own users by the configured count (core/groups.py).
-                        log.warning("topic %s has %d partitions, topic_partitions says %d: "
-                                    "serving groups would look for users on the wrong "
-                                    "partitions", self.config.topic, count, wanted)
+                wanted = self.config.topic_partitions
+                if wanted is not None and wanted != count:
+                    # At every look, not only when the count changes: a topic of one partition
+                    # matches the starting count. Serving groups own users by the configured
+                    # count (core/groups.py).
+                    log.warning("topic %s has %d partitions, topic_partitions says %d: "
+                                "serving groups would look for users on the wrong "
+                                "partitions", self.config.topic, count, wanted)
         return self._partitions
 
     def _take(self, messages: list[SourceMessage]) -> None:
