@@ -286,31 +286,24 @@ def hpa_owned_fields(
     return ()
 
 
-def build_service(name: str, namespace: str, spec: RecommenderSpec) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(name, namespace, "serving", child_names(name)["service"]),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(name, "serving"),
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
-
-
-def build_group_service(name: str, namespace: str, group: int) -> dict[str, Any]:
-    """Serving group ``group``'s own Service: the other groups forward its users' requests
-    here (``STREAMREC_GROUP_URLS``), and its Ingress path routes here."""
-    meta = _meta(name, namespace, "serving", group_service_name(name, group))
-    meta["labels"][GROUP_LABEL] = str(group)
+def build_service(
+    name: str, namespace: str, spec: RecommenderSpec, group: int | None = None
+) -> dict[str, Any]:
+    """The serving Service: ``<name>``, every serving pod (any group answers any user); with
+    ``group``, that serving group's own Service ``<name>-group-<g>``, where the other groups
+    forward its users' requests (``STREAMREC_GROUP_URLS``) and its Ingress path routes."""
+    selector = selector_labels(name, "serving")
+    meta = _meta(name, namespace, "serving", child_names(name)["service"] if group is None
+                 else group_service_name(name, group))
+    if group is not None:
+        selector[GROUP_LABEL] = meta["labels"][GROUP_LABEL] = str(group)
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": meta,
         "spec": {
             "type": "ClusterIP",
-            "selector": {**selector_labels(name, "serving"), GROUP_LABEL: str(group)},
+            "selector": selector,
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
         },
     }
@@ -409,7 +402,7 @@ def build_children(name: str, namespace: str, spec: RecommenderSpec) -> list[dic
         build_trainer_deployment(name, namespace, spec),
         *(build_serving_deployment(name, namespace, spec, g) for g in groups),
         build_service(name, namespace, spec),
-        *(build_group_service(name, namespace, g) for g in groups if g is not None),
+        *(build_service(name, namespace, spec, g) for g in groups if g is not None),
     ]
     if spec.serving.autoscaling.enabled:
         children.extend(build_hpa(name, namespace, spec, g) for g in groups)
