@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from ..groups.forward import FORWARDED_HEADER, FORWARDS, GROUP_HEADER, ForwardError
 from .context import service
+from .errors import ApiError
+from .handlers import api_error
 
 __all__ = ["BATCH_ROUTE", "LOCAL_USER_ROUTES", "USER_ROUTES", "bp"]
 
@@ -96,9 +98,9 @@ def route_to_owner() -> Response | None:
 
 @bp.app_errorhandler(ForwardError)
 def forward_error(e: ForwardError) -> tuple[Response, int]:
-    response = jsonify(error=e.code, message=e.message)
-    response.headers.update(e.headers)
-    return response, e.status
+    """The forwarding client's error (its floor knows no HTTP layer) answered as every
+    `ApiError` is (``handlers.api_error``)."""
+    return api_error(ApiError(e.status, e.code, e.message, e.headers))
 
 
 @bp.after_app_request
