@@ -21,6 +21,7 @@ from streamrec.core.scoring.blend import ScoringParams
 from streamrec.core.scoring.itemitem import ItemItemParams
 from streamrec.core.scoring.model import ALSParams
 from streamrec.core.scoring.sequential import SequentialParams
+from streamrec.core.snapshot.usersides import UserShard
 from streamrec.settings import BY_NAME, CONFIG_ROWS, SERVICES, service_rows
 from streamrec.settings.flags import add_config_arguments, grace_seconds, in_range
 from streamrec.settings.placements import PlacementSource
@@ -196,6 +197,23 @@ class Config:
         """The serving groups and this replica's place in them (``core/groups.py``)."""
         return GroupLayout(self.serving_groups, self.serving_group,
                            max(self.topic_partitions or 1, self.serving_groups))
+
+    @property
+    def user_partitions(self) -> int:
+        """How many partitions the trainer splits a snapshot's user side into (format 9,
+        ``core/snapshot/usersides.py``): the topic's once several serving groups read them
+        apart, else 1 (one group maps every user anyway, and merging parts back costs it a
+        copy at every reload)."""
+        return (self.topic_partitions or 1) if self.serving_groups > 1 else 1
+
+    @property
+    def user_shard(self) -> UserShard | None:
+        """The user partitions this serving replica fetches and maps of a split snapshot: its
+        group's; None (every user) with one group."""
+        if self.serving_groups <= 1:
+            return None
+        layout = self.groups
+        return UserShard(layout.partitions, frozenset(layout.owned))
 
     @property
     def kafka(self) -> KafkaSettings:

@@ -34,7 +34,10 @@ def _snapshot(directory: Path, version: str) -> Path:
                   for u in range(40) for i in range(30) if (u * 31 + i * 17) % 5 < 2)
     model = fit(window.build(), ALSParams(factors=8, iterations=8, num_threads=1))
     offsets = dict.fromkeys(range(PARTITIONS), 0)
-    write_snapshot(directory / version, model, window.contents(), offsets, version)
+    # Split by partition (format 9), as the trainer writes it for serving groups: each group
+    # fetches and maps its own users; the unsharded server merges them all back.
+    write_snapshot(directory / version, model, window.contents(), offsets, version,
+                   user_partitions=PARTITIONS)
     return directory / version
 
 
@@ -94,6 +97,10 @@ def test_two_groups_answer_like_one_server_fold_in_on_the_owner_and_fail_alone(
         assert groups[0].get("/model").json()["fresh_events"] == 0
         assert _kept(groups[0]) == 0 and _kept(groups[1]) == 1
         assert groups[1].get("/model").json()["group"]["partitions"] == [1, 3]
+        # Each group maps only its own users; the unsharded server maps every user.
+        for g, s in enumerate(groups):
+            assert s.get("/model").json()["group"]["mapped_users"] == len(owned[g])
+        assert plain.get("/model").json()["group"]["mapped_users"] == len(USERS)
 
         # Group 1 down: its users get a clear 503 from group 0; group 0's users do not notice.
         groups[1].close()

@@ -246,8 +246,9 @@ def test_an_unsharded_server_says_nothing_about_groups(
     world = World.serving(tmp_path, *board)
     r = world.client.get("/users/u5/recommendations")
     assert r.status_code == 200 and GROUP_HEADER not in r.headers
+    model, _ = board
     assert world.get("/model")["group"] == {"group": 0, "groups": 1, "partitions": None,
-                                            "urls": []}
+                                            "mapped_users": len(model.user_ids), "urls": []}
 
 
 def test_a_groups_ingress_path_answers_as_the_route_itself(pair: Pair) -> None:

@@ -103,6 +103,7 @@ def test_manifest_lists_every_file_with_checksum_and_records_the_run(snapshot_di
         "nnz": model.user_items.nnz,
         "factors": 4,
         "window": 50,
+        "user_partitions": 1,
     }
     assert manifest.window["total_appended"] == 61 and manifest.extra == {"source": "test"}
     assert manifest.params["factors"] == 4 and manifest.fit["device"] == "cpu"

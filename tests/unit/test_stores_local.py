@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.support.storefetch import check_window_less_fetch
+from tests.support.storefetch import check_group_fetch, check_window_less_fetch
 from tests.support.storerace import race
 
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot
@@ -108,6 +108,10 @@ def test_a_fetch_without_the_window_leaves_its_files_out_and_a_full_fetch_comple
         store, make_snapshot, tmp_path):
     [version] = publish_many(store, make_snapshot, 1)
     check_window_less_fetch(store, version, tmp_path / "cache")
+
+
+def test_a_group_fetches_the_item_side_and_its_own_user_partitions_only(store, fitted, tmp_path):
+    check_group_fetch(store, fitted, tmp_path)
 
 
 def test_fetching_an_unknown_version_raises_version_not_found(store, tmp_path):

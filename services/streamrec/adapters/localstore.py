@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..core.snapshot.manifest import MANIFEST_NAME
 from ..core.snapshot.trainingstatus import TRAINING_NAME
+from ..core.snapshot.usersides import UserShard
 from .snapshotfiles import fsync_path
 from .storebase import (
     EXPERIMENTS_DIR,
@@ -29,6 +30,7 @@ from .storebase import (
     VersionNotFound,
     check_version_name,
     complete,
+    fetched_partitions,
     prune_candidates,
     wanted,
 )
@@ -216,21 +218,24 @@ class LocalStore:
                 if not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()
             )
 
-    def fetch(self, version: str, dest: Path, window: bool = True) -> Path:
+    def fetch(self, version: str, dest: Path, window: bool = True,
+              shard: UserShard | None = None) -> Path:
         check_version_name(version)
         target = Path(dest) / version
         src = self.snapshots / version
         with _io(f"fetching {version}"):
-            if complete(target, window):
+            if complete(target, window, shard):
                 return target
-            if not (src / MANIFEST_NAME).is_file():
-                raise VersionNotFound(version, str(self.root))
+            try:
+                parts = fetched_partitions((src / MANIFEST_NAME).read_bytes(), shard)
+            except FileNotFoundError:
+                raise VersionNotFound(version, str(self.root)) from None
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.parent / f"{_TMP}{version}-{uuid.uuid4().hex}"
             tmp.mkdir()
             try:
                 for file in _snapshot_files(src):
-                    if wanted(file.name, window):
+                    if wanted(file.name, window, parts):
                         _link_or_copy(file, tmp / file.name)
                 if target.exists():  # an incomplete leftover: replace it
                     shutil.rmtree(target)

@@ -24,6 +24,7 @@ from botocore.config import Config
 
 from ..core.snapshot.manifest import MANIFEST_NAME
 from ..core.snapshot.trainingstatus import TRAINING_NAME
+from ..core.snapshot.usersides import UserShard, parse_part
 from .storebase import (
     EXPERIMENTS_DIR,
     LATEST_NAME,
@@ -33,6 +34,7 @@ from .storebase import (
     VersionNotFound,
     check_version_name,
     complete,
+    fetched_partitions,
     prune_candidates,
     wanted,
 )
@@ -249,17 +251,24 @@ class S3Store:
         found = (k[len(base) : -len(suffix)] for k in self._keys(base) if k.endswith(suffix))
         return sorted(v for v in found if v and "/" not in v)
 
-    def fetch(self, version: str, dest: Path, window: bool = True) -> Path:
+    def fetch(self, version: str, dest: Path, window: bool = True,
+              shard: UserShard | None = None) -> Path:
         check_version_name(version)
         target = Path(dest) / version
-        if complete(target, window):
+        if complete(target, window, shard):
             return target
         base = self._version_prefix(version)
         names = [k[len(base) :] for k in self._keys(base)]
-        names = [n for n in names if n and "/" not in n and not n.startswith(".")
-                 and wanted(n, window)]
+        names = [n for n in names if n and "/" not in n and not n.startswith(".")]
         if MANIFEST_NAME not in names:
             raise VersionNotFound(version, f"s3://{self.bucket}/{self.prefix}")
+        parts = None
+        if shard is not None and any(parse_part(n.removesuffix(".npy")) for n in names):
+            try:  # which partitions: the manifest says how the user side is split
+                parts = fetched_partitions(self._get(base + MANIFEST_NAME), shard)
+            except _Missing:
+                raise VersionNotFound(version, f"s3://{self.bucket}/{self.prefix}") from None
+        names = [n for n in names if wanted(n, window, parts)]
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(target.parent / f".tmp-{version}-{uuid.uuid4().hex}")

@@ -11,9 +11,12 @@ before anything is trusted. What the arrays are is ``core/snapshot/arrays.py`` a
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
+import shutil
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +33,7 @@ from ..core.snapshot.arrays import (
     snapshot_from_arrays,
     snapshot_manifest,
 )
+from ..core.snapshot.layout import user_partitions
 from ..core.snapshot.manifest import (
     MANIFEST_NAME,
     FileInfo,
@@ -38,13 +42,17 @@ from ..core.snapshot.manifest import (
     SnapshotError,
     SnapshotFormatError,
     SnapshotIncomplete,
+    file_info,
 )
+from ..core.snapshot.usersides import UserShard, group_parts, merge, parse_part
 from ..core.window.sliding import WindowContents
 
 __all__ = ["fsync_path", "read_manifest", "read_snapshot", "sha256_file", "write_snapshot"]
 
 Array = npt.NDArray[Any]
 _CHUNK = 1 << 20
+#: The index of a merged user-side copy (``_user_view``): its files' checksums.
+_VIEW_INDEX = "files.json"
 
 
 def sha256_file(path: Path) -> str:
@@ -90,6 +98,7 @@ def write_snapshot(
     sync: bool = True,
     catalog: Mapping[str, npt.NDArray[Any]] | None = None,
     tombstones: Tombstones | None = None,
+    user_partitions: int = 1,
 ) -> Manifest:
     """Write a snapshot into ``directory`` (created if needed); the manifest goes last.
 
@@ -97,21 +106,23 @@ def write_snapshot(
     durably itself (the trainer's case: 19 fsyncs can cost more than writing the arrays).
     ``catalog`` is the item catalogue with its offsets (``Catalogue.to_arrays``).
     ``tombstones`` (default: none) is the erased users and items the snapshot must keep
-    erased on resume and replay (``erasure.py``). Raises ``SnapshotError`` if the directory
-    already holds a snapshot.
+    erased on resume and replay (``erasure.py``). ``user_partitions`` > 1 writes the user side
+    once per partition of the interactions topic (format 9, ``core/snapshot/usersides.py``).
+    Raises ``SnapshotError`` if the directory already holds a snapshot.
     """
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     if (path / MANIFEST_NAME).exists():
         raise SnapshotError(f"{path} already holds a snapshot; write each version once")
-    arrays = snapshot_arrays(model, window, catalog, tombstones)
+    arrays = snapshot_arrays(model, window, catalog, tombstones, user_partitions)
     files = {
         name: _write_array(path / f"{name}.npy", array, sync) for name, array in arrays.items()
     }
     if sync:
         fsync_path(path)
     now = time.time() if created_at is None else created_at
-    manifest = snapshot_manifest(model, window, offsets, version, files, now, extra_meta)
+    manifest = snapshot_manifest(model, window, offsets, version, files, now, extra_meta,
+                                 user_partitions)
     tmp = path / f".{MANIFEST_NAME}.tmp"
     with tmp.open("w", encoding="utf-8") as f:
         f.write(manifest.to_json())
@@ -164,7 +175,8 @@ def _load(path: Path, info: FileInfo, verify: bool, mmap: bool) -> Array:
 
 
 def read_snapshot(
-    directory: Path | str, verify: bool = True, mmap: bool = True, window: bool = True
+    directory: Path | str, verify: bool = True, mmap: bool = True, window: bool = True,
+    shard: UserShard | None = None,
 ) -> Snapshot:
     """Load and check a snapshot.
 
@@ -178,6 +190,11 @@ def read_snapshot(
         Also read the trainer's window. Serving passes False: the window's files are then
         neither read nor checked, and ``Snapshot.window`` holds its settings but no events
         (its decoded ids would be private memory in every worker).
+    shard : UserShard, optional
+        The user partitions to read of a snapshot split by partition (format 9): a serving
+        group's. None, or a snapshot split otherwise than the shard: every user. Memory-mapped,
+        several partitions are merged once into ``.users-<partitions>/`` beside the files
+        (checksummed there too), which the other workers of the replica then map and share.
 
     Raises
     ------
@@ -185,6 +202,55 @@ def read_snapshot(
     """
     path = Path(directory)
     manifest = read_manifest(path)
-    names = files_to_read(manifest, window, path)
-    a = {name: _load(path / f"{name}.npy", manifest.files[name], verify, mmap) for name in names}
+    split = user_partitions(manifest)
+    wanted = None if shard is None or split <= 1 else shard.wanted(split)
+    names = files_to_read(manifest, window, path, wanted)
+    parts = [n for n in names if parse_part(n)]
+    shared = mmap and len({parsed[0] for n in parts if (parsed := parse_part(n))}) > 1
+    a = {name: _load(path / f"{name}.npy", manifest.files[name], verify, mmap)
+         for name in names if not (shared and parse_part(name))}
+    if shared:  # several partitions, mapped: the one merged copy every worker maps
+        a.update(_user_view(path, manifest, parts, verify))
     return snapshot_from_arrays(a, manifest, path, window)
+
+
+def _user_view(path: Path, manifest: Manifest, parts: list[str], verify: bool
+               ) -> dict[str, Array]:
+    """The user side of the partitions of ``parts`` merged (``usersides.merge``), memory-mapped
+    from ``path/.users-<partitions>/``: written there by the first reader (atomically, with
+    its own checksums in ``files.json``), mapped by every later one."""
+    chosen = sorted({parsed[0] for n in parts if (parsed := parse_part(n))})
+    key = ".".join(map(str, chosen))
+    view = path / f".users-{key}"
+    if not (view / _VIEW_INDEX).is_file():
+        loaded = {n: _load(path / f"{n}.npy", manifest.files[n], verify, True) for n in parts}
+        try:
+            merged = merge(group_parts(loaded)[1])
+        except ValueError as exc:
+            raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}"
+                                      ) from None
+        _write_view(view, merged)
+    infos = _read_view_index(view)
+    return {n: _load(view / f"{n}.npy", info, verify, True) for n, info in infos.items()}
+
+
+def _write_view(view: Path, merged: Mapping[str, Array]) -> None:
+    tmp = view.parent / f".tmp{view.name}-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        infos = {n: _write_array(tmp / f"{n}.npy", a, sync=False) for n, a in merged.items()}
+        (tmp / _VIEW_INDEX).write_text(
+            json.dumps({n: info.to_dict() for n, info in infos.items()}), encoding="utf-8")
+        os.rename(tmp, view)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (view / _VIEW_INDEX).is_file():  # not another reader's finished copy
+            raise
+
+
+def _read_view_index(view: Path) -> dict[str, FileInfo]:
+    try:
+        body = json.loads((view / _VIEW_INDEX).read_text(encoding="utf-8"))
+        return {str(n): file_info(i) for n, i in body.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SnapshotFormatError(f"cannot read {view / _VIEW_INDEX}: {exc!r}") from None

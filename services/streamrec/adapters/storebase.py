@@ -9,11 +9,13 @@ partial snapshot, and a version without a manifest is invisible.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from ..core.snapshot.layout import WINDOW_FILES
-from ..core.snapshot.manifest import MANIFEST_NAME
+from ..core.snapshot.layout import WINDOW_FILES, user_partitions
+from ..core.snapshot.manifest import MANIFEST_NAME, Manifest, SnapshotError
+from ..core.snapshot.usersides import UserShard, parse_part
 
 __all__ = [
     "EXPERIMENTS_DIR",
@@ -84,16 +86,43 @@ def prune_candidates(versions: list[str], latest: str | None, keep: int) -> list
 WINDOW_OBJECTS = frozenset(f"{name}.npy" for name in WINDOW_FILES)
 
 
-def wanted(name: str, window: bool) -> bool:
-    """Whether a fetch with(out) the ``window`` downloads the object ``name``."""
-    return window or name not in WINDOW_OBJECTS
+def wanted(name: str, window: bool, partitions: Collection[int] | None = None) -> bool:
+    """Whether a fetch with(out) the ``window`` downloads the object ``name``; of a user side
+    split by partition (``users.<p>.*``, format 9), only ``partitions``' (all when None)."""
+    if not window and name in WINDOW_OBJECTS:
+        return False
+    parsed = parse_part(name.removesuffix(".npy"))
+    return partitions is None or parsed is None or parsed[0] in partitions
 
 
-def complete(target: Path, window: bool) -> bool:
-    """Whether ``target`` is a finished copy good for a fetch with(out) the ``window``: the
-    manifest is written last, and a copy made without the window lacks its objects."""
-    return (target / MANIFEST_NAME).is_file() and (
-        not window or all((target / name).is_file() for name in WINDOW_OBJECTS))
+def fetched_partitions(manifest_text: str | bytes | None, shard: UserShard | None
+                       ) -> frozenset[int] | None:
+    """The user partitions a fetch for ``shard`` takes of the snapshot whose manifest is
+    ``manifest_text``: None (all) without a shard, for a snapshot not split the shard's way,
+    or for a manifest that does not parse (the reader then refuses it with the reason)."""
+    if shard is None or manifest_text is None:
+        return None
+    try:
+        text = manifest_text.decode() if isinstance(manifest_text, bytes) else manifest_text
+        manifest = Manifest.from_json(text)
+    except (SnapshotError, UnicodeDecodeError):
+        return None
+    split = user_partitions(manifest)
+    return None if split <= 1 else shard.wanted(split)
+
+
+def complete(target: Path, window: bool, shard: UserShard | None = None) -> bool:
+    """Whether ``target`` is a finished copy good for a fetch with(out) the ``window`` for
+    ``shard``: the manifest is written last, and every file it lists that such a fetch takes
+    is there (a copy made without the window, or for other partitions, lacks some)."""
+    try:
+        text = (target / MANIFEST_NAME).read_text(encoding="utf-8")
+        manifest = Manifest.from_json(text)
+    except (OSError, UnicodeDecodeError, SnapshotError):
+        return False
+    parts = fetched_partitions(text, shard)
+    return all((target / f"{name}.npy").is_file() for name in manifest.files
+               if wanted(f"{name}.npy", window, parts))
 
 
 @runtime_checkable
@@ -109,12 +138,14 @@ class SnapshotStore(Protocol):
         """The version LATEST names, or None before the first publish."""
         ...
 
-    def fetch(self, version: str, dest: Path, window: bool = True) -> Path:
+    def fetch(self, version: str, dest: Path, window: bool = True,
+              shard: UserShard | None = None) -> Path:
         """Make ``dest/<version>/`` a complete local copy (atomically) and return it; an
         existing complete copy is reused. ``window=False`` leaves out the trainer's window
         (`WINDOW_OBJECTS`: only a trainer resuming reads it; serving never does), and a copy
-        without it is complete for such a fetch only. ``VersionNotFound`` if the store
-        lacks the version."""
+        without it is complete for such a fetch only. ``shard``: of a user side split by
+        partition (format 9), only the shard's partitions (`fetched_partitions`; a serving
+        group's). ``VersionNotFound`` if the store lacks the version."""
         ...
 
     def versions(self) -> list[str]:

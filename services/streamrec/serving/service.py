@@ -73,7 +73,7 @@ class Service:
         cache = Path(config.cache_dir) if config.cache_dir else Path(
             tempfile.mkdtemp(prefix="streamrec-cache-"))
         self.reloader = Reloader(store, self.holder, cache, config.reload_interval,
-                                 notify_factory)
+                                 notify_factory, config.user_shard)
         self.online = OnlineTracker(
             horizon=config.online_horizon, max_users=config.online_max_users,
             positive=config.online_positive, bucket_seconds=config.online_bucket_seconds,

@@ -296,7 +296,9 @@ SETTINGS: tuple[Setting, ...] = (
     # Serving groups (core/groups.py, serving/groups/, docs/groups.md).
     Setting("serving_groups", _i(1, 64), 1, "Serving groups: group g owns the users of the "
             "partitions p with p % groups == g, folds in only those and forwards requests for "
-            "other users to their owner. 1: every replica serves every user.", (S,),
+            "other users to their owner. 1: every replica serves every user. With more than "
+            "one, the trainer writes each partition's users apart in the snapshot, so a group "
+            "fetches and maps only its own.", (T, S),
             cr="serving.groups", helm="example.serving.groups"),
     Setting("serving_group", _i(0, 63), 0, "This replica's group, in [0, serving_groups) (the "
             "operator sets it per Deployment).", (S,)),

@@ -161,7 +161,7 @@ class FitJob:
                        extra_meta={"new_events": self.new_events}, sync=False,
                        catalog=None if self.catalog is None
                        else self.catalog[0].to_arrays(self.catalog[1], model.item_ids),
-                       tombstones=self.tombstones)
+                       tombstones=self.tombstones, user_partitions=c.user_partitions)
         if self.sink is not None:
             # Dead letters for messages this snapshot covers must be durable before it is.
             self.sink.flush(30.0)

@@ -56,6 +56,9 @@ class ALS:
     """
 
     name: ClassVar[str] = "als"
+    #: Arrays with one row per user: a snapshot split by partition (format 9) writes each
+    #: partition's rows apart (``core/snapshot/usersides.py``).
+    user_rows: ClassVar[tuple[str, ...]] = ("user_factors",)
 
     def __init__(
         self,

@@ -48,6 +48,9 @@ class Scorer(Protocol):
     """
 
     name: ClassVar[str]
+    # Optional: ``user_rows``, a ClassVar tuple naming the arrays of `to_arrays` with one row
+    # per user (ALS's ``user_factors``); a snapshot split by partition (format 9) writes each
+    # partition's rows of them apart (``core/snapshot/usersides.py``). Without it: none.
 
     @property
     def items(self) -> int:

@@ -9,7 +9,7 @@ adapter ``streamrec.adapters.snapshotfiles``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +25,7 @@ from ..events.erasure import Tombstones
 from ..scoring.model import Model
 from ..scoring.types import ModelError
 from ..window.sliding import WindowContents
-from . import layout
+from . import layout, usersides
 from .manifest import FileInfo, Manifest, SnapshotFormatError
 
 __all__ = [
@@ -84,11 +84,13 @@ def _catalogue(a: Mapping[str, Array], model: Model) -> tuple[Catalogue, dict[in
 
 def snapshot_arrays(model: Model, window: WindowContents,
                     catalog: Mapping[str, Array] | None = None,
-                    tombstones: Tombstones | None = None) -> dict[str, Array]:
+                    tombstones: Tombstones | None = None,
+                    user_partitions: int = 1) -> dict[str, Array]:
     """Every array of a snapshot by file name (without ``.npy``). ``catalog`` is the item
     catalogue with its offsets (``Catalogue.to_arrays``); ``tombstones`` (default: none) the
-    erased users and items the snapshot must keep erased on resume and replay."""
-    return {**layout.to_arrays(model, window, catalog),
+    erased users and items the snapshot must keep erased on resume and replay;
+    ``user_partitions`` > 1 splits the user side by partition (format 9, ``usersides.py``)."""
+    return {**layout.to_arrays(model, window, catalog, user_partitions),
             **(tombstones or Tombstones()).to_arrays()}
 
 
@@ -100,9 +102,10 @@ def snapshot_manifest(
     files: dict[str, FileInfo],
     created_at: float,
     extra_meta: Mapping[str, Any] | None = None,
+    user_partitions: int = 1,
 ) -> Manifest:
     """The manifest of a snapshot whose arrays were written as ``files``; ``created_at`` in
-    Unix seconds."""
+    Unix seconds; ``user_partitions``: the partitions its user side is split into."""
     info = model.fit_info
     return Manifest(
         version=version,
@@ -117,6 +120,7 @@ def snapshot_manifest(
             "nnz": int(model.user_items.nnz),
             "factors": model.factors,
             "window": len(window),
+            "user_partitions": max(1, user_partitions),
         },
         offsets={int(p): int(o) for p, o in offsets.items()},
         window={
@@ -129,13 +133,15 @@ def snapshot_manifest(
     )
 
 
-def files_to_read(manifest: Manifest, window: bool, source: Path | str) -> tuple[str, ...]:
-    """The array names to read for ``manifest`` (with the window's or not).
+def files_to_read(manifest: Manifest, window: bool, source: Path | str,
+                  partitions: Collection[int] | None = None) -> tuple[str, ...]:
+    """The array names to read for ``manifest`` (with the window's or not; of a split user
+    side, ``partitions``' parts, all when None).
 
     Raises ``SnapshotFormatError`` naming ``source`` when the manifest lacks one of them.
     """
     try:
-        names = layout.files_for(manifest, window)
+        names = layout.files_for(manifest, window, partitions)
     except ValueError as exc:
         raise SnapshotFormatError(f"{source} does not hold a consistent snapshot: {exc}") from None
     missing = set(names) - set(manifest.files)
@@ -148,8 +154,13 @@ def snapshot_from_arrays(a: Mapping[str, Array], manifest: Manifest, path: Path,
                          window: bool = True) -> Snapshot:
     """The snapshot over ``a`` (the arrays of :func:`files_to_read`, already checked against
     the manifest; memory-mapped ones stay mapped). ``window=False``: the window's settings
-    without its events. Raises ``SnapshotFormatError`` when the arrays do not fit together."""
+    without its events. The parts of a split user side (``users.<p>.*``) are merged first
+    (``usersides.merge``; a reader that shares them across processes merges them itself).
+    Raises ``SnapshotFormatError`` when the arrays do not fit together."""
     try:
+        rest, parts = usersides.group_parts(a)
+        if parts:
+            a = {**rest, **usersides.merge(parts)}
         model = layout.model_from_arrays(a, manifest)
         contents = (
             layout.window_from_arrays(a, manifest) if window else layout.empty_window(manifest)

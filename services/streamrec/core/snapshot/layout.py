@@ -18,7 +18,10 @@ its settings as ``params.<name>``, and the names in ``params.scorers``; a reader
 through the registry, so a new scorer needs no change here. Format 8 stores the catalogue as
 arrays (``catalog.*``, ``core/catalog/table.py``) that workers map and share, in place of the
 one JSON file, and each history event's timestamp as float32 seconds after
-``history.ts_base`` (float64 before). Any format may hold the client
+``history.ts_base`` (float64 before). Format 9 may split the user side (ids, user x item
+matrix, history, per-user scorer rows) by the user's partition of the interactions topic,
+``users.<p>.<name>`` (``usersides.py``), so a serving group reads its own partitions' users
+only; a reader puts the parts it wants back together. Any format may hold the client
 event ids of the window's events (``window.event_ids.{data,offsets,at}``: the ids, and the
 window position of each), optional files that serving reads too, so a trainer resumed from the
 snapshot and a replica folding in after it both still recognise a retry (``eventids.py``); a
@@ -28,7 +31,7 @@ together (a CSR that points past the item list, say) before a :class:`Model` is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -40,6 +43,7 @@ from ..catalog.table import MODEL_ROWS
 from ..events.erasure import FILES as TOMBSTONE_FILES
 from ..events.erasure import LEGACY_FILES as LEGACY_TOMBSTONE_FILES
 from ..events.erasure import Tombstones
+from ..events.partitioning import partitions_of_ids
 from ..ids import IdIndex, decode_ids, encode_ids
 from ..scoring.als import sane_cap
 from ..scoring.blend import PLAIN, ScoringParams
@@ -48,12 +52,16 @@ from ..scoring.recency import History
 from ..scoring.scorer import Scorer, scorer_class
 from ..scoring.types import ALSParams, FitInfo
 from ..window.sliding import WindowContents
+from . import usersides
 from .manifest import Manifest
 
 __all__ = [
     "MODEL_FILES",
     "reserved_scorer_names",
     "SCORERS_FORMAT",
+    "USER_PARTITIONS_FORMAT",
+    "user_partitions",
+    "user_row_files",
     "WINDOW_FILES",
     "EVENT_ID_FILES",
     "empty_window",
@@ -69,6 +77,8 @@ __all__ = [
 Array = npt.NDArray[Any]
 #: The first format that writes every scorer under its name (``als.*``, ``params.<name>``).
 SCORERS_FORMAT = 7
+#: The first format whose user side may be split by partition (``usersides.py``).
+USER_PARTITIONS_FORMAT = 9
 #: Before it: the file of each ALS array.
 _LEGACY_ALS = {"user_factors": "user_factors", "item_factors": "item_factors"}
 
@@ -84,9 +94,30 @@ def _index(prefix: str, ids: IdIndex | list[str]) -> dict[str, Array]:
 
 
 def to_arrays(model: Model, window: WindowContents,
-              catalog: Mapping[str, Array] | None = None) -> dict[str, Array]:
+              catalog: Mapping[str, Array] | None = None,
+              user_partitions: int = 1) -> dict[str, Array]:
     """Every array of a snapshot, by file name (without ``.npy``); ``catalog`` is the
-    catalogue's arrays (``Catalogue.to_arrays``), stored when given."""
+    catalogue's arrays (``Catalogue.to_arrays``), stored when given. ``user_partitions`` > 1
+    writes the user side once per partition of the interactions topic (format 9,
+    ``usersides.py``)."""
+    arrays = _whole_arrays(model, window, catalog)
+    if user_partitions <= 1:
+        return arrays
+    return usersides.split(
+        arrays, partitions_of_ids(arrays["user_ids.data"], arrays["user_ids.offsets"],
+                                  user_partitions),
+        user_partitions, user_row_files(model))
+
+
+def user_row_files(model: Model) -> tuple[str, ...]:
+    """The files of ``model``'s scorer arrays with one row per user (a scorer's
+    ``user_rows``: ALS's ``user_factors``)."""
+    return tuple(f"{name}.{array}" for name, scorer in model.scorers.items()
+                 for array in getattr(scorer, "user_rows", ()))
+
+
+def _whole_arrays(model: Model, window: WindowContents,
+                  catalog: Mapping[str, Array] | None) -> dict[str, Array]:
     ui = model.user_items
     index_dtype = np.int32 if ui.nnz < np.iinfo(np.int32).max else np.int64
     return {
@@ -192,21 +223,45 @@ def _scorer_names(manifest: Manifest) -> list[str]:
     return [str(n) for n in names]
 
 
-def files_for(manifest: Manifest, window: bool = True) -> tuple[str, ...]:
+def user_partitions(manifest: Manifest) -> int:
+    """How many partitions the snapshot's user side is split into (1: not split; format 9
+    on, ``sizes["user_partitions"]``)."""
+    if manifest.format_version < USER_PARTITIONS_FORMAT:
+        return 1
+    return int(manifest.sizes.get("user_partitions", 1))
+
+
+def files_for(manifest: Manifest, window: bool = True,
+              partitions: Collection[int] | None = None) -> tuple[str, ...]:
     """Every file to read for ``manifest``'s snapshot, with or without the window: the model's,
     its scorers' (``<name>.*`` from format 7), and the optional ones it lists (the window's
-    event ids in any format)."""
+    event ids in any format). For a snapshot split by partition (format 9), the user side's
+    files are those of ``partitions`` (all when None): ``users.<p>.<name>``.
+
+    Raises ``ValueError`` for a partition the snapshot does not have."""
     v = manifest.format_version
+    split = user_partitions(manifest)
+    listed = set(manifest.files)
+    if split > 1:  # the names as one user side would have them
+        listed |= {parsed[1] for n in manifest.files if (parsed := usersides.parse_part(n))}
     model = MODEL_FILES if v >= 2 else tuple(n for n in MODEL_FILES if not n.endswith(".table"))
     if v < SCORERS_FORMAT:
         scorers: tuple[str, ...] = tuple(_LEGACY_ALS.values())
     else:
         prefixes = tuple(f"{name}." for name in _scorer_names(manifest))
-        scorers = tuple(sorted(n for n in manifest.files if n.startswith(prefixes)))
-    optional = () if v < 3 else tuple(n for n in _OPTIONAL_FILES if n in manifest.files)
-    eids = tuple(n for n in EVENT_ID_FILES if n in manifest.files)  # any format
-    return model + scorers + (WINDOW_FILES if window else ()) + tuple(
+        scorers = tuple(sorted(n for n in listed if n.startswith(prefixes)))
+    optional = () if v < 3 else tuple(n for n in _OPTIONAL_FILES if n in listed)
+    eids = tuple(n for n in EVENT_ID_FILES if n in listed)  # any format
+    names = model + scorers + (WINDOW_FILES if window else ()) + tuple(
         n for n in optional if n not in scorers) + eids
+    if split <= 1:
+        return names
+    wanted = range(split) if partitions is None else sorted(set(partitions))
+    if any(not 0 <= p < split for p in wanted):
+        raise ValueError(f"partitions {sorted(wanted)} are not all among the snapshot's {split}")
+    per_partition = {parsed[1] for n in manifest.files if (parsed := usersides.parse_part(n))}
+    return tuple(n for n in names if n not in per_partition) + tuple(
+        usersides.part_name(p, n) for p in wanted for n in names if n in per_partition)
 
 
 def tombstones_from_arrays(a: Mapping[str, Array]) -> Tombstones:

@@ -26,6 +26,7 @@ __all__ = [
     "SnapshotError",
     "SnapshotFormatError",
     "SnapshotIncomplete",
+    "file_info",
     "is_version",
     "next_version",
 ]
@@ -36,17 +37,18 @@ __all__ = [
 #: (``catalog``, with the items-topic offsets it holds); 5 adds the tombstone set of erased
 #: users and items (``tombstones.*``, ``core/events/erasure.py``); 6 holds the tombstones' keyed
 #: hashes (``tombstones.*.hash``) instead of the erased ids (``core/events/erasurekey.py``); 7
-# writes
-#: every scorer's arrays under its name (``als.*``, ``item_item.*``) and its settings as
+#: writes every scorer's arrays under its name (``als.*``, ``item_item.*``) and its settings as
 #: ``params.<name>``, the names in ``params.scorers`` (``core/scoring/scorer.py``); 8 stores
 #: the catalogue as arrays (``catalog.*``, ``core/catalog/table.py``) that workers map and share
-#: instead of JSON each parsed into Python objects.
-FORMAT_VERSION = 8
+#: instead of JSON each parsed into Python objects; 9 may split the user side by the user's
+#: partition of the interactions topic (``users.<p>.*``, ``sizes["user_partitions"]``,
+#: ``core/snapshot/usersides.py``) so a serving group fetches and maps its own users only.
+FORMAT_VERSION = 9
 #: What it reads: format 1 snapshots still load (their id tables are built at load); formats
 #: 1 and 2 are scored as before (no recency, ALS alone); before 4 the catalogue is empty;
 #: before 5 the tombstone set is empty; format 5's tombstones (ids) are hashed when read;
-#: before 7 the ALS factors are ``{user,item}_factors``.
-READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8)
+#: before 7 the ALS factors are ``{user,item}_factors``; before 9 the user side is one.
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 MANIFEST_NAME = "manifest.json"
 _VERSION = re.compile(r"\d{12}")
 
@@ -167,7 +169,7 @@ class Manifest:
                 sizes={str(k): int(v) for k, v in body["sizes"].items()},
                 offsets={int(k): int(v) for k, v in body["offsets"].items()},
                 window=dict(body["window"]),
-                files={str(name): _file_info(info) for name, info in body["files"].items()},
+                files={str(name): file_info(info) for name, info in body["files"].items()},
                 extra=dict(body.get("extra") or {}),
                 format_version=int(version),
             )
@@ -175,7 +177,9 @@ class Manifest:
             raise SnapshotFormatError(f"{source} is missing or mistypes a field: {exc!r}") from None
 
 
-def _file_info(info: Mapping[str, Any]) -> FileInfo:
+def file_info(info: Mapping[str, Any]) -> FileInfo:
+    """A :class:`FileInfo` from its ``to_dict`` (``KeyError``/``TypeError``/``ValueError``
+    when a field is missing or mistyped)."""
     return FileInfo(
         sha256=str(info["sha256"]),
         bytes=int(info["bytes"]),

@@ -22,7 +22,9 @@ from pathlib import Path
 from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import EventSource
 from streamrec.adapters.stores import SnapshotStore, StoreError, StoreUnavailable
-from streamrec.core.snapshot.manifest import SnapshotError
+from streamrec.core.snapshot.layout import user_partitions
+from streamrec.core.snapshot.manifest import Manifest, SnapshotError
+from streamrec.core.snapshot.usersides import UserShard
 
 from .. import metrics
 from ..live.holder import Holder, Served
@@ -47,8 +49,12 @@ class Reloader:
 
     def __init__(self, store: SnapshotStore, holder: Holder, cache_dir: Path,
                  interval: float = 5.0,
-                 notify_factory: Callable[[], EventSource] | None = None) -> None:
+                 notify_factory: Callable[[], EventSource] | None = None,
+                 shard: UserShard | None = None) -> None:
         self.store, self.holder, self.cache = store, holder, Path(cache_dir)
+        #: A serving group's user partitions: of a snapshot whose user side is split by
+        #: partition (format 9) only these are fetched and mapped; None: every user.
+        self.shard = shard
         self.interval = interval
         self.notify_factory = notify_factory
         self.refused: set[str] = set()
@@ -73,8 +79,9 @@ class Reloader:
             with _cache_lock(self.cache):
                 # No window, fetched or read: only a trainer resumes from it (its ids alone
                 # were ~10 MB private per worker at 100k users; its files ~4.7 GB at 10M).
-                path = self.store.fetch(version, self.cache, window=False)
-                snapshot = read_snapshot(path, verify=True, mmap=True, window=False)
+                path = self.store.fetch(version, self.cache, window=False, shard=self.shard)
+                snapshot = read_snapshot(path, verify=True, mmap=True, window=False,
+                                         shard=self.shard)
                 self._prune_cache(keep={version})
         except (StoreUnavailable, OSError) as e:
             metrics.RELOADS.labels("unavailable").inc()
@@ -94,7 +101,15 @@ class Reloader:
         metrics.SNAPSHOT_CREATED.set(snapshot.manifest.created_at_unix)
         metrics.served(version, current.version if current else None)
         log.info("serving snapshot %s (%r)", version, snapshot.model)
+        self._check_split(snapshot.manifest)
         return True
+
+    def _check_split(self, manifest: Manifest) -> None:
+        split = user_partitions(manifest)
+        if self.shard is not None and split != self.shard.partitions:
+            log.warning("snapshot %s splits its users into %d partition(s), this group "
+                        "expects %d (topic_partitions): it maps every user, not only its own",
+                        manifest.version, split, self.shard.partitions)
 
     def _prune_cache(self, keep: set[str]) -> None:
         """Remove every cached version but ``keep`` (the one just loaded), and the debris of

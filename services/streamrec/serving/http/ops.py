@@ -72,17 +72,18 @@ def model_info() -> Response:
                    last_fit_error=last_error, training=training,
                    offsets={str(p): o for p, o in m.offsets.items()},
                    fresh_events=len(svc.fresh), fresh_users=svc.fresh.users,
-                   group=_group())
+                   group=_group(len(s.snapshot.model.user_ids)))
 
 
-def _group() -> dict[str, Any]:
+def _group(mapped_users: int) -> dict[str, Any]:
     """This replica's serving group (docs/groups.md): its index, the count, the partitions it
-    folds in (every partition with one group) and the groups' URLs."""
+    folds in (every partition with one group), the users its snapshot holds (its own of a
+    snapshot split by partition) and the groups' URLs."""
     svc = service()
     layout = svc.groups
     return {"group": layout.group, "groups": layout.groups,
             "partitions": list(layout.owned) if layout.sharded else None,
-            "urls": list(svc.config.group_urls)}
+            "mapped_users": mapped_users, "urls": list(svc.config.group_urls)}
 
 
 @bp.get("/metrics")
