@@ -54,15 +54,17 @@ BUDGETS: dict[str, float] = {
     "online": 40, "parse": 50, "placements": 150, "scoring": 70, "serving": 180, "soak": 70,
     "trainer": 230,
     "ann": 240, "quality": 480, "api_quality": 720, "engines": 600, "groups": 180,
+    "scale": 360,
 }
 #: A benchmark not in :data:`BUDGETS` (a new one) gets this until it is given its own.
 DEFAULT_BUDGET = 60.0
 #: The long runs go apart (``make bench-quality``): the quality replays, the training
 #: engines' 1M-event fits (Spark's alone takes minutes) and item search at 1M items with its
 #: prequential replay (ann, moved here when bench/placements.py joined the speed suite, whose
-#: budget stays under 20 minutes) and the serving groups' five servers (groups); the rest is
+#: budget stays under 20 minutes), the serving groups' five servers (groups) and the 10M-user
+#: snapshot per group (scale: ~15 GB on disk, ~14 GB of memory at its peak); the rest is
 #: ``make bench``.
-QUALITY = ("quality", "api_quality", "engines", "ann", "groups")
+QUALITY = ("quality", "api_quality", "engines", "ann", "groups", "scale")
 SUITES = ("speed", "quality", "all")
 
 

@@ -23,7 +23,7 @@ def test_the_quality_replays_run_only_in_their_own_suite():
     names = [p.stem for p in _runner.discover()]
     speed = [n for n in names if _runner.in_suite(n, "speed")]
     quality = [n for n in names if _runner.in_suite(n, "quality")]
-    assert sorted(quality) == ["ann", "api_quality", "engines", "groups", "quality"]
+    assert sorted(quality) == ["ann", "api_quality", "engines", "groups", "quality", "scale"]
     assert set(speed) | set(quality) == set(names) and not set(speed) & set(quality)
     assert all(_runner.in_suite(n, "all") for n in names)
 

@@ -222,6 +222,7 @@ def _user_view(path: Path, manifest: Manifest, parts: list[str], verify: bool
     chosen = sorted({parsed[0] for n in parts if (parsed := parse_part(n))})
     key = ".".join(map(str, chosen))
     view = path / f".users-{key}"
+    written = False
     if not (view / _VIEW_INDEX).is_file():
         loaded = {n: _load(path / f"{n}.npy", manifest.files[n], verify, True) for n in parts}
         try:
@@ -229,12 +230,17 @@ def _user_view(path: Path, manifest: Manifest, parts: list[str], verify: bool
         except ValueError as exc:
             raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}"
                                       ) from None
-        _write_view(view, merged)
+        written = _write_view(view, merged)
     infos = _read_view_index(view)
-    return {n: _load(view / f"{n}.npy", info, verify, True) for n, info in infos.items()}
+    # What this reader just wrote and hashed is not hashed again (sizes, dtypes and shapes
+    # still are); a copy another reader wrote is verified like any fetched file.
+    return {n: _load(view / f"{n}.npy", info, verify and not written, True)
+            for n, info in infos.items()}
 
 
-def _write_view(view: Path, merged: Mapping[str, Array]) -> None:
+def _write_view(view: Path, merged: Mapping[str, Array]) -> bool:
+    """Write ``merged`` as ``view`` (atomically); False when another reader's finished copy
+    got there first (then that one is used)."""
     tmp = view.parent / f".tmp{view.name}-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
@@ -246,6 +252,8 @@ def _write_view(view: Path, merged: Mapping[str, Array]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if not (view / _VIEW_INDEX).is_file():  # not another reader's finished copy
             raise
+        return False
+    return True
 
 
 def _read_view_index(view: Path) -> dict[str, FileInfo]:
