@@ -278,17 +278,19 @@ class Config:
         sources = {name: source for name, (_, source) in given.items()}
         cfg = replace(cls(), **values)
         try:
-            cfg.validate()
+            cfg.validate(service)
         except ConfigError as e:
             if e.source or e.field not in sources:
                 raise
             raise ConfigError(e.field, e.message, sources[e.field]) from None
         return cfg
 
-    def validate(self) -> None:
+    def validate(self, service: str | None = None) -> None:
         """Every field by its row's rule (``streamrec.settings``: the same rule the flags, the
         CRD schema and the operator's CR parser apply); ``ConfigError`` naming the first that
-        breaks it. A field whose default is None may be None (not set)."""
+        breaks it. A field whose default is None may be None (not set). ``service``: the
+        command whose settings these are (`load`); a rule between settings applies only when
+        it takes them all."""
         for row in CONFIG_ROWS:
             value = getattr(self, row.name)
             if value is None and row.default is None:
@@ -298,10 +300,12 @@ class Config:
                 said = problem if row.kind.says_why else f"{problem}, got {value!r}"
                 raise ConfigError(row.name, said)
         self._check_placement_arms()
-        self._check_groups()
+        self._check_groups({r.name for r in _rows(service)})
 
-    def _check_groups(self) -> None:
-        """Serving groups need the partition count and every group's URL (``core/groups.py``)."""
+    def _check_groups(self, takes: set[str]) -> None:
+        """Serving groups need the partition count and, where the command forwards requests
+        (``takes`` ``group_urls``: serving, not the trainer), every group's URL
+        (``core/groups.py``)."""
         if self.serving_group >= self.serving_groups:
             raise ConfigError("serving_group", f"must be below serving_groups "
                                                f"({self.serving_groups}), got {self.serving_group}")
@@ -316,7 +320,7 @@ class Config:
             raise ConfigError("topic_partitions", f"must be at least serving_groups "
                                                   f"({self.serving_groups}), got "
                                                   f"{self.topic_partitions}")
-        if len(self.group_urls) != self.serving_groups:
+        if "group_urls" in takes and len(self.group_urls) != self.serving_groups:
             raise ConfigError("group_urls", f"must list {self.serving_groups} URLs, one per "
                                             f"group in group order, got {len(self.group_urls)} "
                                             f"(--group-urls or STREAMREC_GROUP_URLS)")

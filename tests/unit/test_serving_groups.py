@@ -111,6 +111,16 @@ def test_groups_without_the_partition_count_or_the_urls_are_refused_naming_the_f
         Config.load(None, env, "serve")
 
 
+def test_the_trainer_reads_the_groups_from_the_shared_configmap_without_their_urls() -> None:
+    # The ConfigMap gives every component the serving groups; the trainer splits the
+    # snapshot's users by partition for them but forwards nothing, so it takes no URLs.
+    env = {"STREAMREC_SERVING_GROUPS": "2", "STREAMREC_TOPIC_PARTITIONS": "4"}
+    config = Config.load(None, env, "trainer")
+    assert config.serving_groups == 2 and config.user_partitions == 4
+    with pytest.raises(ConfigError, match="topic_partitions.*required"):
+        Config.load(None, {"STREAMREC_SERVING_GROUPS": "2"}, "trainer")
+
+
 def test_every_route_that_names_a_user_is_forwarded_or_declared_the_same_everywhere(
         tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
     app = World(tmp_path, *board).app
