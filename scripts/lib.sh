@@ -23,6 +23,8 @@ DISTRIBUTION_VERSION="3.1.2"
 COREDNS_VERSION="1.14.7"
 # The ingress controller of the real test node (scripts/provision-traefik.sh).
 TRAEFIK_VERSION="3.6.12"
+# The resource metrics API of the real test node, for HPAs (scripts/provision-metrics-server.sh).
+METRICS_SERVER_VERSION="0.8.0"
 # The pause image of the real node's pod sandboxes, built locally (scripts/provision-node.sh).
 PAUSE_VERSION="3.10-streamrec1"
 # MinIO publishes RELEASE.* tags that the module proxy does not serve; pin the pseudo-version.

@@ -400,14 +400,16 @@ class Hammer:
     """GETs ``url`` from a thread until stopped (with ``headers``, e.g. the Ingress's Host);
     counts what did not answer 200, and the model versions that answered."""
 
-    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None,
+                 every: float = 0.02) -> None:
         self.request = urllib.request.Request(url, headers=headers or {})
         self.stats, self.versions = Counter[str](), Counter[str]()
+        self.every = every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(0.02):
+        while not self._stop.wait(self.every):
             try:
                 with urllib.request.urlopen(self.request, timeout=5) as r:
                     self.stats[str(r.status)] += 1
@@ -651,7 +653,7 @@ def test_killing_the_operator_pod_mid_reconcile_converges_without_duplicates_or_
     wait_for(lambda: not children(), 120, f"the garbage collector to remove {name}'s children")
 
 
-def test_the_hpa_exists_and_is_valid_but_cannot_scale_without_a_metrics_server(
+def test_the_hpa_is_valid_and_cannot_scale_before_metrics_server_runs(
     deployed: Deployed,
 ) -> None:
     d = deployed
@@ -662,14 +664,16 @@ def test_the_hpa_exists_and_is_valid_but_cannot_scale_without_a_metrics_server(
     (metric,) = hpa["spec"]["metrics"]
     assert metric["resource"]["name"] == "cpu"
     assert metric["resource"]["target"]["averageUtilization"] == 70
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
     def conditions() -> dict[str, Any] | None:
         live = json.loads(d.kubectl("get", "hpa", f"{CR}-serving", "-n", NS, "-o", "json"))
         got = {c["type"]: c for c in live.get("status", {}).get("conditions") or []}
         return got if "ScalingActive" in got else None
 
-    # The controller accepts it and finds its target (AbleToScale); no metrics-server is built
-    # here (docs/kubernetes.md), so it cannot read CPU and says so instead of scaling.
+    # The controller accepts it and finds its target (AbleToScale). metrics-server is off
+    # until the serving-groups step turns it on (the steps before count their pods), so it
+    # cannot read CPU yet and says so instead of scaling.
     got = wait_for(conditions, 120, "the HPA controller to report its conditions")
     assert got["AbleToScale"]["status"] == "True", got
     assert got["ScalingActive"]["status"] == "False", got
@@ -782,13 +786,74 @@ def test_two_serving_groups_answer_every_user_alike_and_lose_nothing_when_a_pod_
         d.figures[f"groups_{side}_requests"] = hammer.stats["200"]
         d.figures[f"groups_{side}_failed_requests"] = hammer.failed
 
+    _one_group_scales_with_its_load(d, groups, theirs)
+
     # Back to one group (the next step deletes the resource as it was).
     d.kubectl("patch", "recsvc", CR, "-n", NS, "--type=merge", "-p", json.dumps(
-        {"spec": {"serving": {"groups": 1, "replicas": 1}}}))
+        {"spec": {"serving": {"groups": 1, "replicas": 1,
+                              "autoscaling": {"enabled": False}}}}))
     wait_for(lambda: len(d.ready_pods(SERVING)) == 1 and not d.kubectl(
         "get", "deploy,svc", "-n", NS, "-o", "name",
         "-l", "streamrec.io/serving-group").strip(), POD_READY_S,
         f"one unsharded serving pod again: {d.describe()}")
+
+
+def _one_group_scales_with_its_load(d: Deployed, groups: list[dict[str, str]],
+                                    theirs: str) -> None:
+    """With metrics-server on, each group's HPA scales it apart: load on group 1's user (its
+    own Ingress path) adds group 1 pods while group 0 stays at its minimum, and after the load
+    group 1 comes back down; no request fails on the way."""
+    hpas = [f"{CR}-serving-{g}" for g in (0, 1)]
+
+    def replicas(name: str) -> tuple[int, int]:
+        live = json.loads(d.kubectl("get", "hpa", name, "-n", NS, "-o", "json"))
+        status = live.get("status") or {}
+        return int(status.get("currentReplicas") or 0), int(status.get("desiredReplicas") or 0)
+
+    d.kubectl("patch", "recsvc", CR, "-n", NS, "--type=merge", "-p", json.dumps(
+        {"spec": {"serving": {"autoscaling": {
+            "enabled": True, "minReplicas": 1, "maxReplicas": 3,
+            "targetCPUUtilizationPercentage": 50, "scaleDownStabilizationSeconds": 15}}}}))
+    wait_for(lambda: all(d.kubectl("get", "hpa", h, "-n", NS, "--ignore-not-found",
+                                   "-o", "name").strip() for h in hpas),
+             60, "each group's HPA")
+    metrics = d.cluster.metrics_server()
+    started = time.monotonic()
+    metrics.start()
+    try:
+        d.figures["metrics_server_start_s"] = round(time.monotonic() - started, 1)
+        # Idle, both groups come down from 2 pods to their minimum of 1.
+        t0 = time.monotonic()
+        for labels in groups:
+            wait_for(lambda labels=labels: len(d.ready_pods(labels)) == 1
+                     and len(d.kubectl("get", "pods", "-n", NS, "-o", "name", "-l", ",".join(
+                         f"{k}={v}" for k, v in labels.items())).split()) == 1,
+                     240, f"an idle group to scale down to 1 pod: {d.describe()}")
+        d.figures["hpa_idle_scale_down_s"] = round(time.monotonic() - t0, 1)
+        url = f"{d.ingress.url}/groups/1/users/{theirs}/recommendations?n=5"
+        load = [Hammer(url, {"Host": HOST}, every=0.0) for _ in range(3)]
+        t0 = time.monotonic()
+        with load[0], load[1], load[2]:
+            wait_for(lambda: len(d.ready_pods(groups[1])) >= 2, 300,
+                     f"group 1's HPA to add a pod under load: {replicas(hpas[1])} "
+                     f"{d.describe()}")
+            d.figures["hpa_scale_up_s"] = round(time.monotonic() - t0, 1)
+            d.figures["hpa_group1_peak_replicas"] = replicas(hpas[1])[1]
+            time.sleep(5)  # the new pod takes its share through the Service
+            assert len(d.ready_pods(groups[0])) == 1 and replicas(hpas[0]) == (1, 1), \
+                d.describe()
+        for hammer in load:
+            assert hammer.stats["200"] > 0 and hammer.failed == 0, hammer.stats
+        d.figures["hpa_load_requests"] = sum(h.stats["200"] for h in load)
+        # After the load (a trickle of requests goes on): back to one pod, nothing lost.
+        t0 = time.monotonic()
+        with Hammer(url, {"Host": HOST}, every=0.5) as trickle:
+            wait_for(lambda: len(d.ready_pods(groups[1])) == 1 and replicas(hpas[1]) == (1, 1),
+                     300, f"group 1 to scale back down to 1 pod: {d.describe()}")
+        d.figures["hpa_scale_down_s"] = round(time.monotonic() - t0, 1)
+        assert trickle.stats["200"] > 0 and trickle.failed == 0, trickle.stats
+    finally:
+        metrics.stop()
 
 
 def test_deleting_the_resource_garbage_collects_every_child(deployed: Deployed) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from . import nodeconf as conf
 from .hostclean import HostState, differences, undo
 from .kube import KubeCluster, _http_ok
+from .metrics import MetricsServer
 from .pki import Pair, issue, make_ca
 from .process import InfraError, ManagedProcess, free_port, provision, wait_until
 
@@ -76,6 +77,9 @@ class RealCluster(KubeCluster):
         self._lock_fd: int | None = None
         self._before: HostState | None = None
         self.ca: Pair | None = None
+        #: Signs the apiserver's identity as the aggregation layer's front proxy
+        #: (``front-proxy-client``), what an aggregated API such as metrics-server trusts.
+        self.front_proxy_ca: Pair | None = None
         self.timings: dict[str, float] = {}
 
     # -- start ------------------------------------------------------------------------------
@@ -138,6 +142,10 @@ class RealCluster(KubeCluster):
         self.kubelet_client = issue(ca, d, "apiserver-kubelet-client",
                                     "/O=system:masters/CN=kube-apiserver-kubelet-client",
                                     server=False)
+        # The aggregation layer (tests/infra/metrics.py): a CA of its own, as Kubernetes asks.
+        self.front_proxy_ca = make_ca(d / "front-proxy")
+        self.front_proxy_client = issue(self.front_proxy_ca, d, "front-proxy-client",
+                                        "/CN=front-proxy-client", server=False)
         self.tokens = {user: os.urandom(16).hex() for user in ("kubelet", "proxy")}
         with open(self.workdir / "tokens.csv", "a") as f:
             f.write(f'{self.tokens["kubelet"]},system:node:{self.node_name},node,"system:nodes"\n')
@@ -157,7 +165,7 @@ class RealCluster(KubeCluster):
         return path
 
     def _control_plane(self) -> None:
-        assert self.ca is not None
+        assert self.ca is not None and self.front_proxy_ca is not None
         etcd_port = self._start_etcd()
         self._start_apiserver(
             etcd_port, f"--bind-address={conf.GATEWAY}", f"--advertise-address={conf.GATEWAY}",
@@ -172,10 +180,24 @@ class RealCluster(KubeCluster):
             "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
             "--service-account-issuer=https://kubernetes.default.svc",
             "--endpoint-reconciler-type=lease",
+            # The aggregation layer, for metrics-server (tests/infra/metrics.py): the
+            # apiserver proxies /apis/metrics.k8s.io to the endpoint's address itself.
+            f"--requestheader-client-ca-file={self.front_proxy_ca.cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={self.front_proxy_client.cert}",
+            f"--proxy-client-key-file={self.front_proxy_client.key}",
+            "--enable-aggregator-routing=true",
         )
-        # the CA pods trust for the API (kube-root-ca.crt); a slow node is not a dead one here
+        # the CA pods trust for the API (kube-root-ca.crt); a slow node is not a dead one here;
+        # HPAs look every 5 s (15 s by default) and trust a pod's CPU 30 s after it starts
+        # (5 min by default), so a test sees autoscaling within a minute or two.
         self._start_controllers(f"--root-ca-file={self.ca.cert}",
-                                "--node-monitor-grace-period=120s")
+                                "--node-monitor-grace-period=120s",
+                                "--horizontal-pod-autoscaler-sync-period=5s",
+                                "--horizontal-pod-autoscaler-cpu-initialization-period=30s")
 
     def _containerd(self) -> None:
         p = self.paths
@@ -260,6 +282,10 @@ class RealCluster(KubeCluster):
         proc.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{ready}/ready"), 120)
 
     # -- use --------------------------------------------------------------------------------
+
+    def metrics_server(self) -> MetricsServer:
+        """metrics-server for this node, not yet started (tests/infra/metrics.py)."""
+        return MetricsServer(self)
 
     def pods(self, namespace: str | None = None) -> list[Any]:
         from kubernetes import client

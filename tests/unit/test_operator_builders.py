@@ -308,6 +308,14 @@ def test_hpa_targets_the_serving_deployment_on_cpu() -> None:
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 9)
     target = hpa["spec"]["metrics"][0]["resource"]
     assert target == {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
+    # Kubernetes' own scale-down window unless the resource says otherwise
+    assert hpa["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 300}}
+
+
+def test_hpa_scales_down_after_the_window_the_resource_sets() -> None:
+    quick = spec(serving__autoscaling={"enabled": True, "scaleDownStabilizationSeconds": 20})
+    hpa = build_hpa(NAME, NS, quick)
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 20
 
 
 def test_ingress_routes_the_host_and_path_to_the_service() -> None:

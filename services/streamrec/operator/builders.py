@@ -338,6 +338,8 @@ def build_hpa(
                     },
                 }
             ],
+            "behavior": {"scaleDown": {
+                "stabilizationWindowSeconds": scaling.scale_down_stabilization_seconds}},
         },
     }
 

@@ -155,6 +155,7 @@ class AutoscalingSpec:
     min_replicas: int = _d("min_replicas")
     max_replicas: int = _d("max_replicas")
     target_cpu_utilization_percentage: int = _d("target_cpu_utilization_percentage")
+    scale_down_stabilization_seconds: int = _d("scale_down_stabilization_seconds")
     # END GENERATED: make settings (section serving.autoscaling)
 
 

@@ -356,6 +356,12 @@ SETTINGS: tuple[Setting, ...] = (
             "HPA aims for.", cr="serving.autoscaling.targetCPUUtilizationPercentage",
             config=False, env=False, flag=False,
             helm="example.serving.autoscaling.targetCPUUtilizationPercentage"),
+    Setting("scale_down_stabilization_seconds", _i(0, 3600), 300, "Seconds of lower "
+            "recommendations the HPA waits for before it removes serving replicas (its "
+            "behavior.scaleDown.stabilizationWindowSeconds; Kubernetes' default 300 keeps a "
+            "short lull from dropping pods that the next burst needs again).",
+            cr="serving.autoscaling.scaleDownStabilizationSeconds", config=False, env=False,
+            flag=False, helm="example.serving.autoscaling.scaleDownStabilizationSeconds"),
     Setting("serving_resources", _RESOURCES, SERVING_RESOURCES, "Requests and limits of the "
             "serving container; both need cpu and memory, other resources pass through.",
             cr="serving.resources", config=False, env=False, flag=False,
