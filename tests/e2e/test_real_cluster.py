@@ -819,8 +819,8 @@ def _one_group_scales_with_its_load(d: Deployed, groups: list[dict[str, str]],
              60, "each group's HPA")
     metrics = d.cluster.metrics_server()
     started = time.monotonic()
-    metrics.start()
     try:
+        metrics.start()
         d.figures["metrics_server_start_s"] = round(time.monotonic() - started, 1)
         # Idle, both groups come down from 2 pods to their minimum of 1.
         t0 = time.monotonic()

@@ -81,12 +81,16 @@ class MetricsServer:
                                    c.workdir / "metrics-server.log")
         c.processes.append(self.proc)
         self.proc.start()
-        self._apply(_registration(self.port, c.ca.cert))
         try:
+            self._apply(_registration(self.port, c.ca.cert))
             wait_until(self._serves_node_cpu, timeout, "metrics-server to serve the node's CPU")
         except TimeoutError as e:
-            raise InfraError(f"metrics-server: {e}\n{self.proc.log_tail()}\n"
-                             f"{self._api_service_status()}") from e
+            detail = f"{self.proc.log_tail()}\n{self._api_service_status()}"
+            self.stop()  # an APIService with nothing behind it breaks API discovery
+            raise InfraError(f"metrics-server: {e}\n{detail}") from e
+        except BaseException:
+            self.stop()
+            raise
 
     def _argv(self, serving: Pair, kubelet_client: Pair, front_proxy_ca: Pair) -> list[str]:
         c = self.cluster
@@ -135,14 +139,20 @@ class MetricsServer:
         return f"APIService {API_SERVICE}: {proc.stdout or proc.stderr}"
 
     def stop(self) -> None:
-        """Unregister (HPAs then report that they cannot read metrics) and stop the process."""
-        subprocess.run(
-            [str(self.cluster.bin / "kubectl"), f"--kubeconfig={self.cluster.kubeconfig}",
-             "delete", "apiservice", API_SERVICE, "--ignore-not-found", "--wait=false"],
-            capture_output=True, text=True, timeout=60)
-        subprocess.run(
-            [str(self.cluster.bin / "kubectl"), f"--kubeconfig={self.cluster.kubeconfig}",
-             "delete", "service,endpoints", NAME, "-n", NAMESPACE, "--ignore-not-found",
-             "--wait=false"], capture_output=True, text=True, timeout=60)
-        if self.proc is not None:
-            self.proc.stop()
+        """Unregister (HPAs then report that they cannot read metrics) and stop the process;
+        InfraError naming what could not be deleted (the process is stopped anyway)."""
+        kubectl = [str(self.cluster.bin / "kubectl"), f"--kubeconfig={self.cluster.kubeconfig}"]
+        problems: list[str] = []
+        try:
+            for what in (["apiservice", API_SERVICE],
+                         ["service,endpoints", NAME, "-n", NAMESPACE]):
+                proc = subprocess.run([*kubectl, "delete", *what, "--ignore-not-found",
+                                       "--wait=false"], capture_output=True, text=True,
+                                      timeout=60)
+                if proc.returncode != 0:
+                    problems.append(f"deleting {' '.join(what)}: {proc.stderr[-500:]}")
+        finally:
+            if self.proc is not None:
+                self.proc.stop()
+        if problems:
+            raise InfraError("metrics-server: " + "; ".join(problems))

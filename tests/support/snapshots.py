@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from streamrec.core.snapshot.layout import SCORERS_FORMAT
-from streamrec.core.snapshot.manifest import FORMAT_VERSION, MANIFEST_NAME
+from streamrec.core.snapshot.manifest import MANIFEST_NAME, ONE_USER_SIDE_FORMAT
 
 
 def downgrade(path: Path, version: int) -> dict:
@@ -17,7 +17,8 @@ def downgrade(path: Path, version: int) -> dict:
     manifest body."""
     manifest = path / MANIFEST_NAME
     body = json.loads(manifest.read_text())
-    assert body["format_version"] == FORMAT_VERSION, "downgrade starts from this build's format"
+    assert body["format_version"] == ONE_USER_SIDE_FORMAT, \
+        "downgrade starts from what this build writes for one user side"
     assert version < SCORERS_FORMAT
     for name in ("user_factors", "item_factors"):
         (path / f"als.{name}.npy").rename(path / f"{name}.npy")

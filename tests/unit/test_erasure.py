@@ -23,7 +23,7 @@ from streamrec.core.events.erasure import REDACTED, Erasure, Tombstones
 from streamrec.core.events.erasurekey import ErasureHasher
 from streamrec.core.scoring.model import Model
 from streamrec.core.scoring.training import fit
-from streamrec.core.snapshot.manifest import FORMAT_VERSION
+from streamrec.core.snapshot.manifest import ONE_USER_SIDE_FORMAT
 from streamrec.core.window.sliding import SlidingWindow
 from streamrec.serving.app import create_app
 from streamrec.trainer.service import Trainer
@@ -531,6 +531,7 @@ def test_a_trainer_resuming_from_a_format_5_snapshot_hashes_its_tombstones_and_p
     (new,) = store.versions()  # the format-5 version, which held the id, is pruned
     assert new != old
     snap = read_snapshot(store.fetch(new, tmp_path / "c"))
-    assert snap.manifest.format_version == FORMAT_VERSION and "old-user" not in snap.window.user_ids
+    assert snap.manifest.format_version == ONE_USER_SIDE_FORMAT
+    assert "old-user" not in snap.window.user_ids
     for f in (tmp_path / "store").rglob("*"):
         assert not f.is_file() or b"old-user" not in f.read_bytes(), f

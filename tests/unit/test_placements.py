@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from streamrec.core.catalog.records import Catalogue, InvalidItem, ItemRecord, parse_record
 from streamrec.core.ids import IdIndex
@@ -49,8 +48,8 @@ def _scores() -> np.ndarray:
 def _one(spec: dict) -> tuple:
     (p,) = parse_placements([{"name": "p", **spec}])
     masks = PlacementMasks(_catalogue())
-    ui = sp.csr_matrix(([1.0] * 9, ([0] * 9, list(range(9))), ), shape=(1, 10))  # i9: no events
-    built = masks.refresh(IdIndex.of(IDS), ui, (p,), NOW)
+    counts = np.array([1] * 9 + [0], dtype=np.int64)  # users per item; i9: no events
+    built = masks.refresh(IdIndex.of(IDS), lambda: counts, (p,), NOW)
     return p, built.arrays["p"], built
 
 
@@ -152,7 +151,7 @@ def test_the_arrays_follow_a_changed_record_without_a_full_rebuild() -> None:
                               "boosts": [{"when": "attributes.price > 7.0", "multiply": 3}]}])
     cat = _catalogue()
     masks = PlacementMasks(cat)
-    ids, ui = IdIndex.of(IDS), sp.csr_matrix((1, 10))
+    ids, ui = IdIndex.of(IDS), lambda: np.zeros(10, dtype=np.int64)
     first = masks.refresh(ids, ui, (p,), NOW)
     assert first.arrays["p"].allowed.tolist() == [k % 2 == 0 for k in range(10)]
     assert first.arrays["p"].multiply.tolist() == [3.0 if k > 7 else 1.0 for k in range(10)]

@@ -17,7 +17,7 @@ from streamrec.core.scoring.itemitem import ItemItem, ItemItemParams, ease, fit_
 from streamrec.core.scoring.model import ALSParams
 from streamrec.core.scoring.recency import History, recency_weights
 from streamrec.core.scoring.training import fit, with_scorer, with_scoring
-from streamrec.core.snapshot.manifest import FORMAT_VERSION, SnapshotFormatError
+from streamrec.core.snapshot.manifest import ONE_USER_SIDE_FORMAT, SnapshotFormatError
 from streamrec.core.window.sliding import SlidingWindow
 
 # --- recency ---------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ def test_a_format_2_snapshot_still_reads_and_scores_as_before(tmp_path):
     plain = fit(window.build(), ALSParams(factors=4, iterations=2, num_threads=1))
     write_snapshot(tmp_path / "s", plain, window.contents(), {0: 400}, "000000000001")
     manifest = tmp_path / "s" / "manifest.json"
-    assert json.loads(manifest.read_text())["format_version"] == FORMAT_VERSION
+    assert json.loads(manifest.read_text())["format_version"] == ONE_USER_SIDE_FORMAT
     body = downgrade(tmp_path / "s", 2)  # what the build of format 2 wrote: no scoring
     del body["params"]["scoring"]
     manifest.write_text(json.dumps(body))

@@ -16,6 +16,7 @@ from tests.infra.process import free_port
 from tests.unit.test_serving_api import PARAMS, World, board_window
 from werkzeug.serving import make_server
 
+from streamrec.adapters.snapshotfiles import write_snapshot
 from streamrec.config import Config, ConfigError
 from streamrec.core.events.partitioning import partition_for
 from streamrec.core.groups import GroupLayout
@@ -206,6 +207,29 @@ def test_an_owners_error_comes_back_as_it_gave_it(pair: Pair) -> None:
 def test_a_forwarded_request_is_never_forwarded_again(pair: Pair) -> None:
     r = pair.zero.client.get("/users/u5/recommendations?n=3", headers={FORWARDED_HEADER: "1"})
     assert r.status_code == 200 and r.headers[GROUP_HEADER] == "0"
+
+
+def test_a_request_forwarded_to_a_replica_that_holds_only_its_own_users_gets_a_503(
+        tmp_path: Path, board: tuple[Model, SlidingWindow]) -> None:
+    # While the group count changes, a pod of the old layout may forward a user to a pod of
+    # the new one that does not own them; with a snapshot split by partition it has no answer.
+    model, window = board
+    urls = ("http://127.0.0.1:1", "http://127.0.0.1:2")
+    world = World(tmp_path, model, window, **_config(urls, 0))
+    build = tmp_path / "build" / "000000000001"
+    write_snapshot(build, model, window.contents(), {0: 0}, "000000000001", user_partitions=4)
+    world.store.publish(build, "000000000001")
+    assert world.tick()
+    try:
+        r = world.client.get("/users/u5/recommendations?n=3", headers={FORWARDED_HEADER: "1"})
+        assert r.status_code == 503 and r.get_json()["error"] == "owner_unavailable"
+        assert r.headers["Retry-After"] == "1"
+        mine = world.client.get(f"/users/{GROUP_0_USERS[0]}/recommendations?n=3",
+                                headers={FORWARDED_HEADER: "1"})
+        assert mine.status_code == 200  # its own users it answers, forwarded or not
+        assert world.get("/model")["group"]["mapped_users"] < len(model.user_ids)
+    finally:
+        world.service.stop()
 
 
 def test_a_batch_asks_each_owner_for_its_users_and_keeps_the_asked_order(pair: Pair) -> None:

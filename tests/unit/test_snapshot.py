@@ -14,8 +14,8 @@ from streamrec.core.events import Event
 from streamrec.core.scoring.model import ALSParams, Model
 from streamrec.core.scoring.training import fit
 from streamrec.core.snapshot.manifest import (
-    FORMAT_VERSION,
     MANIFEST_NAME,
+    ONE_USER_SIDE_FORMAT,
     SnapshotCorrupt,
     SnapshotError,
     SnapshotFormatError,
@@ -96,7 +96,7 @@ def test_manifest_lists_every_file_with_checksum_and_records_the_run(snapshot_di
     files = {p.name for p in snapshot_dir.iterdir()} - {MANIFEST_NAME}
     assert {f"{name}.npy" for name in manifest.files} == files
     assert all(len(info.sha256) == 64 for info in manifest.files.values())
-    assert manifest.format_version == FORMAT_VERSION and manifest.created_at.endswith("Z")
+    assert manifest.format_version == ONE_USER_SIDE_FORMAT and manifest.created_at.endswith("Z")
     assert manifest.sizes == {
         "users": len(model.user_ids),
         "items": len(model.item_ids),
@@ -252,7 +252,8 @@ def test_the_catalogue_round_trips_with_its_items_offsets(tmp_path, model, windo
     assert base.model_rows is not None and base.model_rows.tolist() == [
         -1 if (r := model.item_ids.get(i)) is None else r for i in ("item-1", "item-2")]
     manifest = read_manifest(tmp_path / "s")
-    assert manifest.format_version == FORMAT_VERSION and "catalog.records.data" in manifest.files
+    assert manifest.format_version == ONE_USER_SIDE_FORMAT
+    assert "catalog.records.data" in manifest.files
 
 
 def test_a_format_7_snapshot_reads_its_json_catalogue(tmp_path, model, window):

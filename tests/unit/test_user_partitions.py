@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -145,9 +146,13 @@ def test_several_partitions_mapped_are_merged_once_into_a_checksummed_copy_worke
         snapshots):
     shard = UserShard(PARTITIONS, frozenset({0, 2}))
     first = read_snapshot(snapshots / "split", window=False, shard=shard)
-    view = snapshots / "split" / ".users-0.2"
-    index = json.loads((view / "files.json").read_text())
-    assert {"user_ids.table", "user_items.indptr", "als.user_factors"} <= set(index)
+    parts = sorted(n for n in read_manifest(snapshots / "split").files
+                   if n.startswith(("users.0.", "users.2.")))
+    indexes = {v: json.loads((v / "files.json").read_text())
+               for v in (snapshots / "split").glob(".users-*")}
+    (view,) = [v for v, index in indexes.items() if sorted(index["sources"]) == parts]
+    index = indexes[view]
+    assert {"user_ids.table", "user_items.indptr", "als.user_factors"} <= set(index["files"])
     stamp = os.stat(view / "user_ids.data.npy").st_mtime_ns
     second = read_snapshot(snapshots / "split", window=False, shard=shard)
     assert os.stat(view / "user_ids.data.npy").st_mtime_ns == stamp  # mapped, not rewritten
@@ -155,18 +160,51 @@ def test_several_partitions_mapped_are_merged_once_into_a_checksummed_copy_worke
     assert second.model.user_ids == first.model.user_ids
 
 
-def test_a_damaged_merged_copy_is_refused_like_a_damaged_snapshot_file(tmp_path, world):
+def test_a_damaged_merged_copy_is_made_again_from_its_verified_parts(tmp_path, world):
     window, model = world
     write_snapshot(tmp_path / "s", model, window.contents(), {0: 700}, "000000000001",
                    sync=False, user_partitions=PARTITIONS)
     shard = UserShard(PARTITIONS, frozenset({1, 2}))
-    read_snapshot(tmp_path / "s", window=False, shard=shard)
-    target = tmp_path / "s" / ".users-1.2" / "als.user_factors.npy"
+    want = np.array(read_snapshot(tmp_path / "s", window=False, shard=shard)
+                    .model.als.user_factors)
+    (view,) = (tmp_path / "s").glob(".users-*")
+    target = view / "als.user_factors.npy"
     raw = bytearray(target.read_bytes())
     raw[-1] ^= 0xFF
     target.write_bytes(bytes(raw))
-    with pytest.raises(SnapshotCorrupt, match="als.user_factors"):
+    got = read_snapshot(tmp_path / "s", window=False, shard=shard).model.als.user_factors
+    np.testing.assert_array_equal(got, want)
+    # a damaged part of the snapshot itself is refused: the copy is derived, the parts are not
+    shutil.rmtree(view)
+    part = tmp_path / "s" / "users.1.als.user_factors.npy"
+    raw = bytearray(part.read_bytes())
+    raw[-1] ^= 0xFF
+    part.write_bytes(bytes(raw))
+    with pytest.raises(SnapshotCorrupt, match="users.1.als.user_factors"):
         read_snapshot(tmp_path / "s", window=False, shard=shard)
+
+
+def test_a_merge_killed_half_way_leaves_nothing_the_next_reader_keeps(tmp_path, world):
+    window, model = world
+    write_snapshot(tmp_path / "s", model, window.contents(), {0: 700}, "000000000001",
+                   sync=False, user_partitions=PARTITIONS)
+    debris = tmp_path / "s" / ".tmp-users-0123"
+    debris.mkdir()
+    (debris / "als.user_factors.npy").write_bytes(b"half")
+    read_snapshot(tmp_path / "s", window=False, shard=UserShard(PARTITIONS, frozenset({0, 3})))
+    assert not debris.exists()
+
+
+def test_a_merged_copy_has_a_short_name_whatever_the_partition_count(tmp_path, world):
+    window, model = world
+    write_snapshot(tmp_path / "s", model, window.contents(), {0: 700}, "000000000001",
+                   sync=False, user_partitions=300)
+    owned = frozenset(range(1, 300, 2))  # group 1 of 2: 150 partitions
+    got = read_snapshot(tmp_path / "s", window=False, shard=UserShard(300, owned)).model
+    assert sorted(got.user_ids) == sorted(u for u in model.user_ids
+                                          if partition_for(u, 300) in owned)
+    (view,) = (tmp_path / "s").glob(".users-*")
+    assert len(view.name) < 40
 
 
 def test_a_shard_of_another_partition_count_reads_every_user(snapshots, world):
@@ -265,7 +303,7 @@ def test_a_group_replica_reloads_its_own_users_and_only_their_files(tmp_path, wo
     files = {p.name for p in (tmp_path / "cache" / "000000000001").iterdir()}
     assert {parse_part(n.removesuffix(".npy"))[0] for n in files if n.startswith("users.")} \
         == {1, 3}
-    assert ".users-1.3" in files  # the merged copy the replica's workers share
+    assert any(n.startswith(".users-") for n in files)  # the copy its workers share
 
 
 def test_the_trainer_splits_users_only_for_several_serving_groups():
@@ -274,3 +312,18 @@ def test_the_trainer_splits_users_only_for_several_serving_groups():
     assert Config(topic_partitions=8).user_shard is None
     assert Config(serving_groups=2, serving_group=0, topic_partitions=8).user_shard == \
         UserShard(8, frozenset({0, 2, 4, 6}))
+
+
+def test_a_groups_model_counts_users_per_item_over_every_user_not_only_its_own(
+        snapshots, world):
+    # placements' maxInteractions (exploration) must pick the same items in every group
+    _, model = world
+    want = np.bincount(model.user_items.indices, minlength=len(model.item_ids))
+    for owned in ({0}, {1, 3}):
+        group = read_snapshot(snapshots / "split", window=False,
+                              shard=UserShard(PARTITIONS, frozenset(owned))).model
+        assert group.users_per_item().tolist() == want.tolist()
+        mine = np.bincount(group.user_items.indices, minlength=len(model.item_ids))
+        assert mine.sum() < want.sum()  # its own matrix holds fewer
+    assert read_snapshot(snapshots / "whole", window=False).model.users_per_item().tolist() \
+        == want.tolist()

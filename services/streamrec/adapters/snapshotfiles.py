@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -51,8 +52,11 @@ __all__ = ["fsync_path", "read_manifest", "read_snapshot", "sha256_file", "write
 
 Array = npt.NDArray[Any]
 _CHUNK = 1 << 20
+log = logging.getLogger(__name__)
 #: The index of a merged user-side copy (``_user_view``): its files' checksums.
 _VIEW_INDEX = "files.json"
+#: A merged copy being written (removed by the next reader if its writer died).
+_VIEW_TMP = ".tmp-users-"
 
 
 def sha256_file(path: Path) -> str:
@@ -217,48 +221,58 @@ def read_snapshot(
 def _user_view(path: Path, manifest: Manifest, parts: list[str], verify: bool
                ) -> dict[str, Array]:
     """The user side of the partitions of ``parts`` merged (``usersides.merge``), memory-mapped
-    from ``path/.users-<partitions>/``: written there by the first reader (atomically, with
-    its own checksums in ``files.json``), mapped by every later one."""
-    chosen = sorted({parsed[0] for n in parts if (parsed := parse_part(n))})
-    key = ".".join(map(str, chosen))
+    from ``path/.users-<key>/``: written there by the first reader (atomically, with its own
+    checksums and the sha256 of the parts it was made from in ``files.json``), mapped by every
+    later one. ``key`` is a digest of those parts (a name of fixed length, whatever the
+    partition count). A copy that does not match its parts, was made without the checks a
+    ``verify`` reader wants, or is damaged is made again: it is derived, never the truth.
+    The caller holds the cache lock (``serving/feeds/reloader.py``) or is the only reader."""
+    sources = {n: manifest.files[n].sha256 for n in sorted(parts)}
+    key = hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16]
     view = path / f".users-{key}"
-    written = False
-    if not (view / _VIEW_INDEX).is_file():
-        loaded = {n: _load(path / f"{n}.npy", manifest.files[n], verify, True) for n in parts}
+    for debris in path.glob(f"{_VIEW_TMP}*"):  # a merge killed half-way (OOM, SIGKILL)
+        shutil.rmtree(debris, ignore_errors=True)
+    index = _read_view_index(view)
+    if index is not None and index["sources"] == sources and (index["verified"] or not verify):
         try:
-            merged = merge(group_parts(loaded)[1])
-        except ValueError as exc:
-            raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}"
-                                      ) from None
-        written = _write_view(view, merged)
-    infos = _read_view_index(view)
-    # What this reader just wrote and hashed is not hashed again (sizes, dtypes and shapes
-    # still are); a copy another reader wrote is verified like any fetched file.
-    return {n: _load(view / f"{n}.npy", info, verify and not written, True)
-            for n, info in infos.items()}
+            return {n: _load(view / f"{n}.npy", info, verify, True)
+                    for n, info in index["files"].items()}
+        except SnapshotError as exc:
+            log.warning("remaking the merged user side %s: %s", view, exc)
+    shutil.rmtree(view, ignore_errors=True)
+    loaded = {n: _load(path / f"{n}.npy", manifest.files[n], verify, True) for n in parts}
+    try:
+        merged = merge(group_parts(loaded)[1])
+    except ValueError as exc:
+        raise SnapshotFormatError(f"{path} does not hold a consistent snapshot: {exc}") from None
+    infos = _write_view(view, merged, sources, verify)
+    # What was just written and hashed is not hashed again (sizes, dtypes and shapes are).
+    return {n: _load(view / f"{n}.npy", info, False, True) for n, info in infos.items()}
 
 
-def _write_view(view: Path, merged: Mapping[str, Array]) -> bool:
-    """Write ``merged`` as ``view`` (atomically); False when another reader's finished copy
-    got there first (then that one is used)."""
-    tmp = view.parent / f".tmp{view.name}-{uuid.uuid4().hex}"
+def _write_view(view: Path, merged: Mapping[str, Array], sources: Mapping[str, str],
+                verified: bool) -> dict[str, FileInfo]:
+    """Write ``merged`` as ``view`` (atomically, nothing left behind on any failure)."""
+    tmp = view.parent / f"{_VIEW_TMP}{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
         infos = {n: _write_array(tmp / f"{n}.npy", a, sync=False) for n, a in merged.items()}
-        (tmp / _VIEW_INDEX).write_text(
-            json.dumps({n: info.to_dict() for n, info in infos.items()}), encoding="utf-8")
+        body = {"sources": dict(sources), "verified": verified,
+                "files": {n: info.to_dict() for n, info in infos.items()}}
+        (tmp / _VIEW_INDEX).write_text(json.dumps(body), encoding="utf-8")
         os.rename(tmp, view)
-    except OSError:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (view / _VIEW_INDEX).is_file():  # not another reader's finished copy
-            raise
-        return False
-    return True
+        raise
+    return infos
 
 
-def _read_view_index(view: Path) -> dict[str, FileInfo]:
+def _read_view_index(view: Path) -> dict[str, Any] | None:
+    """A merged copy's ``files.json`` (its files' `FileInfo` under ``files``); None when
+    there is none or it does not parse (the copy is then made again)."""
     try:
         body = json.loads((view / _VIEW_INDEX).read_text(encoding="utf-8"))
-        return {str(n): file_info(i) for n, i in body.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SnapshotFormatError(f"cannot read {view / _VIEW_INDEX}: {exc!r}") from None
+        return {"sources": dict(body["sources"]), "verified": bool(body["verified"]),
+                "files": {str(n): file_info(i) for n, i in body["files"].items()}}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

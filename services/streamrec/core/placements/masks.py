@@ -20,13 +20,12 @@ consistent set of arrays while a refresh builds the next.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from ..catalog.records import Catalogue, ItemRecord
 from ..ids import IdIndex
@@ -65,11 +64,6 @@ class Built:
     errors: dict[str, int] = field(default_factory=dict)  # failed evaluations per expression
 
 
-def _interactions(user_items: sp.csr_matrix, items: int) -> npt.NDArray[np.int64]:
-    """Users per item in the window (shape ``(items,)``)."""
-    return np.bincount(np.asarray(user_items.indices), minlength=items)[:items]
-
-
 def _key(e: Expression, record: ItemRecord | None, item: str) -> tuple[object, ...]:
     """What ``e`` reads of ``item`` (its record): equal keys, equal answers."""
     if record is None:
@@ -102,9 +96,10 @@ class PlacementMasks:
     def current(self) -> Built | None:
         return self._built
 
-    def refresh(self, ids: IdIndex, user_items: sp.csr_matrix,
+    def refresh(self, ids: IdIndex, interactions: Callable[[], npt.NDArray[np.int64]],
                 placements: tuple[Placement, ...], now: float) -> Built:
-        """The arrays for model ``ids`` (with its ``user_items``, for interaction counts) and
+        """The arrays for model ``ids`` (``interactions``: its users per item, shape
+        ``(items,)``, asked only when the model changed: ``Model.users_per_item``) and
         ``placements`` at ``now`` (seconds), rebuilt only where something changed."""
         with self._lock:
             b = self._built
@@ -117,7 +112,7 @@ class PlacementMasks:
             expressions = list(dict.fromkeys(e for p in placements for e in p.expressions()))
             errors = dict(b.errors) if b is not None else {}
             if b is None or b.ids is not ids or self._counts is None:
-                self._counts = _interactions(user_items, len(ids))
+                self._counts = interactions()
                 self._values = {}
                 self._evaluate(ids, expressions, range(len(ids)), at, errors)
             elif b.placements != placements and (b.catalogue_version != version

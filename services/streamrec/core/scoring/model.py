@@ -95,6 +95,7 @@ class Model:
         fit_info: FitInfo | None = None,
         history: History | None = None,
         scoring: ScoringParams | None = None,
+        item_users: npt.NDArray[np.integer] | None = None,
     ) -> None:
         als = scorers.get("als")
         if not isinstance(als, ALS):
@@ -119,6 +120,9 @@ class Model:
         #: Users whose rows this model must not use: erased after it was trained (serving
         #: sets it, ``serving/live/forgotten.py``); they are scored as if unknown to the model.
         self.masked_users: Container[str] = frozenset()
+        #: Users per item over the whole window, when ``user_items`` holds only a serving
+        #: group's users (a snapshot split by partition stores it: ``item_users``).
+        self.item_users = item_users
         self._check_shapes()
         #: ``id -> row`` views of the indexes (no copy).
         self.user_index = self.user_ids.positions
@@ -138,6 +142,9 @@ class Model:
             raise ModelError(f"popularity has shape {self.popularity.shape}, expected ({items},)")
         if self.history is not None and self.history.users != users:
             raise ModelError(f"history has {self.history.users} users, expected {users}")
+        if self.item_users is not None and np.shape(self.item_users) != (items,):
+            raise ModelError(f"item_users has shape {np.shape(self.item_users)}, "
+                             f"expected ({items},)")
 
     def derive(
         self,
@@ -152,7 +159,18 @@ class Model:
             self.popularity, self.params, self.fit_info,
             self.history if history is None else history,
             self.scoring if scoring is None else scoring,
+            self.item_users,
         )
+
+    def users_per_item(self) -> npt.NDArray[np.int64]:
+        """Users with a cell for each item in the window: int64, shape ``(items,)``. Over every
+        user of the window, also for a serving group's model of a split snapshot (then the
+        trainer's stored count; otherwise counted from ``user_items``)."""
+        if self.item_users is not None:
+            return np.asarray(self.item_users, dtype=np.int64)
+        items = len(self.item_ids)
+        counts = np.bincount(np.asarray(self.user_items.indices), minlength=items)[:items]
+        return counts.astype(np.int64, copy=False)
 
     @property
     def factors(self) -> int:

@@ -26,7 +26,13 @@ from ..scoring.model import Model
 from ..scoring.types import ModelError
 from ..window.sliding import WindowContents
 from . import layout, usersides
-from .manifest import FileInfo, Manifest, SnapshotFormatError
+from .manifest import (
+    FORMAT_VERSION,
+    ONE_USER_SIDE_FORMAT,
+    FileInfo,
+    Manifest,
+    SnapshotFormatError,
+)
 
 __all__ = [
     "Snapshot",
@@ -130,6 +136,7 @@ def snapshot_manifest(
         },
         files=files,
         extra=dict(extra_meta or {}),
+        format_version=FORMAT_VERSION if user_partitions > 1 else ONE_USER_SIDE_FORMAT,
     )
 
 

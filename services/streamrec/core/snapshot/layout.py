@@ -103,6 +103,8 @@ def to_arrays(model: Model, window: WindowContents,
     arrays = _whole_arrays(model, window, catalog)
     if user_partitions <= 1:
         return arrays
+    # Counted over every user before the split: a group's matrix holds only its own users.
+    arrays["item_users"] = model.users_per_item()
     return usersides.split(
         arrays, partitions_of_ids(arrays["user_ids.data"], arrays["user_ids.offsets"],
                                   user_partitions),
@@ -209,7 +211,7 @@ EVENT_ID_FILES = _names(("window.event_ids.", ("data", "offsets", "at")))
 _OPTIONAL_FILES = (*_names(
     ("history.", ("indptr", "items", "weights", "ts", "ts_base")),
     ("item_item.", ("dense", "indptr", "indices", "data")),
-    ("", ("catalog",)),
+    ("", ("catalog", "item_users")),
 ), *CATALOG_FILES, MODEL_ROWS, *TOMBSTONE_FILES, *LEGACY_TOMBSTONE_FILES)
 
 
@@ -336,6 +338,7 @@ def model_from_arrays(a: Mapping[str, Array], manifest: Manifest) -> Model:
         scoring=ScoringParams.from_dict(manifest.params["scoring"])
         if "scoring" in manifest.params
         else PLAIN,
+        item_users=a.get("item_users"),
     )
 
 

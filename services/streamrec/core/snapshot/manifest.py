@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "ONE_USER_SIDE_FORMAT",
     "READABLE_FORMATS",
     "FileInfo",
     "Manifest",
@@ -44,6 +45,10 @@ __all__ = [
 #: partition of the interactions topic (``users.<p>.*``, ``sizes["user_partitions"]``,
 #: ``core/snapshot/usersides.py``) so a serving group fetches and maps its own users only.
 FORMAT_VERSION = 9
+#: What a snapshot with one user side is written as: format 9 adds nothing else, so a trainer
+#: upgraded before its serving replicas (which read 1-8) does not have every snapshot refused
+#: until they are; ``sizes.user_partitions`` (1) is a key format-8 readers ignore.
+ONE_USER_SIDE_FORMAT = 8
 #: What it reads: format 1 snapshots still load (their id tables are built at load); formats
 #: 1 and 2 are scored as before (no recency, ALS alone); before 4 the catalogue is empty;
 #: before 5 the tombstone set is empty; format 5's tombstones (ids) are hashed when read;

@@ -217,7 +217,3 @@ class UserShard:
         if snapshot_partitions != self.partitions:
             return None
         return self.owned
-
-    def key(self) -> str:
-        """A file-name-safe key of the owned set, e.g. ``'4-0.2'``."""
-        return f"{self.partitions}-" + ".".join(map(str, sorted(self.owned)))

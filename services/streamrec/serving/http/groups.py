@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, request
 
+from streamrec.core.snapshot.layout import user_partitions
+
 from ..groups.forward import FORWARDED_HEADER, FORWARDS, GROUP_HEADER, ForwardError
 from .context import service
 from .errors import ApiError
@@ -85,15 +87,31 @@ def route_to_owner() -> Response | None:
         return None
     sender = request.headers.get(FORWARDED_HEADER)
     # Forwarded once already: never a second hop. (A client that sends the header gets this
-    # group's answer: the snapshot's, without the user's fresh events; nothing more.)
+    # group's answer: the snapshot's, without the user's fresh events; nothing more.) Pods of
+    # two layouts disagree on the owner while the group count changes; a pod whose snapshot
+    # holds only its own users (split by partition) has no answer for this one, and says so.
     if sender is not None:
         FORWARDS.labels(str(owner), "loop").inc()
+        if _holds_only_own_users():
+            raise ApiError(503, "owner_unavailable",
+                           f"this replica of group {layout.group} holds only its own users and "
+                           f"another replica sent user {user!r} here (the serving groups are "
+                           f"changing); retry", {"Retry-After": "1"})
         return None
     # A HEAD is asked as a GET: werkzeug drops the body of the answer to a HEAD and keeps its
     # length, which an answer to a forwarded HEAD would not have.
     answer = forwarder.send(owner, "GET", target(), request.headers.items(), None,
                             layout.group)
     return Response(answer.body, status=answer.status, headers=dict(answer.headers))
+
+
+def _holds_only_own_users() -> bool:
+    """Whether the served snapshot holds this group's users only: split by the partition
+    count the group expects (format 9, ``core/snapshot/usersides.py``)."""
+    served = service().live.current()
+    shard = service().reloader.shard
+    return served is not None and shard is not None \
+        and user_partitions(served.snapshot.manifest) == shard.partitions
 
 
 @bp.app_errorhandler(ForwardError)

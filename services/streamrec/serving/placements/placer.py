@@ -89,7 +89,7 @@ class Placer:
     # -- keeping the arrays current --------------------------------------------------------
 
     def _build(self, model: Model) -> Built:
-        built = self.masks.refresh(model.item_ids, model.user_items, self.book.placements,
+        built = self.masks.refresh(model.item_ids, model.users_per_item, self.book.placements,
                                    time.time())
         for source, count in built.errors.items():
             new = count - self._errors.get(source, 0)
@@ -123,7 +123,8 @@ class Placer:
         catalogue moved; everything after a swap or a new set of placements)."""
         b = self._build(model)
         if placement.name not in b.arrays:  # the set changed between the lookup and now
-            b = self.masks.refresh(model.item_ids, model.user_items, (placement,), time.time())
+            b = self.masks.refresh(model.item_ids, model.users_per_item, (placement,),
+                                   time.time())
         return b.arrays[placement.name]
 
     # -- a request -------------------------------------------------------------------------
