@@ -53,12 +53,15 @@ def _run_restart(kafka: Any, s3: Any, tmp_path: Any, outage: float, around: floa
         up = time.monotonic()
         # fold-in: serving's consumer reads again (events produced after the restart)
         read_at_up = serving.foldin_read()
-        wait_for(
-            lambda: serving.foldin_read() > read_at_up,
-            120,
-            "fold-in to read events produced after the restart",
-            every=0.05,
-        )
+        try:
+            wait_for(
+                lambda: serving.foldin_read() > read_at_up,
+                120,
+                "fold-in to read events produced after the restart",
+                every=0.05,
+            )
+        except AssertionError as e:  # what serve said: its consumer's and reloader's view
+            raise AssertionError(f"{e}\nserve's log:\n{serving.log_tail(12000)}") from None
         foldin_recovery = time.monotonic() - up
         sent_at_up = stream.sent
         wait_for(
