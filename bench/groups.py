@@ -30,7 +30,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -52,6 +51,7 @@ from confluent_kafka import Producer  # noqa: E402
 from tests.infra.kafka import KafkaBroker  # noqa: E402
 
 import serving as sv  # noqa: E402
+from _report import run_header  # noqa: E402
 from streamrec.adapters.kafka import BOUNDED_PREFETCH, PARTITIONER, KafkaSource  # noqa: E402
 from streamrec.adapters.snapshotfiles import read_snapshot  # noqa: E402
 from streamrec.adapters.stores import LocalStore  # noqa: E402
@@ -272,10 +272,7 @@ def main() -> int:
         broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     report = {
-        "benchmark": "groups", "quick": args.quick, "host": platform.node(),
-        "cpus": os.cpu_count(), "load_before": load_before,
-        "load_after": [round(x, 2) for x in os.getloadavg()],
-        "seconds": round(time.perf_counter() - started, 1),
+        **run_header("groups", args.quick, started, load_before),
         "model": {"users": args.users, "items": args.items, "events": args.events,
                   "factors": args.factors, "scorers": facts["scorers"]},
         "partitions": PARTITIONS, "groups": 2, "servers": "1 gunicorn worker x 4 threads each",

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -42,7 +41,9 @@ import numpy as np
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _report import run_header  # noqa: E402
 from streamrec.adapters.snapshotfiles import read_snapshot, write_snapshot  # noqa: E402
 from streamrec.adapters.stores import LocalStore  # noqa: E402
 from streamrec.core.groups import GroupLayout  # noqa: E402
@@ -238,10 +239,7 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report = {
-        "benchmark": "scale", "quick": args.quick, "host": platform.node(),
-        "cpus": os.cpu_count(), "load_before": load_before,
-        "load_after": [round(x, 2) for x in os.getloadavg()],
-        "seconds": round(time.perf_counter() - started, 1),
+        **run_header("scale", args.quick, started, load_before),
         "model": {"users": args.users, "items": args.items, "per_user": args.per_user,
                   "factors": args.factors},
         "partitions": PARTITIONS, "build": built, "pods": pods,
