@@ -165,7 +165,8 @@ def test_the_weights_table_round_trips_through_a_manifest() -> None:
 
 
 def test_no_registered_scorer_has_a_name_the_snapshot_reserves() -> None:
-    assert {"factors", "scoring", "scorers", "window", "user_ids"} <= reserved_scorer_names()
+    assert {"factors", "scoring", "scorers", "window", "user_ids", "users",
+            "item_users"} <= reserved_scorer_names()  # format 9's users.<p>.* and item_users
     assert not set(registry.SCORERS) & reserved_scorer_names()
 
 

@@ -162,7 +162,7 @@ def _event_id_arrays(eids: list[str | None] | None) -> dict[str, Array]:
 
 
 #: File prefixes of a model beside its scorers: no scorer may be named like one.
-_FILE_PREFIXES = ("user_ids", "item_ids", "user_items", "window")
+_FILE_PREFIXES = ("user_ids", "item_ids", "user_items", "window", "users", "item_users")
 
 
 def params_of(model: Model) -> dict[str, Any]:
