@@ -538,7 +538,10 @@ def test_a_placement_added_to_the_resource_reaches_every_pod_without_a_rollout(
     assert dep.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION] == before
     assert {p.metadata.name for p in d.ready_pods(SERVING)} == set(pods)  # none restarted
     for u in ("1", "2", "3"):
-        got = d.get(f"/users/{u}/recommendations?n=5&placement=ones")
+        # /placements above answered from one gunicorn worker of each pod; the other watches
+        # the same file on its own and may take the rule a moment later (a 400 until then).
+        got = wait_for(lambda u=u: d.get(f"/users/{u}/recommendations?n=5&placement=ones"),
+                       30, f"user {u}'s list under the new placement from any worker")
         assert got["placement"] == "ones" and len(got["items"]) == 5, got
         assert all(x["item"].startswith("1") for x in got["items"]), got
     with pytest.raises(urllib.error.HTTPError) as refused:
