@@ -34,7 +34,7 @@ from ..core.snapshot.arrays import (
     snapshot_from_arrays,
     snapshot_manifest,
 )
-from ..core.snapshot.layout import user_partitions
+from ..core.snapshot.layout import partitions_to_read
 from ..core.snapshot.manifest import (
     MANIFEST_NAME,
     FileInfo,
@@ -197,8 +197,9 @@ def read_snapshot(
     shard : UserShard, optional
         The user partitions to read of a snapshot split by partition (format 9): a serving
         group's. None, or a snapshot split otherwise than the shard: every user. Memory-mapped,
-        several partitions are merged once into ``.users-<partitions>/`` beside the files
-        (checksummed there too), which the other workers of the replica then map and share.
+        several partitions are merged once into ``.users-<digest of the parts>/`` beside the
+        files (checksummed there too), which the other workers of the replica then map and
+        share (`_user_view`).
 
     Raises
     ------
@@ -206,15 +207,13 @@ def read_snapshot(
     """
     path = Path(directory)
     manifest = read_manifest(path)
-    split = user_partitions(manifest)
-    wanted = None if shard is None or split <= 1 else shard.wanted(split)
-    names = files_to_read(manifest, window, path, wanted)
-    parts = [n for n in names if parse_part(n)]
-    shared = mmap and len({parsed[0] for n in parts if (parsed := parse_part(n))}) > 1
+    names = files_to_read(manifest, window, path, partitions_to_read(manifest, shard))
+    parts = {n: parsed[0] for n in names if (parsed := parse_part(n))}
+    shared = mmap and len(set(parts.values())) > 1
     a = {name: _load(path / f"{name}.npy", manifest.files[name], verify, mmap)
-         for name in names if not (shared and parse_part(name))}
+         for name in names if not (shared and name in parts)}
     if shared:  # several partitions, mapped: the one merged copy every worker maps
-        a.update(_user_view(path, manifest, parts, verify))
+        a.update(_user_view(path, manifest, list(parts), verify))
     return snapshot_from_arrays(a, manifest, path, window)
 
 

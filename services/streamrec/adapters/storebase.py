@@ -13,7 +13,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from ..core.snapshot.layout import WINDOW_FILES, user_partitions
+from ..core.snapshot.layout import WINDOW_FILES, partitions_to_read
 from ..core.snapshot.manifest import MANIFEST_NAME, Manifest, SnapshotError
 from ..core.snapshot.usersides import UserShard, parse_part
 
@@ -107,8 +107,7 @@ def fetched_partitions(manifest_text: str | bytes | None, shard: UserShard | Non
         manifest = Manifest.from_json(text)
     except (SnapshotError, UnicodeDecodeError):
         return None
-    split = user_partitions(manifest)
-    return None if split <= 1 else shard.wanted(split)
+    return partitions_to_read(manifest, shard)
 
 
 def complete(target: Path, window: bool, shard: UserShard | None = None) -> bool:
@@ -116,11 +115,10 @@ def complete(target: Path, window: bool, shard: UserShard | None = None) -> bool
     ``shard``: the manifest is written last, and every file it lists that such a fetch takes
     is there (a copy made without the window, or for other partitions, lacks some)."""
     try:
-        text = (target / MANIFEST_NAME).read_text(encoding="utf-8")
-        manifest = Manifest.from_json(text)
+        manifest = Manifest.from_json((target / MANIFEST_NAME).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, SnapshotError):
         return False
-    parts = fetched_partitions(text, shard)
+    parts = partitions_to_read(manifest, shard)
     return all((target / f"{name}.npy").is_file() for name in manifest.files
                if wanted(f"{name}.npy", window, parts))
 

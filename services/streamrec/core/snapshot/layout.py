@@ -60,6 +60,7 @@ __all__ = [
     "reserved_scorer_names",
     "SCORERS_FORMAT",
     "USER_PARTITIONS_FORMAT",
+    "partitions_to_read",
     "user_partitions",
     "user_row_files",
     "WINDOW_FILES",
@@ -105,7 +106,7 @@ def to_arrays(model: Model, window: WindowContents,
         return arrays
     # Counted over every user before the split: a group's matrix holds only its own users.
     arrays["item_users"] = model.users_per_item()
-    return usersides.split(
+    return usersides.split_by_partition(
         arrays, partitions_of_ids(arrays["user_ids.data"], arrays["user_ids.offsets"],
                                   user_partitions),
         user_partitions, user_row_files(model))
@@ -233,6 +234,15 @@ def user_partitions(manifest: Manifest) -> int:
     return int(manifest.sizes.get("user_partitions", 1))
 
 
+def partitions_to_read(manifest: Manifest, shard: usersides.UserShard | None
+                       ) -> frozenset[int] | None:
+    """The user partitions of ``manifest``'s snapshot that a reader for ``shard`` (a serving
+    group's) fetches and maps: None (all) without a shard, for a snapshot not split, or for
+    one split into another partition count than the shard's."""
+    split = user_partitions(manifest)
+    return None if shard is None or split <= 1 else shard.wanted(split)
+
+
 def files_for(manifest: Manifest, window: bool = True,
               partitions: Collection[int] | None = None) -> tuple[str, ...]:
     """Every file to read for ``manifest``'s snapshot, with or without the window: the model's,
@@ -243,9 +253,10 @@ def files_for(manifest: Manifest, window: bool = True,
     Raises ``ValueError`` for a partition the snapshot does not have."""
     v = manifest.format_version
     split = user_partitions(manifest)
-    listed = set(manifest.files)
-    if split > 1:  # the names as one user side would have them
-        listed |= {parsed[1] for n in manifest.files if (parsed := usersides.parse_part(n))}
+    # the user side's names as one user side would have them (none unless split)
+    per_partition = {parsed[1] for n in manifest.files
+                     if split > 1 and (parsed := usersides.parse_part(n))}
+    listed = set(manifest.files) | per_partition
     model = MODEL_FILES if v >= 2 else tuple(n for n in MODEL_FILES if not n.endswith(".table"))
     if v < SCORERS_FORMAT:
         scorers: tuple[str, ...] = tuple(_LEGACY_ALS.values())
@@ -261,7 +272,6 @@ def files_for(manifest: Manifest, window: bool = True,
     wanted = range(split) if partitions is None else sorted(set(partitions))
     if any(not 0 <= p < split for p in wanted):
         raise ValueError(f"partitions {sorted(wanted)} are not all among the snapshot's {split}")
-    per_partition = {parsed[1] for n in manifest.files if (parsed := usersides.parse_part(n))}
     return tuple(n for n in names if n not in per_partition) + tuple(
         usersides.part_name(p, n) for p in wanted for n in names if n in per_partition)
 

@@ -16,9 +16,10 @@ of its own partitions only. When the trainer knows the topic's partition count `
 
 Partition ``p`` holds the users whose ``toPositive(murmur2(utf8(user))) % P == p``
 (``core/events/partitioning.py``), in the order of the whole model; the manifest's
-``sizes["user_partitions"]`` is ``P``. `split` writes them and `merge` concatenates any set of
-partitions back into the unprefixed names a model is read from (the hash table rebuilt over
-the concatenated ids), so nothing downstream of the reader knows the snapshot was split.
+``sizes["user_partitions"]`` is ``P``. `split_by_partition` writes them and `merge`
+concatenates any set of partitions back into the unprefixed names a model is read from (the
+hash table rebuilt over the concatenated ids), so nothing downstream of the reader knows the
+snapshot was split.
 
 Pure: no I/O.
 """
@@ -45,7 +46,6 @@ __all__ = [
     "merge",
     "part_name",
     "parse_part",
-    "split",
     "split_by_partition",
     "user_side_names",
 ]
@@ -135,15 +135,6 @@ def split_by_partition(arrays: Mapping[str, Array], partition_of_row: npt.NDArra
         rows = order[bounds[k]:bounds[k + 1]]
         out.update({part_name(k, n): a for n, a in _part(arrays, rows, row_files).items()})
     return out
-
-
-def split(arrays: Mapping[str, Array], partition_of_row: npt.NDArray[np.int64],
-          partitions: int, row_files: Collection[str]) -> dict[str, Array]:
-    """`split_by_partition`, or ``arrays`` unchanged for one partition (formats before 9
-    and an unsharded topic write one user side)."""
-    if partitions <= 1:
-        return dict(arrays)
-    return split_by_partition(arrays, partition_of_row, partitions, row_files)
 
 
 def _concat_csr(parts: Sequence[Mapping[str, Array]], pointer: str, values: Sequence[str]

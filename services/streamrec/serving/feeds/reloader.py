@@ -22,7 +22,7 @@ from pathlib import Path
 from streamrec.adapters.snapshotfiles import read_snapshot
 from streamrec.adapters.source import EventSource
 from streamrec.adapters.stores import SnapshotStore, StoreError, StoreUnavailable
-from streamrec.core.snapshot.layout import user_partitions
+from streamrec.core.snapshot.layout import partitions_to_read, user_partitions
 from streamrec.core.snapshot.manifest import Manifest, SnapshotError
 from streamrec.core.snapshot.usersides import UserShard
 
@@ -105,11 +105,10 @@ class Reloader:
         return True
 
     def _check_split(self, manifest: Manifest) -> None:
-        split = user_partitions(manifest)
-        if self.shard is not None and split != self.shard.partitions:
+        if self.shard is not None and partitions_to_read(manifest, self.shard) is None:
             log.warning("snapshot %s splits its users into %d partition(s), this group "
                         "expects %d (topic_partitions): it maps every user, not only its own",
-                        manifest.version, split, self.shard.partitions)
+                        manifest.version, user_partitions(manifest), self.shard.partitions)
 
     def _prune_cache(self, keep: set[str]) -> None:
         """Remove every cached version but ``keep`` (the one just loaded), and the debris of

@@ -7,7 +7,8 @@ round trip, not a TCP handshake. Nothing is retried: a group that does not answe
 with ``Retry-After``; the client's own retry is the one that counts. A forwarded request carries
 `FORWARDED_HEADER` (the sending group), and the owner answers such a request itself even when
 it thinks another group owns the user (two pods that disagree about the layout, mid-rollout):
-a request is forwarded at most once.
+a request is forwarded at most once. (A pod whose snapshot holds only its own users, split by
+partition, answers such a request 503 ``owner_unavailable`` instead: ``http/groups.py``.)
 """
 
 from __future__ import annotations

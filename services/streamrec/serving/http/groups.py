@@ -19,9 +19,15 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, request
 
-from streamrec.core.snapshot.layout import user_partitions
+from streamrec.core.snapshot.layout import partitions_to_read
 
-from ..groups.forward import FORWARDED_HEADER, FORWARDS, GROUP_HEADER, ForwardError
+from ..groups.forward import (
+    FORWARDED_HEADER,
+    FORWARDS,
+    GROUP_HEADER,
+    RETRY_AFTER_S,
+    ForwardError,
+)
 from .context import service
 from .errors import ApiError
 from .handlers import api_error
@@ -96,7 +102,7 @@ def route_to_owner() -> Response | None:
             raise ApiError(503, "owner_unavailable",
                            f"this replica of group {layout.group} holds only its own users and "
                            f"another replica sent user {user!r} here (the serving groups are "
-                           f"changing); retry", {"Retry-After": "1"})
+                           f"changing); retry", {"Retry-After": str(RETRY_AFTER_S)})
         return None
     # A HEAD is asked as a GET: werkzeug drops the body of the answer to a HEAD and keeps its
     # length, which an answer to a forwarded HEAD would not have.
@@ -110,8 +116,7 @@ def _holds_only_own_users() -> bool:
     count the group expects (format 9, ``core/snapshot/usersides.py``)."""
     served = service().live.current()
     shard = service().reloader.shard
-    return served is not None and shard is not None \
-        and user_partitions(served.snapshot.manifest) == shard.partitions
+    return served is not None and partitions_to_read(served.snapshot.manifest, shard) is not None
 
 
 @bp.app_errorhandler(ForwardError)
