@@ -40,7 +40,7 @@ from tests.infra.ingress import TraefikIngress
 from tests.infra.kafka import KafkaBroker
 from tests.infra.minio import MinioServer
 from tests.infra.node import RealCluster
-from tests.support.kubepods import ClusterClients, ready_pods
+from tests.support.kubepods import ClusterClients, ready_pods, selector
 from tests.support.trainerproc import latest_snapshot, read_topic, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -837,8 +837,8 @@ def _one_group_scales_with_its_load(d: Deployed, groups: list[dict[str, str]],
         t0 = time.monotonic()
         for labels in groups:
             wait_for(lambda labels=labels: len(d.ready_pods(labels)) == 1
-                     and len(d.kubectl("get", "pods", "-n", NS, "-o", "name", "-l", ",".join(
-                         f"{k}={v}" for k, v in labels.items())).split()) == 1,
+                     and len(d.kubectl("get", "pods", "-n", NS, "-o", "name",
+                                       "-l", selector(labels)).split()) == 1,
                      240, f"an idle group to scale down to 1 pod: {d.describe()}")
         d.figures["hpa_idle_scale_down_s"] = round(time.monotonic() - t0, 1)
         url = f"{d.ingress.url}/groups/1/users/{theirs}/recommendations?n=5"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,9 +111,7 @@ class MetricsServer:
 
     def _apply(self, objects: list[dict[str, Any]]) -> None:
         manifest = "\n---\n".join(json.dumps(o) for o in objects)
-        proc = subprocess.run(
-            [str(self.cluster.bin / "kubectl"), f"--kubeconfig={self.cluster.kubeconfig}",
-             "apply", "-f", "-"], input=manifest, capture_output=True, text=True, timeout=60)
+        proc = self.cluster.kubectl("apply", "-f", "-", check=False, input=manifest)
         if proc.returncode != 0:
             raise InfraError(f"metrics-server: registering it failed: {proc.stderr[-2000:]}")
 
@@ -122,33 +119,27 @@ class MetricsServer:
         assert self.proc is not None
         if not self.proc.running:
             raise InfraError(f"metrics-server exited:\n{self.proc.log_tail()}")
-        proc = subprocess.run(
-            [str(self.cluster.bin / "kubectl"), f"--kubeconfig={self.cluster.kubeconfig}",
-             "get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes"],
-            capture_output=True, text=True, timeout=30)
+        proc = self.cluster.kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes",
+                                    check=False)
         if proc.returncode != 0:
             return False
         items = json.loads(proc.stdout).get("items") or []
         return any(i.get("usage", {}).get("cpu") for i in items)
 
     def _api_service_status(self) -> str:
-        proc = subprocess.run(
-            [str(self.cluster.bin / "kubectl"), f"--kubeconfig={self.cluster.kubeconfig}",
-             "get", "apiservice", API_SERVICE, "-o", "jsonpath={.status.conditions}"],
-            capture_output=True, text=True, timeout=30)
+        proc = self.cluster.kubectl("get", "apiservice", API_SERVICE,
+                                    "-o", "jsonpath={.status.conditions}", check=False)
         return f"APIService {API_SERVICE}: {proc.stdout or proc.stderr}"
 
     def stop(self) -> None:
         """Unregister (HPAs then report that they cannot read metrics) and stop the process;
         InfraError naming what could not be deleted (the process is stopped anyway)."""
-        kubectl = [str(self.cluster.bin / "kubectl"), f"--kubeconfig={self.cluster.kubeconfig}"]
         problems: list[str] = []
         try:
             for what in (["apiservice", API_SERVICE],
                          ["service,endpoints", NAME, "-n", NAMESPACE]):
-                proc = subprocess.run([*kubectl, "delete", *what, "--ignore-not-found",
-                                       "--wait=false"], capture_output=True, text=True,
-                                      timeout=60)
+                proc = self.cluster.kubectl("delete", *what, "--ignore-not-found",
+                                            "--wait=false", check=False)
                 if proc.returncode != 0:
                     problems.append(f"deleting {' '.join(what)}: {proc.stderr[-500:]}")
         finally:
